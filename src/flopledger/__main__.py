@@ -1,0 +1,3 @@
+from flopledger.cli import main
+
+main()

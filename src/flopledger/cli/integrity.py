@@ -1,0 +1,9 @@
+"""`flopledger integrity ...` commands: parse, call the library, render."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Integrity commands.", no_args_is_help=True)
