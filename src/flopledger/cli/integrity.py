@@ -2,8 +2,97 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from flopledger.cli.options import DbOption, FormatOption, resolve_db
+from flopledger.cli.output import OutputFormat, console, render_rows
+from flopledger.integrity.leaderboard import leaderboard as build_leaderboard
+from flopledger.integrity.scan import scan as run_scan
+from flopledger.integrity.stix import export_stix as write_stix
+from flopledger.integrity.stix import match_indicators
+from flopledger.ledger.store import open_ledger
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Integrity commands.", no_args_is_help=True)
+
+ConsortiumKey = Annotated[
+    str,
+    typer.Option(
+        "--consortium-key", envvar="FLOPLEDGER_CONSORTIUM_KEY", help="Key shared with partner labs."
+    ),
+]
+
+
+@app.command()
+def scan(
+    db: DbOption = None,
+    fmt: FormatOption = OutputFormat.table,
+    all_accounts: Annotated[
+        bool, typer.Option("--all", help="Show every scored account, not only flagged.")
+    ] = False,
+) -> None:
+    """Score accounts for token burn and distillation; flagged ones by default."""
+    findings = run_scan(open_ledger(resolve_db(db), read_only=True), flagged_only=not all_accounts)
+    rows = [dataclasses.asdict(f) for f in findings]
+    if fmt is OutputFormat.table:
+        for row in rows:
+            row["evidence"] = "; ".join(
+                f"{e['feature']} {e['value']:g} (baseline {e['baseline']:g})" for e in row["evidence"]
+            )
+    render_rows(
+        rows,
+        fmt,
+        title="Integrity scan",
+        columns=["account", "kind", "score", "flagged", "cluster", "evidence"],
+    )
+
+
+@app.command()
+def leaderboard(
+    db: DbOption = None,
+    fmt: FormatOption = OutputFormat.table,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
+) -> None:
+    """Rank accounts by outcomes per dollar, beside the raw token rank, marking flagged token burners."""
+    board = build_leaderboard(open_ledger(resolve_db(db), read_only=True), limit=limit)
+    render_rows([dataclasses.asdict(r) for r in board], fmt, title="Outcomes per dollar")
+
+
+@app.command("export-stix")
+def export_stix(
+    out: Annotated[Path, typer.Argument(help="Bundle file to write (JSON).")],
+    consortium_key: ConsortiumKey,
+    lab_name: Annotated[
+        str, typer.Option("--lab-name", help="Your lab's identity in the bundle.")
+    ] = "flopledger lab",
+    tlp: Annotated[str, typer.Option(help="TLP marking: white, green, amber or red.")] = "amber",
+    db: DbOption = None,
+) -> None:
+    """Write a STIX 2.1 bundle of flagged campaigns' indicators (keyed hashes only)."""
+    count = write_stix(
+        open_ledger(resolve_db(db), read_only=True),
+        out,
+        consortium_key=consortium_key.encode(),
+        lab_name=lab_name,
+        tlp=tlp,
+    )
+    console.print(f"wrote {count} indicator(s) to {out}")
+
+
+@app.command()
+def match(
+    partner: Annotated[Path, typer.Argument(help="A partner's STIX bundle.")],
+    consortium_key: ConsortiumKey,
+    db: DbOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Show which local accounts match a partner's indicators, and on what."""
+    matches = match_indicators(
+        open_ledger(resolve_db(db), read_only=True), partner, consortium_key=consortium_key.encode()
+    )
+    render_rows([dataclasses.asdict(m) for m in matches], fmt, title="Matches")

@@ -1,0 +1,196 @@
+"""The local price overrides file: negotiated discounts and prices of private or self-hosted models.
+
+Example ``flopledger-prices.toml``::
+
+    [[discount]]
+    provider = "anthropic"          # catalog provider id (optional)
+    model = "claude-sonnet-4*"      # glob over the catalog model id (optional: every model)
+    percent = 12.5
+    valid_from = 2026-01-01         # optional, inclusive
+    valid_to = 2027-01-01           # optional, exclusive
+
+    [[model]]
+    provider = "internal"
+    model = "llama-3.1-70b-selfhosted"   # as it appears in the logs
+    input_usd_per_mtok = 0.35
+    output_usd_per_mtok = 0.70
+    cache_read_usd_per_mtok = 0.035      # optional, defaults to the input price
+    valid_from = 2026-01-01              # optional
+    source = "internal chargeback rate, 2026"
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from flopledger.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flopledger.catalog.prices import PriceRow
+
+__all__ = ["PRIVATE_PROVIDER_PREFIX", "PriceOverrides", "load_overrides"]
+
+PRIVATE_PROVIDER_PREFIX = "private:"
+_PAST = dt.datetime(1900, 1, 1)
+_FUTURE = dt.datetime(2200, 1, 1)
+
+
+def _as_datetime(value: dt.date | dt.datetime | None, default: dt.datetime) -> dt.datetime:
+    if value is None:
+        return default
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+    return dt.datetime.combine(value, dt.time())
+
+
+class _Discount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    provider: str | None = None
+    model: str = "*"
+    percent: float = Field(ge=0, le=100)
+    valid_from: dt.date | dt.datetime | None = None
+    valid_to: dt.date | dt.datetime | None = None
+
+
+class _PrivateModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    provider: str | None = None
+    model: str
+    input_usd_per_mtok: float = Field(ge=0)
+    output_usd_per_mtok: float = Field(ge=0)
+    cache_read_usd_per_mtok: float | None = Field(default=None, ge=0)
+    cache_write_5m_usd_per_mtok: float | None = Field(default=None, ge=0)
+    cache_write_1h_usd_per_mtok: float | None = Field(default=None, ge=0)
+    usd_per_request: float = Field(default=0.0, ge=0)
+    valid_from: dt.date | dt.datetime | None = None
+    valid_to: dt.date | dt.datetime | None = None
+    source: str = "overrides file"
+
+
+class _OverridesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    discount: list[_Discount] = []
+    model: list[_PrivateModel] = []
+
+    @model_validator(mode="after")
+    def _windows_ordered(self) -> _OverridesFile:
+        for entry in (*self.discount, *self.model):
+            start = _as_datetime(entry.valid_from, _PAST)
+            end = _as_datetime(entry.valid_to, _FUTURE)
+            if start >= end:
+                raise ValueError(f"valid_from {start} is not before valid_to {end} for model {entry.model!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class PriceOverrides:
+    """Parsed overrides; ``digest`` identifies them inside the price version."""
+
+    discounts: tuple[_Discount, ...]
+    private_models: tuple[_PrivateModel, ...]
+    digest: str
+
+    @classmethod
+    def empty(cls) -> PriceOverrides:
+        return cls((), (), "none")
+
+    def private_key(self, provider: str | None, model: str) -> tuple[str, str] | None:
+        """The price key of a logged model declared private in this file, if it is."""
+        for m in self.private_models:
+            if m.model == model and (m.provider is None or provider is None or m.provider == provider):
+                return f"{PRIVATE_PROVIDER_PREFIX}{m.provider or '*'}", m.model
+        return None
+
+    def private_rows(self, provider_id: str, model_id: str) -> list[PriceRow]:
+        from flopledger.catalog.prices import PriceRow
+
+        if not provider_id.startswith(PRIVATE_PROVIDER_PREFIX):
+            return []
+        provider = provider_id.removeprefix(PRIVATE_PROVIDER_PREFIX)
+        rows = []
+        for m in self.private_models:
+            if m.model != model_id or (m.provider or "*") != provider:
+                continue
+            cache_read = m.cache_read_usd_per_mtok
+            write_5m = m.cache_write_5m_usd_per_mtok
+            write_1h = m.cache_write_1h_usd_per_mtok
+            for variant in ("standard", "batch", "priority", "flex"):
+                rows.append(
+                    PriceRow(
+                        provider_id=provider_id,
+                        model_id=model_id,
+                        variant=variant,
+                        valid_from=_as_datetime(m.valid_from, _PAST),
+                        valid_to=_as_datetime(m.valid_to, _FUTURE),
+                        tod_from_s=0,
+                        tod_to_s=86_400,
+                        tier_above_tokens=-1,
+                        tier_upto_tokens=2**62,
+                        input_usd_per_mtok=m.input_usd_per_mtok,
+                        cache_read_usd_per_mtok=m.input_usd_per_mtok if cache_read is None else cache_read,
+                        cache_write_5m_usd_per_mtok=m.input_usd_per_mtok if write_5m is None else write_5m,
+                        cache_write_1h_usd_per_mtok=m.input_usd_per_mtok if write_1h is None else write_1h,
+                        output_usd_per_mtok=m.output_usd_per_mtok,
+                        usd_per_request=m.usd_per_request,
+                        discount_pct=0.0,
+                        source=m.source,
+                    )
+                )
+        return rows
+
+    def discount_windows(self, provider_id: str, model_id: str) -> list[tuple[dt.datetime, dt.datetime, float]]:
+        """Consecutive windows covering all time, each with the discount in force (0 where none).
+
+        Where two discounts overlap, the later entry in the file wins.
+        """
+        applicable = [
+            d
+            for d in self.discounts
+            if (d.provider is None or d.provider == provider_id) and fnmatch.fnmatchcase(model_id, d.model)
+        ]
+        cuts = {_PAST, _FUTURE}
+        for d in applicable:
+            cuts.add(_as_datetime(d.valid_from, _PAST))
+            cuts.add(_as_datetime(d.valid_to, _FUTURE))
+        edges = sorted(cuts)
+        windows: list[tuple[dt.datetime, dt.datetime, float]] = []
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            pct = 0.0
+            for d in applicable:
+                if _as_datetime(d.valid_from, _PAST) <= lo and hi <= _as_datetime(d.valid_to, _FUTURE):
+                    pct = d.percent
+            if windows and windows[-1][2] == pct:
+                windows[-1] = (windows[-1][0], hi, pct)
+            else:
+                windows.append((lo, hi, pct))
+        return windows
+
+
+def load_overrides(path: str | Path | None) -> PriceOverrides:
+    """Read the overrides TOML at ``path``; no path, or a missing default file, means no overrides."""
+    if path is None:
+        return PriceOverrides.empty()
+    p = Path(path)
+    if not p.exists():
+        return PriceOverrides.empty()
+    raw_bytes = p.read_bytes()
+    try:
+        raw: dict[str, Any] = tomllib.loads(raw_bytes.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    try:
+        parsed = _OverridesFile.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{p}: key {key!r}: {first['msg']}") from exc
+    digest = hashlib.sha256(raw_bytes).hexdigest()[:12]
+    return PriceOverrides(tuple(parsed.discount), tuple(parsed.model), digest)

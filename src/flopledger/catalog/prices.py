@@ -1,0 +1,251 @@
+"""The price table: the ``genai-prices`` catalog flattened into rows that join in bulk.
+
+Each row gives the USD per million tokens of every token class for one catalog model, service
+tier, validity window (start dates and time-of-day windows such as off-peak hours) and long-context
+tier. Rows are derived by asking ``genai-prices`` itself what one million tokens of each class
+cost under each resolved price, so the flattened table agrees with its per-request ``calc_price``
+by construction; the test suite checks that agreement on random requests.
+
+Flattening is lazy and memoised: only models that appear in the ledger are flattened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterator, Mapping
+from copy import copy
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from flopledger.catalog.overrides import PriceOverrides
+
+__all__ = [
+    "CATALOG_VERSION",
+    "FAR_FUTURE",
+    "FAR_PAST",
+    "PRICE_CLASSES",
+    "TIER_CONTEXTS",
+    "PriceRow",
+    "catalog_rows",
+    "resolve_catalog_model",
+]
+
+FAR_PAST = dt.datetime(1900, 1, 1)
+FAR_FUTURE = dt.datetime(2200, 1, 1)
+_DAY_S = 86_400
+_MTOK = 1_000_000
+
+PRICE_CLASSES: tuple[str, ...] = ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output")
+
+TIER_CONTEXTS: Mapping[str, Mapping[str, str] | None] = {
+    "standard": None,
+    "batch": {"processing": "batch"},
+    "priority": {"service_tier": "priority"},
+    "flex": {"service_tier": "flex"},
+}
+"""How a canonical service tier selects a ``genai-prices`` price variant."""
+
+
+def _catalog_version() -> str:
+    from importlib.metadata import version
+
+    return f"genai-prices {version('genai-prices')}"
+
+
+CATALOG_VERSION = _catalog_version()
+
+
+@dataclass(frozen=True)
+class PriceRow:
+    """One flat price: all token classes of one model, tier, window and context-length tier."""
+
+    provider_id: str
+    model_id: str
+    variant: str
+    valid_from: dt.datetime
+    valid_to: dt.datetime
+    tod_from_s: int
+    tod_to_s: int
+    tier_above_tokens: int
+    tier_upto_tokens: int
+    input_usd_per_mtok: float
+    cache_read_usd_per_mtok: float
+    cache_write_5m_usd_per_mtok: float
+    cache_write_1h_usd_per_mtok: float
+    output_usd_per_mtok: float
+    usd_per_request: float
+    discount_pct: float
+    source: str
+
+    def as_record(self, price_version: str) -> dict[str, Any]:
+        record = {"price_version": price_version}
+        record.update(self.__dict__)
+        return record
+
+
+def _snapshot() -> Any:
+    from genai_prices import data_snapshot
+
+    return data_snapshot.get_snapshot()
+
+
+@functools.lru_cache(maxsize=8192)
+def resolve_catalog_model(provider: str | None, model: str) -> tuple[str, str] | None:
+    """The catalog ``(provider_id, model_id)`` a logged provider and model name price as, or None.
+
+    >>> resolve_catalog_model("anthropic", "claude-sonnet-4-20250514")
+    ('anthropic', 'claude-sonnet-4-0')
+    """
+    snap = _snapshot()
+    for provider_id in ([provider] if provider else []) + [None]:
+        try:
+            prov, info = snap.find_provider_model(model, None, provider_id, None)
+        except LookupError:
+            continue
+        return prov.id, info.id
+    return None
+
+
+def _find(provider_id: str, model_id: str) -> tuple[Any, Any, bool]:
+    snap = _snapshot()
+    prov, info = snap.find_provider_model(model_id, None, provider_id, None)
+    owns_model = any(info is m for m in prov.models)
+    return prov, info, owns_model
+
+
+def _date_breaks(info: Any) -> list[dt.date]:
+    from genai_prices.types import StartDateConstraint
+
+    dates: set[dt.date] = set()
+    constraints = [cp.constraint for cp in info.prices] if isinstance(info.prices, list) else []
+    constraints += [v.constraint for v in info.price_variants or ()]
+    for c in constraints:
+        if isinstance(c, StartDateConstraint):
+            dates.add(c.start_date)
+    return sorted(dates)
+
+
+def _tod_breaks(info: Any) -> list[int]:
+    from genai_prices.types import TimeOfDateConstraint, _utc_timetz
+
+    secs: set[int] = {0, _DAY_S}
+    constraints = [cp.constraint for cp in info.prices] if isinstance(info.prices, list) else []
+    constraints += [v.constraint for v in info.price_variants or ()]
+    for c in constraints:
+        if isinstance(c, TimeOfDateConstraint):
+            for t in (_utc_timetz(c.start_time), _utc_timetz(c.end_time)):
+                secs.add(t.hour * 3600 + t.minute * 60 + t.second)
+    return sorted(secs)
+
+
+def _tier_ranges(model_price: Any) -> list[tuple[int, int]]:
+    from genai_prices.types import TieredPrices
+
+    starts: set[int] = set()
+    for value in model_price.__dict__.values():
+        if isinstance(value, TieredPrices):
+            starts.update(t.start for t in value.tiers)
+    bounds = [-1, *sorted(starts)]
+    upper = [*sorted(starts), 2**62]
+    return list(zip(bounds, upper, strict=True))
+
+
+def _at_tier(model_price: Any, above_tokens: int) -> Any:
+    """A copy of ``model_price`` with every tiered price replaced by its rate above ``above_tokens``."""
+    from genai_prices.types import TieredPrices
+
+    resolved = copy(model_price)
+    for key, value in list(model_price.__dict__.items()):
+        if isinstance(value, TieredPrices):
+            rate = value.base
+            for tier in reversed(value.tiers):
+                if above_tokens >= tier.start and above_tokens >= 0:
+                    rate = tier.price
+                    break
+            resolved.__dict__[key] = rate
+    return resolved
+
+
+def _probe(model_price: Any) -> dict[str, float]:
+    """USD per million tokens of each class, and per request, as ``genai-prices`` computes them."""
+    from genai_prices.types import Usage
+
+    def total(**usage: int) -> Decimal:
+        return Decimal(model_price.calc_price(Usage(**usage))["total_price"])
+
+    fee = total()
+    m = _MTOK
+    probes = {
+        "input": total(input_tokens=m),
+        "cache_read": total(input_tokens=m, cache_read_tokens=m),
+        "cache_write_5m": total(input_tokens=m, cache_write_tokens=m, cache_write_5m_tokens=m),
+        "cache_write_1h": total(input_tokens=m, cache_write_tokens=m, cache_write_1h_tokens=m),
+        "output": total(output_tokens=m),
+    }
+    rates = {f"{k}_usd_per_mtok": float(v - fee) for k, v in probes.items()}
+    rates["usd_per_request"] = float(fee)
+    return rates
+
+
+def _cells(info: Any) -> Iterator[tuple[dt.datetime, dt.datetime, int, int]]:
+    dates = _date_breaks(info)
+    starts = [FAR_PAST, *(dt.datetime.combine(d, dt.time()) for d in dates)]
+    ends = [*(dt.datetime.combine(d, dt.time()) for d in dates), FAR_FUTURE]
+    tods = _tod_breaks(info)
+    for valid_from, valid_to in zip(starts, ends, strict=True):
+        for tod_from, tod_to in zip(tods[:-1], tods[1:], strict=True):
+            yield valid_from, valid_to, tod_from, tod_to
+
+
+@functools.lru_cache(maxsize=4096)
+def _catalog_rows_cached(provider_id: str, model_id: str) -> tuple[PriceRow, ...]:
+    prov, info, owns_model = _find(provider_id, model_id)
+    rows: list[PriceRow] = []
+    for valid_from, valid_to, tod_from, tod_to in _cells(info):
+        probe_day = valid_from if valid_from != FAR_PAST else dt.datetime(2000, 1, 1)
+        at = probe_day.replace(tzinfo=dt.UTC) + dt.timedelta(seconds=tod_from)
+        for variant, context in TIER_CONTEXTS.items():
+            model_price = info.get_prices(at, context if owns_model else None)
+            for above, upto in _tier_ranges(model_price):
+                rates = _probe(_at_tier(model_price, above))
+                rows.append(
+                    PriceRow(
+                        provider_id=prov.id,
+                        model_id=info.id,
+                        variant=variant,
+                        valid_from=valid_from,
+                        valid_to=valid_to,
+                        tod_from_s=tod_from,
+                        tod_to_s=tod_to,
+                        tier_above_tokens=above,
+                        tier_upto_tokens=upto,
+                        discount_pct=0.0,
+                        source=CATALOG_VERSION,
+                        **rates,
+                    )
+                )
+    return tuple(rows)
+
+
+def catalog_rows(provider_id: str, model_id: str, overrides: PriceOverrides | None = None) -> list[PriceRow]:
+    """Flat price rows of one catalog model, with negotiated discounts from ``overrides`` applied.
+
+    Private models declared in the overrides file are returned from there.
+    """
+    if overrides is not None and (private := overrides.private_rows(provider_id, model_id)):
+        return private
+    try:
+        rows = list(_catalog_rows_cached(provider_id, model_id))
+    except (LookupError, ValueError):
+        return []
+    if overrides is None:
+        return rows
+    out: list[PriceRow] = []
+    for row in rows:
+        for start, end, pct in overrides.discount_windows(row.provider_id, row.model_id):
+            lo, hi = max(row.valid_from, start), min(row.valid_to, end)
+            if lo < hi:
+                out.append(replace(row, valid_from=lo, valid_to=hi, discount_pct=pct))
+    return out

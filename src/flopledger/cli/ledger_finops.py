@@ -1,0 +1,201 @@
+"""FinOps commands over the priced ledger: forecast, budgets check, export.
+
+Each parses its options, calls one library function and renders the result; no analytics here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flopledger.cli.options import DbOption, FormatOption, resolve_db
+from flopledger.cli.output import OutputFormat, err_console, render_rows
+from flopledger.ledger.budgets import check_budgets, load_budgets
+from flopledger.ledger.focus import export_ledger
+from flopledger.ledger.forecast import backtest_ledger, forecast_month
+from flopledger.ledger.spark import ENGINES, Engine, connect_engine
+from flopledger.ledger.spend_change import spend_change
+
+__all__ = ["register"]
+
+EXIT_BUDGET_OVER = 2
+"""Exit code of ``budgets check`` when any budget is over (1 stays for errors)."""
+
+
+class EngineName(enum.StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+class ExportFormat(enum.StrEnum):
+    focus = "focus"
+    parquet = "parquet"
+    csv = "csv"
+
+
+assert {e.value for e in EngineName} == set(ENGINES)
+
+EngineOption = Annotated[
+    EngineName,
+    typer.Option(
+        "--engine", help="Where the analytics run: the DuckDB ledger file, or Spark (see docs/spark.md)."
+    ),
+]
+SourceOption = Annotated[
+    str | None,
+    typer.Option("--source", help="Spark only: priced events as a Parquet path or a table name."),
+]
+SparkMasterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master", envvar="SPARK_MASTER", help="Spark only: master URL (default: Spark's own)."
+    ),
+]
+ByOption = Annotated[
+    str, typer.Option("--by", help="Comma-separated dimensions: team, model, project, user, ...")
+]
+MonthOption = Annotated[
+    str | None, typer.Option("--month", help="YYYY-MM (default: the latest month with spend).")
+]
+_DAY = ["%Y-%m-%d"]
+AsOfOption = Annotated[
+    dt.datetime | None, typer.Option("--as-of", formats=_DAY, help="Last day of history to use (YYYY-MM-DD).")
+]
+SinceOption = Annotated[
+    dt.datetime | None, typer.Option("--since", formats=_DAY, help="First day, inclusive.")
+]
+UntilOption = Annotated[
+    dt.datetime | None, typer.Option("--until", formats=_DAY, help="Last day, inclusive.")
+]
+
+
+def _engine(db: Path | None, engine: EngineName, source: str | None, master: str | None) -> Engine:
+    return connect_engine(engine.value, db=resolve_db(db), source=source, master=master)
+
+
+def _day(value: dt.datetime | None) -> dt.date | None:
+    return value.date() if value is not None else None
+
+
+def forecast(
+    by: ByOption = "team",
+    month: MonthOption = None,
+    as_of: AsOfOption = None,
+    changes: Annotated[
+        bool,
+        typer.Option("--changes", help="Instead: the change vs last month as volume, mix and price effects."),
+    ] = False,
+    run_backtest: Annotated[
+        bool,
+        typer.Option("--backtest", help="Instead: the forecast's error on past months vs a straight line."),
+    ] = False,
+    db: DbOption = None,
+    fmt: FormatOption = OutputFormat.table,
+    engine: EngineOption = EngineName.duckdb,
+    source: SourceOption = None,
+    spark_master: SparkMasterOption = None,
+) -> None:
+    """Month-end bill per group with P10/P50/P90, from daily history (weekday, weekend and trend)."""
+    dims = [d.strip() for d in by.split(",") if d.strip()]
+    eng = _engine(db, engine, source, spark_master)
+    if run_backtest:
+        render_rows(
+            backtest_ledger(eng, by=dims), fmt, title="Forecast backtest: error % of the month-end bill"
+        )
+    elif changes:
+        rows = [e.as_row() for e in spend_change(eng, by=dims, month=month, as_of=_day(as_of))]
+        render_rows(rows, fmt, title="Change vs the same days last month (USD)")
+    else:
+        forecasts = forecast_month(eng, by=dims, month=month, as_of=_day(as_of))
+        rows = [g.as_row() for g in forecasts]
+        title = (
+            f"Forecast of {forecasts[0].month} as of {forecasts[0].as_of} (USD)" if forecasts else "Forecast"
+        )
+        cols = (
+            [k for k in rows[0] if k not in ("month", "as_of")]
+            if rows and fmt is OutputFormat.table
+            else None
+        )
+        render_rows(rows, fmt, title=title, columns=cols)
+
+
+def budgets_check(
+    config: Annotated[
+        Path,
+        typer.Option("--config", envvar="FLOPLEDGER_BUDGETS", help="Budgets TOML file."),
+    ] = Path("flopledger-budgets.toml"),
+    as_of: AsOfOption = None,
+    db: DbOption = None,
+    fmt: FormatOption = OutputFormat.table,
+    engine: EngineOption = EngineName.duckdb,
+    source: SourceOption = None,
+    spark_master: SparkMasterOption = None,
+) -> None:
+    """Spend to date, forecast and status of each budget; exit code 2 when any is over (for cron)."""
+    statuses = check_budgets(
+        _engine(db, engine, source, spark_master), load_budgets(config), as_of=_day(as_of)
+    )
+    rows = [s.as_row() for s in statuses]
+    if fmt is OutputFormat.table:
+        cols = ["scope", "name", "monthly_usd", "daily_cap_usd", "spent_usd", "forecast_p50_usd", "status"]
+        render_rows(
+            rows, fmt, title=f"Budgets as of {statuses[0].as_of}" if statuses else "Budgets", columns=cols
+        )
+        for s in statuses:
+            if s.alert:
+                err_console.print(
+                    f"[bold {'red' if s.status == 'over' else 'yellow'}]{s.status}:[/] {s.alert}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+    else:
+        render_rows(rows, fmt)
+    if any(s.status == "over" for s in statuses):
+        raise typer.Exit(EXIT_BUDGET_OVER)
+
+
+def export(
+    out: Annotated[Path, typer.Argument(help="File to write (FOCUS: .csv for CSV, else Parquet).")],
+    export_format: Annotated[ExportFormat, typer.Option("--format", "-f", help="focus, parquet or csv.")],
+    since: SinceOption = None,
+    until: UntilOption = None,
+    db: DbOption = None,
+    engine: EngineOption = EngineName.duckdb,
+    source: SourceOption = None,
+    spark_master: SparkMasterOption = None,
+) -> None:
+    """Export priced usage: FinOps FOCUS 1.2 rows, or the priced events as Parquet or CSV."""
+    summary = export_ledger(
+        _engine(db, engine, source, spark_master),
+        out,
+        export_format.value,
+        since=_day(since),
+        until=_day(until),
+    )
+    typer.echo(
+        f"wrote {summary.rows:,} {summary.export_format} rows to {summary.path}: "
+        f"effective ${summary.effective_cost_usd:,.2f}, list ${summary.list_cost_usd:,.2f}"
+    )
+    if summary.unpriced_events:
+        err_console.print(
+            f"[yellow]warning:[/] {summary.unpriced_events:,} unpriced events "
+            + (
+                "left out (see `flopledger prices missing`)"
+                if summary.export_format == "focus"
+                else "have NULL cost"
+            ),
+            highlight=False,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``forecast``, ``budgets check`` and ``export`` to the root app."""
+    app.command("forecast")(forecast)
+    budgets = typer.Typer(help="Budgets per team, project or API key.", no_args_is_help=True)
+    budgets.command("check")(budgets_check)
+    app.add_typer(budgets, name="budgets")
+    app.command("export")(export)

@@ -1,0 +1,1 @@
+"""Package data of the fleet layer (assumption tables)."""

@@ -1,0 +1,181 @@
+"""The two detectors as data: which features count, in which direction, and how much.
+
+Each feature is compared with the population's baseline (median and scaled MAD over accounts with
+enough traffic, robust to a minority of abusers) as a one-sided robust z-score, capped so no single
+feature decides alone. A detector's raw score is the weighted sum; thresholds on it are calibrated on
+benign traffic to a stated false-positive rate (:func:`calibrate`), and the reported score maps the
+raw score onto 0..1 so that the threshold sits at exactly 0.5.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+import numpy.typing as npt
+
+from flopledger.errors import ConfigError
+from flopledger.integrity.features import FEATURE_NAMES, FeatureFrame
+
+__all__ = [
+    "DETECTORS",
+    "Baseline",
+    "Detector",
+    "FeatureRule",
+    "Thresholds",
+    "baseline_of",
+    "calibrate",
+    "default_thresholds",
+    "raw_scores",
+    "unit_score",
+]
+
+_MIN_BASELINE_REQUESTS = 8
+CLUSTER_SIZE = "cluster_accounts"
+
+
+@dataclass(frozen=True)
+class FeatureRule:
+    feature: str
+    weight: float
+    scale_floor: float
+    """Smallest spread used for the z-score, in the feature's own units (guards a flat baseline)."""
+    cap: float = 4.0
+    direction: int = 1
+
+
+@dataclass(frozen=True)
+class Detector:
+    kind: str
+    rules: tuple[FeatureRule, ...]
+    pooled: bool
+    """Score clusters on their pooled traffic too (an account takes the higher of the two)."""
+
+
+DETECTORS: dict[str, Detector] = {
+    d.kind: d
+    for d in (
+        Detector(
+            "token_burn",
+            (
+                FeatureRule("beacon_score", 2.0, 0.15, cap=5.0),
+                FeatureRule("near_duplicate_rate", 1.0, 0.05),
+                FeatureRule("active_hour_share", 0.5, 0.05),
+                FeatureRule("off_hours_share", 0.5, 0.05),
+                FeatureRule("usd_per_outcome", 0.5, 0.5),
+                FeatureRule("output_input_ratio", 0.25, 0.5),
+                FeatureRule("tokens_per_active_day", 0.25, 1e4),
+            ),
+            pooled=False,
+        ),
+        Detector(
+            "distillation",
+            (
+                FeatureRule("template_reuse", 1.5, 0.02),
+                FeatureRule("cot_share", 1.0, 0.05),
+                FeatureRule("output_input_ratio", 0.5, 0.5),
+                FeatureRule("topic_collision", 0.5, 0.01),
+                FeatureRule("new_model_day_share", 0.5, 0.1),
+                FeatureRule(CLUSTER_SIZE, 0.5, 1.0, cap=6.0),
+            ),
+            pooled=True,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Median and robust spread of each feature over the population's accounts."""
+
+    median: dict[str, float]
+    spread: dict[str, float]
+
+
+def baseline_of(accounts: FeatureFrame) -> Baseline:
+    enough = accounts.column("requests") >= _MIN_BASELINE_REQUESTS
+    median: dict[str, float] = {CLUSTER_SIZE: 1.0}
+    spread: dict[str, float] = {CLUSTER_SIZE: 1.0}
+    for name in FEATURE_NAMES:
+        col = accounts.column(name)[enough]
+        col = col[np.isfinite(col)]
+        if col.size == 0:
+            median[name], spread[name] = float("nan"), float("nan")
+            continue
+        med = float(np.median(col))
+        median[name] = med
+        spread[name] = float(1.4826 * np.median(np.abs(col - med)))
+    return Baseline(median=median, spread=spread)
+
+
+def feature_values(
+    frame: FeatureFrame, name: str, cluster_sizes: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    if name == CLUSTER_SIZE:
+        return cluster_sizes
+    return frame.column(name)
+
+
+def contributions(
+    detector: Detector, frame: FeatureFrame, baseline: Baseline, cluster_sizes: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Weighted capped z of every rule, shape (groups, rules); NaN features contribute 0."""
+    out = np.zeros((len(frame.groups), len(detector.rules)))
+    for j, rule in enumerate(detector.rules):
+        x = feature_values(frame, rule.feature, cluster_sizes)
+        med = baseline.median[rule.feature]
+        if not np.isfinite(med):
+            continue
+        if rule.feature == CLUSTER_SIZE:
+            z = np.log2(np.maximum(x, 1.0))
+        else:
+            scale = max(baseline.spread[rule.feature], rule.scale_floor)
+            z = rule.direction * (x - med) / scale
+        out[:, j] = rule.weight * np.clip(np.nan_to_num(z, nan=0.0), 0.0, rule.cap)
+    return out
+
+
+def raw_scores(
+    detector: Detector, frame: FeatureFrame, baseline: Baseline, cluster_sizes: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    total: npt.NDArray[np.float64] = contributions(detector, frame, baseline, cluster_sizes).sum(axis=1)
+    return total
+
+
+def unit_score(raw: npt.NDArray[np.float64], threshold: float) -> npt.NDArray[np.float64]:
+    """Map a raw score to 0..1 with the threshold at 0.5."""
+    return raw / (raw + max(threshold, 1e-9))
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Raw-score thresholds per detector and the false-positive rate they were calibrated to."""
+
+    by_kind: dict[str, float]
+    fpr_target: float
+    source: str
+
+
+def calibrate(benign_raw: dict[str, npt.NDArray[np.float64]], fpr_target: float, source: str) -> Thresholds:
+    """Thresholds at the (1 - fpr_target) quantile of each detector's raw scores on benign accounts."""
+    by_kind = {
+        kind: float(np.quantile(scores, 1.0 - fpr_target, method="higher")) + 1e-9
+        for kind, scores in benign_raw.items()
+    }
+    return Thresholds(by_kind=by_kind, fpr_target=fpr_target, source=source)
+
+
+def default_thresholds() -> Thresholds:
+    """The thresholds shipped with flopledger (package data ``calibration.json``)."""
+    text = resources.files("flopledger.integrity").joinpath("calibration.json").read_text()
+    try:
+        data = json.loads(text)
+        return Thresholds(
+            by_kind={k: float(v) for k, v in data["thresholds"].items()},
+            fpr_target=float(data["fpr_target"]),
+            source=str(data["source"]),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ConfigError(f"flopledger/integrity/calibration.json is invalid: {exc}") from exc

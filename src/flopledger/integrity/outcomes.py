@@ -1,0 +1,141 @@
+"""Outcomes (commits, merged changes, closed tickets) per user, so usage is judged by what it produced.
+
+Input: CSV with a header, or JSON lines, with ``user``, ``ts`` (ISO 8601), ``kind`` and optional
+``weight`` (default 1). Re-ingesting a file never duplicates a row; bad rows are reported with file,
+line and reason and the rest are stored.
+
+>>> import duckdb
+>>> con = duckdb.connect()
+>>> ingest_outcomes(con, []).stored
+0
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from flopledger.errors import InputError
+
+__all__ = ["OUTCOME_KINDS", "OutcomeIngest", "Rejected", "ingest_outcomes"]
+
+OUTCOME_KINDS: tuple[str, ...] = ("commit", "merged_change", "closed_ticket", "review", "incident_resolved")
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS outcomes (
+    "user" VARCHAR NOT NULL, ts TIMESTAMP NOT NULL, kind VARCHAR NOT NULL, weight DOUBLE NOT NULL,
+    source_file VARCHAR, source_line BIGINT, row_key VARCHAR PRIMARY KEY
+)
+"""
+
+
+class _OutcomeRow(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    user: str = Field(min_length=1)
+    ts: dt.datetime
+    kind: str
+    weight: float = Field(default=1.0, ge=0)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        kind = value.lower().replace(" ", "_").replace("-", "_")
+        if kind not in OUTCOME_KINDS:
+            raise ValueError(f"unknown kind {value!r}; expected one of {', '.join(OUTCOME_KINDS)}")
+        return kind
+
+    @field_validator("ts")
+    @classmethod
+    def _utc(cls, value: dt.datetime) -> dt.datetime:
+        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+@dataclass(frozen=True)
+class Rejected:
+    path: str
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class OutcomeIngest:
+    read: int
+    stored: int
+    quarantined: int
+    duplicates: int
+    rejected: tuple[Rejected, ...]
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, object] | str]]:
+    """(line, record) pairs; a record that cannot be parsed at all comes back as an error string."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        if path.suffix.lower() in {".jsonl", ".ndjson", ".json"}:
+            for number, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    yield number, f"not JSON: {exc.msg}"
+                    continue
+                yield number, value if isinstance(value, dict) else "not a JSON object"
+        else:
+            # Data rows start on line 2 (a quoted field spanning lines would shift later numbers).
+            for number, record in enumerate(csv.DictReader(handle), start=2):
+                yield number, {k: v for k, v in record.items() if k is not None and v not in (None, "")}
+
+
+def ingest_outcomes(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path]) -> OutcomeIngest:
+    """Store outcome rows from ``paths`` into the ``outcomes`` table (created if missing)."""
+    con.execute(_DDL)
+    read = stored = duplicates = 0
+    rejected: list[Rejected] = []
+    seen: set[str] = set()
+    rows: list[tuple[object, ...]] = []
+    for raw_path in paths:
+        path = Path(raw_path)
+        if not path.is_file():
+            raise InputError("no such outcomes file", path=str(path))
+        for line, record in _records(path):
+            read += 1
+            if isinstance(record, str):
+                rejected.append(Rejected(str(path), line, record))
+                continue
+            try:
+                row = _OutcomeRow.model_validate(record)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                field = ".".join(str(p) for p in first["loc"]) or "row"
+                rejected.append(Rejected(str(path), line, f"field {field!r}: {first['msg']}"))
+                continue
+            key = hashlib.blake2b(
+                f"{row.user}|{row.ts.isoformat()}|{row.kind}|{row.weight}".encode(), digest_size=16
+            ).hexdigest()
+            if key in seen:
+                duplicates += 1
+                continue
+            seen.add(key)
+            rows.append((row.user, row.ts, row.kind, row.weight, str(path), line, key))
+    if rows:
+        con.execute("CREATE OR REPLACE TEMP TABLE outcome_batch AS SELECT * FROM outcomes LIMIT 0")
+        con.executemany("INSERT INTO outcome_batch VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        before = _count(con)
+        con.execute("INSERT INTO outcomes SELECT * FROM outcome_batch ON CONFLICT (row_key) DO NOTHING")
+        stored = _count(con) - before
+        duplicates += len(rows) - stored
+        con.execute("DROP TABLE outcome_batch")
+    return OutcomeIngest(read, stored, len(rejected), duplicates, tuple(rejected))
+
+
+def _count(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT count(*) FROM outcomes").fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,236 @@
+"""Budgets per team, project or API key, checked against spend to date and the month-end forecast.
+
+The config is TOML, one table per budget under its scope::
+
+    [team.agents]
+    monthly_usd = 4000
+    daily_cap_usd = 250      # optional
+
+    [api_key."key-nightly-etl"]
+    monthly_usd = 800
+
+Status: ``over`` when the month's spend already exceeds the budget or the as-of day's spend exceeds
+the daily cap; ``at risk`` when the median (P50) forecast exceeds the budget or an earlier day this
+month broke the cap; else ``ok``. Every budget not ok names its driver: the user, model and token
+class whose spend grew most against the same days of last month (or, when none grew, spent most).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from flopledger.errors import ConfigError, InputError
+from flopledger.ledger.forecast import daily_spend, forecast_groups, month_bounds
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
+from flopledger.ledger.spark import Engine, events_table
+from flopledger.ledger.spend_change import REQUESTS_CLASS, segment_spend
+
+__all__ = ["BUDGET_SCOPES", "Budget", "BudgetStatus", "Driver", "check_budgets", "load_budgets"]
+
+BUDGET_SCOPES: tuple[str, ...] = ("team", "project", "api_key")
+
+
+class _Limit(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    monthly_usd: float = Field(gt=0, description="Monthly budget, USD.")
+    daily_cap_usd: float | None = Field(
+        default=None, gt=0, description="Optional cap on one day's spend, USD."
+    )
+
+
+class _BudgetFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    team: dict[str, _Limit] = {}
+    project: dict[str, _Limit] = {}
+    api_key: dict[str, _Limit] = {}
+
+
+@dataclass(frozen=True)
+class Budget:
+    scope: str  # team, project or api_key
+    name: str
+    monthly_usd: float
+    daily_cap_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class Driver:
+    """Who, on which model and which token class, drives a budget's spend."""
+
+    user: str | None
+    model: str
+    token_class: str
+    cost_usd: float
+    change_usd: float  # versus the same days of last month
+    share_pct: float  # of the budget scope's spend this month
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    budget: Budget
+    as_of: dt.date
+    spent_usd: float
+    day_usd: float  # spend on the as-of day
+    forecast_p10_usd: float
+    forecast_p50_usd: float
+    forecast_p90_usd: float
+    overrun_chance_pct: float
+    status: str  # ok, at risk, over
+    driver: Driver | None
+    alert: str | None
+
+    def as_row(self) -> dict[str, Any]:
+        """A flat row for tables, JSON and CSV."""
+        d = self.driver
+        return {
+            "scope": self.budget.scope,
+            "name": self.budget.name,
+            "as_of": self.as_of,
+            "monthly_usd": self.budget.monthly_usd,
+            "daily_cap_usd": self.budget.daily_cap_usd,
+            "spent_usd": self.spent_usd,
+            "day_usd": self.day_usd,
+            "forecast_p10_usd": self.forecast_p10_usd,
+            "forecast_p50_usd": self.forecast_p50_usd,
+            "forecast_p90_usd": self.forecast_p90_usd,
+            "overrun_chance_pct": self.overrun_chance_pct,
+            "status": self.status,
+            "driver_user": d.user if d else None,
+            "driver_model": d.model if d else None,
+            "driver_token_class": d.token_class if d else None,
+            "alert": self.alert,
+        }
+
+
+def load_budgets(path: Path) -> tuple[Budget, ...]:
+    """Read and validate a budgets TOML file; any problem is a :class:`ConfigError` naming the key."""
+    try:
+        raw = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such budgets file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        parsed = _BudgetFile.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {key}: {first['msg']}") from exc
+    return tuple(
+        Budget(scope, name, limit.monthly_usd, limit.daily_cap_usd)
+        for scope in BUDGET_SCOPES
+        for name, limit in sorted(getattr(parsed, scope).items())
+    )
+
+
+def _overrun_chance_pct(budget_usd: float, p50: float, p90: float) -> float:
+    sd = (p90 - p50) / 1.2815515655446004
+    if sd <= 0:
+        return 100.0 if p50 > budget_usd else 0.0
+    return round(100 * 0.5 * math.erfc((budget_usd - p50) / (sd * math.sqrt(2))), 1)
+
+
+def _driver(engine: Engine, budget: Budget, as_of: dt.date) -> Driver | None:
+    first, _ = month_bounds(as_of.replace(day=1))
+    prev_first = (first - dt.timedelta(days=1)).replace(day=1)
+    prev_last = min(month_bounds(prev_first)[1], prev_first + dt.timedelta(days=as_of.day - 1))
+    events = events_table(engine)
+    scoped = events.filter(events[budget.scope] == budget.name)
+    rows = engine.rows(segment_spend(scoped, ("user",), (first, as_of), (prev_first, prev_last)))
+    cells: dict[tuple[str | None, str, str], list[float]] = {}
+    for row in rows:
+        for cls in (*BILLED_TOKEN_COLUMNS, REQUESTS_CLASS):
+            cost_column = "request_cost_usd" if cls == REQUESTS_CLASS else f"{cls}_cost_usd"
+            cost = float(row[cost_column] or 0.0)
+            cell = cells.setdefault((row["user"], str(row["model"]), cls), [0.0, 0.0])
+            cell[0 if row["period"] == "current" else 1] += cost
+    spending = {k: v for k, v in cells.items() if v[0] > 0}
+    total = sum(v[0] for v in spending.values())
+    if total <= 0:
+        return None
+    # The largest growth names the driver; when nothing grew, the largest spend does.
+    grew = any(now > before for now, before in spending.values())
+    (user, model, cls), (now, before) = max(
+        spending.items(), key=lambda kv: ((kv[1][0] - kv[1][1]) if grew else kv[1][0], kv[1][0])
+    )
+    return Driver(user, model, cls, round(now, 2), round(now - before, 2), round(100 * now / total, 1))
+
+
+def _alert(b: Budget, s: str, spent: float, p50: float, day_usd: float, d: Driver | None) -> str:
+    what = f"{b.scope} {b.name} is {s}: spent ${spent:,.0f} of ${b.monthly_usd:,.0f}, forecast ${p50:,.0f}"
+    if b.daily_cap_usd is not None and day_usd > b.daily_cap_usd:
+        what += f"; ${day_usd:,.0f} on the day against a cap of ${b.daily_cap_usd:,.0f}"
+    if d is None:
+        return what
+    who = f"user {d.user}" if d.user is not None else "an unattributed user"
+    cls = d.token_class.removesuffix("_tokens").replace("_", " ")
+    return (
+        f"{what}; driver: {who} on {d.model}, {cls} tokens (${d.cost_usd:,.0f} this month, "
+        f"{d.change_usd:+,.0f} vs the same days last month, {d.share_pct:.0f}% of spend)"
+        if d.token_class != REQUESTS_CLASS
+        else f"{what}; driver: {who} on {d.model}, per-request fees (${d.cost_usd:,.0f})"
+    )
+
+
+def check_budgets(
+    engine: Engine, budgets: Sequence[Budget], *, as_of: dt.date | None = None
+) -> list[BudgetStatus]:
+    """Each budget's spend to date, forecast and status for the month of ``as_of``.
+
+    ``as_of`` defaults to the latest day with priced spend, so a cron job sees today.
+    """
+    daily: dict[str, list[dict[str, Any]]] = {
+        scope: engine.rows(daily_spend(events_table(engine), (scope,), until=as_of))
+        for scope in sorted({b.scope for b in budgets})
+    }
+    days = [r["day"] for rows in daily.values() for r in rows]
+    if as_of is None:
+        if not days:
+            raise InputError("the ledger holds no priced spend to check budgets against")
+        as_of = max(days)
+    month = as_of.replace(day=1)
+    out = []
+    for b in budgets:
+        rows = [r for r in daily[b.scope] if r[b.scope] == b.name]
+        forecasts = forecast_groups(rows, (b.scope,), month, as_of)
+        by_day: Mapping[dt.date, float] = {r["day"]: float(r["cost_usd"] or 0.0) for r in rows}
+        day_usd = by_day.get(as_of, 0.0)
+        if forecasts:
+            p = forecasts[0].projection
+            spent, p10, p50, p90 = p.spent_usd, p.p10_usd, p.p50_usd, p.p90_usd
+        else:
+            spent = p10 = p50 = p90 = 0.0
+        cap = b.daily_cap_usd
+        capped_before = cap is not None and any(month <= d < as_of and v > cap for d, v in by_day.items())
+        if spent > b.monthly_usd or (cap is not None and day_usd > cap):
+            status = "over"
+        elif p50 > b.monthly_usd or capped_before:
+            status = "at risk"
+        else:
+            status = "ok"
+        driver = _driver(engine, b, as_of) if status != "ok" else None
+        alert = _alert(b, status, spent, p50, day_usd, driver) if status != "ok" else None
+        out.append(
+            BudgetStatus(
+                b,
+                as_of,
+                round(spent, 2),
+                round(day_usd, 2),
+                round(p10, 2),
+                round(p50, 2),
+                round(p90, 2),
+                _overrun_chance_pct(b.monthly_usd, p50, p90),
+                status,
+                driver,
+                alert,
+            )
+        )
+    return out

@@ -1,0 +1,283 @@
+"""Keyed prompt fingerprints computed at ingest, so prompt text need not be stored.
+
+The columns below are added to the ``events`` table; integrity detectors read them. Every hash is
+keyed (BLAKE2b with the configured key), so fingerprints made under one key cannot be linked to
+fingerprints made under another, and a dictionary attack needs the key.
+
+The work is vectorised: Arrow compute (RE2) tokenises and masks, NumPy combines hashes into word
+3-gram shingles and takes the per-prompt minimum of :data:`NUM_PERM` hash permutations at once.
+Only the distinct words and skeletons of a batch pass through Python, once each.
+
+>>> table = fingerprint_prompts(["Explain step by step why 2 + 2 = 4.", None], b"k")
+>>> table.column("fp_cot_elicitation").to_pylist()
+[True, None]
+>>> len(table.column("fp_minhash")[0])
+64
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flopledger.ledger.schema import Column
+
+__all__ = [
+    "FINGERPRINT_COLUMNS",
+    "LSH_BANDS",
+    "LSH_ROWS",
+    "NUM_PERM",
+    "SHINGLE_WORDS",
+    "estimate_jaccard",
+    "fingerprint_prompts",
+]
+
+NUM_PERM = 64
+"""Hash permutations per MinHash signature; the Jaccard estimate's standard error is about 1/8."""
+LSH_BANDS = 16
+LSH_ROWS = 4
+"""16 bands of 4 rows: two prompts share a band key with probability 1-(1-J^4)^16, 1/2 near J=0.5."""
+SHINGLE_WORDS = 3
+"""Words per shingle; a prompt shorter than this is one shingle of all its words."""
+
+FINGERPRINT_COLUMNS: tuple[Column, ...] = (
+    Column("fp_minhash", "UINTEGER[]", "Keyed MinHash signature over word shingles."),
+    Column("fp_lsh_keys", "UBIGINT[]", "LSH band keys of the signature (shared key = near-duplicate)."),
+    Column(
+        "fp_template_hash",
+        "UBIGINT",
+        "Keyed hash of the template skeleton (numbers, strings, code, names masked).",
+    ),
+    Column("fp_opening_hash", "UBIGINT", "Keyed hash of the prompt's opening words."),
+    Column("fp_cot_elicitation", "BOOLEAN", "The prompt asks for step-by-step reasoning."),
+    Column(
+        "fp_topic_hash", "UBIGINT", "Keyed min-hash of the prompt's content words (equal: same topic word)."
+    ),
+    Column("fp_word_count", "INTEGER", "Words in the prompt."),
+)
+
+_U64 = npt.NDArray[np.uint64]
+_MASK_RULES: tuple[tuple[str, str], ...] = (
+    (r"(?s)```.*?(```|$)", " _code_ "),
+    (r"`[^`\n]+`", " _code_ "),
+    (r"(https?://|www\.)\S+|\S+@\S+\.\w+", " _url_ "),
+    (r"\"[^\"\n]{0,400}\"|“[^”\n]{0,400}”|«[^»\n]{0,400}»", " _str_ "),
+    (r"(^|[\s(\[:=,])'[^'\n]{0,400}'", "\\1 _str_ "),
+    (r"\S*[{};=<>\[\]]\S*|\b[A-Za-z]+[_.][A-Za-z_.]*[A-Za-z]\b|\b\p{Ll}+\p{Lu}\w*", " _code_ "),
+    (r"[-+]?\d+([.,:/]\d+)*", " _num_ "),
+    # Names: a capitalised word not opening a sentence. Twice, because matches cannot overlap.
+    (r"([^.!?:\s]\s+)\p{Lu}[\pL\pN_]*", "\\1_name_"),
+    (r"([^.!?:\s]\s+)\p{Lu}[\pL\pN_]*", "\\1_name_"),
+)
+_COT_PATTERN = (
+    r"(?i)step[- ]by[- ]step|chain[- ]of[- ]thought|think (it )?through|let'?s think|"
+    r"(show|explain|walk me through|describe) (your|the) (reasoning|work|thought process|steps)|"
+    r"reason (carefully|step)|before answering, (think|reason)|<think>"
+)
+_NON_WORD = r"[^\pL\pN_]+"
+_STOPWORD_TEXT = """
+a an the and or but if of to in on at by for with from as is are was were be been being this that these
+those it its i me my we our you your he she they them their what which who whom how why when where can
+could would should will shall may might must do does did have has had not no yes so than then there here
+about into over under up down out please write give make tell explain following given use using some any
+all each more most other such only own same too very just also one two new like get want need help
+"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix64(x: _U64) -> _U64:
+    """SplitMix64 finaliser: a bijective avalanche on uint64 (wrapping arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _keyed(key: bytes, purpose: bytes) -> bytes:
+    return hashlib.blake2b(key, digest_size=32, person=purpose[:16]).digest()
+
+
+def _hash_vocabulary(words: list[str], key: bytes, purpose: bytes) -> _U64:
+    subkey = _keyed(key, purpose)
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8, key=subkey).digest(), "little")
+            for w in words
+        ),
+        dtype=np.uint64,
+        count=len(words),
+    )
+
+
+def _hash_strings(values: pa.Array, key: bytes, purpose: bytes) -> _U64:
+    """Keyed 64-bit hash of each string; distinct strings are hashed once."""
+    encoded = pc.dictionary_encode(values)
+    table = _hash_vocabulary(encoded.dictionary.to_pylist(), key, purpose)
+    indices: npt.NDArray[np.int64] = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return table[indices]
+
+
+def _permutations(key: bytes) -> tuple[_U64, _U64]:
+    raw = hashlib.blake2b(key, digest_size=64, person=b"fl-minhash-perm").digest()
+    seed = np.frombuffer(raw, dtype=np.uint64)[:2].copy()
+    idx = np.arange(1, 2 * NUM_PERM + 1, dtype=np.uint64)
+    stream = _mix64(seed[0] + idx * _GOLDEN) ^ _mix64(seed[1] ^ idx)
+    return stream[:NUM_PERM] | np.uint64(1), stream[NUM_PERM:]
+
+
+def _tokens(texts: pa.Array) -> tuple[pa.Array, npt.NDArray[np.int64]]:
+    """Lower-cased words of every text, flattened, with the index of the text each came from."""
+    split = pc.split_pattern_regex(pc.utf8_lower(texts), pattern=_NON_WORD)
+    parents = pc.list_parent_indices(split)
+    flat = pc.list_flatten(split)
+    keep = pc.greater(pc.utf8_length(flat), 0)
+    return pc.filter(flat, keep), pc.filter(parents, keep).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _shingles(
+    token_hash: _U64, parents: npt.NDArray[np.int64], n_docs: int
+) -> tuple[_U64, npt.NDArray[np.int64]]:
+    """Hashes of word 3-gram shingles, in document order, and each shingle's document."""
+    n = token_hash.size
+    counts = np.bincount(parents, minlength=n_docs)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    pos = np.arange(n) - starts[parents]
+    combined = token_hash.copy()
+    for offset in range(1, SHINGLE_WORDS):
+        nxt = np.zeros(n, dtype=np.uint64)
+        same = np.zeros(n, dtype=bool)
+        same[: n - offset] = parents[offset:] == parents[: n - offset]
+        nxt[: n - offset] = token_hash[offset:]
+        combined = _mix64(combined * _GOLDEN + np.where(same, nxt, np.uint64(0)) + np.uint64(offset))
+    length = counts[parents]
+    valid = (pos + SHINGLE_WORDS <= length) | ((pos == 0) & (length < SHINGLE_WORDS))
+    return combined[valid], parents[valid]
+
+
+def _minhash(shingles: _U64, docs: npt.NDArray[np.int64], n_docs: int, key: bytes) -> npt.NDArray[np.uint32]:
+    """Per-document MinHash, shape (n_docs, NUM_PERM); documents with no shingle get all-ones."""
+    a, b = _permutations(key)
+    out = np.full((NUM_PERM, n_docs), np.iinfo(np.uint32).max, dtype=np.uint32)
+    chunk = 65_536  # bounds memory at chunk x NUM_PERM x 8 bytes
+    for lo in range(0, shingles.size, chunk):
+        s, d = shingles[lo : lo + chunk], docs[lo : lo + chunk]
+        # Permutation-major, so the per-document minimum runs along contiguous memory.
+        hashed = ((a[:, None] * s[None, :] + b[:, None]) >> np.uint64(32)).astype(np.uint32)
+        first = np.flatnonzero(np.concatenate(([True], d[1:] != d[:-1])))
+        mins = np.minimum.reduceat(hashed, first, axis=1)
+        cols = d[first]
+        out[:, cols] = np.minimum(out[:, cols], mins)
+    return np.ascontiguousarray(out.T)
+
+
+def _band_keys(signatures: npt.NDArray[np.uint32], key: bytes) -> _U64:
+    seed = np.frombuffer(hashlib.blake2b(key, digest_size=8, person=b"fl-lsh-band").digest(), dtype=np.uint64)
+    wide = signatures.astype(np.uint64).reshape(len(signatures), LSH_BANDS, LSH_ROWS)
+    band = np.arange(LSH_BANDS, dtype=np.uint64)[None, :]
+    acc = _mix64(seed[0] ^ (band * _GOLDEN))
+    salts = np.arange(1, LSH_ROWS + 1, dtype=np.uint64) * _GOLDEN
+    for row in range(LSH_ROWS):
+        acc = _mix64(acc ^ (wide[:, :, row] + salts[row]))
+    return acc
+
+
+def _skeletons(texts: pa.Array) -> pa.Array:
+    masked = texts
+    for pattern, replacement in _MASK_RULES:
+        masked = pc.replace_substring_regex(masked, pattern=pattern, replacement=replacement)
+    spaced = pc.replace_substring_regex(pc.utf8_lower(masked), pattern=_NON_WORD, replacement=" ")
+    return pc.utf8_trim_whitespace(spaced)
+
+
+def _list_column(
+    values: npt.NDArray[np.generic], width: int, valid: npt.NDArray[np.bool_], value_type: pa.DataType
+) -> pa.Array:
+    offsets = pa.array(np.arange(len(valid) + 1, dtype=np.int32) * width, type=pa.int32())
+    flat = pa.array(values.reshape(-1), type=value_type)
+    return pa.ListArray.from_arrays(offsets, flat, type=pa.list_(value_type), mask=pa.array(~valid))
+
+
+def fingerprint_prompts(prompts: Sequence[str | None], key: bytes) -> pa.Table:
+    """Fingerprint prompts; one row per prompt, the columns of FINGERPRINT_COLUMNS, NULL where no text.
+
+    A prompt with no word at all (empty, or punctuation only) has NULL MinHash and band keys.
+
+    >>> t = fingerprint_prompts(["Write a haiku about rain", "Write a haiku about snow"], b"key")
+    >>> t.column("fp_opening_hash")[0] == t.column("fp_opening_hash")[1]
+    True
+    """
+    texts = pa.array(prompts, type=pa.large_string())
+    n_docs = len(texts)
+    present = texts.is_valid().to_numpy(zero_copy_only=False)
+    filled = pc.fill_null(texts, "")
+
+    tokens, parents = _tokens(filled)
+    encoded = pc.dictionary_encode(tokens)
+    vocabulary: list[str] = encoded.dictionary.to_pylist()
+    token_ids = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    token_hash = _hash_vocabulary(vocabulary, key, b"fl-token")[token_ids]
+    is_content = np.fromiter((_is_content(w) for w in vocabulary), dtype=bool, count=len(vocabulary))
+    word_count = np.bincount(parents, minlength=n_docs)
+    has_words = present & (word_count > 0)
+
+    shingles, docs = _shingles(token_hash, parents, n_docs)
+    signatures = _minhash(shingles, docs, n_docs, key)
+    band_keys = _band_keys(signatures, key)
+    opening = _openings(token_hash, word_count)
+    topic = _first_min(token_hash[is_content[token_ids]], parents[is_content[token_ids]], n_docs)
+
+    template = _hash_strings(_skeletons(filled), key, b"fl-skeleton")
+    cot = pc.match_substring_regex(filled, pattern=_COT_PATTERN).to_numpy(zero_copy_only=False)
+
+    def scalar(values: npt.NDArray[np.generic], valid: npt.NDArray[np.bool_], typ: pa.DataType) -> pa.Array:
+        return pa.array(values, type=typ, mask=~valid)
+
+    return pa.table(
+        {
+            "fp_minhash": _list_column(signatures, NUM_PERM, has_words, pa.uint32()),
+            "fp_lsh_keys": _list_column(band_keys, LSH_BANDS, has_words, pa.uint64()),
+            "fp_template_hash": scalar(template, present, pa.uint64()),
+            "fp_opening_hash": scalar(opening, has_words, pa.uint64()),
+            "fp_cot_elicitation": scalar(cot, present, pa.bool_()),
+            "fp_topic_hash": scalar(topic, has_words & (topic != np.uint64(0)), pa.uint64()),
+            "fp_word_count": scalar(word_count.astype(np.int32), present, pa.int32()),
+        }
+    )
+
+
+def _is_content(word: str) -> bool:
+    return len(word) > 2 and word not in _STOPWORDS and not word.isdigit()
+
+
+def _openings(token_hash: _U64, word_count: npt.NDArray[np.int64]) -> _U64:
+    """Hash of each prompt's first two words (or its only word)."""
+    if not token_hash.size:
+        return np.zeros(word_count.size, dtype=np.uint64)
+    last = token_hash.size - 1
+    starts = np.concatenate(([0], np.cumsum(word_count)[:-1]))
+    first = token_hash[np.minimum(starts, last)]
+    two = word_count > 1
+    second = np.where(two, token_hash[np.minimum(starts + 1, last)], np.uint64(0))
+    return _mix64(first * _GOLDEN ^ _mix64(second + two.astype(np.uint64)))
+
+
+def _first_min(hashes: _U64, docs: npt.NDArray[np.int64], n_docs: int) -> _U64:
+    """Minimum hash per document, 0 where a document has none."""
+    out = np.zeros(n_docs, dtype=np.uint64)
+    if hashes.size:
+        first = np.flatnonzero(np.concatenate(([True], docs[1:] != docs[:-1])))
+        out[docs[first]] = np.minimum.reduceat(hashes, first)
+    return out
+
+
+def estimate_jaccard(sig_a: Sequence[int], sig_b: Sequence[int]) -> float:
+    """Jaccard similarity estimated from two signatures: the share of equal positions."""
+    a, b = np.asarray(sig_a, dtype=np.uint32), np.asarray(sig_b, dtype=np.uint32)
+    return float(np.mean(a == b))

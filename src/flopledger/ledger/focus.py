@@ -1,0 +1,319 @@
+"""FinOps FOCUS 1.2 export: one charge row per day x account x model x token class.
+
+Token counts survive as ``ConsumedQuantity`` (``Tokens``) and ``PricingQuantity`` (per
+``1000000 Tokens``, how vendors price); ``ListCost`` is the list price, ``EffectiveCost`` (=
+``BilledCost`` = ``ContractedCost``) is after negotiated discounts. The billing account is the
+``org``, the sub account the ``project``; ``Tags`` holds the team as JSON. flopledger's own columns
+carry the ``x_`` prefix. Unpriced events are left out and counted: a FOCUS cost cannot be NULL and
+an unknown model is never silently free.
+
+The column list (feature level, type, null rules) is package data, ``data/focus_1_2_columns.csv``,
+transcribed from the FOCUS 1.2 specification (focus.finops.org); the tests check exports against it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from flopledger.errors import UnknownNameError
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
+from flopledger.ledger.spark import Engine, events_table
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "FOCUS_ARROW_TYPES",
+    "ExportSummary",
+    "FocusColumn",
+    "export_ledger",
+    "focus_charges",
+    "focus_columns",
+    "focus_rows",
+    "focus_table",
+    "write_table",
+]
+
+_GROUP_KEYS = ("org", "project", "team", "provider", "model", "service_tier", "price_model", "price_version")
+_DECIMAL = pa.decimal128(38, 10)
+FOCUS_ARROW_TYPES: dict[str, pa.DataType] = {
+    "String": pa.string(),
+    "Decimal": _DECIMAL,
+    "DateTime": pa.timestamp("us", tz="UTC"),
+    "JSON": pa.string(),
+}
+"""Arrow type of each FOCUS data type in exported files (JSON is text holding a JSON object)."""
+
+_CLASS_LABEL = {
+    "input_tokens": "Input Tokens",
+    "cache_read_tokens": "Cache Read Tokens",
+    "cache_write_5m_tokens": "Cache Write 5m Tokens",
+    "cache_write_1h_tokens": "Cache Write 1h Tokens",
+    "output_tokens": "Output Tokens",
+    "requests": "Requests",
+}
+_TOKENS_PER_PRICING_UNIT = 1_000_000
+
+
+@dataclass(frozen=True)
+class FocusColumn:
+    """One column of the FOCUS 1.2 column list."""
+
+    column_id: str
+    feature_level: str  # Mandatory, Conditional, Recommended
+    data_type: str  # String, Decimal, DateTime, JSON
+    allows_nulls: bool
+    introduced: str
+    not_null_when: str  # "; "-joined clauses: "Col notnull", "Col in A|B", "Col != V"
+    allowed_values: tuple[str, ...]
+
+
+def focus_columns() -> tuple[FocusColumn, ...]:
+    """The FOCUS 1.2 column list, from package data."""
+    text = resources.files("flopledger.ledger").joinpath("data/focus_1_2_columns.csv").read_text("utf-8")
+    return tuple(
+        FocusColumn(
+            r["column_id"],
+            r["feature_level"],
+            r["data_type"],
+            r["allows_nulls"] == "true",
+            r["introduced"],
+            r["not_null_when"],
+            tuple(v for v in r["allowed_values"].split("|") if v),
+        )
+        for r in csv.DictReader(io.StringIO(text))
+    )
+
+
+def _ts(day: dt.date) -> ir.Scalar:
+    return ibis.timestamp(dt.datetime.combine(day, dt.time()))
+
+
+def focus_charges(
+    events: ir.Table, *, since: dt.date | None = None, until: dt.date | None = None
+) -> ir.Table:
+    """Priced usage summed per UTC day and charge key (an Ibis expression; runs on DuckDB and Spark).
+
+    ``since`` and ``until`` are inclusive days.
+    """
+    t = events.filter(events.cost_usd.notnull())
+    if since is not None:
+        t = t.filter(t.ts >= _ts(since))
+    if until is not None:
+        t = t.filter(t.ts < _ts(until + dt.timedelta(days=1)))
+    sums = {c: t[c].sum() for c in (*BILLED_TOKEN_COLUMNS, "reasoning_tokens", "requests")}
+    sums |= {f"{c}_cost_usd": t[f"{c}_cost_usd"].sum() for c in BILLED_TOKEN_COLUMNS}
+    sums |= {k: t[k].sum() for k in ("request_cost_usd", "list_cost_usd", "cost_usd")}
+    return (
+        t.group_by(day=t.ts.date(), **{k: t[k] for k in _GROUP_KEYS})
+        .aggregate(**sums)
+        .order_by(["day", *_GROUP_KEYS])
+    )
+
+
+def _utc(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+def _charge_rows(c: dict[str, Any]) -> list[dict[str, Any]]:
+    """Split one aggregated charge into a FOCUS row per token class (and per-request fees)."""
+    day: dt.date = c["day"]
+    month = day.replace(day=1)
+    next_month = (month + dt.timedelta(days=32)).replace(day=1)
+    cost, list_cost = float(c["cost_usd"] or 0.0), float(c["list_cost_usd"] or 0.0)
+    classes = [(k, float(c[k] or 0), float(c[f"{k}_cost_usd"] or 0.0)) for k in BILLED_TOKEN_COLUMNS]
+    classes.append(("requests", float(c["requests"] or 0), float(c["request_cost_usd"] or 0.0)))
+    qty_total = sum(q for _, q, _ in classes[:-1]) or 1.0
+    provider = c["provider"] or "unknown"
+    tier = c["service_tier"] or "standard"
+    common = {
+        "BillingAccountId": c["org"] or "default",
+        "BillingAccountName": c["org"],
+        "BillingCurrency": "USD",
+        "BillingPeriodStart": _utc(month),
+        "BillingPeriodEnd": _utc(next_month),
+        "ChargePeriodStart": _utc(day),
+        "ChargePeriodEnd": _utc(day + dt.timedelta(days=1)),
+        "ChargeCategory": "Usage",
+        "ChargeClass": None,
+        "ChargeFrequency": "Usage-Based",
+        "InvoiceIssuerName": provider,
+        "ProviderName": provider,
+        "PublisherName": provider,
+        "ServiceCategory": "AI and Machine Learning",
+        "ServiceSubcategory": "Generative AI",
+        "ServiceName": f"{provider} API",
+        "PricingCategory": "Standard",
+        "SubAccountId": c["project"],
+        "SubAccountName": c["project"],
+        "SubAccountType": "Project" if c["project"] is not None else None,
+        "Tags": json.dumps({"team": c["team"]} if c["team"] is not None else {}, sort_keys=True),
+        "x_Team": c["team"],
+        "x_Model": c["model"],
+        "x_ServiceTier": c["service_tier"],
+        "x_PriceVersion": c["price_version"],
+    }
+    rows = []
+    for cls, qty, cls_cost in classes:
+        if qty == 0 and cls_cost == 0:
+            continue
+        # A percentage discount applies to every class of a charge alike; with no effective cost
+        # (a 100% discount) list cost is shared out by tokens.
+        cls_list = cls_cost * list_cost / cost if cost else list_cost * qty / qty_total * (cls != "requests")
+        is_tokens = cls != "requests"
+        pricing_qty = qty / _TOKENS_PER_PRICING_UNIT if is_tokens else qty
+        sku = f"{c['price_model'] or c['model']}:{cls}"
+        rows.append(
+            {
+                **common,
+                "BilledCost": cls_cost,
+                "EffectiveCost": cls_cost,
+                "ContractedCost": cls_cost,
+                "ListCost": cls_list,
+                "ChargeDescription": f"{c['model']} {_CLASS_LABEL[cls].lower()} ({tier})",
+                "ConsumedQuantity": qty,
+                "ConsumedUnit": "Tokens" if is_tokens else "Requests",
+                "PricingQuantity": pricing_qty,
+                "PricingUnit": f"{_TOKENS_PER_PRICING_UNIT} Tokens" if is_tokens else "Requests",
+                "ListUnitPrice": cls_list / pricing_qty if pricing_qty else 0.0,
+                "ContractedUnitPrice": cls_cost / pricing_qty if pricing_qty else 0.0,
+                "SkuId": sku,
+                "SkuMeter": _CLASS_LABEL[cls],
+                "SkuPriceId": f"{c['price_version']}:{sku}:{c['service_tier'] or 'standard'}",
+                "x_TokenClass": cls,
+                "x_ReasoningTokens": float(c["reasoning_tokens"] or 0) if cls == "output_tokens" else None,
+            }
+        )
+    return rows
+
+
+def focus_rows(charges: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """FOCUS rows from the rows of :func:`focus_charges`."""
+    return [row for c in charges for row in _charge_rows(c)]
+
+
+def _schema(columns: Sequence[str]) -> pa.Schema:
+    types = {c.column_id: FOCUS_ARROW_TYPES[c.data_type] for c in focus_columns()}
+    extra = {"x_ReasoningTokens": _DECIMAL}
+    return pa.schema([(name, types.get(name) or extra.get(name, pa.string())) for name in columns])
+
+
+def focus_table(engine: Engine, *, since: dt.date | None = None, until: dt.date | None = None) -> pa.Table:
+    """The FOCUS 1.2 rows of the priced events on ``engine`` as an Arrow table."""
+    rows = focus_rows(engine.rows(focus_charges(events_table(engine), since=since, until=until)))
+    emitted = _emitted_columns()
+    order = [c.column_id for c in focus_columns()]
+    names = [n for n in order if n in emitted] + sorted(n for n in emitted if n not in order)
+    schema = _schema(names)
+    arrays = [_column(name, [r.get(name) for r in rows], schema.field(name).type) for name in names]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _emitted_columns() -> set[str]:
+    """The columns every FOCUS row carries (one sample charge, run through the same code)."""
+    sample: dict[str, Any] = {k: None for k in ("day", *_GROUP_KEYS, "reasoning_tokens", "request_cost_usd")}
+    sample |= {k: 0 for k in (*BILLED_TOKEN_COLUMNS, "requests", "list_cost_usd", "cost_usd")}
+    sample |= {f"{k}_cost_usd": 0.0 for k in BILLED_TOKEN_COLUMNS}
+    sample["input_tokens"], sample["day"] = 1, dt.date(2000, 1, 1)
+    return set(_charge_rows(sample)[0])
+
+
+def _column(name: str, values: list[Any], typ: pa.DataType) -> pa.Array:
+    if pa.types.is_decimal(typ):
+        # Through float64, rounded to the decimal's scale: costs are sums of float prices.
+        return pa.array(
+            [None if v is None else round(float(v), typ.scale) for v in values], pa.float64()
+        ).cast(typ)
+    return pa.array(values, typ)
+
+
+def write_table(table: pa.Table, out: Path, file_format: str) -> None:
+    """Write ``table`` as Parquet, or as CSV with ISO 8601 UTC times (``2026-01-01T00:00:00Z``)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if file_format == "parquet":
+        pq.write_table(table, out)
+        return
+    cols = []
+    for field, col in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_timestamp(field.type):
+            col = pa.compute.strftime(col.cast(pa.timestamp("s", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+        cols.append(col)
+    pacsv.write_csv(pa.Table.from_arrays(cols, names=table.column_names), out)
+
+
+EXPORT_FORMATS: tuple[str, ...] = ("focus", "parquet", "csv")
+_EVENT_EXPORT_EXCLUDE = ("prompt",)  # prompt text never leaves the ledger in an export
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What an export wrote."""
+
+    path: Path
+    export_format: str
+    rows: int
+    effective_cost_usd: float
+    list_cost_usd: float
+    unpriced_events: int  # left out of a FOCUS export (NULL cost), kept with NULL cost in the others
+
+
+def _in_range(t: ir.Table, since: dt.date | None, until: dt.date | None) -> ir.Table:
+    if since is not None:
+        t = t.filter(t.ts >= _ts(since))
+    if until is not None:
+        t = t.filter(t.ts < _ts(until + dt.timedelta(days=1)))
+    return t
+
+
+def export_ledger(
+    engine: Engine,
+    out: Path,
+    export_format: str,
+    *,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+) -> ExportSummary:
+    """Export the priced events between ``since`` and ``until`` (inclusive days) to ``out``.
+
+    ``focus``: FOCUS 1.2 rows, as CSV when ``out`` ends in ``.csv``, else Parquet. ``parquet`` and
+    ``csv``: the priced events themselves (what ``--engine spark --source`` reads back).
+    """
+    if export_format not in EXPORT_FORMATS:
+        raise UnknownNameError("export format", export_format, list(EXPORT_FORMATS))
+    events = _in_range(events_table(engine), since, until)
+    stats = engine.rows(
+        events.aggregate(
+            unpriced=events.cost_usd.isnull().sum(),
+            cost_usd=events.cost_usd.sum(),
+            list_cost_usd=events.list_cost_usd.sum(),
+            n=events.count(),
+        )
+    )[0]
+    if export_format == "focus":
+        table = focus_table(engine, since=since, until=until)
+        write_table(table, out, "csv" if out.suffix.lower() == ".csv" else "parquet")
+        rows = table.num_rows
+    else:
+        keep = [c for c in events.columns if c not in _EVENT_EXPORT_EXCLUDE and not c.startswith("fp_")]
+        write_table(engine.to_arrow(events.select(keep).order_by("ts")), out, export_format)
+        rows = int(stats["n"] or 0)
+    return ExportSummary(
+        out,
+        export_format,
+        rows,
+        round(float(stats["cost_usd"] or 0.0), 6),
+        round(float(stats["list_cost_usd"] or 0.0), 6),
+        int(stats["unpriced"] or 0),
+    )

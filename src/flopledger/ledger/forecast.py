@@ -1,0 +1,404 @@
+"""Month-end bill forecast per group, with an interval, from daily history.
+
+The model, per group: daily spend = (level + trend x day) x weekday-or-weekend factor. Over the
+last twelve weeks: the weekend factor is the ratio of mean weekend to mean weekday spend, and the
+level and trend a least-squares line through de-seasonalised spend, recent days weighted more
+(half-life four weeks) and half the trend carried forward. The interval comes from the residuals
+(inflated for their day-to-day correlation) plus the uncertainty of the line itself. Month-end =
+spend to date + the projected remaining days. A straight line from the month so far is kept alongside, as the
+baseline the backtest (:func:`backtest`) must beat.
+
+>>> import datetime as dt, numpy as np
+>>> days = [dt.date(2026, 1, 1) + dt.timedelta(d) for d in range(14)]
+>>> p = project_month_end(days, np.full(14, 100.0), dt.date(2026, 1, 14))
+>>> round(p.p50_usd)
+3100
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+
+from flopledger.errors import InputError, UnknownNameError
+from flopledger.ledger.schema import DIMENSIONS
+from flopledger.ledger.spark import Engine, events_table
+
+__all__ = [
+    "FORECAST_DIMENSIONS",
+    "BacktestCase",
+    "GroupForecast",
+    "MonthProjection",
+    "backtest",
+    "backtest_ledger",
+    "backtest_summary",
+    "check_dimensions",
+    "daily_spend",
+    "dense_series",
+    "forecast_groups",
+    "forecast_month",
+    "month_bounds",
+    "parse_month",
+    "project_days",
+    "project_month_end",
+    "resolve_period",
+    "straight_line_usd",
+]
+
+FORECAST_DIMENSIONS: tuple[str, ...] = tuple(d for d in DIMENSIONS if d not in ("day", "hour"))
+
+HISTORY_WINDOW_DAYS = 84
+"""Days of history the model reads: twelve whole weeks, so weekends weigh fairly."""
+HALF_LIFE_DAYS = 28.0
+"""Weight of a day in the level and trend fit halves every this many days back."""
+TREND_DAMPING = 0.5
+"""Share of the fitted trend carried forward: a full trend over-reacts to noise (see the backtest)."""
+MIN_TREND_DAYS = 10
+"""Below this much history the trend is not estimated (a flat level instead)."""
+_Z90 = 1.2815515655446004  # standard normal 90th percentile: P10/P90 = P50 -/+ z * sigma
+
+
+@dataclass(frozen=True)
+class MonthProjection:
+    """One group's month-end projection, USD."""
+
+    spent_usd: float
+    p10_usd: float
+    p50_usd: float
+    p90_usd: float
+    straight_line_usd: float
+
+
+@dataclass(frozen=True)
+class GroupForecast:
+    """Month-end forecast of one group (``group`` maps each ``--by`` dimension to its value)."""
+
+    group: tuple[tuple[str, str | None], ...]
+    month: str
+    as_of: dt.date
+    projection: MonthProjection
+    last_month_usd: float
+
+    def as_row(self) -> dict[str, object]:
+        """A flat row for tables, JSON and CSV."""
+        p = self.projection
+        return {
+            **dict(self.group),
+            "month": self.month,
+            "as_of": self.as_of,
+            "spent_usd": round(p.spent_usd, 2),
+            "p10_usd": round(p.p10_usd, 2),
+            "p50_usd": round(p.p50_usd, 2),
+            "p90_usd": round(p.p90_usd, 2),
+            "straight_line_usd": round(p.straight_line_usd, 2),
+            "last_month_usd": round(self.last_month_usd, 2),
+        }
+
+
+def parse_month(month: str) -> dt.date:
+    """``YYYY-MM`` to the month's first day."""
+    try:
+        return dt.datetime.strptime(month, "%Y-%m").date()
+    except ValueError as exc:
+        raise InputError(f"month {month!r} is not YYYY-MM", field="month") from exc
+
+
+def month_bounds(first: dt.date) -> tuple[dt.date, dt.date]:
+    """First and last day of the month that starts at ``first``."""
+    last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+    return first, last
+
+
+def check_dimensions(by: Sequence[str]) -> tuple[str, ...]:
+    for d in by:
+        if d not in FORECAST_DIMENSIONS:
+            raise UnknownNameError("dimension", d, list(FORECAST_DIMENSIONS))
+    return tuple(by)
+
+
+def daily_spend(events: ir.Table, by: Sequence[str], *, until: dt.date | None = None) -> ir.Table:
+    """Priced spend per group and UTC day, as an Ibis expression (runs on DuckDB and Spark).
+
+    Columns: the ``by`` dimensions, ``day`` (DATE) and ``cost_usd``; unpriced events are left out
+    (``flopledger prices missing`` lists them).
+    """
+    by = check_dimensions(by)
+    t = events.filter(events.cost_usd.notnull())
+    if until is not None:
+        t = t.filter(t.ts < ibis.timestamp(dt.datetime.combine(until + dt.timedelta(days=1), dt.time())))
+    keys = {d: t[d] for d in by}
+    return t.group_by(day=t.ts.date(), **keys).aggregate(cost_usd=t.cost_usd.sum()).order_by([*by, "day"])
+
+
+def dense_series(
+    days: Sequence[dt.date], cost_usd: Sequence[float], end: dt.date
+) -> tuple[list[dt.date], np.ndarray]:
+    """Fill the days without spend with zeros, from the first day with spend through ``end``."""
+    if not days:
+        return [], np.zeros(0)
+    start = min(days)
+    n = (end - start).days + 1
+    series = np.zeros(max(n, 0))
+    for day, cost in zip(days, cost_usd, strict=True):
+        i = (day - start).days
+        if 0 <= i < n:
+            series[i] += cost
+    return [start + dt.timedelta(days=i) for i in range(n)], series
+
+
+def straight_line_usd(spent_usd: float, as_of: dt.date) -> float:
+    """The naive projection the model must beat: month-to-date spend scaled to the whole month."""
+    days_in_month = calendar.monthrange(as_of.year, as_of.month)[1]
+    return spent_usd / as_of.day * days_in_month
+
+
+def _weekend(days: Sequence[dt.date]) -> np.ndarray:
+    return np.array([d.weekday() >= 5 for d in days], dtype=bool)
+
+
+def project_days(
+    days: Sequence[dt.date], cost_usd: np.ndarray, horizon: Sequence[dt.date]
+) -> tuple[np.ndarray, float]:
+    """Expected spend on each ``horizon`` day and the standard deviation of their sum, USD."""
+    n = len(cost_usd)
+    if n == 0 or not horizon:
+        return np.zeros(len(horizon)), 0.0
+    w = min(n, HISTORY_WINDOW_DAYS)
+    y_raw, weekend = cost_usd[n - w :], _weekend(days[n - w :])
+    weekend_factor = 1.0
+    if weekend.sum() >= 2 and (~weekend).any() and y_raw[~weekend].mean() > 0:
+        weekend_factor = float(y_raw[weekend].mean() / y_raw[~weekend].mean())
+    y = y_raw / np.where(weekend, weekend_factor, 1.0)
+    t = np.arange(w, dtype=float) - (w - 1)  # 0 = the last day of history
+    weight = 0.5 ** (-t / HALF_LIFE_DAYS)
+    h_t = np.array([(d - days[-1]).days for d in horizon], dtype=float)
+    h_season = np.where(_weekend(horizon), weekend_factor, 1.0)
+    if w >= MIN_TREND_DAYS:
+        design = np.column_stack([np.ones(w), t])
+        root_w = np.sqrt(weight)
+        coef, *_ = np.linalg.lstsq(design * root_w[:, None], y * root_w, rcond=None)
+        resid = y - design @ coef
+        sigma = float(np.sqrt((weight * resid**2).sum() / weight.sum() * w / (w - 2)))
+        cov = sigma**2 * np.linalg.inv((design * weight[:, None]).T @ design) * weight.max()
+        coef = coef * np.array([1.0, TREND_DAMPING])
+        cov = cov * np.outer([1.0, TREND_DAMPING], [1.0, TREND_DAMPING])
+    else:
+        coef = np.array([y.mean(), 0.0])
+        resid = y - coef[0]
+        sigma = float(y.std(ddof=1)) if w > 1 else float(abs(y[0]))
+        cov = np.array([[sigma**2 / w, 0.0], [0.0, 0.0]])
+    expected = np.maximum(coef[0] + coef[1] * h_t, 0.0) * h_season
+    # Correlated day-to-day errors do not average out: inflate by the AR(1) variance factor.
+    rho = 0.0
+    if len(resid) > 3 and resid.std() > 0:
+        rho = float(np.clip(np.corrcoef(resid[:-1], resid[1:])[0, 1], 0.0, 0.9))
+    noise_var = sigma**2 * float(h_season @ h_season) * (1 + rho) / (1 - rho)
+    x = np.array([h_season.sum(), h_season @ h_t])
+    line_var = float(x @ cov @ x)
+    return expected, float(np.sqrt(noise_var + line_var))
+
+
+def project_month_end(days: Sequence[dt.date], cost_usd: np.ndarray, as_of: dt.date) -> MonthProjection:
+    """Project the month of ``as_of`` from daily spend through ``as_of`` (dense, oldest first)."""
+    first, last = month_bounds(as_of.replace(day=1))
+    spent = float(sum(c for d, c in zip(days, cost_usd, strict=True) if first <= d <= as_of))
+    horizon = [as_of + dt.timedelta(days=i) for i in range(1, (last - as_of).days + 1)]
+    expected, sd = project_days(days, cost_usd, horizon)
+    p50 = spent + float(expected.sum())
+    return MonthProjection(
+        spent_usd=spent,
+        p10_usd=max(spent, p50 - _Z90 * sd),
+        p50_usd=p50,
+        p90_usd=p50 + _Z90 * sd,
+        straight_line_usd=straight_line_usd(spent, as_of),
+    )
+
+
+def _group_key(row: dict[str, object], by: Sequence[str]) -> tuple[tuple[str, str | None], ...]:
+    return tuple((d, None if row[d] is None else str(row[d])) for d in by)
+
+
+def forecast_groups(
+    daily_rows: Sequence[dict[str, object]], by: Sequence[str], month: dt.date, as_of: dt.date
+) -> list[GroupForecast]:
+    """Forecast each group's month from the rows of :func:`daily_spend` (history through ``as_of``)."""
+    first, _ = month_bounds(month)
+    prev_first = (first - dt.timedelta(days=1)).replace(day=1)
+    series: dict[tuple[tuple[str, str | None], ...], tuple[list[dt.date], list[float]]] = {}
+    for row in daily_rows:
+        day = row["day"]
+        assert isinstance(day, dt.date)
+        if day > as_of:
+            continue
+        days, costs = series.setdefault(_group_key(row, by), ([], []))
+        days.append(day)
+        costs.append(float(row["cost_usd"] or 0.0))  # type: ignore[arg-type]
+    out = []
+    for key, (days, costs) in series.items():
+        last_month = sum(c for d, c in zip(days, costs, strict=True) if prev_first <= d < first)
+        dense_days, dense = dense_series(days, costs, as_of)
+        if not any(first <= d <= as_of for d in days) and last_month == 0:
+            continue
+        out.append(
+            GroupForecast(
+                key, first.strftime("%Y-%m"), as_of, project_month_end(dense_days, dense, as_of), last_month
+            )
+        )
+    out.sort(key=lambda g: (-g.projection.p50_usd, g.group))
+    return out
+
+
+def resolve_period(engine: Engine, month: str | None, as_of: dt.date | None) -> tuple[dt.date, dt.date]:
+    """The month's first day and the last day of history: by default the latest month with spend
+    and its latest day with spend (the month's last day for a past month)."""
+    rows = engine.rows(daily_spend(events_table(engine), ()))
+    if not rows:
+        raise InputError("the ledger holds no priced spend; ingest or price events first")
+    latest: dt.date = max(r["day"] for r in rows)
+    first = parse_month(month) if month else latest.replace(day=1)
+    _, last = month_bounds(first)
+    if latest < first:
+        raise InputError(f"no spend in {first:%Y-%m} yet; the latest is on {latest}", field="month")
+    as_of = min(as_of if as_of is not None else last, latest)
+    if not first <= as_of <= last:
+        raise InputError(f"as-of day {as_of} is not in the month {first:%Y-%m}", field="as_of")
+    return first, as_of
+
+
+def forecast_month(
+    engine: Engine, *, by: Sequence[str], month: str | None = None, as_of: dt.date | None = None
+) -> list[GroupForecast]:
+    """Forecast ``month`` (default: the latest month with spend) per ``by`` group on ``engine``.
+
+    Largest P50 first; see :func:`resolve_period` for the defaults.
+    """
+    by = check_dimensions(by)
+    first, as_of = resolve_period(engine, month, as_of)
+    return forecast_groups(engine.rows(daily_spend(events_table(engine), by, until=as_of)), by, first, as_of)
+
+
+def backtest_ledger(engine: Engine, *, by: Sequence[str]) -> list[dict[str, object]]:
+    """Backtest the forecast on the ledger's own history (see :func:`backtest`), summarised."""
+    by = check_dimensions(by)
+    return backtest_summary(backtest(engine.rows(daily_spend(events_table(engine), by)), by))
+
+
+@dataclass(frozen=True)
+class BacktestCase:
+    """One forecast made in the past and what then happened, USD."""
+
+    kind: str  # "month-end" (forecast at day N of a month) or "held-back week"
+    period: str  # YYYY-MM, or the first day of the held-back week
+    cutoff: dt.date
+    group: tuple[tuple[str, str | None], ...]
+    actual_usd: float
+    p10_usd: float
+    p50_usd: float
+    p90_usd: float
+    straight_line_usd: float
+
+
+def backtest(
+    daily_rows: Sequence[dict[str, object]], by: Sequence[str], *, cutoff_days: Sequence[int] = (7, 14, 21)
+) -> list[BacktestCase]:
+    """Re-run the forecast at day 7, 14 and 21 of every complete month, and on a held-back final week."""
+    series: dict[tuple[tuple[str, str | None], ...], dict[dt.date, float]] = {}
+    for row in daily_rows:
+        day = row["day"]
+        assert isinstance(day, dt.date)
+        per_day = series.setdefault(_group_key(row, by), {})
+        per_day[day] = per_day.get(day, 0.0) + float(row["cost_usd"] or 0.0)  # type: ignore[arg-type]
+    all_days = [d for s in series.values() for d in s]
+    if not all_days:
+        return []
+    start, end = min(all_days), max(all_days)
+    months = sorted({d.replace(day=1) for d in all_days})
+    cases: list[BacktestCase] = []
+    for key, per_day in sorted(series.items()):
+        days, costs = dense_series(list(per_day), list(per_day.values()), end)
+        if not days:
+            continue
+        cost_of = dict(zip(days, costs, strict=True))
+        for first in months:
+            _, last = month_bounds(first)
+            if first < start or last > end:
+                continue  # only months the data covers whole
+            actual = sum(cost_of.get(first + dt.timedelta(i), 0.0) for i in range(last.day))
+            for n in cutoff_days:
+                cutoff = first.replace(day=n)
+                k = sum(1 for d in days if d <= cutoff)
+                if k == 0:
+                    continue
+                p = project_month_end(days[:k], costs[:k], cutoff)
+                cases.append(
+                    BacktestCase(
+                        "month-end",
+                        f"{first:%Y-%m}",
+                        cutoff,
+                        key,
+                        actual,
+                        p.p10_usd,
+                        p.p50_usd,
+                        p.p90_usd,
+                        p.straight_line_usd,
+                    )
+                )
+        cutoff = end - dt.timedelta(days=7)
+        k = sum(1 for d in days if d <= cutoff)
+        if k >= 7:
+            week = [cutoff + dt.timedelta(days=i) for i in range(1, 8)]
+            expected, sd = project_days(days[:k], costs[:k], week)
+            mtd = [c for d, c in zip(days[:k], costs[:k], strict=True) if d >= cutoff.replace(day=1)]
+            run_rate = float(np.mean(mtd)) if mtd else float(np.mean(costs[k - 7 : k]))
+            p50 = float(expected.sum())
+            cases.append(
+                BacktestCase(
+                    "held-back week",
+                    week[0].isoformat(),
+                    cutoff,
+                    key,
+                    float(costs[k:].sum()),
+                    max(0.0, p50 - _Z90 * sd),
+                    p50,
+                    p50 + _Z90 * sd,
+                    run_rate * 7,
+                )
+            )
+    return cases
+
+
+def backtest_summary(cases: Sequence[BacktestCase]) -> list[dict[str, object]]:
+    """Dollar-weighted absolute error of the model and of the straight line, per kind and cutoff day.
+
+    ``model_error_pct`` = sum |P50 - actual| / sum actual over groups and periods; ``coverage_pct``
+    is the share of cases whose actual fell inside P10..P90 (80% if the interval is calibrated).
+    """
+    buckets: dict[tuple[str, int], list[BacktestCase]] = {}
+    for c in cases:
+        day = c.cutoff.day if c.kind == "month-end" else 0
+        buckets.setdefault((c.kind, day), []).append(c)
+    out: list[dict[str, object]] = []
+    for (kind, day), group in sorted(buckets.items()):
+        actual = sum(c.actual_usd for c in group) or 1.0
+        out.append(
+            {
+                "kind": kind,
+                "cutoff_day": day or None,
+                "cases": len(group),
+                "actual_usd": round(sum(c.actual_usd for c in group), 2),
+                "model_error_pct": round(100 * sum(abs(c.p50_usd - c.actual_usd) for c in group) / actual, 2),
+                "straight_line_error_pct": round(
+                    100 * sum(abs(c.straight_line_usd - c.actual_usd) for c in group) / actual, 2
+                ),
+                "coverage_pct": round(
+                    100 * sum(c.p10_usd <= c.actual_usd <= c.p90_usd for c in group) / len(group), 1
+                ),
+            }
+        )
+    return out

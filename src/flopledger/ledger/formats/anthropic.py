@@ -1,0 +1,109 @@
+"""Anthropic Admin API messages usage report (``/v1/organizations/usage_report/messages``).
+
+A file holds one response page, a list of pages, or one page per line. Each ``data[i]`` bucket has
+``starting_at`` / ``ending_at`` and ``results``, one per group (api key, workspace, model, service
+tier, context window). Anthropic's ``uncached_input_tokens`` already excludes cache reads and
+writes, which is exactly the canonical ``input_tokens``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from flopledger.errors import InputError
+from flopledger.ledger.formats.base import (
+    RecordFormat,
+    StagedRow,
+    compact,
+    first_json_value,
+    iter_json_documents,
+    register,
+)
+
+__all__ = ["AnthropicUsageReport"]
+
+_TIERS = {"standard": "standard", "batch": "batch", "priority": "priority", "flex": "flex"}
+_LONG_CONTEXT_FLOOR = {"200k-1m": 200_001}
+
+
+def _pages(doc: Any) -> list[Any]:
+    return doc if isinstance(doc, list) else [doc]
+
+
+def _is_report(value: Any) -> bool:
+    page = value[0] if isinstance(value, list) and value else value
+    if not isinstance(page, dict) or "data" not in page:
+        return False
+    data = page.get("data")
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        return "starting_at" in data[0] or "results" in data[0]
+    return data is None and ("has_more" in page or "next_page" in page)
+
+
+@register
+class AnthropicUsageReport(RecordFormat):
+    name = "anthropic"
+    description = "Anthropic Admin API messages usage report (JSON pages)."
+
+    def sniff(self, path: Path, head: str) -> bool:
+        value = first_json_value(head)
+        return _is_report(value) and ("uncached_input_tokens" in head or "cache_creation" in head)
+
+    def rows(self, path: Path) -> Iterator[StagedRow]:
+        for line, doc in iter_json_documents(path):
+            if isinstance(doc, InputError):
+                yield StagedRow(line=line, raw="", error=str(doc).split(": ", 1)[-1])
+                continue
+            for p, page in enumerate(_pages(doc)):
+                buckets = page.get("data") if isinstance(page, dict) else None
+                if not isinstance(buckets, list):
+                        yield StagedRow(line=line, raw=compact(page)[:2000], error="a page without a 'data' list",
+                                    error_field="data")
+                    continue
+                for b, bucket in enumerate(buckets):
+                    results = bucket.get("results") if isinstance(bucket, dict) else None
+                    if not isinstance(results, list):
+                                yield StagedRow(line=line, raw=compact(bucket)[:2000],
+                                        error=f"bucket data[{b}] has no 'results' list", error_field="results")
+                        continue
+                    for r, result in enumerate(results):
+                                yield self._row(line, f"page {p} data[{b}].results[{r}]", bucket, result)
+
+    def _row(self, line: int, where: str, bucket: dict[str, Any], result: Any) -> StagedRow:
+        raw = compact({"starting_at": bucket.get("starting_at"), "ending_at": bucket.get("ending_at"),
+                       "result": result, "at": where})
+        if not isinstance(result, dict):
+            return StagedRow(line=line, raw=raw, error=f"{where} is not an object")
+        cache = result.get("cache_creation") or {}
+        if not isinstance(cache, dict):
+            return StagedRow(line=line, raw=raw, error="cache_creation is not an object", error_field="cache_creation")
+        tier = str(result.get("service_tier") or "standard").lower()
+        context = str(result.get("context_window") or "").lower()
+        tags: dict[str, Any] = {"source_record": where}
+        if context:
+            tags["context_window"] = context
+        tool_use = result.get("server_tool_use")
+        if isinstance(tool_use, dict) and tool_use.get("web_search_requests"):
+            tags["web_search_requests"] = tool_use["web_search_requests"]
+        values = {
+            "ts": bucket.get("starting_at"),
+            "provider": "anthropic",
+            "model": result.get("model"),
+            "project": result.get("workspace_id"),
+            "api_key": result.get("api_key_id"),
+            "service_tier": _TIERS.get(tier, tier),
+            "requests": result.get("num_requests") or 1,
+            "input_tokens": result.get("uncached_input_tokens"),
+            "cache_read_tokens": result.get("cache_read_input_tokens"),
+            "cache_write_5m_tokens": cache.get("ephemeral_5m_input_tokens"),
+            "cache_write_1h_tokens": cache.get("ephemeral_1h_input_tokens"),
+            "output_tokens": result.get("output_tokens"),
+            "min_request_input_tokens": _LONG_CONTEXT_FLOOR.get(context),
+            "tags": compact(tags),
+        }
+        # A usage report has no request id: a bucket x group is identified by its keys, not its counts.
+        identity = compact([bucket.get("starting_at"), bucket.get("ending_at"), result.get("model"),
+                            result.get("workspace_id"), result.get("api_key_id"), tier, context])
+        return StagedRow(line=line, raw=raw, values=values, source_id=f"anthropic-report:{identity}")

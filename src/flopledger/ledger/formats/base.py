@@ -1,0 +1,177 @@
+"""The format registry and the staged row every format produces."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from flopledger.errors import InputError, UnknownNameError
+
+__all__ = [
+    "FORMATS",
+    "STAGE_COLUMNS",
+    "InputFormat",
+    "RecordFormat",
+    "StagedRow",
+    "detect_format",
+    "get_format",
+    "register",
+]
+
+STAGE_COLUMNS: tuple[str, ...] = (
+    "ts",
+    "request_id",
+    "provider",
+    "model",
+    "org",
+    "project",
+    "team",
+    "user",
+    "api_key",
+    "service_tier",
+    "requests",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "min_request_input_tokens",
+    "tags",
+    "prompt",
+)
+"""Canonical fields as staged (text, validated and cast in SQL afterwards)."""
+
+
+@dataclass
+class StagedRow:
+    """One record of a source, as canonical text fields, before validation.
+
+    ``source_id`` is the source's own unique id (request id, span id) or None; ``error`` marks a
+    record the parser already knows is bad (then ``error_field`` names the field).
+    """
+
+    line: int
+    raw: str
+    values: dict[str, Any] = field(default_factory=dict)
+    source_id: str | None = None
+    error: str | None = None
+    error_field: str | None = None
+
+
+class InputFormat:
+    """Base of every input format. Subclasses set ``name`` and ``description``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    kind: ClassVar[str] = "records"  # "records" (parsed in Python) or "table" (read by DuckDB)
+
+    def sniff(self, path: Path, head: str) -> bool:
+        """Whether a file whose first characters are ``head`` is certainly of this format."""
+        return False
+
+
+class RecordFormat(InputFormat):
+    """A format parsed in Python into :class:`StagedRow` records."""
+
+    def rows(self, path: Path) -> Iterator[StagedRow]:
+        raise NotImplementedError
+
+
+FORMATS: dict[str, InputFormat] = {}
+
+
+def register(cls: type[InputFormat]) -> type[InputFormat]:
+    FORMATS[cls.name] = cls()
+    return cls
+
+
+def get_format(name: str) -> InputFormat:
+    if name not in FORMATS:
+        raise UnknownNameError("input format", name, list(FORMATS))
+    return FORMATS[name]
+
+
+def detect_format(path: Path) -> InputFormat:
+    """The format of ``path`` when its extension and first records make it unambiguous."""
+    try:
+        with path.open("rb") as fh:
+            head_bytes = fh.read(65_536)
+    except OSError as exc:
+        raise InputError(f"cannot read the file: {exc.strerror}", path=str(path)) from exc
+    if head_bytes.startswith(b"PAR1"):
+        return FORMATS["parquet"]
+    head = head_bytes.decode("utf-8", errors="replace")
+    matches = [f for f in FORMATS.values() if f.sniff(path, head)]
+    specific = [f for f in matches if f.kind == "records"]
+    if specific:  # a vendor format that recognises the file beats a generic table reader
+        matches = specific
+    if len(matches) == 1:
+        return matches[0]
+    names = ", ".join(sorted(FORMATS))
+    if not matches:
+        raise InputError(f"cannot tell the format of this file; pass --format (one of: {names})", path=str(path))
+    found = ", ".join(sorted(f.name for f in matches))
+    raise InputError(f"this file could be any of {found}; pass --format to choose", path=str(path))
+
+
+def first_json_value(head: str) -> Any:
+    """The first JSON value of a document or JSONL file, from its first characters (or None)."""
+    text = head.lstrip()
+    if not text:
+        return None
+    first_line = text.split("\n", 1)[0]
+    for candidate in (first_line, text):
+        try:
+            return json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text)
+    except json.JSONDecodeError:
+        return _partial_keys(text)
+    return value
+
+
+def _partial_keys(text: str) -> dict[str, Any] | list[Any] | None:
+    """Top-level keys of a JSON document too long to decode from its head (a cheap scan)."""
+    import re
+
+    keys = re.findall(r'"([A-Za-z_][A-Za-z0-9_.]*)"\s*:', text[:20_000])
+    if not keys:
+        return None
+    marker: dict[str, Any] = {k: None for k in keys}
+    return [marker] if text.startswith("[") else marker
+
+
+def iter_json_documents(path: Path) -> Iterator[tuple[int, Any]]:
+    """Each JSON document of ``path``: the whole file, or one per line (JSONL). Yields (line, value).
+
+    A JSONL line that is not valid JSON yields ``(line, InputError)`` so the caller can quarantine it.
+    """
+    text = path.read_text(encoding="utf-8", errors="replace")
+    stripped = text.strip()
+    if not stripped:
+        return
+    try:
+        yield 1, json.loads(stripped)
+        return
+    except json.JSONDecodeError:
+        pass
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, InputError(f"not valid JSON: {exc.msg}", path=str(path), line=number)
+
+
+def compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+Sniffer = Callable[[Any], bool]

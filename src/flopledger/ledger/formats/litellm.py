@@ -1,0 +1,137 @@
+"""LiteLLM proxy spend logs (the ``LiteLLM_SpendLogs`` rows, as the ``/spend/logs`` JSON or a CSV).
+
+LiteLLM reports usage the OpenAI way: ``prompt_tokens`` includes cache reads and cache creation,
+which are subtracted to give canonical uncached input. Cache and reasoning details come from
+``metadata.additional_usage_values`` or ``metadata.usage_object`` when present.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from flopledger.errors import InputError
+from flopledger.ledger.formats.base import (
+    RecordFormat,
+    StagedRow,
+    compact,
+    first_json_value,
+    iter_json_documents,
+    register,
+)
+
+__all__ = ["LiteLLMSpendLogs"]
+
+_MARKERS = ("request_id", "spend", "prompt_tokens", "completion_tokens", "startTime")
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _num(value: Any) -> int:
+    if value in (None, ""):
+        return 0
+    return int(float(value))
+
+
+def _usage_details(meta: dict[str, Any]) -> tuple[int, int, int]:
+    """(cache read, cache creation, reasoning) from LiteLLM's metadata, 0 when absent."""
+    usage = _obj(meta.get("usage_object")) or _obj(meta.get("additional_usage_values"))
+    read = usage.get("cache_read_input_tokens") or _obj(usage.get("prompt_tokens_details")).get("cached_tokens")
+    write = usage.get("cache_creation_input_tokens")
+    reasoning = _obj(usage.get("completion_tokens_details")).get("reasoning_tokens")
+    return _num(read), _num(write), _num(reasoning)
+
+
+def _prompt(messages: Any) -> str | None:
+    if isinstance(messages, str):
+        try:
+            messages = json.loads(messages)
+        except json.JSONDecodeError:
+            return messages or None
+    if isinstance(messages, list):
+        texts = [m["content"] for m in messages if isinstance(m, dict) and m.get("role") == "user"
+                 and isinstance(m.get("content"), str)]
+        return "\n".join(texts) or None
+    return None
+
+
+@register
+class LiteLLMSpendLogs(RecordFormat):
+    name = "litellm"
+    description = "LiteLLM proxy spend logs (JSON list, JSONL or CSV of LiteLLM_SpendLogs rows)."
+
+    def sniff(self, path: Path, head: str) -> bool:
+        if path.suffix.lower() == ".csv":
+            header = head.split("\n", 1)[0]
+            return all(m in header for m in _MARKERS)
+        value = first_json_value(head)
+        first = value[0] if isinstance(value, list) and value else value
+        return isinstance(first, dict) and all(m in first for m in _MARKERS)
+
+    def rows(self, path: Path) -> Iterator[StagedRow]:
+        if path.suffix.lower() == ".csv":
+            with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+                reader = csv.DictReader(fh)
+                for record in reader:
+                    yield self._row(reader.line_num, record)
+            return
+        for line, doc in iter_json_documents(path):
+            if isinstance(doc, InputError):
+                yield StagedRow(line=line, raw="", error=str(doc).split(": ", 1)[-1])
+                continue
+            records = doc if isinstance(doc, list) else doc.get("data", [doc]) if isinstance(doc, dict) else [doc]
+            for i, record in enumerate(records):
+                # In a JSON list the record number stands for the line.
+                yield self._row(i + 1 if isinstance(doc, list) else line, record, index=i)
+
+    def _row(self, line: int, record: Any, index: int | None = None) -> StagedRow:
+        if not isinstance(record, dict):
+            return StagedRow(line=line, raw=str(record)[:2000], error="a spend log entry is not an object")
+        safe = {k: v for k, v in record.items() if k not in ("messages", "response", "proxy_server_request")}
+        if index is not None:
+            safe["_index"] = index
+        raw = compact(safe)
+        meta = _obj(record.get("metadata"))
+        try:
+            prompt_tokens = _num(record.get("prompt_tokens"))
+            read, write, reasoning = _usage_details(meta)
+        except (TypeError, ValueError) as exc:
+            return StagedRow(line=line, raw=raw, error=f"token count is not a number: {exc}", error_field="prompt_tokens")
+        if read + write > prompt_tokens:
+            return StagedRow(line=line, raw=raw, error_field="prompt_tokens",
+                             error=f"cache tokens ({read + write}) exceed prompt_tokens ({prompt_tokens}); "
+                             "LiteLLM's prompt_tokens includes cached tokens")
+        tags = record.get("request_tags")
+        tags_obj = {"request_tags": _obj({"t": tags}).get("t", tags)} if tags not in (None, "", "[]") else {}
+        if record.get("call_type"):
+            tags_obj["call_type"] = record["call_type"]
+        values = {
+            "ts": record.get("startTime"),
+            "request_id": record.get("request_id"),
+            "provider": record.get("custom_llm_provider") or None,
+            "model": record.get("model") or record.get("model_group"),
+            "team": meta.get("user_api_key_team_alias") or record.get("team_id") or meta.get("user_api_key_team_id"),
+            "user": record.get("user") or meta.get("user_api_key_user_id") or record.get("end_user"),
+            "api_key": record.get("api_key"),
+            "org": meta.get("user_api_key_org_id"),
+            "service_tier": "standard",
+            "input_tokens": prompt_tokens - read - write,
+            "cache_read_tokens": read,
+            "cache_write_5m_tokens": write,
+            "output_tokens": record.get("completion_tokens"),
+            "reasoning_tokens": reasoning,
+            "tags": compact(tags_obj) if tags_obj else None,
+            "prompt": _prompt(record.get("messages")),
+        }
+        rid = record.get("request_id")
+        return StagedRow(line=line, raw=raw, values=values, source_id=f"litellm:{rid}" if rid else None)

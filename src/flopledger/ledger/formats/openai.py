@@ -1,0 +1,115 @@
+"""OpenAI organization usage API, completions (``/v1/organization/usage/completions``).
+
+Buckets of ``start_time`` / ``end_time`` (Unix seconds) with ``results`` grouped by project, user,
+api key, model, batch and service tier. OpenAI's ``input_tokens`` *includes* ``input_cached_tokens``;
+canonical ``input_tokens`` is the uncached part, so the cached tokens are subtracted here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from flopledger.errors import InputError
+from flopledger.ledger.formats.base import (
+    RecordFormat,
+    StagedRow,
+    compact,
+    first_json_value,
+    iter_json_documents,
+    register,
+)
+
+__all__ = ["OpenAIUsage"]
+
+_TIERS = {None: "standard", "": "standard", "default": "standard", "auto": "standard", "scale": "priority"}
+
+
+def _as_int(value: Any) -> int | None:
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _ts(value: Any) -> str | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return None if value is None else str(value)
+
+
+@register
+class OpenAIUsage(RecordFormat):
+    name = "openai"
+    description = "OpenAI organization usage API, completions buckets (JSON pages)."
+
+    def sniff(self, path: Path, head: str) -> bool:
+        value = first_json_value(head)
+        page = value[0] if isinstance(value, list) and value else value
+        return isinstance(page, dict) and (
+            "organization.usage.completions" in head
+            or ("input_cached_tokens" in head and "start_time" in head)
+        )
+
+    def rows(self, path: Path) -> Iterator[StagedRow]:
+        for line, doc in iter_json_documents(path):
+            if isinstance(doc, InputError):
+                yield StagedRow(line=line, raw="", error=str(doc).split(": ", 1)[-1])
+                continue
+            for p, page in enumerate(doc if isinstance(doc, list) else [doc]):
+                buckets = page.get("data") if isinstance(page, dict) else None
+                if not isinstance(buckets, list):
+                    yield StagedRow(line=line, raw=compact(page)[:2000], error="a page without a 'data' list",
+                                    error_field="data")
+                    continue
+                for b, bucket in enumerate(buckets):
+                    results = bucket.get("results") if isinstance(bucket, dict) else None
+                    if not isinstance(results, list):
+                        yield StagedRow(line=line, raw=compact(bucket)[:2000],
+                                        error=f"bucket data[{b}] has no 'results' list", error_field="results")
+                        continue
+                    for r, result in enumerate(results):
+                        yield self._row(line, f"page {p} data[{b}].results[{r}]", bucket, result)
+
+    def _row(self, line: int, where: str, bucket: dict[str, Any], result: Any) -> StagedRow:
+        raw = compact({"start_time": bucket.get("start_time"), "end_time": bucket.get("end_time"),
+                       "result": result, "at": where})
+        if not isinstance(result, dict):
+            return StagedRow(line=line, raw=raw, error=f"{where} is not an object")
+        total_in = _as_int(result.get("input_tokens"))
+        cached = _as_int(result.get("input_cached_tokens"))
+        if total_in is None:
+            return StagedRow(line=line, raw=raw, error="input_tokens is not a whole number", error_field="input_tokens")
+        if cached is None:
+            return StagedRow(line=line, raw=raw, error="input_cached_tokens is not a whole number",
+                             error_field="input_cached_tokens")
+        if cached > total_in:
+            return StagedRow(line=line, raw=raw, error=f"input_cached_tokens ({cached}) exceeds input_tokens "
+                             f"({total_in}); OpenAI's input includes cached tokens", error_field="input_cached_tokens")
+        tier_raw = result.get("service_tier")
+        tier = "batch" if result.get("batch") is True else _TIERS.get(tier_raw, str(tier_raw).lower())
+        values = {
+            "ts": _ts(bucket.get("start_time")),
+            "provider": "openai",
+            "model": result.get("model"),
+            "project": result.get("project_id"),
+            "user": result.get("user_id"),
+            "api_key": result.get("api_key_id"),
+            "service_tier": tier,
+            "requests": result.get("num_model_requests") if result.get("num_model_requests") is not None else 1,
+            "input_tokens": total_in - cached,
+            "cache_read_tokens": cached,
+            "output_tokens": result.get("output_tokens"),
+            "tags": compact({"source_record": where}),
+        }
+        identity = compact([bucket.get("start_time"), bucket.get("end_time"), result.get("model"),
+                            result.get("project_id"), result.get("user_id"), result.get("api_key_id"),
+                            result.get("batch"), tier_raw])
+        return StagedRow(line=line, raw=raw, values=values, source_id=f"openai-usage:{identity}")

@@ -1,0 +1,225 @@
+"""OTLP JSON traces with OpenTelemetry GenAI span attributes.
+
+Reads what the OpenTelemetry Collector's file exporter writes (one ``ExportTraceServiceRequest``
+per line) or a single OTLP/HTTP JSON document. Current semantic-convention names are read first,
+then the older names OpenLLMetry and OpenLIT send. OpenTelemetry's ``gen_ai.usage.input_tokens``
+*includes* cache reads and writes, so they are subtracted to give the canonical uncached input.
+Spans that carry no GenAI attributes (HTTP, database ...) are not usage and are not counted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from flopledger.errors import InputError
+from flopledger.ledger.formats.base import RecordFormat, StagedRow, compact, iter_json_documents, register
+
+__all__ = ["OtlpTraces", "otlp_attributes", "spans_to_rows"]
+
+# Each canonical field: the attribute names that carry it, newest convention first.
+_ATTRS: dict[str, tuple[str, ...]] = {
+    "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.vendor"),
+    "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.response.model", "llm.request.model"),
+    "input_total": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens"),
+    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.usage.completion_tokens"),
+    "cache_read_tokens": (
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_read_input_tokens",
+        "gen_ai.usage.cached_tokens",
+    ),
+    "cache_write_tokens": (
+        "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens",
+    ),
+    "reasoning_tokens": (
+        "gen_ai.usage.reasoning.output_tokens",
+        "gen_ai.usage.reasoning_tokens",
+        "gen_ai.usage.completion_tokens_details.reasoning_tokens",
+    ),
+    "service_tier": (
+        "gen_ai.openai.response.service_tier",
+        "openai.response.service_tier",
+        "gen_ai.request.service_tier",
+        "gen_ai.openai.request.service_tier",
+    ),
+    "user": ("user.id", "enduser.id", "gen_ai.request.user", "gen_ai.user.id"),
+    "team": ("team", "team.id", "flopledger.team"),
+    "project": ("gen_ai.project", "project", "flopledger.project"),
+    "org": ("gen_ai.openai.organization", "organization", "flopledger.org"),
+    "api_key": ("gen_ai.api_key.id", "api_key.id", "flopledger.api_key"),
+    "request_id": ("gen_ai.response.id",),
+}
+_PROVIDER_ALIASES = {
+    "az.ai.openai": "azure",
+    "azure.ai.openai": "azure",
+    "az.ai.inference": "azure",
+    "aws.bedrock": "aws",
+    "gcp.vertex_ai": "google",
+    "gcp.gemini": "google",
+    "gcp.gen_ai": "google",
+    "vertex_ai": "google",
+    "gemini": "google",
+    "mistral_ai": "mistral",
+    "x_ai": "x-ai",
+    "xai": "x-ai",
+}
+_TIERS = {"default": "standard", "auto": "standard", "scale": "priority", "on_demand": "standard"}
+
+
+def _value(v: Mapping[str, Any]) -> Any:
+    for key in ("stringValue", "intValue", "doubleValue", "boolValue"):
+        if key in v:
+            return v[key]
+    if "arrayValue" in v:
+        return [_value(x) for x in v["arrayValue"].get("values", [])]
+    if "kvlistValue" in v:
+        return otlp_attributes(v["kvlistValue"].get("values", []))
+    return None
+
+
+def otlp_attributes(attrs: Any) -> dict[str, Any]:
+    """OTLP's ``[{key, value: {stringValue: ...}}]`` as a plain dict."""
+    out: dict[str, Any] = {}
+    for a in attrs or []:
+        if isinstance(a, dict) and "key" in a:
+            out[str(a["key"])] = _value(a.get("value") or {})
+    return out
+
+
+def _first(attrs: Mapping[str, Any], field: str) -> Any:
+    for name in _ATTRS[field]:
+        if attrs.get(name) is not None:
+            return attrs[name]
+    return None
+
+
+def _int_or_error(value: Any, name: str) -> int:
+    if value is None:
+        return 0
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} is not a whole number: {value!r}") from None
+    if number < 0 or (isinstance(value, float) and value != number):
+        raise ValueError(f"{name} must be a whole number of tokens, not {value!r}")
+    return number
+
+
+def _prompt_text(attrs: Mapping[str, Any], events: list[Any]) -> str | None:
+    """The user's prompt text, from whichever convention the instrumentation used."""
+    parts: list[str] = []
+    messages = attrs.get("gen_ai.input.messages")
+    if isinstance(messages, str):
+        try:
+            messages = json.loads(messages)
+        except json.JSONDecodeError:
+            messages = None
+    if isinstance(messages, list):
+        for m in messages:
+            if isinstance(m, dict) and m.get("role") == "user":
+                for part in m.get("parts") or [{"content": m.get("content")}]:
+                    if isinstance(part, dict) and isinstance(part.get("content"), str):
+                        parts.append(part["content"])
+    i = 0
+    while f"gen_ai.prompt.{i}.content" in attrs:
+        if attrs.get(f"gen_ai.prompt.{i}.role", "user") == "user":
+            parts.append(str(attrs[f"gen_ai.prompt.{i}.content"]))
+        i += 1
+    if not parts and isinstance(attrs.get("gen_ai.prompt"), str):
+        parts.append(attrs["gen_ai.prompt"])
+    for ev in events:
+        if isinstance(ev, dict) and ev.get("name") == "gen_ai.user.message":
+            content = otlp_attributes(ev.get("attributes")).get("content")
+            if isinstance(content, str):
+                parts.append(content)
+    return "\n".join(parts) if parts else None
+
+
+def _is_genai(attrs: Mapping[str, Any]) -> bool:
+    return any(k.startswith(("gen_ai.", "llm.")) for k in attrs)
+
+
+def spans_to_rows(doc: Any, line: int) -> Iterator[StagedRow]:
+    """Staged rows of every GenAI span in one OTLP ``ExportTraceServiceRequest`` (as JSON)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("resourceSpans"), list):
+        yield StagedRow(line=line, raw=compact(doc)[:2000], error="not an OTLP trace document (no resourceSpans)")
+        return
+    for rs in doc["resourceSpans"]:
+        resource = otlp_attributes((rs.get("resource") or {}).get("attributes"))
+        for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []:
+            for span in ss.get("spans") or []:
+                attrs = {**resource, **otlp_attributes(span.get("attributes"))}
+                if not _is_genai(attrs):
+                    continue
+                yield _span_row(line, span, attrs)
+
+
+def _span_row(line: int, span: Mapping[str, Any], attrs: dict[str, Any]) -> StagedRow:
+    trace_id, span_id = span.get("traceId"), span.get("spanId")
+    raw_attrs = {k: v for k, v in attrs.items() if not k.startswith(("gen_ai.prompt", "gen_ai.input", "gen_ai.output"))}
+    raw = compact({"traceId": trace_id, "spanId": span_id, "name": span.get("name"),
+                   "startTimeUnixNano": span.get("startTimeUnixNano"), "attributes": raw_attrs})
+    source_id = f"otel:{trace_id}:{span_id}" if trace_id and span_id else None
+    try:
+        total_in = _int_or_error(_first(attrs, "input_total"), "gen_ai.usage.input_tokens")
+        cache_read = _int_or_error(_first(attrs, "cache_read_tokens"), "cache read tokens")
+        cache_write = _int_or_error(_first(attrs, "cache_write_tokens"), "cache creation tokens")
+        output = _first(attrs, "output_tokens")
+        reasoning = _first(attrs, "reasoning_tokens")
+    except ValueError as exc:
+        return StagedRow(line=line, raw=raw, source_id=source_id, error=str(exc), error_field="gen_ai.usage")
+    has_tokens = any(_first(attrs, f) is not None for f in ("input_total", "output_tokens", "cache_read_tokens"))
+    if cache_read + cache_write > total_in:
+        return StagedRow(line=line, raw=raw, source_id=source_id, error_field="gen_ai.usage.input_tokens",
+                         error=f"cache tokens ({cache_read + cache_write}) exceed input tokens ({total_in}); "
+                         "OpenTelemetry's input_tokens includes cached tokens")
+    start = span.get("startTimeUnixNano")
+    try:
+        ts = dt.datetime.fromtimestamp(int(start) / 1e9, tz=dt.UTC).isoformat() if start is not None else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        return StagedRow(line=line, raw=raw, source_id=source_id, error=f"bad startTimeUnixNano {start!r}",
+                         error_field="startTimeUnixNano")
+    provider = _first(attrs, "provider")
+    provider = _PROVIDER_ALIASES.get(str(provider).lower(), str(provider).lower()) if provider else None
+    tier = _first(attrs, "service_tier")
+    tags = {k: v for k, v in attrs.items() if k in ("service.name", "gen_ai.operation.name", "deployment.environment")}
+    values: dict[str, Any] = {
+        "ts": ts,
+        "request_id": _first(attrs, "request_id") or span_id,
+        "provider": provider,
+        "model": _first(attrs, "model"),
+        "org": _first(attrs, "org"),
+        "project": _first(attrs, "project") or attrs.get("service.name"),
+        "team": _first(attrs, "team"),
+        "user": _first(attrs, "user"),
+        "api_key": _first(attrs, "api_key"),
+        "service_tier": _TIERS.get(str(tier).lower(), str(tier).lower()) if tier else "standard",
+        "input_tokens": (total_in - cache_read - cache_write) if has_tokens else None,
+        "cache_read_tokens": cache_read,
+        "cache_write_5m_tokens": cache_write,
+        "output_tokens": output,
+        "reasoning_tokens": reasoning,
+        "tags": compact(tags) if tags else None,
+        "prompt": _prompt_text(attrs, list(span.get("events") or [])),
+    }
+    return StagedRow(line=line, raw=raw, values=values, source_id=source_id)
+
+
+@register
+class OtlpTraces(RecordFormat):
+    name = "otel"
+    description = "OTLP JSON traces with OpenTelemetry GenAI attributes (also OpenLLMetry and OpenLIT names)."
+
+    def sniff(self, path: Path, head: str) -> bool:
+        return '"resourceSpans"' in head
+
+    def rows(self, path: Path) -> Iterator[StagedRow]:
+        for line, doc in iter_json_documents(path):
+            if isinstance(doc, InputError):
+                yield StagedRow(line=line, raw="", error=str(doc).split(": ", 1)[-1])
+                continue
+            yield from spans_to_rows(doc, line)

@@ -1,0 +1,189 @@
+"""Plain tables: CSV, JSONL and Parquet, read by DuckDB and mapped onto canonical columns.
+
+``--map canonical=source`` names the source column (for JSONL a dotted path such as
+``usage.prompt_tokens``) and ``--set canonical=value`` fixes a value for every row. A canonical
+column not mapped is read from a source column of the same name when there is one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from flopledger.errors import InputError
+from flopledger.ledger.formats.base import STAGE_COLUMNS, InputFormat, first_json_value, register
+
+__all__ = ["Csv", "Jsonl", "Parquet", "TableFormat", "TableSource"]
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """A SELECT producing the stage columns, ``_line`` and ``_raw`` from one file."""
+
+    sql: str
+
+
+class TableFormat(InputFormat):
+    kind = "table"
+
+    def _reader(self, path: Path) -> str:
+        raise NotImplementedError
+
+    def source_columns(self, con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+        try:
+            rows = con.execute(f"DESCRIBE SELECT * FROM {self._reader(path)}").fetchall()
+        except duckdb.Error as exc:
+            raise InputError(f"cannot read as {self.name}: {str(exc).splitlines()[0]}", path=str(path)) from exc
+        return [r[0] for r in rows]
+
+    def _column_expr(self, source: str, columns: list[str], path: Path, canonical: str) -> str:
+        if source not in columns:
+            known = ", ".join(columns[:30])
+            raise InputError(
+                f"--map {canonical}={source}: the file has no column {source!r}; its columns are: {known}",
+                path=str(path),
+            )
+        return f"CAST(src.{_quote_ident(source)} AS VARCHAR)"
+
+    def source(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: Path,
+        mapping: Mapping[str, str],
+        fixed: Mapping[str, str],
+    ) -> TableSource:
+        columns = self.source_columns(con, path)
+        exprs = []
+        for canonical in STAGE_COLUMNS:
+            if canonical in fixed:
+                expr = f"CAST({sql_literal(fixed[canonical])} AS VARCHAR)"
+            elif canonical in mapping:
+                expr = self._column_expr(mapping[canonical], columns, path, canonical)
+            elif canonical in columns:
+                expr = f"CAST(src.{_quote_ident(canonical)} AS VARCHAR)"
+            else:
+                expr = "CAST(NULL AS VARCHAR)"
+            exprs.append(f"{expr} AS {_quote_ident(canonical)}")
+        select = ", ".join(exprs)
+        return TableSource(
+            f"SELECT {select}, CAST(row_number() OVER () AS BIGINT) + {self._line_offset} AS _line, "
+            f"{self._raw_expr} AS _raw, CAST(NULL AS VARCHAR) AS _source_id, "
+            f"CAST(NULL AS VARCHAR) AS _error, CAST(NULL AS VARCHAR) AS _error_field "
+            f"FROM {self._reader(path)} AS src"
+        )
+
+    _line_offset = 0
+    _raw_expr = "to_json(src)::VARCHAR"
+
+
+@register
+class Csv(TableFormat):
+    name = "csv"
+    description = "CSV with a header row; map columns with --map."
+    _line_offset = 1  # the header
+
+    def sniff(self, path: Path, head: str) -> bool:
+        return path.suffix.lower() in (".csv", ".tsv")
+
+    def _reader(self, path: Path) -> str:
+        return f"read_csv({sql_literal(str(path))}, header=true, all_varchar=true, strict_mode=false)"
+
+
+@register
+class Parquet(TableFormat):
+    name = "parquet"
+    description = "Parquet; map columns with --map."
+
+    def sniff(self, path: Path, head: str) -> bool:
+        return path.suffix.lower() == ".parquet"
+
+    def _reader(self, path: Path) -> str:
+        return f"read_parquet({sql_literal(str(path))})"
+
+
+@register
+class Jsonl(TableFormat):
+    """One JSON object per line; each line is parsed in SQL so a bad line is quarantined, not lost."""
+
+    name = "jsonl"
+    description = "JSON Lines, one object per line; map fields (dotted paths allowed) with --map."
+    _raw_expr = "src.j"
+
+    def sniff(self, path: Path, head: str) -> bool:
+        if path.suffix.lower() not in (".jsonl", ".ndjson", ".json"):
+            return False
+        lines = [ln for ln in head.splitlines() if ln.strip()]
+        value = first_json_value(head)
+        return isinstance(value, dict) and len(lines) > 1 and not head.lstrip().startswith("[")
+
+    def _reader(self, path: Path) -> str:
+        return (
+            f"read_csv({sql_literal(str(path))}, columns={{'j': 'VARCHAR'}}, header=false, delim=chr(1), "
+            "quote='', escape='', auto_detect=false, strict_mode=false)"
+        )
+
+    def source_columns(self, con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+        try:
+            rows = con.execute(
+                f"SELECT DISTINCT unnest(json_keys(j)) FROM (SELECT j FROM {self._reader(path)} "
+                "WHERE json_valid(j) AND json_type(j) = 'OBJECT' LIMIT 1000)"
+            ).fetchall()
+        except duckdb.Error as exc:
+            raise InputError(f"cannot read as JSON Lines: {str(exc).splitlines()[0]}", path=str(path)) from exc
+        return [r[0] for r in rows]
+
+    def _path_expr(self, source: str) -> str:
+        json_path = "$." + ".".join(f'"{part}"' for part in source.split("."))
+        return f"CASE WHEN json_valid(src.j) THEN json_extract_string(src.j, {sql_literal(json_path)}) END"
+
+    def _column_expr(self, source: str, columns: list[str], path: Path, canonical: str) -> str:
+        if source.split(".")[0] not in columns:
+            known = ", ".join(columns[:30])
+            raise InputError(
+                f"--map {canonical}={source}: no line has a field {source.split('.')[0]!r}; fields seen: {known}",
+                path=str(path),
+            )
+        return self._path_expr(source)
+
+    def source(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: Path,
+        mapping: Mapping[str, str],
+        fixed: Mapping[str, str],
+    ) -> TableSource:
+        columns = self.source_columns(con, path)
+        exprs = []
+        for canonical in STAGE_COLUMNS:
+            if canonical in fixed:
+                expr = f"CAST({sql_literal(fixed[canonical])} AS VARCHAR)"
+            elif canonical in mapping:
+                expr = self._column_expr(mapping[canonical], columns, path, canonical)
+            elif canonical in columns:
+                expr = self._path_expr(canonical)
+            else:
+                expr = "CAST(NULL AS VARCHAR)"
+            exprs.append(f"{expr} AS {_quote_ident(canonical)}")
+        select = ", ".join(exprs)
+        bad_json = (
+            "CASE WHEN NOT json_valid(src.j) THEN 'not valid JSON' "
+            "WHEN json_type(src.j) <> 'OBJECT' THEN 'a JSON line that is not an object' END"
+        )
+        return TableSource(
+            f"SELECT * EXCLUDE (_blank) FROM (SELECT {select}, "
+            f"CAST(row_number() OVER () AS BIGINT) AS _line, src.j AS _raw, "
+            f"CAST(NULL AS VARCHAR) AS _source_id, {bad_json} AS _error, "
+            f"CAST(NULL AS VARCHAR) AS _error_field, (src.j IS NULL OR trim(src.j) = '') AS _blank "
+            f"FROM {self._reader(path)} AS src) WHERE NOT _blank"
+        )

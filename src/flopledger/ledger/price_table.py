@@ -1,0 +1,48 @@
+"""Keeping the ledger's price table and model map up to date for the models it has seen."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from flopledger.catalog.overrides import PriceOverrides
+from flopledger.catalog.prices import CATALOG_VERSION, catalog_rows, resolve_catalog_model
+
+__all__ = ["ensure_prices", "price_version"]
+
+
+def price_version(overrides: PriceOverrides) -> str:
+    """The version every priced event records: catalog version and overrides digest."""
+    return f"{CATALOG_VERSION}; overrides {overrides.digest}"
+
+
+def ensure_prices(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides, source: str) -> str:
+    """Map every (provider, model) of table ``source`` to a catalog model and flatten its prices.
+
+    Work is done once per model and price version; returns the price version.
+    """
+    version = price_version(overrides)
+    pairs = con.execute(
+        f"""SELECT DISTINCT coalesce(provider, '') AS provider, model FROM {source} WHERE model IS NOT NULL
+            EXCEPT SELECT provider, model FROM model_map WHERE price_version = ?""",
+        [version],
+    ).fetchall()
+    if pairs:
+        mapped = []
+        for provider, model in pairs:
+            key = overrides.private_key(provider or None, model) or resolve_catalog_model(provider or None, model)
+            mapped.append((version, provider, model, *(key or (None, None))))
+        con.executemany("INSERT INTO model_map VALUES (?, ?, ?, ?, ?)", mapped)
+    missing = con.execute(
+        """SELECT DISTINCT provider_id, model_id FROM model_map
+           WHERE price_version = ? AND provider_id IS NOT NULL
+           EXCEPT SELECT provider_id, model_id FROM prices WHERE price_version = ?""",
+        [version, version],
+    ).fetchall()
+    records = [
+        row.as_record(version) for provider_id, model_id in missing for row in catalog_rows(provider_id, model_id, overrides)
+    ]
+    if records:
+        table = pa.Table.from_pylist(records)  # noqa: F841 - read by DuckDB's replacement scan
+        con.execute("INSERT INTO prices BY NAME SELECT * FROM table")
+    return version

@@ -1,0 +1,110 @@
+"""Bulk pricing of usage events as an Ibis expression (runs on DuckDB and on Spark alike).
+
+An event is joined once to the catalog model its logged name maps to (``model_map``) and once to
+the flat price row that applies to it: same service tier, the event's time inside the row's
+validity and time-of-day window, and the request's total input inside the row's long-context tier
+(which reprices the *whole* request). Unknown models stay unpriced (``cost_usd`` NULL,
+``priced`` false), never silently free.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from flopledger.ledger.schema import TOKEN_COLUMNS
+
+__all__ = ["price_events"]
+
+_CLASS_RATE = {
+    "input_tokens": "input_usd_per_mtok",
+    "cache_read_tokens": "cache_read_usd_per_mtok",
+    "cache_write_5m_tokens": "cache_write_5m_usd_per_mtok",
+    "cache_write_1h_tokens": "cache_write_1h_usd_per_mtok",
+    "output_tokens": "output_usd_per_mtok",
+    "reasoning_tokens": "output_usd_per_mtok",
+}
+
+
+def price_events(events: ir.Table, prices: ir.Table, model_map: ir.Table) -> ir.Table:
+    """Events with cost per token class, list and effective cost, and the price used.
+
+    ``events`` has the canonical columns of :mod:`flopledger.ledger.schema`; ``prices`` the flat
+    rows of one price version; ``model_map`` maps logged ``(provider, model)`` to catalog ids.
+    The result has the event columns (without any previous priced columns) plus the priced ones.
+
+    >>> # priced = price_events(con.table("events"), con.table("prices"), con.table("model_map"))
+    """
+    from flopledger.ledger.schema import PRICED_COLUMNS
+
+    priced_names = {c.name for c in PRICED_COLUMNS}
+    keep = [c for c in events.columns if c not in priced_names]
+    ev = events.select(keep).mutate(
+        _prov=events.provider.fill_null(""),
+        _tier=events.service_tier.fill_null("standard"),
+        _total_in=(
+            events.input_tokens
+            + events.cache_read_tokens
+            + events.cache_write_5m_tokens
+            + events.cache_write_1h_tokens
+        ),
+        _tod=events.ts.hour() * 3600 + events.ts.minute() * 60 + events.ts.second(),
+    )
+    mm = model_map.select(
+        _mm_prov=model_map.provider.fill_null(""),
+        _mm_model=model_map.model,
+        _pid=model_map.provider_id,
+        _mid=model_map.model_id,
+    )
+    ev = ev.left_join(mm, [ev._prov == mm._mm_prov, ev.model == mm._mm_model]).drop("_mm_prov", "_mm_model")
+    p = prices.select(
+        _p_pid=prices.provider_id,
+        _p_mid=prices.model_id,
+        _p_variant=prices.variant,
+        _p_from=prices.valid_from,
+        _p_to=prices.valid_to,
+        _p_tod_from=prices.tod_from_s,
+        _p_tod_to=prices.tod_to_s,
+        _p_above=prices.tier_above_tokens,
+        _p_upto=prices.tier_upto_tokens,
+        _p_discount=prices.discount_pct,
+        _p_version=prices.price_version,
+        _p_fee=prices.usd_per_request,
+        **{f"_p_{rate}": prices[rate] for rate in sorted(set(_CLASS_RATE.values()))},
+    )
+    joined = ev.left_join(
+        p,
+        [
+            ev._pid == p._p_pid,
+            ev._mid == p._p_mid,
+            ev._tier == p._p_variant,
+            ev.ts >= p._p_from,
+            ev.ts < p._p_to,
+            ev._tod >= p._p_tod_from,
+            ev._tod < p._p_tod_to,
+            ev._total_in > p._p_above,
+            ev._total_in <= p._p_upto,
+        ],
+    )
+    keep_share = 1.0 - joined._p_discount / 100.0
+    list_costs: dict[str, Any] = {
+        col: joined[col].cast("float64") * joined[f"_p_{_CLASS_RATE[col]}"] / 1e6 for col in TOKEN_COLUMNS
+    }
+    list_fee = joined.requests.cast("float64") * joined._p_fee
+    list_total = sum(
+        (list_costs[c] for c in TOKEN_COLUMNS if c != "reasoning_tokens"),
+        start=list_fee,
+    )
+    priced_flag = joined._p_version.notnull()
+    result = joined.mutate(
+        **{f"{col}_cost_usd": list_costs[col] * keep_share for col in TOKEN_COLUMNS},
+        request_cost_usd=list_fee * keep_share,
+        list_cost_usd=list_total,
+        cost_usd=list_total * keep_share,
+        priced=priced_flag,
+        price_model=ibis.ifelse(joined._pid.notnull(), joined._pid + "/" + joined._mid, ibis.null("string")),
+        price_version=joined._p_version,
+    )
+    return result.select(*keep, *(c.name for c in PRICED_COLUMNS))

@@ -1,0 +1,104 @@
+"""The canonical usage event and the ledger's tables, declared once.
+
+Every input format is converted to these canonical columns on the way in; reports, exports and
+detectors read them and nothing else.
+
+Token semantics (never double counted):
+
+* ``input_tokens``: *uncached* input only. Anthropic reports it this way; OpenAI and OpenTelemetry
+  report total input including cache reads and writes, so ingest subtracts the cache tokens.
+* ``cache_read_tokens``, ``cache_write_5m_tokens``, ``cache_write_1h_tokens``: apart from input.
+* ``output_tokens`` includes ``reasoning_tokens``; ``reasoning_tokens`` is informational.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "COST_COLUMNS",
+    "DIMENSIONS",
+    "EVENT_COLUMNS",
+    "PRICED_COLUMNS",
+    "SERVICE_TIERS",
+    "BILLED_TOKEN_COLUMNS",
+    "TOKEN_COLUMNS",
+    "Column",
+    "total_input_tokens_sql",
+]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    duckdb_type: str
+    doc: str
+
+
+TOKEN_COLUMNS: tuple[str, ...] = (
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
+"""Token classes, canonical names. The first five are billed; reasoning is part of output."""
+
+BILLED_TOKEN_COLUMNS: tuple[str, ...] = TOKEN_COLUMNS[:5]
+
+SERVICE_TIERS: tuple[str, ...] = ("standard", "batch", "priority", "flex")
+
+DIMENSIONS: tuple[str, ...] = ("team", "user", "model", "provider", "project", "api_key", "org", "day", "hour")
+"""What a report can group by; ``day`` and ``hour`` are truncations of ``ts``."""
+
+EVENT_COLUMNS: tuple[Column, ...] = (
+    Column("event_id", "VARCHAR", "Stable id: the source's id, or a hash of the row's content."),
+    Column("ts", "TIMESTAMP", "Request time, UTC."),
+    Column("request_id", "VARCHAR", "The vendor's request or span id, when known."),
+    Column("provider", "VARCHAR", "Vendor, lower case: anthropic, openai, google, ..."),
+    Column("model", "VARCHAR", "Model name as the vendor reported it."),
+    Column("org", "VARCHAR", "Organisation."),
+    Column("project", "VARCHAR", "Project or workspace."),
+    Column("team", "VARCHAR", "Team."),
+    Column("user", "VARCHAR", "User (engineer or service account)."),
+    Column("api_key", "VARCHAR", "API key id (never the secret)."),
+    Column("service_tier", "VARCHAR", "standard, batch, priority or flex."),
+    Column("requests", "BIGINT", "Requests this row stands for (usage reports aggregate many)."),
+    Column("input_tokens", "BIGINT", "Uncached input tokens."),
+    Column("cache_read_tokens", "BIGINT", "Input tokens read from the prompt cache."),
+    Column("cache_write_5m_tokens", "BIGINT", "Input tokens written to the cache with a 5-minute TTL."),
+    Column("cache_write_1h_tokens", "BIGINT", "Input tokens written to the cache with a 1-hour TTL."),
+    Column("output_tokens", "BIGINT", "Output tokens, reasoning included."),
+    Column("reasoning_tokens", "BIGINT", "Reasoning tokens (already inside output_tokens)."),
+    Column(
+        "min_request_input_tokens",
+        "BIGINT",
+        "Lower bound of each request's total input when the source says so (e.g. a 200k-1M context bucket).",
+    ),
+    Column("tags", "VARCHAR", "Free-form tags, a JSON object."),
+    Column("prompt", "VARCHAR", "Prompt text; NULL unless ingested with --keep-prompts."),
+    Column("source_format", "VARCHAR", "Input format the row came from."),
+    Column("source_file", "VARCHAR", "File the row came from."),
+    Column("source_line", "BIGINT", "Line (or record number) in that file."),
+    Column("ingest_id", "VARCHAR", "The ingest run that stored the row."),
+)
+
+COST_COLUMNS: tuple[str, ...] = tuple(f"{c}_cost_usd" for c in TOKEN_COLUMNS)
+"""Cost per token class. ``reasoning_tokens_cost_usd`` is the part of ``output_tokens_cost_usd``
+spent on reasoning: included in it, never added again to the total."""
+
+PRICED_COLUMNS: tuple[Column, ...] = (
+    *(Column(c, "DOUBLE", f"Cost of {c.removesuffix('_cost_usd')}, USD, after discounts.") for c in COST_COLUMNS),
+    Column("request_cost_usd", "DOUBLE", "Per-request fees, USD."),
+    Column("list_cost_usd", "DOUBLE", "Total at list price, before negotiated discounts."),
+    Column("cost_usd", "DOUBLE", "Total effective cost, USD (NULL when the model has no price)."),
+    Column("priced", "BOOLEAN", "False when no price applies: unknown models are never silently free."),
+    Column("price_model", "VARCHAR", "The catalog model the event was priced as (provider/model)."),
+    Column("price_version", "VARCHAR", "Version of the price table used (catalog version + overrides hash)."),
+)
+
+
+def total_input_tokens_sql() -> str:
+    """SQL for a request's total input, the quantity long-context tiers are judged on."""
+    return "(input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens)"

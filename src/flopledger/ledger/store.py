@@ -1,0 +1,121 @@
+"""The ledger's DuckDB file: tables, opening, and schema upgrades.
+
+One file holds the ledger. Opening it creates missing tables and adds missing columns, so a file
+written by an older flopledger keeps working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+
+from flopledger.errors import InputError
+from flopledger.ledger.fingerprints import FINGERPRINT_COLUMNS
+from flopledger.ledger.schema import EVENT_COLUMNS, PRICED_COLUMNS, Column
+
+__all__ = ["EVENTS_TABLE_COLUMNS", "create_schema", "open_ledger"]
+
+EVENTS_TABLE_COLUMNS: tuple[Column, ...] = (*EVENT_COLUMNS, *FINGERPRINT_COLUMNS, *PRICED_COLUMNS)
+
+_TABLES: dict[str, tuple[Column, ...]] = {
+    "events": EVENTS_TABLE_COLUMNS,
+    "quarantine": (
+        Column("ingest_id", "VARCHAR", "The ingest run."),
+        Column("source_format", "VARCHAR", "Input format."),
+        Column("source_file", "VARCHAR", "File the bad row came from."),
+        Column("source_line", "BIGINT", "Line or record number in that file."),
+        Column("field", "VARCHAR", "The field at fault, when one is."),
+        Column("reason", "VARCHAR", "What is wrong, and what to do."),
+        Column("raw", "VARCHAR", "The row as read, so nothing is lost."),
+        Column("row_key", "VARCHAR", "Hash of file, line and raw text: re-ingesting never duplicates it."),
+        Column("quarantined_at", "TIMESTAMP", "When it was quarantined, UTC."),
+    ),
+    "ingests": (
+        Column("ingest_id", "VARCHAR", "Id of the run."),
+        Column("started_at", "TIMESTAMP", "UTC."),
+        Column("finished_at", "TIMESTAMP", "UTC; NULL while running or after a crash."),
+        Column("status", "VARCHAR", "committed, failed or running."),
+        Column("source_format", "VARCHAR", "Format(s) read."),
+        Column("files", "VARCHAR", "JSON list of files."),
+        Column("rows_read", "BIGINT", "Rows read."),
+        Column("rows_stored", "BIGINT", "New events stored."),
+        Column("rows_quarantined", "BIGINT", "Rows sent to quarantine."),
+        Column("rows_duplicate", "BIGINT", "Rows skipped as already in the ledger (or repeated in the input)."),
+        Column("price_version", "VARCHAR", "Price table version used."),
+        Column("message", "VARCHAR", "Error message of a failed run."),
+    ),
+    "prices": (
+        Column("price_version", "VARCHAR", "Catalog version and overrides hash."),
+        Column("provider_id", "VARCHAR", "Catalog provider."),
+        Column("model_id", "VARCHAR", "Catalog model."),
+        Column("variant", "VARCHAR", "Service tier the row applies to: standard, batch, priority, flex."),
+        Column("valid_from", "TIMESTAMP", "First instant the price applies (UTC), inclusive."),
+        Column("valid_to", "TIMESTAMP", "First instant it no longer applies, exclusive."),
+        Column("tod_from_s", "INTEGER", "Time-of-day window start, seconds after UTC midnight, inclusive."),
+        Column("tod_to_s", "INTEGER", "Time-of-day window end, exclusive (86400 = midnight)."),
+        Column("tier_above_tokens", "BIGINT", "The row applies when total input exceeds this (-1 = base)."),
+        Column("tier_upto_tokens", "BIGINT", "... and is at most this."),
+        Column("input_usd_per_mtok", "DOUBLE", "Uncached input."),
+        Column("cache_read_usd_per_mtok", "DOUBLE", "Cache reads."),
+        Column("cache_write_5m_usd_per_mtok", "DOUBLE", "Cache writes, 5-minute TTL."),
+        Column("cache_write_1h_usd_per_mtok", "DOUBLE", "Cache writes, 1-hour TTL."),
+        Column("output_usd_per_mtok", "DOUBLE", "Output (reasoning included)."),
+        Column("usd_per_request", "DOUBLE", "Per-request fee."),
+        Column("discount_pct", "DOUBLE", "Negotiated discount from the overrides file, percent."),
+        Column("source", "VARCHAR", "Where the price comes from."),
+    ),
+    "model_map": (
+        Column("price_version", "VARCHAR", "Price table version the mapping was made with."),
+        Column("provider", "VARCHAR", "Provider as logged."),
+        Column("model", "VARCHAR", "Model as logged."),
+        Column("provider_id", "VARCHAR", "Catalog provider it maps to (NULL = unknown)."),
+        Column("model_id", "VARCHAR", "Catalog model it maps to (NULL = unknown)."),
+    ),
+    "meta": (
+        Column("key", "VARCHAR", "Setting name."),
+        Column("value", "VARCHAR", "Setting value."),
+    ),
+}
+
+
+def _ddl(name: str, columns: Iterable[Column]) -> str:
+    cols = ", ".join(f'"{c.name}" {c.duckdb_type}' for c in columns)
+    return f'CREATE TABLE IF NOT EXISTS "{name}" ({cols})'
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the ledger's tables in ``con`` and add any column a newer flopledger declares."""
+    for name, columns in _TABLES.items():
+        con.execute(_ddl(name, columns))
+        present = {
+            row[0]
+            for row in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [name]
+            ).fetchall()
+        }
+        for c in columns:
+            if c.name not in present:
+                con.execute(f'ALTER TABLE "{name}" ADD COLUMN "{c.name}" {c.duckdb_type}')
+
+
+def open_ledger(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the ledger file at ``path``.
+
+    >>> con = open_ledger(":memory:")
+    >>> con.execute("SELECT count(*) FROM events").fetchone()
+    (0,)
+    """
+    target = str(path)
+    if read_only and target != ":memory:" and not Path(target).exists():
+        raise InputError(f"no ledger at {target}; run `flopledger ingest` or `flopledger demo` first")
+    try:
+        con = duckdb.connect(target, read_only=read_only)
+    except duckdb.IOException as exc:
+        raise InputError(
+            f"cannot open the ledger {target}: {exc}. Is another flopledger process writing to it?"
+        ) from exc
+    if not read_only:
+        create_schema(con)
+    return con

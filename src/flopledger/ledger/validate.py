@@ -1,0 +1,133 @@
+"""Validation of staged rows in SQL: types, required fields, semantics, and the stable event id.
+
+The staged table has every canonical field as text plus ``_line``, ``_raw``, ``_source_id`` and
+``_error``/``_error_field`` (errors a parser found). The checked result adds typed columns, the
+first ``error`` and its ``error_field`` (NULL for a good row), and ``event_id``.
+"""
+
+from __future__ import annotations
+
+from flopledger.ledger.formats.base import STAGE_COLUMNS
+
+__all__ = ["TIER_ALIASES", "checked_sql"]
+
+_INT_FIELDS = (
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
+_TOKEN_FIELDS = _INT_FIELDS
+TIER_ALIASES = {
+    "": "standard",
+    "standard": "standard",
+    "default": "standard",
+    "auto": "standard",
+    "on_demand": "standard",
+    "batch": "batch",
+    "priority": "priority",
+    "scale": "priority",
+    "flex": "flex",
+}
+
+
+def _blank(col: str) -> str:
+    return f'("{col}" IS NULL OR trim("{col}") = \'\')'
+
+
+def _num(col: str) -> str:
+    return f'TRY_CAST(trim("{col}") AS DOUBLE)'
+
+
+def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
+    """SELECT over table ``stage`` with typed columns, ``error``, ``error_field`` and ``event_id``."""
+    checks: list[tuple[str, str, str]] = [
+        ("_error IS NOT NULL", "_error", "_error_field"),
+        ("_ts IS NULL AND " + _blank("ts"), "'ts is missing; every row needs a timestamp'", "'ts'"),
+        ("_ts IS NULL", "'ts ' || quote(ts) || ' is not a timestamp (use ISO 8601 or Unix seconds)'", "'ts'"),
+        (_blank("model"), "'model is missing; every row needs a model'", "'model'"),
+        (
+            " AND ".join(_blank(c) for c in _TOKEN_FIELDS),
+            "'no token count; every row needs at least one of the token columns'",
+            "'input_tokens'",
+        ),
+    ]
+    for c in _INT_FIELDS:
+        checks.append(
+            (
+                f"NOT {_blank(c)} AND ({_num(c)} IS NULL OR {_num(c)} < 0 OR {_num(c)} <> floor({_num(c)}))",
+                f"'{c} ' || quote(\"{c}\") || ' is not a whole, non-negative number'",
+                f"'{c}'",
+            )
+        )
+    checks += [
+        (
+            f"NOT {_blank('requests')} AND ({_num('requests')} IS NULL OR {_num('requests')} < 0 "
+            f"OR {_num('requests')} <> floor({_num('requests')}))",
+            "'requests ' || quote(requests) || ' is not a whole, non-negative number'",
+            "'requests'",
+        ),
+        (
+            "_tier IS NULL",
+            "'service_tier ' || quote(service_tier) || ' is not one of standard, batch, priority, flex'",
+            "'service_tier'",
+        ),
+        (
+            "_reasoning_tokens > _output_tokens",
+            "'reasoning_tokens (' || _reasoning_tokens || ') exceed output_tokens (' || _output_tokens || "
+            "'); output includes reasoning'",
+            "'reasoning_tokens'",
+        ),
+        (
+            "_input_tokens < 0",
+            "'cache tokens exceed input tokens although the input was said to include them'",
+            "'input_tokens'",
+        ),
+        (
+            f"NOT {_blank('tags')} AND (NOT json_valid(tags) OR json_type(tags) <> 'OBJECT')",
+            "'tags must be a JSON object'",
+            "'tags'",
+        ),
+    ]
+    error = "CASE " + " ".join(f"WHEN {cond} THEN {msg}" for cond, msg, _ in checks) + " END"
+    field = "CASE " + " ".join(f"WHEN {cond} THEN {fld}" for cond, _, fld in checks) + " END"
+
+    tiers = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in TIER_ALIASES.items())
+    ints = ",\n".join(
+        f'CASE WHEN {_blank(c)} THEN 0 ELSE TRY_CAST({_num(c)} AS BIGINT) END AS "_{c}"' for c in _INT_FIELDS
+    )
+    uncached = "_input_tokens"
+    if input_includes_cache:
+        uncached = "(_input_tokens - _cache_read_tokens - _cache_write_5m_tokens - _cache_write_1h_tokens)"
+    epoch = "regexp_full_match(trim(ts), '[0-9]+(\\.[0-9]+)?')"
+    ts_expr = (
+        f"CASE WHEN ts IS NULL THEN NULL WHEN {epoch} THEN "
+        "make_timestamp(CAST(TRY_CAST(trim(ts) AS DOUBLE) * CASE WHEN TRY_CAST(trim(ts) AS DOUBLE) > 1e17 THEN 1e-3 "
+        "WHEN TRY_CAST(trim(ts) AS DOUBLE) > 1e14 THEN 1 WHEN TRY_CAST(trim(ts) AS DOUBLE) > 1e11 THEN 1e3 "
+        "ELSE 1e6 END AS BIGINT)) "
+        "ELSE CAST(timezone('UTC', TRY_CAST(trim(ts) AS TIMESTAMPTZ)) AS TIMESTAMP) END"
+    )
+    content = " || '|' || ".join(f"coalesce(\"{c}\", '')" for c in STAGE_COLUMNS if c != "prompt")
+    return f"""
+    WITH typed AS (
+        SELECT *,
+            {ts_expr} AS _ts,
+            CASE lower(trim(coalesce(service_tier, ''))) {tiers} END AS _tier,
+            {ints},
+            CASE WHEN {_blank("requests")} THEN 1 ELSE TRY_CAST({_num("requests")} AS BIGINT) END AS _requests
+        FROM {stage}
+    ), adjusted AS (
+        SELECT * REPLACE ({uncached} AS _input_tokens) FROM typed
+    ), judged AS (
+        SELECT *, {error} AS error, {field} AS error_field,
+            md5({content}) AS _content_hash
+        FROM adjusted
+    )
+    SELECT *,
+        CASE WHEN _source_id IS NOT NULL THEN md5(_source_id)
+             ELSE md5(_content_hash || '|' || row_number() OVER (PARTITION BY _content_hash ORDER BY _line))
+        END AS event_id
+    FROM judged
+    """

@@ -1,0 +1,1 @@
+"""One deterministic synthetic-data builder for the demo, screenshots and tests."""

@@ -1,0 +1,119 @@
+"""Budgets: config validation, statuses, drivers and the cron-friendly exit code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from flopledger.cli import ledger_finops
+from flopledger.errors import ConfigError
+from flopledger.ledger.budgets import check_budgets, load_budgets
+from flopledger.ledger.spark import connect_engine
+from flopledger.ledger.store import open_ledger
+
+GOLDEN = Path(__file__).parent / "golden" / "finops"
+AS_OF = dt.date(2026, 2, 14)
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("budgets") / "ledger.duckdb"
+    con = open_ledger(db)
+    con.execute(f"INSERT INTO events BY NAME SELECT * FROM read_csv('{GOLDEN / 'events.csv.gz'}')")
+    con.close()
+    return db
+
+
+def test_budget_statuses_golden(ledger: Path) -> None:
+    statuses = check_budgets(
+        connect_engine("duckdb", db=ledger), load_budgets(GOLDEN / "budgets.toml"), as_of=AS_OF
+    )
+    rows = json.loads(json.dumps([s.as_row() for s in statuses], default=str))
+    path = GOLDEN / "budgets_2026-02-14.json"
+    if os.environ.get("FLOPLEDGER_UPDATE_GOLDEN"):
+        path.write_text(json.dumps(rows, indent=1) + "\n")
+    expected = json.loads(path.read_text())
+    assert [(r["scope"], r["name"], r["status"]) for r in rows] == [
+        (r["scope"], r["name"], r["status"]) for r in expected
+    ]
+    for got, want in zip(rows, expected, strict=True):
+        for key, value in want.items():
+            assert got[key] == (pytest.approx(value, abs=0.02) if isinstance(value, float) else value), key
+    by_name = {s.budget.name: s for s in statuses}
+    assert [by_name[n].status for n in ("agents", "research", "platform", "nightly-etl", "key-evals")] == [
+        "at risk",
+        "over",
+        "ok",
+        "over",
+        "ok",
+    ]
+
+
+def test_alert_names_the_driver(ledger: Path) -> None:
+    statuses = check_budgets(
+        connect_engine("duckdb", db=ledger), load_budgets(GOLDEN / "budgets.toml"), as_of=AS_OF
+    )
+    agents = next(s for s in statuses if s.budget.name == "agents")
+    assert agents.driver is not None
+    assert (agents.driver.user, agents.driver.model, agents.driver.token_class) == (
+        "leaderboard-bot",
+        "claude-sonnet-4-5",
+        "output_tokens",
+    )
+    assert agents.alert is not None
+    for word in ("team agents is at risk", "user leaderboard-bot", "claude-sonnet-4-5", "output tokens"):
+        assert word in agents.alert
+    etl = next(s for s in statuses if s.budget.name == "nightly-etl")
+    assert etl.alert is not None and "cap of $10" in etl.alert
+    assert all(s.alert is None and s.driver is None for s in statuses if s.status == "ok")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[team.a]\nmonthly_usd = -5\n", "team.a.monthly_usd: Input should be greater than 0"),
+        ("[team.a]\nmontly_usd = 5\n", "team.a.monthly_usd: Field required"),
+        ("[team.a]\nmonthly_usd = 5\nmontly_usd = 5\n", "team.a.montly_usd: Extra inputs are not permitted"),
+        ("[teams.a]\nmonthly_usd = 5\n", "teams: Extra inputs are not permitted"),
+        (
+            "[team.a]\nmonthly_usd = 5\ndaily_cap_usd = 'lots'\n",
+            "team.a.daily_cap_usd: Input should be a valid",
+        ),
+        ("[team.a\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "budgets.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"budgets\.toml") as info:
+        load_budgets(path)
+    assert message in str(info.value)
+
+
+def test_missing_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such budgets file"):
+        load_budgets(tmp_path / "nope.toml")
+
+
+def _cli() -> typer.Typer:
+    app = typer.Typer()
+    ledger_finops.register(app)
+    return app
+
+
+def test_cli_exit_code_for_cron(ledger: Path, tmp_path: Path) -> None:
+    args = ["budgets", "check", "--db", str(ledger), "--as-of", "2026-02-14"]
+    over = CliRunner().invoke(_cli(), [*args, "--config", str(GOLDEN / "budgets.toml")])
+    assert over.exit_code == ledger_finops.EXIT_BUDGET_OVER, over.output
+    assert "leaderboard-bot" in over.output  # the alert lines
+    ok = tmp_path / "ok.toml"
+    ok.write_text("[team.agents]\nmonthly_usd = 50_000\n")
+    fine = CliRunner().invoke(_cli(), [*args, "--config", str(ok), "-f", "json"])
+    assert fine.exit_code == 0, fine.output
+    assert json.loads(fine.output)[0]["status"] == "ok"

@@ -1,0 +1,181 @@
+"""FOCUS 1.2 export, checked against the column list kept as package data.
+
+Mandatory columns present, every column's type as the list says, null rules (never null, and
+"not null when" conditions), allowed values, ``x_`` prefixes, and totals that reconcile with the
+ledger: effective and list cost, and token counts per class.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from flopledger.cli import ledger_finops
+from flopledger.errors import UnknownNameError
+from flopledger.ledger.focus import FOCUS_ARROW_TYPES, FocusColumn, export_ledger, focus_columns, focus_table
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
+from flopledger.ledger.spark import connect_engine
+from flopledger.ledger.store import open_ledger
+
+GOLDEN = Path(__file__).parent / "golden" / "finops"
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("focus") / "ledger.duckdb"
+    con = open_ledger(db)
+    con.execute(f"INSERT INTO events BY NAME SELECT * FROM read_csv('{GOLDEN / 'events.csv.gz'}')")
+    con.close()
+    return db
+
+
+@pytest.fixture(scope="module")
+def exported(ledger: Path, tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
+    out = tmp_path_factory.mktemp("focus-out") / "focus.parquet"
+    export_ledger(connect_engine("duckdb", db=ledger), out, "focus")
+    return pq.read_table(out)
+
+
+def _holds(clause: str, row: dict[str, Any]) -> bool:
+    """One clause of a ``not_null_when`` rule: ``Col notnull``, ``Col in A|B`` or ``Col != V``."""
+    column, op, *rest = clause.split(" ", 2)
+    value = row.get(column)
+    if op == "notnull":
+        return value is not None
+    if op == "in":
+        return value in rest[0].split("|")
+    assert op == "!=", clause
+    return value != rest[0]
+
+
+def test_column_list_is_complete() -> None:
+    columns = focus_columns()
+    assert len(columns) == len({c.column_id for c in columns}) == 57
+    assert {c.feature_level for c in columns} == {"Mandatory", "Conditional", "Recommended"}
+    assert {c.data_type for c in columns} <= set(FOCUS_ARROW_TYPES)
+    mandatory = {c.column_id for c in columns if c.feature_level == "Mandatory"}
+    assert {"BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "ServiceCategory"} <= mandatory
+    assert {c.column_id for c in columns if c.introduced == "1.2"} >= {"InvoiceId", "PricingCurrency"}
+
+
+def test_mandatory_columns_types_and_names(exported: pa.Table) -> None:
+    spec: dict[str, FocusColumn] = {c.column_id: c for c in focus_columns()}
+    names = set(exported.column_names)
+    missing = {n for n, c in spec.items() if c.feature_level == "Mandatory"} - names
+    assert not missing
+    for name in names:
+        if name in spec:
+            assert exported.schema.field(name).type == FOCUS_ARROW_TYPES[spec[name].data_type], name
+        else:
+            assert name.startswith("x_"), f"{name} is neither a FOCUS column nor x_-prefixed"
+
+
+def test_null_rules_and_allowed_values(exported: pa.Table) -> None:
+    spec = [c for c in focus_columns() if c.column_id in exported.column_names]
+    rows = exported.to_pylist()
+    assert rows
+    for c in spec:
+        for row in rows:
+            value = row[c.column_id]
+            if not c.allows_nulls:
+                assert value is not None, c.column_id
+            if c.not_null_when and all(_holds(cl.strip(), row) for cl in c.not_null_when.split(";")):
+                assert value is not None, f"{c.column_id} null although {c.not_null_when}"
+            if c.allowed_values and value is not None:
+                assert value in c.allowed_values, (c.column_id, value)
+
+
+def test_ai_service_values_and_tags(exported: pa.Table) -> None:
+    rows = exported.to_pylist()
+    assert {r["ServiceCategory"] for r in rows} == {"AI and Machine Learning"}
+    assert {r["ServiceSubcategory"] for r in rows} == {"Generative AI"}
+    assert {r["ChargeCategory"] for r in rows} == {"Usage"}
+    for r in rows:
+        tags = json.loads(r["Tags"])
+        assert isinstance(tags, dict) and tags["team"] == r["x_Team"]
+        assert r["ChargePeriodEnd"] - r["ChargePeriodStart"] == dt.timedelta(days=1)
+        assert r["BillingPeriodStart"] <= r["ChargePeriodStart"] < r["BillingPeriodEnd"]
+        assert r["EffectiveCost"] == r["BilledCost"] == r["ContractedCost"]
+        assert float(r["ListCost"]) >= float(r["EffectiveCost"]) - 1e-5  # the fixture rounds to 1e-6 USD
+    keys = [
+        (
+            r["ChargePeriodStart"],
+            r["BillingAccountId"],
+            r["SubAccountId"],
+            r["x_Team"],
+            r["x_Model"],
+            r["x_ServiceTier"],
+            r["x_TokenClass"],
+        )
+        for r in rows
+    ]
+    assert len(keys) == len(set(keys)), "one row per charge period x account x model x token class"
+
+
+def test_totals_reconcile_with_the_ledger(ledger: Path, exported: pa.Table) -> None:
+    con = duckdb.connect(str(ledger), read_only=True)
+    sums = ", ".join(f"sum({c})" for c in BILLED_TOKEN_COLUMNS)
+    cost, list_cost, *tokens = (
+        con.execute(
+            f"SELECT sum(cost_usd), sum(list_cost_usd), {sums} FROM events WHERE cost_usd IS NOT NULL"
+        ).fetchone()
+        or ()
+    )
+    con.close()
+    rows = exported.to_pylist()
+    assert float(sum(r["EffectiveCost"] for r in rows)) == pytest.approx(cost, abs=0.01)
+    assert float(sum(r["ListCost"] for r in rows)) == pytest.approx(list_cost, abs=0.01)
+    for cls, total in zip(BILLED_TOKEN_COLUMNS, tokens, strict=True):
+        assert sum(int(r["ConsumedQuantity"]) for r in rows if r["x_TokenClass"] == cls) == total, cls
+    discounted = [
+        r
+        for r in rows
+        if r["ChargePeriodStart"].date() >= dt.date(2026, 2, 1) and r["ProviderName"] == "anthropic"
+    ]
+    assert all(r["EffectiveCost"] < r["ListCost"] for r in discounted if r["ListCost"] > 0)
+
+
+def test_csv_export_window_and_unpriced(ledger: Path, tmp_path: Path) -> None:
+    engine = connect_engine("duckdb", db=ledger)
+    out = tmp_path / "focus.csv"
+    summary = export_ledger(engine, out, "focus", since=dt.date(2026, 2, 1), until=dt.date(2026, 2, 7))
+    assert summary.unpriced_events == 7  # the private model: left out, counted
+    table = pacsv.read_csv(out, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+    assert table.num_rows == summary.rows
+    starts = set(table.column("ChargePeriodStart").cast(pa.string()).to_pylist())
+    assert min(starts).startswith("2026-02-01") and max(starts).startswith("2026-02-07")
+    raw = out.read_text().splitlines()[1]
+    assert "T00:00:00Z" in raw  # ISO 8601 UTC in CSV
+    assert focus_table(engine, since=dt.date(2030, 1, 1)).num_rows == 0
+
+
+def test_events_export_for_spark(ledger: Path, tmp_path: Path) -> None:
+    out = tmp_path / "events.parquet"
+    summary = export_ledger(connect_engine("duckdb", db=ledger), out, "parquet")
+    table = pq.read_table(out)
+    assert table.num_rows == summary.rows == 767
+    assert "prompt" not in table.column_names and not any(c.startswith("fp_") for c in table.column_names)
+    with pytest.raises(UnknownNameError, match="did you mean 'focus'"):
+        export_ledger(connect_engine("duckdb", db=ledger), out, "focuss")
+
+
+def test_cli_export(ledger: Path, tmp_path: Path) -> None:
+    app = typer.Typer()
+    ledger_finops.register(app)
+    out = tmp_path / "bill.parquet"
+    result = CliRunner().invoke(
+        app, ["export", "--format", "focus", str(out), "--db", str(ledger), "--until", "2025-11-30"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "focus rows" in result.output
+    assert pq.read_table(out).num_rows > 0
