@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from flopledger.cli import fleet, integrity, ledger, serving
+from flopledger.cli import brief, fleet, integrity, ledger, ledger_finops, serving, web
 from flopledger.cli.output import err_console
 from flopledger.errors import FlopledgerError
 
@@ -24,6 +24,9 @@ app = typer.Typer(
     add_completion=False,
 )
 ledger.register(app)
+ledger_finops.register(app)
+brief.register(app)
+web.register(app)
 app.add_typer(serving.app, name="serving")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(integrity.app, name="integrity")

@@ -43,6 +43,9 @@ def ensure_prices(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides, sou
         row.as_record(version) for provider_id, model_id in missing for row in catalog_rows(provider_id, model_id, overrides)
     ]
     if records:
-        table = pa.Table.from_pylist(records)  # noqa: F841 - read by DuckDB's replacement scan
-        con.execute("INSERT INTO prices BY NAME SELECT * FROM table")
+        con.register("_price_rows", pa.Table.from_pylist(records))
+        try:
+            con.execute("INSERT INTO prices BY NAME SELECT * FROM _price_rows")
+        finally:
+            con.unregister("_price_rows")
     return version

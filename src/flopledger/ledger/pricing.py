@@ -50,6 +50,7 @@ def price_events(events: ir.Table, prices: ir.Table, model_map: ir.Table) -> ir.
             + events.cache_write_5m_tokens
             + events.cache_write_1h_tokens
         ),
+        _requests=ibis.greatest(events.requests.fill_null(1), 1),
         _tod=events.ts.hour() * 3600 + events.ts.minute() * 60 + events.ts.second(),
     )
     mm = model_map.select(
@@ -57,6 +58,14 @@ def price_events(events: ir.Table, prices: ir.Table, model_map: ir.Table) -> ir.
         _mm_model=model_map.model,
         _pid=model_map.provider_id,
         _mid=model_map.model_id,
+    )
+    # A long-context tier is judged on each request's own input. A usage report row stands for many
+    # requests: its per-request mean, raised to the source's stated lower bound (a context-window bucket).
+    ev = ev.mutate(
+        _tier_in=ibis.greatest(
+            ev._total_in.cast("float64") / ev._requests.cast("float64"),
+            ev.min_request_input_tokens.fill_null(0).cast("float64"),
+        )
     )
     ev = ev.left_join(mm, [ev._prov == mm._mm_prov, ev.model == mm._mm_model]).drop("_mm_prov", "_mm_model")
     p = prices.select(
@@ -84,8 +93,8 @@ def price_events(events: ir.Table, prices: ir.Table, model_map: ir.Table) -> ir.
             ev.ts < p._p_to,
             ev._tod >= p._p_tod_from,
             ev._tod < p._p_tod_to,
-            ev._total_in > p._p_above,
-            ev._total_in <= p._p_upto,
+            ev._tier_in > p._p_above,
+            ev._tier_in <= p._p_upto,
         ],
     )
     keep_share = 1.0 - joined._p_discount / 100.0
@@ -106,5 +115,7 @@ def price_events(events: ir.Table, prices: ir.Table, model_map: ir.Table) -> ir.
         priced=priced_flag,
         price_model=ibis.ifelse(joined._pid.notnull(), joined._pid + "/" + joined._mid, ibis.null("string")),
         price_version=joined._p_version,
+        input_usd_per_mtok_applied=joined._p_input_usd_per_mtok * keep_share,
+        output_usd_per_mtok_applied=joined._p_output_usd_per_mtok * keep_share,
     )
     return result.select(*keep, *(c.name for c in PRICED_COLUMNS))

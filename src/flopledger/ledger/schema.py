@@ -96,6 +96,8 @@ PRICED_COLUMNS: tuple[Column, ...] = (
     Column("priced", "BOOLEAN", "False when no price applies: unknown models are never silently free."),
     Column("price_model", "VARCHAR", "The catalog model the event was priced as (provider/model)."),
     Column("price_version", "VARCHAR", "Version of the price table used (catalog version + overrides hash)."),
+    Column("input_usd_per_mtok_applied", "DOUBLE", "Uncached input rate applied, after discounts."),
+    Column("output_usd_per_mtok_applied", "DOUBLE", "Output rate applied, after discounts."),
 )
 
 

@@ -37,6 +37,11 @@ def _blank(col: str) -> str:
     return f'("{col}" IS NULL OR trim("{col}") = \'\')'
 
 
+def _shown(col: str) -> str:
+    """SQL for a value as shown inside an error message: quoted, at most 80 characters."""
+    return f"'''' || left(coalesce(CAST(\"{col}\" AS VARCHAR), ''), 80) || ''''"
+
+
 def _num(col: str) -> str:
     return f'TRY_CAST(trim("{col}") AS DOUBLE)'
 
@@ -46,7 +51,7 @@ def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
     checks: list[tuple[str, str, str]] = [
         ("_error IS NOT NULL", "_error", "_error_field"),
         ("_ts IS NULL AND " + _blank("ts"), "'ts is missing; every row needs a timestamp'", "'ts'"),
-        ("_ts IS NULL", "'ts ' || quote(ts) || ' is not a timestamp (use ISO 8601 or Unix seconds)'", "'ts'"),
+        ("_ts IS NULL", "'ts ' || " + _shown("ts") + " || ' is not a timestamp (use ISO 8601 or Unix seconds)'", "'ts'"),
         (_blank("model"), "'model is missing; every row needs a model'", "'model'"),
         (
             " AND ".join(_blank(c) for c in _TOKEN_FIELDS),
@@ -58,7 +63,7 @@ def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
         checks.append(
             (
                 f"NOT {_blank(c)} AND ({_num(c)} IS NULL OR {_num(c)} < 0 OR {_num(c)} <> floor({_num(c)}))",
-                f"'{c} ' || quote(\"{c}\") || ' is not a whole, non-negative number'",
+                f"'{c} ' || {_shown(c)} || ' is not a whole, non-negative number'",
                 f"'{c}'",
             )
         )
@@ -66,12 +71,12 @@ def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
         (
             f"NOT {_blank('requests')} AND ({_num('requests')} IS NULL OR {_num('requests')} < 0 "
             f"OR {_num('requests')} <> floor({_num('requests')}))",
-            "'requests ' || quote(requests) || ' is not a whole, non-negative number'",
+            "'requests ' || " + _shown("requests") + " || ' is not a whole, non-negative number'",
             "'requests'",
         ),
         (
             "_tier IS NULL",
-            "'service_tier ' || quote(service_tier) || ' is not one of standard, batch, priority, flex'",
+            "'service_tier ' || " + _shown("service_tier") + " || ' is not one of standard, batch, priority, flex'",
             "'service_tier'",
         ),
         (
@@ -98,9 +103,12 @@ def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
     ints = ",\n".join(
         f'CASE WHEN {_blank(c)} THEN 0 ELSE TRY_CAST({_num(c)} AS BIGINT) END AS "_{c}"' for c in _INT_FIELDS
     )
-    uncached = "_input_tokens"
-    if input_includes_cache:
-        uncached = "(_input_tokens - _cache_read_tokens - _cache_write_5m_tokens - _cache_write_1h_tokens)"
+    # Tabular sources may report total input (OpenAI-style); the stage's ``_incl_cache`` flag, or the
+    # argument for a whole stage, says so and the cache tokens are subtracted to give uncached input.
+    minus_cache = "(_input_tokens - _cache_read_tokens - _cache_write_5m_tokens - _cache_write_1h_tokens)"
+    uncached = minus_cache if input_includes_cache else (
+        f"CASE WHEN coalesce(_incl_cache, false) THEN {minus_cache} ELSE _input_tokens END"
+    )
     epoch = "regexp_full_match(trim(ts), '[0-9]+(\\.[0-9]+)?')"
     ts_expr = (
         f"CASE WHEN ts IS NULL THEN NULL WHEN {epoch} THEN "
@@ -127,7 +135,7 @@ def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
     )
     SELECT *,
         CASE WHEN _source_id IS NOT NULL THEN md5(_source_id)
-             ELSE md5(_content_hash || '|' || row_number() OVER (PARTITION BY _content_hash ORDER BY _line))
+             ELSE md5(_content_hash || '|' || row_number() OVER (PARTITION BY _content_hash ORDER BY _file, _line))
         END AS event_id
     FROM judged
     """

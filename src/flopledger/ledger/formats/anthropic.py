@@ -59,17 +59,17 @@ class AnthropicUsageReport(RecordFormat):
             for p, page in enumerate(_pages(doc)):
                 buckets = page.get("data") if isinstance(page, dict) else None
                 if not isinstance(buckets, list):
-                        yield StagedRow(line=line, raw=compact(page)[:2000], error="a page without a 'data' list",
+                    yield StagedRow(line=line, raw=compact(page)[:2000], error="a page without a 'data' list",
                                     error_field="data")
                     continue
                 for b, bucket in enumerate(buckets):
                     results = bucket.get("results") if isinstance(bucket, dict) else None
                     if not isinstance(results, list):
-                                yield StagedRow(line=line, raw=compact(bucket)[:2000],
+                        yield StagedRow(line=line, raw=compact(bucket)[:2000],
                                         error=f"bucket data[{b}] has no 'results' list", error_field="results")
                         continue
                     for r, result in enumerate(results):
-                                yield self._row(line, f"page {p} data[{b}].results[{r}]", bucket, result)
+                        yield self._row(line, f"page {p} data[{b}].results[{r}]", bucket, result)
 
     def _row(self, line: int, where: str, bucket: dict[str, Any], result: Any) -> StagedRow:
         raw = compact({"starting_at": bucket.get("starting_at"), "ending_at": bucket.get("ending_at"),
