@@ -2,10 +2,307 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from flopledger.cli.options import DbOption, FormatOption, resolve_db
+from flopledger.cli.output import OutputFormat, console, err_console, render_rows, to_jsonable
+from flopledger.errors import InputError
+from flopledger.settings import setting_value
 
 __all__ = ["register"]
+
+OverridesOption = Annotated[
+    Path | None,
+    typer.Option("--overrides", help="Price overrides TOML (default: $FLOPLEDGER_OVERRIDES or ./flopledger-prices.toml)."),
+]
+SinceOption = Annotated[
+    dt.datetime | None, typer.Option("--since", help="From this date or time (UTC), inclusive.")
+]
+UntilOption = Annotated[
+    dt.datetime | None, typer.Option("--until", help="Up to this date or time (UTC), exclusive.")
+]
+
+
+def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
+    """``["a=b,c=d", "e=f"]`` -> ``{"a": "b", "c": "d", "e": "f"}``."""
+    out: dict[str, str] = {}
+    for item in values or []:
+        for part in item.split(","):
+            name, sep, value = part.partition("=")
+            if not sep or not name.strip():
+                raise InputError(f"{flag} expects canonical=value pairs, got {part!r}", field=flag)
+            out[name.strip()] = value.strip()
+    return out
+
+
+def _overrides(path: Path | None) -> Any:
+    from flopledger.catalog.overrides import load_overrides
+
+    return load_overrides(path if path is not None else setting_value("overrides"))
+
+
+@contextmanager
+def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A byte progress bar on stderr (hidden when stderr is not a terminal)."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _print_reconciliation(rows: list[dict[str, Any]], fmt: OutputFormat) -> None:
+    render_rows(rows, fmt, title="Ingest: read = stored + quarantined + duplicates skipped")
+
+
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="Usage files: vendor exports, OTLP JSON, LiteLLM logs, CSV/JSONL/Parquet.")],
+    db: DbOption = None,
+    input_format: Annotated[
+        str | None,
+        typer.Option("--input-format", "--format", help="Input format (default: detected); 'outcomes' for outcomes files."),
+    ] = None,
+    mapping: Annotated[
+        list[str] | None, typer.Option("--map", help="canonical=source column pairs, comma-separated.")
+    ] = None,
+    fixed: Annotated[list[str] | None, typer.Option("--set", help="canonical=value for every row.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail the whole ingest on any bad row.")] = False,
+    keep_prompts: Annotated[
+        bool, typer.Option("--keep-prompts", help="Store prompt text (default: only keyed fingerprints).")
+    ] = False,
+    input_includes_cache: Annotated[
+        bool, typer.Option("--input-includes-cache", help="Tabular input_tokens include cache reads and writes.")
+    ] = False,
+    overrides: OverridesOption = None,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="table, json or csv.")] = OutputFormat.table,
+) -> None:
+    """Ingest usage logs: validate, quarantine bad rows, skip duplicates, price, store."""
+    from flopledger.ledger.ingest import ingest_files
+    from flopledger.ledger.store import open_ledger
+
+    con = open_ledger(resolve_db(db))
+    try:
+        if input_format == "outcomes":
+            from flopledger.integrity.outcomes import ingest_outcomes
+
+            out = ingest_outcomes(con, files)
+            _print_reconciliation([{"rows_read": out.read, "rows_stored": out.stored,
+                                    "rows_rejected": out.rejected, "rows_duplicate": out.duplicates}], output)
+            return
+        key = setting_value("fingerprint_key").encode()
+        with _progress_bar("ingest") as update:
+            result = ingest_files(
+                con, files, format=input_format, mapping=_pairs(mapping, "--map"), fixed=_pairs(fixed, "--set"),
+                strict=strict, keep_prompts=keep_prompts, input_includes_cache=input_includes_cache,
+                overrides=_overrides(overrides), fingerprint_key=key, progress=update,
+            )
+    finally:
+        con.close()
+    _print_reconciliation([result.as_row()], output)
+    if result.rows_quarantined and output is OutputFormat.table:
+        console.print(f"{result.rows_quarantined} row(s) quarantined: see `flopledger quarantine list`.",
+                      highlight=False)
+    if result.unpriced_rows and output is OutputFormat.table:
+        console.print(f"{result.unpriced_rows} row(s) have no price: see `flopledger prices missing`.",
+                      highlight=False)
+
+
+_SHORT_COLUMNS = ("requests", "input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "output_tokens",
+                  "cost_usd", "unpriced_tokens")
+
+
+def report(
+    by: Annotated[str, typer.Option("--by", help="team, user, model, provider, project, api_key, org, day, hour.")] = "team",
+    since: SinceOption = None,
+    until: UntilOption = None,
+    per_active_hour: Annotated[
+        bool, typer.Option("--per-active-hour", help="Add cost per active hour (an hour with a request).")
+    ] = False,
+    show_headline: Annotated[
+        bool, typer.Option("--headline", help="The bill if all tokens were output, or all input uncached, vs real.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most this many rows.")] = None,
+    db: DbOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Cost by any dimensions, with tokens and cost per class; or the headline-versus-real view."""
+    from flopledger.ledger.report import headline, parse_dimensions
+    from flopledger.ledger.report import report as build_report
+    from flopledger.ledger.spark import connect_engine
+
+    engine = connect_engine("duckdb", db=resolve_db(db))
+    if show_headline:
+        _render_headline(headline(engine, since=since, until=until).as_dict(), fmt)
+        return
+    dims = parse_dimensions(by)
+    rows = build_report(engine, dims, since=since, until=until, per_active_hour=per_active_hour, limit=limit)
+    columns = None
+    if fmt is OutputFormat.table:
+        extra = ("active_hours", "cost_usd_per_active_hour") if per_active_hour else ()
+        columns = [*dims, *_SHORT_COLUMNS, *extra]
+    render_rows(rows, fmt, title=f"Cost by {', '.join(dims)}", columns=columns)
+
+
+def _render_headline(view: dict[str, Any], fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps(to_jsonable(view), indent=2))
+        return
+    if fmt is OutputFormat.csv:
+        render_rows(view["classes"], fmt)
+        return
+    render_rows(
+        [
+            {"bill": "every token priced as output (the headline)", "cost_usd": view["all_as_output_cost_usd"]},
+            {"bill": "all input priced as uncached", "cost_usd": view["all_input_uncached_cost_usd"]},
+            {"bill": "real, each token class priced apart", "cost_usd": view["real_cost_usd"]},
+        ],
+        fmt,
+        title="Headline versus real",
+    )
+    render_rows(
+        [{"token_class": c["token_class"], "tokens": c["tokens"], "token_share": f"{c['token_share']:.1%}",
+          "cost_usd": c["cost_usd"], "cost_share": f"{c['cost_share']:.1%}", "usd_per_mtok": c["usd_per_mtok"]}
+         for c in view["classes"]],
+        fmt,
+        title="Share of tokens and of cost per class (reasoning is part of output)",
+    )
+    if view["overstatement_x"]:
+        console.print(f"The all-output headline overstates the real bill {view['overstatement_x']}x.",
+                      highlight=False)
+    if view["unpriced_tokens"]:
+        console.print(f"{view['unpriced_tokens']:,} tokens have no price and are left out: "
+                      "`flopledger prices missing`.", highlight=False)
+
+
+def demo(
+    db: DbOption = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic organisation.")] = 0,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", help="Where to write the raw logs (default: demo-data/ beside the db).")
+    ] = None,
+) -> None:
+    """Build a synthetic organisation's raw vendor logs, ingest them, and show what they cost."""
+    from flopledger.ledger.report import headline
+    from flopledger.ledger.report import report as build_report
+    from flopledger.ledger.spark import connect_engine
+    from flopledger.synthetic.demo import build_demo_ledger
+
+    path = resolve_db(db)
+    if path.exists():
+        raise InputError(f"{path} already exists; the demo writes a fresh ledger: remove it or pass --db NEW.duckdb")
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def tick(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"ingest {name}", total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        console.print("Writing the synthetic organisation's logs and ingesting them...", highlight=False)
+        result = build_demo_ledger(path, seed=seed, out_dir=out_dir, progress=tick)
+    _print_reconciliation(
+        [{"file": Path(i.files[0]).name, **{k: v for k, v in i.as_row().items() if k not in ("ingest_id", "files")}}
+         for i in result.ingests],
+        OutputFormat.table,
+    )
+    engine = connect_engine("duckdb", db=path)
+    teams = build_report(engine, ["team"], limit=10)
+    render_rows(teams, OutputFormat.table, title="Top 10 teams by cost", columns=["team", *_SHORT_COLUMNS])
+    models = build_report(engine, ["provider", "model"])
+    render_rows(models, OutputFormat.table, title="Cost by model", columns=["provider", "model", *_SHORT_COLUMNS])
+    _render_headline(headline(engine).as_dict(), OutputFormat.table)
+    console.print(
+        f"Ledger: {path}. Next: `flopledger report --db {path} --by user --per-active-hour`, "
+        f"`flopledger integrity leaderboard --db {path}`, `flopledger forecast --db {path}`.",
+        highlight=False,
+    )
+
+
+def quarantine_list(
+    db: DbOption = None,
+    fmt: FormatOption = OutputFormat.table,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many rows.")] = 200,
+) -> None:
+    """Rows that could not be stored, with file, line, field and reason."""
+    from flopledger.ledger.store import open_ledger
+
+    con = open_ledger(resolve_db(db), read_only=True)
+    cur = con.execute(
+        "SELECT source_file, source_line, field, reason, source_format, ingest_id, quarantined_at, raw "
+        "FROM quarantine ORDER BY quarantined_at, source_file, source_line LIMIT ?",
+        [limit],
+    )
+    names = [d[0] for d in cur.description]
+    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    columns = ["source_file", "source_line", "field", "reason"] if fmt is OutputFormat.table else None
+    render_rows(rows, fmt, title="Quarantine", columns=columns)
+
+
+def prices_show(
+    model: Annotated[str, typer.Argument(help="Model as logged, e.g. claude-sonnet-4-5.")],
+    provider: Annotated[str | None, typer.Option("--provider", help="Provider, when the name is ambiguous.")] = None,
+    overrides: OverridesOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """The price rows that apply to a model: service tiers, long-context tiers and dates."""
+    from flopledger.ledger.repricing import price_rows
+
+    rows = price_rows(model, provider, _overrides(overrides))
+    columns = None
+    if fmt is OutputFormat.table:
+        columns = ["model_id", "variant", "valid_from", "valid_to", "tier_above_tokens", "input_usd_per_mtok",
+                   "cache_read_usd_per_mtok", "cache_write_5m_usd_per_mtok", "cache_write_1h_usd_per_mtok",
+                   "output_usd_per_mtok", "discount_pct"]
+    render_rows(rows, fmt, title=f"Prices of {model}", columns=columns)
+
+
+def prices_missing(db: DbOption = None, fmt: FormatOption = OutputFormat.table) -> None:
+    """Models the ledger has no price for, with their token volume."""
+    from flopledger.ledger.repricing import missing_prices
+    from flopledger.ledger.store import open_ledger
+
+    rows = missing_prices(open_ledger(resolve_db(db), read_only=True))
+    render_rows(rows, fmt, title="Unpriced models", columns=None if fmt is not OutputFormat.table else
+                ["provider", "model", "events", "tokens", "first_seen", "last_seen"])
+    if not rows and fmt is OutputFormat.table:
+        console.print("Every event has a price.", highlight=False)
+
+
+def reprice_cmd(db: DbOption = None, overrides: OverridesOption = None, fmt: FormatOption = OutputFormat.table) -> None:
+    """Re-price all history with the current catalog and overrides file."""
+    from flopledger.ledger.repricing import reprice
+    from flopledger.ledger.store import open_ledger
+
+    con = open_ledger(resolve_db(db))
+    try:
+        result = reprice(con, _overrides(overrides))
+    finally:
+        con.close()
+    render_rows([result.as_row()], fmt, title="Reprice")
 
 
 def register(app: typer.Typer) -> None:
     """Attach the ledger commands to the root app."""
+    app.command("demo")(demo)
+    app.command("ingest")(ingest)
+    app.command("report")(report)
+    app.command("reprice")(reprice_cmd)
+    prices = typer.Typer(help="Model prices: what applies, and what is missing.", no_args_is_help=True)
+    prices.command("show")(prices_show)
+    prices.command("missing")(prices_missing)
+    app.add_typer(prices, name="prices")
+    quarantine = typer.Typer(help="Rows that could not be stored.", no_args_is_help=True)
+    quarantine.command("list")(quarantine_list)
+    app.add_typer(quarantine, name="quarantine")

@@ -135,13 +135,28 @@ def budgets_check(
     source: SourceOption = None,
     spark_master: SparkMasterOption = None,
 ) -> None:
-    """Spend to date, forecast and status of each budget; exit code 2 when any is over (for cron)."""
+    """Spend to date, forecast and status (ok, at risk, over) of each budget.
+
+    Exit code 2 when any budget is over, 0 otherwise (1 on errors), so it can run from cron.
+    The config has one table per budget: [team.NAME], [project.NAME] or [api_key."NAME"] with
+    monthly_usd = 4000 and, optionally, daily_cap_usd = 250.
+    """
     statuses = check_budgets(
         _engine(db, engine, source, spark_master), load_budgets(config), as_of=_day(as_of)
     )
     rows = [s.as_row() for s in statuses]
     if fmt is OutputFormat.table:
-        cols = ["scope", "name", "monthly_usd", "daily_cap_usd", "spent_usd", "forecast_p50_usd", "status"]
+        cols = [
+            "scope",
+            "name",
+            "monthly_usd",
+            "daily_cap_usd",
+            "spent_usd",
+            "forecast_p50_usd",
+            "forecast_p90_usd",
+            "overrun_chance_pct",
+            "status",
+        ]
         render_rows(
             rows, fmt, title=f"Budgets as of {statuses[0].as_of}" if statuses else "Budgets", columns=cols
         )
@@ -152,6 +167,8 @@ def budgets_check(
                     highlight=False,
                     soft_wrap=True,
                 )
+            if s.note:
+                err_console.print(f"[bold]note:[/] {s.note}", highlight=False, soft_wrap=True)
     else:
         render_rows(rows, fmt)
     if any(s.status == "over" for s in statuses):

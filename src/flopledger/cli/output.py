@@ -18,7 +18,8 @@ from rich.table import Table
 
 __all__ = ["OutputFormat", "console", "err_console", "render_rows", "to_jsonable"]
 
-console = Console()
+# Piped or captured output gets a wide console, so report tables are not squeezed to 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=200)
 err_console = Console(stderr=True)
 
 

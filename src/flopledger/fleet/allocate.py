@@ -18,7 +18,7 @@ import numpy as np
 from flopledger.errors import SolverError
 from flopledger.fleet.conflicts import raise_infeasible
 from flopledger.fleet.envelope import EnvelopeProblem
-from flopledger.fleet.program import build_program, solve_program
+from flopledger.fleet.program import build_program, solve_program, split_pair_hours
 
 __all__ = ["Allocation", "Assignment", "PoolOutcome", "WorkloadOutcome", "allocate_envelope"]
 
@@ -115,12 +115,11 @@ def allocate_envelope(problem: EnvelopeProblem, *, integer: bool = False) -> All
         relaxed = solve_program(build_program(problem, integer=False))
         relaxation = -relaxed.objective_min if relaxed.objective_min is not None else None
 
-    n_j = lp.n_pairs
-    hours = sol.x[:n_j] * lp.hours_per_unit
-    served = sol.x[n_j:]
+    split = split_pair_hours(lp, sol.x)
+    served = sol.x[lp.n_pairs + lp.n_pools:]
     n_w, n_p = problem.units_per_accelerator_hour.shape
-    hours_by_pool = np.bincount(lp.pair_pool, weights=hours, minlength=n_p)
-    hours_by_workload = np.bincount(lp.pair_workload, weights=hours, minlength=n_w)
+    hours_by_pool = np.bincount(split.pool, weights=split.hours, minlength=n_p)
+    hours_by_workload = np.bincount(split.workload, weights=split.hours, minlength=n_w)
     duals = sol.row_duals
     pool_rows, demand_rows, floor_rows = lp.rows_of("pool"), lp.rows_of("demand"), lp.rows_of("floor")
 
@@ -164,18 +163,10 @@ def allocate_envelope(problem: EnvelopeProblem, *, integer: bool = False) -> All
                 else -float(duals[demand_rows[i]]) + 0.0,
             )
         )
-    keep = hours > 1e-9
-    node_hours = lp.hours_per_unit[keep]
     assignments = tuple(
-        Assignment(
-            problem.pools[int(p)].id,
-            problem.workloads[int(w)].id,
-            float(h),
-            round(float(h / nh)) if integer else None,
-        )
-        for p, w, h, nh in zip(
-            lp.pair_pool[keep], lp.pair_workload[keep], hours[keep], node_hours, strict=True
-        )
+        Assignment(problem.pools[int(p)].id, problem.workloads[int(w)].id, float(h),
+                   round(float(u)) if integer else None)
+        for p, w, h, u in zip(split.pool, split.workload, split.hours, split.units, strict=True)
     )
     dev_hours = sum(o.accelerator_hours for o in workloads if o.kind == "development")
     floor_cost: float | None = None

@@ -36,11 +36,14 @@ class _AssumptionModel(BaseModel):
     low: float
     high: float
     source: str
+    floor: float | None = None  # a physical lower bound (PUE cannot go below 1)
 
     @model_validator(mode="after")
     def _ordered(self) -> _AssumptionModel:
         if not 0 < self.low <= self.default <= self.high:
             raise ValueError(f"need 0 < low <= default <= high, got {self.low}, {self.default}, {self.high}")
+        if self.floor is not None and self.low < self.floor:
+            raise ValueError(f"low {self.low} is below the floor {self.floor}")
         return self
 
 
@@ -53,6 +56,7 @@ class Assumption:
     low: float
     high: float
     source: str
+    floor: float | None = None
     overridden: bool = False
 
 
@@ -70,18 +74,18 @@ def load_assumptions() -> dict[str, Assumption]:
 
 
 def apply_overrides(table: Mapping[str, Assumption], overrides: Mapping[str, float]) -> dict[str, Assumption]:
-    """Replace defaults; the range moves with the value, keeping its relative width."""
+    """Replace defaults; the range moves with the value, keeping its relative width (above any floor)."""
     out = dict(table)
     for name, value in overrides.items():
         if name not in out:
             raise UnknownNameError("assumption", name, list(out))
         a = out[name]
-        if value <= 0:
-            raise InputError(f"assumption {name} must be positive, got {value}", field="--set")
+        if value <= 0 or (a.floor is not None and value < a.floor):
+            least = f"at least {a.floor:g}" if a.floor is not None else "positive"
+            raise InputError(f"assumption {name} must be {least}, got {value}", field="--set")
         scale = value / a.default
-        out[name] = dataclasses.replace(
-            a, default=value, low=a.low * scale, high=a.high * scale, overridden=True
-        )
+        low = a.low * scale if a.floor is None else max(a.floor, a.low * scale)
+        out[name] = dataclasses.replace(a, default=value, low=low, high=a.high * scale, overridden=True)
     return out
 
 

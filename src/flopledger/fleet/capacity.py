@@ -11,12 +11,14 @@ server kW x PUE. The same table also turns a power figure into chips and a lease
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from flopledger.catalog.accelerators import get_accelerator
 from flopledger.errors import InputError
 from flopledger.fleet.assumptions import Assumption, apply_overrides, load_assumptions, sample_assumption
 
@@ -107,6 +109,25 @@ _META: dict[str, tuple[str, str]] = {
 }
 
 
+def _with_accelerator(table: Mapping[str, Assumption], accelerator: str,
+                      overrides: Mapping[str, float]) -> dict[str, Assumption]:
+    """Chip facts from the accelerator catalog (wall power, PUE, dense FP8 peak), unless ``--set``."""
+    acc = get_accelerator(accelerator)
+    facts = {
+        "power_kw_per_accelerator": (acc.server_power_w_per_accelerator / 1000.0, acc.source_of("power")),
+        "pue": (acc.pue, acc.source_of("pue")),
+        "accelerator_peak_pflops": (acc.dense_tflops("fp8") / 1000.0, acc.source_of("specs")),
+    }
+    out = dict(table)
+    for name, (value, source) in facts.items():
+        if name in overrides:
+            continue
+        moved = apply_overrides(out, {name: value})[name]
+        out[name] = dataclasses.replace(
+            moved, source=f"catalog {acc.id}: {source.source} (as of {source.as_of})")
+    return out
+
+
 def plan_capacity(
     *,
     revenue_increase_usd: float = 0.0,
@@ -114,10 +135,14 @@ def plan_capacity(
     power_gw: float = 0.0,
     lease_usd_per_month: float = 0.0,
     overrides: Mapping[str, float] | None = None,
+    accelerator: str | None = None,
     scenarios: int = 20_000,
     seed: int = 7,
 ) -> CapacityPlan:
     """Capacity implied by a revenue increase, a power figure or a lease, with P10/P50/P90.
+
+    ``accelerator`` takes chip power, PUE and peak FLOP/s from the catalog (``--set`` still wins);
+    the ranges keep their relative width around the catalog value.
 
     >>> round(plan_capacity(revenue_increase_usd=60e9, months=10).result("gw_top_down").value, 1)
     4.0
@@ -128,7 +153,10 @@ def plan_capacity(
         raise InputError(f"months must be positive, got {months}", field="--months")
     if scenarios < 100:
         raise InputError(f"scenarios must be at least 100, got {scenarios}", field="--scenarios")
-    table = apply_overrides(load_assumptions(), overrides or {})
+    table = load_assumptions()
+    if accelerator is not None:
+        table = _with_accelerator(table, accelerator, overrides or {})
+    table = apply_overrides(table, overrides or {})
     rng = np.random.default_rng(seed)
     # one fixed order of draws keeps a seed reproducible whatever routes are asked for
     draws = {name: sample_assumption(a, rng, scenarios) for name, a in sorted(table.items())}

@@ -61,6 +61,7 @@ DETECTORS: dict[str, Detector] = {
             "token_burn",
             (
                 FeatureRule("beacon_score", 2.0, 0.15, cap=5.0),
+                FeatureRule("burstiness", 0.5, 0.1, direction=-1),
                 FeatureRule("near_duplicate_rate", 1.0, 0.05),
                 FeatureRule("active_hour_share", 0.5, 0.05),
                 FeatureRule("off_hours_share", 0.5, 0.05),
@@ -78,6 +79,7 @@ DETECTORS: dict[str, Detector] = {
                 FeatureRule("output_input_ratio", 0.5, 0.5),
                 FeatureRule("topic_collision", 0.5, 0.01),
                 FeatureRule("new_model_day_share", 0.5, 0.1),
+                FeatureRule("requests", 0.25, 10.0),
                 FeatureRule(CLUSTER_SIZE, 0.5, 1.0, cap=6.0),
             ),
             pooled=True,
@@ -94,19 +96,32 @@ class Baseline:
     spread: dict[str, float]
 
 
-def baseline_of(accounts: FeatureFrame) -> Baseline:
+def _weighted_median(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+
+
+def baseline_of(accounts: FeatureFrame, weights: npt.NDArray[np.float64] | None = None) -> Baseline:
+    """Weighted median and scaled MAD of every feature over accounts with enough traffic.
+
+    ``weights`` (default 1) let the caller count a cluster of linked accounts once in total (weight
+    1/size each), so a campaign spread over thousands of accounts, even a majority of them, cannot
+    drag the baseline towards itself; when everything is one cluster this is the plain median.
+    """
     enough = accounts.column("requests") >= _MIN_BASELINE_REQUESTS
+    w_all = np.ones(len(accounts.groups)) if weights is None else np.asarray(weights, dtype=np.float64)
     median: dict[str, float] = {CLUSTER_SIZE: 1.0}
     spread: dict[str, float] = {CLUSTER_SIZE: 1.0}
     for name in FEATURE_NAMES:
-        col = accounts.column(name)[enough]
-        col = col[np.isfinite(col)]
-        if col.size == 0:
+        col = accounts.column(name)
+        ok = enough & np.isfinite(col)
+        if not ok.any():
             median[name], spread[name] = float("nan"), float("nan")
             continue
-        med = float(np.median(col))
+        med = _weighted_median(col[ok], w_all[ok])
         median[name] = med
-        spread[name] = float(1.4826 * np.median(np.abs(col - med)))
+        spread[name] = float(1.4826 * _weighted_median(np.abs(col[ok] - med), w_all[ok]))
     return Baseline(median=median, spread=spread)
 
 

@@ -6,6 +6,10 @@ account alone, or a cluster of linked accounts pooled together) by one SQL query
 
 ``usd_per_outcome`` is defined only for accounts that report outcomes (people, not services).
 
+``burstiness`` is Goh and Barabasi's ``(sigma - mu) / (sigma + mu)`` of the gaps: -1 for a metronome,
+0 for Poisson arrivals, towards 1 for human sessions. ``beacon_score`` (from the gaps' quartiles) stays
+high for a timer even when its owner's own bursty traffic is mixed in, which moves sigma a lot.
+
 Collision rates (opening, template, topic) are the probability that two distinct requests of the group
 share the fingerprint: ``sum c(c-1) / n(n-1)``. Unlike "distinct per prompt" this does not drift with
 the group's size, so small and large accounts compare fairly.
@@ -29,6 +33,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "gap_dispersion",
     "gap_skew",
     "beacon_score",
+    "burstiness",
     "active_hour_share",
     "off_hours_share",
     "near_duplicate_rate",
@@ -105,7 +110,9 @@ def compute_features(con: duckdb.DuckDBPyConnection, mapping: str | None = None)
     WITH m AS (SELECT * FROM {grp_source}),
     e AS (SELECT ev.rowid AS rid, m.grp, ev.* FROM events ev JOIN m ON m.account = {ACCOUNT_SQL}),
     g AS (SELECT grp, epoch(ts) - epoch(lag(ts) OVER (PARTITION BY grp ORDER BY ts)) AS gap_s FROM e),
-    gaps AS (SELECT grp, quantile_cont(gap_s, [0.25, 0.5, 0.75]) AS q FROM g WHERE gap_s > 0 GROUP BY grp),
+    gaps AS (SELECT grp, quantile_cont(gap_s, [0.25, 0.5, 0.75]) AS q,
+                    (stddev_samp(gap_s) - avg(gap_s)) / nullif(stddev_samp(gap_s) + avg(gap_s), 0) AS burst
+             FROM g WHERE gap_s > 0 GROUP BY grp),
     base AS (
         SELECT grp, count(*)::DOUBLE AS n,
             sum(coalesce(input_tokens, 0) + coalesce(cache_read_tokens, 0)
@@ -129,7 +136,7 @@ def compute_features(con: duckdb.DuckDBPyConnection, mapping: str | None = None)
         WHERE c > 1 GROUP BY grp
     ),
     fp_n AS (SELECT grp, count(*)::DOUBLE AS fp_n FROM e WHERE fp_lsh_keys IS NOT NULL GROUP BY grp)
-    SELECT base.grp, n, q[1], q[2], q[3], active_hours / span_hours, off_share,
+    SELECT base.grp, n, q[1], q[2], q[3], burst, active_hours / span_hours, off_share,
         CASE WHEN fp_n > 1 THEN coalesce(dup_n, 0) / fp_n END,
         out_tok / nullif(in_tok, 0), cache_tok / nullif(in_tok, 0),
         (in_tok + out_tok) / active_days,
@@ -146,8 +153,8 @@ def compute_features(con: duckdb.DuckDBPyConnection, mapping: str | None = None)
     rows = con.execute(sql, params).fetchall()
     groups = tuple(str(r[0]) for r in rows)
     raw = np.array([[np.nan if v is None else float(v) for v in r[1:]] for r in rows], dtype=np.float64)
-    raw = raw.reshape(len(rows), 16)
-    n, q1, q2, q3 = raw[:, 0], raw[:, 1], raw[:, 2], raw[:, 3]
+    raw = raw.reshape(len(rows), 17)
+    n, q1, q2, q3, burst = raw[:, 0], raw[:, 1], raw[:, 2], raw[:, 3], raw[:, 4]
     with np.errstate(invalid="ignore", divide="ignore"):
         dispersion = (q3 - q1) / q2
         skew = (q3 + q1 - 2 * q2) / (q3 - q1)
@@ -155,6 +162,7 @@ def compute_features(con: duckdb.DuckDBPyConnection, mapping: str | None = None)
     beacon = 0.5 * (1 - np.clip(dispersion, 0, 1)) + 0.5 * (1 - np.clip(np.abs(skew), 0, 1))
     beacon = np.where(np.isfinite(dispersion) & (n >= _MIN_BEACON_GAPS), beacon, np.nan)
     # One signal for "templated": a fixed wrapper shows in openings, slot-filling in skeletons.
-    reuse = np.fmax(raw[:, 11], raw[:, 12])
-    values = np.column_stack([n, dispersion, skew, beacon, raw[:, 4:], reuse])
+    reuse = np.fmax(raw[:, 12], raw[:, 13])
+    burst = np.where(n >= _MIN_BEACON_GAPS, burst, np.nan)
+    values = np.column_stack([n, dispersion, skew, beacon, burst, raw[:, 5:], reuse])
     return FeatureFrame(groups=groups, values=values)

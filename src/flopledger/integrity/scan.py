@@ -94,11 +94,11 @@ def raw_scan(con: duckdb.DuckDBPyConnection) -> ScanResult:
     """Features, clusters and raw scores for every account in the ledger."""
     accounts = compute_features(con)
     clusters = link_accounts(con)
-    baseline = baseline_of(accounts)
     names = accounts.groups
     sizes = np.array(
         [len(clusters.members.get(clusters.cluster_of.get(a, ""), (a,))) for a in names], dtype=np.float64
     )
+    baseline = baseline_of(accounts, weights=1.0 / sizes)
     cluster_frame = _cluster_frame(con, clusters)
     raw: dict[str, npt.NDArray[np.float64]] = {}
     evidence: dict[str, list[tuple[Evidence, ...]]] = {}

@@ -18,6 +18,7 @@ class whose spend grew most against the same days of last month (or, when none g
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import math
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -86,6 +87,7 @@ class BudgetStatus:
     status: str  # ok, at risk, over
     driver: Driver | None
     alert: str | None
+    note: str | None = None  # e.g. a budget whose name never appears in the ledger (a typo?)
 
     def as_row(self) -> dict[str, Any]:
         """A flat row for tables, JSON and CSV."""
@@ -107,28 +109,65 @@ class BudgetStatus:
             "driver_model": d.model if d else None,
             "driver_token_class": d.token_class if d else None,
             "alert": self.alert,
+            "note": self.note,
         }
 
 
 def load_budgets(path: Path) -> tuple[Budget, ...]:
-    """Read and validate a budgets TOML file; any problem is a :class:`ConfigError` naming the key."""
+    """Read and validate a budgets TOML file; any problem is a :class:`ConfigError` naming the file,
+    line and key."""
     try:
-        raw = tomllib.loads(path.read_text("utf-8"))
+        text = path.read_text("utf-8")
+        raw = tomllib.loads(text)
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such budgets file") from exc
+        raise ConfigError(f"{path}: no such budgets file; write one (see `flopledger budgets check --help`)") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
         parsed = _BudgetFile.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {key}: {first['msg']}") from exc
-    return tuple(
+        loc = tuple(str(p) for p in first["loc"])
+        line = _line_of(text, loc)
+        where = f"{path}:{line}" if line is not None else str(path)
+        raise ConfigError(f"{where}: {'.'.join(loc)}: {first['msg']}") from exc
+    budgets = tuple(
         Budget(scope, name, limit.monthly_usd, limit.daily_cap_usd)
         for scope in BUDGET_SCOPES
         for name, limit in sorted(getattr(parsed, scope).items())
     )
+    if not budgets:
+        raise ConfigError(f"{path}: no budgets; add a table such as [team.agents] with monthly_usd = 4000")
+    return budgets
+
+
+def _line_of(text: str, loc: tuple[str, ...]) -> int | None:
+    """The line (1-based) of the key ``loc`` points at, else of the deepest TOML table holding it."""
+    best: tuple[int, int] | None = None  # (depth of the table, its line)
+    header: tuple[str, ...] | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.split("#", 1)[0].strip()
+        if stripped.startswith("[") and not stripped.startswith("[["):
+            try:  # the header alone, parsed with TOML's own quoting rules, gives its dotted path
+                parsed: Any = tomllib.loads(stripped)
+            except tomllib.TOMLDecodeError:
+                header = None
+                continue
+            path: list[str] = []
+            while isinstance(parsed, dict) and len(parsed) == 1:
+                key, parsed = next(iter(parsed.items()))
+                path.append(key)
+            header = tuple(path)
+            if header == loc[: len(header)] and (best is None or len(header) > best[0]):
+                best = (len(header), number)
+                if header == loc:
+                    return number
+            elif best is None and header[: len(loc)] == loc:  # an unknown table such as [teams.a]
+                return number
+        elif header is not None and "=" in stripped and header == loc[: len(header)] and len(loc) > len(header):
+            if stripped.split("=", 1)[0].strip().strip("\"'") == loc[len(header)]:
+                return number
+    return best[1] if best else None
 
 
 def _overrun_chance_pct(budget_usd: float, p50: float, p90: float) -> float:
@@ -164,20 +203,36 @@ def _driver(engine: Engine, budget: Budget, as_of: dt.date) -> Driver | None:
     return Driver(user, model, cls, round(now, 2), round(now - before, 2), round(100 * now / total, 1))
 
 
-def _alert(b: Budget, s: str, spent: float, p50: float, day_usd: float, d: Driver | None) -> str:
+def _alert(
+    b: Budget, s: str, spent: float, p50: float, day_usd: float, capped_days: int, d: Driver | None
+) -> str:
     what = f"{b.scope} {b.name} is {s}: spent ${spent:,.0f} of ${b.monthly_usd:,.0f}, forecast ${p50:,.0f}"
     if b.daily_cap_usd is not None and day_usd > b.daily_cap_usd:
         what += f"; ${day_usd:,.0f} on the day against a cap of ${b.daily_cap_usd:,.0f}"
+    if capped_days:
+        what += f"; the daily cap was broken on {capped_days} earlier day{'s' if capped_days > 1 else ''}"
     if d is None:
         return what
     who = f"user {d.user}" if d.user is not None else "an unattributed user"
-    cls = d.token_class.removesuffix("_tokens").replace("_", " ")
-    return (
-        f"{what}; driver: {who} on {d.model}, {cls} tokens (${d.cost_usd:,.0f} this month, "
-        f"{d.change_usd:+,.0f} vs the same days last month, {d.share_pct:.0f}% of spend)"
-        if d.token_class != REQUESTS_CLASS
-        else f"{what}; driver: {who} on {d.model}, per-request fees (${d.cost_usd:,.0f})"
+    cls = (
+        "per-request fees"
+        if d.token_class == REQUESTS_CLASS
+        else d.token_class.removesuffix("_tokens").replace("_", " ") + " tokens"
     )
+    # A driver that grew is named as such; when nothing grew, the largest spend is.
+    label = "driver" if d.change_usd > 0 else "largest spend"
+    return (
+        f"{what}; {label}: {who} on {d.model}, {cls} (${d.cost_usd:,.0f} this month, "
+        f"{d.change_usd:+,.0f} vs the same days last month, {d.share_pct:.0f}% of spend)"
+    )
+
+
+def _unknown_note(b: Budget, known: set[str]) -> str | None:
+    if b.name in known:
+        return None
+    close = difflib.get_close_matches(b.name, sorted(known), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"no priced spend for {b.scope} {b.name!r} in the ledger so far{hint}"
 
 
 def check_budgets(
@@ -197,6 +252,7 @@ def check_budgets(
             raise InputError("the ledger holds no priced spend to check budgets against")
         as_of = max(days)
     month = as_of.replace(day=1)
+    known = {scope: {str(r[scope]) for r in rows if r[scope] is not None} for scope, rows in daily.items()}
     out = []
     for b in budgets:
         rows = [r for r in daily[b.scope] if r[b.scope] == b.name]
@@ -209,15 +265,16 @@ def check_budgets(
         else:
             spent = p10 = p50 = p90 = 0.0
         cap = b.daily_cap_usd
-        capped_before = cap is not None and any(month <= d < as_of and v > cap for d, v in by_day.items())
+        capped_days = 0 if cap is None else sum(month <= d < as_of and v > cap for d, v in by_day.items())
         if spent > b.monthly_usd or (cap is not None and day_usd > cap):
             status = "over"
-        elif p50 > b.monthly_usd or capped_before:
+        elif p50 > b.monthly_usd or capped_days:
             status = "at risk"
         else:
             status = "ok"
         driver = _driver(engine, b, as_of) if status != "ok" else None
-        alert = _alert(b, status, spent, p50, day_usd, driver) if status != "ok" else None
+        alert = _alert(b, status, spent, p50, day_usd, capped_days, driver) if status != "ok" else None
+        note = _unknown_note(b, known[b.scope])
         out.append(
             BudgetStatus(
                 b,
@@ -231,6 +288,7 @@ def check_budgets(
                 status,
                 driver,
                 alert,
+                note,
             )
         )
     return out

@@ -63,23 +63,32 @@ FINGERPRINT_COLUMNS: tuple[Column, ...] = (
 
 _U64 = npt.NDArray[np.uint64]
 _MASK_RULES: tuple[tuple[str, str], ...] = (
-    (r"(?s)```.*?(```|$)", " _code_ "),
-    (r"`[^`\n]+`", " _code_ "),
-    (r"(https?://|www\.)\S+|\S+@\S+\.\w+", " _url_ "),
-    (r"\"[^\"\n]*\"|“[^”\n]*”|«[^»\n]*»", " _str_ "),
-    (r"(^|[\s(\[:=,])'[^'\n]*'", "\\1 _str_ "),
-    (r"\S*[{};=<>\[\]]\S*|\b[A-Za-z]+[_.][A-Za-z_.]*[A-Za-z]\b|\b\p{Ll}+\p{Lu}\w*", " _code_ "),
-    (r"[-+]?\d+([.,:/]\d+)*", " _num_ "),
-    # Names: a capitalised word not opening a sentence. Twice, because matches cannot overlap.
-    (r"([^.!?:\s]\s+)\p{Lu}[\pL\pN_]*", "\\1_name_"),
-    (r"([^.!?:\s]\s+)\p{Lu}[\pL\pN_]*", "\\1_name_"),
+    # Literal slots: code blocks, inline code, URLs and e-mail addresses, quoted strings. One pass:
+    # only the single-quote branch has a group (an opening context), empty for the other branches.
+    (
+        r"```(?s:.*?)(?:```|$)|`[^`\n]+`|(?:https?://|www\.)\S+|\S+@\S+\.\w+"
+        r"|\"[^\"\n]*\"|“[^”\n]*”|«[^»\n]*»|(^|[\s(\[:=,])'[^'\n]*'",
+        "\\1 _str_ ",
+    ),
+    # Identifiers and numbers: tokens with code punctuation, dotted or snake names, camelCase.
+    (
+        r"\S*[{};=<>\[\]]\S*|\b[A-Za-z]+[_.][A-Za-z_.]*[A-Za-z]\b|\b\p{Ll}+\p{Lu}\w*|[-+]?\d+(?:[.,:/]\d+)*",
+        " _code_ ",
+    ),
+    # Names: a run of capitalised words not opening a sentence, masked as one slot.
+    (r"([^.!?:\s]\s+)\p{Lu}[\pL\pN_]*(?:\s+\p{Lu}[\pL\pN_]*)*", "\\1_name_"),
 )
 _COT_PATTERN = (
     r"(?i)step[- ]by[- ]step|chain[- ]of[- ]thought|think (it )?through|let'?s think|"
     r"(show|explain|walk me through|describe) (your|the) (reasoning|work|thought process|steps)|"
     r"reason (carefully|step)|before answering, (think|reason)|<think>"
 )
-_NON_WORD = r"[^\pL\pN_]+"
+_NON_WORD_UNICODE = r"[^\x00-\x7f\pL\pN\pM]+"
+"""Non-ASCII characters that are not part of a word (Unicode punctuation, symbols, spaces)."""
+_WORD_LUT = np.array(
+    [c if chr(c).isalnum() or c == ord("_") or c >= 0x80 else ord(" ") for c in range(256)], dtype=np.uint8
+)
+"""Byte map: ASCII letters, digits and ``_`` (and every non-ASCII byte) kept, other ASCII to a space."""
 _STOPWORD_TEXT = """
 a an the and or but if of to in on at by for with from as is are was were be been being this that these
 those it its i me my we our you your he she they them their what which who whom how why when where can
@@ -132,13 +141,50 @@ def _permutations(key: bytes) -> tuple[_U64, _U64]:
     return stream[:NUM_PERM] | np.uint64(1), stream[NUM_PERM:]
 
 
+def _word_bytes(texts: pa.Array) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """The lower-cased UTF-8 bytes of all texts with every non-word byte set to a space, and offsets.
+
+    A word is a run of letters, digits, marks or ``_``. Only rows holding non-ASCII text pass through
+    a regular expression (Unicode punctuation and spaces become ASCII spaces, a few rows in most
+    logs); every byte of the batch is then classified by one NumPy table lookup. Regular expressions
+    cost per match, and a word boundary is a match, so splitting words with one is the slow way.
+    """
+    low = pc.utf8_lower(texts)
+    ascii_rows = pc.string_is_ascii(low)
+    if not pc.all(ascii_rows).as_py():
+        mask = pc.invert(ascii_rows)
+        spaced = pc.replace_substring_regex(pc.filter(low, mask), pattern=_NON_WORD_UNICODE, replacement=" ")
+        low = pc.replace_with_mask(low, mask, spaced)
+    if isinstance(low, pa.ChunkedArray):
+        low = low.combine_chunks()
+    _, offsets_buf, data = low.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[low.offset : low.offset + len(low) + 1]
+    if data is None or offsets.size == 0:
+        return np.zeros(0, dtype=np.uint8), np.zeros(len(low) + 1, dtype=np.int64)
+    raw = np.take(_WORD_LUT, np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]])
+    return raw, offsets - offsets[0]
+
+
 def _tokens(texts: pa.Array) -> tuple[pa.Array, npt.NDArray[np.int64]]:
-    """Lower-cased words of every text, flattened, with the index of the text each came from."""
-    split = pc.split_pattern_regex(pc.utf8_lower(texts), pattern=_NON_WORD)
-    parents = pc.list_parent_indices(split)
-    flat = pc.list_flatten(split)
-    keep = pc.greater(pc.utf8_length(flat), 0)
-    return pc.filter(flat, keep), pc.filter(parents, keep).to_numpy(zero_copy_only=False).astype(np.int64)
+    """Lower-cased words of every text, flattened, with the index of the text each came from.
+
+    No byte is copied to split: token ``i`` is first taken as the bytes from its start to the next
+    token's start (its word plus the spaces after it) and then right-trimmed.
+    """
+    raw, offsets = _word_bytes(texts)
+    is_word = raw != np.uint8(32)
+    prev_word = np.zeros(raw.size, dtype=bool)
+    prev_word[1:] = is_word[:-1]
+    starts = offsets[:-1]
+    prev_word[starts[starts < raw.size]] = False
+    start_at = np.flatnonzero(is_word & ~prev_word)
+    spans = pa.Array.from_buffers(
+        pa.large_string(),
+        start_at.size,
+        [None, pa.py_buffer(np.append(start_at, raw.size).astype(np.int64)), pa.py_buffer(raw)],
+    )
+    parents = np.searchsorted(offsets, start_at, side="right") - 1
+    return pc.ascii_rtrim_whitespace(spans), parents.astype(np.int64)
 
 
 def _shingles(
@@ -199,12 +245,27 @@ def _band_keys(signatures: npt.NDArray[np.uint32], key: bytes) -> _U64:
     return acc
 
 
-def _skeletons(texts: pa.Array) -> pa.Array:
+def _skeleton_hashes(texts: pa.Array, key: bytes) -> _U64:
+    """Keyed hash of each text's template skeleton: its words after masking, in order.
+
+    Each masked word's keyed hash is mixed with its position and the mixes are summed per text (mod
+    2^64), which is order-sensitive and needs no per-text loop.
+    """
     masked = texts
     for pattern, replacement in _MASK_RULES:
         masked = pc.replace_substring_regex(masked, pattern=pattern, replacement=replacement)
-    spaced = pc.replace_substring_regex(pc.utf8_lower(masked), pattern=_NON_WORD, replacement=" ")
-    return pc.utf8_trim_whitespace(spaced)
+    tokens, parents = _tokens(masked)
+    word = _hash_strings(tokens, key, b"fl-skeleton")
+    n_docs = len(texts)
+    counts = np.bincount(parents, minlength=n_docs)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    position = (np.arange(parents.size) - starts[parents]).astype(np.uint64)
+    mixed = _mix64(word ^ _mix64(position * _GOLDEN + np.uint64(1)))
+    total = np.zeros(n_docs, dtype=np.uint64)
+    present = np.flatnonzero(counts)
+    if present.size:
+        total[present] = np.add.reduceat(mixed, starts[present])
+    return _mix64(total ^ counts.astype(np.uint64))
 
 
 def _list_column(
@@ -244,7 +305,7 @@ def fingerprint_prompts(prompts: Sequence[str | None], key: bytes) -> pa.Table:
     opening = _openings(token_hash, word_count)
     topic = _first_min(token_hash[is_content[token_ids]], parents[is_content[token_ids]], n_docs)
 
-    template = _hash_strings(_skeletons(filled), key, b"fl-skeleton")
+    template = _skeleton_hashes(filled, key)
     cot = pc.match_substring_regex(filled, pattern=_COT_PATTERN).to_numpy(zero_copy_only=False)
 
     def scalar(values: npt.NDArray[np.generic], valid: npt.NDArray[np.bool_], typ: pa.DataType) -> pa.Array:

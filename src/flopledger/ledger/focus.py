@@ -3,9 +3,10 @@
 Token counts survive as ``ConsumedQuantity`` (``Tokens``) and ``PricingQuantity`` (per
 ``1000000 Tokens``, how vendors price); ``ListCost`` is the list price, ``EffectiveCost`` (=
 ``BilledCost`` = ``ContractedCost``) is after negotiated discounts. The billing account is the
-``org``, the sub account the ``project``; ``Tags`` holds the team as JSON. flopledger's own columns
-carry the ``x_`` prefix. Unpriced events are left out and counted: a FOCUS cost cannot be NULL and
-an unknown model is never silently free.
+``org``, the sub account the ``project``; ``Tags`` is a JSON object: the events' own tags plus the
+team (events with different tags make separate rows). flopledger's own columns carry the ``x_``
+prefix. Unpriced events are left out and counted: a FOCUS cost cannot be NULL and an unknown model
+is never silently free.
 
 The column list (feature level, type, null rules) is package data, ``data/focus_1_2_columns.csv``,
 transcribed from the FOCUS 1.2 specification (focus.finops.org); the tests check exports against it.
@@ -27,7 +28,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from flopledger.errors import UnknownNameError
+from flopledger.errors import InputError, UnknownNameError
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
 from flopledger.ledger.spark import Engine, events_table
 
@@ -44,7 +45,17 @@ __all__ = [
     "write_table",
 ]
 
-_GROUP_KEYS = ("org", "project", "team", "provider", "model", "service_tier", "price_model", "price_version")
+_GROUP_KEYS = (
+    "org",
+    "project",
+    "team",
+    "provider",
+    "model",
+    "service_tier",
+    "price_model",
+    "price_version",
+    "tags",
+)
 _DECIMAL = pa.decimal128(38, 10)
 FOCUS_ARROW_TYPES: dict[str, pa.DataType] = {
     "String": pa.string(),
@@ -125,6 +136,20 @@ def _utc(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
+def _tags_json(tags: str | None, team: str | None) -> str:
+    """The events' tags (a JSON object) with the team added, as sorted JSON."""
+    try:
+        merged = json.loads(tags) if tags else {}
+    except json.JSONDecodeError:
+        merged = None
+    if not isinstance(merged, dict):
+        # Ingest checks tags; events written by another pipeline (a Spark table) may not be.
+        raise InputError(f"tags {tags!r} is not a JSON object; fix the events' tags column", field="tags")
+    if team is not None:
+        merged["team"] = team
+    return json.dumps(merged, sort_keys=True)
+
+
 def _charge_rows(c: dict[str, Any]) -> list[dict[str, Any]]:
     """Split one aggregated charge into a FOCUS row per token class (and per-request fees)."""
     day: dt.date = c["day"]
@@ -157,7 +182,7 @@ def _charge_rows(c: dict[str, Any]) -> list[dict[str, Any]]:
         "SubAccountId": c["project"],
         "SubAccountName": c["project"],
         "SubAccountType": "Project" if c["project"] is not None else None,
-        "Tags": json.dumps({"team": c["team"]} if c["team"] is not None else {}, sort_keys=True),
+        "Tags": _tags_json(c["tags"], c["team"]),
         "x_Team": c["team"],
         "x_Model": c["model"],
         "x_ServiceTier": c["service_tier"],

@@ -116,6 +116,7 @@ def open_ledger(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPy
         raise InputError(
             f"cannot open the ledger {target}: {exc}. Is another flopledger process writing to it?"
         ) from exc
+    con.execute("SET enable_progress_bar = false")  # flopledger draws its own progress bars
     if not read_only:
         create_schema(con)
     return con

@@ -7,6 +7,7 @@ column not mapped is read from a source column of the same name when there is on
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from flopledger.errors import InputError
-from flopledger.ledger.formats.base import STAGE_COLUMNS, InputFormat, first_json_value, register
+from flopledger.ledger.formats.base import STAGE_COLUMNS, InputFormat, register
 
 __all__ = ["Csv", "Jsonl", "Parquet", "TableFormat", "TableSource"]
 
@@ -124,8 +125,12 @@ class Jsonl(TableFormat):
         if path.suffix.lower() not in (".jsonl", ".ndjson", ".json"):
             return False
         lines = [ln for ln in head.splitlines() if ln.strip()]
-        value = first_json_value(head)
-        return isinstance(value, dict) and len(lines) > 1 and not head.lstrip().startswith("[")
+        if len(lines) < 2 or head.lstrip().startswith("["):
+            return False
+        try:  # JSON Lines: the first line alone is a whole object (a pretty-printed document is not)
+            return isinstance(json.loads(lines[0]), dict)
+        except json.JSONDecodeError:
+            return False
 
     def _reader(self, path: Path) -> str:
         return (

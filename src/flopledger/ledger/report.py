@@ -1,0 +1,198 @@
+"""Cost reports over the priced ledger, as Ibis expressions (the same on DuckDB and on Spark).
+
+>>> from flopledger.ledger.spark import connect_engine
+>>> engine = connect_engine("duckdb", db=":memory:")
+>>> report(engine, by=["team"])
+[]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from flopledger.errors import InputError, UnknownNameError
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, DIMENSIONS, TOKEN_COLUMNS
+from flopledger.ledger.spark import Engine, events_table
+
+__all__ = ["HeadlineView", "headline", "parse_dimensions", "report", "report_expr"]
+
+
+def parse_dimensions(by: str | Sequence[str]) -> list[str]:
+    """``"team,model"`` -> ``["team", "model"]``; an unknown name suggests the closest one."""
+    names = [d.strip() for d in (by.split(",") if isinstance(by, str) else by) if d.strip()]
+    if not names:
+        raise InputError("--by needs at least one dimension", field="--by")
+    for name in names:
+        if name not in DIMENSIONS:
+            raise UnknownNameError("report dimension", name, list(DIMENSIONS))
+    if len(set(names)) != len(names):
+        raise InputError(f"--by names a dimension twice: {','.join(names)}", field="--by")
+    return names
+
+
+def _window(t: ir.Table, since: dt.date | dt.datetime | None, until: dt.date | dt.datetime | None) -> ir.Table:
+    """Events with ``since <= ts < until`` (dates mean midnight UTC; ``until`` is exclusive)."""
+    def as_ts(value: dt.date | dt.datetime) -> dt.datetime:
+        return value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
+
+    if since is not None:
+        t = t.filter(t.ts >= as_ts(since))
+    if until is not None:
+        t = t.filter(t.ts < as_ts(until))
+    return t
+
+
+def _dimension_expr(t: ir.Table, name: str) -> ir.Value:
+    if name == "day":
+        return t.ts.truncate("D").cast("date").name("day")
+    if name == "hour":
+        return t.ts.truncate("h").name("hour")
+    return t[name].name(name)
+
+
+def report_expr(
+    t: ir.Table,
+    by: Sequence[str],
+    *,
+    since: dt.date | dt.datetime | None = None,
+    until: dt.date | dt.datetime | None = None,
+    per_active_hour: bool = False,
+) -> ir.Table:
+    """Requests, tokens and cost per class grouped by ``by``, most expensive first."""
+    t = _window(t, since, until)
+    keys = [_dimension_expr(t, d) for d in by]
+    unpriced = ibis.ifelse(t.priced, 0, sum((t[c] for c in BILLED_TOKEN_COLUMNS[1:]), t[BILLED_TOKEN_COLUMNS[0]]))
+    metrics: dict[str, Any] = {"requests": t.requests.sum()}
+    metrics.update({c: t[c].sum() for c in TOKEN_COLUMNS})
+    metrics.update({c: t[c].fill_null(0).sum() for c in COST_COLUMNS})
+    metrics["cost_usd"] = t.cost_usd.fill_null(0).sum()
+    metrics["unpriced_tokens"] = unpriced.sum()
+    if per_active_hour:
+        metrics["active_hours"] = t.ts.truncate("h").nunique()
+    grouped = t.group_by(keys).aggregate(**metrics)
+    if per_active_hour:
+        grouped = grouped.mutate(
+            cost_usd_per_active_hour=grouped.cost_usd / grouped.active_hours.cast("float64")
+        )
+    return grouped.order_by([ibis.desc("cost_usd"), *[ibis.asc(d) for d in by]])
+
+
+def report(
+    engine: Engine,
+    by: Sequence[str],
+    *,
+    since: dt.date | dt.datetime | None = None,
+    until: dt.date | dt.datetime | None = None,
+    per_active_hour: bool = False,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Rows keyed by the dimension names, ``requests``, each token column, ``<column>_cost_usd`` and ``cost_usd``.
+
+    ``per_active_hour`` adds ``active_hours`` (hours with at least one request) and
+    ``cost_usd_per_active_hour``: the cost of an active engineer-hour when grouped by user.
+    """
+    by = parse_dimensions(by)
+    expr = report_expr(events_table(engine), by, since=since, until=until, per_active_hour=per_active_hour)
+    if limit is not None:
+        expr = expr.limit(limit)
+    rows = engine.rows(expr)
+    for row in rows:
+        for c in (*TOKEN_COLUMNS, "requests", "unpriced_tokens", "active_hours"):
+            if c in row and row[c] is not None:
+                row[c] = int(row[c])
+        for c in (*COST_COLUMNS, "cost_usd", "cost_usd_per_active_hour"):
+            if c in row and row[c] is not None:
+                row[c] = round(float(row[c]), 6)
+    return rows
+
+
+@dataclass(frozen=True)
+class HeadlineView:
+    """The real bill against the two naive ones a headline is made of."""
+
+    real_cost_usd: float
+    all_as_output_cost_usd: float
+    all_input_uncached_cost_usd: float
+    total_tokens: int
+    unpriced_tokens: int
+    classes: tuple[dict[str, Any], ...]
+
+    @property
+    def overstatement(self) -> float:
+        """How many times the all-as-output bill exceeds the real one."""
+        return self.all_as_output_cost_usd / self.real_cost_usd if self.real_cost_usd else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "real_cost_usd": self.real_cost_usd,
+            "all_as_output_cost_usd": self.all_as_output_cost_usd,
+            "all_input_uncached_cost_usd": self.all_input_uncached_cost_usd,
+            "overstatement_x": round(self.overstatement, 2) if self.real_cost_usd else None,
+            "total_tokens": self.total_tokens,
+            "unpriced_tokens": self.unpriced_tokens,
+            "classes": list(self.classes),
+        }
+
+
+def headline(
+    engine: Engine,
+    *,
+    since: dt.date | dt.datetime | None = None,
+    until: dt.date | dt.datetime | None = None,
+) -> HeadlineView:
+    """What the bill would be with every token priced as output, or all input as uncached, versus the real bill.
+
+    Both counterfactuals use each event's own applied rates (after discounts); unpriced events are left out
+    of every figure and counted in ``unpriced_tokens``.
+    """
+    t = _window(events_table(engine), since, until)
+    priced = t.filter(t.priced)
+    all_in = priced.input_tokens + priced.cache_read_tokens + priced.cache_write_5m_tokens + priced.cache_write_1h_tokens
+    agg: dict[str, Any] = {
+        "real": priced.cost_usd.sum(),
+        "as_output": ((all_in + priced.output_tokens).cast("float64") * priced.output_usd_per_mtok_applied / 1e6).sum(),
+        "uncached": (
+            all_in.cast("float64") * priced.input_usd_per_mtok_applied / 1e6
+            + priced.output_tokens_cost_usd
+            + priced.request_cost_usd.fill_null(0)
+        ).sum(),
+    }
+    agg.update({f"tok_{c}": priced[c].sum() for c in TOKEN_COLUMNS})
+    agg.update({f"cost_{c}": priced[f"{c}_cost_usd"].fill_null(0).sum() for c in TOKEN_COLUMNS})
+    totals = engine.rows(priced.aggregate(**agg))[0]
+    unpriced_row = engine.rows(
+        t.filter(~t.priced).aggregate(
+            n=sum((t[c] for c in BILLED_TOKEN_COLUMNS[1:]), t[BILLED_TOKEN_COLUMNS[0]]).sum()
+        )
+    )[0]
+    real = float(totals["real"] or 0.0)
+    billed_tokens = sum(int(totals[f"tok_{c}"] or 0) for c in BILLED_TOKEN_COLUMNS)
+    classes = []
+    for c in TOKEN_COLUMNS:
+        tokens = int(totals[f"tok_{c}"] or 0)
+        cost = float(totals[f"cost_{c}"] or 0.0)
+        classes.append(
+            {
+                "token_class": c,
+                "tokens": tokens,
+                "cost_usd": round(cost, 6),
+                "token_share": round(tokens / billed_tokens, 6) if billed_tokens else 0.0,
+                "cost_share": round(cost / real, 6) if real else 0.0,
+                "usd_per_mtok": round(cost / tokens * 1e6, 6) if tokens else None,
+                "billed_apart": c != "reasoning_tokens",
+            }
+        )
+    return HeadlineView(
+        real_cost_usd=round(real, 6),
+        all_as_output_cost_usd=round(float(totals["as_output"] or 0.0), 6),
+        all_input_uncached_cost_usd=round(float(totals["uncached"] or 0.0), 6),
+        total_tokens=billed_tokens,
+        unpriced_tokens=int(unpriced_row["n"] or 0),
+        classes=tuple(classes),
+    )

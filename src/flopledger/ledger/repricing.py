@@ -1,0 +1,120 @@
+"""Prices of the ledger: what applies to a model, what is missing, and re-pricing history.
+
+``reprice`` re-prices every stored event against the current catalog and overrides file in one
+transaction (the daily rollup with it), so a catalog update or a newly negotiated discount reaches
+history without re-ingesting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import ibis
+
+from flopledger.catalog.overrides import PriceOverrides
+from flopledger.catalog.prices import catalog_rows, resolve_catalog_model
+from flopledger.errors import InputError
+from flopledger.ledger.price_table import ensure_prices
+from flopledger.ledger.pricing import price_events
+from flopledger.ledger.rollups import refresh_rollups
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
+
+__all__ = ["RepriceResult", "missing_prices", "price_rows", "reprice"]
+
+
+@dataclass(frozen=True)
+class RepriceResult:
+    events: int
+    changed: int
+    cost_before_usd: float
+    cost_after_usd: float
+    price_version: str
+    unpriced_events: int
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "changed": self.changed,
+            "cost_before_usd": round(self.cost_before_usd, 6),
+            "cost_after_usd": round(self.cost_after_usd, 6),
+            "price_version": self.price_version,
+            "unpriced_events": self.unpriced_events,
+        }
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    row = con.execute(sql).fetchone()
+    return row[0] if row else None
+
+
+def reprice(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides) -> RepriceResult:
+    """Re-price every event with the current catalog and ``overrides``; returns what changed."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        version = ensure_prices(con, overrides, "events")
+        before = float(_scalar(con, "SELECT coalesce(sum(cost_usd), 0) FROM events") or 0.0)
+        backend = ibis.duckdb.from_connection(con)
+        prices, model_map = backend.table("prices"), backend.table("model_map")
+        expr = price_events(
+            backend.table("events"),
+            prices.filter(prices.price_version == version),
+            model_map.filter(model_map.price_version == version),
+        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _repriced AS {ibis.to_sql(expr, dialect='duckdb')}")
+        changed = int(_scalar(con, """SELECT count(*) FROM _repriced r JOIN events e USING (event_id)
+            WHERE r.cost_usd IS DISTINCT FROM e.cost_usd OR r.price_version IS DISTINCT FROM e.price_version"""))
+        con.execute("DELETE FROM events")
+        con.execute("INSERT INTO events BY NAME SELECT * FROM _repriced")
+        con.execute("DROP TABLE _repriced")
+        refresh_rollups(con)
+        after = float(_scalar(con, "SELECT coalesce(sum(cost_usd), 0) FROM events") or 0.0)
+        events = int(_scalar(con, "SELECT count(*) FROM events"))
+        unpriced = int(_scalar(con, "SELECT count(*) FROM events WHERE NOT priced"))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return RepriceResult(events, changed, before, after, version, unpriced)
+
+
+def missing_prices(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Models with unpriced events and their volume: never silently free."""
+    tokens = " + ".join(f'"{c}"' for c in BILLED_TOKEN_COLUMNS)
+    rows = con.execute(
+        f"""SELECT provider, model, count(*) AS events, sum(requests)::BIGINT AS requests,
+                   sum({tokens})::BIGINT AS tokens, min(ts) AS first_seen, max(ts) AS last_seen
+            FROM events WHERE NOT priced GROUP BY provider, model ORDER BY tokens DESC, model"""
+    ).fetchall()
+    names = ("provider", "model", "events", "requests", "tokens", "first_seen", "last_seen")
+    out = []
+    for row in rows:
+        item = dict(zip(names, row, strict=True))
+        item["what_to_do"] = (
+            "add a [[model]] price to the overrides file, or check the model name, then run `flopledger reprice`"
+        )
+        out.append(item)
+    return out
+
+
+def price_rows(model: str, provider: str | None, overrides: PriceOverrides) -> list[dict[str, Any]]:
+    """The flat price rows a logged model is priced with: tiers, service tiers and dates."""
+    key = overrides.private_key(provider, model) or resolve_catalog_model(provider, model)
+    if key is None:
+        raise InputError(
+            f"no price for model {model!r}"
+            + (f" of provider {provider!r}" if provider else "")
+            + "; check the name, or add it as a [[model]] in the overrides file",
+            field="model",
+        )
+    rows = []
+    for r in catalog_rows(key[0], key[1], overrides):
+        rec = r.as_record("current")
+        rec.pop("price_version", None)
+        for k in ("valid_from", "valid_to"):
+            if isinstance(rec.get(k), dt.datetime) and rec[k].year in (1900, 2200):
+                rec[k] = None
+        rows.append(rec)
+    return rows

@@ -1,0 +1,204 @@
+"""The JSON API under ``/api/v1``: one twin per page, plus tokens and the OTLP receiver."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from flopledger.errors import InputError
+from flopledger.web import dashboard, otlp
+from flopledger.web.auth import CSRF_HEADER, Caller, caller_of, check_csrf, require_admin, server_state
+from flopledger.web.fleet_view import fleet_page
+from flopledger.web.integrity_view import integrity_page
+from flopledger.web.queries import Scope
+from flopledger.web.tokens import ROLES, create_token, list_tokens, revoke_token
+
+__all__ = ["router", "scope_of"]
+
+router = APIRouter()
+Authed = Annotated[Caller, Depends(caller_of)]
+Since = Annotated[dt.date | None, Query(description="First day, inclusive (YYYY-MM-DD).")]
+Until = Annotated[dt.date | None, Query(description="Last day, inclusive (YYYY-MM-DD).")]
+CsrfHeader = Annotated[str | None, Header(alias=CSRF_HEADER, include_in_schema=False)]
+Payload = dict[str, Any]
+_NOT_FOUND = "not found"
+
+
+def scope_of(caller: Caller, since: dt.date | None = None, until: dt.date | None = None) -> Scope:
+    return Scope(caller.principal.team, since, until)
+
+
+@router.get("/api/v1/me", tags=["session"])
+def me(caller: Authed) -> Payload:
+    """The caller's role and, for a viewer, its team."""
+    p = caller.principal
+    return {"token_id": p.token_id, "role": p.role, "team": p.team}
+
+
+@router.get("/api/v1/overview", tags=["pages"])
+def overview(request: Request, caller: Authed, since: Since = None, until: Until = None) -> Payload:
+    """Spend per day by token class, top teams and models, forecast against budgets."""
+    state = server_state(request)
+    with state.cursor() as cur:
+        return dashboard.overview_page(cur, scope_of(caller, since, until), state.config)
+
+
+@router.get("/api/v1/teams", tags=["pages"])
+def teams(request: Request, caller: Authed, since: Since = None, until: Until = None) -> Payload:
+    """Spend per team (a viewer: its own team only)."""
+    with server_state(request).cursor() as cur:
+        return dashboard.teams_page(cur, scope_of(caller, since, until))
+
+
+@router.get("/api/v1/teams/{team}", tags=["pages"], responses={404: {"description": "No such team"}})
+def team(request: Request, caller: Authed, team: str, since: Since = None, until: Until = None) -> Payload:
+    """One team's users, models and daily spend."""
+    with server_state(request).cursor() as cur:
+        page = dashboard.team_page(cur, scope_of(caller, since, until), team)
+    if page is None:
+        raise HTTPException(404, _NOT_FOUND)
+    return page
+
+
+@router.get(
+    "/api/v1/teams/{team}/users/{user}", tags=["pages"], responses={404: {"description": "No such user"}}
+)
+def user(
+    request: Request, caller: Authed, team: str, user: str, since: Since = None, until: Until = None
+) -> Payload:
+    """One user's spend in a team, by model and API key, per day."""
+    with server_state(request).cursor() as cur:
+        page = dashboard.user_page(cur, scope_of(caller, since, until), team, user)
+    if page is None:
+        raise HTTPException(404, _NOT_FOUND)
+    return page
+
+
+@router.get("/api/v1/models", tags=["pages"])
+def models(request: Request, caller: Authed, since: Since = None, until: Until = None) -> Payload:
+    """Per model: spend, token mix, cache hit rate and current price."""
+    with server_state(request).cursor() as cur:
+        return dashboard.models_page(cur, scope_of(caller, since, until))
+
+
+@router.get("/api/v1/integrity", tags=["pages"])
+def integrity(request: Request, caller: Authed) -> Payload:
+    """Flagged accounts and clusters with the evidence behind each score."""
+    return integrity_page(server_state(request), scope_of(caller))
+
+
+@router.get("/api/v1/fleet", tags=["pages"], responses={403: {"description": "Admins only"}})
+def fleet(request: Request, caller: Authed) -> Payload:
+    """The last envelope allocation and capacity plan, with shadow prices (admins only)."""
+    require_admin(caller)
+    state = server_state(request)
+    with state.cursor() as cur:
+        return fleet_page(cur, state.config)
+
+
+class NewToken(BaseModel):
+    role: str = Field(description="admin or viewer", json_schema_extra={"enum": list(ROLES)})
+    team: str | None = Field(default=None, description="The team a viewer sees.")
+
+
+def _token_row(t: Any) -> Payload:
+    row: Payload = dashboard.plain(dataclasses.asdict(t))
+    return row
+
+
+@router.get("/api/v1/tokens", tags=["tokens"], responses={403: {"description": "Admins only"}})
+def tokens(request: Request, caller: Authed) -> list[Payload]:
+    """Every token issued (ids, roles, teams, dates; never the secrets)."""
+    require_admin(caller)
+    with server_state(request).cursor() as cur:
+        return [_token_row(t) for t in list_tokens(cur)]
+
+
+@router.post(
+    "/api/v1/tokens", tags=["tokens"], status_code=201, responses={403: {"description": "Admins only"}}
+)
+def new_token(request: Request, caller: Authed, body: NewToken, csrf: CsrfHeader = None) -> Payload:
+    """Issue a token; the secret is in this response only."""
+    require_admin(caller)
+    check_csrf(caller, csrf)
+    state = server_state(request)
+    try:
+        with state.write_lock, state.cursor() as cur:
+            issued = create_token(cur, role=body.role, team=body.team)
+    except InputError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return {**_token_row(issued.record), "token": issued.secret}
+
+
+@router.post(
+    "/api/v1/tokens/{token_id}/revoke",
+    tags=["tokens"],
+    responses={403: {"description": "Admins only"}, 404: {"description": "No such token"}},
+)
+def revoke(request: Request, caller: Authed, token_id: str, csrf: CsrfHeader = None) -> Payload:
+    """Revoke a token; its sessions end with it."""
+    require_admin(caller)
+    check_csrf(caller, csrf)
+    state = server_state(request)
+    try:
+        with state.write_lock, state.cursor() as cur:
+            record = revoke_token(cur, token_id)
+    except InputError as exc:
+        raise HTTPException(404, _NOT_FOUND) from exc
+    return _token_row(record)
+
+
+@router.post(
+    "/v1/traces",
+    tags=["otlp"],
+    responses={
+        200: {"content": {"application/json": {}, otlp.PROTOBUF: {}}, "description": "Reconciliation counts"},
+        400: {"description": "Not an OTLP trace export"},
+        413: {"description": "Body too large"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                otlp.PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+async def traces(request: Request, caller: Authed) -> Response:
+    """OTLP/HTTP traces (JSON or protobuf), ingested like a file: validated, priced, deduplicated by span id,
+    bad spans quarantined. Needs an admin bearer token."""
+    if caller.session is not None:
+        raise HTTPException(403, "send spans with `Authorization: Bearer TOKEN`, not a browser session")
+    require_admin(caller)
+    state = server_state(request)
+    body = await request.body()
+    if len(body) > state.config.max_body_bytes:
+        raise HTTPException(413, f"body over {state.config.max_body_bytes} bytes; send smaller batches")
+    content_type = request.headers.get("content-type")
+    try:
+        doc = otlp.decode_traces(body, content_type, request.headers.get("content-encoding"))
+    except InputError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    try:
+        result = await run_in_threadpool(otlp.ingest_traces, state, doc)
+    except InputError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    counts = dashboard.plain(dataclasses.asdict(result)) if result is not None else {"rows_read": 0}
+    if (content_type or "").split(";")[0].strip().lower() == otlp.PROTOBUF:
+        headers = {
+            f"X-Flopledger-{k.replace('_', '-')}": str(v) for k, v in counts.items() if k.startswith("rows")
+        }
+        return Response(otlp.protobuf_response(result), media_type=otlp.PROTOBUF, headers=headers)
+    rejected = result.rows_quarantined if result is not None else 0
+    partial = (
+        {"rejectedSpans": rejected, "errorMessage": f"{rejected} span(s) quarantined"} if rejected else {}
+    )
+    return JSONResponse({"partialSuccess": partial, "ingest": counts})

@@ -1,0 +1,138 @@
+"""What each page shows, as plain JSON-ready dictionaries: the pages render them, the API returns them.
+
+Each builder reads through :mod:`flopledger.web.queries` (always scoped) and the library's own
+functions (forecast, budgets, integrity scan); nothing here prices, forecasts or scores by itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import duckdb
+
+from flopledger.ledger.forecast import GroupForecast, forecast_groups
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
+from flopledger.web import queries as q
+from flopledger.web.budget_view import budget_rows
+from flopledger.web.state import WebConfig
+
+__all__ = ["models_page", "overview_page", "plain", "team_page", "teams_page", "user_page"]
+
+TOP_N = 10
+
+
+def plain(value: Any) -> Any:
+    """Dates as ISO text, NaN and infinities as null, decimals as floats: values JSON can carry."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy and decimal scalars
+        return plain(value.item()) if not hasattr(value, "as_tuple") else float(value)
+    return value
+
+
+def _forecast_row(g: GroupForecast) -> dict[str, Any]:
+    row = g.as_row()
+    row.pop("as_of", None)
+    return row
+
+
+def _forecast(con: duckdb.DuckDBPyConnection, scope: q.Scope) -> dict[str, Any]:
+    """Month-end forecast of the latest month with spend: in total and per team."""
+    daily = q.daily_spend_rows(con, q.Scope(scope.team), ())
+    if not daily:
+        return {"month": None, "as_of": None, "total": None, "teams": []}
+    as_of: dt.date = max(r["day"] for r in daily)
+    month = as_of.replace(day=1)
+    total = forecast_groups(daily, (), month, as_of)
+    teams = forecast_groups(q.daily_spend_rows(con, q.Scope(scope.team), ("team",)), ("team",), month, as_of)
+    return {
+        "month": month.strftime("%Y-%m"),
+        "as_of": as_of,
+        "total": _forecast_row(total[0]) if total else None,
+        "teams": [_forecast_row(g) for g in teams[:TOP_N]],
+    }
+
+
+def overview_page(con: duckdb.DuckDBPyConnection, scope: q.Scope, config: WebConfig) -> dict[str, Any]:
+    """Spend per day by token class, top teams and models, and the forecast against budgets."""
+    payload = {
+        "scope": {"team": scope.team, "since": scope.since, "until": scope.until},
+        "totals": q.totals(con, scope),
+        "daily": q.daily_by_token_class(con, scope),
+        "token_classes": [f"{c}_cost_usd" for c in BILLED_TOKEN_COLUMNS] + ["request_fees_usd"],
+        "top_teams": q.spend_by(con, scope, "team", limit=TOP_N),
+        "top_models": q.spend_by(con, scope, "model", limit=TOP_N),
+        "forecast": _forecast(con, scope),
+        "budgets": budget_rows(con, scope, config.budgets),
+        "rollup": "rollup_daily" if q.has_rollup(con) else "aggregated from events (no rollup_daily table)",
+    }
+    result: dict[str, Any] = plain(payload)
+    return result
+
+
+def teams_page(con: duckdb.DuckDBPyConnection, scope: q.Scope) -> dict[str, Any]:
+    result: dict[str, Any] = plain({"teams": q.spend_by(con, scope, "team")})
+    return result
+
+
+def team_page(con: duckdb.DuckDBPyConnection, scope: q.Scope, team: str) -> dict[str, Any] | None:
+    """One team's users, models and daily spend; None when the scope may not see the team."""
+    if not q.team_exists(con, scope, team):
+        return None
+    result: dict[str, Any] = plain(
+        {
+            "team": team,
+            "totals": q.totals(con, scope, team=team),
+            "users": q.spend_by(con, scope, "user", team=team),
+            "models": q.spend_by(con, scope, "model", team=team),
+            "daily": q.daily_by_token_class(con, scope, team=team),
+        }
+    )
+    return result
+
+
+def user_page(con: duckdb.DuckDBPyConnection, scope: q.Scope, team: str, user: str) -> dict[str, Any] | None:
+    """One user's spend within a team; None when the scope may not see it."""
+    if not q.user_exists(con, scope, team, user):
+        return None
+    result: dict[str, Any] = plain(
+        {
+            "team": team,
+            "user": user,
+            "totals": q.totals(con, scope, team=team, user=user),
+            "models": q.spend_by(con, scope, "model", team=team, user=user),
+            "api_keys": q.spend_by(con, scope, "api_key", team=team, user=user),
+            "daily": q.daily_by_token_class(con, scope, team=team, user=user),
+        }
+    )
+    return result
+
+
+def _cache_hit_rate(row: Mapping[str, Any]) -> float | None:
+    read = float(row["cache_read_tokens"] or 0)
+    prompt = read + sum(
+        float(row[c] or 0) for c in ("input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")
+    )
+    return round(read / prompt, 4) if prompt > 0 else None
+
+
+def models_page(con: duckdb.DuckDBPyConnection, scope: q.Scope) -> dict[str, Any]:
+    """Per model: spend, token mix, cache hit rate (cache reads over all prompt tokens) and price."""
+    models = q.spend_by(con, scope, "model")
+    for row in models:
+        row["cache_hit_rate"] = _cache_hit_rate(row)
+        billed = sum(float(row[c] or 0) for c in BILLED_TOKEN_COLUMNS)
+        row["token_mix"] = {
+            c: (round(float(row[c] or 0) / billed, 4) if billed else None) for c in BILLED_TOKEN_COLUMNS
+        }
+    result: dict[str, Any] = plain({"models": models, "prices": q.model_prices(con, scope)})
+    return result

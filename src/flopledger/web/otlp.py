@@ -1,0 +1,133 @@
+"""OTLP/HTTP trace intake: JSON or protobuf bodies, into the ledger through the ordinary ingest path.
+
+A protobuf ``ExportTraceServiceRequest`` is turned into the OTLP JSON shape (camelCase names, trace
+and span ids in hex, integers as the JSON mapping writes them), written to a temporary file and
+ingested with the ``otel`` format, so spans get the same validation, quarantine, pricing and
+dedupe by span id as a file would.
+
+>>> doc = decode_traces(b'{"resourceSpans": []}', "application/json", None)
+>>> doc
+{'resourceSpans': []}
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import tempfile
+import uuid
+import zlib
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from flopledger.catalog.overrides import load_overrides
+from flopledger.errors import InputError
+from flopledger.ledger.ingest import IngestResult, ingest_files
+from flopledger.web.state import ServerState
+
+__all__ = ["PROTOBUF", "decode_traces", "ingest_traces", "protobuf_response"]
+
+PROTOBUF = "application/x-protobuf"
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+
+
+def _hex_ids(node: Any) -> None:
+    """The protobuf JSON mapping writes bytes as base64; OTLP JSON wants trace and span ids in hex."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_FIELDS and isinstance(value, str):
+                node[key] = base64.b64decode(value).hex()
+            else:
+                _hex_ids(value)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids(item)
+
+
+def _inflate(body: bytes, encoding: str | None) -> bytes:
+    enc = (encoding or "identity").lower().strip()
+    try:
+        if enc == "gzip":
+            return gzip.decompress(body)
+        if enc == "deflate":
+            return zlib.decompress(body)
+    except (OSError, zlib.error, EOFError) as exc:
+        raise InputError(f"body is not valid {enc}: {exc}", field="Content-Encoding") from exc
+    if enc != "identity":
+        raise InputError(f"unsupported Content-Encoding {enc!r}; send gzip or none", field="Content-Encoding")
+    return body
+
+
+def decode_traces(body: bytes, content_type: str | None, encoding: str | None) -> dict[str, Any]:
+    """An OTLP/HTTP trace export body as the OTLP JSON document the ``otel`` format reads."""
+    raw = _inflate(body, encoding)
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media == PROTOBUF:
+        try:
+            message = ExportTraceServiceRequest.FromString(raw)
+        except DecodeError as exc:
+            raise InputError(f"not an OTLP ExportTraceServiceRequest: {exc}", field="body") from exc
+        doc: dict[str, Any] = json_format.MessageToDict(message, use_integers_for_enums=True)
+        _hex_ids(doc)
+        doc.setdefault("resourceSpans", [])
+        return doc
+    if media == "application/json":
+        try:
+            parsed = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"body is not JSON: {exc}", field="body") from exc
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("resourceSpans", []), list):
+            raise InputError("expected an ExportTraceServiceRequest object with resourceSpans", field="body")
+        parsed.setdefault("resourceSpans", [])
+        return parsed
+    raise InputError(
+        f"unsupported Content-Type {media or 'none'!r}; send application/json or {PROTOBUF}",
+        field="Content-Type",
+    )
+
+
+def _span_count(doc: dict[str, Any]) -> int:
+    return sum(
+        len(ss.get("spans") or [])
+        for rs in doc.get("resourceSpans") or []
+        if isinstance(rs, dict)
+        for ss in (rs.get("scopeSpans") or [])
+        if isinstance(ss, dict)
+    )
+
+
+def ingest_traces(state: ServerState, doc: dict[str, Any]) -> IngestResult | None:
+    """Ingest one export request; None when it carries no span at all."""
+    if _span_count(doc) == 0:
+        return None
+    with tempfile.TemporaryDirectory(prefix="flopledger-otlp-") as tmp:
+        path = Path(tmp) / f"otlp-{uuid.uuid4().hex[:12]}.json"
+        path.write_text(json.dumps(doc), "utf-8")
+        with state.write_lock, state.cursor() as cur:
+            return ingest_files(
+                cur,
+                [path],
+                format="otel",
+                overrides=load_overrides(state.config.overrides),
+                fingerprint_key=state.config.fingerprint_key or None,
+            )
+
+
+def protobuf_response(result: IngestResult | None) -> bytes:
+    """The OTLP response; quarantined spans are reported as rejected (partial success)."""
+    response = ExportTraceServiceResponse()
+    if result is not None and result.rows_quarantined:
+        response.partial_success.rejected_spans = result.rows_quarantined
+        response.partial_success.error_message = (
+            f"{result.rows_quarantined} span(s) quarantined; "
+            f"see `flopledger quarantine` for ingest {result.ingest_id}"
+        )
+    return response.SerializeToString()

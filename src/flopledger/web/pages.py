@@ -1,0 +1,215 @@
+"""Server-rendered pages (Jinja2), sign-in and sign-out. Each page shows its JSON twin's payload."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from collections.abc import Callable
+from importlib.resources import files
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+
+from flopledger.web import dashboard
+from flopledger.web.api import scope_of
+from flopledger.web.auth import SESSION_COOKIE, Caller, caller_of, check_csrf, server_state
+from flopledger.web.fleet_view import fleet_page
+from flopledger.web.integrity_view import integrity_page
+from flopledger.web.state import SESSION_TTL
+from flopledger.web.tokens import verify_token
+
+__all__ = ["router", "templates"]
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(files("flopledger.web") / "templates"))
+_LOGIN_CSRF_COOKIE = "flopledger_login_csrf"
+
+
+def _script_json(value: Any) -> Markup:
+    """JSON safe inside a <script type="application/json"> element."""
+    text = json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)  # escaped above for the script context
+
+
+def _team_link(team: str) -> str:
+    return "/teams/" + quote(team, safe="")
+
+
+def _user_link(team: str) -> Callable[[str], str]:
+    return lambda user: f"{_team_link(team)}/users/{quote(user, safe='')}"
+
+
+templates.env.filters["script_json"] = _script_json
+templates.env.globals["team_link"] = _team_link
+templates.env.globals["user_link"] = _user_link
+templates.env.filters["usd"] = lambda v: "" if v is None else f"${float(v):,.2f}"
+templates.env.filters["num"] = lambda v: "" if v is None else f"{float(v):,.0f}"
+
+
+def _login_page(request: Request, status: int, error: str | None = None) -> Response:
+    nonce = secrets.token_urlsafe(24)
+    response = templates.TemplateResponse(
+        request, "login.html", {"csrf": nonce, "error": error, "payload": {}, "caller": None}, status_code=status
+    )
+    response.set_cookie(
+        _LOGIN_CSRF_COOKIE,
+        nonce,
+        httponly=True,
+        samesite="strict",
+        secure=server_state(request).config.secure_cookies,
+        max_age=600,
+    )
+    return response
+
+
+def _page(request: Request, template: str, title: str, payload: Any, caller: Caller) -> Response:
+    context = {
+        "title": title,
+        "payload": payload,
+        "caller": caller.principal,
+        "csrf": caller.session.csrf if caller.session else "",
+    }
+    return templates.TemplateResponse(request, template, context)
+
+
+def _caller_or_login(request: Request) -> Caller | Response:
+    try:
+        return caller_of(request)
+    except HTTPException as exc:
+        if exc.status_code == 401:
+            return _login_page(request, 401)
+        raise
+
+
+def _not_found(request: Request, caller: Caller) -> Response:
+    response = _page(request, "not_found.html", "Not found", {}, caller)
+    response.status_code = 404
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> Response:
+    return _login_page(request, 200)
+
+
+@router.post("/login")
+def login(
+    request: Request, token: Annotated[str, Form()], csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    expected = request.cookies.get(_LOGIN_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected, csrf_token):
+        return _login_page(request, 403, "The sign-in form expired; try again.")
+    state = server_state(request)
+    with state.cursor() as cur:
+        principal = verify_token(cur, token.strip())
+    if principal is None:
+        return _login_page(request, 401, "Unknown or revoked token.")
+    sid, _ = state.new_session(principal.token_id)
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        sid,
+        httponly=True,
+        samesite="strict",
+        secure=state.config.secure_cookies,
+        max_age=int(SESSION_TTL.total_seconds()),
+        path="/",
+    )
+    response.delete_cookie(_LOGIN_CSRF_COOKIE)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+    found = _caller_or_login(request)
+    if isinstance(found, Response):
+        return found
+    check_csrf(found, csrf_token)
+    server_state(request).end_session(request.cookies.get(SESSION_COOKIE))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request) -> Response:
+    caller = _caller_or_login(request)
+    if isinstance(caller, Response):
+        return caller
+    state = server_state(request)
+    with state.cursor() as cur:
+        payload = dashboard.overview_page(cur, scope_of(caller), state.config)
+    return _page(request, "overview.html", "Overview", payload, caller)
+
+
+@router.get("/teams", response_class=HTMLResponse)
+def teams(request: Request) -> Response:
+    caller = _caller_or_login(request)
+    if isinstance(caller, Response):
+        return caller
+    with server_state(request).cursor() as cur:
+        payload = dashboard.teams_page(cur, scope_of(caller))
+    return _page(request, "teams.html", "Teams", payload, caller)
+
+
+@router.get("/teams/{team}", response_class=HTMLResponse)
+def team(request: Request, team: str) -> Response:
+    caller = _caller_or_login(request)
+    if isinstance(caller, Response):
+        return caller
+    with server_state(request).cursor() as cur:
+        payload = dashboard.team_page(cur, scope_of(caller), team)
+    if payload is None:
+        return _not_found(request, caller)
+    return _page(request, "team.html", f"Team {team}", payload, caller)
+
+
+@router.get("/teams/{team}/users/{user}", response_class=HTMLResponse)
+def user(request: Request, team: str, user: str) -> Response:
+    caller = _caller_or_login(request)
+    if isinstance(caller, Response):
+        return caller
+    with server_state(request).cursor() as cur:
+        payload = dashboard.user_page(cur, scope_of(caller), team, user)
+    if payload is None:
+        return _not_found(request, caller)
+    return _page(request, "user.html", f"User {user}", payload, caller)
+
+
+@router.get("/models", response_class=HTMLResponse)
+def models(request: Request) -> Response:
+    caller = _caller_or_login(request)
+    if isinstance(caller, Response):
+        return caller
+    with server_state(request).cursor() as cur:
+        payload = dashboard.models_page(cur, scope_of(caller))
+    return _page(request, "models.html", "Models", payload, caller)
+
+
+@router.get("/integrity", response_class=HTMLResponse)
+def integrity(request: Request) -> Response:
+    caller = _caller_or_login(request)
+    if isinstance(caller, Response):
+        return caller
+    payload = integrity_page(server_state(request), scope_of(caller))
+    return _page(request, "integrity.html", "Integrity", payload, caller)
+
+
+@router.get("/fleet", response_class=HTMLResponse)
+def fleet(request: Request) -> Response:
+    caller = _caller_or_login(request)
+    if isinstance(caller, Response):
+        return caller
+    if not caller.principal.is_admin:
+        response = _page(request, "forbidden.html", "Admins only", {}, caller)
+        response.status_code = 403
+        return response
+    state = server_state(request)
+    with state.cursor() as cur:
+        payload = fleet_page(cur, state.config)
+    return _page(request, "fleet.html", "Fleet", payload, caller)

@@ -1,0 +1,192 @@
+"""The dashboard's reads: daily rollups per team, user and model, always filtered by the caller's scope.
+
+Every function takes a :class:`Scope`; a viewer's scope names its team and every query adds
+``team = ?``, so another team's rows are never read, let alone returned. Reads go to the
+``rollup_daily`` table kept up to date at ingest; a ledger without it is aggregated from ``events``
+on the fly (correct, but slower on a large ledger).
+
+>>> from flopledger.ledger.store import open_ledger
+>>> spend_by(open_ledger(":memory:"), Scope(None), "team")
+[]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, TOKEN_COLUMNS
+
+__all__ = [
+    "GROUPABLE",
+    "Scope",
+    "daily_by_token_class",
+    "daily_spend_rows",
+    "has_rollup",
+    "model_prices",
+    "rollup_source",
+    "spend_by",
+    "team_exists",
+    "totals",
+    "user_exists",
+]
+
+GROUPABLE: tuple[str, ...] = ("team", "user", "model", "provider", "project", "api_key", "service_tier")
+_ROLLUP_DIMS = ("team", "user", "model", "provider", "project", "api_key", "service_tier")
+_SUMS = ("requests", *TOKEN_COLUMNS, *COST_COLUMNS, "cost_usd")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the caller may see: ``team`` None is every team (admin), else that team only."""
+
+    team: str | None
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+    def narrowed(self, **filters: str) -> tuple[str, list[Any]]:
+        """A WHERE clause (with parameters) of the scope plus equality ``filters``."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.team is not None:
+            clauses.append('"team" = ?')
+            params.append(self.team)
+        for column, value in filters.items():
+            if column not in _ROLLUP_DIMS:
+                raise ValueError(f"not a rollup dimension: {column}")
+            clauses.append(f'"{column}" = ?')
+            params.append(value)
+        if self.since is not None:
+            clauses.append("day >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append("day <= ?")
+            params.append(self.until)
+        return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def has_rollup(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'rollup_daily'"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def rollup_source(con: duckdb.DuckDBPyConnection) -> str:
+    """``rollup_daily``, or the same rows aggregated from ``events`` when the ledger has no rollup."""
+    if has_rollup(con):
+        return "rollup_daily"
+    dims = ", ".join(f'"{d}"' for d in _ROLLUP_DIMS)
+    sums = ", ".join(f'sum("{c}") AS "{c}"' for c in _SUMS)
+    unpriced = f"sum(CASE WHEN cost_usd IS NULL THEN {' + '.join(BILLED_TOKEN_COLUMNS)} ELSE 0 END)"
+    return (
+        f"(SELECT CAST(ts AS DATE) AS day, {dims}, {sums}, {unpriced} AS unpriced_tokens "
+        f"FROM events GROUP BY ALL)"
+    )
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cur = con.execute(sql, params)
+    names = [d[0] for d in cur.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _sum_columns() -> str:
+    cols = [f'coalesce(sum("{c}"), 0) AS "{c}"' for c in ("requests", *TOKEN_COLUMNS, *COST_COLUMNS)]
+    cols.append('coalesce(sum("cost_usd"), 0) AS cost_usd')
+    cols.append("coalesce(sum(unpriced_tokens), 0) AS unpriced_tokens")
+    return ", ".join(cols)
+
+
+def totals(con: duckdb.DuckDBPyConnection, scope: Scope, **filters: str) -> dict[str, Any]:
+    """Requests, tokens and cost per token class over the scope, with the first and last day."""
+    where, params = scope.narrowed(**filters)
+    sql = (
+        f"SELECT {_sum_columns()}, min(day) AS first_day, max(day) AS last_day "
+        f"FROM {rollup_source(con)} {where}"
+    )
+    return _rows(con, sql, params)[0]
+
+
+def spend_by(
+    con: duckdb.DuckDBPyConnection, scope: Scope, dimension: str, *, limit: int | None = None, **filters: str
+) -> list[dict[str, Any]]:
+    """Spend per value of ``dimension`` (largest first), with its tokens and distinct users."""
+    if dimension not in GROUPABLE:
+        raise ValueError(f"cannot group by {dimension}")
+    where, params = scope.narrowed(**filters)
+    sql = (
+        f'SELECT "{dimension}" AS name, {_sum_columns()}, count(DISTINCT "user") AS users '
+        f"FROM {rollup_source(con)} {where} GROUP BY 1 ORDER BY cost_usd DESC, name NULLS LAST"
+    )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return _rows(con, sql, params)
+
+
+def daily_by_token_class(
+    con: duckdb.DuckDBPyConnection, scope: Scope, **filters: str
+) -> list[dict[str, Any]]:
+    """Per day: cost of each billed token class, per-request fees (the rest of ``cost_usd``) and total."""
+    where, params = scope.narrowed(**filters)
+    classes = ", ".join(f'coalesce(sum("{c}_cost_usd"), 0) AS "{c}_cost_usd"' for c in BILLED_TOKEN_COLUMNS)
+    billed = " + ".join(f'coalesce("{c}_cost_usd", 0)' for c in BILLED_TOKEN_COLUMNS)
+    sql = (
+        f"SELECT day, {classes}, coalesce(sum(coalesce(cost_usd, 0) - ({billed})), 0) AS request_fees_usd, "
+        f"coalesce(sum(cost_usd), 0) AS cost_usd FROM {rollup_source(con)} {where} GROUP BY day ORDER BY day"
+    )
+    return _rows(con, sql, params)
+
+
+def daily_spend_rows(
+    con: duckdb.DuckDBPyConnection, scope: Scope, by: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Priced spend per ``by`` group and day: the input the ledger's forecast reads."""
+    where, params = scope.narrowed()
+    keys = "".join(f'"{d}", ' for d in by)
+    priced = ("AND" if where else "WHERE") + " cost_usd IS NOT NULL"
+    sql = (
+        f"SELECT {keys}day, sum(cost_usd) AS cost_usd FROM {rollup_source(con)} {where} {priced} "
+        f"GROUP BY ALL ORDER BY ALL"
+    )
+    return _rows(con, sql, params)
+
+
+def team_exists(con: duckdb.DuckDBPyConnection, scope: Scope, team: str) -> bool:
+    """Whether ``team`` has usage the scope may see (a viewer's other teams never do)."""
+    if scope.team is not None and scope.team != team:
+        return False
+    row = con.execute(f"SELECT 1 FROM {rollup_source(con)} WHERE team = ? LIMIT 1", [team]).fetchone()
+    return row is not None
+
+
+def user_exists(con: duckdb.DuckDBPyConnection, scope: Scope, team: str, user: str) -> bool:
+    if not team_exists(con, scope, team):
+        return False
+    sql = f'SELECT 1 FROM {rollup_source(con)} WHERE team = ? AND "user" = ? LIMIT 1'
+    return con.execute(sql, [team, user]).fetchone() is not None
+
+
+def model_prices(con: duckdb.DuckDBPyConnection, scope: Scope) -> list[dict[str, Any]]:
+    """Current standard-tier base price per model the scope used (USD per million tokens)."""
+    where, params = Scope(scope.team).narrowed()
+    sql = f"""
+        WITH used AS (SELECT DISTINCT provider, model FROM {rollup_source(con)} {where}),
+        latest AS (SELECT max(price_version) AS v FROM model_map),
+        mapped AS (SELECT u.provider, u.model, m.provider_id, m.model_id FROM used u
+                   JOIN model_map m ON m.provider = u.provider AND m.model = u.model
+                   WHERE m.price_version = (SELECT v FROM latest)),
+        ranked AS (SELECT mp.provider, mp.model, p.*, row_number() OVER (
+                       PARTITION BY mp.provider, mp.model ORDER BY p.valid_from DESC NULLS LAST) AS rk
+                   FROM mapped mp JOIN prices p ON p.provider_id = mp.provider_id AND p.model_id = mp.model_id
+                   WHERE p.price_version = (SELECT v FROM latest) AND p.variant = 'standard'
+                     AND p.tier_above_tokens = -1)
+        SELECT provider, model, provider_id || '/' || model_id AS price_model,
+               input_usd_per_mtok, cache_read_usd_per_mtok, cache_write_5m_usd_per_mtok,
+               cache_write_1h_usd_per_mtok, output_usd_per_mtok, usd_per_request, discount_pct, source
+        FROM ranked WHERE rk = 1 ORDER BY provider, model
+    """
+    return _rows(con, sql, params)
