@@ -1,8 +1,10 @@
 """Benchmark: envelope allocation, 1,000 pools x 200 workloads, flopledger (HiGHS via SciPy) vs CVXPY.
 
-The same LP is written in CVXPY the way heterogeneity-aware schedulers write theirs (a matrix variable,
-vectorised constraints) and solved with CVXPY's HiGHS interface and with its default solver. Times are
-medians of several runs of model building plus solving; objectives must agree.
+The same LP is written in CVXPY the way heterogeneity-aware schedulers write theirs (a matrix variable
+of workloads x pools, vectorised constraints) and solved with CVXPY's HiGHS interface and with its
+default solver. flopledger builds the exact grouped form (pools with one throughput column share their
+workload variables; see flopledger.fleet.program). Times are medians of several runs of model building
+plus solving, cold imports excluded; the objectives must agree.
 
     .venv/bin/python bench/fleet_allocate.py [--pools 1000] [--workloads 200] [--runs 5]
 """

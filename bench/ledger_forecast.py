@@ -155,6 +155,7 @@ def _priced_row(s: Stream, day: dt.date, tokens: list[int]) -> dict[str, Any]:
     if prices is None:  # a private model with no price: never silently free
         row.update({f"{c}_cost_usd": None for c in (*BILLED, "reasoning_tokens")})
         row.update(list_cost_usd=None, cost_usd=None, priced=False, price_model=None)
+        row.update(input_usd_per_mtok_applied=None, output_usd_per_mtok_applied=None)
         return row
     costs = [round(t * p * batch * (1 - discount) / 1e6, 6) for t, p in zip(tokens, prices, strict=True)]
     row.update({f"{c}_cost_usd": v for c, v in zip(BILLED, costs, strict=True)})
@@ -162,6 +163,8 @@ def _priced_row(s: Stream, day: dt.date, tokens: list[int]) -> dict[str, Any]:
     row["cost_usd"] = round(sum(costs), 6)
     row["list_cost_usd"] = round(sum(t * p * batch / 1e6 for t, p in zip(tokens, prices, strict=True)), 6)
     row["priced"] = True
+    row["input_usd_per_mtok_applied"] = prices[0] * batch * (1 - discount)
+    row["output_usd_per_mtok_applied"] = prices[4] * batch * (1 - discount)
     return row
 
 
@@ -171,6 +174,13 @@ def load_events(db: str | Path, events: pa.Table) -> None:
     con.register("fixture_events", events)
     con.execute("INSERT INTO events BY NAME SELECT * FROM fixture_events")
     con.close()
+
+
+def _scaled(
+    mtok: tuple[float, float, float, float, float], factors: list[float]
+) -> tuple[float, float, float, float, float]:
+    a, b, c, d, e = (m * f for m, f in zip(mtok, factors, strict=True))
+    return a, b, c, d, e
 
 
 def bench_streams(n_teams: int, seed: int) -> tuple[Stream, ...]:
@@ -186,7 +196,7 @@ def bench_streams(n_teams: int, seed: int) -> tuple[Stream, ...]:
                 team=f"team-{i:02d}",
                 user=f"user-{i:02d}",
                 model=models[i % len(models)],
-                mtok_per_day=tuple(m * float(rng.uniform(0.3, 3.0)) for m in base.mtok_per_day),
+                mtok_per_day=_scaled(base.mtok_per_day, [float(rng.uniform(0.3, 3.0)) for _ in range(5)]),
                 weekend_factor=float(rng.uniform(0.1, 1.1)),
                 growth_per_week=float(rng.uniform(-0.03, 0.06)),
                 noise=float(rng.uniform(0.05, 0.35)),

@@ -53,3 +53,19 @@ def test_bad_input() -> None:
         plan_capacity(revenue_increase_usd=1e9, overrides={"pu": 1.1})
     with pytest.raises(InputError):
         plan_capacity()
+
+
+def test_accelerator_takes_chip_facts_from_the_catalog() -> None:
+    # 3.5 GW of TPU v7: catalog wall power 1,250 W per chip and Google's fleet PUE 1.1
+    plan = plan_capacity(power_gw=3.5, accelerator="tpu-v7", scenarios=5000)
+    assert plan.result("accelerators_in_power").value == pytest.approx(3.5e9 / (1250.0 * 1.1))
+    table = {a.name: a for a in plan.assumptions}
+    assert table["pue"].source.startswith("catalog tpu-v7:") and table["pue"].overridden
+    assert table["pue"].low >= 1.0  # PUE never goes below 1, however the range moves
+    assert table["accelerator_peak_pflops"].default == pytest.approx(4.614)
+    explicit = plan_capacity(power_gw=3.5, accelerator="tpu-v7", overrides={"pue": 1.2}, scenarios=1000)
+    assert explicit.result("accelerators_in_power").value == pytest.approx(3.5e9 / (1250.0 * 1.2))
+    with pytest.raises(InputError, match="at least 1"):
+        plan_capacity(power_gw=1.0, overrides={"pue": 0.9})
+    with pytest.raises(UnknownNameError):
+        plan_capacity(power_gw=1.0, accelerator="tpu-v9")

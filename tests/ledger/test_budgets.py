@@ -86,6 +86,13 @@ def test_alert_names_the_driver(ledger: Path) -> None:
             "team.a.daily_cap_usd: Input should be a valid",
         ),
         ("[team.a\n", "not valid TOML"),
+        ('# budgets\n\n[api_key."k-1"]\nmonthly_usd = 0\n', "budgets.toml:4: api_key.k-1.monthly_usd: Input"),
+        (
+            "[team.a]\nmonthly_usd = 5\n\n[team.b]\ndaily_cap_usd = 1\n",
+            "budgets.toml:4: team.b.monthly_usd: Field",
+        ),
+        ("[team.a]\nmonthly_usd = 5\n[teams.b]\nmonthly_usd = 5\n", "budgets.toml:3: teams: Extra inputs"),
+        ("# nothing yet\n", "no budgets; add a table such as [team.agents]"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -94,6 +101,27 @@ def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) 
     with pytest.raises(ConfigError, match=r"budgets\.toml") as info:
         load_budgets(path)
     assert message in str(info.value)
+
+
+def test_earlier_cap_breaks_put_a_budget_at_risk(ledger: Path, tmp_path: Path) -> None:
+    # agents spent 216, 225 and 230 USD on 10-12 Feb and 115 on the as-of day, the 14th.
+    path = tmp_path / "budgets.toml"
+    path.write_text("[team.agents]\nmonthly_usd = 50_000\ndaily_cap_usd = 210\n")
+    (status,) = check_budgets(connect_engine("duckdb", db=ledger), load_budgets(path), as_of=AS_OF)
+    assert status.status == "at risk"
+    assert status.alert is not None and "the daily cap was broken on 3 earlier days" in status.alert
+    assert status.overrun_chance_pct == 0.0
+
+
+def test_budget_for_an_unknown_name_says_so(ledger: Path, tmp_path: Path) -> None:
+    path = tmp_path / "budgets.toml"
+    path.write_text("[team.agnets]\nmonthly_usd = 100\n[project.nowhere]\nmonthly_usd = 100\n")
+    statuses = check_budgets(connect_engine("duckdb", db=ledger), load_budgets(path), as_of=AS_OF)
+    assert [(s.status, s.spent_usd) for s in statuses] == [("ok", 0.0), ("ok", 0.0)]
+    assert (
+        statuses[0].note == "no priced spend for team 'agnets' in the ledger so far; did you mean 'agents'?"
+    )
+    assert statuses[1].note == "no priced spend for project 'nowhere' in the ledger so far"
 
 
 def test_missing_config(tmp_path: Path) -> None:

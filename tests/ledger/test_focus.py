@@ -21,7 +21,7 @@ import typer
 from typer.testing import CliRunner
 
 from flopledger.cli import ledger_finops
-from flopledger.errors import UnknownNameError
+from flopledger.errors import InputError, UnknownNameError
 from flopledger.ledger.focus import FOCUS_ARROW_TYPES, FocusColumn, export_ledger, focus_columns, focus_table
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
 from flopledger.ledger.spark import connect_engine
@@ -101,8 +101,8 @@ def test_ai_service_values_and_tags(exported: pa.Table) -> None:
     assert {r["ServiceSubcategory"] for r in rows} == {"Generative AI"}
     assert {r["ChargeCategory"] for r in rows} == {"Usage"}
     for r in rows:
-        tags = json.loads(r["Tags"])
-        assert isinstance(tags, dict) and tags["team"] == r["x_Team"]
+        tags = json.loads(r["Tags"])  # the events' own tags survive, with the team added
+        assert tags == {"env": "prod", "cost_center": f"cc-{r['x_Team']}", "team": r["x_Team"]}
         assert r["ChargePeriodEnd"] - r["ChargePeriodStart"] == dt.timedelta(days=1)
         assert r["BillingPeriodStart"] <= r["ChargePeriodStart"] < r["BillingPeriodEnd"]
         assert r["EffectiveCost"] == r["BilledCost"] == r["ContractedCost"]
@@ -116,6 +116,7 @@ def test_ai_service_values_and_tags(exported: pa.Table) -> None:
             r["x_Model"],
             r["x_ServiceTier"],
             r["x_TokenClass"],
+            r["Tags"],
         )
         for r in rows
     ]
@@ -157,6 +158,32 @@ def test_csv_export_window_and_unpriced(ledger: Path, tmp_path: Path) -> None:
     raw = out.read_text().splitlines()[1]
     assert "T00:00:00Z" in raw  # ISO 8601 UTC in CSV
     assert focus_table(engine, since=dt.date(2030, 1, 1)).num_rows == 0
+
+
+def test_csv_holds_the_same_rows_as_parquet(ledger: Path, tmp_path: Path) -> None:
+    engine = connect_engine("duckdb", db=ledger)
+    window = {"since": dt.date(2026, 1, 20), "until": dt.date(2026, 2, 3)}
+    export_ledger(engine, tmp_path / "focus.csv", "focus", **window)
+    export_ledger(engine, tmp_path / "focus.parquet", "focus", **window)
+    parquet = pq.read_table(tmp_path / "focus.parquet")
+    csv_table = pacsv.read_csv(
+        tmp_path / "focus.csv",
+        convert_options=pacsv.ConvertOptions(
+            column_types=parquet.schema, strings_can_be_null=True, quoted_strings_can_be_null=False
+        ),
+    )
+    assert csv_table.column_names == parquet.column_names
+    assert csv_table.cast(parquet.schema).equals(parquet)
+
+
+def test_tags_that_are_not_an_object_are_refused(tmp_path: Path) -> None:
+    db = tmp_path / "bad.duckdb"
+    con = open_ledger(db)
+    con.execute(f"INSERT INTO events BY NAME SELECT * FROM read_csv('{GOLDEN / 'events.csv.gz'}') LIMIT 3")
+    con.execute("""UPDATE events SET tags = '["prod"]' WHERE event_id = (SELECT min(event_id) FROM events)""")
+    con.close()
+    with pytest.raises(InputError, match=r"tags '\[\"prod\"\]' is not a JSON object.*field 'tags'"):
+        export_ledger(connect_engine("duckdb", db=db), tmp_path / "bill.parquet", "focus")
 
 
 def test_events_export_for_spark(ledger: Path, tmp_path: Path) -> None:

@@ -26,9 +26,19 @@ from flopledger.ledger.budgets import load_budgets
 from flopledger.ledger.forecast import daily_spend, resolve_period
 from flopledger.ledger.spark import Engine, events_table
 
-__all__ = ["CHART_DAYS", "DEFAULT_DASHBOARD_URL", "TOP_INSIGHTS", "BriefInputs", "build_brief", "rank"]
+__all__ = [
+    "CHART_DAYS",
+    "DEFAULT_DASHBOARD_URL",
+    "MIN_LEDGER_IMPACT_SHARE",
+    "TOP_INSIGHTS",
+    "BriefInputs",
+    "build_brief",
+    "rank",
+]
 
 TOP_INSIGHTS = 5
+MIN_LEDGER_IMPACT_SHARE = 0.005
+"""Spend and cache candidates below 0.5% of the month's spend run rate are noise, not news."""
 CHART_DAYS = 28
 DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8000"
 
@@ -75,7 +85,8 @@ def build_brief(con: duckdb.DuckDBPyConnection, inputs: BriefInputs = BriefInput
     window = window_for(inputs.period, date)
     spend = spend_view(engine, window)
     outlook = month_outlook(engine, date)
-    candidates = list(spend.insights)
+    floor_usd = MIN_LEDGER_IMPACT_SHARE * spend.cost_usd * window.per_month
+    candidates = [i for i in spend.insights if i.impact_usd_per_month >= floor_usd]
     sources = ["ledger: spend change (volume, mix, price) and cache reads by team and model"]
     if inputs.budgets is not None:
         candidates += budget_insights(engine, load_budgets(inputs.budgets), date)
@@ -115,7 +126,12 @@ def build_brief(con: duckdb.DuckDBPyConnection, inputs: BriefInputs = BriefInput
                 "cache_share_pct",
                 "Cache reads, share of input",
                 spend.cache_share_pct,
-                pct(spend.cache_share_pct),
+                pct(spend.cache_share_pct)
+                + (
+                    f" ({pct(spend.previous_cache_share_pct)} {window.comparison})"
+                    if spend.previous_cache_share_pct is not None
+                    else ""
+                ),
             )
         )
     keys.append(

@@ -3,7 +3,7 @@
 The scan (:func:`flopledger.integrity.scan.scan`) is run on the ledger as it stood at the end of
 the brief's date and as it stood just before the period began; an account flagged now and not then
 is *newly* flagged. Linked accounts (one cluster) make one insight; unlinked accounts of the same
-kind make one. The impact is what the accounts spent in the 30 days to the brief's date: tokens
+kind make one. The impact is what the accounts spent in the period, at a monthly rate: tokens
 burnt, or outputs served to a distillation network.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import duckdb
 
 from flopledger.briefs.figures import plain, usd
-from flopledger.briefs.model import DAYS_PER_MONTH, BriefWindow, Insight
+from flopledger.briefs.model import BriefWindow, Insight
 from flopledger.integrity.scan import Finding, scan
 from flopledger.ledger.forecast import daily_spend
 from flopledger.ledger.spark import Engine, events_table
@@ -64,13 +64,13 @@ def _scan_before(con: duckdb.DuckDBPyConnection, before: dt.datetime) -> list[Fi
         return scan(con)
 
 
-def _spend_30d(engine: Engine, date: dt.date) -> dict[str, float]:
-    rows = engine.rows(daily_spend(events_table(engine), ("user", "api_key"), until=date))
-    since = date - dt.timedelta(days=DAYS_PER_MONTH - 1)
+def _period_spend(engine: Engine, window: BriefWindow) -> dict[str, float]:
+    """Spend per account (user, else API key) in the brief's period."""
+    rows = engine.rows(daily_spend(events_table(engine), ("user", "api_key"), until=window.date))
     out: dict[str, float] = {}
     for r in rows:
         account = r["user"] if r["user"] is not None else r["api_key"]
-        if account is not None and r["day"] >= since:
+        if account is not None and r["day"] >= window.start:
             out[str(account)] = out.get(str(account), 0.0) + float(r["cost_usd"] or 0.0)
     return out
 
@@ -81,47 +81,53 @@ def _names(accounts: Sequence[str]) -> str:
 
 
 def _insight(
-    kind: str,
     cluster: str | None,
     group: Sequence[Finding],
     size: int,
     spend: Mapping[str, float],
-    date: dt.date,
+    window: BriefWindow,
 ) -> Insight:
-    accounts = sorted(f.account for f in group)
-    top = max(group, key=lambda f: (f.score, f.account))
+    accounts = sorted({f.account for f in group})
+    kinds = sorted({f.kind for f in group})
+    top = max(group, key=lambda f: (f.score, f.kind, f.account))
     cost = sum(spend.get(a, 0.0) for a in accounts)
-    word = _KIND_WORDS.get(kind, kind.replace("_", " "))
+    monthly = cost * window.per_month
+    word = " and ".join(_KIND_WORDS.get(k, k.replace("_", " ")) for k in kinds)
     n = len(accounts)
-    noun = "account" if n == 1 else "accounts"
+    noun, verb = ("account", "was") if n == 1 else ("accounts", "were")
     if cluster is not None:
         title = f"{word.capitalize()}: {n} linked {noun} newly flagged ({_names(accounts)})"
-        first = f"{n} {noun} of a linked cluster of {size} were flagged for {word} as of {date.isoformat()}."
+        first = f"{n} {noun} of a linked group of {size} {verb} newly flagged for {word} {window.during}."
     else:
         title = f"{word.capitalize()}: {n} {noun} newly flagged ({_names(accounts)})"
-        first = f"{n} {noun} not linked to others were flagged for {word} as of {date.isoformat()}."
+        first = f"{n} {noun} not linked to others {verb} newly flagged for {word} {window.during}."
     evidence = "; ".join(
         f"{e.feature} {plain(e.value)} against a baseline of {plain(e.baseline)}" for e in top.evidence
     )
-    numbers: dict[str, float] = {"accounts": float(n), "cost_usd_30d": cost, "impact_usd_per_month": cost}
+    numbers: dict[str, float] = {"accounts": float(n), "cost_usd": cost, "impact_usd_per_month": monthly}
     if cluster is not None:
-        numbers["cluster_accounts"] = float(size)
+        numbers["linked_accounts"] = float(size)
     for e in top.evidence:
         numbers[f"evidence.{e.feature}"] = e.value
         numbers[f"baseline.{e.feature}"] = e.baseline
-    body = f"{first} The strongest evidence ({top.account}): {evidence}." if evidence else first
-    body += f" Together they spent {usd(cost)} in the 30 days to {date.isoformat()}."
+    body = (
+        f"{first} The strongest evidence ({top.account}, {_KIND_WORDS.get(top.kind, top.kind)}): {evidence}."
+    )
+    body += f" They spent {usd(cost)} {window.during}, {usd(monthly)} a month at that rate."
     anchor = accounts[0] if cluster is not None else "unlinked"
     return Insight(
-        key=f"integrity:{kind}:{anchor}",
+        key=f"integrity:{'+'.join(kinds)}:{anchor}",
         layer="integrity",
         title=title,
         body=body,
-        impact_usd_per_month=cost,
-        action=_ACTIONS.get(kind, "Trust and safety: review the evidence and decide."),
+        impact_usd_per_month=monthly,
+        action=" ".join(_ACTIONS[k] for k in kinds if k in _ACTIONS)
+        or "Trust and safety: review the evidence and decide.",
         link="/integrity",
         numbers=numbers,
-        chart=tuple((a, spend.get(a, 0.0)) for a in sorted(accounts, key=lambda a: -spend.get(a, 0.0))[:8]),
+        chart=tuple(
+            (a, spend.get(a, 0.0)) for a in sorted(accounts, key=lambda a: (-spend.get(a, 0.0), a))[:8]
+        ),
     )
 
 
@@ -139,11 +145,12 @@ def flagged_view(con: duckdb.DuckDBPyConnection, engine: Engine, window: BriefWi
     groups: dict[tuple[str, str | None], list[Finding]] = {}
     for f in now:
         if (f.account, f.kind) not in before:
-            groups.setdefault((f.kind, f.cluster), []).append(f)
-    spend = _spend_30d(engine, window.date) if groups else {}
+            # a cluster is one insight whatever it was flagged for; unlinked accounts group by kind
+            groups.setdefault(("", f.cluster) if f.cluster else (f.kind, None), []).append(f)
+    spend = _period_spend(engine, window) if groups else {}
     insights = tuple(
-        _insight(kind, cluster, group, len(members.get(cluster or "", ())) or len(group), spend, window.date)
-        for (kind, cluster), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))
+        _insight(cluster, group, len(members.get(cluster or "", ())) or len(group), spend, window)
+        for (_kind, cluster), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))
     )
     newly = {f.account for g in groups.values() for f in g}
     return FlaggedView(len({f.account for f in now}), len(newly), insights)

@@ -26,7 +26,7 @@ NOISE_SIGMAS = 2.0
 
 
 def usual_move_usd(daily: Mapping[dt.date, float], end: dt.date, days: int) -> float | None:
-    """RMS week-on-week change of ``days``-day sums before the period ending ``end``; None if too little data."""
+    """RMS week-on-week change of ``days``-day sums before the period ending ``end`` (None: no history)."""
     if not daily:
         return None
     first = min(daily)

@@ -199,6 +199,56 @@ def _cells(info: Any) -> Iterator[tuple[dt.datetime, dt.datetime, int, int]]:
             yield valid_from, valid_to, tod_from, tod_to
 
 
+@dataclass(frozen=True)
+class BatchDiscount:
+    provider: str
+    percent: float
+    source: str
+    as_of: str
+
+
+@functools.cache
+def batch_discounts() -> dict[str, BatchDiscount]:
+    """Published batch discounts by provider (package data), used where the catalog has no batch price."""
+    from importlib.resources import files
+
+    import yaml
+
+    raw = yaml.safe_load(files("flopledger.catalog").joinpath("data/batch_discounts.yaml").read_text("utf-8"))
+    out = {}
+    for entry in raw:
+        d = BatchDiscount(str(entry["provider"]), float(entry["percent"]), str(entry["source"]), str(entry["as_of"]))
+        if not 0 <= d.percent <= 100:
+            raise ValueError(f"batch_discounts.yaml: percent {d.percent} for {d.provider} is not in 0..100")
+        out[d.provider] = d
+    return out
+
+
+_RATE_FIELDS = (
+    "input_usd_per_mtok", "cache_read_usd_per_mtok", "cache_write_5m_usd_per_mtok",
+    "cache_write_1h_usd_per_mtok", "output_usd_per_mtok",
+)
+
+
+def _with_batch_fallback(rows: list[PriceRow]) -> list[PriceRow]:
+    """Batch rows identical to their standard row get the provider's published batch discount."""
+    standard = {(r.valid_from, r.tod_from_s, r.tier_above_tokens): r for r in rows if r.variant == "standard"}
+    out = []
+    for r in rows:
+        base = standard.get((r.valid_from, r.tod_from_s, r.tier_above_tokens))
+        discount = batch_discounts().get(r.provider_id)
+        same = base is not None and all(getattr(r, f) == getattr(base, f) for f in _RATE_FIELDS)
+        if r.variant == "batch" and same and discount is not None:
+            keep = 1.0 - discount.percent / 100.0
+            r = replace(
+                r,
+                source=f"{r.source}; batch at {100 - discount.percent:g}% ({discount.source}, {discount.as_of})",
+                **{f: getattr(r, f) * keep for f in _RATE_FIELDS},
+            )
+        out.append(r)
+    return out
+
+
 @functools.lru_cache(maxsize=4096)
 def _catalog_rows_cached(provider_id: str, model_id: str) -> tuple[PriceRow, ...]:
     prov, info, owns_model = _find(provider_id, model_id)
@@ -226,7 +276,7 @@ def _catalog_rows_cached(provider_id: str, model_id: str) -> tuple[PriceRow, ...
                         **rates,
                     )
                 )
-    return tuple(rows)
+    return tuple(_with_batch_fallback(rows))
 
 
 def catalog_rows(provider_id: str, model_id: str, overrides: PriceOverrides | None = None) -> list[PriceRow]:

@@ -10,7 +10,10 @@ import typer
 
 from flopledger.cli.options import DbOption, FormatOption, resolve_db
 from flopledger.cli.output import OutputFormat, console, render_rows
+from flopledger.errors import InputError
+from flopledger.integrity.detectors import Thresholds, thresholds_from_json
 from flopledger.integrity.leaderboard import leaderboard as build_leaderboard
+from flopledger.integrity.outcomes import ingest_outcomes
 from flopledger.integrity.scan import scan as run_scan
 from flopledger.integrity.stix import export_stix as write_stix
 from flopledger.integrity.stix import match_indicators
@@ -28,6 +31,41 @@ ConsortiumKey = Annotated[
 ]
 
 
+ThresholdsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--thresholds",
+        help="Calibration file (fpr_target, source, thresholds); default: the shipped calibration.",
+    ),
+]
+
+
+def _thresholds(path: Path | None) -> Thresholds | None:
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read the calibration file: {exc.strerror}", path=str(path)) from exc
+    return thresholds_from_json(text, str(path))
+
+
+@app.command()
+def outcomes(
+    files: Annotated[
+        list[Path], typer.Argument(help="Outcome files: CSV or JSON lines (user, ts, kind, weight).")
+    ],
+    db: DbOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Ingest outcomes (commits, merged changes, closed tickets) so usage is judged by what it produced."""
+    result = ingest_outcomes(open_ledger(resolve_db(db)), files)
+    summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "rejected"}
+    render_rows([summary], fmt, title="Outcomes ingest")
+    if result.rejected and fmt is OutputFormat.table:
+        render_rows([dataclasses.asdict(r) for r in result.rejected], fmt, title="Rejected rows")
+
+
 @app.command()
 def scan(
     db: DbOption = None,
@@ -35,9 +73,12 @@ def scan(
     all_accounts: Annotated[
         bool, typer.Option("--all", help="Show every scored account, not only flagged.")
     ] = False,
+    thresholds: ThresholdsOption = None,
 ) -> None:
     """Score accounts for token burn and distillation; flagged ones by default."""
-    findings = run_scan(open_ledger(resolve_db(db), read_only=True), flagged_only=not all_accounts)
+    findings = run_scan(
+        open_ledger(resolve_db(db), read_only=True), _thresholds(thresholds), flagged_only=not all_accounts
+    )
     rows = [dataclasses.asdict(f) for f in findings]
     if fmt is OutputFormat.table:
         for row in rows:

@@ -27,8 +27,11 @@ __all__ = [
     "Thresholds",
     "baseline_of",
     "calibrate",
+    "combine",
     "default_thresholds",
     "raw_scores",
+    "thresholds_from_json",
+    "thresholds_to_json",
     "unit_score",
 ]
 
@@ -44,6 +47,8 @@ class FeatureRule:
     """Smallest spread used for the z-score, in the feature's own units (guards a flat baseline)."""
     cap: float = 4.0
     direction: int = 1
+    family: str = "any"
+    """For a detector that needs two kinds of evidence at once: ``templated``, ``harvest`` or ``scale``."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,10 @@ class Detector:
     rules: tuple[FeatureRule, ...]
     pooled: bool
     """Score clusters on their pooled traffic too (an account takes the higher of the two)."""
+    conjunctive: bool = False
+    """Raw score ``2 sqrt(templated x harvest) + scale`` instead of the plain sum: templated prompts
+    alone are what every legitimate integration sends, long chain-of-thought answers alone are what
+    a curious person asks for; distillation is both at once."""
 
 
 DETECTORS: dict[str, Detector] = {
@@ -74,15 +83,16 @@ DETECTORS: dict[str, Detector] = {
         Detector(
             "distillation",
             (
-                FeatureRule("template_reuse", 1.5, 0.02),
-                FeatureRule("cot_share", 1.0, 0.05),
-                FeatureRule("output_input_ratio", 0.5, 0.5),
-                FeatureRule("topic_collision", 0.5, 0.01),
-                FeatureRule("new_model_day_share", 0.5, 0.1),
-                FeatureRule("requests", 0.25, 10.0),
-                FeatureRule(CLUSTER_SIZE, 0.5, 1.0, cap=6.0),
+                FeatureRule("template_reuse", 1.5, 0.02, family="templated"),
+                FeatureRule("topic_collision", 0.5, 0.01, family="templated"),
+                FeatureRule("cot_share", 1.0, 0.05, family="harvest"),
+                FeatureRule("output_input_ratio", 0.5, 0.5, family="harvest"),
+                FeatureRule("new_model_day_share", 0.5, 0.1, family="harvest"),
+                FeatureRule("requests", 0.25, 10.0, family="scale"),
+                FeatureRule(CLUSTER_SIZE, 0.5, 1.0, cap=6.0, family="scale"),
             ),
             pooled=True,
+            conjunctive=True,
         ),
     )
 }
@@ -152,11 +162,25 @@ def contributions(
     return out
 
 
+def combine(detector: Detector, contrib: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """A detector's raw score from its rules' contributions (shape groups x rules)."""
+    if not detector.conjunctive:
+        plain: npt.NDArray[np.float64] = contrib.sum(axis=1)
+        return plain
+
+    def family(name: str) -> npt.NDArray[np.float64]:
+        cols = [j for j, r in enumerate(detector.rules) if r.family == name]
+        part: npt.NDArray[np.float64] = contrib[:, cols].sum(axis=1)
+        return part
+
+    both: npt.NDArray[np.float64] = 2.0 * np.sqrt(family("templated") * family("harvest")) + family("scale")
+    return both
+
+
 def raw_scores(
     detector: Detector, frame: FeatureFrame, baseline: Baseline, cluster_sizes: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
-    total: npt.NDArray[np.float64] = contributions(detector, frame, baseline, cluster_sizes).sum(axis=1)
-    return total
+    return combine(detector, contributions(detector, frame, baseline, cluster_sizes))
 
 
 def unit_score(raw: npt.NDArray[np.float64], threshold: float) -> npt.NDArray[np.float64]:
@@ -182,15 +206,32 @@ def calibrate(benign_raw: dict[str, npt.NDArray[np.float64]], fpr_target: float,
     return Thresholds(by_kind=by_kind, fpr_target=fpr_target, source=source)
 
 
+def thresholds_from_json(text: str, where: str) -> Thresholds:
+    """Thresholds from a calibration file's text (``fpr_target``, ``source``, ``thresholds``)."""
+    try:
+        data = json.loads(text)
+        by_kind = {k: float(v) for k, v in data["thresholds"].items()}
+        found = Thresholds(by_kind=by_kind, fpr_target=float(data["fpr_target"]), source=str(data["source"]))
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(
+            f"{where} is not a calibration file ({exc}); expected keys fpr_target, source, thresholds"
+        ) from exc
+    missing = sorted(set(DETECTORS) - set(by_kind))
+    if missing:
+        raise ConfigError(f"{where}: no threshold for {', '.join(missing)} (key 'thresholds')")
+    return found
+
+
+def thresholds_to_json(thresholds: Thresholds) -> str:
+    data = {
+        "fpr_target": thresholds.fpr_target,
+        "source": thresholds.source,
+        "thresholds": {k: round(v, 4) for k, v in thresholds.by_kind.items()},
+    }
+    return json.dumps(data, indent=2) + "\n"
+
+
 def default_thresholds() -> Thresholds:
     """The thresholds shipped with flopledger (package data ``calibration.json``)."""
     text = resources.files("flopledger.integrity").joinpath("calibration.json").read_text()
-    try:
-        data = json.loads(text)
-        return Thresholds(
-            by_kind={k: float(v) for k, v in data["thresholds"].items()},
-            fpr_target=float(data["fpr_target"]),
-            source=str(data["source"]),
-        )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ConfigError(f"flopledger/integrity/calibration.json is invalid: {exc}") from exc
+    return thresholds_from_json(text, "flopledger/integrity/calibration.json")

@@ -20,6 +20,7 @@ from flopledger.integrity.detectors import (
     Baseline,
     Thresholds,
     baseline_of,
+    combine,
     contributions,
     default_thresholds,
     unit_score,
@@ -104,12 +105,12 @@ def raw_scan(con: duckdb.DuckDBPyConnection) -> ScanResult:
     evidence: dict[str, list[tuple[Evidence, ...]]] = {}
     for kind, detector in DETECTORS.items():
         contrib = contributions(detector, accounts, baseline, sizes)
-        scores = contrib.sum(axis=1)
+        scores = combine(detector, contrib)
         ev = [_evidence(kind, accounts, i, contrib, baseline, sizes[i]) for i in range(len(names))]
         if detector.pooled and cluster_frame is not None:
             csizes = np.array([len(clusters.members[c]) for c in cluster_frame.groups], dtype=np.float64)
             ccontrib = contributions(detector, cluster_frame, baseline, csizes)
-            cscores = ccontrib.sum(axis=1)
+            cscores = combine(detector, ccontrib)
             row_of = {c: i for i, c in enumerate(cluster_frame.groups)}
             for i, a in enumerate(names):
                 r = row_of.get(clusters.cluster_of.get(a, ""))

@@ -120,7 +120,9 @@ def load_budgets(path: Path) -> tuple[Budget, ...]:
         text = path.read_text("utf-8")
         raw = tomllib.loads(text)
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such budgets file; write one (see `flopledger budgets check --help`)") from exc
+        raise ConfigError(
+            f"{path}: no such budgets file; write one (see `flopledger budgets check --help`)"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
@@ -164,10 +166,26 @@ def _line_of(text: str, loc: tuple[str, ...]) -> int | None:
                     return number
             elif best is None and header[: len(loc)] == loc:  # an unknown table such as [teams.a]
                 return number
-        elif header is not None and "=" in stripped and header == loc[: len(header)] and len(loc) > len(header):
-            if stripped.split("=", 1)[0].strip().strip("\"'") == loc[len(header)]:
-                return number
+        elif (
+            header is not None
+            and len(loc) > len(header) == _common(header, loc)
+            and _key(stripped) == loc[len(header)]
+        ):
+            return number
     return best[1] if best else None
+
+
+def _common(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    """How many leading parts two dotted keys share."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def _key(line: str) -> str | None:
+    """The key of a ``key = value`` line, unquoted."""
+    return line.split("=", 1)[0].strip().strip("\"'") if "=" in line else None
 
 
 def _overrun_chance_pct(budget_usd: float, p50: float, p90: float) -> float:

@@ -174,29 +174,33 @@ def project_days(
     weekend_factor = 1.0
     if weekend.sum() >= 2 and (~weekend).any() and y_raw[~weekend].mean() > 0:
         weekend_factor = float(y_raw[weekend].mean() / y_raw[~weekend].mean())
-    y = y_raw / np.where(weekend, weekend_factor, 1.0)
+    season = np.where(weekend, weekend_factor, 1.0)
+    # A group that never spends at weekends (factor 0) is fitted on its weekdays alone.
+    fitted = season > 0
+    y = np.divide(y_raw, season, out=np.zeros(w), where=fitted)
     t = np.arange(w, dtype=float) - (w - 1)  # 0 = the last day of history
-    weight = 0.5 ** (-t / HALF_LIFE_DAYS)
+    weight = 0.5 ** (-t / HALF_LIFE_DAYS) * fitted
     h_t = np.array([(d - days[-1]).days for d in horizon], dtype=float)
     h_season = np.where(_weekend(horizon), weekend_factor, 1.0)
     if w >= MIN_TREND_DAYS:
         design = np.column_stack([np.ones(w), t])
         root_w = np.sqrt(weight)
         coef, *_ = np.linalg.lstsq(design * root_w[:, None], y * root_w, rcond=None)
-        resid = y - design @ coef
-        sigma = float(np.sqrt((weight * resid**2).sum() / weight.sum() * w / (w - 2)))
+        resid = (y - design @ coef)[fitted]
+        sigma = float(np.sqrt((weight[fitted] * resid**2).sum() / weight.sum() * w / (w - 2)))
         cov = sigma**2 * np.linalg.inv((design * weight[:, None]).T @ design) * weight.max()
         coef = coef * np.array([1.0, TREND_DAMPING])
         cov = cov * np.outer([1.0, TREND_DAMPING], [1.0, TREND_DAMPING])
     else:
+        y = y[fitted]
         coef = np.array([y.mean(), 0.0])
         resid = y - coef[0]
-        sigma = float(y.std(ddof=1)) if w > 1 else float(abs(y[0]))
+        sigma = float(y.std(ddof=1)) if len(y) > 1 else float(abs(y[0]))
         cov = np.array([[sigma**2 / w, 0.0], [0.0, 0.0]])
     expected = np.maximum(coef[0] + coef[1] * h_t, 0.0) * h_season
     # Correlated day-to-day errors do not average out: inflate by the AR(1) variance factor.
     rho = 0.0
-    if len(resid) > 3 and resid.std() > 0:
+    if len(resid) > 3 and resid[:-1].std() > 0 and resid[1:].std() > 0:
         rho = float(np.clip(np.corrcoef(resid[:-1], resid[1:])[0, 1], 0.0, 0.9))
     noise_var = sigma**2 * float(h_season @ h_season) * (1 + rho) / (1 - rho)
     x = np.array([h_season.sum(), h_season @ h_t])

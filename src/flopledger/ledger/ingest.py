@@ -95,8 +95,10 @@ def _stage_schema() -> pa.Schema:
 
 
 def _text(value: object) -> str | None:
-    if value is None:
-        return None
+    if value is None or type(value) is str:
+        return value  # type: ignore[return-value]
+    if type(value) is int or type(value) is float:
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict | list):
@@ -105,11 +107,12 @@ def _text(value: object) -> str | None:
 
 
 def _batch(rows: list[StagedRow], file: str, fmt: str, fixed: Mapping[str, str]) -> pa.Table:
-    cols: dict[str, list[object]] = {c: [] for c in STAGE_COLUMNS}
-    for r in rows:
-        for c in STAGE_COLUMNS:
-            cols[c].append(fixed[c] if c in fixed else _text(r.values.get(c)))
-    data: dict[str, list[object]] = {**cols}
+    data: dict[str, list[object]] = {}
+    for c in STAGE_COLUMNS:
+        if c in fixed:
+            data[c] = [fixed[c]] * len(rows)
+        else:
+            data[c] = [_text(r.values.get(c)) for r in rows]
     data["_line"] = [r.line for r in rows]
     data["_raw"] = [r.raw[:_RAW_LIMIT] for r in rows]
     data["_source_id"] = [r.source_id for r in rows]
@@ -338,7 +341,7 @@ def _quarantine(con: duckdb.DuckDBPyConnection, ingest_id: str) -> None:
 
 def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
     tables: list[pa.Table] = []
-    reader = con.execute("SELECT event_id, prompt FROM _new WHERE prompt IS NOT NULL").fetch_record_batch(
+    reader = con.execute("SELECT event_id, prompt FROM _new WHERE prompt IS NOT NULL").to_arrow_reader(
         _BATCH_ROWS
     )
     for batch in reader:

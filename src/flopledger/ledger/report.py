@@ -71,6 +71,7 @@ def report_expr(
     metrics: dict[str, Any] = {"requests": t.requests.sum()}
     metrics.update({c: t[c].sum() for c in TOKEN_COLUMNS})
     metrics.update({c: t[c].fill_null(0).sum() for c in COST_COLUMNS})
+    metrics["request_cost_usd"] = t.request_cost_usd.fill_null(0).sum()
     metrics["cost_usd"] = t.cost_usd.fill_null(0).sum()
     metrics["unpriced_tokens"] = unpriced.sum()
     if per_active_hour:
@@ -92,7 +93,7 @@ def report(
     per_active_hour: bool = False,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows keyed by the dimension names, ``requests``, each token column, ``<column>_cost_usd`` and ``cost_usd``.
+    """Rows keyed by the dimensions, ``requests``, each token column, ``<column>_cost_usd``, ``cost_usd``.
 
     ``per_active_hour`` adds ``active_hours`` (hours with at least one request) and
     ``cost_usd_per_active_hour``: the cost of an active engineer-hour when grouped by user.
@@ -106,7 +107,7 @@ def report(
         for c in (*TOKEN_COLUMNS, "requests", "unpriced_tokens", "active_hours"):
             if c in row and row[c] is not None:
                 row[c] = int(row[c])
-        for c in (*COST_COLUMNS, "cost_usd", "cost_usd_per_active_hour"):
+        for c in (*COST_COLUMNS, "request_cost_usd", "cost_usd", "cost_usd_per_active_hour"):
             if c in row and row[c] is not None:
                 row[c] = round(float(row[c]), 6)
     return rows

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import ibis
 import ibis.expr.types as ir
 
-from flopledger.ledger.forecast import check_dimensions, month_bounds, resolve_period
+from flopledger.errors import InputError
+from flopledger.ledger.forecast import check_dimensions, daily_spend, month_bounds, resolve_period
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
 from flopledger.ledger.spark import Engine, events_table
 
@@ -138,6 +139,15 @@ def spend_change(
     first, as_of = resolve_period(engine, month, as_of)
     prev_first, prev_last = month_bounds((first - dt.timedelta(days=1)).replace(day=1))
     previous = (prev_first, min(prev_last, prev_first.replace(day=1) + dt.timedelta(days=as_of.day - 1)))
+    history = engine.rows(daily_spend(events_table(engine), ()))
+    first_day = min(r["day"] for r in history)
+    if first_day > previous[0]:
+        # Without last month's days every token would look new (all "mix"): say so instead.
+        raise InputError(
+            f"the ledger starts on {first_day}, so {previous[0]:%Y-%m} days 1-{as_of.day} are not all in it; "
+            f"compare a later --month, or ingest {previous[0]:%Y-%m}",
+            field="month",
+        )
     rows = engine.rows(segment_spend(events_table(engine), by, (first, as_of), previous))
     acc: dict[tuple[str, str, str], list[float]] = {}
     for row in rows:

@@ -43,7 +43,8 @@ def _shown(col: str) -> str:
 
 
 def _num(col: str) -> str:
-    return f'TRY_CAST(trim("{col}") AS DOUBLE)'
+    """The column parsed as a number once, in the ``numbers`` step (NULL when it is not one)."""
+    return f'"_d_{col}"'
 
 
 def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
@@ -96,8 +97,11 @@ def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
             "'tags'",
         ),
     ]
-    error = "CASE " + " ".join(f"WHEN {cond} THEN {msg}" for cond, msg, _ in checks) + " END"
-    field = "CASE " + " ".join(f"WHEN {cond} THEN {fld}" for cond, _, fld in checks) + " END"
+    # Each condition is evaluated once: the first failing check's number picks message and field.
+    which = "CASE " + " ".join(f"WHEN {cond} THEN {i}" for i, (cond, _, _) in enumerate(checks)) + " END"
+    error = "CASE _check " + " ".join(f"WHEN {i} THEN {msg}" for i, (_, msg, _) in enumerate(checks)) + " END"
+    field = "CASE _check " + " ".join(f"WHEN {i} THEN {fld}" for i, (_, _, fld) in enumerate(checks)) + " END"
+    numbers = ", ".join(f'TRY_CAST(trim("{c}") AS DOUBLE) AS "_d_{c}"' for c in (*_INT_FIELDS, "requests"))
 
     tiers = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in TIER_ALIASES.items())
     ints = ",\n".join(
@@ -119,23 +123,27 @@ def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
     )
     content = " || '|' || ".join(f"coalesce(\"{c}\", '')" for c in STAGE_COLUMNS if c != "prompt")
     return f"""
-    WITH typed AS (
+    WITH numbers AS (
+        SELECT *, {numbers} FROM {stage}
+    ), typed AS (
         SELECT *,
             {ts_expr} AS _ts,
             CASE lower(trim(coalesce(service_tier, ''))) {tiers} END AS _tier,
             {ints},
             CASE WHEN {_blank("requests")} THEN 1 ELSE TRY_CAST({_num("requests")} AS BIGINT) END AS _requests
-        FROM {stage}
+        FROM numbers
     ), adjusted AS (
         SELECT * REPLACE ({uncached} AS _input_tokens) FROM typed
+    ), checked AS (
+        SELECT *, {which} AS _check FROM adjusted
     ), judged AS (
-        SELECT *, {error} AS error, {field} AS error_field,
+        SELECT * EXCLUDE (_check), {error} AS error, {field} AS error_field,
             md5({content}) AS _content_hash
-        FROM adjusted
+        FROM checked
     )
     SELECT *,
         CASE WHEN _source_id IS NOT NULL THEN md5(_source_id)
-             ELSE md5(_content_hash || '|' || row_number() OVER (PARTITION BY _content_hash ORDER BY _file, _line))
+             ELSE md5(_content_hash || '|' || row_number() OVER (PARTITION BY _content_hash, _file ORDER BY _line))
         END AS event_id
     FROM judged
     """

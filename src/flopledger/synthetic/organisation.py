@@ -1,6 +1,6 @@
 """A deterministic synthetic engineering organisation, written as the raw logs real vendors produce.
 
-Twenty-four teams and 520 engineers over 30 days: coding agents behind a LiteLLM proxy (sessions whose
+Twenty-four teams and 520 engineers over 75 days (September to mid-November 2026, adoption growing): coding agents behind a LiteLLM proxy (sessions whose
 context is cached, so most input tokens are cache reads), a research workspace billed through the
 Anthropic Admin usage report (standard and batch, below and above the 200k context tier), a nightly
 batch job in the OpenAI usage API export, an internal support service traced with OpenTelemetry, a
@@ -73,13 +73,15 @@ class DemoOrganisation:
 
     teams: tuple[str, ...] = TEAMS
     engineers: int = 520
-    days: int = 30
-    start: dt.date = dt.date(2026, 10, 20)
+    days: int = 75
+    start: dt.date = dt.date(2026, 9, 1)
     bots: int = 5
-    bot_start_day: int = 12
+    bot_start_day: int = 62
     bot_gap_s: float = 240.0
-    sessions_per_workday: float = 1.6
-    turns_per_session: float = 7.0
+    sessions_per_workday: float = 0.55
+    turns_per_session: float = 8.0
+    growth_per_day: float = 0.008
+    """Adoption grows: each engineer's activity rises this share a day (compounded)."""
     seed: int = 0
 
     @property
@@ -121,7 +123,8 @@ class _Writer:
         for day in range(org.days):
             day_s = org.start_s + day * _DAY_S
             weekend = dt.date.fromordinal(org.start.toordinal() + day).weekday() >= 5
-            rate = self.activity * org.sessions_per_workday * (0.08 if weekend else 1.0)
+            ramp = (1.0 + org.growth_per_day) ** day
+            rate = self.activity * org.sessions_per_workday * ramp * (0.08 if weekend else 1.0)
             for e in np.nonzero(sessions := rng.poisson(rate))[0]:
                 for _ in range(int(sessions[e])):
                     n = self._session(records, int(e), day_s, n)

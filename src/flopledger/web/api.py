@@ -16,6 +16,7 @@ from flopledger.web import dashboard, otlp
 from flopledger.web.auth import CSRF_HEADER, Caller, caller_of, check_csrf, require_admin, server_state
 from flopledger.web.fleet_view import fleet_page
 from flopledger.web.integrity_view import integrity_page
+from flopledger.web.overview_frame import current_frame, rebuild_frame
 from flopledger.web.queries import Scope
 from flopledger.web.tokens import ROLES, create_token, list_tokens, revoke_token
 
@@ -45,8 +46,9 @@ def me(caller: Authed) -> Payload:
 def overview(request: Request, caller: Authed, since: Since = None, until: Until = None) -> Payload:
     """Spend per day by token class, top teams and models, forecast against budgets."""
     state = server_state(request)
+    frame = current_frame(state)
     with state.cursor() as cur:
-        return dashboard.overview_page(cur, scope_of(caller, since, until), state.config)
+        return dashboard.overview_page(cur, scope_of(caller, since, until), state.config, frame)
 
 
 @router.get("/api/v1/teams", tags=["pages"])
@@ -191,6 +193,8 @@ async def traces(request: Request, caller: Authed) -> Response:
         result = await run_in_threadpool(otlp.ingest_traces, state, doc)
     except InputError as exc:
         raise HTTPException(400, str(exc)) from exc
+    if result is not None and result.rows_stored:
+        await run_in_threadpool(rebuild_frame, state)  # the writer pays, not the next reader
     counts = dashboard.plain(dataclasses.asdict(result)) if result is not None else {"rows_read": 0}
     if (content_type or "").split(";")[0].strip().lower() == otlp.PROTOBUF:
         headers = {

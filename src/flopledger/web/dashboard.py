@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from flopledger.ledger.forecast import GroupForecast, forecast_groups
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
@@ -45,15 +46,16 @@ def _forecast_row(g: GroupForecast) -> dict[str, Any]:
     return row
 
 
-def _forecast(con: duckdb.DuckDBPyConnection, scope: q.Scope) -> dict[str, Any]:
+def _forecast(con: duckdb.DuckDBPyConnection, scope: q.Scope, source: str | None) -> dict[str, Any]:
     """Month-end forecast of the latest month with spend: in total and per team."""
-    daily = q.daily_spend_rows(con, q.Scope(scope.team), ())
+    daily = q.daily_spend_rows(con, q.Scope(scope.team), (), source=source)
     if not daily:
         return {"month": None, "as_of": None, "total": None, "teams": []}
     as_of: dt.date = max(r["day"] for r in daily)
     month = as_of.replace(day=1)
     total = forecast_groups(daily, (), month, as_of)
-    teams = forecast_groups(q.daily_spend_rows(con, q.Scope(scope.team), ("team",)), ("team",), month, as_of)
+    team_rows = q.daily_spend_rows(con, q.Scope(scope.team), ("team",), source=source)
+    teams = forecast_groups(team_rows, ("team",), month, as_of)
     return {
         "month": month.strftime("%Y-%m"),
         "as_of": as_of,
@@ -62,16 +64,26 @@ def _forecast(con: duckdb.DuckDBPyConnection, scope: q.Scope) -> dict[str, Any]:
     }
 
 
-def overview_page(con: duckdb.DuckDBPyConnection, scope: q.Scope, config: WebConfig) -> dict[str, Any]:
-    """Spend per day by token class, top teams and models, and the forecast against budgets."""
+def overview_page(
+    con: duckdb.DuckDBPyConnection, scope: q.Scope, config: WebConfig, frame: pa.Table | None = None
+) -> dict[str, Any]:
+    """Spend per day by token class, top teams and models, and the forecast against budgets.
+
+    ``frame``: the rollup summed to day x team x model (:mod:`flopledger.web.overview_frame`); without
+    it the rollup itself is read.
+    """
+    source = None
+    if frame is not None:
+        con.register(q.OVERVIEW_FRAME, frame)
+        source = q.OVERVIEW_FRAME
     payload = {
         "scope": {"team": scope.team, "since": scope.since, "until": scope.until},
-        "totals": q.totals(con, scope),
-        "daily": q.daily_by_token_class(con, scope),
+        "totals": q.totals(con, scope, source=source),
+        "daily": q.daily_by_token_class(con, scope, source=source),
         "token_classes": [f"{c}_cost_usd" for c in BILLED_TOKEN_COLUMNS] + ["request_fees_usd"],
-        "top_teams": q.spend_by(con, scope, "team", limit=TOP_N),
-        "top_models": q.spend_by(con, scope, "model", limit=TOP_N),
-        "forecast": _forecast(con, scope),
+        "top_teams": q.spend_by(con, scope, "team", limit=TOP_N, source=source),
+        "top_models": q.spend_by(con, scope, "model", limit=TOP_N, source=source),
+        "forecast": _forecast(con, scope, source),
         "budgets": budget_rows(con, scope, config.budgets),
         "rollup": "rollup_daily" if q.has_rollup(con) else "aggregated from events (no rollup_daily table)",
     }

@@ -66,6 +66,25 @@ def _inflate(body: bytes, encoding: str | None) -> bytes:
     return body
 
 
+def _objects(node: Any, where: str) -> list[dict[str, Any]]:
+    if node is None:
+        return []
+    if not isinstance(node, list) or not all(isinstance(x, dict) for x in node):
+        raise InputError("expected a list of objects", field=where)
+    return node
+
+
+def _check_shape(doc: Any) -> None:
+    """The nesting OTLP JSON promises (resourceSpans > scopeSpans > spans, all objects)."""
+    if not isinstance(doc, dict):
+        raise InputError("expected an ExportTraceServiceRequest object with resourceSpans", field="body")
+    for i, rs in enumerate(_objects(doc.setdefault("resourceSpans", []), "resourceSpans")):
+        if not isinstance(rs.get("resource") or {}, dict):
+            raise InputError("expected an object", field=f"resourceSpans[{i}].resource")
+        for j, ss in enumerate(_objects(rs.get("scopeSpans"), f"resourceSpans[{i}].scopeSpans")):
+            _objects(ss.get("spans"), f"resourceSpans[{i}].scopeSpans[{j}].spans")
+
+
 def decode_traces(body: bytes, content_type: str | None, encoding: str | None) -> dict[str, Any]:
     """An OTLP/HTTP trace export body as the OTLP JSON document the ``otel`` format reads."""
     raw = _inflate(body, encoding)
@@ -84,10 +103,9 @@ def decode_traces(body: bytes, content_type: str | None, encoding: str | None) -
             parsed = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"body is not JSON: {exc}", field="body") from exc
-        if not isinstance(parsed, dict) or not isinstance(parsed.get("resourceSpans", []), list):
-            raise InputError("expected an ExportTraceServiceRequest object with resourceSpans", field="body")
-        parsed.setdefault("resourceSpans", [])
-        return parsed
+        _check_shape(parsed)
+        checked: dict[str, Any] = parsed
+        return checked
     raise InputError(
         f"unsupported Content-Type {media or 'none'!r}; send application/json or {PROTOBUF}",
         field="Content-Type",

@@ -20,6 +20,7 @@ from flopledger.web.api import scope_of
 from flopledger.web.auth import SESSION_COOKIE, Caller, caller_of, check_csrf, server_state
 from flopledger.web.fleet_view import fleet_page
 from flopledger.web.integrity_view import integrity_page
+from flopledger.web.overview_frame import current_frame
 from flopledger.web.state import SESSION_TTL
 from flopledger.web.tokens import verify_token
 
@@ -54,7 +55,10 @@ templates.env.filters["num"] = lambda v: "" if v is None else f"{float(v):,.0f}"
 def _login_page(request: Request, status: int, error: str | None = None) -> Response:
     nonce = secrets.token_urlsafe(24)
     response = templates.TemplateResponse(
-        request, "login.html", {"csrf": nonce, "error": error, "payload": {}, "caller": None}, status_code=status
+        request,
+        "login.html",
+        {"csrf": nonce, "error": error, "payload": {}, "caller": None},
+        status_code=status,
     )
     response.set_cookie(
         _LOGIN_CSRF_COOKIE,
@@ -142,8 +146,9 @@ def overview(request: Request) -> Response:
     if isinstance(caller, Response):
         return caller
     state = server_state(request)
+    frame = current_frame(state)
     with state.cursor() as cur:
-        payload = dashboard.overview_page(cur, scope_of(caller), state.config)
+        payload = dashboard.overview_page(cur, scope_of(caller), state.config, frame)
     return _page(request, "overview.html", "Overview", payload, caller)
 
 

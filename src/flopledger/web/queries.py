@@ -22,11 +22,13 @@ from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, TOKEN_C
 
 __all__ = [
     "GROUPABLE",
+    "OVERVIEW_FRAME",
     "Scope",
     "daily_by_token_class",
     "daily_spend_rows",
     "has_rollup",
     "model_prices",
+    "overview_frame_sql",
     "rollup_source",
     "spend_by",
     "team_exists",
@@ -88,6 +90,19 @@ def rollup_source(con: duckdb.DuckDBPyConnection) -> str:
     )
 
 
+OVERVIEW_FRAME = "web_overview_frame"
+"""Name under which the overview's compact day x team x model frame is registered on a cursor."""
+
+
+def overview_frame_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """The rollup summed to day x team x model: everything the overview reads, a few thousand rows."""
+    sums = ", ".join(f'sum("{c}") AS "{c}"' for c in ("requests", *TOKEN_COLUMNS, *COST_COLUMNS, "cost_usd"))
+    return (
+        f"SELECT day, team, model, {sums}, sum(unpriced_tokens) AS unpriced_tokens "
+        f"FROM {rollup_source(con)} GROUP BY ALL"
+    )
+
+
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description or []]
@@ -101,26 +116,36 @@ def _sum_columns() -> str:
     return ", ".join(cols)
 
 
-def totals(con: duckdb.DuckDBPyConnection, scope: Scope, **filters: str) -> dict[str, Any]:
+def totals(
+    con: duckdb.DuckDBPyConnection, scope: Scope, *, source: str | None = None, **filters: str
+) -> dict[str, Any]:
     """Requests, tokens and cost per token class over the scope, with the first and last day."""
     where, params = scope.narrowed(**filters)
     sql = (
         f"SELECT {_sum_columns()}, min(day) AS first_day, max(day) AS last_day "
-        f"FROM {rollup_source(con)} {where}"
+        f"FROM {source or rollup_source(con)} {where}"
     )
     return _rows(con, sql, params)[0]
 
 
 def spend_by(
-    con: duckdb.DuckDBPyConnection, scope: Scope, dimension: str, *, limit: int | None = None, **filters: str
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    dimension: str,
+    *,
+    limit: int | None = None,
+    source: str | None = None,
+    **filters: str,
 ) -> list[dict[str, Any]]:
-    """Spend per value of ``dimension`` (largest first), with its tokens and distinct users."""
+    """Spend per value of ``dimension`` (largest first), with its tokens (and distinct users, when the
+    source has users)."""
     if dimension not in GROUPABLE:
         raise ValueError(f"cannot group by {dimension}")
     where, params = scope.narrowed(**filters)
+    users = ', count(DISTINCT "user") AS users' if source is None else ""
     sql = (
-        f'SELECT "{dimension}" AS name, {_sum_columns()}, count(DISTINCT "user") AS users '
-        f"FROM {rollup_source(con)} {where} GROUP BY 1 ORDER BY cost_usd DESC, name NULLS LAST"
+        f'SELECT "{dimension}" AS name, {_sum_columns()}{users} '
+        f"FROM {source or rollup_source(con)} {where} GROUP BY 1 ORDER BY cost_usd DESC, name NULLS LAST"
     )
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
@@ -128,7 +153,7 @@ def spend_by(
 
 
 def daily_by_token_class(
-    con: duckdb.DuckDBPyConnection, scope: Scope, **filters: str
+    con: duckdb.DuckDBPyConnection, scope: Scope, *, source: str | None = None, **filters: str
 ) -> list[dict[str, Any]]:
     """Per day: cost of each billed token class, per-request fees (the rest of ``cost_usd``) and total."""
     where, params = scope.narrowed(**filters)
@@ -136,20 +161,21 @@ def daily_by_token_class(
     billed = " + ".join(f'coalesce("{c}_cost_usd", 0)' for c in BILLED_TOKEN_COLUMNS)
     sql = (
         f"SELECT day, {classes}, coalesce(sum(coalesce(cost_usd, 0) - ({billed})), 0) AS request_fees_usd, "
-        f"coalesce(sum(cost_usd), 0) AS cost_usd FROM {rollup_source(con)} {where} GROUP BY day ORDER BY day"
+        f"coalesce(sum(cost_usd), 0) AS cost_usd FROM {source or rollup_source(con)} {where} "
+        "GROUP BY day ORDER BY day"
     )
     return _rows(con, sql, params)
 
 
 def daily_spend_rows(
-    con: duckdb.DuckDBPyConnection, scope: Scope, by: tuple[str, ...]
+    con: duckdb.DuckDBPyConnection, scope: Scope, by: tuple[str, ...], *, source: str | None = None
 ) -> list[dict[str, Any]]:
     """Priced spend per ``by`` group and day: the input the ledger's forecast reads."""
     where, params = scope.narrowed()
     keys = "".join(f'"{d}", ' for d in by)
     priced = ("AND" if where else "WHERE") + " cost_usd IS NOT NULL"
     sql = (
-        f"SELECT {keys}day, sum(cost_usd) AS cost_usd FROM {rollup_source(con)} {where} {priced} "
+        f"SELECT {keys}day, sum(cost_usd) AS cost_usd FROM {source or rollup_source(con)} {where} {priced} "
         f"GROUP BY ALL ORDER BY ALL"
     )
     return _rows(con, sql, params)

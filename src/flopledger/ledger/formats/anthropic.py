@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flopledger.errors import InputError
 from flopledger.ledger.formats.base import (
+    JsonLineError,
     RecordFormat,
     StagedRow,
     compact,
@@ -24,7 +24,18 @@ from flopledger.ledger.formats.base import (
 
 __all__ = ["AnthropicUsageReport"]
 
-_TIERS = {"standard": "standard", "batch": "batch", "priority": "priority", "flex": "flex"}
+# The report's tiers, onto canonical ones: on-demand priority is priced as priority, discounted flex as flex.
+_TIERS = {
+    "standard": "standard",
+    "batch": "batch",
+    "priority": "priority",
+    "priority_on_demand": "priority",
+    "flex": "flex",
+    "flex_discount": "flex",
+}
+# Grouping dimensions of a result: two results of one bucket differ in at least one of them.
+_GROUP_KEYS = ("model", "workspace_id", "api_key_id", "account_id", "service_account_id", "service_tier",
+               "context_window", "inference_geo", "speed")
 _LONG_CONTEXT_FLOOR = {"200k-1m": 200_001}
 
 
@@ -54,8 +65,8 @@ class AnthropicUsageReport(RecordFormat):
 
     def rows(self, path: Path) -> Iterator[StagedRow]:
         for line, doc in iter_json_documents(path):
-            if isinstance(doc, InputError):
-                yield StagedRow(line=line, raw="", error=str(doc).split(": ", 1)[-1])
+            if isinstance(doc, JsonLineError):
+                yield doc.staged()
                 continue
             for p, page in enumerate(_pages(doc)):
                 buckets = page.get("data") if isinstance(page, dict) else None
@@ -66,8 +77,8 @@ class AnthropicUsageReport(RecordFormat):
                 for b, bucket in enumerate(buckets):
                     results = bucket.get("results") if isinstance(bucket, dict) else None
                     if not isinstance(results, list):
-                        yield StagedRow(line=line, raw=compact(bucket)[:2000],
-                                        error=f"bucket data[{b}] has no 'results' list", error_field="results")
+                        yield StagedRow(line=line, raw=compact(bucket)[:2000], error_field="results",
+                                        error=f"bucket data[{b}] has no 'results' list")
                         continue
                     for r, result in enumerate(results):
                         yield self._row(line, f"page {p} data[{b}].results[{r}]", bucket, result)
@@ -79,12 +90,16 @@ class AnthropicUsageReport(RecordFormat):
             return StagedRow(line=line, raw=raw, error=f"{where} is not an object")
         cache = result.get("cache_creation") or {}
         if not isinstance(cache, dict):
-            return StagedRow(line=line, raw=raw, error="cache_creation is not an object", error_field="cache_creation")
+            return StagedRow(line=line, raw=raw, error="cache_creation is not an object",
+                             error_field="cache_creation")
         tier = str(result.get("service_tier") or "standard").lower()
         context = str(result.get("context_window") or "").lower()
         tags: dict[str, Any] = {"source_record": where}
         if context:
             tags["context_window"] = context
+        for extra in ("inference_geo", "speed"):
+            if result.get(extra):
+                tags[extra] = result[extra]
         tool_use = result.get("server_tool_use")
         if isinstance(tool_use, dict) and tool_use.get("web_search_requests"):
             tags["web_search_requests"] = tool_use["web_search_requests"]
@@ -94,6 +109,7 @@ class AnthropicUsageReport(RecordFormat):
             "model": result.get("model"),
             "project": result.get("workspace_id"),
             "api_key": result.get("api_key_id"),
+            "user": result.get("account_id") or result.get("service_account_id"),
             "service_tier": _TIERS.get(tier, tier),
             "requests": result.get("num_requests") or 1,
             "input_tokens": result.get("uncached_input_tokens"),
@@ -105,6 +121,6 @@ class AnthropicUsageReport(RecordFormat):
             "tags": compact(tags),
         }
         # A usage report has no request id: a bucket x group is identified by its keys, not its counts.
-        identity = compact([bucket.get("starting_at"), bucket.get("ending_at"), result.get("model"),
-                            result.get("workspace_id"), result.get("api_key_id"), tier, context])
+        identity = compact([bucket.get("starting_at"), bucket.get("ending_at"),
+                            *(result.get(k) for k in _GROUP_KEYS)])
         return StagedRow(line=line, raw=raw, values=values, source_id=f"anthropic-report:{identity}")

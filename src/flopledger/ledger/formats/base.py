@@ -14,6 +14,7 @@ __all__ = [
     "FORMATS",
     "STAGE_COLUMNS",
     "InputFormat",
+    "JsonLineError",
     "RecordFormat",
     "StagedRow",
     "detect_format",
@@ -147,10 +148,23 @@ def _partial_keys(text: str) -> dict[str, Any] | list[Any] | None:
     return [marker] if text.startswith("[") else marker
 
 
+class JsonLineError(InputError):
+    """A JSONL line that is not valid JSON; keeps the line's text so the quarantine loses nothing."""
+
+    def __init__(self, reason: str, *, text: str, path: str, line: int) -> None:
+        self.reason = reason
+        self.text = text
+        super().__init__(reason, path=path, line=line)
+
+    def staged(self) -> StagedRow:
+        """The quarantine-bound row of this line."""
+        return StagedRow(line=self.line or 0, raw=self.text, error=self.reason)
+
+
 def iter_json_documents(path: Path) -> Iterator[tuple[int, Any]]:
     """Each JSON document of ``path``: the whole file, or one per line (JSONL). Yields (line, value).
 
-    A JSONL line that is not valid JSON yields ``(line, InputError)`` so the caller can quarantine it.
+    A JSONL line that is not valid JSON yields ``(line, JsonLineError)`` so the caller can quarantine it.
     """
     text = path.read_text(encoding="utf-8", errors="replace")
     stripped = text.strip()
@@ -167,7 +181,8 @@ def iter_json_documents(path: Path) -> Iterator[tuple[int, Any]]:
         try:
             yield number, json.loads(line)
         except json.JSONDecodeError as exc:
-            yield number, InputError(f"not valid JSON: {exc.msg}", path=str(path), line=number)
+            reason = f"not valid JSON: {exc.msg} at column {exc.colno}"
+            yield number, JsonLineError(reason, text=line, path=str(path), line=number)
 
 
 def compact(value: Any) -> str:

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flopledger.errors import InputError
 from flopledger.ledger.formats.base import (
+    JsonLineError,
     RecordFormat,
     StagedRow,
     compact,
@@ -26,6 +26,17 @@ from flopledger.ledger.formats.base import (
 __all__ = ["LiteLLMSpendLogs"]
 
 _MARKERS = ("request_id", "spend", "prompt_tokens", "completion_tokens", "startTime")
+# LiteLLM's ``custom_llm_provider`` names onto the vendor names the other formats store.
+_PROVIDERS = {
+    "gemini": "google",
+    "vertex_ai": "google",
+    "vertex_ai_beta": "google",
+    "bedrock": "aws",
+    "bedrock_converse": "aws",
+    "azure_ai": "azure",
+    "text-completion-openai": "openai",
+    "xai": "x-ai",
+}
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -37,19 +48,59 @@ def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _num(value: Any) -> int:
-    if value in (None, ""):
+class _BadCount(ValueError):
+    def __init__(self, field: str, value: Any) -> None:
+        super().__init__(f"{field} {value!r} is not a whole, non-negative number of tokens")
+        self.field = field
+
+
+def _num(value: Any, field: str) -> int:
+    """A token count as a whole number; 0 when absent. A fraction, a negative or text is an error."""
+    if value is None or value == "":
         return 0
-    return int(float(value))
+    if isinstance(value, bool):
+        raise _BadCount(field, value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _BadCount(field, value) from None
+    if number < 0 or number != int(number):
+        raise _BadCount(field, value)
+    return int(number)
 
 
 def _usage_details(meta: dict[str, Any]) -> tuple[int, int, int]:
-    """(cache read, cache creation, reasoning) from LiteLLM's metadata, 0 when absent."""
-    usage = _obj(meta.get("usage_object")) or _obj(meta.get("additional_usage_values"))
-    read = usage.get("cache_read_input_tokens") or _obj(usage.get("prompt_tokens_details")).get("cached_tokens")
+    """(cache read, cache creation, reasoning) from LiteLLM's metadata, 0 when absent.
+
+    ``additional_usage_values`` holds the usage fields beyond the three counts and ``usage_object``
+    the whole usage; either may be missing, so both are read (``usage_object`` wins).
+    """
+    usage = {**_obj(meta.get("additional_usage_values")), **_obj(meta.get("usage_object"))}
+    read = usage.get("cache_read_input_tokens")
+    if read is None:
+        read = _obj(usage.get("prompt_tokens_details")).get("cached_tokens")
     write = usage.get("cache_creation_input_tokens")
     reasoning = _obj(usage.get("completion_tokens_details")).get("reasoning_tokens")
-    return _num(read), _num(write), _num(reasoning)
+    return (_num(read, "metadata.usage_object.cache_read_input_tokens"),
+            _num(write, "metadata.usage_object.cache_creation_input_tokens"),
+            _num(reasoning, "metadata.usage_object.completion_tokens_details.reasoning_tokens"))
+
+
+def _provider(value: Any) -> str | None:
+    if not value:
+        return None
+    name = str(value).strip().lower()
+    return _PROVIDERS.get(name, name)
+
+
+def _tag_list(value: Any) -> Any:
+    """``request_tags``: a list in the JSON export, the same list as JSON text in a CSV export."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
 
 
 def _prompt(messages: Any) -> str | None:
@@ -86,10 +137,13 @@ class LiteLLMSpendLogs(RecordFormat):
                     yield self._row(reader.line_num, record)
             return
         for line, doc in iter_json_documents(path):
-            if isinstance(doc, InputError):
-                yield StagedRow(line=line, raw="", error=str(doc).split(": ", 1)[-1])
+            if isinstance(doc, JsonLineError):
+                yield doc.staged()
                 continue
-            records = doc if isinstance(doc, list) else doc.get("data", [doc]) if isinstance(doc, dict) else [doc]
+            if isinstance(doc, list):
+                records = doc
+            else:
+                records = doc.get("data", [doc]) if isinstance(doc, dict) else [doc]
             for i, record in enumerate(records):
                 # In a JSON list the record number stands for the line.
                 yield self._row(i + 1 if isinstance(doc, list) else line, record, index=i)
@@ -103,24 +157,25 @@ class LiteLLMSpendLogs(RecordFormat):
         raw = compact(safe)
         meta = _obj(record.get("metadata"))
         try:
-            prompt_tokens = _num(record.get("prompt_tokens"))
+            prompt_tokens = _num(record.get("prompt_tokens"), "prompt_tokens")
             read, write, reasoning = _usage_details(meta)
-        except (TypeError, ValueError) as exc:
-            return StagedRow(line=line, raw=raw, error=f"token count is not a number: {exc}", error_field="prompt_tokens")
+        except _BadCount as exc:
+            return StagedRow(line=line, raw=raw, error=str(exc), error_field=exc.field)
         if read + write > prompt_tokens:
             return StagedRow(line=line, raw=raw, error_field="prompt_tokens",
                              error=f"cache tokens ({read + write}) exceed prompt_tokens ({prompt_tokens}); "
                              "LiteLLM's prompt_tokens includes cached tokens")
-        tags = record.get("request_tags")
-        tags_obj = {"request_tags": _obj({"t": tags}).get("t", tags)} if tags not in (None, "", "[]") else {}
+        tags = _tag_list(record.get("request_tags"))
+        tags_obj: dict[str, Any] = {"request_tags": tags} if tags else {}
         if record.get("call_type"):
             tags_obj["call_type"] = record["call_type"]
         values = {
             "ts": record.get("startTime"),
             "request_id": record.get("request_id"),
-            "provider": record.get("custom_llm_provider") or None,
+            "provider": _provider(record.get("custom_llm_provider")),
             "model": record.get("model") or record.get("model_group"),
-            "team": meta.get("user_api_key_team_alias") or record.get("team_id") or meta.get("user_api_key_team_id"),
+            "team": meta.get("user_api_key_team_alias") or record.get("team_id")
+            or meta.get("user_api_key_team_id"),
             "user": record.get("user") or meta.get("user_api_key_user_id") or record.get("end_user"),
             "api_key": record.get("api_key"),
             "org": meta.get("user_api_key_org_id"),

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flopledger.errors import InputError
 from flopledger.ledger.formats.base import (
+    JsonLineError,
     RecordFormat,
     StagedRow,
     compact,
@@ -60,8 +60,8 @@ class OpenAIUsage(RecordFormat):
 
     def rows(self, path: Path) -> Iterator[StagedRow]:
         for line, doc in iter_json_documents(path):
-            if isinstance(doc, InputError):
-                yield StagedRow(line=line, raw="", error=str(doc).split(": ", 1)[-1])
+            if isinstance(doc, JsonLineError):
+                yield doc.staged()
                 continue
             for p, page in enumerate(doc if isinstance(doc, list) else [doc]):
                 buckets = page.get("data") if isinstance(page, dict) else None
@@ -72,8 +72,8 @@ class OpenAIUsage(RecordFormat):
                 for b, bucket in enumerate(buckets):
                     results = bucket.get("results") if isinstance(bucket, dict) else None
                     if not isinstance(results, list):
-                        yield StagedRow(line=line, raw=compact(bucket)[:2000],
-                                        error=f"bucket data[{b}] has no 'results' list", error_field="results")
+                        yield StagedRow(line=line, raw=compact(bucket)[:2000], error_field="results",
+                                        error=f"bucket data[{b}] has no 'results' list")
                         continue
                     for r, result in enumerate(results):
                         yield self._row(line, f"page {p} data[{b}].results[{r}]", bucket, result)
@@ -86,13 +86,21 @@ class OpenAIUsage(RecordFormat):
         total_in = _as_int(result.get("input_tokens"))
         cached = _as_int(result.get("input_cached_tokens"))
         if total_in is None:
-            return StagedRow(line=line, raw=raw, error="input_tokens is not a whole number", error_field="input_tokens")
+            return StagedRow(line=line, raw=raw, error="input_tokens is not a whole number",
+                             error_field="input_tokens")
         if cached is None:
             return StagedRow(line=line, raw=raw, error="input_cached_tokens is not a whole number",
                              error_field="input_cached_tokens")
         if cached > total_in:
-            return StagedRow(line=line, raw=raw, error=f"input_cached_tokens ({cached}) exceeds input_tokens "
-                             f"({total_in}); OpenAI's input includes cached tokens", error_field="input_cached_tokens")
+            return StagedRow(line=line, raw=raw, error_field="input_cached_tokens",
+                             error=f"input_cached_tokens ({cached}) exceeds input_tokens ({total_in}); "
+                             "OpenAI's input includes cached tokens")
+        tags: dict[str, Any] = {"source_record": where}
+        # Audio tokens are counted apart from input_tokens/output_tokens (which are text); the canonical
+        # token classes have no audio class, so they are kept as tags rather than silently dropped.
+        for audio in ("input_audio_tokens", "output_audio_tokens"):
+            if result.get(audio):
+                tags[audio] = result[audio]
         tier_raw = result.get("service_tier")
         tier = "batch" if result.get("batch") is True else _TIERS.get(tier_raw, str(tier_raw).lower())
         values = {
@@ -103,11 +111,11 @@ class OpenAIUsage(RecordFormat):
             "user": result.get("user_id"),
             "api_key": result.get("api_key_id"),
             "service_tier": tier,
-            "requests": result.get("num_model_requests") if result.get("num_model_requests") is not None else 1,
+            "requests": 1 if result.get("num_model_requests") is None else result.get("num_model_requests"),
             "input_tokens": total_in - cached,
             "cache_read_tokens": cached,
             "output_tokens": result.get("output_tokens"),
-            "tags": compact({"source_record": where}),
+            "tags": compact(tags),
         }
         identity = compact([bucket.get("start_time"), bucket.get("end_time"), result.get("model"),
                             result.get("project_id"), result.get("user_id"), result.get("api_key_id"),

@@ -15,8 +15,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from flopledger.errors import InputError
-from flopledger.ledger.formats.base import RecordFormat, StagedRow, compact, iter_json_documents, register
+from flopledger.ledger.formats.base import (
+    JsonLineError,
+    RecordFormat,
+    StagedRow,
+    compact,
+    iter_json_documents,
+    register,
+)
 
 __all__ = ["OtlpTraces", "otlp_attributes", "spans_to_rows"]
 
@@ -25,15 +31,22 @@ _ATTRS: dict[str, tuple[str, ...]] = {
     "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.vendor"),
     "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.response.model", "llm.request.model"),
     "input_total": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens"),
-    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.usage.completion_tokens"),
+    "output_tokens": (
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.completion_tokens",
+        "llm.usage.completion_tokens",
+    ),
     "cache_read_tokens": (
         "gen_ai.usage.cache_read.input_tokens",
         "gen_ai.usage.cache_read_input_tokens",
         "gen_ai.usage.cached_tokens",
+        "gen_ai.usage.cache_read_tokens",
     ),
     "cache_write_tokens": (
         "gen_ai.usage.cache_creation.input_tokens",
         "gen_ai.usage.cache_creation_input_tokens",
+        "gen_ai.usage.cache_write.input_tokens",
+        "gen_ai.usage.cache_creation_tokens",
     ),
     "reasoning_tokens": (
         "gen_ai.usage.reasoning.output_tokens",
@@ -91,15 +104,48 @@ def otlp_attributes(attrs: Any) -> dict[str, Any]:
 
 
 def _first(attrs: Mapping[str, Any], field: str) -> Any:
+    return _first_named(attrs, field)[1]
+
+
+def _first_named(attrs: Mapping[str, Any], field: str) -> tuple[str, Any]:
+    """(attribute name, value) of the first attribute carrying ``field``; the newest name when none does."""
     for name in _ATTRS[field]:
         if attrs.get(name) is not None:
-            return attrs[name]
-    return None
+            return name, attrs[name]
+    return _ATTRS[field][0], None
+
+
+def _count(attrs: Mapping[str, Any], field: str) -> int:
+    name, value = _first_named(attrs, field)
+    try:
+        return _int_or_error(value, name)
+    except ValueError as exc:
+        raise _BadCount(str(exc), name) from None
+
+
+class _BadCount(ValueError):
+    def __init__(self, message: str, attribute: str) -> None:
+        super().__init__(message)
+        self.attribute = attribute
+
+
+def _ts_from_nanos(start: Any) -> str | None:
+    """ISO 8601 UTC of a Unix-nanosecond time (a string in OTLP JSON), exact to the microsecond."""
+    if start is None:
+        return None
+    nanos = int(start)
+    if nanos <= 0:
+        raise ValueError(start)
+    seconds, rest = divmod(nanos, 1_000_000_000)
+    moment = dt.datetime.fromtimestamp(seconds, tz=dt.UTC) + dt.timedelta(microseconds=rest // 1000)
+    return moment.isoformat()
 
 
 def _int_or_error(value: Any, name: str) -> int:
     if value is None:
         return 0
+    if isinstance(value, bool):
+        raise ValueError(f"{name} is not a whole number: {value!r}")
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -139,54 +185,70 @@ def _prompt_text(attrs: Mapping[str, Any], events: list[Any]) -> str | None:
     return "\n".join(parts) if parts else None
 
 
-def _is_genai(attrs: Mapping[str, Any]) -> bool:
-    return any(k.startswith(("gen_ai.", "llm.")) for k in attrs)
+def _is_genai(span_attrs: Mapping[str, Any]) -> bool:
+    """Whether a span's *own* attributes are GenAI ones (a resource's attributes say nothing of a span)."""
+    return any(k.startswith(("gen_ai.", "llm.")) for k in span_attrs)
+
+
+def _is_usage(attrs: Mapping[str, Any]) -> bool:
+    """Whether a GenAI span is a model call: it names a model or counts tokens.
+
+    Tool executions and agent steps carry ``gen_ai.*`` attributes but neither; they are not usage.
+    """
+    fields = ("model", "input_total", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+    return any(_first(attrs, f) is not None for f in fields)
 
 
 def spans_to_rows(doc: Any, line: int) -> Iterator[StagedRow]:
     """Staged rows of every GenAI span in one OTLP ``ExportTraceServiceRequest`` (as JSON)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("resourceSpans"), list):
-        yield StagedRow(line=line, raw=compact(doc)[:2000], error="not an OTLP trace document (no resourceSpans)")
+        yield StagedRow(line=line, raw=compact(doc)[:2000],
+                        error="not an OTLP trace document (no resourceSpans)")
         return
     for rs in doc["resourceSpans"]:
         resource = otlp_attributes((rs.get("resource") or {}).get("attributes"))
         for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []:
             for span in ss.get("spans") or []:
-                attrs = {**resource, **otlp_attributes(span.get("attributes"))}
-                if not _is_genai(attrs):
+                own = otlp_attributes(span.get("attributes"))
+                attrs = {**resource, **own}
+                if not _is_genai(own) or not _is_usage(attrs):
                     continue
                 yield _span_row(line, span, attrs)
 
 
 def _span_row(line: int, span: Mapping[str, Any], attrs: dict[str, Any]) -> StagedRow:
     trace_id, span_id = span.get("traceId"), span.get("spanId")
-    raw_attrs = {k: v for k, v in attrs.items() if not k.startswith(("gen_ai.prompt", "gen_ai.input", "gen_ai.output"))}
+    text_keys = ("gen_ai.prompt", "gen_ai.input", "gen_ai.output")
+    raw_attrs = {k: v for k, v in attrs.items() if not k.startswith(text_keys)}
     raw = compact({"traceId": trace_id, "spanId": span_id, "name": span.get("name"),
                    "startTimeUnixNano": span.get("startTimeUnixNano"), "attributes": raw_attrs})
     source_id = f"otel:{trace_id}:{span_id}" if trace_id and span_id else None
     try:
-        total_in = _int_or_error(_first(attrs, "input_total"), "gen_ai.usage.input_tokens")
-        cache_read = _int_or_error(_first(attrs, "cache_read_tokens"), "cache read tokens")
-        cache_write = _int_or_error(_first(attrs, "cache_write_tokens"), "cache creation tokens")
-        output = _first(attrs, "output_tokens")
-        reasoning = _first(attrs, "reasoning_tokens")
-    except ValueError as exc:
-        return StagedRow(line=line, raw=raw, source_id=source_id, error=str(exc), error_field="gen_ai.usage")
-    has_tokens = any(_first(attrs, f) is not None for f in ("input_total", "output_tokens", "cache_read_tokens"))
+        total_in = _count(attrs, "input_total")
+        cache_read = _count(attrs, "cache_read_tokens")
+        cache_write = _count(attrs, "cache_write_tokens")
+    except _BadCount as exc:
+        return StagedRow(line=line, raw=raw, source_id=source_id, error=str(exc), error_field=exc.attribute)
+    output = _first(attrs, "output_tokens")
+    reasoning = _first(attrs, "reasoning_tokens")
+    token_fields = ("input_total", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+    has_tokens = any(_first(attrs, f) is not None for f in token_fields)
     if cache_read + cache_write > total_in:
-        return StagedRow(line=line, raw=raw, source_id=source_id, error_field="gen_ai.usage.input_tokens",
+        input_name = _first_named(attrs, "input_total")[0]
+        return StagedRow(line=line, raw=raw, source_id=source_id, error_field=input_name,
                          error=f"cache tokens ({cache_read + cache_write}) exceed input tokens ({total_in}); "
                          "OpenTelemetry's input_tokens includes cached tokens")
     start = span.get("startTimeUnixNano")
     try:
-        ts = dt.datetime.fromtimestamp(int(start) / 1e9, tz=dt.UTC).isoformat() if start is not None else None
+        ts = _ts_from_nanos(start)
     except (TypeError, ValueError, OverflowError, OSError):
         return StagedRow(line=line, raw=raw, source_id=source_id, error=f"bad startTimeUnixNano {start!r}",
                          error_field="startTimeUnixNano")
     provider = _first(attrs, "provider")
     provider = _PROVIDER_ALIASES.get(str(provider).lower(), str(provider).lower()) if provider else None
     tier = _first(attrs, "service_tier")
-    tags = {k: v for k, v in attrs.items() if k in ("service.name", "gen_ai.operation.name", "deployment.environment")}
+    tag_keys = ("service.name", "gen_ai.operation.name", "deployment.environment")
+    tags = {k: v for k, v in attrs.items() if k in tag_keys}
     values: dict[str, Any] = {
         "ts": ts,
         "request_id": _first(attrs, "request_id") or span_id,
@@ -219,7 +281,7 @@ class OtlpTraces(RecordFormat):
 
     def rows(self, path: Path) -> Iterator[StagedRow]:
         for line, doc in iter_json_documents(path):
-            if isinstance(doc, InputError):
-                yield StagedRow(line=line, raw="", error=str(doc).split(": ", 1)[-1])
+            if isinstance(doc, JsonLineError):
+                yield doc.staged()
                 continue
             yield from spans_to_rows(doc, line)

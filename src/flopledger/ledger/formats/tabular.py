@@ -125,7 +125,8 @@ class Jsonl(TableFormat):
         if path.suffix.lower() not in (".jsonl", ".ndjson", ".json"):
             return False
         lines = [ln for ln in head.splitlines() if ln.strip()]
-        if len(lines) < 2 or head.lstrip().startswith("["):
+        one_line_ok = path.suffix.lower() in (".jsonl", ".ndjson")  # a .json of one line is a document
+        if not lines or (len(lines) < 2 and not one_line_ok) or head.lstrip().startswith("["):
             return False
         try:  # JSON Lines: the first line alone is a whole object (a pretty-printed document is not)
             return isinstance(json.loads(lines[0]), dict)

@@ -10,7 +10,10 @@
     request_fees_usd: "request fees",
   };
   const MIX = ["input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "output_tokens"];
-  const LAYOUT = { margin: { t: 10, r: 10, b: 50, l: 60 }, barmode: "stack", legend: { orientation: "h" } };
+  const LAYOUT = {
+    margin: { t: 10, r: 10, b: 50, l: 60 }, barmode: "stack", legend: { orientation: "h" },
+    xaxis: { automargin: true }, yaxis: { automargin: true },
+  };
   const CONFIG = { displaylogo: false, responsive: true };
 
   function get(obj, path) {
@@ -54,7 +57,9 @@
         el.textContent = "No data to chart yet.";
         return;
       }
-      Plotly.newPlot(el, make(rows), LAYOUT, CONFIG).then(() => el.setAttribute("data-rendered", "true"));
+      // plotly writes into the layout it is given (axis types...): every chart gets its own copy
+      const layout = JSON.parse(JSON.stringify(LAYOUT));
+      Plotly.newPlot(el, make(rows), layout, CONFIG).then(() => el.setAttribute("data-rendered", "true"));
     });
   }
   document.addEventListener("DOMContentLoaded", draw);

@@ -1,0 +1,118 @@
+"""Golden briefs from the demo organisation: ranking, wording with numbers, and no repeats over days.
+
+Regenerate after a deliberate change with ``FLOPLEDGER_UPDATE_GOLDEN=1`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flopledger.briefs import BriefInputs, build_brief, is_material, render_markdown, run_brief
+from flopledger.ledger.store import open_ledger
+
+pytestmark = pytest.mark.slow
+
+GOLDEN = Path(__file__).parent / "golden"
+ROOT = Path(__file__).resolve().parents[2]
+FLEET_SPEC = ROOT / "examples" / "fleet" / "three_vendor_envelope.yaml"
+CASES: dict[str, dict[str, Any]] = {
+    # the day the leaderboard bots start: newly flagged accounts and the spend they add
+    "day_2026-11-01": {"period": "day", "date": dt.date(2026, 11, 1)},
+    # an ordinary Wednesday: little moves beyond its usual swing
+    "day_2026-11-18": {"period": "day", "date": dt.date(2026, 11, 18)},
+    # a week with budgets and a fleet plan: every layer contributes candidates
+    "week_2026-11-15_budgets_fleet": {
+        "period": "week",
+        "date": dt.date(2026, 11, 15),
+        "budgets": GOLDEN / "demo-budgets.toml",
+        "fleet_spec": FLEET_SPEC,
+    },
+}
+
+
+def build(db: Path, case: str) -> Any:
+    con = open_ledger(db)
+    try:
+        return build_brief(con, BriefInputs(**CASES[case]))
+    finally:
+        con.close()
+
+
+def check_golden(name: str, got: Any) -> None:
+    path = GOLDEN / name
+    if os.environ.get("FLOPLEDGER_UPDATE_GOLDEN"):
+        path.write_text(got if isinstance(got, str) else json.dumps(got, indent=1) + "\n")
+    expected = path.read_text() if name.endswith(".md") else json.loads(path.read_text())
+    if isinstance(got, str):
+        assert got == expected
+        return
+    assert_same(got, expected, name)
+
+
+def assert_same(got: Any, want: Any, where: str) -> None:
+    if isinstance(want, dict):
+        assert sorted(got) == sorted(want), where
+        for k in want:
+            assert_same(got[k], want[k], f"{where}.{k}")
+    elif isinstance(want, list):
+        assert len(got) == len(want), where
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            assert_same(g, w, f"{where}[{i}]")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-6), where
+    else:
+        assert got == want, where
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden_brief(demo_ledger: Path, case: str) -> None:
+    brief = build(demo_ledger, case)
+    check_golden(f"{case}.json", brief.as_dict())
+    assert len(brief.insights) <= 5
+    impacts = [i.impact_usd_per_month for i in brief.insights]
+    assert impacts == sorted(impacts, reverse=True)  # ranked by dollars
+
+
+def test_golden_markdown(demo_ledger: Path) -> None:
+    check_golden("day_2026-11-01.md", render_markdown(build(demo_ledger, "day_2026-11-01")))
+
+
+def test_bot_day_brings_the_bots_to_the_top(demo_ledger: Path) -> None:
+    brief = build(demo_ledger, "day_2026-11-01")
+    layers = [i.layer for i in brief.insights]
+    assert "integrity" in layers[:3]
+    bots = next(i for i in brief.insights if i.key.startswith("integrity:distillation+token_burn"))
+    assert "5 linked accounts newly flagged" in bots.title and bots.link == "/integrity"
+
+
+def test_daily_cron_does_not_repeat_unchanged_insights(demo_copy: Path) -> None:
+    """A weekly brief run every morning: overlapping weeks see the same stories; only changes go out."""
+    days: list[dict[str, Any]] = []
+    last: dict[str, float] = {}
+    for offset in range(4):
+        date = dt.date(2026, 11, 8) + dt.timedelta(days=offset)
+        run = run_brief(demo_copy, BriefInputs(period="week", date=date), fmt="json")
+        assert run.exit_code == 0 and run.recorded
+        brief = json.loads(run.text)
+        for i in brief["insights"]:
+            if i["key"] in last:  # sent before: only because it changed materially
+                assert is_material(i["impact_usd_per_month"], last[i["key"]]), (date, i["key"])
+        for s in brief["suppressed_repeats"]:
+            assert not is_material(s["impact_usd_per_month"], s["last_impact_usd_per_month"])
+            assert s["last_impact_usd_per_month"] == pytest.approx(last[s["key"]], abs=0.01)
+        last |= {i["key"]: i["impact_usd_per_month"] for i in brief["insights"]}
+        days.append(
+            {
+                "date": date.isoformat(),
+                "sent": [i["key"] for i in brief["insights"]],
+                "held_back": [s["key"] for s in brief["suppressed_repeats"]],
+            }
+        )
+    assert any(d["held_back"] for d in days)  # the rule did hold something back
+    check_golden("cron_week_2026-11-08_to_11.json", days)

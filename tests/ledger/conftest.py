@@ -1,0 +1,48 @@
+"""Shared helpers of the ledger tests: real DuckDB ledger files, events written as JSONL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flopledger.errors import InputError
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(dict(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def oracle_cost_usd(event: Mapping[str, Any]) -> float:
+    """genai-prices' own per-request price of a canonical event (its input includes the cache)."""
+    from genai_prices import Usage, calc_price
+
+    def g(k: str) -> int:
+        return int(event.get(k) or 0)
+
+    usage = Usage(
+        input_tokens=g("input_tokens") + g("cache_read_tokens") + g("cache_write_5m_tokens") + g("cache_write_1h_tokens"),
+        cache_read_tokens=g("cache_read_tokens"),
+        cache_write_tokens=g("cache_write_5m_tokens") + g("cache_write_1h_tokens"),
+        cache_write_5m_tokens=g("cache_write_5m_tokens"),
+        cache_write_1h_tokens=g("cache_write_1h_tokens"),
+        output_tokens=g("output_tokens"),
+    )
+    ts = dt.datetime.fromisoformat(str(event["ts"]).replace("Z", "+00:00"))
+    return float(calc_price(usage, str(event["model"]), provider_id=str(event["provider"]),
+                            genai_request_timestamp=ts).total_price)
+
+
+@pytest.fixture()
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.duckdb"
+
+
+__all__ = ["SHARED_DATA", "InputError", "oracle_cost_usd", "write_jsonl"]

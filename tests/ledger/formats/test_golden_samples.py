@@ -1,0 +1,128 @@
+"""Golden vendor samples: each file in ``samples/`` is ingested into a real ledger file and the stored
+canonical rows and quarantine are compared with ``expected/<name>.json``.
+
+An expected file names its ``sample``, the ``format`` it must be detected as, optional ``ingest``
+options (``mapping``, ``fixed``, ``input_includes_cache``), the reconciliation ``counts``, the canonical
+``rows`` stored and the ``quarantine`` entries (line, field, a substring of the reason). In a row, a
+dimension left out is NULL, a token count left out is 0, ``requests`` defaults to 1 and
+``service_tier`` to standard; ``tags`` lists keys the stored tags must contain.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flopledger.ledger.formats import detect_format
+from flopledger.ledger.ingest import IngestResult, ingest_files
+from flopledger.ledger.store import open_ledger
+
+HERE = Path(__file__).resolve().parent
+SAMPLES = HERE / "samples"
+CASES = sorted((HERE / "expected").glob("*.json"))
+
+DIMENSIONS = ("provider", "model", "org", "project", "team", "user", "api_key", "min_request_input_tokens")
+TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
+          "output_tokens", "reasoning_tokens")
+COLUMNS = ("ts", *DIMENSIONS, "service_tier", "requests", *TOKENS, "source_line")
+
+
+def _case(path: Path) -> dict[str, Any]:
+    case: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return case
+
+
+def _expected_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(row) - set(COLUMNS) - {"tags"}
+    assert not unknown, f"expected row has unknown keys {unknown}"
+    out: dict[str, Any] = {c: None for c in ("ts", *DIMENSIONS, "source_line")}
+    out.update({c: 0 for c in TOKENS})
+    out.update({"service_tier": "standard", "requests": 1})
+    out.update({k: v for k, v in row.items() if k != "tags"})
+    return out
+
+
+def _ingest(con: Any, case: Mapping[str, Any]) -> IngestResult:
+    options = case.get("ingest", {})
+    return ingest_files(
+        con,
+        [SAMPLES / case["sample"]],
+        mapping=options.get("mapping"),
+        fixed=options.get("fixed"),
+        input_includes_cache=options.get("input_includes_cache", False),
+    )
+
+
+def _stored(con: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    cols = ", ".join(f'"{c}"' for c in COLUMNS)
+    rows = con.execute(f"SELECT {cols}, tags FROM events").fetchall()
+    out = []
+    for r in rows:
+        row = dict(zip(COLUMNS, r[:-1], strict=True))
+        row["ts"] = row["ts"].isoformat()
+        out.append((row, json.loads(r[-1]) if r[-1] else {}))
+    return out
+
+
+def _key(row: Mapping[str, Any]) -> str:
+    return json.dumps([row[c] for c in COLUMNS], default=str)
+
+
+@pytest.mark.parametrize("case_path", CASES, ids=[p.stem for p in CASES])
+def test_sample_is_detected_and_ingested_as_the_golden_rows(case_path: Path, tmp_path: Path) -> None:
+    case = _case(case_path)
+    sample = SAMPLES / case["sample"]
+    assert detect_format(sample).name == case["format"]
+
+    con = open_ledger(tmp_path / "l.duckdb")
+    result = _ingest(con, case)
+
+    counts = case["counts"]
+    assert (result.rows_read, result.rows_stored, result.rows_quarantined, result.rows_duplicate) == (
+        counts["read"], counts["stored"], counts["quarantined"], counts["duplicate"]
+    )
+    assert result.reconciles
+    assert result.rows_read == result.rows_stored + result.rows_quarantined + result.rows_duplicate
+
+    expected = sorted(((_expected_row(r), r.get("tags", {})) for r in case["rows"]), key=lambda p: _key(p[0]))
+    stored = sorted(_stored(con), key=lambda p: _key(p[0]))
+    assert [row for row, _ in stored] == [row for row, _ in expected]
+    for (row, tags), (_, wanted_tags) in zip(stored, expected, strict=True):
+        assert {k: tags.get(k) for k in wanted_tags} == wanted_tags, row
+
+    quarantined = con.execute(
+        "SELECT source_line, field, reason, raw, source_file, source_format FROM quarantine ORDER BY source_line"
+    ).fetchall()
+    assert len(quarantined) == counts["quarantined"]
+    unmatched = [dict(q) for q in case["quarantine"]]
+    for line, field, reason, raw, source_file, source_format in quarantined:
+        assert source_file == str(sample)
+        assert source_format == case["format"]
+        assert raw, f"quarantined line {line} lost its raw text"
+        match = next((q for q in unmatched if q["line"] == line and q["field"] == field
+                      and q["reason"] in reason), None)
+        assert match is not None, f"unexpected quarantine entry: line {line}, field {field!r}: {reason}"
+        unmatched.remove(match)
+    assert not unmatched, f"expected quarantine entries not found: {unmatched}"
+
+
+@pytest.mark.parametrize("case_path", CASES, ids=[p.stem for p in CASES])
+def test_ingesting_the_same_sample_twice_stores_nothing_new(case_path: Path, tmp_path: Path) -> None:
+    case = _case(case_path)
+    con = open_ledger(tmp_path / "l.duckdb")
+    first = _ingest(con, case)
+    events = con.execute("SELECT count(*), sum(input_tokens + output_tokens) FROM events").fetchone()
+    quarantine = con.execute("SELECT count(*) FROM quarantine").fetchone()
+
+    again = _ingest(con, case)
+
+    assert again.rows_read == first.rows_read
+    assert again.rows_stored == 0
+    assert again.rows_duplicate == first.rows_stored + first.rows_duplicate
+    assert again.reconciles
+    assert con.execute("SELECT count(*), sum(input_tokens + output_tokens) FROM events").fetchone() == events
+    assert con.execute("SELECT count(*) FROM quarantine").fetchone() == quarantine

@@ -1,0 +1,140 @@
+"""The ledger CLI end to end on real ledger files: demo, ingest, report, headline, prices, quarantine, reprice."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flopledger.cli import app
+from flopledger.ledger.schema import COST_COLUMNS, TOKEN_COLUMNS
+from flopledger.synthetic.demo import build_demo_ledger
+from flopledger.synthetic.organisation import TEAMS, DemoOrganisation, write_demo_logs
+
+SMALL = DemoOrganisation(engineers=60, days=9, bots=2, bot_start_day=4, bot_gap_s=600.0,
+                         start=__import__("datetime").date(2026, 10, 20))
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_default_organisation_has_the_shape_the_demo_promises() -> None:
+    org = DemoOrganisation()
+    assert len(org.teams) >= 20 and org.engineers >= 500 and org.days >= 30 and org.bots >= 3
+    assert org.teams == TEAMS
+
+
+def test_demo_logs_are_deterministic(tmp_path: Path) -> None:
+    a = write_demo_logs(tmp_path / "a", SMALL)
+    b = write_demo_logs(tmp_path / "b", SMALL)
+    c = write_demo_logs(tmp_path / "c", dataclasses.replace(SMALL, seed=1))
+    for step_a, step_b in zip(a.steps, b.steps, strict=True):
+        assert step_a.paths[0].read_bytes() == step_b.paths[0].read_bytes()
+    assert a.steps[0].paths[0].read_bytes() != c.steps[0].paths[0].read_bytes()
+
+
+@pytest.fixture(scope="module")
+def small_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    result = build_demo_ledger(db, org=SMALL)
+    assert all(r.reconciles for r in result.ingests)
+    assert [r.rows_quarantined for r in result.ingests] == [0, 0, 0, 0, 3]  # the CSV's three bad rows
+    return db
+
+
+def test_report_json_has_dimension_token_and_cost_keys(small_ledger: Path) -> None:
+    rows = json.loads(run("report", "--db", str(small_ledger), "--by", "team,model", "--format", "json"))
+    assert rows and {"team", "model", "requests", "cost_usd"} <= rows[0].keys()
+    assert set(TOKEN_COLUMNS) <= rows[0].keys() and set(COST_COLUMNS) <= rows[0].keys()
+    for r in rows:  # the classes add up to the total; reasoning is inside output and never added again
+        parts = sum(r[c] for c in COST_COLUMNS if c != "reasoning_tokens_cost_usd") + r["request_cost_usd"]
+        assert r["cost_usd"] == pytest.approx(parts, abs=1e-4)
+    teams = {r["team"] for r in rows}
+    assert {"research", "data-platform", "support-tools"} <= teams
+    csv_out = run("report", "--db", str(small_ledger), "--by", "day", "--format", "csv")
+    assert csv_out.splitlines()[0].startswith("day,requests,input_tokens")
+    assert len(csv_out.splitlines()) == SMALL.days + 1
+
+
+def test_per_active_hour_and_since_until(small_ledger: Path) -> None:
+    rows = json.loads(run("report", "--db", str(small_ledger), "--by", "user", "--per-active-hour",
+                          "--since", "2026-10-21", "--until", "2026-10-22", "--format", "json"))
+    assert rows
+    for r in rows:
+        assert 1 <= r["active_hours"] <= 24
+        assert r["cost_usd_per_active_hour"] == pytest.approx(r["cost_usd"] / r["active_hours"], rel=1e-5)
+
+
+def test_headline_versus_real(small_ledger: Path) -> None:
+    view = json.loads(run("report", "--db", str(small_ledger), "--headline", "--format", "json"))
+    assert view["all_as_output_cost_usd"] > view["all_input_uncached_cost_usd"] > view["real_cost_usd"] > 0
+    shares = {c["token_class"]: c for c in view["classes"]}
+    assert shares["cache_read_tokens"]["token_share"] > 0.5  # coding agents mostly read their cache
+    assert sum(c["cost_share"] for c in view["classes"] if c["billed_apart"]) == pytest.approx(1.0, abs=0.01)
+    table = run("report", "--db", str(small_ledger), "--headline")
+    assert "Headline versus real" in table and "overstates the real bill" in table
+
+
+def test_unknown_dimension_suggests_the_closest(small_ledger: Path) -> None:
+    result = CliRunner().invoke(app, ["report", "--db", str(small_ledger), "--by", "teams"])
+    assert result.exit_code != 0
+    assert "did you mean 'team'" in str(result.exception) or "did you mean 'team'" in result.output
+
+
+def test_prices_missing_quarantine_and_reprice(small_ledger: Path, tmp_path: Path) -> None:
+    assert json.loads(run("prices", "missing", "--db", str(small_ledger), "--format", "json")) == []
+    bad = json.loads(run("quarantine", "list", "--db", str(small_ledger), "--format", "json"))
+    assert {b["field"] for b in bad} == {"ts", "model", "input_tokens"}
+    assert all(b["source_file"].endswith("selfhosted_inference.csv") and b["source_line"] > 1 for b in bad)
+    shown = json.loads(run("prices", "show", "claude-sonnet-4-5", "--provider", "anthropic", "--format", "json"))
+    assert {r["variant"] for r in shown} >= {"standard", "batch"}
+    assert any(r["tier_above_tokens"] == 200_000 for r in shown)
+    # a new negotiated discount reaches history through reprice
+    copy = tmp_path / "l.duckdb"
+    copy.write_bytes(small_ledger.read_bytes())
+    before = json.loads(run("report", "--db", str(copy), "--by", "provider", "--format", "json"))
+    overrides = tmp_path / "p.toml"
+    overrides.write_text('[[discount]]\nprovider = "openai"\npercent = 50\n'
+                         '[[model]]\nprovider = "self-hosted"\nmodel = "acme-coder-70b"\n'
+                         'input_usd_per_mtok = 0.4\noutput_usd_per_mtok = 0.9\n')
+    out = json.loads(run("reprice", "--db", str(copy), "--overrides", str(overrides), "--format", "json"))
+    assert out[0]["changed"] > 0
+    after = json.loads(run("report", "--db", str(copy), "--by", "provider", "--format", "json"))
+    cost = {r["provider"]: r["cost_usd"] for r in before}
+    new = {r["provider"]: r["cost_usd"] for r in after}
+    assert new["openai"] == pytest.approx(cost["openai"] / 2, rel=1e-6)
+    assert new["anthropic"] > cost["anthropic"]  # the demo's 12% Anthropic discount is no longer in force
+
+
+def test_ingest_cli_prints_the_reconciliation_and_fails_clearly(tmp_path: Path) -> None:
+    src = tmp_path / "u.csv"
+    src.write_text("when,m,toks\n2026-03-02T10:00:00Z,gpt-5,100\nnope,gpt-5,1\n", encoding="utf-8")
+    db = str(tmp_path / "l.duckdb")
+    out = json.loads(run("ingest", str(src), "--db", db, "--map", "ts=when,model=m,input_tokens=toks",
+                         "--set", "provider=openai", "-o", "json"))
+    assert out[0]["rows_read"] == 2 and out[0]["rows_stored"] == 1 and out[0]["rows_quarantined"] == 1
+    result = CliRunner().invoke(app, ["ingest", str(tmp_path / "nope.csv"), "--db", db])
+    assert result.exit_code != 0
+    result = CliRunner().invoke(app, ["ingest", str(src), "--db", db, "--map", "ts=when,model=nosuch"])
+    assert result.exit_code != 0
+
+
+@pytest.mark.slow
+def test_flopledger_demo_end_to_end(tmp_path: Path) -> None:
+    db = tmp_path / "demo.duckdb"
+    out = run("demo", "--db", str(db))
+    assert "Top 10 teams by cost" in out and "Cost by model" in out and "Headline versus real" in out
+    rows = json.loads(run("report", "--db", str(db), "--by", "team", "--format", "json"))
+    assert len(rows) >= 20
+    users = json.loads(run("report", "--db", str(db), "--by", "user", "--format", "json"))
+    assert len(users) >= 500
+    models = {r["model"] for r in json.loads(run("report", "--db", str(db), "--by", "model", "--format", "json"))}
+    assert len(models) >= 5
+    result = CliRunner().invoke(app, ["demo", "--db", str(db)])
+    assert result.exit_code != 0  # never overwrites an existing ledger

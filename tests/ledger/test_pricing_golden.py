@@ -1,0 +1,92 @@
+"""Golden pricing cases, and the bulk price join against genai-prices' per-request calc_price."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flopledger.catalog.overrides import load_overrides
+from flopledger.ledger.ingest import ingest_files
+from flopledger.ledger.store import open_ledger
+
+from .conftest import oracle_cost_usd, write_jsonl
+
+CASES: list[dict[str, Any]] = yaml.safe_load(
+    (Path(__file__).parent / "golden" / "pricing" / "cases.yaml").read_text(encoding="utf-8")
+)
+
+
+def _priced(tmp_path: Path, events: list[dict[str, Any]], overrides: Path | None = None) -> list[dict[str, Any]]:
+    rows = [{**e, "request_id": f"req-{i}"} for i, e in enumerate(events)]
+    path = write_jsonl(tmp_path / "events.jsonl", rows)
+    con = open_ledger(tmp_path / "ledger.duckdb")
+    ingest_files(con, [path], overrides=load_overrides(overrides))
+    cur = con.execute("SELECT request_id, cost_usd, priced, price_version FROM events ORDER BY source_line")
+    names = [d[0] for d in cur.description]
+    out = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    con.close()
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_golden_case(tmp_path: Path, case: dict[str, Any]) -> None:
+    (row,) = _priced(tmp_path, [case["event"]])
+    expected = case["expected_cost_usd"]
+    if expected is None:
+        assert row["cost_usd"] is None and row["priced"] is False
+        return
+    assert row["priced"] is True and row["price_version"]
+    assert row["cost_usd"] == pytest.approx(expected, abs=0.005)
+    if case.get("oracle"):
+        assert row["cost_usd"] == pytest.approx(oracle_cost_usd(case["event"]) * case.get("oracle_factor", 1.0),
+                                                abs=0.005)
+
+
+def test_negotiated_discount_applies_from_its_date(tmp_path: Path) -> None:
+    overrides = tmp_path / "prices.toml"
+    overrides.write_text('[[discount]]\nprovider = "anthropic"\npercent = 20\nvalid_from = 2026-03-10\n')
+    base = {"provider": "anthropic", "model": "claude-sonnet-4-5", "input_tokens": 100_000}
+    before, after = _priced(
+        tmp_path, [{**base, "ts": "2026-03-09T23:00:00Z"}, {**base, "ts": "2026-03-10T01:00:00Z"}], overrides
+    )
+    assert before["cost_usd"] == pytest.approx(0.3)
+    assert after["cost_usd"] == pytest.approx(0.24)
+    assert before["price_version"] == after["price_version"] and "overrides" in after["price_version"]
+
+
+_MODELS = [("anthropic", "claude-sonnet-4-5"), ("anthropic", "claude-haiku-4-5"), ("openai", "gpt-5"),
+           ("openai", "gpt-4.1"), ("anthropic", "claude-sonnet-4-6")]
+_counts = st.integers(min_value=0, max_value=400_000)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    events=st.lists(
+        st.fixed_dictionaries({
+            "model": st.sampled_from(_MODELS),
+            "ts": st.datetimes(min_value=__import__("datetime").datetime(2025, 6, 1),
+                               max_value=__import__("datetime").datetime(2026, 11, 30)),
+            "input_tokens": _counts, "cache_read_tokens": _counts, "cache_write_5m_tokens": _counts,
+            "output_tokens": st.integers(min_value=0, max_value=60_000),
+        }),
+        min_size=1, max_size=12,
+    )
+)
+def test_bulk_price_join_matches_per_request_calc_price(tmp_path_factory: pytest.TempPathFactory,
+                                                        events: list[dict[str, Any]]) -> None:
+    tmp = tmp_path_factory.mktemp("prop")
+    canonical = []
+    for e in events:
+        provider, model = e.pop("model")
+        if provider == "openai":
+            e["cache_write_5m_tokens"] = 0  # OpenAI bills no cache writes
+        canonical.append({**e, "provider": provider, "model": model, "ts": e["ts"].isoformat() + "Z"})
+    rows = _priced(tmp, canonical)
+    assert len(rows) == len(canonical)
+    for event, row in zip(canonical, rows, strict=True):
+        assert row["cost_usd"] == pytest.approx(oracle_cost_usd(event), abs=0.005), event

@@ -1,0 +1,185 @@
+"""Every JSON endpoint, in process, against figures computed independently from the events table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+import pytest
+
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
+from flopledger.web.state import ServerState
+
+if TYPE_CHECKING:
+    from tests.web.conftest import Api, Fixture
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "fleet"
+
+
+def _events(state: ServerState, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+    with state.cursor() as cur:
+        return cur.execute(sql, params or []).fetchall()
+
+
+def test_overview_matches_the_events(api: Api, golden: Fixture, state: ServerState) -> None:
+    r = api.get("/api/v1/overview", token=golden.tokens["admin"])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    ((cost, requests),) = _events(state, "SELECT sum(cost_usd), sum(requests) FROM events")
+    assert body["totals"]["cost_usd"] == pytest.approx(cost, rel=1e-9)
+    assert body["totals"]["requests"] == requests
+    daily = _events(
+        state, "SELECT CAST(ts AS DATE)::VARCHAR, sum(output_tokens_cost_usd) FROM events GROUP BY 1"
+    )
+    by_day = {d["day"]: d for d in body["daily"]}
+    assert set(by_day) == {d for d, _ in daily}
+    for day, output_cost in daily:
+        assert by_day[day]["output_tokens_cost_usd"] == pytest.approx(output_cost, rel=1e-9)
+        classes = (
+            sum(by_day[day][f"{c}_cost_usd"] for c in BILLED_TOKEN_COLUMNS) + by_day[day]["request_fees_usd"]
+        )
+        assert classes == pytest.approx(by_day[day]["cost_usd"], rel=1e-9)
+    teams = _events(state, "SELECT team, sum(cost_usd) FROM events GROUP BY 1 ORDER BY 2 DESC")
+    assert [t["name"] for t in body["top_teams"]] == [t for t, _ in teams]
+    assert body["top_models"][0]["name"] in {"claude-sonnet-4-5", "claude-opus-4-1"}
+    fc = body["forecast"]
+    assert (
+        fc["month"] == "2026-03"
+        and fc["total"]["p10_usd"] <= fc["total"]["p50_usd"] <= fc["total"]["p90_usd"]
+    )
+    assert fc["total"]["spent_usd"] == pytest.approx(cost, abs=0.01)  # rounded to cents
+    assert body["budgets"]["configured"] is False and "--budgets" in body["budgets"]["hint"]
+    assert body["rollup"] == "rollup_daily"
+
+
+def test_date_range_filters(api: Api, golden: Fixture, state: ServerState) -> None:
+    r = api.get("/api/v1/overview?since=2026-03-05&until=2026-03-06", token=golden.tokens["admin"])
+    assert r.status_code == 200
+    ((cost,),) = _events(
+        state, "SELECT sum(cost_usd) FROM events WHERE CAST(ts AS DATE) BETWEEN '2026-03-05' AND '2026-03-06'"
+    )
+    assert r.json()["totals"]["cost_usd"] == pytest.approx(cost, rel=1e-9)
+    assert {d["day"] for d in r.json()["daily"]} == {"2026-03-05", "2026-03-06"}
+    assert api.get("/api/v1/overview?since=yesterday", token=golden.tokens["admin"]).status_code == 422
+
+
+def test_teams_team_and_user_drill_down(api: Api, golden: Fixture, state: ServerState) -> None:
+    admin = golden.tokens["admin"]
+    teams = api.get("/api/v1/teams", token=admin).json()["teams"]
+    assert sorted(t["name"] for t in teams) == ["agents", "infra", "research", "search"]
+    team = api.get("/api/v1/teams/agents", token=admin).json()
+    ((cost, users),) = _events(
+        state, "SELECT sum(cost_usd), count(DISTINCT \"user\") FROM events WHERE team='agents'"
+    )
+    assert team["totals"]["cost_usd"] == pytest.approx(cost, rel=1e-9)
+    assert len(team["users"]) == users
+    top = team["users"][0]["name"]
+    user = api.get(f"/api/v1/teams/agents/users/{top}", token=admin).json()
+    ((ucost,),) = _events(state, "SELECT sum(cost_usd) FROM events WHERE team='agents' AND \"user\"=?", [top])
+    assert user["totals"]["cost_usd"] == pytest.approx(ucost, rel=1e-9)
+    assert user["api_keys"] and user["daily"]
+    assert api.get("/api/v1/teams/nope", token=admin).status_code == 404
+    assert api.get("/api/v1/teams/agents/users/nobody", token=admin).status_code == 404
+    outsider = next(t["name"] for t in api.get("/api/v1/teams/search", token=admin).json()["users"])
+    assert api.get(f"/api/v1/teams/agents/users/{outsider}", token=admin).status_code == 404
+
+
+def test_models_mix_cache_rate_and_prices(api: Api, golden: Fixture, state: ServerState) -> None:
+    body = api.get("/api/v1/models", token=golden.tokens["admin"]).json()
+    rows = {m["name"]: m for m in body["models"]}
+    ((read, inp, w5, w1),) = _events(
+        state,
+        "SELECT sum(cache_read_tokens), sum(input_tokens), sum(cache_write_5m_tokens), "
+        "sum(cache_write_1h_tokens) "
+        "FROM events WHERE model = 'claude-sonnet-4-5'",
+    )
+    assert rows["claude-sonnet-4-5"]["cache_hit_rate"] == pytest.approx(
+        read / (read + inp + w5 + w1), abs=1e-4
+    )
+    assert sum(v for v in rows["claude-sonnet-4-5"]["token_mix"].values()) == pytest.approx(1.0, abs=1e-3)
+    prices = {p["model"]: p for p in body["prices"]}
+    assert set(prices) == set(rows)
+    assert (
+        prices["claude-opus-4-1"]["output_usd_per_mtok"]
+        > prices["claude-sonnet-4-5"]["output_usd_per_mtok"]
+        > 0
+    )
+
+
+def test_integrity_flags_the_campaign_with_evidence(api: Api, golden: Fixture) -> None:
+    body = api.get("/api/v1/integrity", token=golden.tokens["admin"]).json()
+    labels = golden.traffic.labels
+    distill = [f for f in body["flagged"] if f["kind"] == "distillation"]
+    assert distill, body
+    hits = sum(labels.get(f["account"]) == "distillation" for f in distill)
+    assert hits / len(distill) >= 0.5
+    assert all(f["evidence"] for f in body["flagged"])
+    assert all(e.keys() == {"feature", "value", "baseline"} for f in body["flagged"] for e in f["evidence"])
+    assert any(c["accounts"] >= 2 for c in body["clusters"])
+
+
+def test_fleet_empty_state_names_the_command(api: Api, golden: Fixture) -> None:
+    body = api.get("/api/v1/fleet", token=golden.tokens["admin"]).json()
+    assert body["allocation"]["available"] is False
+    assert "flopledger fleet allocate" in body["allocation"]["how_to_fill"]
+    assert "flopledger fleet capacity" in body["capacity"]["how_to_fill"]
+
+
+def test_fleet_reads_a_saved_allocation_from_meta(api: Api, golden: Fixture, state: ServerState) -> None:
+    from typer.testing import CliRunner
+
+    from flopledger.cli import app
+
+    out = CliRunner().invoke(
+        app, ["fleet", "allocate", str(EXAMPLES / "three_vendor_envelope.yaml"), "-f", "json"]
+    )
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    with state.write_lock, state.cursor() as cur:
+        cur.execute("INSERT INTO meta VALUES ('fleet.allocation', ?)", [json.dumps(doc)])
+    try:
+        body = api.get("/api/v1/fleet", token=golden.tokens["admin"]).json()
+    finally:
+        with state.write_lock, state.cursor() as cur:
+            cur.execute("DELETE FROM meta WHERE key = 'fleet.allocation'")
+    alloc = body["allocation"]
+    assert alloc["available"] is True and alloc["source"] == "ledger meta fleet.allocation"
+    assert [p["pool"] for p in alloc["pools"]] == [p["pool"] for p in doc["pools"]]
+    assert any(p["shadow_price_usd_per_accelerator_hour"] is not None for p in alloc["pools"])
+
+
+def test_openapi_lists_every_json_twin(api: Api) -> None:
+    paths = api.get("/openapi.json").json()["paths"]
+    for p in (
+        "overview",
+        "teams",
+        "teams/{team}",
+        "teams/{team}/users/{user}",
+        "models",
+        "integrity",
+        "fleet",
+    ):
+        assert f"/api/v1/{p}" in paths
+    assert "/v1/traces" in paths
+
+
+def test_rollup_absent_falls_back_to_events(golden: Fixture, tmp_path: Path, api_for: type[Api]) -> None:
+    import shutil
+
+    from flopledger.web import WebConfig
+
+    copy = tmp_path / "ledger.duckdb"
+    shutil.copy(golden.path, copy)
+    con = duckdb.connect(str(copy))
+    con.execute("DROP TABLE rollup_daily")
+    ((cost,),) = con.execute("SELECT sum(cost_usd) FROM events").fetchall()
+    con.close()
+    s = ServerState.open(WebConfig(db=copy))
+    try:
+        body = api_for(s).get("/api/v1/overview", token=golden.tokens["admin"]).json()
+    finally:
+        s.close()
+    assert body["totals"]["cost_usd"] == pytest.approx(cost, rel=1e-9)
+    assert body["rollup"].startswith("aggregated from events")
