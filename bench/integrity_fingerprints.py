@@ -1,7 +1,7 @@
 """Fingerprint throughput and Jaccard-estimate accuracy, flopledger versus datasketch, in one run.
 
 Both hash the same word 3-gram shingles with 64 permutations. Throughput is the median of several
-runs over the same prompts (tokenising included for both). Accuracy is the error of the Jaccard
+runs over the same prompts (tokenising included for both), the two interleaved run by run. Accuracy is the error of the Jaccard
 estimate against the exact shingle Jaccard, over pairs of near-duplicates (a prompt and an edited
 copy) and random pairs. Prompts come from ../shared/data when present, else the built-in pools.
 
@@ -68,11 +68,10 @@ def main() -> None:
     batch = prompts * max(1, 20_000 // len(prompts))
     words = sum(len(p.split()) for p in batch)
     ours, theirs = [], []
-    for _ in range(RUNS):
+    for _ in range(RUNS):  # interleaved, so both see the same machine load
         t = time.perf_counter()
         fingerprint_prompts(batch, b"bench-key")
         ours.append(time.perf_counter() - t)
-    for _ in range(RUNS):
         t = time.perf_counter()
         datasketch_signatures(batch[:4000])
         theirs.append((time.perf_counter() - t) * len(batch) / 4000)

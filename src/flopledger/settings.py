@@ -28,6 +28,12 @@ SETTINGS: dict[str, Setting] = {
             "TOML file of negotiated discounts and private model prices (optional).",
         ),
         Setting(
+            "budgets",
+            "FLOPLEDGER_BUDGETS",
+            "flopledger-budgets.toml",
+            "TOML file of monthly budgets per team, project or API key (see `flopledger budgets check`).",
+        ),
+        Setting(
             "fingerprint_key",
             "FLOPLEDGER_FINGERPRINT_KEY",
             "",

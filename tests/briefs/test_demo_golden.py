@@ -15,24 +15,28 @@ import pytest
 
 from flopledger.briefs import BriefInputs, build_brief, is_material, render_markdown, run_brief
 from flopledger.ledger.store import open_ledger
+from flopledger.synthetic.organisation import DemoOrganisation
 
 pytestmark = pytest.mark.slow
 
 GOLDEN = Path(__file__).parent / "golden"
 ROOT = Path(__file__).resolve().parents[2]
 FLEET_SPEC = ROOT / "examples" / "fleet" / "three_vendor_envelope.yaml"
+ORG = DemoOrganisation()
+BOT_DAY = ORG.start + dt.timedelta(days=ORG.bot_start_day)
+LAST_DAY = ORG.start + dt.timedelta(days=ORG.days - 1)
 CASES: dict[str, dict[str, Any]] = {
-    # the day the leaderboard bots start: newly flagged accounts and the spend they add
-    "day_2026-11-01": {"period": "day", "date": dt.date(2026, 11, 1)},
-    # an ordinary Wednesday: little moves beyond its usual swing
-    "day_2026-11-18": {"period": "day", "date": dt.date(2026, 11, 18)},
-    # a week with budgets and a fleet plan: every layer contributes candidates
-    "week_2026-11-15_budgets_fleet": {
+    # the day the leaderboard bots start: the spend they add, before the scan has enough to flag them
+    "bot_day": {"period": "day", "date": BOT_DAY},
+    # the bots' first week, with budgets and a fleet plan: every layer contributes candidates
+    "bot_week_budgets_fleet": {
         "period": "week",
-        "date": dt.date(2026, 11, 15),
+        "date": BOT_DAY + dt.timedelta(days=6),
         "budgets": GOLDEN / "demo-budgets.toml",
         "fleet_spec": FLEET_SPEC,
     },
+    # the demo's last day: nothing beyond its usual swing, so the brief says so
+    "last_day": {"period": "day", "date": LAST_DAY},
 }
 
 
@@ -80,15 +84,16 @@ def test_golden_brief(demo_ledger: Path, case: str) -> None:
 
 
 def test_golden_markdown(demo_ledger: Path) -> None:
-    check_golden("day_2026-11-01.md", render_markdown(build(demo_ledger, "day_2026-11-01")))
+    check_golden("bot_day.md", render_markdown(build(demo_ledger, "bot_day")))
 
 
-def test_bot_day_brings_the_bots_to_the_top(demo_ledger: Path) -> None:
-    brief = build(demo_ledger, "day_2026-11-01")
+def test_bots_week_brings_the_bots_up(demo_ledger: Path) -> None:
+    brief = build(demo_ledger, "bot_week_budgets_fleet")
     layers = [i.layer for i in brief.insights]
-    assert "integrity" in layers[:3]
-    bots = next(i for i in brief.insights if i.key.startswith("integrity:distillation+token_burn"))
-    assert "5 linked accounts newly flagged" in bots.title and bots.link == "/integrity"
+    assert layers.count("fleet") == 3  # fleet dollars dwarf a buyer's ledger: they rank first
+    bots = [i for i in brief.insights if i.layer == "integrity"]
+    assert bots and bots[0].link == "/integrity" and "newly flagged" in bots[0].title
+    assert brief.suppressed == ()
 
 
 def test_daily_cron_does_not_repeat_unchanged_insights(demo_copy: Path) -> None:
@@ -96,7 +101,7 @@ def test_daily_cron_does_not_repeat_unchanged_insights(demo_copy: Path) -> None:
     days: list[dict[str, Any]] = []
     last: dict[str, float] = {}
     for offset in range(4):
-        date = dt.date(2026, 11, 8) + dt.timedelta(days=offset)
+        date = BOT_DAY + dt.timedelta(days=3 + offset)
         run = run_brief(demo_copy, BriefInputs(period="week", date=date), fmt="json")
         assert run.exit_code == 0 and run.recorded
         brief = json.loads(run.text)
@@ -115,4 +120,4 @@ def test_daily_cron_does_not_repeat_unchanged_insights(demo_copy: Path) -> None:
             }
         )
     assert any(d["held_back"] for d in days)  # the rule did hold something back
-    check_golden("cron_week_2026-11-08_to_11.json", days)
+    check_golden("cron_weekly_bot_days_3_to_6.json", days)

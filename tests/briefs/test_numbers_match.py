@@ -22,9 +22,11 @@ from flopledger.ledger.budgets import check_budgets, load_budgets
 from flopledger.ledger.report import report
 from flopledger.ledger.spark import connect_engine
 from flopledger.ledger.store import open_ledger
+from flopledger.synthetic.organisation import DemoOrganisation
 
 GOLDEN = Path(__file__).parent / "golden"
 FLEET_SPEC = Path(__file__).resolve().parents[2] / "examples" / "fleet" / "three_vendor_envelope.yaml"
+ORG = DemoOrganisation()
 NUMBER = re.compile(r"(?<![\w.\-])[+\-]?\$?\d[\d,]*(?:\.\d+)?[MB%]?(?![\w\-])")
 INPUTS = ("input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")
 
@@ -144,7 +146,10 @@ def test_small_ledger_numbers(small_ledger: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("period", "date", "budgets"),
-    [("day", dt.date(2026, 11, 1), None), ("week", dt.date(2026, 11, 15), GOLDEN / "demo-budgets.toml")],
+    [
+        ("day", ORG.start + dt.timedelta(days=ORG.bot_start_day), None),
+        ("week", ORG.start + dt.timedelta(days=ORG.bot_start_day + 6), GOLDEN / "demo-budgets.toml"),
+    ],
 )
 def test_demo_numbers(
     demo_copy: Path, tmp_path: Path, period: str, date: dt.date, budgets: Path | None

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flopledger.cli import app
-from flopledger.errors import ConfigError
+from flopledger.errors import ConfigError, InputError
 from flopledger.integrity.clustering import link_accounts
 from flopledger.integrity.detectors import (
     DETECTORS,
@@ -172,4 +172,6 @@ def test_cli_outcomes_ingests_and_reports_rejected_rows(tmp_path: Path) -> None:
     (summary,) = json.loads(result.output)
     assert (summary["read"], summary["stored"], summary["quarantined"]) == (2, 1, 1)
     missing = CliRunner().invoke(app, ["integrity", "outcomes", str(tmp_path / "nope.csv"), "--db", str(db)])
-    assert missing.exit_code == 1 and "no such outcomes file" in missing.output
+    assert missing.exit_code == 1
+    assert isinstance(missing.exception, InputError)
+    assert "nope.csv: no such outcomes file" in str(missing.exception)

@@ -230,3 +230,15 @@ def test_reconciliation_holds_for_any_mix_of_rows(tmp_path_factory: pytest.TempP
             and r.get("team") is not None]
     assert stored[0] == first.rows_stored == len(good)
     assert stored[1] == sum(int(r["input_tokens"]) for r in good)  # type: ignore[call-overload]
+
+
+def test_a_large_table_file_is_stored_whole(tmp_path: Path) -> None:
+    """Large enough for DuckDB's parallel CSV scan and optimistic writes (a lost-insert regression)."""
+    n = 150_000
+    path = tmp_path / "big.jsonl"
+    line = json.dumps({**GOOD, "user": "u{}"})
+    path.write_text("".join(line.replace("u{}", f"u{i}") + "\n" for i in range(n)), encoding="utf-8")
+    con = open_ledger(tmp_path / "l.duckdb")
+    r = ingest_files(con, [path])
+    assert (r.rows_read, r.rows_stored) == (n, n)
+    assert _rows(con, "SELECT count(*), count(DISTINCT user) FROM events")[0] == (n, n)

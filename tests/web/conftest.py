@@ -12,7 +12,6 @@ import shutil
 import socket
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,10 +66,7 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> Fixture:
     pq.write_table(ev, source)
     path = root / "ledger.duckdb"
     con = open_ledger(path)
-    with warnings.catch_warnings():
-        # ledger.ingest still calls DuckDB's deprecated fetch_record_batch (reported to its owner)
-        warnings.filterwarnings("ignore", "fetch_record_batch", DeprecationWarning)
-        ingest_files(con, [source], format="parquet", fingerprint_key=KEY)
+    ingest_files(con, [source], format="parquet", fingerprint_key=KEY)
     tokens: dict[str, str] = {}
     ids: dict[str, str] = {}
     for name, role, team in (

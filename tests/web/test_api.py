@@ -183,3 +183,24 @@ def test_rollup_absent_falls_back_to_events(golden: Fixture, tmp_path: Path, api
         s.close()
     assert body["totals"]["cost_usd"] == pytest.approx(cost, rel=1e-9)
     assert body["rollup"].startswith("aggregated from events")
+
+
+def test_budgets_use_the_ledgers_budget_check(golden: Fixture, tmp_path: Path, api_for: type[Api]) -> None:
+    import shutil
+
+    from flopledger.web import WebConfig
+
+    copy = tmp_path / "ledger.duckdb"
+    shutil.copy(golden.path, copy)
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text('[team.infra]\nmonthly_usd = 100\n\n[team.research]\nmonthly_usd = 100000\n', "utf-8")
+    s = ServerState.open(WebConfig(db=copy, budgets=budgets))
+    try:
+        admin = api_for(s).get("/api/v1/overview", token=golden.tokens["admin"]).json()["budgets"]
+        viewer = api_for(s).get("/api/v1/overview", token=golden.tokens["research"]).json()["budgets"]
+    finally:
+        s.close()
+    rows = {r["name"]: r for r in admin["rows"]}
+    assert rows["infra"]["status"] == "over" and "driver" in rows["infra"]["alert"]
+    assert rows["research"]["status"] == "ok"
+    assert [r["name"] for r in viewer["rows"]] == ["research"]

@@ -33,11 +33,7 @@ if not CHROMIUM.exists():
         raise RuntimeError("CI must run the browser tests: install Debian's chromium package (see .ci/run)")
     pytest.skip("no /usr/bin/chromium on this machine (apt-get install chromium)", allow_module_level=True)
 
-pytestmark = [
-    pytest.mark.slow,
-    # ledger.ingest still calls DuckDB's deprecated fetch_record_batch (reported to its owner)
-    pytest.mark.filterwarnings("ignore:fetch_record_batch:DeprecationWarning"),
-]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

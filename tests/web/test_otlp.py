@@ -19,10 +19,6 @@ from flopledger.web.state import ServerState
 if TYPE_CHECKING:
     from tests.web.conftest import Api, Fixture
 
-pytestmark = pytest.mark.filterwarnings(
-    # ledger.ingest still calls DuckDB's deprecated fetch_record_batch (reported to its owner)
-    "ignore:fetch_record_batch:DeprecationWarning"
-)
 
 START_NS = 1_773_000_000_000_000_000  # 2026-03-08 UTC
 
@@ -76,6 +72,7 @@ def _count(state: ServerState, sql: str) -> Any:
 
 def test_json_spans_are_ingested_once(api: Api, golden: Fixture, state: ServerState) -> None:
     doc = _doc(_span("eee19b7ec3c1b174"), _span("eee19b7ec3c1b175"))
+    before = api.get("/api/v1/overview", token=golden.tokens["admin"]).json()["totals"]["requests"]
     r = api.post("/v1/traces", json=doc, token=golden.tokens["admin"])
     assert r.status_code == 200, r.text
     ingest = r.json()["ingest"]
@@ -85,6 +82,8 @@ def test_json_spans_are_ingested_once(api: Api, golden: Fixture, state: ServerSt
     again = api.post("/v1/traces", json=doc, token=golden.tokens["admin"]).json()["ingest"]
     assert (again["rows_stored"], again["rows_duplicate"]) == (0, 2)
     assert _count(state, "SELECT count(*) FROM events WHERE \"user\" = 'otel-user'") == 2
+    after = api.get("/api/v1/overview", token=golden.tokens["admin"]).json()["totals"]["requests"]
+    assert after == before + 2  # the overview's frame was rebuilt after the ingest
     # the rollup the overview reads moved with the ingest
     team = api.get("/api/v1/teams/agents/users/otel-user", token=golden.tokens["admin"]).json()
     assert team["totals"]["input_tokens"] == 2000

@@ -20,10 +20,6 @@ from flopledger.web.state import ServerState
 if TYPE_CHECKING:
     from tests.web.conftest import Fixture
 
-pytestmark = pytest.mark.filterwarnings(
-    # ledger.ingest still calls DuckDB's deprecated fetch_record_batch (reported to its owner)
-    "ignore:fetch_record_batch:DeprecationWarning"
-)
 EXAMPLES_PER_OPERATION = 8
 
 

@@ -96,6 +96,10 @@ def ingest(
         if input_format == "outcomes":
             from flopledger.integrity.outcomes import ingest_outcomes
 
+            if mapping or fixed or strict or keep_prompts or input_includes_cache:
+                raise InputError("--map, --set, --strict, --keep-prompts and --input-includes-cache do not apply "
+                                 "to outcomes files (columns: user, ts, kind, weight)")
+
             out = ingest_outcomes(con, files)
             _print_reconciliation([{"rows_read": out.read, "rows_stored": out.stored,
                                     "rows_rejected": out.rejected, "rows_duplicate": out.duplicates}], output)

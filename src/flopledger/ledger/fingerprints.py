@@ -4,9 +4,11 @@ The columns below are added to the ``events`` table; integrity detectors read th
 keyed (BLAKE2b with the configured key), so fingerprints made under one key cannot be linked to
 fingerprints made under another, and a dictionary attack needs the key.
 
-The work is vectorised: Arrow compute (RE2) tokenises and masks, NumPy combines hashes into word
-3-gram shingles and takes the per-prompt minimum of :data:`NUM_PERM` hash permutations at once.
-Only the distinct words and skeletons of a batch pass through Python, once each.
+The work is vectorised: RE2 (Arrow compute) masks template slots in three passes; words are split by
+a NumPy byte-table lookup over the whole batch (a regular expression costs per match, and every word
+boundary is one); NumPy combines hashes into word 3-gram shingles and takes the per-prompt minimum of
+:data:`NUM_PERM` hash permutations in place on a cache-sized buffer. Only the distinct words of a
+batch pass through Python (for the keyed BLAKE2b), once each.
 
 >>> table = fingerprint_prompts(["Explain step by step why 2 + 2 = 4.", None], b"k")
 >>> table.column("fp_cot_elicitation").to_pylist()

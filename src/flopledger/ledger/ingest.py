@@ -94,6 +94,10 @@ def _stage_schema() -> pa.Schema:
     return pa.schema(fields)
 
 
+_ARROW_TO_SQL = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN"}
+_STAGE_DDL = ", ".join(f'"{f.name}" {_ARROW_TO_SQL[f.type]}' for f in _stage_schema())
+
+
 def _text(value: object) -> str | None:
     if value is None or type(value) is str:
         return value  # type: ignore[return-value]
@@ -262,8 +266,9 @@ def _run(
     mapping: Mapping[str, str], fixed: Mapping[str, str], strict: bool, keep_prompts: bool,
     input_includes_cache: bool, overrides: PriceOverrides, key: bytes, tick: Callable[[int], None],
 ) -> IngestResult:
-    _from_arrow(con, "CREATE OR REPLACE TEMP TABLE _stage AS SELECT * FROM {}",
-                pa.Table.from_pylist([], schema=_stage_schema()))
+    # Declared with DDL, not created from an (empty) Arrow table: DuckDB 1.5 loses a large parallel
+    # INSERT into a temp table that was created from an Arrow scan in the same transaction.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _stage ({_STAGE_DDL})")
     for path, fmt in zip(files, formats, strict=True):
         if isinstance(fmt, RecordFormat):
             _stage_records(con, fmt, path, fixed, tick)
@@ -283,7 +288,7 @@ def _run(
         ).fetchall()
         lines = "; ".join(f"{f}:{ln}: {msg} (field {fld!r})" for f, ln, fld, msg in sample)
         raise InputError(f"--strict: {bad} bad row(s), nothing stored. First: {lines}")
-    _quarantine(con, ingest_id)
+    _quarantine(con, ingest_id, keep_prompts)
 
     # Good rows, first occurrence of each event id, not already in the ledger.
     con.execute(
@@ -328,10 +333,15 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _quarantine(con: duckdb.DuckDBPyConnection, ingest_id: str) -> None:
+def _quarantine(con: duckdb.DuckDBPyConnection, ingest_id: str, keep_prompts: bool) -> None:
+    # A bad row is kept whole so nothing is lost, except its prompt text (unless prompts are kept).
+    raw = "_raw" if keep_prompts else (
+        "CASE WHEN prompt IS NULL OR prompt = '' THEN _raw ELSE replace(replace(_raw, prompt, '[prompt withheld]'), "
+        "trim(CAST(to_json(prompt) AS VARCHAR), '\"'), '[prompt withheld]') END"
+    )
     con.execute(
-        """INSERT INTO quarantine
-           SELECT ?, _format, _file, _line, error_field, error, _raw,
+        f"""INSERT INTO quarantine
+           SELECT ?, _format, _file, _line, error_field, error, {raw},
                   md5(_file || '|' || _line || '|' || coalesce(_raw, '')) AS row_key, ?
            FROM _checked c WHERE error IS NOT NULL
              AND md5(_file || '|' || _line || '|' || coalesce(_raw, '')) NOT IN (SELECT row_key FROM quarantine)""",

@@ -7,6 +7,7 @@ functions (forecast, budgets, integrity scan); nothing here prices, forecasts or
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -31,12 +32,14 @@ def plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy and decimal scalars
-        return plain(value.item()) if not hasattr(value, "as_tuple") else float(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return plain(value.item())
     return value
 
 

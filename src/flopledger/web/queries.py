@@ -96,9 +96,11 @@ OVERVIEW_FRAME = "web_overview_frame"
 
 def overview_frame_sql(con: duckdb.DuckDBPyConnection) -> str:
     """The rollup summed to day x team x model: everything the overview reads, a few thousand rows."""
-    sums = ", ".join(f'sum("{c}") AS "{c}"' for c in ("requests", *TOKEN_COLUMNS, *COST_COLUMNS, "cost_usd"))
+    counts = [f'sum("{c}")::BIGINT AS "{c}"' for c in ("requests", *TOKEN_COLUMNS)]
+    costs = [f'sum("{c}")::DOUBLE AS "{c}"' for c in (*COST_COLUMNS, "cost_usd")]
+    sums = ", ".join([*counts, *costs])
     return (
-        f"SELECT day, team, model, {sums}, sum(unpriced_tokens) AS unpriced_tokens "
+        f"SELECT day, team, model, {sums}, sum(unpriced_tokens)::BIGINT AS unpriced_tokens "
         f"FROM {rollup_source(con)} GROUP BY ALL"
     )
 

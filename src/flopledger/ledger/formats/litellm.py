@@ -173,12 +173,13 @@ class LiteLLMSpendLogs(RecordFormat):
             "ts": record.get("startTime"),
             "request_id": record.get("request_id"),
             "provider": _provider(record.get("custom_llm_provider")),
-            "model": record.get("model") or record.get("model_group"),
+            "model": record.get("model") or record.get("model_group") or None,
+            # LiteLLM writes "" for an unknown user, key or team: that is no value, not an empty name.
             "team": meta.get("user_api_key_team_alias") or record.get("team_id")
-            or meta.get("user_api_key_team_id"),
-            "user": record.get("user") or meta.get("user_api_key_user_id") or record.get("end_user"),
-            "api_key": record.get("api_key"),
-            "org": meta.get("user_api_key_org_id"),
+            or meta.get("user_api_key_team_id") or None,
+            "user": record.get("user") or meta.get("user_api_key_user_id") or record.get("end_user") or None,
+            "api_key": record.get("api_key") or None,
+            "org": meta.get("user_api_key_org_id") or None,
             "service_tier": "standard",
             "input_tokens": prompt_tokens - read - write,
             "cache_read_tokens": read,

@@ -1,0 +1,178 @@
+"""Bulk pricing and ingest speed, side by side with their peers, in one run.
+
+1. 10,000,000 events from Parquet priced (flopledger's Ibis price join) and rolled up by team, model and
+   day, against (a) genai-prices' per-row ``calc_price`` on a sample, extrapolated to all rows, and
+   (b) the same group-by with no pricing (the floor). Peak memory of the priced rollup in a child process.
+2. JSONL ingest with validation, dedupe and pricing (``ingest_files``) against a bare DuckDB ``read_json``
+   of the same file into a table.
+
+Run: ``.venv/bin/python bench/ledger_pricing.py [--events 10000000] [--jsonl-rows 1000000] [--runs 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MODELS = [("anthropic", "claude-sonnet-4-5"), ("anthropic", "claude-haiku-4-5"), ("anthropic", "claude-opus-4-1"),
+          ("openai", "gpt-5"), ("openai", "gpt-5-mini"), ("openai", "gpt-4.1"), ("google", "gemini-2.5-pro"),
+          ("anthropic", "claude-sonnet-4-6")]
+START = dt.datetime(2026, 3, 1)
+
+
+def make_events(n: int, seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    m = rng.integers(0, len(MODELS), n)
+    ts = np.datetime64(START) + rng.integers(0, 30 * 86_400, n).astype("timedelta64[s]")
+    return pa.table({
+        "event_id": pa.array(np.char.add("e", np.arange(n).astype(str))) if n <= 2_000_000 else
+        pa.array(np.arange(n).astype(str)),
+        "ts": pa.array(ts.astype("datetime64[us]")),
+        "provider": pa.array([MODELS[i][0] for i in range(len(MODELS))]).take(pa.array(m)),
+        "model": pa.array([MODELS[i][1] for i in range(len(MODELS))]).take(pa.array(m)),
+        "team": pa.array([f"team-{i:02d}" for i in range(24)]).take(pa.array(rng.integers(0, 24, n))),
+        "user": pa.array([f"eng-{i:04d}" for i in range(500)]).take(pa.array(rng.integers(0, 500, n))),
+        "service_tier": pa.array(["standard", "batch"]).take(pa.array((rng.random(n) < 0.1).astype(int))),
+        "requests": pa.array(np.ones(n, dtype=np.int64)),
+        "input_tokens": pa.array(rng.integers(0, 8_000, n)),
+        "cache_read_tokens": pa.array(rng.integers(0, 150_000, n)),
+        "cache_write_5m_tokens": pa.array(rng.integers(0, 20_000, n)),
+        "cache_write_1h_tokens": pa.array(np.zeros(n, dtype=np.int64)),
+        "output_tokens": pa.array(rng.integers(0, 4_000, n)),
+        "reasoning_tokens": pa.array(np.zeros(n, dtype=np.int64)),
+    })
+
+
+_VIEW = """CREATE OR REPLACE VIEW events_src AS SELECT *, CAST(NULL AS BIGINT) AS min_request_input_tokens,
+    CAST(NULL AS VARCHAR) AS org, CAST(NULL AS VARCHAR) AS project, CAST(NULL AS VARCHAR) AS api_key,
+    CAST(NULL AS VARCHAR) AS request_id FROM read_parquet('{path}')"""
+
+_CHILD = """
+import json, resource, sys, time
+import duckdb, ibis
+from flopledger.catalog.overrides import PriceOverrides
+from flopledger.ledger.price_table import ensure_prices
+from flopledger.ledger.pricing import price_events
+from flopledger.ledger.store import create_schema
+path, mode = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+create_schema(con)
+con.execute({view!r}.format(path=path))
+t0 = time.perf_counter()
+if mode == "floor":
+    rows = con.execute('''SELECT team, model, CAST(ts AS DATE) AS day, sum(input_tokens), sum(cache_read_tokens),
+        sum(cache_write_5m_tokens), sum(output_tokens), count(*) FROM events_src GROUP BY ALL''').fetchall()
+else:
+    version = ensure_prices(con, PriceOverrides.empty(), "events_src")
+    b = ibis.duckdb.from_connection(con)
+    prices, mm = b.table("prices"), b.table("model_map")
+    priced = price_events(b.table("events_src"), prices.filter(prices.price_version == version),
+                          mm.filter(mm.price_version == version))
+    day = priced.ts.truncate("D").cast("date").name("day")
+    rollup = priced.group_by([priced.team, priced.model, day]).aggregate(
+        cost_usd=priced.cost_usd.sum(), output_tokens_cost_usd=priced.output_tokens_cost_usd.sum(),
+        cache_read_tokens_cost_usd=priced.cache_read_tokens_cost_usd.sum(), events=priced.count())
+    rows = con.execute(ibis.to_sql(rollup, dialect="duckdb")).fetchall()
+elapsed = time.perf_counter() - t0
+print(json.dumps({{"seconds": elapsed, "groups": len(rows),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+""".format(view=_VIEW)
+
+
+def run_child(path: Path, mode: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(path), mode], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def per_row_rate(table: pa.Table, sample: int) -> float:
+    """Rows per second of genai-prices' calc_price, one call per event (the test oracle)."""
+    import warnings
+
+    from genai_prices import Usage, calc_price
+
+    rows = table.slice(0, sample).to_pylist()
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for r in rows:
+            u = Usage(input_tokens=r["input_tokens"] + r["cache_read_tokens"] + r["cache_write_5m_tokens"],
+                      cache_read_tokens=r["cache_read_tokens"], cache_write_tokens=r["cache_write_5m_tokens"],
+                      output_tokens=r["output_tokens"])
+            calc_price(u, r["model"], provider_id=r["provider"],
+                       genai_request_timestamp=r["ts"].replace(tzinfo=dt.UTC))
+    return sample / (time.perf_counter() - t0)
+
+
+def jsonl_bench(rows: int, runs: int, tmp: Path) -> dict[str, float]:
+    import duckdb
+
+    from flopledger.ledger.ingest import ingest_files
+    from flopledger.ledger.store import open_ledger
+
+    table = make_events(rows, seed=1).drop_columns(["event_id", "reasoning_tokens", "cache_write_1h_tokens"])
+    path = tmp / "events.jsonl"
+    with path.open("w") as fh:
+        for r in table.to_pylist():
+            r["ts"] = r["ts"].isoformat() + "Z"
+            fh.write(json.dumps(r) + "\n")
+    bare, ours = [], []
+    for i in range(runs):
+        con = duckdb.connect(str(tmp / f"bare{i}.duckdb"))
+        t0 = time.perf_counter()
+        con.execute(f"CREATE TABLE events AS SELECT * FROM read_json('{path}', format='newline_delimited')")
+        bare.append(time.perf_counter() - t0)
+        con.close()
+        con = open_ledger(tmp / f"ours{i}.duckdb")
+        t0 = time.perf_counter()
+        result = ingest_files(con, [path], format="jsonl")
+        ours.append(time.perf_counter() - t0)
+        assert result.rows_stored == rows and result.reconciles
+        con.close()
+    return {"bare_read_json_s": statistics.median(bare), "flopledger_ingest_s": statistics.median(ours)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--jsonl-rows", type=int, default=1_000_000)
+    ap.add_argument("--sample", type=int, default=20_000)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        table = make_events(args.events)
+        path = tmp / "events.parquet"
+        pq.write_table(table, path, row_group_size=1_000_000)
+        rate = per_row_rate(table, args.sample)
+        del table
+        priced = [run_child(path, "priced") for _ in range(args.runs)]
+        floor = [run_child(path, "floor") for _ in range(args.runs)]
+        ours = statistics.median(p["seconds"] for p in priced)
+        floor_s = statistics.median(p["seconds"] for p in floor)
+        per_row_s = args.events / rate
+        print(f"events: {args.events:,}  groups: {int(priced[0]['groups']):,}")
+        print(f"flopledger price + rollup (median of {args.runs}): {ours:.2f} s, "
+              f"peak RSS {max(p['peak_rss_mb'] for p in priced):.0f} MB")
+        print(f"floor, same group-by without pricing:        {floor_s:.2f} s  -> ratio {ours / floor_s:.2f}x")
+        print(f"per-row calc_price: {rate:,.0f} rows/s on {args.sample:,} rows -> {per_row_s:,.0f} s for all "
+              f"-> flopledger is {per_row_s / ours:,.0f}x faster")
+        j = jsonl_bench(args.jsonl_rows, args.runs, tmp)
+        print(f"JSONL {args.jsonl_rows:,} rows: bare read_json {j['bare_read_json_s']:.2f} s, flopledger ingest "
+              f"(validate, dedupe, price, store) {j['flopledger_ingest_s']:.2f} s -> "
+              f"{j['bare_read_json_s'] / j['flopledger_ingest_s']:.2f} of bare speed")
+
+
+if __name__ == "__main__":
+    main()
