@@ -1,7 +1,7 @@
 """Bulk pricing and ingest speed, side by side with their peers, in one run.
 
-1. 10,000,000 events from Parquet priced (flopledger's Ibis price join) and rolled up by team, model and
-   day, against (a) genai-prices' per-row ``calc_price`` on a sample, extrapolated to all rows, and
+1. 10,000,000 events from Parquet priced and rolled up by team, model and day (flopledger's priced
+   rollup, and for reference pricing every event first), against (a) genai-prices' per-row ``calc_price`` on a sample, extrapolated to all rows, and
    (b) the same group-by with no pricing (the floor). Peak memory of the priced rollup in a child process.
 2. JSONL ingest with validation, dedupe and pricing (``ingest_files``) against a bare DuckDB ``read_json``
    of the same file into a table.
@@ -64,6 +64,7 @@ import duckdb, ibis
 from flopledger.catalog.overrides import PriceOverrides
 from flopledger.ledger.price_table import ensure_prices
 from flopledger.ledger.pricing import price_events
+from flopledger.ledger.rollup_pricing import price_breaks, priced_rollup
 from flopledger.ledger.store import create_schema
 path, mode = sys.argv[1], sys.argv[2]
 con = duckdb.connect()
@@ -78,12 +79,17 @@ else:
     version = ensure_prices(con, PriceOverrides.empty(), "events_src")
     b = ibis.duckdb.from_connection(con)
     prices, mm = b.table("prices"), b.table("model_map")
-    priced = price_events(b.table("events_src"), prices.filter(prices.price_version == version),
-                          mm.filter(mm.price_version == version))
-    day = priced.ts.truncate("D").cast("date").name("day")
-    rollup = priced.group_by([priced.team, priced.model, day]).aggregate(
-        cost_usd=priced.cost_usd.sum(), output_tokens_cost_usd=priced.output_tokens_cost_usd.sum(),
-        cache_read_tokens_cost_usd=priced.cache_read_tokens_cost_usd.sum(), events=priced.count())
+    prices, mm = prices.filter(prices.price_version == version), mm.filter(mm.price_version == version)
+    ev = b.table("events_src")
+    day = ev.ts.truncate("D").cast("date").name("day")
+    if mode == "per-event":  # price every event, then roll up
+        priced = price_events(ev, prices, mm)
+        pday = priced.ts.truncate("D").cast("date").name("day")
+        rollup = priced.group_by([priced.team, priced.model, pday]).aggregate(
+            cost_usd=priced.cost_usd.sum(), events=priced.count())
+    else:  # flopledger's priced rollup: aggregate between price breakpoints, then price the groups
+        breaks = price_breaks(prices, lambda e: e.to_pyarrow().to_pylist())
+        rollup = priced_rollup(ev, prices, mm, breaks, [ev.team, ev.model, day])
     rows = con.execute(ibis.to_sql(rollup, dialect="duckdb")).fetchall()
 elapsed = time.perf_counter() - t0
 print(json.dumps({{"seconds": elapsed, "groups": len(rows),
@@ -157,8 +163,11 @@ def main() -> None:
         pq.write_table(table, path, row_group_size=1_000_000)
         rate = per_row_rate(table, args.sample)
         del table
-        priced = [run_child(path, "priced") for _ in range(args.runs)]
-        floor = [run_child(path, "floor") for _ in range(args.runs)]
+        priced, floor, per_event = [], [], []
+        for _ in range(args.runs):  # interleaved, so machine load hits all three alike
+            priced.append(run_child(path, "priced"))
+            floor.append(run_child(path, "floor"))
+            per_event.append(run_child(path, "per-event"))
         ours = statistics.median(p["seconds"] for p in priced)
         floor_s = statistics.median(p["seconds"] for p in floor)
         per_row_s = args.events / rate
@@ -166,6 +175,9 @@ def main() -> None:
         print(f"flopledger price + rollup (median of {args.runs}): {ours:.2f} s, "
               f"peak RSS {max(p['peak_rss_mb'] for p in priced):.0f} MB")
         print(f"floor, same group-by without pricing:        {floor_s:.2f} s  -> ratio {ours / floor_s:.2f}x")
+        pe = statistics.median(p["seconds"] for p in per_event)
+        print(f"pricing every event, then the group-by:      {pe:.2f} s, "
+              f"peak RSS {max(p['peak_rss_mb'] for p in per_event):.0f} MB (what ingest does per batch)")
         print(f"per-row calc_price: {rate:,.0f} rows/s on {args.sample:,} rows -> {per_row_s:,.0f} s for all "
               f"-> flopledger is {per_row_s / ours:,.0f}x faster")
         j = jsonl_bench(args.jsonl_rows, args.runs, tmp)

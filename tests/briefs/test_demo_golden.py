@@ -91,9 +91,13 @@ def test_bots_week_brings_the_bots_up(demo_ledger: Path) -> None:
     brief = build(demo_ledger, "bot_week_budgets_fleet")
     layers = [i.layer for i in brief.insights]
     assert layers.count("fleet") == 3  # fleet dollars dwarf a buyer's ledger: they rank first
-    bots = [i for i in brief.insights if i.layer == "integrity"]
-    assert bots and bots[0].link == "/integrity" and "newly flagged" in bots[0].title
     assert brief.suppressed == ()
+    con = open_ledger(demo_ledger)
+    longer = build_brief(con, BriefInputs(**{**CASES["bot_week_budgets_fleet"], "top": 8}))
+    con.close()
+    assert longer.insights[:5] == brief.insights
+    bots = [i for i in longer.insights if i.layer == "integrity"]  # sixth, after the team over budget
+    assert bots and bots[0].link == "/integrity" and "newly flagged" in bots[0].title
 
 
 def test_daily_cron_does_not_repeat_unchanged_insights(demo_copy: Path) -> None:

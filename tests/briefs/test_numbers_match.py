@@ -27,7 +27,7 @@ from flopledger.synthetic.organisation import DemoOrganisation
 GOLDEN = Path(__file__).parent / "golden"
 FLEET_SPEC = Path(__file__).resolve().parents[2] / "examples" / "fleet" / "three_vendor_envelope.yaml"
 ORG = DemoOrganisation()
-NUMBER = re.compile(r"(?<![\w.\-])[+\-]?\$?\d[\d,]*(?:\.\d+)?[MB%]?(?![\w\-])")
+NUMBER = re.compile(r"(?<![\w.\-])[+\-]?\$?\d+(?:,\d{3})*(?:\.\d+)?[MB%]?(?![\w\-])")
 INPUTS = ("input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")
 
 
@@ -73,7 +73,7 @@ def check_integrity(db: Path, brief: Brief, tmp_path: Path) -> None:
     copy = tmp_path / "as_of.duckdb"
     con = open_ledger(copy)
     con.execute(f"ATTACH '{db}' AS src (READ_ONLY)")
-    con.execute("INSERT INTO events SELECT * FROM src.events WHERE ts < ?", [cut])
+    con.execute("INSERT INTO events BY NAME SELECT * FROM src.events WHERE ts < ?", [cut])
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     if "outcomes" not in tables:
         con.execute("CREATE TABLE outcomes AS SELECT * FROM src.outcomes")

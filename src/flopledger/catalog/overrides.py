@@ -82,7 +82,8 @@ class _OverridesFile(BaseModel):
 
     @model_validator(mode="after")
     def _windows_ordered(self) -> _OverridesFile:
-        for entry in (*self.discount, *self.model):
+        entries: list[_Discount | _PrivateModel] = [*self.discount, *self.model]
+        for entry in entries:
             start = _as_datetime(entry.valid_from, _PAST)
             end = _as_datetime(entry.valid_to, _FUTURE)
             if start >= end:

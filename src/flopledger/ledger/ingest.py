@@ -100,7 +100,7 @@ _STAGE_DDL = ", ".join(f'"{f.name}" {_ARROW_TO_SQL[f.type]}' for f in _stage_sch
 
 def _text(value: object) -> str | None:
     if value is None or type(value) is str:
-        return value  # type: ignore[return-value]
+        return value
     if type(value) is int or type(value) is float:
         return str(value)
     if isinstance(value, bool):
@@ -254,7 +254,7 @@ def ingest_files(
         )
         raise
     finally:
-        for t in ("_stage", "_checked", "_new", "_fp", "_days"):
+        for t in ("_stage", "_checked", "_new", "_fp", "_incoming", "_priced"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     if progress is not None:
         progress(total_bytes, total_bytes)
@@ -290,13 +290,17 @@ def _run(
         raise InputError(f"--strict: {bad} bad row(s), nothing stored. First: {lines}")
     _quarantine(con, ingest_id, keep_prompts)
 
-    # Good rows, first occurrence of each event id, not already in the ledger.
+    # Good rows, first occurrence of each event id, not already in the ledger. An id covers the
+    # event's time, so only stored events inside this batch's time span can share it: literal
+    # bounds let DuckDB skip the rest of a large ledger.
+    lo, hi = con.execute("SELECT min(_ts), max(_ts) FROM _checked WHERE error IS NULL").fetchone() or (None, None)
+    window = f"WHERE ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'" if lo is not None else "WHERE false"
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE _new AS
+        f"""CREATE OR REPLACE TEMP TABLE _new AS
            SELECT * EXCLUDE (_rank) FROM (
                SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY _file, _line) AS _rank
                FROM _checked WHERE error IS NULL)
-           WHERE _rank = 1 AND event_id NOT IN (SELECT event_id FROM events)"""
+           WHERE _rank = 1 AND event_id NOT IN (SELECT event_id FROM events {window})"""
     )
     stored = _count(con, "SELECT count(*) FROM _new")
     _fingerprints(con, key)
@@ -304,8 +308,8 @@ def _run(
         con, overrides, "(SELECT lower(nullif(trim(provider), '')) AS provider, model FROM _new)"
     )
     unpriced = _store(con, ingest_id, version, keep_prompts)
-    con.execute("CREATE OR REPLACE TEMP TABLE _days AS SELECT DISTINCT CAST(_ts AS DATE) AS day FROM _new")
-    refresh_rollups(con, "_days")
+    days = [r[0] for r in con.execute("SELECT DISTINCT CAST(_ts AS DATE) FROM _new").fetchall()]
+    refresh_rollups(con, days)
     return IngestResult(
         ingest_id=ingest_id,
         files=tuple(str(f) for f in files),
@@ -395,7 +399,9 @@ def _store(con: duckdb.DuckDBPyConnection, ingest_id: str, version: str, keep_pr
         model_map.filter(model_map.price_version == version),
     )
     sql = ibis.to_sql(expr, dialect="duckdb")
-    con.execute(f"INSERT INTO events BY NAME {sql}")
-    unpriced = _count(con, f"SELECT count(*) FROM events WHERE ingest_id = '{ingest_id}' AND NOT priced")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _priced AS {sql}")
+    unpriced = _count(con, "SELECT count(*) FROM _priced WHERE NOT priced")
+    con.execute("INSERT INTO events BY NAME SELECT * FROM _priced")
+    con.execute("DROP TABLE _priced")
     con.execute("DROP TABLE IF EXISTS _incoming")
     return unpriced

@@ -142,7 +142,7 @@ def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
         FROM checked
     )
     SELECT *,
-        CASE WHEN _source_id IS NOT NULL THEN md5(_source_id)
+        CASE WHEN _source_id IS NOT NULL THEN md5(_source_id || '|' || coalesce(CAST(_ts AS VARCHAR), ''))
              ELSE md5(_content_hash || '|' || row_number() OVER (PARTITION BY _content_hash, _file ORDER BY _line))
         END AS event_id
     FROM judged

@@ -1,7 +1,7 @@
 """A deterministic synthetic engineering organisation, written as the raw logs real vendors produce.
 
-Twenty-four teams and 520 engineers over 75 days (September to mid-November 2026, adoption growing): coding agents behind a LiteLLM proxy (sessions whose
-context is cached, so most input tokens are cache reads), a research workspace billed through the
+Twenty-four teams and 520 engineers over 75 days (September to mid-November 2026, adoption growing):
+coding agents behind a LiteLLM proxy (sessions whose context is cached, so most input tokens are cache reads), a research workspace billed through the
 Anthropic Admin usage report (standard and batch, below and above the 200k context tier), a nightly
 batch job in the OpenAI usage API export, an internal support service traced with OpenTelemetry, a
 self-hosted model in a plain CSV (with a few malformed rows), a negotiated discount that starts mid-period,
@@ -261,9 +261,9 @@ class _Writer:
     # -- support service traced with OpenTelemetry ------------------------------------------------
     def otel_traces(self) -> list[dict[str, object]]:
         org, rng = self.org, self.rng
-        lines = []
+        lines: list[dict[str, object]] = []
         for day in range(org.days):
-            spans = []
+            spans: list[dict[str, object]] = []
             for i in range(int(rng.poisson(180))):
                 t_ns = int((org.start_s + day * _DAY_S + rng.uniform(0, _DAY_S)) * 1e9)
                 prompt_total = int(rng.integers(2_000, 9_000))

@@ -1,0 +1,69 @@
+"""Aggregate-then-price equals price-every-event-then-aggregate, on random events and price tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import ibis
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flopledger.catalog.overrides import load_overrides
+from flopledger.ledger.ingest import ingest_files
+from flopledger.ledger.report import report_expr
+from flopledger.ledger.rollup_pricing import price_breaks, priced_rollup
+from flopledger.ledger.store import open_ledger
+
+from .conftest import write_jsonl
+
+_MODELS = [("anthropic", "claude-sonnet-4-5"), ("anthropic", "claude-sonnet-4-6"), ("openai", "gpt-5-mini"),
+           ("acme", "unknown-model")]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    events=st.lists(
+        st.fixed_dictionaries({
+            "model": st.sampled_from(_MODELS),
+            "ts": st.datetimes(min_value=dt.datetime(2026, 3, 8), max_value=dt.datetime(2026, 3, 18)),
+            "team": st.sampled_from(["a", "b"]),
+            "service_tier": st.sampled_from(["standard", "batch"]),
+            "requests": st.integers(1, 5),
+            "input_tokens": st.integers(0, 600_000),
+            "cache_read_tokens": st.integers(0, 200_000),
+            "output_tokens": st.integers(0, 50_000),
+        }),
+        min_size=1, max_size=40,
+    )
+)
+def test_priced_rollup_equals_per_event_pricing(tmp_path_factory: pytest.TempPathFactory,
+                                                events: list[dict[str, Any]]) -> None:
+    tmp = tmp_path_factory.mktemp("rp")
+    rows = []
+    for e in events:
+        provider, model = e.pop("model")
+        rows.append({**e, "provider": provider, "model": model, "ts": e["ts"].isoformat() + "Z"})
+    overrides = tmp / "p.toml"
+    overrides.write_text('[[discount]]\nprovider = "anthropic"\npercent = 10\nvalid_from = 2026-03-11T06:30:00\n')
+    con = open_ledger(tmp / "l.duckdb")
+    ingest_files(con, [write_jsonl(tmp / "e.jsonl", rows)], overrides=load_overrides(overrides))
+    version = con.execute("SELECT max(price_version) FROM events").fetchone()[0]  # type: ignore[index]
+    backend = ibis.duckdb.from_connection(con)
+    prices = backend.table("prices").filter(lambda p: p.price_version == version)
+    model_map = backend.table("model_map").filter(lambda m: m.price_version == version)
+    events_t = backend.table("events")
+    breaks = price_breaks(prices, lambda e: e.to_pyarrow().to_pylist())
+    day = events_t.ts.truncate("D").cast("date").name("day")
+    fast = priced_rollup(events_t, prices, model_map, breaks, [events_t.team, events_t.model, day])
+    slow = report_expr(events_t, ["team", "model", "day"])
+    got = {(r["team"], r["model"], r["day"]): r for r in fast.to_pyarrow().to_pylist()}
+    want = {(r["team"], r["model"], r["day"]): r for r in slow.to_pyarrow().to_pylist()}
+    assert got.keys() == want.keys()
+    for k, w in want.items():
+        g = got[k]
+        assert g["requests"] == w["requests"] and g["cache_read_tokens"] == w["cache_read_tokens"]
+        assert g["cost_usd"] == pytest.approx(w["cost_usd"], rel=1e-9, abs=1e-9), k
+        assert g["output_tokens_cost_usd"] == pytest.approx(w["output_tokens_cost_usd"], rel=1e-9, abs=1e-9)
+        assert g["unpriced_tokens"] == w["unpriced_tokens"]
