@@ -130,3 +130,41 @@ def test_bad_inputs_are_clear(small_ledger: Path, tmp_path: Path) -> None:
         run_brief(tmp_path / "missing.duckdb", BriefInputs())
     with pytest.raises(InputError, match="no priced spend"):
         build_brief(open_ledger(tmp_path / "empty.duckdb"), BriefInputs())
+
+
+def test_public_surface() -> None:
+    import flopledger.briefs as briefs
+
+    assert sorted(briefs.__all__) == sorted(
+        [
+            "EXIT_ALL_DELIVERIES_FAILED",
+            "EXIT_EMAIL_FAILED",
+            "EXIT_OK",
+            "EXIT_WEBHOOK_FAILED",
+            "MATERIAL_CHANGE",
+            "Brief",
+            "BriefInputs",
+            "BriefRun",
+            "BriefWindow",
+            "Delivery",
+            "Insight",
+            "KeyNumber",
+            "SmtpTarget",
+            "Suppressed",
+            "build_brief",
+            "is_material",
+            "parse_smtp",
+            "post_webhook",
+            "rank",
+            "record_sent",
+            "render",
+            "render_html",
+            "render_json",
+            "render_markdown",
+            "run_brief",
+            "send_email",
+            "webhook_payload",
+            "window_for",
+        ]
+    )
+    assert all(hasattr(briefs, name) for name in briefs.__all__)

@@ -138,3 +138,12 @@ def test_flopledger_demo_end_to_end(tmp_path: Path) -> None:
     assert len(models) >= 5
     result = CliRunner().invoke(app, ["demo", "--db", str(db)])
     assert result.exit_code != 0  # never overwrites an existing ledger
+
+
+def test_the_demo_bots_are_what_the_integrity_scan_flags(tmp_path_factory: pytest.TempPathFactory) -> None:
+    db = tmp_path_factory.mktemp("bots") / "demo.duckdb"
+    org = dataclasses.replace(SMALL, engineers=120, days=14, bots=3, bot_start_day=5, bot_gap_s=300.0)
+    result = build_demo_ledger(db, org=org)
+    flagged = json.loads(run("integrity", "scan", "--db", str(db), "--format", "json"))
+    assert {f["account"] for f in flagged if f["kind"] == "token_burn"} == set(result.files.bot_users)
+    assert not [f for f in flagged if f["kind"] == "distillation"]

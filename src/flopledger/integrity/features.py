@@ -17,6 +17,8 @@ the group's size, so small and large accounts compare fairly.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from dataclasses import dataclass
 
 import duckdb
@@ -68,6 +70,11 @@ def events_have_outcomes(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(row and row[0])
 
 
+_RELEASE_AFTER_START = dt.timedelta(days=7)
+_MIN_RELEASE_DAY_REQUESTS = 5
+"""A shift to a new model is judged only on accounts with this many requests on its first day."""
+
+
 def _newest_model_release(con: duckdb.DuckDBPyConnection) -> tuple[str | None, object]:
     """The model whose traffic began last (ignoring models with a trivial share), and when."""
     row = con.execute(
@@ -78,7 +85,10 @@ def _newest_model_release(con: duckdb.DuckDBPyConnection) -> tuple[str | None, o
         """
     ).fetchone()
     first = con.execute("SELECT min(ts) FROM events").fetchone()
-    if row is None or first is None or row[1] == first[0]:
+    if row is None or first is None or first[0] is None:
+        return None, None
+    # A model first seen in the ledger's first week is where observation starts, not a release.
+    if row[1] < first[0] + _RELEASE_AFTER_START:
         return None, None
     return str(row[0]), row[1]
 
@@ -95,7 +105,9 @@ def compute_features(con: duckdb.DuckDBPyConnection, mapping: str | None = None)
         else "LEFT JOIN (SELECT NULL::VARCHAR AS grp, NULL::DOUBLE AS outcomes) oc USING (grp)"
     )
     new_model_sql = (
-        "avg(CASE WHEN ts >= $release AND ts < $release + INTERVAL 1 DAY THEN (model = $model)::INT END)"
+        "CASE WHEN count(CASE WHEN ts >= $release AND ts < $release + INTERVAL 1 DAY THEN 1 END) >= "
+        f"{_MIN_RELEASE_DAY_REQUESTS} THEN "
+        "avg(CASE WHEN ts >= $release AND ts < $release + INTERVAL 1 DAY THEN (model = $model)::INT END) END"
         if model is not None
         else "NULL::DOUBLE"
     )
@@ -108,7 +120,9 @@ def compute_features(con: duckdb.DuckDBPyConnection, mapping: str | None = None)
 
     sql = f"""
     WITH m AS (SELECT * FROM {grp_source}),
-    e AS (SELECT ev.rowid AS rid, m.grp, ev.* FROM events ev JOIN m ON m.account = {ACCOUNT_SQL}),
+    e AS (SELECT ev.rowid AS rid, m.grp, ev.* FROM events ev JOIN m ON m.account = {ACCOUNT_SQL}
+          -- rows of usage reports stand for many requests (a daily bucket): they carry no timing
+          WHERE coalesce(ev.requests, 1) <= 1),
     g AS (SELECT grp, epoch(ts) - epoch(lag(ts) OVER (PARTITION BY grp ORDER BY ts)) AS gap_s FROM e),
     gaps AS (SELECT grp, quantile_cont(gap_s, [0.25, 0.5, 0.75]) AS q,
                     (stddev_samp(gap_s) - avg(gap_s)) / nullif(stddev_samp(gap_s) + avg(gap_s), 0) AS burst

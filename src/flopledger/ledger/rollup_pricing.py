@@ -70,7 +70,8 @@ def priced_rollup(
     ``prices`` and ``model_map`` are of one price version; ``breaks`` are its breakpoints.
     """
     t = events
-    tod = t.ts.hour() * 3600 + t.ts.minute() * 60 + t.ts.second()
+    epoch_s = t.ts.epoch_seconds()
+    tod = epoch_s % 86_400
     total_in = t.input_tokens + t.cache_read_tokens + t.cache_write_5m_tokens + t.cache_write_1h_tokens
     requests = ibis.greatest(t.requests.fill_null(1), 1)
     tier_in = ibis.greatest(
@@ -85,10 +86,11 @@ def priced_rollup(
         for i, k in enumerate(keys)
     ]
     # One integer for every bucket: the day, then which side of each breakpoint (fewer keys, faster).
-    epoch_day = (t.ts.epoch_seconds() / 86_400).floor().cast("int64")
+    epoch_day = epoch_s // 86_400
+    instants_s = [int(b.replace(tzinfo=dt.UTC).timestamp()) for b in breaks.instants]
     bucket = (
         epoch_day * 1_000_000
-        + _bucket([t.ts >= b for b in breaks.instants]).cast("int64") * 10_000
+        + _bucket([epoch_s >= b for b in instants_s]).cast("int64") * 10_000
         + _bucket([tod >= b for b in breaks.tod_s]).cast("int64") * 100
         + _bucket([tier_in > b for b in breaks.tier_tokens]).cast("int64")
     )

@@ -7,6 +7,7 @@ Every property writes generated records in a vendor's own shape, ingests the fil
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -19,8 +20,14 @@ from hypothesis import strategies as st
 from flopledger.ledger.ingest import ingest_files
 from flopledger.ledger.store import open_ledger
 
-TOKEN_FIELDS = ("input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
-                "output_tokens", "reasoning_tokens")
+TOKEN_FIELDS = (
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,12 @@ class Canon:
 
     @property
     def total_input_tokens(self) -> int:
-        return self.input_tokens + self.cache_read_tokens + self.cache_write_5m_tokens + self.cache_write_1h_tokens
+        return (
+            self.input_tokens
+            + self.cache_read_tokens
+            + self.cache_write_5m_tokens
+            + self.cache_write_1h_tokens
+        )
 
 
 COLUMNS = tuple(f.name for f in fields(Canon))
@@ -124,14 +136,26 @@ def check_ingest(
 
     # The split adds back to the vendor's own totals: nothing double counted, nothing lost.
     sums = con.execute(
-        "SELECT coalesce(sum(input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens), 0), "
-        "coalesce(sum(output_tokens), 0) FROM events"
+        "SELECT coalesce(sum(input_tokens + cache_read_tokens + cache_write_5m_tokens"
+        " + cache_write_1h_tokens), 0), coalesce(sum(output_tokens), 0) FROM events"
     ).fetchone()
-    expected_input = sum(r.total_input_tokens for r in valid) if vendor_input_total is None else vendor_input_total
+    expected_input = (
+        sum(r.total_input_tokens for r in valid) if vendor_input_total is None else vendor_input_total
+    )
     assert sums == (expected_input, sum(r.output_tokens for r in valid))
 
     bad = con.execute("SELECT count(*), count(*) FILTER (WHERE raw <> '' AND reason <> '') FROM quarantine")
     assert bad.fetchone() == (n_invalid, n_invalid)
+
+
+def fresh_file(folder: Path, name: str) -> Path:
+    """A path not used before in ``folder``: hypothesis reuses one ``tmp_path`` for all examples, and a
+    file rewritten under the same name within a second can be served from DuckDB's metadata cache."""
+    stem, _, ext = name.partition(".")
+    return folder / f"{stem}-{next(_FILE_NUMBERS)}.{ext}"
+
+
+_FILE_NUMBERS = itertools.count()
 
 
 def iso_z(moment: dt.datetime) -> str:

@@ -26,8 +26,14 @@ SAMPLES = HERE / "samples"
 CASES = sorted((HERE / "expected").glob("*.json"))
 
 DIMENSIONS = ("provider", "model", "org", "project", "team", "user", "api_key", "min_request_input_tokens")
-TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
-          "output_tokens", "reasoning_tokens")
+TOKENS = (
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
 COLUMNS = ("ts", *DIMENSIONS, "service_tier", "requests", *TOKENS, "source_line")
 
 
@@ -83,7 +89,10 @@ def test_sample_is_detected_and_ingested_as_the_golden_rows(case_path: Path, tmp
 
     counts = case["counts"]
     assert (result.rows_read, result.rows_stored, result.rows_quarantined, result.rows_duplicate) == (
-        counts["read"], counts["stored"], counts["quarantined"], counts["duplicate"]
+        counts["read"],
+        counts["stored"],
+        counts["quarantined"],
+        counts["duplicate"],
     )
     assert result.reconciles
     assert result.rows_read == result.rows_stored + result.rows_quarantined + result.rows_duplicate
@@ -95,7 +104,8 @@ def test_sample_is_detected_and_ingested_as_the_golden_rows(case_path: Path, tmp
         assert {k: tags.get(k) for k in wanted_tags} == wanted_tags, row
 
     quarantined = con.execute(
-        "SELECT source_line, field, reason, raw, source_file, source_format FROM quarantine ORDER BY source_line"
+        "SELECT source_line, field, reason, raw, source_file, source_format FROM quarantine"
+        " ORDER BY source_line"
     ).fetchall()
     assert len(quarantined) == counts["quarantined"]
     unmatched = [dict(q) for q in case["quarantine"]]
@@ -103,8 +113,10 @@ def test_sample_is_detected_and_ingested_as_the_golden_rows(case_path: Path, tmp
         assert source_file == str(sample)
         assert source_format == case["format"]
         assert raw, f"quarantined line {line} lost its raw text"
-        match = next((q for q in unmatched if q["line"] == line and q["field"] == field
-                      and q["reason"] in reason), None)
+        match = next(
+            (q for q in unmatched if q["line"] == line and q["field"] == field and q["reason"] in reason),
+            None,
+        )
         assert match is not None, f"unexpected quarantine entry: line {line}, field {field!r}: {reason}"
         unmatched.remove(match)
     assert not unmatched, f"expected quarantine entries not found: {unmatched}"

@@ -14,18 +14,37 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import Canon, canon_records, check_ingest, place, unix_s
+from .conftest import Canon, canon_records, check_ingest, fresh_file, place, unix_s
 
-PROPERTY = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 # Source column of each canonical one (what --map names); requests and tier keep their canonical names.
-SOURCE = {"ts": "when", "model": "model_name", "team": "squad", "user": "engineer", "api_key": "key_id",
-          "project": "repo", "input_tokens": "prompt", "cache_read_tokens": "cached",
-          "cache_write_5m_tokens": "cache_5m", "cache_write_1h_tokens": "cache_1h",
-          "output_tokens": "completion", "reasoning_tokens": "thinking"}
+SOURCE = {
+    "ts": "when",
+    "model": "model_name",
+    "team": "squad",
+    "user": "engineer",
+    "api_key": "key_id",
+    "project": "repo",
+    "input_tokens": "prompt",
+    "cache_read_tokens": "cached",
+    "cache_write_5m_tokens": "cache_5m",
+    "cache_write_1h_tokens": "cache_1h",
+    "output_tokens": "completion",
+    "reasoning_tokens": "thinking",
+}
 TEXT = ("model", "team", "user", "api_key", "project", "service_tier")
-COUNTS = ("requests", "input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
-          "output_tokens", "reasoning_tokens")
+COUNTS = (
+    "requests",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
 
 
 def _row(c: Canon, includes_cache: bool, epoch: bool) -> dict[str, Any]:
@@ -63,31 +82,48 @@ def _write(path: Path, rows: list[dict[str, Any]], fmt: str) -> None:
     elif fmt == "jsonl":
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     else:  # every value as text, so a bad value can sit in any column
-        table = pa.table({c: pa.array([None if r[c] is None else str(r[c]) for r in rows], pa.string())
-                          for c in columns})
+        table = pa.table(
+            {c: pa.array([None if r[c] is None else str(r[c]) for r in rows], pa.string()) for c in columns}
+        )
         pq.write_table(table, path)
 
 
 @PROPERTY
 @given(
     valid=st.lists(canon_records(requests=True), min_size=1, max_size=8),
-    kinds=st.lists(st.sampled_from(["negative", "text", "no_model", "bad_ts", "reasoning_over_output", "tier"]),
-                   max_size=4),
+    kinds=st.lists(
+        st.sampled_from(["negative", "text", "no_model", "bad_ts", "reasoning_over_output", "tier"]),
+        max_size=4,
+    ),
     extra=st.data(),
     fmt=st.sampled_from(["csv", "jsonl", "parquet"]),
     includes_cache=st.booleans(),
     epoch=st.booleans(),
 )
 def test_tables_with_map_and_set_store_the_generated_split(
-    valid: list[Canon], kinds: list[str], extra: st.DataObject, fmt: str, includes_cache: bool, epoch: bool,
-    ledger: duckdb.DuckDBPyConnection, tmp_path: Path,
+    valid: list[Canon],
+    kinds: list[str],
+    extra: st.DataObject,
+    fmt: str,
+    includes_cache: bool,
+    epoch: bool,
+    ledger: duckdb.DuckDBPyConnection,
+    tmp_path: Path,
 ) -> None:
     bad = [_bad(k, extra.draw(canon_records()), includes_cache) for k in kinds]
     rows = place(extra.draw, [_row(c, includes_cache, epoch) for c in valid], bad)
-    path = tmp_path / f"usage.{fmt}"
+    path = fresh_file(tmp_path, f"usage.{fmt}")
     _write(path, rows, fmt)
-    check_ingest(ledger, path, valid, len(bad), format=fmt, mapping=SOURCE, fixed={"provider": "acme-gateway"},
-                 input_includes_cache=includes_cache,
-                 vendor_input_total=sum(c.total_input_tokens for c in valid))
+    check_ingest(
+        ledger,
+        path,
+        valid,
+        len(bad),
+        format=fmt,
+        mapping=SOURCE,
+        fixed={"provider": "acme-gateway"},
+        input_includes_cache=includes_cache,
+        vendor_input_total=sum(c.total_input_tokens for c in valid),
+    )
     stored_providers = {r[0] for r in ledger.execute("SELECT DISTINCT provider FROM events").fetchall()}
     assert stored_providers <= {"acme-gateway"}

@@ -19,6 +19,6 @@ from flopledger.ledger.formats.base import (
 __all__ = ["FORMATS", "STAGE_COLUMNS", "InputFormat", "StagedRow", "detect_format", "get_format"]
 
 # Registering the formats is importing them.
-from flopledger.ledger.formats import anthropic, litellm, openai, otel, tabular  # noqa: E402
+from flopledger.ledger.formats import anthropic, litellm, openai, otel, tabular
 
 del anthropic, litellm, openai, otel, tabular

@@ -114,7 +114,9 @@ def detect_format(path: Path) -> InputFormat:
         return matches[0]
     names = ", ".join(sorted(FORMATS))
     if not matches:
-        raise InputError(f"cannot tell the format of this file; pass --format (one of: {names})", path=str(path))
+        raise InputError(
+            f"cannot tell the format of this file; pass --format (one of: {names})", path=str(path)
+        )
     found = ", ".join(sorted(f.name for f in matches))
     raise InputError(f"this file could be any of {found}; pass --format to choose", path=str(path))
 

@@ -45,7 +45,8 @@ class TableFormat(InputFormat):
         try:
             rows = con.execute(f"DESCRIBE SELECT * FROM {self._reader(path)}").fetchall()
         except duckdb.Error as exc:
-            raise InputError(f"cannot read as {self.name}: {str(exc).splitlines()[0]}", path=str(path)) from exc
+            first = str(exc).splitlines()[0]
+            raise InputError(f"cannot read as {self.name}: {first}", path=str(path)) from exc
         return [r[0] for r in rows]
 
     def _column_expr(self, source: str, columns: list[str], path: Path, canonical: str) -> str:
@@ -98,7 +99,13 @@ class Csv(TableFormat):
         return path.suffix.lower() in (".csv", ".tsv")
 
     def _reader(self, path: Path) -> str:
-        return f"read_csv({sql_literal(str(path))}, header=true, all_varchar=true, strict_mode=false)"
+        # The dialect is RFC 4180, stated rather than sniffed: on a small file DuckDB's sniffer can take
+        # the doubled quote of a quoted value for an escape of its own and mangle or merge rows.
+        delim = "\\t" if path.suffix.lower() == ".tsv" else ","
+        return (
+            f"read_csv({sql_literal(str(path))}, header=true, all_varchar=true, strict_mode=false, "
+            f"delim='{delim}', quote='\"', escape='\"')"
+        )
 
 
 @register
@@ -146,7 +153,8 @@ class Jsonl(TableFormat):
                 "WHERE json_valid(j) AND json_type(j) = 'OBJECT' LIMIT 1000)"
             ).fetchall()
         except duckdb.Error as exc:
-            raise InputError(f"cannot read as JSON Lines: {str(exc).splitlines()[0]}", path=str(path)) from exc
+            first = str(exc).splitlines()[0]
+            raise InputError(f"cannot read as JSON Lines: {first}", path=str(path)) from exc
         return [r[0] for r in rows]
 
     def _path_expr(self, source: str) -> str:
@@ -157,7 +165,8 @@ class Jsonl(TableFormat):
         if source.split(".")[0] not in columns:
             known = ", ".join(columns[:30])
             raise InputError(
-                f"--map {canonical}={source}: no line has a field {source.split('.')[0]!r}; fields seen: {known}",
+                f"--map {canonical}={source}: no line has a field {source.split('.')[0]!r}; "
+                f"fields seen: {known}",
                 path=str(path),
             )
         return self._path_expr(source)
