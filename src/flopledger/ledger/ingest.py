@@ -33,7 +33,7 @@ from flopledger.ledger.price_table import ensure_prices
 from flopledger.ledger.pricing import price_events
 from flopledger.ledger.rollups import refresh_rollups
 from flopledger.ledger.schema import EVENT_COLUMNS
-from flopledger.ledger.validate import checked_sql
+from flopledger.ledger.validate import checked_sql, event_id_sql
 
 __all__ = ["IngestResult", "Progress", "ingest_files", "mark_interrupted"]
 
@@ -292,15 +292,24 @@ def _run(
 
     # Good rows, first occurrence of each event id, not already in the ledger. An id covers the
     # event's time, so only stored events inside this batch's time span can share it: literal
-    # bounds let DuckDB skip the rest of a large ledger.
-    lo, hi = con.execute("SELECT min(_ts), max(_ts) FROM _checked WHERE error IS NULL").fetchone() or (None, None)
+    # bounds let DuckDB skip the rest of a large ledger. Windows run only when repeats exist.
+    lo, hi, repeated_content, repeated_source = con.execute(
+        """SELECT min(_ts), max(_ts),
+                  count(*) FILTER (_source_id IS NULL)
+                    > count(DISTINCT (_content_hash, _file)) FILTER (_source_id IS NULL),
+                  count(*) FILTER (_source_id IS NOT NULL)
+                    > count(DISTINCT (_source_id, _ts)) FILTER (_source_id IS NOT NULL)
+           FROM _checked WHERE error IS NULL"""
+    ).fetchone() or (None, None, False, False)
     window = f"WHERE ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'" if lo is not None else "WHERE false"
+    ids = event_id_sql(repeated_content=bool(repeated_content))
+    first = (
+        "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _file, _line) = 1" if repeated_source else ""
+    )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _new AS
-           SELECT * EXCLUDE (_rank) FROM (
-               SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY _file, _line) AS _rank
-               FROM _checked WHERE error IS NULL)
-           WHERE _rank = 1 AND event_id NOT IN (SELECT event_id FROM events {window})"""
+           SELECT * FROM (SELECT *, {ids} AS event_id FROM _checked WHERE error IS NULL {first})
+           WHERE event_id NOT IN (SELECT event_id FROM events {window})"""
     )
     stored = _count(con, "SELECT count(*) FROM _new")
     _fingerprints(con, key)
@@ -345,10 +354,10 @@ def _quarantine(con: duckdb.DuckDBPyConnection, ingest_id: str, keep_prompts: bo
     )
     con.execute(
         f"""INSERT INTO quarantine
-           SELECT ?, _format, _file, _line, error_field, error, {raw},
-                  md5(_file || '|' || _line || '|' || coalesce(_raw, '')) AS row_key, ?
-           FROM _checked c WHERE error IS NOT NULL
-             AND md5(_file || '|' || _line || '|' || coalesce(_raw, '')) NOT IN (SELECT row_key FROM quarantine)""",
+           SELECT ?, _format, _file, _line, error_field, error, {raw}, row_key, ?
+           FROM (SELECT c.*, s._raw, md5(c._file || '|' || c._line || '|' || coalesce(s._raw, '')) AS row_key
+                 FROM _checked c JOIN _stage s ON s.rowid = c._sid WHERE c.error IS NOT NULL)
+           WHERE row_key NOT IN (SELECT row_key FROM quarantine)""",
         [ingest_id, _now()],
     )
 
@@ -367,6 +376,10 @@ def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
     else:
         cols = ", ".join(f'CAST(NULL AS {c.duckdb_type}) AS "{c.name}"' for c in FINGERPRINT_COLUMNS)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _fp AS SELECT {cols}, CAST(NULL AS VARCHAR) AS event_id LIMIT 0")
+
+
+_PRICED_SQL: dict[str, str] = {}
+"""Compiled pricing SQL per price version (it names tables only, so it serves every ledger)."""
 
 
 def _store(con: duckdb.DuckDBPyConnection, ingest_id: str, version: str, keep_prompts: bool) -> int:
@@ -390,15 +403,17 @@ def _store(con: duckdb.DuckDBPyConnection, ingest_id: str, version: str, keep_pr
         "CREATE OR REPLACE TEMP TABLE _incoming AS SELECT " + ", ".join(select)
         + " FROM _new n LEFT JOIN _fp f USING (event_id)"
     )
-    backend = ibis.duckdb.from_connection(con)
-    prices = backend.table("prices")
-    model_map = backend.table("model_map")
-    expr = price_events(
-        backend.table("_incoming"),
-        prices.filter(prices.price_version == version),
-        model_map.filter(model_map.price_version == version),
-    )
-    sql = ibis.to_sql(expr, dialect="duckdb")
+    sql = _PRICED_SQL.get(version)
+    if sql is None:  # compiling the expression costs more than pricing a small batch: once per version
+        backend = ibis.duckdb.from_connection(con)
+        prices = backend.table("prices")
+        model_map = backend.table("model_map")
+        expr = price_events(
+            backend.table("_incoming"),
+            prices.filter(prices.price_version == version),
+            model_map.filter(model_map.price_version == version),
+        )
+        sql = _PRICED_SQL[version] = str(ibis.to_sql(expr, dialect="duckdb"))
     con.execute(f"CREATE OR REPLACE TEMP TABLE _priced AS {sql}")
     unpriced = _count(con, "SELECT count(*) FROM _priced WHERE NOT priced")
     con.execute("INSERT INTO events BY NAME SELECT * FROM _priced")

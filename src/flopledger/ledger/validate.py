@@ -2,14 +2,15 @@
 
 The staged table has every canonical field as text plus ``_line``, ``_raw``, ``_source_id`` and
 ``_error``/``_error_field`` (errors a parser found). The checked result adds typed columns, the
-first ``error`` and its ``error_field`` (NULL for a good row), and ``event_id``.
+first ``error`` and its ``error_field`` (NULL for a good row) and ``_content_hash``; the raw text
+stays in the stage (it is needed only for rows sent to quarantine).
 """
 
 from __future__ import annotations
 
 from flopledger.ledger.formats.base import STAGE_COLUMNS
 
-__all__ = ["TIER_ALIASES", "checked_sql"]
+__all__ = ["TIER_ALIASES", "checked_sql", "event_id_sql"]
 
 _INT_FIELDS = (
     "input_tokens",
@@ -124,7 +125,7 @@ def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
     content = " || '|' || ".join(f"coalesce(\"{c}\", '')" for c in STAGE_COLUMNS if c != "prompt")
     return f"""
     WITH numbers AS (
-        SELECT *, {numbers} FROM {stage}
+        SELECT *, rowid AS _sid, {numbers} FROM {stage}
     ), typed AS (
         SELECT *,
             {ts_expr} AS _ts,
@@ -141,9 +142,22 @@ def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
             md5({content}) AS _content_hash
         FROM checked
     )
-    SELECT *,
-        CASE WHEN _source_id IS NOT NULL THEN md5(_source_id || '|' || coalesce(CAST(_ts AS VARCHAR), ''))
-             ELSE md5(_content_hash || '|' || row_number() OVER (PARTITION BY _content_hash, _file ORDER BY _line))
-        END AS event_id
-    FROM judged
+    SELECT * EXCLUDE (_raw) FROM judged
     """
+
+
+def event_id_sql(*, repeated_content: bool) -> str:
+    """SQL for the stable event id of a checked row.
+
+    The source's own id (with the event's time), else a hash of the row's content and its
+    occurrence in its file, so identical rows inside one file stay distinct events while the same
+    file ingested again (or renamed) gives the same ids. ``repeated_content`` says whether any file
+    has identical rows; without any, every occurrence number is 1 and no window is needed.
+    """
+    occurrence = (
+        "row_number() OVER (PARTITION BY _content_hash, _file ORDER BY _line)" if repeated_content else "1"
+    )
+    return (
+        "CASE WHEN _source_id IS NOT NULL THEN md5(_source_id || '|' || coalesce(CAST(_ts AS VARCHAR), '')) "
+        f"ELSE md5(_content_hash || '|' || {occurrence}) END"
+    )

@@ -178,27 +178,30 @@ class Jsonl(TableFormat):
         mapping: Mapping[str, str],
         fixed: Mapping[str, str],
     ) -> TableSource:
-        columns = self.source_columns(con, path)
+        columns = self.source_columns(con, path) if mapping else []
+        paths: list[str] = []
         exprs = []
         for canonical in STAGE_COLUMNS:
             if canonical in fixed:
-                expr = f"CAST({sql_literal(fixed[canonical])} AS VARCHAR)"
-            elif canonical in mapping:
-                expr = self._column_expr(mapping[canonical], columns, path, canonical)
-            elif canonical in columns:
-                expr = self._path_expr(canonical)
+                exprs.append(f"CAST({sql_literal(fixed[canonical])} AS VARCHAR)")
+                continue
+            if canonical in mapping:
+                self._column_expr(mapping[canonical], columns, path, canonical)  # checks the field exists
+                field = mapping[canonical]
             else:
-                expr = "CAST(NULL AS VARCHAR)"
-            exprs.append(f"{expr} AS {_quote_ident(canonical)}")
-        select = ", ".join(exprs)
-        bad_json = (
-            "CASE WHEN NOT json_valid(src.j) THEN 'not valid JSON' "
-            "WHEN json_type(src.j) <> 'OBJECT' THEN 'a JSON line that is not an object' END"
-        )
+                field = canonical  # absent fields read as NULL, wherever in the file they first appear
+            paths.append("$." + ".".join(f'"{part}"' for part in field.split(".")))
+            exprs.append(f"src._v[{len(paths)}]")
+        select = ", ".join(f"{e} AS {_quote_ident(c)}" for e, c in zip(exprs, STAGE_COLUMNS, strict=True))
+        path_list = "[" + ", ".join(sql_literal(p) for p in paths) + "]"
+        # Each line is parsed once: validity, its type, then every field in one multi-path extract.
         return TableSource(
-            f"SELECT * EXCLUDE (_blank) FROM (SELECT {select}, "
-            f"CAST(row_number() OVER () AS BIGINT) AS _line, src.j AS _raw, "
-            f"CAST(NULL AS VARCHAR) AS _source_id, {bad_json} AS _error, "
-            f"CAST(NULL AS VARCHAR) AS _error_field, (src.j IS NULL OR trim(src.j) = '') AS _blank "
-            f"FROM {self._reader(path)} AS src) WHERE NOT _blank"
+            f"SELECT {select}, src._line, src.j AS _raw, CAST(NULL AS VARCHAR) AS _source_id, "
+            "CASE WHEN NOT src._ok THEN 'not valid JSON' WHEN NOT src._obj "
+            "THEN 'a JSON line that is not an object' END AS _error, CAST(NULL AS VARCHAR) AS _error_field "
+            f"FROM (SELECT j, _line, _ok, _obj, json_extract_string(CASE WHEN _obj THEN j ELSE '{{}}' END, {path_list}) AS _v "
+            "FROM (SELECT j, _line, json_valid(j) AS _ok, "
+            "CASE WHEN json_valid(j) THEN json_type(j) = 'OBJECT' ELSE false END AS _obj FROM "
+            f"(SELECT j, CAST(row_number() OVER () AS BIGINT) AS _line FROM {self._reader(path)}) "
+            "WHERE j IS NOT NULL AND trim(j) <> '')) AS src"
         )
