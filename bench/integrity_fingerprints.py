@@ -1,7 +1,8 @@
 """Fingerprint throughput and Jaccard-estimate accuracy, flopledger versus datasketch, in one run.
 
 Both hash the same word 3-gram shingles with 64 permutations. Throughput is the median of several
-runs over the same prompts (tokenising included for both), the two interleaved run by run. Accuracy is the error of the Jaccard
+runs over the same prompts (tokenising included for both), the two interleaved run by run.
+Accuracy is the error of the Jaccard
 estimate against the exact shingle Jaccard, over pairs of near-duplicates (a prompt and an edited
 copy) and random pairs. Prompts come from ../shared/data when present, else the built-in pools.
 

@@ -1,7 +1,8 @@
 """Bulk pricing and ingest speed, side by side with their peers, in one run.
 
 1. 10,000,000 events from Parquet priced and rolled up by team, model and day (flopledger's priced
-   rollup, and for reference pricing every event first), against (a) genai-prices' per-row ``calc_price`` on a sample, extrapolated to all rows, and
+   rollup, and for reference pricing every event first), against (a) genai-prices' per-row
+   ``calc_price`` on a sample, extrapolated to all rows, and
    (b) the same group-by with no pricing (the floor). Peak memory of the priced rollup in a child process.
 2. JSONL ingest with validation, dedupe and pricing (``ingest_files``) against a bare DuckDB ``read_json``
    of the same file into a table.
@@ -25,9 +26,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-MODELS = [("anthropic", "claude-sonnet-4-5"), ("anthropic", "claude-haiku-4-5"), ("anthropic", "claude-opus-4-1"),
-          ("openai", "gpt-5"), ("openai", "gpt-5-mini"), ("openai", "gpt-4.1"), ("google", "gemini-2.5-pro"),
-          ("anthropic", "claude-sonnet-4-6")]
+MODELS = [
+    ("anthropic", "claude-sonnet-4-5"),
+    ("anthropic", "claude-haiku-4-5"),
+    ("anthropic", "claude-opus-4-1"),
+    ("openai", "gpt-5"),
+    ("openai", "gpt-5-mini"),
+    ("openai", "gpt-4.1"),
+    ("google", "gemini-2.5-pro"),
+    ("anthropic", "claude-sonnet-4-6"),
+]
 START = dt.datetime(2026, 3, 1)
 
 
@@ -35,30 +43,33 @@ def make_events(n: int, seed: int = 0) -> pa.Table:
     rng = np.random.default_rng(seed)
     m = rng.integers(0, len(MODELS), n)
     ts = np.datetime64(START) + rng.integers(0, 30 * 86_400, n).astype("timedelta64[s]")
-    return pa.table({
-        "event_id": pa.array(np.char.add("e", np.arange(n).astype(str))) if n <= 2_000_000 else
-        pa.array(np.arange(n).astype(str)),
-        "ts": pa.array(ts.astype("datetime64[us]")),
-        "provider": pa.array([MODELS[i][0] for i in range(len(MODELS))]).take(pa.array(m)),
-        "model": pa.array([MODELS[i][1] for i in range(len(MODELS))]).take(pa.array(m)),
-        "team": pa.array([f"team-{i:02d}" for i in range(24)]).take(pa.array(rng.integers(0, 24, n))),
-        "user": pa.array([f"eng-{i:04d}" for i in range(500)]).take(pa.array(rng.integers(0, 500, n))),
-        "service_tier": pa.array(["standard", "batch"]).take(pa.array((rng.random(n) < 0.1).astype(int))),
-        "requests": pa.array(np.ones(n, dtype=np.int64)),
-        "input_tokens": pa.array(rng.integers(0, 8_000, n)),
-        "cache_read_tokens": pa.array(rng.integers(0, 150_000, n)),
-        "cache_write_5m_tokens": pa.array(rng.integers(0, 20_000, n)),
-        "cache_write_1h_tokens": pa.array(np.zeros(n, dtype=np.int64)),
-        "output_tokens": pa.array(rng.integers(0, 4_000, n)),
-        "reasoning_tokens": pa.array(np.zeros(n, dtype=np.int64)),
-    })
+    return pa.table(
+        {
+            "event_id": pa.array(np.char.add("e", np.arange(n).astype(str)))
+            if n <= 2_000_000
+            else pa.array(np.arange(n).astype(str)),
+            "ts": pa.array(ts.astype("datetime64[us]")),
+            "provider": pa.array([MODELS[i][0] for i in range(len(MODELS))]).take(pa.array(m)),
+            "model": pa.array([MODELS[i][1] for i in range(len(MODELS))]).take(pa.array(m)),
+            "team": pa.array([f"team-{i:02d}" for i in range(24)]).take(pa.array(rng.integers(0, 24, n))),
+            "user": pa.array([f"eng-{i:04d}" for i in range(500)]).take(pa.array(rng.integers(0, 500, n))),
+            "service_tier": pa.array(["standard", "batch"]).take(pa.array((rng.random(n) < 0.1).astype(int))),
+            "requests": pa.array(np.ones(n, dtype=np.int64)),
+            "input_tokens": pa.array(rng.integers(0, 8_000, n)),
+            "cache_read_tokens": pa.array(rng.integers(0, 150_000, n)),
+            "cache_write_5m_tokens": pa.array(rng.integers(0, 20_000, n)),
+            "cache_write_1h_tokens": pa.array(np.zeros(n, dtype=np.int64)),
+            "output_tokens": pa.array(rng.integers(0, 4_000, n)),
+            "reasoning_tokens": pa.array(np.zeros(n, dtype=np.int64)),
+        }
+    )
 
 
 _VIEW = """CREATE OR REPLACE VIEW events_src AS SELECT *, CAST(NULL AS BIGINT) AS min_request_input_tokens,
     CAST(NULL AS VARCHAR) AS org, CAST(NULL AS VARCHAR) AS project, CAST(NULL AS VARCHAR) AS api_key,
     CAST(NULL AS VARCHAR) AS request_id FROM read_parquet('{path}')"""
 
-_CHILD = """
+_CHILD = f"""
 import json, resource, sys, time
 import duckdb, ibis
 from flopledger.catalog.overrides import PriceOverrides
@@ -70,10 +81,11 @@ path, mode = sys.argv[1], sys.argv[2]
 con = duckdb.connect()
 con.execute("SET enable_progress_bar = false")
 create_schema(con)
-con.execute({view!r}.format(path=path))
+con.execute({_VIEW!r}.format(path=path))
 t0 = time.perf_counter()
 if mode == "floor":
-    rows = con.execute('''SELECT team, model, CAST(ts AS DATE) AS day, sum(input_tokens), sum(cache_read_tokens),
+    rows = con.execute('''SELECT team, model, CAST(ts AS DATE) AS day, sum(input_tokens),
+        sum(cache_read_tokens),
         sum(cache_write_5m_tokens), sum(output_tokens), count(*) FROM events_src GROUP BY ALL''').fetchall()
 else:
     version = ensure_prices(con, PriceOverrides.empty(), "events_src")
@@ -94,11 +106,13 @@ else:
 elapsed = time.perf_counter() - t0
 print(json.dumps({{"seconds": elapsed, "groups": len(rows),
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
-""".format(view=_VIEW)
+"""
 
 
 def run_child(path: Path, mode: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(path), mode], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(path), mode], check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -113,11 +127,18 @@ def per_row_rate(table: pa.Table, sample: int) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for r in rows:
-            u = Usage(input_tokens=r["input_tokens"] + r["cache_read_tokens"] + r["cache_write_5m_tokens"],
-                      cache_read_tokens=r["cache_read_tokens"], cache_write_tokens=r["cache_write_5m_tokens"],
-                      output_tokens=r["output_tokens"])
-            calc_price(u, r["model"], provider_id=r["provider"],
-                       genai_request_timestamp=r["ts"].replace(tzinfo=dt.UTC))
+            u = Usage(
+                input_tokens=r["input_tokens"] + r["cache_read_tokens"] + r["cache_write_5m_tokens"],
+                cache_read_tokens=r["cache_read_tokens"],
+                cache_write_tokens=r["cache_write_5m_tokens"],
+                output_tokens=r["output_tokens"],
+            )
+            calc_price(
+                u,
+                r["model"],
+                provider_id=r["provider"],
+                genai_request_timestamp=r["ts"].replace(tzinfo=dt.UTC),
+            )
     return sample / (time.perf_counter() - t0)
 
 
@@ -172,18 +193,27 @@ def main() -> None:
         floor_s = statistics.median(p["seconds"] for p in floor)
         per_row_s = args.events / rate
         print(f"events: {args.events:,}  groups: {int(priced[0]['groups']):,}")
-        print(f"flopledger price + rollup (median of {args.runs}): {ours:.2f} s, "
-              f"peak RSS {max(p['peak_rss_mb'] for p in priced):.0f} MB")
+        print(
+            f"flopledger price + rollup (median of {args.runs}): {ours:.2f} s, "
+            f"peak RSS {max(p['peak_rss_mb'] for p in priced):.0f} MB"
+        )
         print(f"floor, same group-by without pricing:        {floor_s:.2f} s  -> ratio {ours / floor_s:.2f}x")
         pe = statistics.median(p["seconds"] for p in per_event)
-        print(f"pricing every event, then the group-by:      {pe:.2f} s, "
-              f"peak RSS {max(p['peak_rss_mb'] for p in per_event):.0f} MB (what ingest does per batch)")
-        print(f"per-row calc_price: {rate:,.0f} rows/s on {args.sample:,} rows -> {per_row_s:,.0f} s for all "
-              f"-> flopledger is {per_row_s / ours:,.0f}x faster")
+        print(
+            f"pricing every event, then the group-by:      {pe:.2f} s, "
+            f"peak RSS {max(p['peak_rss_mb'] for p in per_event):.0f} MB (what ingest does per batch)"
+        )
+        print(
+            f"per-row calc_price: {rate:,.0f} rows/s on {args.sample:,} rows -> {per_row_s:,.0f} s for all "
+            f"-> flopledger is {per_row_s / ours:,.0f}x faster"
+        )
         j = jsonl_bench(args.jsonl_rows, args.runs, tmp)
-        print(f"JSONL {args.jsonl_rows:,} rows: bare read_json {j['bare_read_json_s']:.2f} s, flopledger ingest "
-              f"(validate, dedupe, price, store) {j['flopledger_ingest_s']:.2f} s -> "
-              f"{j['bare_read_json_s'] / j['flopledger_ingest_s']:.2f} of bare speed")
+        print(
+            f"JSONL {args.jsonl_rows:,} rows: bare read_json {j['bare_read_json_s']:.2f} s, "
+            "flopledger ingest "
+            f"(validate, dedupe, price, store) {j['flopledger_ingest_s']:.2f} s -> "
+            f"{j['bare_read_json_s'] / j['flopledger_ingest_s']:.2f} of bare speed"
+        )
 
 
 if __name__ == "__main__":

@@ -24,18 +24,23 @@ def main() -> None:
     started = time.perf_counter()
     report = validate_serving(args.measured)
     elapsed_s = time.perf_counter() - started
-    print("| line | accelerator | n | model | scenario | precision | measured tok/s | estimated tok/s "
-          "| error |")
+    print(
+        "| line | accelerator | n | model | scenario | precision | measured tok/s | estimated tok/s | error |"
+    )
     print("|---:|---|---:|---|---|---|---:|---:|---:|")
     for r in report.rows:
         scenario = r.scenario.split(",")[0]
-        print(f"| {r.line} | {r.accelerator} | {r.count} | {r.model} | {scenario} | {r.precision} | "
-              f"{r.measured_tokens_per_s:,.0f} | {r.estimated_tokens_per_s:,.0f} | {r.error_pct:+.1f}% |")
+        print(
+            f"| {r.line} | {r.accelerator} | {r.count} | {r.model} | {scenario} | {r.precision} | "
+            f"{r.measured_tokens_per_s:,.0f} | {r.estimated_tokens_per_s:,.0f} | {r.error_pct:+.1f}% |"
+        )
     for line, why in report.skipped:
         print(f"skipped line {line}: {why}")
     s = report.summary()
-    print(f"\nrows {s['rows_compared']}, skipped {s['rows_skipped']}; median APE {s['median_ape_pct']}%, "
-          f"mean APE {s['mean_ape_pct']}%, within 15%: {s['share_within_15_pct']:.0%}; {elapsed_s:.2f} s")
+    print(
+        f"\nrows {s['rows_compared']}, skipped {s['rows_skipped']}; median APE {s['median_ape_pct']}%, "
+        f"mean APE {s['mean_ape_pct']}%, within 15%: {s['share_within_15_pct']:.0%}; {elapsed_s:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -15,9 +15,27 @@ from flopledger.catalog.accelerators import (
 from flopledger.errors import ConfigError, InputError, UnknownNameError
 
 REQUIRED_IDS = {
-    "h100-sxm", "h100-nvl", "h200", "h800", "gh200", "b200", "gb200", "gb300", "l40s", "rtx-pro-6000",
-    "mi300x", "mi325x", "mi355x", "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu-v7", "trainium2",
-    "rtx-4090", "rtx-5090", "apple-m4-max",
+    "h100-sxm",
+    "h100-nvl",
+    "h200",
+    "h800",
+    "gh200",
+    "b200",
+    "gb200",
+    "gb300",
+    "l40s",
+    "rtx-pro-6000",
+    "mi300x",
+    "mi325x",
+    "mi355x",
+    "tpu-v5e",
+    "tpu-v5p",
+    "tpu-v6e",
+    "tpu-v7",
+    "trainium2",
+    "rtx-4090",
+    "rtx-5090",
+    "apple-m4-max",
 }
 
 
@@ -52,7 +70,11 @@ def test_figures_are_physically_plausible(acc) -> None:  # type: ignore[no-untyp
 def test_known_datasheet_values() -> None:
     h100 = get_accelerator("h100-sxm")
     assert (h100.bf16_dense_tflops, h100.fp8_dense_tflops, h100.memory_gb, h100.memory_tb_per_s) == (
-        989.4, 1978.9, 80, 3.35)
+        989.4,
+        1978.9,
+        80,
+        3.35,
+    )
     assert get_accelerator("h200").memory_gb == 141
     assert get_accelerator("mi300x").memory_gb == 192
 
@@ -77,14 +99,17 @@ def test_unknown_id_suggests_close_names() -> None:
         get_accelerator("h100-sxn")
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("NVIDIA H100-SXM-80GB", "h100-sxm"),
-    ("NVIDIA GB200 192GB", "gb200"),
-    ("NVIDIA B200 180GB", "b200"),
-    ("NVIDIA H200-SXM-141GB-CTS", "h200"),
-    ("AMD Instinct MI355X 288GB HBM3e", "mi355x"),
-    ("NVIDIA H100-NVL-94GB", "h100-nvl"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("NVIDIA H100-SXM-80GB", "h100-sxm"),
+        ("NVIDIA GB200 192GB", "gb200"),
+        ("NVIDIA B200 180GB", "b200"),
+        ("NVIDIA H200-SXM-141GB-CTS", "h200"),
+        ("AMD Instinct MI355X 288GB HBM3e", "mi355x"),
+        ("NVIDIA H100-NVL-94GB", "h100-nvl"),
+    ],
+)
 def test_free_text_matches_the_longest_alias(text: str, expected: str) -> None:
     match = match_accelerator(text)
     assert match is not None and match.id == expected

@@ -13,8 +13,18 @@ from flopledger.catalog.architectures import (
 from flopledger.errors import ConfigError, UnknownNameError
 
 REQUIRED_IDS = {
-    "llama-2-70b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "llama-3.3-70b", "mixtral-8x7b",
-    "deepseek-v3", "deepseek-r1", "qwen3-32b", "qwen3-235b-a22b", "gpt-oss-20b", "gpt-oss-120b",
+    "llama-2-70b",
+    "llama-3.1-8b",
+    "llama-3.1-70b",
+    "llama-3.1-405b",
+    "llama-3.3-70b",
+    "mixtral-8x7b",
+    "deepseek-v3",
+    "deepseek-r1",
+    "qwen3-32b",
+    "qwen3-235b-a22b",
+    "gpt-oss-20b",
+    "gpt-oss-120b",
 }
 
 

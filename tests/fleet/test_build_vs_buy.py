@@ -48,10 +48,13 @@ def test_self_hosted_bill_by_hand() -> None:
 
 def _bills_at(result_tokens: float, prices: VendorPrices) -> tuple[float, float]:
     k = result_tokens / VOLUME.total_tokens
-    scaled = dataclasses.replace(VOLUME, input_tokens=VOLUME.input_tokens * k,
-                                 cache_read_tokens=VOLUME.cache_read_tokens * k,
-                                 cache_write_tokens=VOLUME.cache_write_tokens * k,
-                                 output_tokens=VOLUME.output_tokens * k)
+    scaled = dataclasses.replace(
+        VOLUME,
+        input_tokens=VOLUME.input_tokens * k,
+        cache_read_tokens=VOLUME.cache_read_tokens * k,
+        cache_write_tokens=VOLUME.cache_write_tokens * k,
+        output_tokens=VOLUME.output_tokens * k,
+    )
     again = compare_build_vs_buy(scaled, prices, HOST, DEV)
     return again.vendor_usd_per_month, again.self_hosted_usd_per_month
 
@@ -100,10 +103,34 @@ def _ledger(tmp_path: Path, *, unpriced: bool = False) -> Path:
     con = open_ledger(path)
     rows = [
         # ts, requests, input, cache read, write 5m, write 1h, output, and the cost of each class
-        (dt.datetime(2026, 1, 1, 9), 1000, 2_000_000, 30_000_000, 500_000, 500_000, 500_000,
-         6.0, 9.0, 1.875, 1.875, 7.5),
-        (dt.datetime(2026, 3, 1, 17), 1000, 2_000_000, 30_000_000, 500_000, 500_000, 500_000,
-         6.0, 9.0, 1.875, 1.875, 7.5),
+        (
+            dt.datetime(2026, 1, 1, 9),
+            1000,
+            2_000_000,
+            30_000_000,
+            500_000,
+            500_000,
+            500_000,
+            6.0,
+            9.0,
+            1.875,
+            1.875,
+            7.5,
+        ),
+        (
+            dt.datetime(2026, 3, 1, 17),
+            1000,
+            2_000_000,
+            30_000_000,
+            500_000,
+            500_000,
+            500_000,
+            6.0,
+            9.0,
+            1.875,
+            1.875,
+            7.5,
+        ),
     ]
     for i, r in enumerate(rows):
         cost = None if unpriced and i else sum(r[7:])
@@ -130,8 +157,9 @@ def test_monthly_volume_from_a_real_ledger(tmp_path: Path) -> None:
     assert volume.vendor_usd == pytest.approx(52.5 / months)
     assert volume.vendor_prices == VendorPrices(3.0, 0.3, 3.75, 15.0)
     # a window given: its own length counts, not the days that happen to hold events
-    february_on = monthly_volume_from_ledger(_ledger(tmp_path / "b"), since=dt.date(2026, 2, 1),
-                                             until=dt.date(2026, 3, 3))
+    february_on = monthly_volume_from_ledger(
+        _ledger(tmp_path / "b"), since=dt.date(2026, 2, 1), until=dt.date(2026, 3, 3)
+    )
     assert february_on.output_tokens == pytest.approx(500_000 / (30 / (365.25 / 12)))
 
 
@@ -154,8 +182,23 @@ runner = CliRunner()
 
 def test_cli_from_the_ledger(tmp_path: Path) -> None:
     db = _ledger(tmp_path)
-    result = runner.invoke(app, ["fleet", "build-vs-buy", "--db", str(db), "--model", "llama-3.1-8b",
-                                 "--accelerator", "h100-sxm", "--node-size", "1", "--format", "json"])
+    result = runner.invoke(
+        app,
+        [
+            "fleet",
+            "build-vs-buy",
+            "--db",
+            str(db),
+            "--model",
+            "llama-3.1-8b",
+            "--accelerator",
+            "h100-sxm",
+            "--node-size",
+            "1",
+            "--format",
+            "json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["summary"]["vendor_usd_per_month"] == pytest.approx(52.5 / (60 / (365.25 / 12)))
@@ -165,11 +208,30 @@ def test_cli_from_the_ledger(tmp_path: Path) -> None:
 
 
 def test_cli_given_tokens_and_errors() -> None:
-    args = ["fleet", "build-vs-buy", "--model", "deepseek-v3", "--accelerator", "b200",
-            "--monthly-input-tokens", "2e12", "--monthly-cache-read-tokens", "30e12",
-            "--monthly-cache-write-tokens", "1e12", "--monthly-output-tokens", "0.5e12",
-            "--vendor-usd-per-mtok-input", "3", "--vendor-usd-per-mtok-output", "15",
-            "--development-usd", "480e6", "--format", "json"]
+    args = [
+        "fleet",
+        "build-vs-buy",
+        "--model",
+        "deepseek-v3",
+        "--accelerator",
+        "b200",
+        "--monthly-input-tokens",
+        "2e12",
+        "--monthly-cache-read-tokens",
+        "30e12",
+        "--monthly-cache-write-tokens",
+        "1e12",
+        "--monthly-output-tokens",
+        "0.5e12",
+        "--vendor-usd-per-mtok-input",
+        "3",
+        "--vendor-usd-per-mtok-output",
+        "15",
+        "--development-usd",
+        "480e6",
+        "--format",
+        "json",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)["summary"]

@@ -16,9 +16,23 @@ from flopledger.fleet.program import build_program
 def _problem(seed: int, n_types: int, per_type: int, n_w: int) -> EnvelopeProblem:
     rng = np.random.default_rng(seed)
     pools = tuple(
-        PoolFacts(f"p{t}-{k}", f"chip-{t}", "s", "f", "r", int(rng.integers(8, 64)), 8, 100.0, 1.0, 1.0,
-                  "owned", 1.0, float(rng.uniform(0.0, 3.0)))
-        for t in range(n_types) for k in range(per_type)
+        PoolFacts(
+            f"p{t}-{k}",
+            f"chip-{t}",
+            "s",
+            "f",
+            "r",
+            int(rng.integers(8, 64)),
+            8,
+            100.0,
+            1.0,
+            1.0,
+            "owned",
+            1.0,
+            float(rng.uniform(0.0, 3.0)),
+        )
+        for t in range(n_types)
+        for k in range(per_type)
     )
     type_rates = rng.uniform(0.5, 3.0, (n_w, n_types)) * (rng.random((n_w, n_types)) > 0.2)
     type_rates[:, 0] = np.maximum(type_rates[:, 0], 0.5)  # every workload runs somewhere
@@ -26,12 +40,27 @@ def _problem(seed: int, n_types: int, per_type: int, n_w: int) -> EnvelopeProble
     kinds = ["development" if w == 0 else "inference" for w in range(n_w)]
     envelope = sum(p.accelerator_hours for p in pools)
     workloads = tuple(
-        WorkloadFacts(f"w{w}", k, "Mtok", float(rng.uniform(0.1, 0.6) * envelope), float(rng.uniform(1, 5)),
-                      k == "inference")
+        WorkloadFacts(
+            f"w{w}",
+            k,
+            "Mtok",
+            float(rng.uniform(0.1, 0.6) * envelope),
+            float(rng.uniform(1, 5)),
+            k == "inference",
+        )
         for w, k in enumerate(kinds)
     )
-    return EnvelopeProblem("g", 100.0, pools, workloads, rates, tuple(("given",) * len(pools) for _ in kinds),
-                           0.2 * envelope, 0.2, {"inference": (0.0, 0.9)})
+    return EnvelopeProblem(
+        "g",
+        100.0,
+        pools,
+        workloads,
+        rates,
+        tuple(("given",) * len(pools) for _ in kinds),
+        0.2 * envelope,
+        0.2,
+        {"inference": (0.0, 0.9)},
+    )
 
 
 def _per_pool_optimum(problem: EnvelopeProblem) -> float:
@@ -50,7 +79,7 @@ def _per_pool_optimum(problem: EnvelopeProblem) -> float:
         b.append(problem.pools[p].accelerator_hours)
     for w in range(n_w):
         row = np.zeros(n)
-        row[w * n_p:(w + 1) * n_p] = -r[w]
+        row[w * n_p : (w + 1) * n_p] = -r[w]
         row[n_w * n_p + w] = 1
         rows.append(row)
         b.append(0.0)
@@ -64,7 +93,7 @@ def _per_pool_optimum(problem: EnvelopeProblem) -> float:
     rows.append(dev * np.concatenate([allowed, np.zeros(n_w)]))
     b.append(-problem.development_floor_accelerator_hours)
     inf = np.zeros(n)
-    inf[n_p:n_w * n_p] = 1.0
+    inf[n_p : n_w * n_p] = 1.0
     rows.append(inf * np.concatenate([allowed, np.zeros(n_w)]))
     b.append(0.9 * problem.envelope_accelerator_hours)
     bounds = [(0, None if a else 0) for a in allowed] + [(0, None)] * n_w

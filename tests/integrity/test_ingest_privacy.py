@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from flopledger.ledger.ingest import ingest_files
 from flopledger.ledger.store import open_ledger
 

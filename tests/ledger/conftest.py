@@ -28,7 +28,10 @@ def oracle_cost_usd(event: Mapping[str, Any]) -> float:
         return int(event.get(k) or 0)
 
     usage = Usage(
-        input_tokens=g("input_tokens") + g("cache_read_tokens") + g("cache_write_5m_tokens") + g("cache_write_1h_tokens"),
+        input_tokens=g("input_tokens")
+        + g("cache_read_tokens")
+        + g("cache_write_5m_tokens")
+        + g("cache_write_1h_tokens"),
         cache_read_tokens=g("cache_read_tokens"),
         cache_write_tokens=g("cache_write_5m_tokens") + g("cache_write_1h_tokens"),
         cache_write_5m_tokens=g("cache_write_5m_tokens"),
@@ -36,8 +39,11 @@ def oracle_cost_usd(event: Mapping[str, Any]) -> float:
         output_tokens=g("output_tokens"),
     )
     ts = dt.datetime.fromisoformat(str(event["ts"]).replace("Z", "+00:00"))
-    return float(calc_price(usage, str(event["model"]), provider_id=str(event["provider"]),
-                            genai_request_timestamp=ts).total_price)
+    return float(
+        calc_price(
+            usage, str(event["model"]), provider_id=str(event["provider"]), genai_request_timestamp=ts
+        ).total_price
+    )
 
 
 @pytest.fixture()

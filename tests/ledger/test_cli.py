@@ -1,4 +1,4 @@
-"""The ledger CLI end to end on real ledger files: demo, ingest, report, headline, prices, quarantine, reprice."""
+"""The ledger CLI end to end on real ledger files: demo, ingest, report, prices, quarantine, reprice."""
 
 from __future__ import annotations
 
@@ -14,8 +14,14 @@ from flopledger.ledger.schema import COST_COLUMNS, TOKEN_COLUMNS
 from flopledger.synthetic.demo import build_demo_ledger
 from flopledger.synthetic.organisation import TEAMS, DemoOrganisation, write_demo_logs
 
-SMALL = DemoOrganisation(engineers=60, days=9, bots=2, bot_start_day=4, bot_gap_s=600.0,
-                         start=__import__("datetime").date(2026, 10, 20))
+SMALL = DemoOrganisation(
+    engineers=60,
+    days=9,
+    bots=2,
+    bot_start_day=4,
+    bot_gap_s=600.0,
+    start=__import__("datetime").date(2026, 10, 20),
+)
 
 
 def run(*args: str) -> str:
@@ -63,8 +69,22 @@ def test_report_json_has_dimension_token_and_cost_keys(small_ledger: Path) -> No
 
 
 def test_per_active_hour_and_since_until(small_ledger: Path) -> None:
-    rows = json.loads(run("report", "--db", str(small_ledger), "--by", "user", "--per-active-hour",
-                          "--since", "2026-10-21", "--until", "2026-10-22", "--format", "json"))
+    rows = json.loads(
+        run(
+            "report",
+            "--db",
+            str(small_ledger),
+            "--by",
+            "user",
+            "--per-active-hour",
+            "--since",
+            "2026-10-21",
+            "--until",
+            "2026-10-22",
+            "--format",
+            "json",
+        )
+    )
     assert rows
     for r in rows:
         assert 1 <= r["active_hours"] <= 24
@@ -92,7 +112,9 @@ def test_prices_missing_quarantine_and_reprice(small_ledger: Path, tmp_path: Pat
     bad = json.loads(run("quarantine", "list", "--db", str(small_ledger), "--format", "json"))
     assert {b["field"] for b in bad} == {"ts", "model", "input_tokens"}
     assert all(b["source_file"].endswith("selfhosted_inference.csv") and b["source_line"] > 1 for b in bad)
-    shown = json.loads(run("prices", "show", "claude-sonnet-4-5", "--provider", "anthropic", "--format", "json"))
+    shown = json.loads(
+        run("prices", "show", "claude-sonnet-4-5", "--provider", "anthropic", "--format", "json")
+    )
     assert {r["variant"] for r in shown} >= {"standard", "batch"}
     assert any(r["tier_above_tokens"] == 200_000 for r in shown)
     # a new negotiated discount reaches history through reprice
@@ -100,9 +122,11 @@ def test_prices_missing_quarantine_and_reprice(small_ledger: Path, tmp_path: Pat
     copy.write_bytes(small_ledger.read_bytes())
     before = json.loads(run("report", "--db", str(copy), "--by", "provider", "--format", "json"))
     overrides = tmp_path / "p.toml"
-    overrides.write_text('[[discount]]\nprovider = "openai"\npercent = 50\n'
-                         '[[model]]\nprovider = "self-hosted"\nmodel = "acme-coder-70b"\n'
-                         'input_usd_per_mtok = 0.4\noutput_usd_per_mtok = 0.9\n')
+    overrides.write_text(
+        '[[discount]]\nprovider = "openai"\npercent = 50\n'
+        '[[model]]\nprovider = "self-hosted"\nmodel = "acme-coder-70b"\n'
+        "input_usd_per_mtok = 0.4\noutput_usd_per_mtok = 0.9\n"
+    )
     out = json.loads(run("reprice", "--db", str(copy), "--overrides", str(overrides), "--format", "json"))
     assert out[0]["changed"] > 0
     after = json.loads(run("report", "--db", str(copy), "--by", "provider", "--format", "json"))
@@ -116,8 +140,20 @@ def test_ingest_cli_prints_the_reconciliation_and_fails_clearly(tmp_path: Path) 
     src = tmp_path / "u.csv"
     src.write_text("when,m,toks\n2026-03-02T10:00:00Z,gpt-5,100\nnope,gpt-5,1\n", encoding="utf-8")
     db = str(tmp_path / "l.duckdb")
-    out = json.loads(run("ingest", str(src), "--db", db, "--map", "ts=when,model=m,input_tokens=toks",
-                         "--set", "provider=openai", "-o", "json"))
+    out = json.loads(
+        run(
+            "ingest",
+            str(src),
+            "--db",
+            db,
+            "--map",
+            "ts=when,model=m,input_tokens=toks",
+            "--set",
+            "provider=openai",
+            "-o",
+            "json",
+        )
+    )
     assert out[0]["rows_read"] == 2 and out[0]["rows_stored"] == 1 and out[0]["rows_quarantined"] == 1
     result = CliRunner().invoke(app, ["ingest", str(tmp_path / "nope.csv"), "--db", db])
     assert result.exit_code != 0
@@ -134,7 +170,9 @@ def test_flopledger_demo_end_to_end(tmp_path: Path) -> None:
     assert len(rows) >= 20
     users = json.loads(run("report", "--db", str(db), "--by", "user", "--format", "json"))
     assert len(users) >= 500
-    models = {r["model"] for r in json.loads(run("report", "--db", str(db), "--by", "model", "--format", "json"))}
+    models = {
+        r["model"] for r in json.loads(run("report", "--db", str(db), "--by", "model", "--format", "json"))
+    }
     assert len(models) >= 5
     result = CliRunner().invoke(app, ["demo", "--db", str(db)])
     assert result.exit_code != 0  # never overwrites an existing ledger

@@ -21,8 +21,16 @@ from flopledger.ledger.store import open_ledger
 
 from .conftest import write_jsonl
 
-GOOD = {"ts": "2026-03-02T10:00:00Z", "provider": "anthropic", "model": "claude-sonnet-4-5", "team": "core",
-        "user": "ann", "input_tokens": 1000, "cache_read_tokens": 20000, "output_tokens": 500}
+GOOD = {
+    "ts": "2026-03-02T10:00:00Z",
+    "provider": "anthropic",
+    "model": "claude-sonnet-4-5",
+    "team": "core",
+    "user": "ann",
+    "input_tokens": 1000,
+    "cache_read_tokens": 20000,
+    "output_tokens": 500,
+}
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[object, ...]]:
@@ -32,13 +40,19 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[object, ...]]:
 def test_counts_reconcile_and_bad_rows_are_quarantined_with_file_line_and_reason(tmp_path: Path) -> None:
     path = tmp_path / "mixed.jsonl"
     path.write_text(
-        json.dumps(GOOD) + "\n"
-        + json.dumps({**GOOD, "ts": "last tuesday"}) + "\n"
+        json.dumps(GOOD)
+        + "\n"
+        + json.dumps({**GOOD, "ts": "last tuesday"})
+        + "\n"
         + "{not json\n"
-        + json.dumps({**GOOD, "model": None}) + "\n"
-        + json.dumps({**GOOD, "output_tokens": -5}) + "\n"
-        + json.dumps({**GOOD, "user": "bob"}) + "\n"
-        + json.dumps({**GOOD, "reasoning_tokens": 900}) + "\n",
+        + json.dumps({**GOOD, "model": None})
+        + "\n"
+        + json.dumps({**GOOD, "output_tokens": -5})
+        + "\n"
+        + json.dumps({**GOOD, "user": "bob"})
+        + "\n"
+        + json.dumps({**GOOD, "reasoning_tokens": 900})
+        + "\n",
         encoding="utf-8",
     )
     con = open_ledger(tmp_path / "l.duckdb")
@@ -47,7 +61,12 @@ def test_counts_reconcile_and_bad_rows_are_quarantined_with_file_line_and_reason
     assert r.reconciles
     bad = _rows(con, "SELECT source_file, source_line, field, reason FROM quarantine ORDER BY source_line")
     assert [(b[1], b[2]) for b in bad] == [
-        (2, "ts"), (3, None), (4, "model"), (5, "output_tokens"), (7, "reasoning_tokens")]
+        (2, "ts"),
+        (3, None),
+        (4, "model"),
+        (5, "output_tokens"),
+        (7, "reasoning_tokens"),
+    ]
     assert all(b[0] == str(path) for b in bad)
     assert "not a timestamp" in str(bad[0][3]) and "JSON" in str(bad[1][3])
     assert "output includes reasoning" in str(bad[4][3])
@@ -65,10 +84,18 @@ def test_reingesting_the_same_data_changes_nothing(tmp_path: Path) -> None:
     copy.write_bytes(path.read_bytes())
     second = ingest_files(con, [path, copy])
     assert (first.rows_stored, first.rows_quarantined) == (2, 1)
-    assert (second.rows_read, second.rows_stored, second.rows_duplicate, second.rows_quarantined) == (6, 0, 4, 2)
+    assert (second.rows_read, second.rows_stored, second.rows_duplicate, second.rows_quarantined) == (
+        6,
+        0,
+        4,
+        2,
+    )
     assert _rows(con, "SELECT count(*), sum(cost_usd) FROM events")[0][0] == 2
     # the same bad row of the same file is not quarantined twice
-    assert _rows(con, "SELECT count(*) FROM quarantine WHERE source_file = ?".replace("?", f"'{path}'"))[0][0] == 1
+    assert (
+        _rows(con, "SELECT count(*) FROM quarantine WHERE source_file = ?".replace("?", f"'{path}'"))[0][0]
+        == 1
+    )
     assert _rows(con, "SELECT sum(events) FROM rollup_daily")[0][0] == 2
 
 
@@ -101,23 +128,32 @@ def test_wrong_map_and_missing_file_are_one_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "u.csv"
     path.write_text("when,m,toks\n2026-03-02T10:00:00Z,gpt-5,100\n", encoding="utf-8")
     con = open_ledger(tmp_path / "l.duckdb")
-    with pytest.raises(InputError, match="no column 'tokens'.*its columns are: when, m, toks"):
+    with pytest.raises(InputError, match=r"no column 'tokens'.*its columns are: when, m, toks"):
         ingest_files(con, [path], mapping={"ts": "when", "model": "m", "input_tokens": "tokens"})
     with pytest.raises(UnknownNameError, match="did you mean 'input_tokens'"):
         ingest_files(con, [path], mapping={"input_token": "toks"})
     with pytest.raises(InputError, match="no such file"):
         ingest_files(con, [tmp_path / "missing.jsonl"])
-    r = ingest_files(con, [path], mapping={"ts": "when", "model": "m", "input_tokens": "toks"},
-                     fixed={"provider": "openai", "team": "web"})
+    r = ingest_files(
+        con,
+        [path],
+        mapping={"ts": "when", "model": "m", "input_tokens": "toks"},
+        fixed={"provider": "openai", "team": "web"},
+    )
     assert r.rows_stored == 1
-    assert _rows(con, "SELECT team, provider, input_tokens, priced FROM events") == [("web", "openai", 100, True)]
+    assert _rows(con, "SELECT team, provider, input_tokens, priced FROM events") == [
+        ("web", "openai", 100, True)
+    ]
 
 
 def test_input_including_cache_is_split_never_double_counted(tmp_path: Path) -> None:
     path = tmp_path / "openai_style.csv"
-    path.write_text("ts,model,provider,input_tokens,cache_read_tokens,output_tokens\n"
-                    "2026-03-02T10:00:00Z,gpt-5,openai,10000,8000,100\n"
-                    "2026-03-02T10:00:01Z,gpt-5,openai,100,800,100\n", encoding="utf-8")
+    path.write_text(
+        "ts,model,provider,input_tokens,cache_read_tokens,output_tokens\n"
+        "2026-03-02T10:00:00Z,gpt-5,openai,10000,8000,100\n"
+        "2026-03-02T10:00:01Z,gpt-5,openai,100,800,100\n",
+        encoding="utf-8",
+    )
     con = open_ledger(tmp_path / "l.duckdb")
     r = ingest_files(con, [path], input_includes_cache=True)
     assert (r.rows_stored, r.rows_quarantined) == (1, 1)
@@ -132,11 +168,13 @@ def test_no_prompt_text_reaches_the_database_unless_asked(tmp_path: Path) -> Non
     con = open_ledger(db)
     ingest_files(con, [path], fingerprint_key=b"k")
     assert _rows(con, "SELECT prompt, fp_template_hash IS NOT NULL, fp_minhash IS NOT NULL FROM events") == [
-        (None, True, True)]
+        (None, True, True)
+    ]
     con.execute("CHECKPOINT")
     con.close()
-    blob = db.read_bytes() + (db.with_suffix(".duckdb.wal").read_bytes() if db.with_suffix(".duckdb.wal").exists()
-                              else b"")
+    blob = db.read_bytes() + (
+        db.with_suffix(".duckdb.wal").read_bytes() if db.with_suffix(".duckdb.wal").exists() else b""
+    )
     assert b"Bluebird" not in blob and b"merger memo" not in blob
     con = open_ledger(tmp_path / "kept.duckdb")
     ingest_files(con, [path], keep_prompts=True)
@@ -165,12 +203,31 @@ def test_an_ingest_killed_half_way_leaves_the_ledger_consistent_and_a_rerun_comp
     rows = [{**GOOD, "user": f"u{i}", "ts": f"2026-03-02T{i % 24:02d}:00:00Z"} for i in range(120_000)]
     # a LiteLLM-style record file is staged in batches, so the process can be killed between them
     path = tmp_path / "spend.jsonl"
-    path.write_text("".join(json.dumps({
-        "request_id": f"req-{i}", "spend": 0, "startTime": r["ts"], "model": r["model"],
-        "custom_llm_provider": "anthropic", "user": r["user"], "prompt_tokens": 100, "completion_tokens": 10,
-    }) + "\n" for i, r in enumerate(rows)), encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-c", _INGEST_SCRIPT, str(db), str(path)], stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "request_id": f"req-{i}",
+                    "spend": 0,
+                    "startTime": r["ts"],
+                    "model": r["model"],
+                    "custom_llm_provider": "anthropic",
+                    "user": r["user"],
+                    "prompt_tokens": 100,
+                    "completion_tokens": 10,
+                }
+            )
+            + "\n"
+            for i, r in enumerate(rows)
+        ),
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _INGEST_SCRIPT, str(db), str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()  # the first batch is staged: the run is under way
     assert line.startswith("progress"), line
@@ -184,40 +241,53 @@ def test_an_ingest_killed_half_way_leaves_the_ledger_consistent_and_a_rerun_comp
     r = ingest_files(con, [path])
     assert r.rows_stored == 120_000 and r.reconciles
     assert _rows(con, "SELECT status FROM ingests ORDER BY started_at") == [
-        ("committed",), ("interrupted",), ("committed",)]
+        ("committed",),
+        ("interrupted",),
+        ("committed",),
+    ]
     assert _rows(con, "SELECT count(*) FROM events")[0][0] == 120_001
 
 
-_ts = st.datetimes(min_value=__import__("datetime").datetime(2024, 1, 1),
-                   max_value=__import__("datetime").datetime(2027, 1, 1))
+_ts = st.datetimes(
+    min_value=__import__("datetime").datetime(2024, 1, 1),
+    max_value=__import__("datetime").datetime(2027, 1, 1),
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     rows=st.lists(
         st.one_of(
-            st.fixed_dictionaries({
-                "ts": _ts.map(lambda t: t.isoformat() + "Z"),
-                "model": st.sampled_from(["gpt-5", "claude-haiku-4-5", "no-such-model"]),
-                "input_tokens": st.integers(0, 10**7),
-                "output_tokens": st.integers(0, 10**6),
-                "team": st.text(min_size=1, max_size=8),
-            }),
-            st.fixed_dictionaries({
-                "ts": st.sampled_from(["", "soon", "2026-13-45"]),
-                "model": st.just("gpt-5"),
-                "input_tokens": st.integers(0, 10),
-            }),
-            st.fixed_dictionaries({
-                "ts": st.just("2026-01-01T00:00:00Z"), "model": st.just("gpt-5"),
-                "input_tokens": st.sampled_from([-1, 1.5, "many"]),
-            }),
+            st.fixed_dictionaries(
+                {
+                    "ts": _ts.map(lambda t: t.isoformat() + "Z"),
+                    "model": st.sampled_from(["gpt-5", "claude-haiku-4-5", "no-such-model"]),
+                    "input_tokens": st.integers(0, 10**7),
+                    "output_tokens": st.integers(0, 10**6),
+                    "team": st.text(min_size=1, max_size=8),
+                }
+            ),
+            st.fixed_dictionaries(
+                {
+                    "ts": st.sampled_from(["", "soon", "2026-13-45"]),
+                    "model": st.just("gpt-5"),
+                    "input_tokens": st.integers(0, 10),
+                }
+            ),
+            st.fixed_dictionaries(
+                {
+                    "ts": st.just("2026-01-01T00:00:00Z"),
+                    "model": st.just("gpt-5"),
+                    "input_tokens": st.sampled_from([-1, 1.5, "many"]),
+                }
+            ),
         ),
         max_size=30,
     )
 )
-def test_reconciliation_holds_for_any_mix_of_rows(tmp_path_factory: pytest.TempPathFactory,
-                                                  rows: list[dict[str, object]]) -> None:
+def test_reconciliation_holds_for_any_mix_of_rows(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[dict[str, object]]
+) -> None:
     tmp = tmp_path_factory.mktemp("rec")
     path = write_jsonl(tmp / "rows.jsonl", rows or [{"ts": "x"}])
     con = open_ledger(tmp / "l.duckdb")
@@ -226,8 +296,13 @@ def test_reconciliation_holds_for_any_mix_of_rows(tmp_path_factory: pytest.TempP
     assert first.reconciles and again.reconciles
     assert again.rows_stored == 0 and again.rows_duplicate == first.rows_stored
     stored = _rows(con, "SELECT count(*), coalesce(sum(input_tokens), 0) FROM events")[0]
-    good = [r for r in rows if isinstance(r.get("input_tokens"), int) and int(r["input_tokens"]) >= 0  # type: ignore[call-overload]
-            and r.get("team") is not None]
+    good = [
+        r
+        for r in rows
+        if isinstance(r.get("input_tokens"), int)
+        and int(r["input_tokens"]) >= 0  # type: ignore[call-overload]
+        and r.get("team") is not None
+    ]
     assert stored[0] == first.rows_stored == len(good)
     assert stored[1] == sum(int(r["input_tokens"]) for r in good)  # type: ignore[call-overload]
 

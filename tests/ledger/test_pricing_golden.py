@@ -21,7 +21,9 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
 )
 
 
-def _priced(tmp_path: Path, events: list[dict[str, Any]], overrides: Path | None = None) -> list[dict[str, Any]]:
+def _priced(
+    tmp_path: Path, events: list[dict[str, Any]], overrides: Path | None = None
+) -> list[dict[str, Any]]:
     rows = [{**e, "request_id": f"req-{i}"} for i, e in enumerate(events)]
     path = write_jsonl(tmp_path / "events.jsonl", rows)
     con = open_ledger(tmp_path / "ledger.duckdb")
@@ -43,8 +45,9 @@ def test_golden_case(tmp_path: Path, case: dict[str, Any]) -> None:
     assert row["priced"] is True and row["price_version"]
     assert row["cost_usd"] == pytest.approx(expected, abs=0.005)
     if case.get("oracle"):
-        assert row["cost_usd"] == pytest.approx(oracle_cost_usd(case["event"]) * case.get("oracle_factor", 1.0),
-                                                abs=0.005)
+        assert row["cost_usd"] == pytest.approx(
+            oracle_cost_usd(case["event"]) * case.get("oracle_factor", 1.0), abs=0.005
+        )
 
 
 def test_negotiated_discount_applies_from_its_date(tmp_path: Path) -> None:
@@ -59,26 +62,39 @@ def test_negotiated_discount_applies_from_its_date(tmp_path: Path) -> None:
     assert before["price_version"] == after["price_version"] and "overrides" in after["price_version"]
 
 
-_MODELS = [("anthropic", "claude-sonnet-4-5"), ("anthropic", "claude-haiku-4-5"), ("openai", "gpt-5"),
-           ("openai", "gpt-4.1"), ("anthropic", "claude-sonnet-4-6")]
+_MODELS = [
+    ("anthropic", "claude-sonnet-4-5"),
+    ("anthropic", "claude-haiku-4-5"),
+    ("openai", "gpt-5"),
+    ("openai", "gpt-4.1"),
+    ("anthropic", "claude-sonnet-4-6"),
+]
 _counts = st.integers(min_value=0, max_value=400_000)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     events=st.lists(
-        st.fixed_dictionaries({
-            "model": st.sampled_from(_MODELS),
-            "ts": st.datetimes(min_value=__import__("datetime").datetime(2025, 6, 1),
-                               max_value=__import__("datetime").datetime(2026, 11, 30)),
-            "input_tokens": _counts, "cache_read_tokens": _counts, "cache_write_5m_tokens": _counts,
-            "output_tokens": st.integers(min_value=0, max_value=60_000),
-        }),
-        min_size=1, max_size=12,
+        st.fixed_dictionaries(
+            {
+                "model": st.sampled_from(_MODELS),
+                "ts": st.datetimes(
+                    min_value=__import__("datetime").datetime(2025, 6, 1),
+                    max_value=__import__("datetime").datetime(2026, 11, 30),
+                ),
+                "input_tokens": _counts,
+                "cache_read_tokens": _counts,
+                "cache_write_5m_tokens": _counts,
+                "output_tokens": st.integers(min_value=0, max_value=60_000),
+            }
+        ),
+        min_size=1,
+        max_size=12,
     )
 )
-def test_bulk_price_join_matches_per_request_calc_price(tmp_path_factory: pytest.TempPathFactory,
-                                                        events: list[dict[str, Any]]) -> None:
+def test_bulk_price_join_matches_per_request_calc_price(
+    tmp_path_factory: pytest.TempPathFactory, events: list[dict[str, Any]]
+) -> None:
     tmp = tmp_path_factory.mktemp("prop")
     canonical = []
     for e in events:

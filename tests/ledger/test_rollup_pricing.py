@@ -18,35 +18,45 @@ from flopledger.ledger.store import open_ledger
 
 from .conftest import write_jsonl
 
-_MODELS = [("anthropic", "claude-sonnet-4-5"), ("anthropic", "claude-sonnet-4-6"), ("openai", "gpt-5-mini"),
-           ("acme", "unknown-model")]
+_MODELS = [
+    ("anthropic", "claude-sonnet-4-5"),
+    ("anthropic", "claude-sonnet-4-6"),
+    ("openai", "gpt-5-mini"),
+    ("acme", "unknown-model"),
+]
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     events=st.lists(
-        st.fixed_dictionaries({
-            "model": st.sampled_from(_MODELS),
-            "ts": st.datetimes(min_value=dt.datetime(2026, 3, 8), max_value=dt.datetime(2026, 3, 18)),
-            "team": st.sampled_from(["a", "b"]),
-            "service_tier": st.sampled_from(["standard", "batch"]),
-            "requests": st.integers(1, 5),
-            "input_tokens": st.integers(0, 600_000),
-            "cache_read_tokens": st.integers(0, 200_000),
-            "output_tokens": st.integers(0, 50_000),
-        }),
-        min_size=1, max_size=40,
+        st.fixed_dictionaries(
+            {
+                "model": st.sampled_from(_MODELS),
+                "ts": st.datetimes(min_value=dt.datetime(2026, 3, 8), max_value=dt.datetime(2026, 3, 18)),
+                "team": st.sampled_from(["a", "b"]),
+                "service_tier": st.sampled_from(["standard", "batch"]),
+                "requests": st.integers(1, 5),
+                "input_tokens": st.integers(0, 600_000),
+                "cache_read_tokens": st.integers(0, 200_000),
+                "output_tokens": st.integers(0, 50_000),
+            }
+        ),
+        min_size=1,
+        max_size=40,
     )
 )
-def test_priced_rollup_equals_per_event_pricing(tmp_path_factory: pytest.TempPathFactory,
-                                                events: list[dict[str, Any]]) -> None:
+def test_priced_rollup_equals_per_event_pricing(
+    tmp_path_factory: pytest.TempPathFactory, events: list[dict[str, Any]]
+) -> None:
     tmp = tmp_path_factory.mktemp("rp")
     rows = []
     for e in events:
         provider, model = e.pop("model")
         rows.append({**e, "provider": provider, "model": model, "ts": e["ts"].isoformat() + "Z"})
     overrides = tmp / "p.toml"
-    overrides.write_text('[[discount]]\nprovider = "anthropic"\npercent = 10\nvalid_from = 2026-03-11T06:30:00\n')
+    overrides.write_text(
+        '[[discount]]\nprovider = "anthropic"\npercent = 10\nvalid_from = 2026-03-11T06:30:00\n'
+    )
     con = open_ledger(tmp / "l.duckdb")
     ingest_files(con, [write_jsonl(tmp / "e.jsonl", rows)], overrides=load_overrides(overrides))
     version = con.execute("SELECT max(price_version) FROM events").fetchone()[0]  # type: ignore[index]

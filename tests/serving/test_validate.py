@@ -10,8 +10,10 @@ from flopledger.errors import InputError
 from flopledger.serving import validate_serving
 from flopledger.serving.validate import DEFAULT_MEASURED_PATH
 
-HEADER = ("source,benchmark_round,system,accelerator,accelerator_count,model,scenario,precision,"
-          "tokens_per_s,notes\n")
+HEADER = (
+    "source,benchmark_round,system,accelerator,accelerator_count,model,scenario,precision,"
+    "tokens_per_s,notes\n"
+)
 SHARED = Path(__file__).resolve().parents[2] / DEFAULT_MEASURED_PATH
 
 
@@ -30,7 +32,7 @@ def test_rows_are_mapped_and_scored(tmp_path: Path) -> None:
         'Llama-2-70B-chat (llama2-70b-99),Server,fp8,29228.2,"mean output tokens/sample 301.1"',
         's,"TensorRT-LLM perf-overview",sys,NVIDIA H100 SXM 80GB,1,Llama-3.1-8B-Instruct,'
         '"Offline max throughput, ISL/OSL 1000/1000",fp8,15220,x',
-        's,other,sys,Intel Gaudi 3,8,Llama-2-70B-chat,Offline,fp8,1000,x',
+        "s,other,sys,Intel Gaudi 3,8,Llama-2-70B-chat,Offline,fp8,1000,x",
     )
     report = validate_serving(path)
     assert [r.line for r in report.rows] == [2, 3, 4]
@@ -39,13 +41,12 @@ def test_rows_are_mapped_and_scored(tmp_path: Path) -> None:
     assert (first.input_tokens, first.output_tokens) == (222, 301)
     assert (trt.input_tokens, trt.output_tokens) == (1000, 1000)
     assert server.estimated_tokens_per_s < first.estimated_tokens_per_s  # p99 limits and queueing headroom
-    assert first.error_pct == pytest.approx(
-        (first.estimated_tokens_per_s - 31302.7) / 31302.7 * 100)
+    assert first.error_pct == pytest.approx((first.estimated_tokens_per_s - 31302.7) / 31302.7 * 100)
     assert report.median_ape_pct == pytest.approx(sorted(abs(r.error_pct) for r in report.rows)[1])
 
 
 def test_bad_number_names_file_line_and_field(tmp_path: Path) -> None:
-    path = _write(tmp_path, 's,MLPerf,sys,NVIDIA H200-SXM-141GB,8,Llama-2-70B,Offline,fp8,lots,x')
+    path = _write(tmp_path, "s,MLPerf,sys,NVIDIA H200-SXM-141GB,8,Llama-2-70B,Offline,fp8,lots,x")
     with pytest.raises(InputError, match=r"measured\.csv:2: .*tokens_per_s"):
         validate_serving(path)
 

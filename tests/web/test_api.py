@@ -193,7 +193,7 @@ def test_budgets_use_the_ledgers_budget_check(golden: Fixture, tmp_path: Path, a
     copy = tmp_path / "ledger.duckdb"
     shutil.copy(golden.path, copy)
     budgets = tmp_path / "budgets.toml"
-    budgets.write_text('[team.infra]\nmonthly_usd = 100\n\n[team.research]\nmonthly_usd = 100000\n', "utf-8")
+    budgets.write_text("[team.infra]\nmonthly_usd = 100\n\n[team.research]\nmonthly_usd = 100000\n", "utf-8")
     s = ServerState.open(WebConfig(db=copy, budgets=budgets))
     try:
         admin = api_for(s).get("/api/v1/overview", token=golden.tokens["admin"]).json()["budgets"]

@@ -85,8 +85,9 @@ class Accelerator:
         'fp8'
         """
         if precision not in _COMPUTE_FALLBACK:
-            raise InputError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}",
-                             field="precision")
+            raise InputError(
+                f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}", field="precision"
+            )
         for candidate in _COMPUTE_FALLBACK[precision]:
             if self._tflops(candidate) is not None:
                 return candidate
@@ -116,8 +117,9 @@ class Accelerator:
         return dict(self.sources)[group]
 
     def _tflops(self, precision: str) -> float | None:
-        return {"bf16": self.bf16_dense_tflops, "fp8": self.fp8_dense_tflops,
-                "fp4": self.fp4_dense_tflops}[precision]
+        return {"bf16": self.bf16_dense_tflops, "fp8": self.fp8_dense_tflops, "fp4": self.fp4_dense_tflops}[
+            precision
+        ]
 
 
 class _SourceRow(BaseModel):
@@ -160,14 +162,24 @@ class _AcceleratorRow(BaseModel):
 
     def to_record(self) -> Accelerator:
         return Accelerator(
-            id=self.id, name=self.name, vendor=self.vendor, family=self.family, kind=self.kind,
-            bf16_dense_tflops=self.bf16_dense_tflops, fp8_dense_tflops=self.fp8_dense_tflops,
-            fp4_dense_tflops=self.fp4_dense_tflops, memory_gb=self.memory_gb,
-            memory_tb_per_s=self.memory_tb_per_s, interconnect=self.interconnect,
-            interconnect_gb_per_s=self.interconnect_gb_per_s, scale_up_domain=self.scale_up_domain,
+            id=self.id,
+            name=self.name,
+            vendor=self.vendor,
+            family=self.family,
+            kind=self.kind,
+            bf16_dense_tflops=self.bf16_dense_tflops,
+            fp8_dense_tflops=self.fp8_dense_tflops,
+            fp4_dense_tflops=self.fp4_dense_tflops,
+            memory_gb=self.memory_gb,
+            memory_tb_per_s=self.memory_tb_per_s,
+            interconnect=self.interconnect,
+            interconnect_gb_per_s=self.interconnect_gb_per_s,
+            scale_up_domain=self.scale_up_domain,
             board_power_w=self.board_power_w,
-            server_power_w_per_accelerator=self.server_power_w_per_accelerator, pue=self.pue,
-            usd_per_hour_rented=self.usd_per_hour_rented, usd_capex_owned=self.usd_capex_owned,
+            server_power_w_per_accelerator=self.server_power_w_per_accelerator,
+            pue=self.pue,
+            usd_per_hour_rented=self.usd_per_hour_rented,
+            usd_capex_owned=self.usd_capex_owned,
             aliases=tuple(self.aliases),
             sources=tuple((k, FigureSource(v.source, v.as_of)) for k, v in sorted(self.sources.items())),
         )

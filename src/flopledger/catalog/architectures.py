@@ -148,8 +148,10 @@ class ModelArchitecture:
         >>> round(get_model_architecture("mixtral-8x7b").active_params / 1e9, 1)
         12.7
         """
-        return self.attention_params_per_layer * self.layers + self._ffn_params(active=True) + (
-            self.embedding_params
+        return (
+            self.attention_params_per_layer * self.layers
+            + self._ffn_params(active=True)
+            + (self.embedding_params)
         )
 
     # --- FLOPs --------------------------------------------------------------------------------------
@@ -164,8 +166,11 @@ class ModelArchitecture:
             ctx_sum += self.sliding_layers * min(context_tokens, self.sliding_window)
         if self.mla is not None:
             m = self.mla
-            width = (2 * m.kv_lora_rank + m.qk_rope_head_dim if decode
-                     else m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim)
+            width = (
+                2 * m.kv_lora_rank + m.qk_rope_head_dim
+                if decode
+                else m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim
+            )
         else:
             width = 2 * self.head_dim
         return 2.0 * self.heads * width * ctx_sum
@@ -263,15 +268,24 @@ class _ModelRow(BaseModel):
 
     def to_record(self) -> ModelArchitecture:
         return ModelArchitecture(
-            id=self.id, name=self.name, layers=self.layers, hidden_size=self.hidden_size,
-            heads=self.heads, kv_heads=self.kv_heads, head_dim=self.head_dim, ffn_size=self.ffn_size,
-            vocab_size=self.vocab_size, tied_embeddings=self.tied_embeddings,
+            id=self.id,
+            name=self.name,
+            layers=self.layers,
+            hidden_size=self.hidden_size,
+            heads=self.heads,
+            kv_heads=self.kv_heads,
+            head_dim=self.head_dim,
+            ffn_size=self.ffn_size,
+            vocab_size=self.vocab_size,
+            tied_embeddings=self.tied_embeddings,
             moe=MoEShape(**self.moe.model_dump()) if self.moe else None,
             mla=MLAShape(**self.mla.model_dump()) if self.mla else None,
-            sliding_window=self.sliding_window, sliding_layers=self.sliding_layers,
+            sliding_window=self.sliding_window,
+            sliding_layers=self.sliding_layers,
             published_total_params_b=self.published_total_params_b,
             published_active_params_b=self.published_active_params_b,
-            released_weight_precision=self.released_weight_precision, aliases=tuple(self.aliases),
+            released_weight_precision=self.released_weight_precision,
+            aliases=tuple(self.aliases),
             source=FigureSource(self.source.source, self.source.as_of),
         )
 

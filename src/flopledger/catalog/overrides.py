@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import hashlib
+import itertools
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,7 +148,9 @@ class PriceOverrides:
                 )
         return rows
 
-    def discount_windows(self, provider_id: str, model_id: str) -> list[tuple[dt.datetime, dt.datetime, float]]:
+    def discount_windows(
+        self, provider_id: str, model_id: str
+    ) -> list[tuple[dt.datetime, dt.datetime, float]]:
         """Consecutive windows covering all time, each with the discount in force (0 where none).
 
         Where two discounts overlap, the later entry in the file wins.
@@ -163,7 +166,7 @@ class PriceOverrides:
             cuts.add(_as_datetime(d.valid_to, _FUTURE))
         edges = sorted(cuts)
         windows: list[tuple[dt.datetime, dt.datetime, float]] = []
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        for lo, hi in itertools.pairwise(edges):
             pct = 0.0
             for d in applicable:
                 if _as_datetime(d.valid_from, _PAST) <= lo and hi <= _as_datetime(d.valid_to, _FUTURE):

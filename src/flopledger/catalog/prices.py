@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 from collections.abc import Iterator, Mapping
 from copy import copy
 from dataclasses import dataclass, replace
@@ -195,7 +196,7 @@ def _cells(info: Any) -> Iterator[tuple[dt.datetime, dt.datetime, int, int]]:
     ends = [*(dt.datetime.combine(d, dt.time()) for d in dates), FAR_FUTURE]
     tods = _tod_breaks(info)
     for valid_from, valid_to in zip(starts, ends, strict=True):
-        for tod_from, tod_to in zip(tods[:-1], tods[1:], strict=True):
+        for tod_from, tod_to in itertools.pairwise(tods):
             yield valid_from, valid_to, tod_from, tod_to
 
 
@@ -217,7 +218,9 @@ def batch_discounts() -> dict[str, BatchDiscount]:
     raw = yaml.safe_load(files("flopledger.catalog").joinpath("data/batch_discounts.yaml").read_text("utf-8"))
     out = {}
     for entry in raw:
-        d = BatchDiscount(str(entry["provider"]), float(entry["percent"]), str(entry["source"]), str(entry["as_of"]))
+        d = BatchDiscount(
+            str(entry["provider"]), float(entry["percent"]), str(entry["source"]), str(entry["as_of"])
+        )
         if not 0 <= d.percent <= 100:
             raise ValueError(f"batch_discounts.yaml: percent {d.percent} for {d.provider} is not in 0..100")
         out[d.provider] = d
@@ -225,8 +228,11 @@ def batch_discounts() -> dict[str, BatchDiscount]:
 
 
 _RATE_FIELDS = (
-    "input_usd_per_mtok", "cache_read_usd_per_mtok", "cache_write_5m_usd_per_mtok",
-    "cache_write_1h_usd_per_mtok", "output_usd_per_mtok",
+    "input_usd_per_mtok",
+    "cache_read_usd_per_mtok",
+    "cache_write_5m_usd_per_mtok",
+    "cache_write_1h_usd_per_mtok",
+    "output_usd_per_mtok",
 )
 
 
@@ -242,7 +248,9 @@ def _with_batch_fallback(rows: list[PriceRow]) -> list[PriceRow]:
             keep = 1.0 - discount.percent / 100.0
             r = replace(
                 r,
-                source=f"{r.source}; batch at {100 - discount.percent:g}% ({discount.source}, {discount.as_of})",
+                source=(
+                    f"{r.source}; batch at {100 - discount.percent:g}% ({discount.source}, {discount.as_of})"
+                ),
                 **{f: getattr(r, f) * keep for f in _RATE_FIELDS},
             )
         out.append(r)

@@ -101,9 +101,14 @@ def capacity_cmd(
         list[str] | None,
         typer.Option("--set", help="Override an assumption, NAME=NUMBER (see the assumptions table)."),
     ] = None,
-    accelerator: Annotated[str | None, typer.Option(
-        "--accelerator", help="Take chip power, PUE and peak FLOP/s from the catalog, e.g. tpu-v7.",
-        show_default=False)] = None,
+    accelerator: Annotated[
+        str | None,
+        typer.Option(
+            "--accelerator",
+            help="Take chip power, PUE and peak FLOP/s from the catalog, e.g. tpu-v7.",
+            show_default=False,
+        ),
+    ] = None,
     scenarios: Annotated[int, typer.Option("--scenarios", help="Monte Carlo draws.")] = 20_000,
     seed: Annotated[int, typer.Option("--seed")] = 7,
     fmt: FormatOption = OutputFormat.table,
@@ -168,25 +173,35 @@ def _tokens_option(name: str, what: str) -> Any:
 
 
 def _price_option(name: str, what: str) -> Any:
-    return typer.Option(name, help=f"Vendor price of {what}, $/Mtok (default: the ledger's rates).",
-                        show_default=False)
+    return typer.Option(
+        name, help=f"Vendor price of {what}, $/Mtok (default: the ledger's rates).", show_default=False
+    )
 
 
 @app.command("build-vs-buy")
 def build_vs_buy_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="In-house model (see `serving models`).")],
     accelerator: Annotated[str, typer.Option("--accelerator", "-a", help="Accelerator id to serve on.")],
-    db: Annotated[Path | None, typer.Option(
-        "--db", help="Ledger to read monthly tokens and the vendor bill from.", show_default=False)] = None,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db", help="Ledger to read monthly tokens and the vendor bill from.", show_default=False
+        ),
+    ] = None,
     since: Annotated[str | None, typer.Option("--since", help="With --db: first day, YYYY-MM-DD.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="With --db: day after the last.")] = None,
     input_tokens: Annotated[float | None, _tokens_option("--monthly-input-tokens", "Uncached input")] = None,
     cache_read_tokens: Annotated[float, _tokens_option("--monthly-cache-read-tokens", "Cache-read")] = 0.0,
     cache_write_tokens: Annotated[float, _tokens_option("--monthly-cache-write-tokens", "Cache-write")] = 0.0,
     output_tokens: Annotated[float | None, _tokens_option("--monthly-output-tokens", "Output")] = None,
-    requests: Annotated[float | None, typer.Option(
-        "--monthly-requests", help="Requests a month (sets the request shape; default 500 output each).",
-        show_default=False)] = None,
+    requests: Annotated[
+        float | None,
+        typer.Option(
+            "--monthly-requests",
+            help="Requests a month (sets the request shape; default 500 output each).",
+            show_default=False,
+        ),
+    ] = None,
     price_input: Annotated[float | None, _price_option("--vendor-usd-per-mtok-input", "input")] = None,
     price_read: Annotated[float | None, _price_option("--vendor-usd-per-mtok-cache-read", "reads")] = None,
     price_write: Annotated[float | None, _price_option("--vendor-usd-per-mtok-cache-write", "writes")] = None,
@@ -194,19 +209,28 @@ def build_vs_buy_cmd(
     node_size: Annotated[int, typer.Option("--node-size", help="Accelerators per serving node.")] = 8,
     precision: Annotated[str, typer.Option("--precision", help="bf16, fp8 or fp4.")] = "fp8",
     owned: Annotated[bool, typer.Option("--owned", help="Own the accelerators (capex + energy).")] = False,
-    usd_per_hour: Annotated[float | None, typer.Option(
-        "--usd-per-hour", help="Price per accelerator-hour (default: catalog).", show_default=False)] = None,
+    usd_per_hour: Annotated[
+        float | None,
+        typer.Option(
+            "--usd-per-hour", help="Price per accelerator-hour (default: catalog).", show_default=False
+        ),
+    ] = None,
     life_years: Annotated[float, typer.Option("--life-years", help="Owned accelerator life.")] = 4.0,
     utilization: Annotated[float, typer.Option("--utilization", help="Average load, 0-1.")] = 0.6,
     usd_per_kwh: Annotated[float, typer.Option("--usd-per-kwh", help="Electricity (owned).")] = 0.08,
-    cache_share: Annotated[float, typer.Option(
-        "--cache-read-compute-share", help="Share of cache reads prefilled again in house.")] = 0.1,
-    development_usd: Annotated[float, typer.Option(
-        "--development-usd", help="One-off cost of building the model.")] = 0.0,
-    amortization_months: Annotated[float, typer.Option(
-        "--amortization-months", help="Months the model stays in service.")] = 24.0,
-    operations_usd: Annotated[float, typer.Option(
-        "--operations-usd-per-month", help="Fixed serving operations cost a month.")] = 0.0,
+    cache_share: Annotated[
+        float,
+        typer.Option("--cache-read-compute-share", help="Share of cache reads prefilled again in house."),
+    ] = 0.1,
+    development_usd: Annotated[
+        float, typer.Option("--development-usd", help="One-off cost of building the model.")
+    ] = 0.0,
+    amortization_months: Annotated[
+        float, typer.Option("--amortization-months", help="Months the model stays in service.")
+    ] = 24.0,
+    operations_usd: Annotated[
+        float, typer.Option("--operations-usd-per-month", help="Fixed serving operations cost a month.")
+    ] = 0.0,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Vendor prices against self-hosting plus amortised development; the break-even volume."""
@@ -218,22 +242,48 @@ def build_vs_buy_cmd(
     if db is not None:
         volume = monthly_volume_from_ledger(db, since=_date(since, "--since"), until=_date(until, "--until"))
     elif input_tokens is None or output_tokens is None:
-        raise InputError("give --db LEDGER, or --monthly-input-tokens and --monthly-output-tokens",
-                         field="--monthly-input-tokens")
+        raise InputError(
+            "give --db LEDGER, or --monthly-input-tokens and --monthly-output-tokens",
+            field="--monthly-input-tokens",
+        )
     else:
-        volume = MonthlyVolume(input_tokens, cache_read_tokens, cache_write_tokens, output_tokens,
-                               requests, None, None, "given on the command line")
+        volume = MonthlyVolume(
+            input_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+            output_tokens,
+            requests,
+            None,
+            None,
+            "given on the command line",
+        )
     prices = None
     if any(p is not None for p in (price_input, price_read, price_write, price_output)):
-        prices = VendorPrices.from_rates(price_input, price_output, cache_read=price_read,
-                                         cache_write=price_write)
-    host = SelfHosting(model=model, accelerator=accelerator, node_size=node_size, precision=precision,
-                       owned=owned, usd_per_accelerator_hour=usd_per_hour, life_years=life_years,
-                       utilization=utilization, usd_per_kwh=usd_per_kwh, cache_read_compute_share=cache_share,
-                       operations_usd_per_month=operations_usd)
+        prices = VendorPrices.from_rates(
+            price_input, price_output, cache_read=price_read, cache_write=price_write
+        )
+    host = SelfHosting(
+        model=model,
+        accelerator=accelerator,
+        node_size=node_size,
+        precision=precision,
+        owned=owned,
+        usd_per_accelerator_hour=usd_per_hour,
+        life_years=life_years,
+        utilization=utilization,
+        usd_per_kwh=usd_per_kwh,
+        cache_read_compute_share=cache_share,
+        operations_usd_per_month=operations_usd,
+    )
     result = compare_build_vs_buy(volume, prices, host, Development(development_usd, amortization_months))
-    _render_sections({"summary": result.summary(), "volume_curve": _records(result.curve),
-                      "assumptions": result.assumptions}, fmt)
+    _render_sections(
+        {
+            "summary": result.summary(),
+            "volume_curve": _records(result.curve),
+            "assumptions": result.assumptions,
+        },
+        fmt,
+    )
 
 
 def _date(value: str | None, flag: str) -> dt.date | None:

@@ -21,7 +21,10 @@ __all__ = ["register"]
 
 OverridesOption = Annotated[
     Path | None,
-    typer.Option("--overrides", help="Price overrides TOML (default: $FLOPLEDGER_OVERRIDES or ./flopledger-prices.toml)."),
+    typer.Option(
+        "--overrides",
+        help="Price overrides TOML (default: $FLOPLEDGER_OVERRIDES or ./flopledger-prices.toml).",
+    ),
 ]
 SinceOption = Annotated[
     dt.datetime | None, typer.Option("--since", help="From this date or time (UTC), inclusive.")
@@ -67,11 +70,18 @@ def _print_reconciliation(rows: list[dict[str, Any]], fmt: OutputFormat) -> None
 
 
 def ingest(
-    files: Annotated[list[Path], typer.Argument(help="Usage files: vendor exports, OTLP JSON, LiteLLM logs, CSV/JSONL/Parquet.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Usage files: vendor exports, OTLP JSON, LiteLLM logs, CSV/JSONL/Parquet."),
+    ],
     db: DbOption = None,
     input_format: Annotated[
         str | None,
-        typer.Option("--input-format", "--format", help="Input format (default: detected); 'outcomes' for outcomes files."),
+        typer.Option(
+            "--input-format",
+            "--format",
+            help="Input format (default: detected); 'outcomes' for outcomes files.",
+        ),
     ] = None,
     mapping: Annotated[
         list[str] | None, typer.Option("--map", help="canonical=source column pairs, comma-separated.")
@@ -82,10 +92,13 @@ def ingest(
         bool, typer.Option("--keep-prompts", help="Store prompt text (default: only keyed fingerprints).")
     ] = False,
     input_includes_cache: Annotated[
-        bool, typer.Option("--input-includes-cache", help="Tabular input_tokens include cache reads and writes.")
+        bool,
+        typer.Option("--input-includes-cache", help="Tabular input_tokens include cache reads and writes."),
     ] = False,
     overrides: OverridesOption = None,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="table, json or csv.")] = OutputFormat.table,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="table, json or csv.")
+    ] = OutputFormat.table,
 ) -> None:
     """Ingest usage logs: validate, quarantine bad rows, skip duplicates, price, store."""
     from flopledger.ledger.ingest import ingest_files
@@ -97,44 +110,78 @@ def ingest(
             from flopledger.integrity.outcomes import ingest_outcomes
 
             if mapping or fixed or strict or keep_prompts or input_includes_cache:
-                raise InputError("--map, --set, --strict, --keep-prompts and --input-includes-cache do not apply "
-                                 "to outcomes files (columns: user, ts, kind, weight)")
+                raise InputError(
+                    "--map, --set, --strict, --keep-prompts and --input-includes-cache do not apply "
+                    "to outcomes files (columns: user, ts, kind, weight)"
+                )
 
             out = ingest_outcomes(con, files)
-            _print_reconciliation([{"rows_read": out.read, "rows_stored": out.stored,
-                                    "rows_rejected": out.rejected, "rows_duplicate": out.duplicates}], output)
+            _print_reconciliation(
+                [
+                    {
+                        "rows_read": out.read,
+                        "rows_stored": out.stored,
+                        "rows_rejected": out.rejected,
+                        "rows_duplicate": out.duplicates,
+                    }
+                ],
+                output,
+            )
             return
         key = setting_value("fingerprint_key").encode()
         with _progress_bar("ingest") as update:
             result = ingest_files(
-                con, files, format=input_format, mapping=_pairs(mapping, "--map"), fixed=_pairs(fixed, "--set"),
-                strict=strict, keep_prompts=keep_prompts, input_includes_cache=input_includes_cache,
-                overrides=_overrides(overrides), fingerprint_key=key, progress=update,
+                con,
+                files,
+                format=input_format,
+                mapping=_pairs(mapping, "--map"),
+                fixed=_pairs(fixed, "--set"),
+                strict=strict,
+                keep_prompts=keep_prompts,
+                input_includes_cache=input_includes_cache,
+                overrides=_overrides(overrides),
+                fingerprint_key=key,
+                progress=update,
             )
     finally:
         con.close()
     _print_reconciliation([result.as_row()], output)
     if result.rows_quarantined and output is OutputFormat.table:
-        console.print(f"{result.rows_quarantined} row(s) quarantined: see `flopledger quarantine list`.",
-                      highlight=False)
+        console.print(
+            f"{result.rows_quarantined} row(s) quarantined: see `flopledger quarantine list`.",
+            highlight=False,
+        )
     if result.unpriced_rows and output is OutputFormat.table:
-        console.print(f"{result.unpriced_rows} row(s) have no price: see `flopledger prices missing`.",
-                      highlight=False)
+        console.print(
+            f"{result.unpriced_rows} row(s) have no price: see `flopledger prices missing`.", highlight=False
+        )
 
 
-_SHORT_COLUMNS = ("requests", "input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "output_tokens",
-                  "cost_usd", "unpriced_tokens")
+_SHORT_COLUMNS = (
+    "requests",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "output_tokens",
+    "cost_usd",
+    "unpriced_tokens",
+)
 
 
 def report(
-    by: Annotated[str, typer.Option("--by", help="team, user, model, provider, project, api_key, org, day, hour.")] = "team",
+    by: Annotated[
+        str, typer.Option("--by", help="team, user, model, provider, project, api_key, org, day, hour.")
+    ] = "team",
     since: SinceOption = None,
     until: UntilOption = None,
     per_active_hour: Annotated[
         bool, typer.Option("--per-active-hour", help="Add cost per active hour (an hour with a request).")
     ] = False,
     show_headline: Annotated[
-        bool, typer.Option("--headline", help="The bill if all tokens were output, or all input uncached, vs real.")
+        bool,
+        typer.Option(
+            "--headline", help="The bill if all tokens were output, or all input uncached, vs real."
+        ),
     ] = False,
     limit: Annotated[int | None, typer.Option("--limit", help="At most this many rows.")] = None,
     db: DbOption = None,
@@ -167,7 +214,10 @@ def _render_headline(view: dict[str, Any], fmt: OutputFormat) -> None:
         return
     render_rows(
         [
-            {"bill": "every token priced as output (the headline)", "cost_usd": view["all_as_output_cost_usd"]},
+            {
+                "bill": "every token priced as output (the headline)",
+                "cost_usd": view["all_as_output_cost_usd"],
+            },
             {"bill": "all input priced as uncached", "cost_usd": view["all_input_uncached_cost_usd"]},
             {"bill": "real, each token class priced apart", "cost_usd": view["real_cost_usd"]},
         ],
@@ -175,25 +225,38 @@ def _render_headline(view: dict[str, Any], fmt: OutputFormat) -> None:
         title="Headline versus real",
     )
     render_rows(
-        [{"token_class": c["token_class"], "tokens": c["tokens"], "token_share": f"{c['token_share']:.1%}",
-          "cost_usd": c["cost_usd"], "cost_share": f"{c['cost_share']:.1%}", "usd_per_mtok": c["usd_per_mtok"]}
-         for c in view["classes"]],
+        [
+            {
+                "token_class": c["token_class"],
+                "tokens": c["tokens"],
+                "token_share": f"{c['token_share']:.1%}",
+                "cost_usd": c["cost_usd"],
+                "cost_share": f"{c['cost_share']:.1%}",
+                "usd_per_mtok": c["usd_per_mtok"],
+            }
+            for c in view["classes"]
+        ],
         fmt,
         title="Share of tokens and of cost per class (reasoning is part of output)",
     )
     if view["overstatement_x"]:
-        console.print(f"The all-output headline overstates the real bill {view['overstatement_x']}x.",
-                      highlight=False)
+        console.print(
+            f"The all-output headline overstates the real bill {view['overstatement_x']}x.", highlight=False
+        )
     if view["unpriced_tokens"]:
-        console.print(f"{view['unpriced_tokens']:,} tokens have no price and are left out: "
-                      "`flopledger prices missing`.", highlight=False)
+        console.print(
+            f"{view['unpriced_tokens']:,} tokens have no price and are left out: "
+            "`flopledger prices missing`.",
+            highlight=False,
+        )
 
 
 def demo(
     db: DbOption = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic organisation.")] = 0,
     out_dir: Annotated[
-        Path | None, typer.Option("--out-dir", help="Where to write the raw logs (default: demo-data/ beside the db).")
+        Path | None,
+        typer.Option("--out-dir", help="Where to write the raw logs (default: demo-data/ beside the db)."),
     ] = None,
 ) -> None:
     """Build a synthetic organisation's raw vendor logs, ingest them, and show what they cost."""
@@ -204,7 +267,9 @@ def demo(
 
     path = resolve_db(db)
     if path.exists():
-        raise InputError(f"{path} already exists; the demo writes a fresh ledger: remove it or pass --db NEW.duckdb")
+        raise InputError(
+            f"{path} already exists; the demo writes a fresh ledger: remove it or pass --db NEW.duckdb"
+        )
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:
         tasks: dict[str, Any] = {}
@@ -217,15 +282,22 @@ def demo(
         console.print("Writing the synthetic organisation's logs and ingesting them...", highlight=False)
         result = build_demo_ledger(path, seed=seed, out_dir=out_dir, progress=tick)
     _print_reconciliation(
-        [{"file": Path(i.files[0]).name, **{k: v for k, v in i.as_row().items() if k not in ("ingest_id", "files")}}
-         for i in result.ingests],
+        [
+            {
+                "file": Path(i.files[0]).name,
+                **{k: v for k, v in i.as_row().items() if k not in ("ingest_id", "files")},
+            }
+            for i in result.ingests
+        ],
         OutputFormat.table,
     )
     engine = connect_engine("duckdb", db=path)
     teams = build_report(engine, ["team"], limit=10)
     render_rows(teams, OutputFormat.table, title="Top 10 teams by cost", columns=["team", *_SHORT_COLUMNS])
     models = build_report(engine, ["provider", "model"])
-    render_rows(models, OutputFormat.table, title="Cost by model", columns=["provider", "model", *_SHORT_COLUMNS])
+    render_rows(
+        models, OutputFormat.table, title="Cost by model", columns=["provider", "model", *_SHORT_COLUMNS]
+    )
     _render_headline(headline(engine).as_dict(), OutputFormat.table)
     console.print(
         f"Ledger: {path}. Next: `flopledger report --db {path} --by user --per-active-hour`, "
@@ -256,7 +328,9 @@ def quarantine_list(
 
 def prices_show(
     model: Annotated[str, typer.Argument(help="Model as logged, e.g. claude-sonnet-4-5.")],
-    provider: Annotated[str | None, typer.Option("--provider", help="Provider, when the name is ambiguous.")] = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="Provider, when the name is ambiguous.")
+    ] = None,
     overrides: OverridesOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
@@ -266,9 +340,19 @@ def prices_show(
     rows = price_rows(model, provider, _overrides(overrides))
     columns = None
     if fmt is OutputFormat.table:
-        columns = ["model_id", "variant", "valid_from", "valid_to", "tier_above_tokens", "input_usd_per_mtok",
-                   "cache_read_usd_per_mtok", "cache_write_5m_usd_per_mtok", "cache_write_1h_usd_per_mtok",
-                   "output_usd_per_mtok", "discount_pct"]
+        columns = [
+            "model_id",
+            "variant",
+            "valid_from",
+            "valid_to",
+            "tier_above_tokens",
+            "input_usd_per_mtok",
+            "cache_read_usd_per_mtok",
+            "cache_write_5m_usd_per_mtok",
+            "cache_write_1h_usd_per_mtok",
+            "output_usd_per_mtok",
+            "discount_pct",
+        ]
     render_rows(rows, fmt, title=f"Prices of {model}", columns=columns)
 
 
@@ -278,13 +362,21 @@ def prices_missing(db: DbOption = None, fmt: FormatOption = OutputFormat.table) 
     from flopledger.ledger.store import open_ledger
 
     rows = missing_prices(open_ledger(resolve_db(db), read_only=True))
-    render_rows(rows, fmt, title="Unpriced models", columns=None if fmt is not OutputFormat.table else
-                ["provider", "model", "events", "tokens", "first_seen", "last_seen"])
+    render_rows(
+        rows,
+        fmt,
+        title="Unpriced models",
+        columns=None
+        if fmt is not OutputFormat.table
+        else ["provider", "model", "events", "tokens", "first_seen", "last_seen"],
+    )
     if not rows and fmt is OutputFormat.table:
         console.print("Every event has a price.", highlight=False)
 
 
-def reprice_cmd(db: DbOption = None, overrides: OverridesOption = None, fmt: FormatOption = OutputFormat.table) -> None:
+def reprice_cmd(
+    db: DbOption = None, overrides: OverridesOption = None, fmt: FormatOption = OutputFormat.table
+) -> None:
     """Re-price all history with the current catalog and overrides file."""
     from flopledger.ledger.repricing import reprice
     from flopledger.ledger.store import open_ledger

@@ -23,7 +23,7 @@ console = Console() if sys.stdout.isatty() else Console(width=200)
 err_console = Console(stderr=True)
 
 
-class OutputFormat(str, enum.Enum):
+class OutputFormat(enum.StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
@@ -79,7 +79,9 @@ def render_rows(
     else:
         table = Table(title=title, show_lines=False)
         for c in cols:
-            table.add_column(c, justify="right" if rows and isinstance(rows[0].get(c), int | float) else "left")
+            table.add_column(
+                c, justify="right" if rows and isinstance(rows[0].get(c), int | float) else "left"
+            )
         for r in rows:
             table.add_row(*(_cell(r.get(c)) for c in cols))
         console.print(table)

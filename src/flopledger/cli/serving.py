@@ -30,35 +30,84 @@ def accelerators_command(fmt: FormatOption = OutputFormat.table) -> None:
     """List the accelerator catalog (dense TFLOP/s, memory, power, price, sources)."""
     rows: list[dict[str, Any]] = []
     for a in list_accelerators():
-        row: dict[str, Any] = {k: getattr(a, k) for k in (
-            "id", "vendor", "family", "kind", "bf16_dense_tflops", "fp8_dense_tflops", "fp4_dense_tflops",
-            "memory_gb", "memory_tb_per_s", "interconnect", "board_power_w", "server_power_w_per_accelerator",
-            "pue", "usd_per_hour_rented", "usd_capex_owned")}
+        row: dict[str, Any] = {
+            k: getattr(a, k)
+            for k in (
+                "id",
+                "vendor",
+                "family",
+                "kind",
+                "bf16_dense_tflops",
+                "fp8_dense_tflops",
+                "fp4_dense_tflops",
+                "memory_gb",
+                "memory_tb_per_s",
+                "interconnect",
+                "board_power_w",
+                "server_power_w_per_accelerator",
+                "pue",
+                "usd_per_hour_rented",
+                "usd_capex_owned",
+            )
+        }
         if fmt is not OutputFormat.table:
             row["sources"] = {k: {"source": s.source, "as_of": s.as_of} for k, s in a.sources}
         rows.append(row)
-    columns = None if fmt is not OutputFormat.table else [
-        "id", "vendor", "bf16_dense_tflops", "fp8_dense_tflops", "fp4_dense_tflops", "memory_gb",
-        "memory_tb_per_s", "board_power_w", "usd_per_hour_rented"]
+    columns = (
+        None
+        if fmt is not OutputFormat.table
+        else [
+            "id",
+            "vendor",
+            "bf16_dense_tflops",
+            "fp8_dense_tflops",
+            "fp4_dense_tflops",
+            "memory_gb",
+            "memory_tb_per_s",
+            "board_power_w",
+            "usd_per_hour_rented",
+        ]
+    )
     render_rows(rows, fmt, title="Accelerators", columns=columns)
 
 
 @app.command("models")
 def models_command(fmt: FormatOption = OutputFormat.table) -> None:
     """List the model architectures with derived parameters and KV-cache bytes per token."""
-    rows = [{
-        "id": m.id, "attention": m.attention_kind, "layers": m.layers, "hidden_size": m.hidden_size,
-        "heads": m.heads, "kv_heads": m.kv_heads, "head_dim": m.head_dim,
-        "experts": m.moe.experts if m.moe else None,
-        "experts_per_token": m.moe.experts_per_token if m.moe else None,
-        "total_params_b": round(m.total_params / 1e9, 2), "active_params_b": round(m.active_params / 1e9, 2),
-        "flops_per_token_g": round(m.flops_per_token() / 1e9, 2),
-        "kv_cache_bytes_per_token_bf16": m.kv_cache_bytes_per_token(bytes_per_element=2),
-        "source": m.source.source, "as_of": m.source.as_of,
-    } for m in list_model_architectures()]
-    columns = None if fmt is not OutputFormat.table else [
-        "id", "attention", "layers", "experts", "total_params_b", "active_params_b", "flops_per_token_g",
-        "kv_cache_bytes_per_token_bf16"]
+    rows = [
+        {
+            "id": m.id,
+            "attention": m.attention_kind,
+            "layers": m.layers,
+            "hidden_size": m.hidden_size,
+            "heads": m.heads,
+            "kv_heads": m.kv_heads,
+            "head_dim": m.head_dim,
+            "experts": m.moe.experts if m.moe else None,
+            "experts_per_token": m.moe.experts_per_token if m.moe else None,
+            "total_params_b": round(m.total_params / 1e9, 2),
+            "active_params_b": round(m.active_params / 1e9, 2),
+            "flops_per_token_g": round(m.flops_per_token() / 1e9, 2),
+            "kv_cache_bytes_per_token_bf16": m.kv_cache_bytes_per_token(bytes_per_element=2),
+            "source": m.source.source,
+            "as_of": m.source.as_of,
+        }
+        for m in list_model_architectures()
+    ]
+    columns = (
+        None
+        if fmt is not OutputFormat.table
+        else [
+            "id",
+            "attention",
+            "layers",
+            "experts",
+            "total_params_b",
+            "active_params_b",
+            "flops_per_token_g",
+            "kv_cache_bytes_per_token_bf16",
+        ]
+    )
     render_rows(rows, fmt, title="Model architectures", columns=columns)
 
 
@@ -70,18 +119,29 @@ def estimate_command(
     output_tokens: OutputTokensOpt,
     count: Annotated[int, typer.Option("--count", "-n", help="Number of accelerators.")] = 1,
     precision: PrecisionOpt = "bf16",
-    ttft_ms: Annotated[float | None, typer.Option(
-        "--ttft-ms", help="Limit on time to first token (ms).")] = None,
+    ttft_ms: Annotated[
+        float | None, typer.Option("--ttft-ms", help="Limit on time to first token (ms).")
+    ] = None,
     tpot_ms: TpotOpt = None,
-    usd_per_hour: Annotated[float | None, typer.Option(
-        "--usd-per-hour", help="Price per accelerator-hour (default: catalog).")] = None,
+    usd_per_hour: Annotated[
+        float | None, typer.Option("--usd-per-hour", help="Price per accelerator-hour (default: catalog).")
+    ] = None,
     utilization: Annotated[float, typer.Option("--utilization", help="Average load, 0-1.")] = 1.0,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Estimate throughput, latency, $/Mtok and J/token for a model on accelerators."""
-    est = estimate_serving(model=model, accelerator=accelerator, count=count, precision=precision,
-                           input_tokens=input_tokens, output_tokens=output_tokens, ttft_ms=ttft_ms,
-                           tpot_ms=tpot_ms, usd_per_hour=usd_per_hour, utilization=utilization)
+    est = estimate_serving(
+        model=model,
+        accelerator=accelerator,
+        count=count,
+        precision=precision,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        ttft_ms=ttft_ms,
+        tpot_ms=tpot_ms,
+        usd_per_hour=usd_per_hour,
+        utilization=utilization,
+    )
     row = est.as_row()
     if fmt is OutputFormat.json:
         typer.echo(json.dumps(to_jsonable(row), indent=2))
@@ -89,8 +149,11 @@ def estimate_command(
     if fmt is OutputFormat.csv:
         render_rows([{k: v for k, v in row.items() if k != "assumptions"}], fmt)
         return
-    render_rows([{"field": k, "value": v} for k, v in row.items() if k != "assumptions"], fmt,
-                title=f"{est.model} on {est.count} x {est.accelerator} ({est.precision})")
+    render_rows(
+        [{"field": k, "value": v} for k, v in row.items() if k != "assumptions"],
+        fmt,
+        title=f"{est.model} on {est.count} x {est.accelerator} ({est.precision})",
+    )
     render_rows([{"assumption": k, "value": str(v)} for k, v in est.assumptions.items()], fmt)
 
 
@@ -110,10 +173,19 @@ def compare_command(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Put a local device against an API price: $/Mtok at a daily volume, and the break-even volume."""
-    result = compare_local_to_api(model=model, device=device, api_usd_per_mtok_input=api_input,
-                                  api_usd_per_mtok_output=api_output, daily_tokens=daily_tokens,
-                                  input_tokens=input_tokens, output_tokens=output_tokens, precision=precision,
-                                  usd_per_kwh=usd_per_kwh, years=years, tpot_ms=tpot_ms)
+    result = compare_local_to_api(
+        model=model,
+        device=device,
+        api_usd_per_mtok_input=api_input,
+        api_usd_per_mtok_output=api_output,
+        daily_tokens=daily_tokens,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        precision=precision,
+        usd_per_kwh=usd_per_kwh,
+        years=years,
+        tpot_ms=tpot_ms,
+    )
     row = result.as_row()
     if fmt is OutputFormat.json:
         typer.echo(json.dumps(to_jsonable(row), indent=2))
@@ -121,38 +193,74 @@ def compare_command(
     if fmt is OutputFormat.csv:
         render_rows([{k: v for k, v in row.items() if k != "assumptions"}], fmt)
         return
-    render_rows([{"field": k, "value": v} for k, v in row.items() if k != "assumptions"], fmt,
-                title=f"{result.device} versus API for {result.model}")
+    render_rows(
+        [{"field": k, "value": v} for k, v in row.items() if k != "assumptions"],
+        fmt,
+        title=f"{result.device} versus API for {result.model}",
+    )
 
 
 @app.command("validate")
 def validate_command(
-    measured: Annotated[Path | None, typer.Option(
-        "--measured", help="Measured results CSV (default: ../shared/data/inference/measured_public.csv).",
-        show_default=False)] = None,
+    measured: Annotated[
+        Path | None,
+        typer.Option(
+            "--measured",
+            help="Measured results CSV (default: ../shared/data/inference/measured_public.csv).",
+            show_default=False,
+        ),
+    ] = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Compare estimates with measured throughput; print per-row error and the median APE."""
     report = validate_serving(measured)
-    rows = [{
-        "line": r.line, "accelerator": r.accelerator, "count": r.count, "model": r.model,
-        "scenario": r.scenario, "precision": r.precision, "measured_tokens_per_s": r.measured_tokens_per_s,
-        "estimated_tokens_per_s": round(r.estimated_tokens_per_s, 1), "error_pct": round(r.error_pct, 1),
-        "group_size": r.group_size, "batch_size": r.batch_size, "bound": r.bound,
-    } for r in report.rows]
+    rows = [
+        {
+            "line": r.line,
+            "accelerator": r.accelerator,
+            "count": r.count,
+            "model": r.model,
+            "scenario": r.scenario,
+            "precision": r.precision,
+            "measured_tokens_per_s": r.measured_tokens_per_s,
+            "estimated_tokens_per_s": round(r.estimated_tokens_per_s, 1),
+            "error_pct": round(r.error_pct, 1),
+            "group_size": r.group_size,
+            "batch_size": r.batch_size,
+            "bound": r.bound,
+        }
+        for r in report.rows
+    ]
     if fmt is OutputFormat.json:
-        payload = {"summary": report.summary(), "rows": rows,
-                   "skipped": [{"line": line, "reason": why} for line, why in report.skipped]}
+        payload = {
+            "summary": report.summary(),
+            "rows": rows,
+            "skipped": [{"line": line, "reason": why} for line, why in report.skipped],
+        }
         typer.echo(json.dumps(to_jsonable(payload), indent=2))
         return
-    columns = None if fmt is not OutputFormat.table else [
-        "line", "accelerator", "count", "model", "precision", "measured_tokens_per_s",
-        "estimated_tokens_per_s", "error_pct", "bound"]
+    columns = (
+        None
+        if fmt is not OutputFormat.table
+        else [
+            "line",
+            "accelerator",
+            "count",
+            "model",
+            "precision",
+            "measured_tokens_per_s",
+            "estimated_tokens_per_s",
+            "error_pct",
+            "bound",
+        ]
+    )
     render_rows(rows, fmt, title="Serving estimate versus measured output tokens/s", columns=columns)
     if fmt is OutputFormat.table:
         for line, why in report.skipped:
             console.print(f"skipped line {line}: {why}", highlight=False)
         s = report.summary()
-        console.print(f"median absolute error {s['median_ape_pct']}% over {s['rows_compared']} rows "
-                      f"(mean {s['mean_ape_pct']}%, {s['share_within_15_pct']:.0%} within 15%)",
-                      highlight=False)
+        console.print(
+            f"median absolute error {s['median_ape_pct']}% over {s['rows_compared']} rows "
+            f"(mean {s['mean_ape_pct']}%, {s['share_within_15_pct']:.0%} within 15%)",
+            highlight=False,
+        )

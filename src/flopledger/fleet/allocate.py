@@ -116,7 +116,7 @@ def allocate_envelope(problem: EnvelopeProblem, *, integer: bool = False) -> All
         relaxation = -relaxed.objective_min if relaxed.objective_min is not None else None
 
     split = split_pair_hours(lp, sol.x)
-    served = sol.x[lp.n_pairs + lp.n_pools:]
+    served = sol.x[lp.n_pairs + lp.n_pools :]
     n_w, n_p = problem.units_per_accelerator_hour.shape
     hours_by_pool = np.bincount(split.pool, weights=split.hours, minlength=n_p)
     hours_by_workload = np.bincount(split.workload, weights=split.hours, minlength=n_w)
@@ -164,8 +164,12 @@ def allocate_envelope(problem: EnvelopeProblem, *, integer: bool = False) -> All
             )
         )
     assignments = tuple(
-        Assignment(problem.pools[int(p)].id, problem.workloads[int(w)].id, float(h),
-                   round(float(u)) if integer else None)
+        Assignment(
+            problem.pools[int(p)].id,
+            problem.workloads[int(w)].id,
+            float(h),
+            round(float(u)) if integer else None,
+        )
         for p, w, h, u in zip(split.pool, split.workload, split.hours, split.units, strict=True)
     )
     dev_hours = sum(o.accelerator_hours for o in workloads if o.kind == "development")

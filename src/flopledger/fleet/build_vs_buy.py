@@ -107,12 +107,14 @@ def _hourly_price(host: SelfHosting) -> tuple[float, str]:
     if host.owned:
         owned = acc.usd_per_hour_owned(years=host.life_years)
         if owned is None:
-            raise InputError(f"{acc.id} has no public purchase price; give --usd-per-hour",
-                             field="usd_per_hour")
+            raise InputError(
+                f"{acc.id} has no public purchase price; give --usd-per-hour", field="usd_per_hour"
+            )
         return owned, f"catalog capex ${acc.usd_capex_owned:,.0f} over {host.life_years:g} years"
     if acc.usd_per_hour_rented is None:
-        raise InputError(f"{acc.id} has no public rental price; give --usd-per-hour or use --owned",
-                         field="usd_per_hour")
+        raise InputError(
+            f"{acc.id} has no public rental price; give --usd-per-hour or use --owned", field="usd_per_hour"
+        )
     return acc.usd_per_hour_rented, "catalog rented (power included)"
 
 
@@ -122,15 +124,19 @@ def _validate(host: SelfHosting, dev: Development) -> None:
     if not 0 <= host.cache_read_compute_share <= 1:
         raise InputError("cache_read_compute_share must be in [0, 1]", field="cache_read_compute_share")
     if host.node_size < 1 or host.life_years <= 0 or host.usd_per_kwh < 0:
-        raise InputError("node_size and life_years must be positive, usd_per_kwh not negative",
-                         field="self_hosting")
+        raise InputError(
+            "node_size and life_years must be positive, usd_per_kwh not negative", field="self_hosting"
+        )
     if host.operations_usd_per_month < 0 or dev.development_usd < 0 or dev.amortization_months <= 0:
-        raise InputError("development and operations costs cannot be negative; amortization_months > 0",
-                         field="development")
+        raise InputError(
+            "development and operations costs cannot be negative; amortization_months > 0",
+            field="development",
+        )
 
 
-def _break_even(fixed_usd: float, vendor_usd: float, nodes_needed: float,
-                node_usd: float) -> tuple[float | None, int | None]:
+def _break_even(
+    fixed_usd: float, vendor_usd: float, nodes_needed: float, node_usd: float
+) -> tuple[float | None, int | None]:
     """Smallest multiple k of the volume where fixed + ceil(k N) x node cost <= k x vendor bill.
 
     With n nodes the self-hosted bill is flat on ``((n-1)/N, n/N]``; it meets the vendor line inside
@@ -161,20 +167,31 @@ def compare_build_vs_buy(
     elif volume.vendor_usd is not None:  # the ledger's actual bill (per-request fees included)
         vendor_usd, prices = volume.vendor_usd, volume.vendor_prices
     else:
-        raise InputError("no vendor prices: give them (--vendor-usd-per-mtok-*) or a fully priced ledger",
-                         field="vendor_prices")
+        raise InputError(
+            "no vendor prices: give them (--vendor-usd-per-mtok-*) or a fully priced ledger",
+            field="vendor_prices",
+        )
     if vendor_usd <= 0:
         raise InputError("the vendor bill of this volume is zero; give vendor prices", field="vendor_prices")
 
-    prefill = (volume.input_tokens + volume.cache_write_tokens
-               + volume.cache_read_tokens * host.cache_read_compute_share)
+    prefill = (
+        volume.input_tokens
+        + volume.cache_write_tokens
+        + volume.cache_read_tokens * host.cache_read_compute_share
+    )
     requests = volume.requests or volume.output_tokens / 500.0
     output_per_request = max(1, round(volume.output_tokens / requests))
     input_per_request = max(1, round(prefill / requests))
     usd_per_hour, price_basis = _hourly_price(host)
-    est = estimate_serving(model=host.model, accelerator=host.accelerator, count=host.node_size,
-                           precision=host.precision, input_tokens=input_per_request,
-                           output_tokens=output_per_request, usd_per_hour=usd_per_hour)
+    est = estimate_serving(
+        model=host.model,
+        accelerator=host.accelerator,
+        count=host.node_size,
+        precision=host.precision,
+        input_tokens=input_per_request,
+        output_tokens=output_per_request,
+        usd_per_hour=usd_per_hour,
+    )
     node_output_per_month = est.output_tokens_per_s * host.utilization * HOURS_PER_MONTH * 3600.0
     nodes_needed = volume.output_tokens / node_output_per_month
     nodes = max(1, math.ceil(nodes_needed - 1e-9))
@@ -196,8 +213,15 @@ def compare_build_vs_buy(
     for m in _VOLUME_MULTIPLES:
         n_m = max(1, math.ceil(nodes_needed * m - 1e-9))
         s_m = fixed_usd + n_m * node_usd
-        curve.append(VolumePoint(volume.total_tokens * m, vendor_usd * m, s_m, n_m,
-                                 "self-hosted" if s_m < vendor_usd * m else "vendor"))
+        curve.append(
+            VolumePoint(
+                volume.total_tokens * m,
+                vendor_usd * m,
+                s_m,
+                n_m,
+                "self-hosted" if s_m < vendor_usd * m else "vendor",
+            )
+        )
     total = volume.total_tokens
     return BuildVersusBuy(
         monthly_tokens=total,
@@ -221,18 +245,27 @@ def compare_build_vs_buy(
         curve=tuple(curve),
         assumptions={
             "volume_source": volume.source,
-            "vendor_prices_usd_per_mtok": None if prices is None else {
-                "input": prices.usd_per_mtok_input, "cache_read": prices.usd_per_mtok_cache_read,
-                "cache_write": prices.usd_per_mtok_cache_write, "output": prices.usd_per_mtok_output},
+            "vendor_prices_usd_per_mtok": None
+            if prices is None
+            else {
+                "input": prices.usd_per_mtok_input,
+                "cache_read": prices.usd_per_mtok_cache_read,
+                "cache_write": prices.usd_per_mtok_cache_write,
+                "output": prices.usd_per_mtok_output,
+            },
             "request_shape": f"{input_per_request} prefilled in / {output_per_request} out per request",
             "cache_read_compute_share": host.cache_read_compute_share,
             "serving": f"{host.model} on {host.node_size} x {acc.id} at {host.precision}: "
-                       f"{est.output_tokens_per_s:,.0f} output tokens/s per node at full load",
+            f"{est.output_tokens_per_s:,.0f} output tokens/s per node at full load",
             "utilization": host.utilization,
             "usd_per_accelerator_hour": usd_per_hour,
             "usd_per_accelerator_hour_basis": price_basis,
-            "energy": (f"{acc.server_power_w_per_accelerator:g} W x PUE {acc.pue:g} at "
-                       f"${host.usd_per_kwh:g}/kWh while busy" if host.owned else "included in rent"),
+            "energy": (
+                f"{acc.server_power_w_per_accelerator:g} W x PUE {acc.pue:g} at "
+                f"${host.usd_per_kwh:g}/kWh while busy"
+                if host.owned
+                else "included in rent"
+            ),
             "development": f"${dev.development_usd:,.0f} over {dev.amortization_months:g} months",
             "break_even": "volume scaled in the same class mix; whole nodes",
         },

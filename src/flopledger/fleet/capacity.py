@@ -109,8 +109,9 @@ _META: dict[str, tuple[str, str]] = {
 }
 
 
-def _with_accelerator(table: Mapping[str, Assumption], accelerator: str,
-                      overrides: Mapping[str, float]) -> dict[str, Assumption]:
+def _with_accelerator(
+    table: Mapping[str, Assumption], accelerator: str, overrides: Mapping[str, float]
+) -> dict[str, Assumption]:
     """Chip facts from the accelerator catalog (wall power, PUE, dense FP8 peak), unless ``--set``."""
     acc = get_accelerator(accelerator)
     facts = {
@@ -124,7 +125,8 @@ def _with_accelerator(table: Mapping[str, Assumption], accelerator: str,
             continue
         moved = apply_overrides(out, {name: value})[name]
         out[name] = dataclasses.replace(
-            moved, source=f"catalog {acc.id}: {source.source} (as of {source.as_of})")
+            moved, source=f"catalog {acc.id}: {source.source} (as of {source.as_of})"
+        )
     return out
 
 

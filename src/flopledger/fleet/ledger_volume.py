@@ -32,8 +32,14 @@ class VendorPrices:
     usd_per_mtok_output: float
 
     @classmethod
-    def from_rates(cls, usd_per_mtok_input: float | None, usd_per_mtok_output: float | None, *,
-                   cache_read: float | None = None, cache_write: float | None = None) -> VendorPrices:
+    def from_rates(
+        cls,
+        usd_per_mtok_input: float | None,
+        usd_per_mtok_output: float | None,
+        *,
+        cache_read: float | None = None,
+        cache_write: float | None = None,
+    ) -> VendorPrices:
         """Input and output rates are required; cache rates default to the common vendor scheme
         (reads at 10% of the input rate, 5-minute writes at 125%).
 
@@ -41,12 +47,16 @@ class VendorPrices:
         0.3
         """
         if usd_per_mtok_input is None or usd_per_mtok_output is None:
-            raise InputError("vendor prices need at least the input and output rates",
-                             field="vendor_usd_per_mtok_input/output")
-        return cls(usd_per_mtok_input,
-                   round(0.1 * usd_per_mtok_input, 12) if cache_read is None else cache_read,
-                   round(1.25 * usd_per_mtok_input, 12) if cache_write is None else cache_write,
-                   usd_per_mtok_output)
+            raise InputError(
+                "vendor prices need at least the input and output rates",
+                field="vendor_usd_per_mtok_input/output",
+            )
+        return cls(
+            usd_per_mtok_input,
+            round(0.1 * usd_per_mtok_input, 12) if cache_read is None else cache_read,
+            round(1.25 * usd_per_mtok_input, 12) if cache_write is None else cache_write,
+            usd_per_mtok_output,
+        )
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
@@ -72,8 +82,9 @@ class MonthlyVolume:
             if getattr(self, name) < 0:
                 raise InputError(f"{name} per month cannot be negative", field=name)
         if self.output_tokens <= 0:
-            raise InputError("output tokens per month must be positive (nothing to serve)",
-                             field="output_tokens")
+            raise InputError(
+                "output tokens per month must be positive (nothing to serve)", field="output_tokens"
+            )
 
     @property
     def total_tokens(self) -> float:
@@ -130,8 +141,9 @@ def monthly_volume_from_ledger(
     finally:
         con.close()
     if row is None or not row[0]:
-        raise InputError("the ledger has no events in that period; ingest usage or widen --since/--until",
-                         path=str(path))
+        raise InputError(
+            "the ledger has no events in that period; ingest usage or widen --since/--until", path=str(path)
+        )
     (_, inp, read, write, out, requests, unpriced, cost, c_in, c_read, c_write, c_out, first, last) = row
     # the period asked for when given, else first to last event day inclusive
     days = ((until or last.date() + dt.timedelta(days=1)) - (since or first.date())).days
@@ -141,8 +153,10 @@ def monthly_volume_from_ledger(
     prices = None
     if priced:
         prices = VendorPrices(
-            _rate(c_in, float(inp or 0)), _rate(c_read, float(read or 0)),
-            _rate(c_write, float(write or 0)), _rate(c_out, float(out or 0)),
+            _rate(c_in, float(inp or 0)),
+            _rate(c_read, float(read or 0)),
+            _rate(c_write, float(write or 0)),
+            _rate(c_out, float(out or 0)),
         )
     return MonthlyVolume(
         input_tokens=tokens[0],
@@ -152,6 +166,8 @@ def monthly_volume_from_ledger(
         requests=float(requests) / months if requests else None,
         vendor_usd=float(cost or 0.0) / months if priced else None,
         vendor_prices=prices,
-        source=(f"ledger {path.name}: {row[0]:,} events from {first.date()} to {last.date()} "
-                f"over {days} days = {months:.2f} months" + ("" if priced else f"; {unpriced:,} unpriced")),
+        source=(
+            f"ledger {path.name}: {row[0]:,} events from {first.date()} to {last.date()} "
+            f"over {days} days = {months:.2f} months" + ("" if priced else f"; {unpriced:,} unpriced")
+        ),
     )

@@ -140,8 +140,9 @@ def build_program(problem: EnvelopeProblem, *, integer: bool = False) -> LinearP
     row_kind.extend(["pool"] * n_p)
     row_label.extend(f"capacity of pool {p.id} (<= {_fmt_hours(p.accelerator_hours)})" for p in problem.pools)
     # link: time given to a group's workloads is drawn from that group's pools
-    add_block(np.concatenate([pg, pool_group]), np.concatenate([y_idx, z_idx]),
-              np.concatenate([scale, -scale_pool]))
+    add_block(
+        np.concatenate([pg, pool_group]), np.concatenate([y_idx, z_idx]), np.concatenate([scale, -scale_pool])
+    )
     b.extend([0.0] * n_g)
     row_kind.extend(["link"] * n_g)
     row_label.extend(f"pools like {problem.pools[i].id}" for i in first_pool)
@@ -221,7 +222,7 @@ def split_pair_hours(lp: LinearProgram, x: npt.NDArray[np.float64], *, tol: floa
     each pool's drawn time and each workload's time exactly, and whole nodes stay whole.
     """
     n_j = lp.n_pairs
-    y, z = x[:n_j], x[n_j:n_j + lp.n_pools]
+    y, z = x[:n_j], x[n_j : n_j + lp.n_pools]
     if lp.integer:
         y, z = np.round(y), np.round(z)
     out_p: list[int] = []

@@ -18,7 +18,6 @@ the group's size, so small and large accounts compare fairly.
 from __future__ import annotations
 
 import datetime as dt
-
 from dataclasses import dataclass
 
 import duckdb

@@ -129,7 +129,10 @@ def _batch(rows: list[StagedRow], file: str, fmt: str, fixed: Mapping[str, str])
 
 
 def _stage_records(
-    con: duckdb.DuckDBPyConnection, fmt: RecordFormat, path: Path, fixed: Mapping[str, str],
+    con: duckdb.DuckDBPyConnection,
+    fmt: RecordFormat,
+    path: Path,
+    fixed: Mapping[str, str],
     tick: Callable[[int], None],
 ) -> None:
     pending: list[StagedRow] = []
@@ -148,8 +151,12 @@ def _stage_records(
 
 
 def _stage_table(
-    con: duckdb.DuckDBPyConnection, fmt: TableFormat, path: Path, mapping: Mapping[str, str],
-    fixed: Mapping[str, str], input_includes_cache: bool,
+    con: duckdb.DuckDBPyConnection,
+    fmt: TableFormat,
+    path: Path,
+    mapping: Mapping[str, str],
+    fixed: Mapping[str, str],
+    input_includes_cache: bool,
 ) -> None:
     from flopledger.ledger.formats.tabular import sql_literal
 
@@ -161,7 +168,9 @@ def _stage_table(
         )
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
-        raise InputError(f"cannot read as {fmt.name}: {first}; check --format and --map", path=str(path)) from exc
+        raise InputError(
+            f"cannot read as {fmt.name}: {first}; check --format and --map", path=str(path)
+        ) from exc
 
 
 def _check_names(mapping: Mapping[str, str], fixed: Mapping[str, str]) -> None:
@@ -232,18 +241,38 @@ def ingest_files(
 
     mark_interrupted(con)
     con.execute(
-        "INSERT INTO ingests (ingest_id, started_at, status, source_format, files) VALUES (?, ?, 'running', ?, ?)",
+        "INSERT INTO ingests (ingest_id, started_at, status, source_format, files) "
+        "VALUES (?, ?, 'running', ?, ?)",
         [ingest_id, _now(), ",".join(sorted({f.name for f in formats})), json.dumps([str(f) for f in files])],
     )
     con.execute("BEGIN TRANSACTION")
     try:
-        result = _run(con, ingest_id, files, formats, mapping, fixed, strict, keep_prompts,
-                      input_includes_cache, overrides, key, tick)
+        result = _run(
+            con,
+            ingest_id,
+            files,
+            formats,
+            mapping,
+            fixed,
+            strict,
+            keep_prompts,
+            input_includes_cache,
+            overrides,
+            key,
+            tick,
+        )
         con.execute(
             """UPDATE ingests SET finished_at = ?, status = 'committed', rows_read = ?, rows_stored = ?,
                rows_quarantined = ?, rows_duplicate = ?, price_version = ? WHERE ingest_id = ?""",
-            [_now(), result.rows_read, result.rows_stored, result.rows_quarantined, result.rows_duplicate,
-             result.price_version, ingest_id],
+            [
+                _now(),
+                result.rows_read,
+                result.rows_stored,
+                result.rows_quarantined,
+                result.rows_duplicate,
+                result.price_version,
+                ingest_id,
+            ],
         )
         con.execute("COMMIT")
     except BaseException as exc:
@@ -262,9 +291,18 @@ def ingest_files(
 
 
 def _run(
-    con: duckdb.DuckDBPyConnection, ingest_id: str, files: list[Path], formats: list[InputFormat],
-    mapping: Mapping[str, str], fixed: Mapping[str, str], strict: bool, keep_prompts: bool,
-    input_includes_cache: bool, overrides: PriceOverrides, key: bytes, tick: Callable[[int], None],
+    con: duckdb.DuckDBPyConnection,
+    ingest_id: str,
+    files: list[Path],
+    formats: list[InputFormat],
+    mapping: Mapping[str, str],
+    fixed: Mapping[str, str],
+    strict: bool,
+    keep_prompts: bool,
+    input_includes_cache: bool,
+    overrides: PriceOverrides,
+    key: bytes,
+    tick: Callable[[int], None],
 ) -> IngestResult:
     # Declared with DDL, not created from an (empty) Arrow table: DuckDB 1.5 loses a large parallel
     # INSERT into a temp table that was created from an Arrow scan in the same transaction.
@@ -304,7 +342,9 @@ def _run(
     window = f"WHERE ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'" if lo is not None else "WHERE false"
     ids = event_id_sql(repeated_content=bool(repeated_content))
     first = (
-        "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _file, _line) = 1" if repeated_source else ""
+        "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _file, _line) = 1"
+        if repeated_source
+        else ""
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _new AS
@@ -348,9 +388,14 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
 
 def _quarantine(con: duckdb.DuckDBPyConnection, ingest_id: str, keep_prompts: bool) -> None:
     # A bad row is kept whole so nothing is lost, except its prompt text (unless prompts are kept).
-    raw = "_raw" if keep_prompts else (
-        "CASE WHEN prompt IS NULL OR prompt = '' THEN _raw ELSE replace(replace(_raw, prompt, '[prompt withheld]'), "
-        "trim(CAST(to_json(prompt) AS VARCHAR), '\"'), '[prompt withheld]') END"
+    raw = (
+        "_raw"
+        if keep_prompts
+        else (
+            "CASE WHEN prompt IS NULL OR prompt = '' THEN _raw "
+            "ELSE replace(replace(_raw, prompt, '[prompt withheld]'), "
+            "trim(CAST(to_json(prompt) AS VARCHAR), '\"'), '[prompt withheld]') END"
+        )
     )
     con.execute(
         f"""INSERT INTO quarantine
@@ -375,7 +420,9 @@ def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
         _from_arrow(con, "CREATE OR REPLACE TEMP TABLE _fp AS SELECT * FROM {}", pa.concat_tables(tables))
     else:
         cols = ", ".join(f'CAST(NULL AS {c.duckdb_type}) AS "{c.name}"' for c in FINGERPRINT_COLUMNS)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _fp AS SELECT {cols}, CAST(NULL AS VARCHAR) AS event_id LIMIT 0")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _fp AS SELECT {cols}, CAST(NULL AS VARCHAR) AS event_id LIMIT 0"
+        )
 
 
 _PRICED_SQL: dict[str, str] = {}
@@ -384,23 +431,39 @@ _PRICED_SQL: dict[str, str] = {}
 
 def _store(con: duckdb.DuckDBPyConnection, ingest_id: str, version: str, keep_prompts: bool) -> int:
     typed = {
-        "ts": "_ts", "service_tier": "_tier", "requests": "_requests",
-        **{c: f"_{c}" for c in ("input_tokens", "cache_read_tokens", "cache_write_5m_tokens",
-                                "cache_write_1h_tokens", "output_tokens", "reasoning_tokens")},
+        "ts": "_ts",
+        "service_tier": "_tier",
+        "requests": "_requests",
+        **{
+            c: f"_{c}"
+            for c in (
+                "input_tokens",
+                "cache_read_tokens",
+                "cache_write_5m_tokens",
+                "cache_write_1h_tokens",
+                "output_tokens",
+                "reasoning_tokens",
+            )
+        },
         "min_request_input_tokens": "TRY_CAST(min_request_input_tokens AS BIGINT)",
         "request_id": "coalesce(request_id, _source_id)",
         "provider": "lower(nullif(trim(provider), ''))",
         "prompt": "prompt" if keep_prompts else "CAST(NULL AS VARCHAR)",
-        "source_format": "_format", "source_file": "_file", "source_line": "_line",
+        "source_format": "_format",
+        "source_file": "_file",
+        "source_line": "_line",
         "ingest_id": f"'{ingest_id}'",
     }
     select = []
     for c in EVENT_COLUMNS:
-        expr = typed.get(c.name, f'n."{c.name}"' if c.name in STAGE_COLUMNS or c.name == "event_id" else "NULL")
+        expr = typed.get(
+            c.name, f'n."{c.name}"' if c.name in STAGE_COLUMNS or c.name == "event_id" else "NULL"
+        )
         select.append(f'CAST({expr} AS {c.duckdb_type}) AS "{c.name}"')
     select += [f'f."{c.name}"' for c in FINGERPRINT_COLUMNS]
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _incoming AS SELECT " + ", ".join(select)
+        "CREATE OR REPLACE TEMP TABLE _incoming AS SELECT "
+        + ", ".join(select)
         + " FROM _new n LEFT JOIN _fp f USING (event_id)"
     )
     sql = _PRICED_SQL.get(version)

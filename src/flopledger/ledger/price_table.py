@@ -30,7 +30,9 @@ def ensure_prices(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides, sou
     if pairs:
         mapped = []
         for provider, model in pairs:
-            key = overrides.private_key(provider or None, model) or resolve_catalog_model(provider or None, model)
+            key = overrides.private_key(provider or None, model) or resolve_catalog_model(
+                provider or None, model
+            )
             mapped.append((version, provider, model, *(key or (None, None))))
         con.executemany("INSERT INTO model_map VALUES (?, ?, ?, ?, ?)", mapped)
     missing = con.execute(
@@ -40,7 +42,9 @@ def ensure_prices(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides, sou
         [version, version],
     ).fetchall()
     records = [
-        row.as_record(version) for provider_id, model_id in missing for row in catalog_rows(provider_id, model_id, overrides)
+        row.as_record(version)
+        for provider_id, model_id in missing
+        for row in catalog_rows(provider_id, model_id, overrides)
     ]
     if records:
         con.register("_price_rows", pa.Table.from_pylist(records))

@@ -36,8 +36,11 @@ def parse_dimensions(by: str | Sequence[str]) -> list[str]:
     return names
 
 
-def _window(t: ir.Table, since: dt.date | dt.datetime | None, until: dt.date | dt.datetime | None) -> ir.Table:
+def _window(
+    t: ir.Table, since: dt.date | dt.datetime | None, until: dt.date | dt.datetime | None
+) -> ir.Table:
     """Events with ``since <= ts < until`` (dates mean midnight UTC; ``until`` is exclusive)."""
+
     def as_ts(value: dt.date | dt.datetime) -> dt.datetime:
         return value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
 
@@ -67,7 +70,9 @@ def report_expr(
     """Requests, tokens and cost per class grouped by ``by``, most expensive first."""
     t = _window(t, since, until)
     keys = [_dimension_expr(t, d) for d in by]
-    unpriced = ibis.ifelse(t.priced, 0, sum((t[c] for c in BILLED_TOKEN_COLUMNS[1:]), t[BILLED_TOKEN_COLUMNS[0]]))
+    unpriced = ibis.ifelse(
+        t.priced, 0, sum((t[c] for c in BILLED_TOKEN_COLUMNS[1:]), t[BILLED_TOKEN_COLUMNS[0]])
+    )
     metrics: dict[str, Any] = {"requests": t.requests.sum()}
     metrics.update({c: t[c].sum() for c in TOKEN_COLUMNS})
     metrics.update({c: t[c].fill_null(0).sum() for c in COST_COLUMNS})
@@ -147,17 +152,24 @@ def headline(
     since: dt.date | dt.datetime | None = None,
     until: dt.date | dt.datetime | None = None,
 ) -> HeadlineView:
-    """What the bill would be with every token priced as output, or all input as uncached, versus the real bill.
+    """The bill with every token priced as output, or all input as uncached, versus the real bill.
 
     Both counterfactuals use each event's own applied rates (after discounts); unpriced events are left out
     of every figure and counted in ``unpriced_tokens``.
     """
     t = _window(events_table(engine), since, until)
     priced = t.filter(t.priced)
-    all_in = priced.input_tokens + priced.cache_read_tokens + priced.cache_write_5m_tokens + priced.cache_write_1h_tokens
+    all_in = (
+        priced.input_tokens
+        + priced.cache_read_tokens
+        + priced.cache_write_5m_tokens
+        + priced.cache_write_1h_tokens
+    )
     agg: dict[str, Any] = {
         "real": priced.cost_usd.sum(),
-        "as_output": ((all_in + priced.output_tokens).cast("float64") * priced.output_usd_per_mtok_applied / 1e6).sum(),
+        "as_output": (
+            (all_in + priced.output_tokens).cast("float64") * priced.output_usd_per_mtok_applied / 1e6
+        ).sum(),
         "uncached": (
             all_in.cast("float64") * priced.input_usd_per_mtok_applied / 1e6
             + priced.output_tokens_cost_usd

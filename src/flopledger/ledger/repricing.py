@@ -64,8 +64,14 @@ def reprice(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides) -> Repric
             model_map.filter(model_map.price_version == version),
         )
         con.execute(f"CREATE OR REPLACE TEMP TABLE _repriced AS {ibis.to_sql(expr, dialect='duckdb')}")
-        changed = int(_scalar(con, """SELECT count(*) FROM _repriced r JOIN events e USING (event_id)
-            WHERE r.cost_usd IS DISTINCT FROM e.cost_usd OR r.price_version IS DISTINCT FROM e.price_version"""))
+        changed = int(
+            _scalar(
+                con,
+                """SELECT count(*) FROM _repriced r JOIN events e USING (event_id)
+            WHERE r.cost_usd IS DISTINCT FROM e.cost_usd
+               OR r.price_version IS DISTINCT FROM e.price_version""",
+            )
+        )
         con.execute("DELETE FROM events")
         con.execute("INSERT INTO events BY NAME SELECT * FROM _repriced")
         con.execute("DROP TABLE _repriced")
@@ -93,7 +99,8 @@ def missing_prices(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     for row in rows:
         item = dict(zip(names, row, strict=True))
         item["what_to_do"] = (
-            "add a [[model]] price to the overrides file, or check the model name, then run `flopledger reprice`"
+            "add a [[model]] price to the overrides file, or check the model name, "
+            "then run `flopledger reprice`"
         )
         out.append(item)
     return out

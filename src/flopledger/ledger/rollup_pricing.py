@@ -39,10 +39,16 @@ class PriceBreaks:
 
 def price_breaks(prices: ir.Table, rows: Any) -> PriceBreaks:
     """Read the breakpoints of ``prices`` (one price version) with ``rows`` (an engine's row runner)."""
-    edges = rows(prices.select(
-        prices.valid_from, prices.valid_to, prices.tod_from_s, prices.tod_to_s,
-        prices.tier_above_tokens, prices.tier_upto_tokens,
-    ).distinct())
+    edges = rows(
+        prices.select(
+            prices.valid_from,
+            prices.valid_to,
+            prices.tod_from_s,
+            prices.tod_to_s,
+            prices.tier_above_tokens,
+            prices.tier_upto_tokens,
+        ).distinct()
+    )
     instants = {e[k] for e in edges for k in ("valid_from", "valid_to")} - {FAR_PAST, FAR_FUTURE, None}
     tods = {int(e[k]) for e in edges for k in ("tod_from_s", "tod_to_s")} - {0, 86_400}
     tiers = {int(e[k]) for e in edges for k in ("tier_above_tokens", "tier_upto_tokens")} - {-1, 2**62}
@@ -95,20 +101,31 @@ def priced_rollup(
         + _bucket([tier_in > b for b in breaks.tier_tokens]).cast("int64")
     )
     extra = [c for c in ("provider", "model", "service_tier") if c not in inner]
-    groups = t.mutate(
-        **{name: k for name, k in zip(inner, keys, strict=True) if name.startswith("_key")},
-        _tier_in=tier_in,
-        _bucket=bucket,
-    ).group_by([*inner, *extra, "_bucket"]).aggregate(
-        ts=lambda g: g.ts.min(),
-        requests=lambda g: g.requests.fill_null(1).sum(),
-        min_request_input_tokens=lambda g: g._tier_in.min().ceil().cast("int64"),
-        _events=lambda g: g.count(),
-        **{c: (lambda g, c=c: g[c].sum()) for c in TOKEN_COLUMNS},
+    groups = (
+        t.mutate(
+            **{name: k for name, k in zip(inner, keys, strict=True) if name.startswith("_key")},
+            _tier_in=tier_in,
+            _bucket=bucket,
+        )
+        .group_by([*inner, *extra, "_bucket"])
+        .aggregate(
+            ts=lambda g: g.ts.min(),
+            requests=lambda g: g.requests.fill_null(1).sum(),
+            min_request_input_tokens=lambda g: g._tier_in.min().ceil().cast("int64"),
+            _events=lambda g: g.count(),
+            **{c: (lambda g, c=c: g[c].sum()) for c in TOKEN_COLUMNS},
+        )
     )
     priced = price_events(groups, prices, model_map)
-    unpriced = ibis.ifelse(priced.priced, 0, priced.input_tokens + priced.cache_read_tokens
-                           + priced.cache_write_5m_tokens + priced.cache_write_1h_tokens + priced.output_tokens)
+    unpriced = ibis.ifelse(
+        priced.priced,
+        0,
+        priced.input_tokens
+        + priced.cache_read_tokens
+        + priced.cache_write_5m_tokens
+        + priced.cache_write_1h_tokens
+        + priced.output_tokens,
+    )
     metrics: dict[str, Any] = {"requests": priced.requests.sum(), "events": priced._events.sum()}
     metrics.update({c: priced[c].sum() for c in TOKEN_COLUMNS})
     metrics.update({c: priced[c].fill_null(0).sum() for c in COST_COLUMNS})

@@ -18,7 +18,13 @@ __all__ = ["ROLLUP_DIMENSIONS", "ROLLUP_TABLE", "create_rollup", "refresh_rollup
 
 ROLLUP_TABLE = "rollup_daily"
 ROLLUP_DIMENSIONS: tuple[str, ...] = (
-    "team", "user", "model", "provider", "project", "api_key", "service_tier",
+    "team",
+    "user",
+    "model",
+    "provider",
+    "project",
+    "api_key",
+    "service_tier",
 )
 
 _MEASURES = (
@@ -36,10 +42,7 @@ _MEASURES = (
 
 def _select(where: str) -> str:
     dims = ", ".join(f'"{d}"' for d in ROLLUP_DIMENSIONS)
-    return (
-        f"SELECT CAST(ts AS DATE) AS day, {dims}, {', '.join(_MEASURES)} FROM events {where} "
-        f"GROUP BY ALL"
-    )
+    return f"SELECT CAST(ts AS DATE) AS day, {dims}, {', '.join(_MEASURES)} FROM events {where} GROUP BY ALL"
 
 
 def create_rollup(con: duckdb.DuckDBPyConnection) -> None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "BILLED_TOKEN_COLUMNS",
     "COST_COLUMNS",
     "DIMENSIONS",
     "EVENT_COLUMNS",
     "PRICED_COLUMNS",
     "SERVICE_TIERS",
-    "BILLED_TOKEN_COLUMNS",
     "TOKEN_COLUMNS",
     "Column",
     "total_input_tokens_sql",
@@ -49,7 +49,17 @@ BILLED_TOKEN_COLUMNS: tuple[str, ...] = TOKEN_COLUMNS[:5]
 
 SERVICE_TIERS: tuple[str, ...] = ("standard", "batch", "priority", "flex")
 
-DIMENSIONS: tuple[str, ...] = ("team", "user", "model", "provider", "project", "api_key", "org", "day", "hour")
+DIMENSIONS: tuple[str, ...] = (
+    "team",
+    "user",
+    "model",
+    "provider",
+    "project",
+    "api_key",
+    "org",
+    "day",
+    "hour",
+)
 """What a report can group by; ``day`` and ``hour`` are truncations of ``ts``."""
 
 EVENT_COLUMNS: tuple[Column, ...] = (
@@ -89,7 +99,10 @@ COST_COLUMNS: tuple[str, ...] = tuple(f"{c}_cost_usd" for c in TOKEN_COLUMNS)
 spent on reasoning: included in it, never added again to the total."""
 
 PRICED_COLUMNS: tuple[Column, ...] = (
-    *(Column(c, "DOUBLE", f"Cost of {c.removesuffix('_cost_usd')}, USD, after discounts.") for c in COST_COLUMNS),
+    *(
+        Column(c, "DOUBLE", f"Cost of {c.removesuffix('_cost_usd')}, USD, after discounts.")
+        for c in COST_COLUMNS
+    ),
     Column("request_cost_usd", "DOUBLE", "Per-request fees, USD."),
     Column("list_cost_usd", "DOUBLE", "Total at list price, before negotiated discounts."),
     Column("cost_usd", "DOUBLE", "Total effective cost, USD (NULL when the model has no price)."),

@@ -42,7 +42,9 @@ _TABLES: dict[str, tuple[Column, ...]] = {
         Column("rows_read", "BIGINT", "Rows read."),
         Column("rows_stored", "BIGINT", "New events stored."),
         Column("rows_quarantined", "BIGINT", "Rows sent to quarantine."),
-        Column("rows_duplicate", "BIGINT", "Rows skipped as already in the ledger (or repeated in the input)."),
+        Column(
+            "rows_duplicate", "BIGINT", "Rows skipped as already in the ledger (or repeated in the input)."
+        ),
         Column("price_version", "VARCHAR", "Price table version used."),
         Column("message", "VARCHAR", "Error message of a failed run."),
     ),

@@ -53,7 +53,11 @@ def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
     checks: list[tuple[str, str, str]] = [
         ("_error IS NOT NULL", "_error", "_error_field"),
         ("_ts IS NULL AND " + _blank("ts"), "'ts is missing; every row needs a timestamp'", "'ts'"),
-        ("_ts IS NULL", "'ts ' || " + _shown("ts") + " || ' is not a timestamp (use ISO 8601 or Unix seconds)'", "'ts'"),
+        (
+            "_ts IS NULL",
+            "'ts ' || " + _shown("ts") + " || ' is not a timestamp (use ISO 8601 or Unix seconds)'",
+            "'ts'",
+        ),
         (_blank("model"), "'model is missing; every row needs a model'", "'model'"),
         (
             " AND ".join(_blank(c) for c in _TOKEN_FIELDS),
@@ -78,7 +82,9 @@ def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
         ),
         (
             "_tier IS NULL",
-            "'service_tier ' || " + _shown("service_tier") + " || ' is not one of standard, batch, priority, flex'",
+            "'service_tier ' || "
+            + _shown("service_tier")
+            + " || ' is not one of standard, batch, priority, flex'",
             "'service_tier'",
         ),
         (
@@ -111,13 +117,16 @@ def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
     # Tabular sources may report total input (OpenAI-style); the stage's ``_incl_cache`` flag, or the
     # argument for a whole stage, says so and the cache tokens are subtracted to give uncached input.
     minus_cache = "(_input_tokens - _cache_read_tokens - _cache_write_5m_tokens - _cache_write_1h_tokens)"
-    uncached = minus_cache if input_includes_cache else (
-        f"CASE WHEN coalesce(_incl_cache, false) THEN {minus_cache} ELSE _input_tokens END"
+    uncached = (
+        minus_cache
+        if input_includes_cache
+        else (f"CASE WHEN coalesce(_incl_cache, false) THEN {minus_cache} ELSE _input_tokens END")
     )
     epoch = "regexp_full_match(trim(ts), '[0-9]+(\\.[0-9]+)?')"
     ts_expr = (
         f"CASE WHEN ts IS NULL THEN NULL WHEN {epoch} THEN "
-        "make_timestamp(CAST(TRY_CAST(trim(ts) AS DOUBLE) * CASE WHEN TRY_CAST(trim(ts) AS DOUBLE) > 1e17 THEN 1e-3 "
+        "make_timestamp(CAST(TRY_CAST(trim(ts) AS DOUBLE) * "
+        "CASE WHEN TRY_CAST(trim(ts) AS DOUBLE) > 1e17 THEN 1e-3 "
         "WHEN TRY_CAST(trim(ts) AS DOUBLE) > 1e14 THEN 1 WHEN TRY_CAST(trim(ts) AS DOUBLE) > 1e11 THEN 1e3 "
         "ELSE 1e6 END AS BIGINT)) "
         "ELSE CAST(timezone('UTC', TRY_CAST(trim(ts) AS TIMESTAMPTZ)) AS TIMESTAMP) END"

@@ -74,10 +74,18 @@ def compare_local_to_api(
         raise InputError("API prices cannot be negative", field="api_usd_per_mtok")
     acc = get_accelerator(device)
     if acc.usd_capex_owned is None:
-        raise InputError(f"{acc.id} has no public purchase price; it cannot be owned in this comparison",
-                         field="device")
-    est = estimate_serving(model=model, accelerator=acc.id, count=1, precision=precision,
-                           input_tokens=input_tokens, output_tokens=output_tokens, tpot_ms=tpot_ms)
+        raise InputError(
+            f"{acc.id} has no public purchase price; it cannot be owned in this comparison", field="device"
+        )
+    est = estimate_serving(
+        model=model,
+        accelerator=acc.id,
+        count=1,
+        precision=precision,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        tpot_ms=tpot_ms,
+    )
 
     output_share = output_tokens / (input_tokens + output_tokens)
     api_usd_per_mtok = api_usd_per_mtok_input * (1 - output_share) + api_usd_per_mtok_output * output_share
@@ -92,14 +100,22 @@ def compare_local_to_api(
     margin = api_usd_per_token - energy_usd_per_token
     break_even = fixed_usd_per_day / margin if margin > 0 else None
     return LocalVersusApi(
-        model=est.model, device=acc.id, precision=precision, daily_tokens=daily_tokens,
-        device_capacity_daily_tokens=capacity, device_usd_per_day=device_per_day, api_usd_per_day=api_per_day,
-        device_usd_per_mtok=device_per_day / daily_tokens * 1e6, api_usd_per_mtok=api_usd_per_token * 1e6,
+        model=est.model,
+        device=acc.id,
+        precision=precision,
+        daily_tokens=daily_tokens,
+        device_capacity_daily_tokens=capacity,
+        device_usd_per_day=device_per_day,
+        api_usd_per_day=api_per_day,
+        device_usd_per_mtok=device_per_day / daily_tokens * 1e6,
+        api_usd_per_mtok=api_usd_per_token * 1e6,
         break_even_daily_tokens=break_even,
         cheaper="device" if device_per_day < api_per_day and daily_tokens <= capacity else "api",
         estimate=est,
         assumptions={
-            "device_capex_usd": acc.usd_capex_owned, "amortization_years": years, "usd_per_kwh": usd_per_kwh,
+            "device_capex_usd": acc.usd_capex_owned,
+            "amortization_years": years,
+            "usd_per_kwh": usd_per_kwh,
             "energy": "wall power x PUE while busy; idle power not charged",
             "volume_split": f"{input_tokens} in / {output_tokens} out per request",
             "over_capacity": daily_tokens > capacity,

@@ -112,8 +112,15 @@ def _best_batch(
     return st, "tpot" if tpot_binds else "ttft"
 
 
-def _infeasible(model: ModelArchitecture, acc: Accelerator, count: int, precision: str,
-                shapes: list[ReplicaShape], ttft_ms: float | None, tpot_ms: float | None) -> InputError:
+def _infeasible(
+    model: ModelArchitecture,
+    acc: Accelerator,
+    count: int,
+    precision: str,
+    shapes: list[ReplicaShape],
+    ttft_ms: float | None,
+    tpot_ms: float | None,
+) -> InputError:
     fitting = [s for s in shapes if s.max_batch_by_memory >= 1]
     if not fitting:
         weights_gb = model.total_params * weight_bytes_per_param(model, precision) / 1e9
@@ -121,22 +128,27 @@ def _infeasible(model: ModelArchitecture, acc: Accelerator, count: int, precisio
             f"{model.id} at {precision} ({weights_gb:,.0f} GB of weights plus KV cache) does not fit on "
             f"{count} x {acc.id} ({acc.memory_gb:g} GB each, replicas of at most "
             f"{min(count, acc.scale_up_domain)}); use more accelerators or a narrower precision",
-            field="count")
+            field="count",
+        )
     best = fitting[-1]
     st = step_time(best, 1)
     return InputError(
         f"latency limits cannot be met: at batch 1 on {best.group_size} x {acc.id} TPOT is "
         f"{st.step_s * 1e3:.1f} ms and TTFT {_ttft_s(best, st) * 1e3:.0f} ms "
-        f"(limits: TPOT {tpot_ms} ms, TTFT {ttft_ms} ms)", field="tpot_ms/ttft_ms")
+        f"(limits: TPOT {tpot_ms} ms, TTFT {ttft_ms} ms)",
+        field="tpot_ms/ttft_ms",
+    )
 
 
-def _validate_inputs(count: int, precision: str, input_tokens: int, output_tokens: int,
-                     utilization: float) -> None:
+def _validate_inputs(
+    count: int, precision: str, input_tokens: int, output_tokens: int, utilization: float
+) -> None:
     if count < 1:
         raise InputError("count must be at least 1", field="count")
     if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}",
-                         field="precision")
+        raise InputError(
+            f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}", field="precision"
+        )
     if input_tokens < 1 or output_tokens < 1:
         raise InputError("input_tokens and output_tokens must be at least 1", field="tokens")
     if not 0 < utilization <= 1:
@@ -175,8 +187,10 @@ def estimate_serving(
     ttft_s = ttft_ms / 1e3 if ttft_ms is not None else None
     tpot_s = tpot_ms / 1e3 if tpot_ms is not None else None
 
-    shapes = [ReplicaShape(arch, acc, precision, g, input_tokens, output_tokens, cal)
-              for g in _group_sizes(count, acc)]
+    shapes = [
+        ReplicaShape(arch, acc, precision, g, input_tokens, output_tokens, cal)
+        for g in _group_sizes(count, acc)
+    ]
     plans: list[_Plan] = []
     for shape in shapes:
         found = _best_batch(shape, ttft_s, tpot_s)
@@ -188,8 +202,16 @@ def estimate_serving(
     return _price(plan, arch, acc, count, precision, usd_per_hour, utilization, cal)
 
 
-def _price(plan: _Plan, arch: ModelArchitecture, acc: Accelerator, count: int, precision: str,
-           usd_per_hour: float | None, utilization: float, cal: Calibration) -> ServingEstimate:
+def _price(
+    plan: _Plan,
+    arch: ModelArchitecture,
+    acc: Accelerator,
+    count: int,
+    precision: str,
+    usd_per_hour: float | None,
+    utilization: float,
+    cal: Calibration,
+) -> ServingEstimate:
     shape, st = plan.shape, plan.step
     peak_output_per_s = plan.output_tokens_per_s
     output_per_s = peak_output_per_s * utilization
@@ -217,7 +239,8 @@ def _price(plan: _Plan, arch: ModelArchitecture, acc: Accelerator, count: int, p
         "weight_bytes_per_param": weight_bytes_per_param(arch, precision),
         "kv_cache_bytes_per_element": kv_bytes_per_element(precision),
         "kv_cache_bytes_per_token": arch.kv_cache_bytes_per_token(
-            bytes_per_element=kv_bytes_per_element(precision)),
+            bytes_per_element=kv_bytes_per_element(precision)
+        ),
         "active_params": arch.active_params,
         "total_params": arch.total_params,
         "compute_efficiency": shape.compute_efficiency,
@@ -232,16 +255,27 @@ def _price(plan: _Plan, arch: ModelArchitecture, acc: Accelerator, count: int, p
         "pue": acc.pue,
     }
     return ServingEstimate(
-        model=arch.id, accelerator=acc.id, count=count, precision=precision,
-        input_tokens=shape.input_tokens, output_tokens=shape.output_tokens,
-        group_size=shape.group_size, replicas=plan.replicas, batch_size=st.batch_size,
+        model=arch.id,
+        accelerator=acc.id,
+        count=count,
+        precision=precision,
+        input_tokens=shape.input_tokens,
+        output_tokens=shape.output_tokens,
+        group_size=shape.group_size,
+        replicas=plan.replicas,
+        batch_size=st.batch_size,
         batch_limited_by=plan.limited_by,
         output_tokens_per_s=output_per_s,
         output_tokens_per_s_per_accelerator=output_per_s / count,
         input_tokens_per_s=input_per_s,
-        ttft_ms=_ttft_s(shape, st) * 1e3, tpot_ms=st.step_s * 1e3, bound=st.bound,
+        ttft_ms=_ttft_s(shape, st) * 1e3,
+        tpot_ms=st.step_s * 1e3,
+        bound=st.bound,
         usd_per_hour=usd_per_hour * count if usd_per_hour is not None else None,
-        usd_per_mtok_input=usd_in, usd_per_mtok_output=usd_out,
-        power_w=power_w, joules_per_output_token=joules, joules_per_output_token_with_pue=joules * acc.pue,
+        usd_per_mtok_input=usd_in,
+        usd_per_mtok_output=usd_out,
+        power_w=power_w,
+        joules_per_output_token=joules,
+        joules_per_output_token_with_pue=joules * acc.pue,
         assumptions=assumptions,
     )

@@ -173,8 +173,9 @@ def step_time(shape: ReplicaShape, batch_size: int) -> StepTime:
     attention_flops = batch_size * m.attention_flops_per_token(decode_context, decode=True)
     attention_flops += prefill_tokens * m.attention_flops_per_token(i / 2.0, decode=False)
     attention_compute = attention_flops / shape.attention_flops_per_s
-    kv_read = batch_size * m.kv_cache_bytes(decode_context,
-                                            bytes_per_element=kv_bytes_per_element(shape.precision))
+    kv_read = batch_size * m.kv_cache_bytes(
+        decode_context, bytes_per_element=kv_bytes_per_element(shape.precision)
+    )
     attention_memory = kv_read / shape.bytes_per_s
 
     interconnect = 0.0

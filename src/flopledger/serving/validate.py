@@ -135,8 +135,11 @@ def resolve_measured_path(path: Path | None) -> Path:
     """The measured file to use: ``path``, else the shared data file relative to the current directory."""
     chosen = path if path is not None else DEFAULT_MEASURED_PATH
     if not chosen.is_file():
-        hint = "" if path is not None else (
-            " (run from the project root next to ../shared, or pass --measured FILE)")
+        hint = (
+            ""
+            if path is not None
+            else (" (run from the project root next to ../shared, or pass --measured FILE)")
+        )
         raise InputError(f"measured results file not found{hint}", path=str(chosen))
     return chosen
 
@@ -159,8 +162,13 @@ def _workload(model_id: str, scenario: str, benchmark_round: str, notes: str) ->
     if limits is None:
         return _Workload(bench.input_tokens, output, None, None)
     assert isinstance(limits, _Limits)
-    return _Workload(bench.input_tokens, output, limits.ttft_ms, limits.tpot_ms,
-                     utilization=_benchmarks().server_load_factor)
+    return _Workload(
+        bench.input_tokens,
+        output,
+        limits.ttft_ms,
+        limits.tpot_ms,
+        utilization=_benchmarks().server_load_factor,
+    )
 
 
 def _float(value: str | None, *, path: str, line: int, column: str) -> float:
@@ -193,8 +201,9 @@ def validate_serving(path: Path | None = None, *, calibration: Calibration | Non
                 unknown = f"unknown accelerator or model: {raw['accelerator']!r}, {raw['model']!r}"
                 skipped.append((line, unknown))
                 continue
-            work = _workload(arch.id, raw["scenario"] or "", raw.get("benchmark_round") or "",
-                             raw.get("notes") or "")
+            work = _workload(
+                arch.id, raw["scenario"] or "", raw.get("benchmark_round") or "", raw.get("notes") or ""
+            )
             if isinstance(work, str):
                 skipped.append((line, work))
                 continue
@@ -202,18 +211,38 @@ def validate_serving(path: Path | None = None, *, calibration: Calibration | Non
             measured = _float(raw["tokens_per_s"], path=where, line=line, column="tokens_per_s")
             precision = (raw["precision"] or "").strip().lower().removeprefix("mx").removeprefix("nv")
             try:
-                est = estimate_serving(model=arch.id, accelerator=acc.id, count=count, precision=precision,
-                                       input_tokens=work.input_tokens, output_tokens=work.output_tokens,
-                                       ttft_ms=work.ttft_ms, tpot_ms=work.tpot_ms,
-                                       utilization=work.utilization, calibration=calibration)
+                est = estimate_serving(
+                    model=arch.id,
+                    accelerator=acc.id,
+                    count=count,
+                    precision=precision,
+                    input_tokens=work.input_tokens,
+                    output_tokens=work.output_tokens,
+                    ttft_ms=work.ttft_ms,
+                    tpot_ms=work.tpot_ms,
+                    utilization=work.utilization,
+                    calibration=calibration,
+                )
             except FlopledgerError as exc:
                 skipped.append((line, str(exc)))
                 continue
-            rows.append(ValidationRow(
-                line=line, system=raw.get("system") or "", accelerator=acc.id, count=count, model=arch.id,
-                scenario=raw["scenario"] or "", precision=precision, input_tokens=work.input_tokens,
-                output_tokens=work.output_tokens, measured_tokens_per_s=measured,
-                estimated_tokens_per_s=est.output_tokens_per_s,
-                error_pct=(est.output_tokens_per_s - measured) / measured * 100.0,
-                group_size=est.group_size, batch_size=est.batch_size, bound=est.bound))
+            rows.append(
+                ValidationRow(
+                    line=line,
+                    system=raw.get("system") or "",
+                    accelerator=acc.id,
+                    count=count,
+                    model=arch.id,
+                    scenario=raw["scenario"] or "",
+                    precision=precision,
+                    input_tokens=work.input_tokens,
+                    output_tokens=work.output_tokens,
+                    measured_tokens_per_s=measured,
+                    estimated_tokens_per_s=est.output_tokens_per_s,
+                    error_pct=(est.output_tokens_per_s - measured) / measured * 100.0,
+                    group_size=est.group_size,
+                    batch_size=est.batch_size,
+                    bound=est.bound,
+                )
+            )
     return ValidationReport(path=where, rows=tuple(rows), skipped=tuple(skipped))

@@ -59,8 +59,14 @@ def build_demo_ledger(
 
             results.append(
                 ingest_files(
-                    con, list(step.paths), format=step.format, mapping=step.mapping, fixed=step.fixed,
-                    overrides=overrides, fingerprint_key=DEMO_FINGERPRINT_KEY, progress=tick,
+                    con,
+                    list(step.paths),
+                    format=step.format,
+                    mapping=step.mapping,
+                    fixed=step.fixed,
+                    overrides=overrides,
+                    fingerprint_key=DEMO_FINGERPRINT_KEY,
+                    progress=tick,
                 )
             )
         outcomes = ingest_outcomes(con, [files.outcomes])

@@ -1,7 +1,8 @@
 """A deterministic synthetic engineering organisation, written as the raw logs real vendors produce.
 
 Twenty-four teams and 520 engineers over 75 days (September to mid-November 2026, adoption growing):
-coding agents behind a LiteLLM proxy (sessions whose context is cached, so most input tokens are cache reads), a research workspace billed through the
+coding agents behind a LiteLLM proxy (sessions whose context is cached, so most input tokens are
+cache reads), a research workspace billed through the
 Anthropic Admin usage report (standard and batch, below and above the 200k context tier), a nightly
 batch job in the OpenAI usage API export, an internal support service traced with OpenTelemetry, a
 self-hosted model in a plain CSV (with a few malformed rows), a negotiated discount that starts mid-period,
@@ -30,9 +31,30 @@ from flopledger.synthetic.campaigns import default_prompt_pools
 __all__ = ["DemoFiles", "DemoOrganisation", "IngestStep", "write_demo_logs"]
 
 TEAMS: tuple[str, ...] = (
-    "payments", "search", "ads", "growth", "mobile", "web", "infra", "sre", "security", "data-platform",
-    "ml-platform", "research", "checkout", "identity", "messaging", "maps", "billing", "support-tools",
-    "devex", "storage", "networking", "compliance", "analytics", "design-systems",
+    "payments",
+    "search",
+    "ads",
+    "growth",
+    "mobile",
+    "web",
+    "infra",
+    "sre",
+    "security",
+    "data-platform",
+    "ml-platform",
+    "research",
+    "checkout",
+    "identity",
+    "messaging",
+    "maps",
+    "billing",
+    "support-tools",
+    "devex",
+    "storage",
+    "networking",
+    "compliance",
+    "analytics",
+    "design-systems",
 )
 _DAY_S = 86_400
 
@@ -152,11 +174,22 @@ class _Writer:
             output = int(outputs[turn])
             read, write = (0, context) if turn == 0 else (context, int(new_ctx[turn]))
             context += int(new_ctx[turn]) + output
-            records.append(self._litellm(
-                n, t, e, provider, model, int(uncached[turn]), read, 0 if provider == "openai" else write,
-                output, int(output * reasoning_share), prompt if turn == 0 else f"{prompt} (step {turn + 1})",
-                write_1h and turn == 0,
-            ))
+            records.append(
+                self._litellm(
+                    n,
+                    t,
+                    e,
+                    provider,
+                    model,
+                    int(uncached[turn]),
+                    read,
+                    0 if provider == "openai" else write,
+                    output,
+                    int(output * reasoning_share),
+                    prompt if turn == 0 else f"{prompt} (step {turn + 1})",
+                    write_1h and turn == 0,
+                )
+            )
             n += 1
             t += float(gaps[turn])
         return n
@@ -170,16 +203,39 @@ class _Writer:
         inputs = rng.integers(900, 1_100, count)
         outputs = rng.integers(3_800, 4_200, count)
         for i in np.nonzero(times < end)[0]:
-            records.append(self._litellm(
-                n, float(times[i]), e, "anthropic", "claude-sonnet-4-5", int(inputs[i]), 60_000, 800,
-                int(outputs[i]), 0, _BOT_PROMPT, False,
-            ))
+            records.append(
+                self._litellm(
+                    n,
+                    float(times[i]),
+                    e,
+                    "anthropic",
+                    "claude-sonnet-4-5",
+                    int(inputs[i]),
+                    60_000,
+                    800,
+                    int(outputs[i]),
+                    0,
+                    _BOT_PROMPT,
+                    False,
+                )
+            )
             n += 1
         return n
 
     def _litellm(
-        self, n: int, t: float, e: int, provider: str, model: str, uncached: int, read: int, write: int,
-        output: int, reasoning: int, prompt: str, write_1h: bool,
+        self,
+        n: int,
+        t: float,
+        e: int,
+        provider: str,
+        model: str,
+        uncached: int,
+        read: int,
+        write: int,
+        output: int,
+        reasoning: int,
+        prompt: str,
+        write_1h: bool,
     ) -> dict[str, object]:
         usage: dict[str, object] = {
             "prompt_tokens": uncached + read + write,
@@ -203,7 +259,10 @@ class _Writer:
             "prompt_tokens": usage["prompt_tokens"],
             "completion_tokens": output,
             "total_tokens": int(str(usage["prompt_tokens"])) + output,
-            "metadata": {"user_api_key_team_alias": self.org.teams[int(self.team_of[e])], "usage_object": usage},
+            "metadata": {
+                "user_api_key_team_alias": self.org.teams[int(self.team_of[e])],
+                "usage_object": usage,
+            },
             "request_tags": tags,
             "messages": [{"role": "user", "content": prompt}],
         }
@@ -216,22 +275,34 @@ class _Writer:
             start = org.start_s + day * _DAY_S
             results = []
             for model, scale in (("claude-opus-4-1", 1.0), ("claude-sonnet-4-5", 3.0)):
-                for tier, window, share in (("standard", "0-200k", 1.0), ("batch", "0-200k", 0.6),
-                                            ("standard", "200k-1m", 0.08)):
+                for tier, window, share in (
+                    ("standard", "0-200k", 1.0),
+                    ("batch", "0-200k", 0.6),
+                    ("standard", "200k-1m", 0.08),
+                ):
                     reqs = int(rng.poisson(400 * scale * share))
                     per_req = 260_000 if window == "200k-1m" else 30_000
-                    results.append({
-                        "api_key_id": f"apikey_research_{tier}", "workspace_id": "wrkspc_research",
-                        "model": model, "service_tier": tier, "context_window": window,
-                        "num_requests": reqs,
-                        "uncached_input_tokens": int(reqs * per_req * 0.25),
-                        "cache_read_input_tokens": int(reqs * per_req * 0.7),
-                        "cache_creation": {"ephemeral_5m_input_tokens": int(reqs * per_req * 0.04),
-                                           "ephemeral_1h_input_tokens": int(reqs * per_req * 0.01)},
-                        "output_tokens": int(reqs * rng.uniform(700, 1_400)),
-                        "server_tool_use": {"web_search_requests": int(reqs * 0.02)},
-                    })
-            buckets.append({"starting_at": _iso(start), "ending_at": _iso(start + _DAY_S), "results": results})
+                    results.append(
+                        {
+                            "api_key_id": f"apikey_research_{tier}",
+                            "workspace_id": "wrkspc_research",
+                            "model": model,
+                            "service_tier": tier,
+                            "context_window": window,
+                            "num_requests": reqs,
+                            "uncached_input_tokens": int(reqs * per_req * 0.25),
+                            "cache_read_input_tokens": int(reqs * per_req * 0.7),
+                            "cache_creation": {
+                                "ephemeral_5m_input_tokens": int(reqs * per_req * 0.04),
+                                "ephemeral_1h_input_tokens": int(reqs * per_req * 0.01),
+                            },
+                            "output_tokens": int(reqs * rng.uniform(700, 1_400)),
+                            "server_tool_use": {"web_search_requests": int(reqs * 0.02)},
+                        }
+                    )
+            buckets.append(
+                {"starting_at": _iso(start), "ending_at": _iso(start + _DAY_S), "results": results}
+            )
         return {"data": buckets, "has_more": False, "next_page": None}
 
     # -- nightly batch job in the OpenAI usage export ---------------------------------------------
@@ -243,19 +314,40 @@ class _Writer:
             reqs = int(rng.normal(50_000, 4_000))
             input_total = reqs * int(rng.integers(1_300, 1_700))
             results = [
-                {"object": "organization.usage.completions.result", "input_tokens": input_total,
-                 "input_cached_tokens": int(input_total * 0.4), "output_tokens": reqs * 60,
-                 "input_audio_tokens": 0, "output_audio_tokens": 0, "num_model_requests": reqs,
-                 "project_id": "proj_nightly_labels", "user_id": None, "api_key_id": "key_batch_labels",
-                 "model": "gpt-5-mini", "batch": True, "service_tier": None},
-                {"object": "organization.usage.completions.result", "input_tokens": reqs // 10 * 3_000,
-                 "input_cached_tokens": 0, "output_tokens": reqs // 10 * 400, "input_audio_tokens": 0,
-                 "output_audio_tokens": 0, "num_model_requests": reqs // 10, "project_id": "proj_nightly_labels",
-                 "user_id": None, "api_key_id": "key_batch_labels", "model": "gpt-5", "batch": False,
-                 "service_tier": "default"},
+                {
+                    "object": "organization.usage.completions.result",
+                    "input_tokens": input_total,
+                    "input_cached_tokens": int(input_total * 0.4),
+                    "output_tokens": reqs * 60,
+                    "input_audio_tokens": 0,
+                    "output_audio_tokens": 0,
+                    "num_model_requests": reqs,
+                    "project_id": "proj_nightly_labels",
+                    "user_id": None,
+                    "api_key_id": "key_batch_labels",
+                    "model": "gpt-5-mini",
+                    "batch": True,
+                    "service_tier": None,
+                },
+                {
+                    "object": "organization.usage.completions.result",
+                    "input_tokens": reqs // 10 * 3_000,
+                    "input_cached_tokens": 0,
+                    "output_tokens": reqs // 10 * 400,
+                    "input_audio_tokens": 0,
+                    "output_audio_tokens": 0,
+                    "num_model_requests": reqs // 10,
+                    "project_id": "proj_nightly_labels",
+                    "user_id": None,
+                    "api_key_id": "key_batch_labels",
+                    "model": "gpt-5",
+                    "batch": False,
+                    "service_tier": "default",
+                },
             ]
-            buckets.append({"object": "bucket", "start_time": start, "end_time": start + _DAY_S,
-                            "results": results})
+            buckets.append(
+                {"object": "bucket", "start_time": start, "end_time": start + _DAY_S, "results": results}
+            )
         return {"object": "page", "data": buckets, "has_more": False, "next_page": None}
 
     # -- support service traced with OpenTelemetry ------------------------------------------------
@@ -268,24 +360,49 @@ class _Writer:
                 t_ns = int((org.start_s + day * _DAY_S + rng.uniform(0, _DAY_S)) * 1e9)
                 prompt_total = int(rng.integers(2_000, 9_000))
                 attrs = {
-                    "gen_ai.operation.name": "chat", "gen_ai.system": "openai",
-                    "gen_ai.request.model": "gpt-4.1-mini", "gen_ai.response.model": "gpt-4.1-mini",
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.system": "openai",
+                    "gen_ai.request.model": "gpt-4.1-mini",
+                    "gen_ai.response.model": "gpt-4.1-mini",
                     "gen_ai.usage.input_tokens": prompt_total,
                     "gen_ai.usage.cache_read.input_tokens": int(prompt_total * 0.5),
                     "gen_ai.usage.output_tokens": int(rng.integers(150, 700)),
-                    "team": "support-tools", "user.id": "svc-support-bot",
+                    "team": "support-tools",
+                    "user.id": "svc-support-bot",
                 }
-                spans.append({
-                    "traceId": f"{org.seed:08x}{day:08x}{i:016x}", "spanId": f"{day:04x}{i:012x}",
-                    "name": "chat gpt-4.1-mini", "kind": 3, "startTimeUnixNano": str(t_ns),
-                    "endTimeUnixNano": str(t_ns + 2_000_000_000),
-                    "attributes": [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int)
-                                    else {"stringValue": v}} for k, v in attrs.items()],
-                })
-            lines.append({"resourceSpans": [{
-                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "support-assistant"}}]},
-                "scopeSpans": [{"scope": {"name": "opentelemetry.instrumentation.openai"}, "spans": spans}],
-            }]})
+                spans.append(
+                    {
+                        "traceId": f"{org.seed:08x}{day:08x}{i:016x}",
+                        "spanId": f"{day:04x}{i:012x}",
+                        "name": "chat gpt-4.1-mini",
+                        "kind": 3,
+                        "startTimeUnixNano": str(t_ns),
+                        "endTimeUnixNano": str(t_ns + 2_000_000_000),
+                        "attributes": [
+                            {
+                                "key": k,
+                                "value": {"intValue": str(v)} if isinstance(v, int) else {"stringValue": v},
+                            }
+                            for k, v in attrs.items()
+                        ],
+                    }
+                )
+            lines.append(
+                {
+                    "resourceSpans": [
+                        {
+                            "resource": {
+                                "attributes": [
+                                    {"key": "service.name", "value": {"stringValue": "support-assistant"}}
+                                ]
+                            },
+                            "scopeSpans": [
+                                {"scope": {"name": "opentelemetry.instrumentation.openai"}, "spans": spans}
+                            ],
+                        }
+                    ]
+                }
+            )
         return lines
 
     # -- self-hosted model, exported as a plain CSV ------------------------------------------------
@@ -298,8 +415,16 @@ class _Writer:
                 for _ in range(int(rng.poisson(60))):
                     t = org.start_s + day * _DAY_S + rng.uniform(0, _DAY_S)
                     e = int(rng.integers(org.engineers))
-                    w.writerow([_iso(t), "acme-coder-70b", org.teams[int(self.team_of[e])], self.users[e],
-                                int(rng.integers(500, 6_000)), int(rng.integers(100, 1_500))])
+                    w.writerow(
+                        [
+                            _iso(t),
+                            "acme-coder-70b",
+                            org.teams[int(self.team_of[e])],
+                            self.users[e],
+                            int(rng.integers(500, 6_000)),
+                            int(rng.integers(100, 1_500)),
+                        ]
+                    )
             # What real exports contain now and then: a truncated line, a negative count, a bad date.
             w.writerow([_iso(org.start_s + 3600), "acme-coder-70b", "infra", "eng-0001", "-12", "40"])
             w.writerow(["yesterday", "acme-coder-70b", "infra", "eng-0002", "100", "40"])
@@ -370,10 +495,15 @@ def write_demo_logs(out_dir: Path, org: DemoOrganisation | None = None) -> DemoF
         IngestStep(
             (selfhosted,),
             format="csv",
-            mapping={"ts": "timestamp", "model": "model_name", "input_tokens": "prompt_tokens",
-                     "output_tokens": "completion_tokens"},
+            mapping={
+                "ts": "timestamp",
+                "model": "model_name",
+                "input_tokens": "prompt_tokens",
+                "output_tokens": "completion_tokens",
+            },
             fixed={"provider": "self-hosted"},
         ),
     )
-    return DemoFiles(steps=steps, outcomes=outcomes, overrides=overrides,
-                     bot_users=tuple(w.users[b] for b in w.bots))
+    return DemoFiles(
+        steps=steps, outcomes=outcomes, overrides=overrides, bot_users=tuple(w.users[b] for b in w.bots)
+    )

@@ -34,8 +34,17 @@ _TIERS = {
     "flex_discount": "flex",
 }
 # Grouping dimensions of a result: two results of one bucket differ in at least one of them.
-_GROUP_KEYS = ("model", "workspace_id", "api_key_id", "account_id", "service_account_id", "service_tier",
-               "context_window", "inference_geo", "speed")
+_GROUP_KEYS = (
+    "model",
+    "workspace_id",
+    "api_key_id",
+    "account_id",
+    "service_account_id",
+    "service_tier",
+    "context_window",
+    "inference_geo",
+    "speed",
+)
 _LONG_CONTEXT_FLOOR = {"200k-1m": 200_001}
 
 
@@ -71,27 +80,42 @@ class AnthropicUsageReport(RecordFormat):
             for p, page in enumerate(_pages(doc)):
                 buckets = page.get("data") if isinstance(page, dict) else None
                 if not isinstance(buckets, list):
-                    yield StagedRow(line=line, raw=compact(page)[:2000], error="a page without a 'data' list",
-                                    error_field="data")
+                    yield StagedRow(
+                        line=line,
+                        raw=compact(page)[:2000],
+                        error="a page without a 'data' list",
+                        error_field="data",
+                    )
                     continue
                 for b, bucket in enumerate(buckets):
                     results = bucket.get("results") if isinstance(bucket, dict) else None
                     if not isinstance(results, list):
-                        yield StagedRow(line=line, raw=compact(bucket)[:2000], error_field="results",
-                                        error=f"bucket data[{b}] has no 'results' list")
+                        yield StagedRow(
+                            line=line,
+                            raw=compact(bucket)[:2000],
+                            error_field="results",
+                            error=f"bucket data[{b}] has no 'results' list",
+                        )
                         continue
                     for r, result in enumerate(results):
                         yield self._row(line, f"page {p} data[{b}].results[{r}]", bucket, result)
 
     def _row(self, line: int, where: str, bucket: dict[str, Any], result: Any) -> StagedRow:
-        raw = compact({"starting_at": bucket.get("starting_at"), "ending_at": bucket.get("ending_at"),
-                       "result": result, "at": where})
+        raw = compact(
+            {
+                "starting_at": bucket.get("starting_at"),
+                "ending_at": bucket.get("ending_at"),
+                "result": result,
+                "at": where,
+            }
+        )
         if not isinstance(result, dict):
             return StagedRow(line=line, raw=raw, error=f"{where} is not an object")
         cache = result.get("cache_creation") or {}
         if not isinstance(cache, dict):
-            return StagedRow(line=line, raw=raw, error="cache_creation is not an object",
-                             error_field="cache_creation")
+            return StagedRow(
+                line=line, raw=raw, error="cache_creation is not an object", error_field="cache_creation"
+            )
         tier = str(result.get("service_tier") or "standard").lower()
         context = str(result.get("context_window") or "").lower()
         tags: dict[str, Any] = {"source_record": where}
@@ -121,6 +145,7 @@ class AnthropicUsageReport(RecordFormat):
             "tags": compact(tags),
         }
         # A usage report has no request id: a bucket x group is identified by its keys, not its counts.
-        identity = compact([bucket.get("starting_at"), bucket.get("ending_at"),
-                            *(result.get(k) for k in _GROUP_KEYS)])
+        identity = compact(
+            [bucket.get("starting_at"), bucket.get("ending_at"), *(result.get(k) for k in _GROUP_KEYS)]
+        )
         return StagedRow(line=line, raw=raw, values=values, source_id=f"anthropic-report:{identity}")

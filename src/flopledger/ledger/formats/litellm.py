@@ -81,9 +81,11 @@ def _usage_details(meta: dict[str, Any]) -> tuple[int, int, int]:
         read = _obj(usage.get("prompt_tokens_details")).get("cached_tokens")
     write = usage.get("cache_creation_input_tokens")
     reasoning = _obj(usage.get("completion_tokens_details")).get("reasoning_tokens")
-    return (_num(read, "metadata.usage_object.cache_read_input_tokens"),
-            _num(write, "metadata.usage_object.cache_creation_input_tokens"),
-            _num(reasoning, "metadata.usage_object.completion_tokens_details.reasoning_tokens"))
+    return (
+        _num(read, "metadata.usage_object.cache_read_input_tokens"),
+        _num(write, "metadata.usage_object.cache_creation_input_tokens"),
+        _num(reasoning, "metadata.usage_object.completion_tokens_details.reasoning_tokens"),
+    )
 
 
 def _provider(value: Any) -> str | None:
@@ -110,8 +112,11 @@ def _prompt(messages: Any) -> str | None:
         except json.JSONDecodeError:
             return messages or None
     if isinstance(messages, list):
-        texts = [m["content"] for m in messages if isinstance(m, dict) and m.get("role") == "user"
-                 and isinstance(m.get("content"), str)]
+        texts = [
+            m["content"]
+            for m in messages
+            if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str)
+        ]
         return "\n".join(texts) or None
     return None
 
@@ -162,9 +167,13 @@ class LiteLLMSpendLogs(RecordFormat):
         except _BadCount as exc:
             return StagedRow(line=line, raw=raw, error=str(exc), error_field=exc.field)
         if read + write > prompt_tokens:
-            return StagedRow(line=line, raw=raw, error_field="prompt_tokens",
-                             error=f"cache tokens ({read + write}) exceed prompt_tokens ({prompt_tokens}); "
-                             "LiteLLM's prompt_tokens includes cached tokens")
+            return StagedRow(
+                line=line,
+                raw=raw,
+                error_field="prompt_tokens",
+                error=f"cache tokens ({read + write}) exceed prompt_tokens ({prompt_tokens}); "
+                "LiteLLM's prompt_tokens includes cached tokens",
+            )
         tags = _tag_list(record.get("request_tags"))
         tags_obj: dict[str, Any] = {"request_tags": tags} if tags else {}
         if record.get("call_type"):
@@ -175,8 +184,10 @@ class LiteLLMSpendLogs(RecordFormat):
             "provider": _provider(record.get("custom_llm_provider")),
             "model": record.get("model") or record.get("model_group") or None,
             # LiteLLM writes "" for an unknown user, key or team: that is no value, not an empty name.
-            "team": meta.get("user_api_key_team_alias") or record.get("team_id")
-            or meta.get("user_api_key_team_id") or None,
+            "team": meta.get("user_api_key_team_alias")
+            or record.get("team_id")
+            or meta.get("user_api_key_team_id")
+            or None,
             "user": record.get("user") or meta.get("user_api_key_user_id") or record.get("end_user") or None,
             "api_key": record.get("api_key") or None,
             "org": meta.get("user_api_key_org_id") or None,

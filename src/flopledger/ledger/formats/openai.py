@@ -66,35 +66,58 @@ class OpenAIUsage(RecordFormat):
             for p, page in enumerate(doc if isinstance(doc, list) else [doc]):
                 buckets = page.get("data") if isinstance(page, dict) else None
                 if not isinstance(buckets, list):
-                    yield StagedRow(line=line, raw=compact(page)[:2000], error="a page without a 'data' list",
-                                    error_field="data")
+                    yield StagedRow(
+                        line=line,
+                        raw=compact(page)[:2000],
+                        error="a page without a 'data' list",
+                        error_field="data",
+                    )
                     continue
                 for b, bucket in enumerate(buckets):
                     results = bucket.get("results") if isinstance(bucket, dict) else None
                     if not isinstance(results, list):
-                        yield StagedRow(line=line, raw=compact(bucket)[:2000], error_field="results",
-                                        error=f"bucket data[{b}] has no 'results' list")
+                        yield StagedRow(
+                            line=line,
+                            raw=compact(bucket)[:2000],
+                            error_field="results",
+                            error=f"bucket data[{b}] has no 'results' list",
+                        )
                         continue
                     for r, result in enumerate(results):
                         yield self._row(line, f"page {p} data[{b}].results[{r}]", bucket, result)
 
     def _row(self, line: int, where: str, bucket: dict[str, Any], result: Any) -> StagedRow:
-        raw = compact({"start_time": bucket.get("start_time"), "end_time": bucket.get("end_time"),
-                       "result": result, "at": where})
+        raw = compact(
+            {
+                "start_time": bucket.get("start_time"),
+                "end_time": bucket.get("end_time"),
+                "result": result,
+                "at": where,
+            }
+        )
         if not isinstance(result, dict):
             return StagedRow(line=line, raw=raw, error=f"{where} is not an object")
         total_in = _as_int(result.get("input_tokens"))
         cached = _as_int(result.get("input_cached_tokens"))
         if total_in is None:
-            return StagedRow(line=line, raw=raw, error="input_tokens is not a whole number",
-                             error_field="input_tokens")
+            return StagedRow(
+                line=line, raw=raw, error="input_tokens is not a whole number", error_field="input_tokens"
+            )
         if cached is None:
-            return StagedRow(line=line, raw=raw, error="input_cached_tokens is not a whole number",
-                             error_field="input_cached_tokens")
+            return StagedRow(
+                line=line,
+                raw=raw,
+                error="input_cached_tokens is not a whole number",
+                error_field="input_cached_tokens",
+            )
         if cached > total_in:
-            return StagedRow(line=line, raw=raw, error_field="input_cached_tokens",
-                             error=f"input_cached_tokens ({cached}) exceeds input_tokens ({total_in}); "
-                             "OpenAI's input includes cached tokens")
+            return StagedRow(
+                line=line,
+                raw=raw,
+                error_field="input_cached_tokens",
+                error=f"input_cached_tokens ({cached}) exceeds input_tokens ({total_in}); "
+                "OpenAI's input includes cached tokens",
+            )
         tags: dict[str, Any] = {"source_record": where}
         # Audio tokens are counted apart from input_tokens/output_tokens (which are text); the canonical
         # token classes have no audio class, so they are kept as tags rather than silently dropped.
@@ -117,7 +140,16 @@ class OpenAIUsage(RecordFormat):
             "output_tokens": result.get("output_tokens"),
             "tags": compact(tags),
         }
-        identity = compact([bucket.get("start_time"), bucket.get("end_time"), result.get("model"),
-                            result.get("project_id"), result.get("user_id"), result.get("api_key_id"),
-                            result.get("batch"), tier_raw])
+        identity = compact(
+            [
+                bucket.get("start_time"),
+                bucket.get("end_time"),
+                result.get("model"),
+                result.get("project_id"),
+                result.get("user_id"),
+                result.get("api_key_id"),
+                result.get("batch"),
+                tier_raw,
+            ]
+        )
         return StagedRow(line=line, raw=raw, values=values, source_id=f"openai-usage:{identity}")

@@ -202,8 +202,9 @@ def _is_usage(attrs: Mapping[str, Any]) -> bool:
 def spans_to_rows(doc: Any, line: int) -> Iterator[StagedRow]:
     """Staged rows of every GenAI span in one OTLP ``ExportTraceServiceRequest`` (as JSON)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("resourceSpans"), list):
-        yield StagedRow(line=line, raw=compact(doc)[:2000],
-                        error="not an OTLP trace document (no resourceSpans)")
+        yield StagedRow(
+            line=line, raw=compact(doc)[:2000], error="not an OTLP trace document (no resourceSpans)"
+        )
         return
     for rs in doc["resourceSpans"]:
         resource = otlp_attributes((rs.get("resource") or {}).get("attributes"))
@@ -220,8 +221,15 @@ def _span_row(line: int, span: Mapping[str, Any], attrs: dict[str, Any]) -> Stag
     trace_id, span_id = span.get("traceId"), span.get("spanId")
     text_keys = ("gen_ai.prompt", "gen_ai.input", "gen_ai.output")
     raw_attrs = {k: v for k, v in attrs.items() if not k.startswith(text_keys)}
-    raw = compact({"traceId": trace_id, "spanId": span_id, "name": span.get("name"),
-                   "startTimeUnixNano": span.get("startTimeUnixNano"), "attributes": raw_attrs})
+    raw = compact(
+        {
+            "traceId": trace_id,
+            "spanId": span_id,
+            "name": span.get("name"),
+            "startTimeUnixNano": span.get("startTimeUnixNano"),
+            "attributes": raw_attrs,
+        }
+    )
     source_id = f"otel:{trace_id}:{span_id}" if trace_id and span_id else None
     try:
         total_in = _count(attrs, "input_total")
@@ -235,15 +243,25 @@ def _span_row(line: int, span: Mapping[str, Any], attrs: dict[str, Any]) -> Stag
     has_tokens = any(_first(attrs, f) is not None for f in token_fields)
     if cache_read + cache_write > total_in:
         input_name = _first_named(attrs, "input_total")[0]
-        return StagedRow(line=line, raw=raw, source_id=source_id, error_field=input_name,
-                         error=f"cache tokens ({cache_read + cache_write}) exceed input tokens ({total_in}); "
-                         "OpenTelemetry's input_tokens includes cached tokens")
+        return StagedRow(
+            line=line,
+            raw=raw,
+            source_id=source_id,
+            error_field=input_name,
+            error=f"cache tokens ({cache_read + cache_write}) exceed input tokens ({total_in}); "
+            "OpenTelemetry's input_tokens includes cached tokens",
+        )
     start = span.get("startTimeUnixNano")
     try:
         ts = _ts_from_nanos(start)
     except (TypeError, ValueError, OverflowError, OSError):
-        return StagedRow(line=line, raw=raw, source_id=source_id, error=f"bad startTimeUnixNano {start!r}",
-                         error_field="startTimeUnixNano")
+        return StagedRow(
+            line=line,
+            raw=raw,
+            source_id=source_id,
+            error=f"bad startTimeUnixNano {start!r}",
+            error_field="startTimeUnixNano",
+        )
     provider = _first(attrs, "provider")
     provider = _PROVIDER_ALIASES.get(str(provider).lower(), str(provider).lower()) if provider else None
     tier = _first(attrs, "service_tier")
