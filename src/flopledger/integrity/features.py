@@ -70,7 +70,7 @@ def events_have_outcomes(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 _RELEASE_AFTER_START = dt.timedelta(days=7)
-_MIN_RELEASE_DAY_REQUESTS = 5
+_MIN_RELEASE_DAY_REQUESTS = 2
 """A shift to a new model is judged only on accounts with this many requests on its first day."""
 
 
