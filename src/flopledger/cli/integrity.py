@@ -21,7 +21,9 @@ from flopledger.ledger.store import open_ledger
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Integrity commands.", no_args_is_help=True)
+app = typer.Typer(
+    help="Token-burn bots, distillation networks, indicator exchange between labs.", no_args_is_help=True
+)
 
 ConsortiumKey = Annotated[
     str,

@@ -3,10 +3,12 @@
 The model, per group: daily spend = (level + trend x day) x weekday-or-weekend factor. Over the
 last twelve weeks: the weekend factor is the ratio of mean weekend to mean weekday spend, and the
 level and trend a least-squares line through de-seasonalised spend, recent days weighted more
-(half-life four weeks) and half the trend carried forward. The interval comes from the residuals
+(half-life four weeks) and quiet days (small season factor) less; half the trend is carried
+forward, and less when its t-statistic is small; a level shift in the last week (a new bot, a
+price change) re-anchors the level. The interval comes from the residuals
 (inflated for their day-to-day correlation) plus the uncertainty of the line itself. Month-end =
-spend to date + the projected remaining days. A straight line from the month so far is kept alongside, as the
-baseline the backtest (:func:`backtest`) must beat.
+spend to date + the projected remaining days. A straight line from the month so far is kept
+alongside, as the baseline the backtest (:func:`backtest`) must beat.
 
 >>> import datetime as dt, numpy as np
 >>> days = [dt.date(2026, 1, 1) + dt.timedelta(d) for d in range(14)]
@@ -60,6 +62,12 @@ HALF_LIFE_DAYS = 28.0
 TREND_DAMPING = 0.5
 """Share of the fitted trend carried forward: a full trend over-reacts to noise (see the backtest)."""
 MIN_TREND_DAYS = 10
+TREND_T = 3.0
+"""A trend counts in full (before damping) once its t-statistic reaches this."""
+SHIFT_DAYS = 7
+"""The recent window in which a level shift is looked for."""
+SHIFT_Z = 2.0
+"""How many standard errors the recent mean residual must exceed to count as a shift."""
 """Below this much history the trend is not estimated (a flat level instead)."""
 _Z90 = 1.2815515655446004  # standard normal 90th percentile: P10/P90 = P50 -/+ z * sigma
 
@@ -179,7 +187,9 @@ def project_days(
     fitted = season > 0
     y = np.divide(y_raw, season, out=np.zeros(w), where=fitted)
     t = np.arange(w, dtype=float) - (w - 1)  # 0 = the last day of history
-    weight = 0.5 ** (-t / HALF_LIFE_DAYS) * fitted
+    # A quiet day divided by its small season factor is noisy (count-like spend has variance in
+    # proportion to its mean), so each day weighs in proportion to its season factor.
+    weight = 0.5 ** (-t / HALF_LIFE_DAYS) * fitted * np.minimum(season, 1.0 / np.maximum(season, 1e-9))
     h_t = np.array([(d - days[-1]).days for d in horizon], dtype=float)
     h_season = np.where(_weekend(horizon), weekend_factor, 1.0)
     if w >= MIN_TREND_DAYS:
@@ -189,8 +199,21 @@ def project_days(
         resid = (y - design @ coef)[fitted]
         sigma = float(np.sqrt((weight[fitted] * resid**2).sum() / weight.sum() * w / (w - 2)))
         cov = sigma**2 * np.linalg.inv((design * weight[:, None]).T @ design) * weight.max()
-        coef = coef * np.array([1.0, TREND_DAMPING])
-        cov = cov * np.outer([1.0, TREND_DAMPING], [1.0, TREND_DAMPING])
+        full = coef.copy()
+        # A trend the data cannot tell from noise is shrunk towards flat (by its t-statistic).
+        t_stat = abs(coef[1]) / np.sqrt(cov[1, 1]) if cov[1, 1] > 0 else 0.0
+        keep = TREND_DAMPING * min(1.0, (t_stat / TREND_T) ** 2)
+        coef = coef * np.array([1.0, keep])
+        cov = cov * np.outer([1.0, keep], [1.0, keep])
+        # A step (a new bot, a price change) leaves the last week's residuals on one side: when
+        # their weighted mean is beyond chance, the level moves to it.
+        tail_w = weight[-SHIFT_DAYS:]
+        if tail_w.sum() > 0:
+            tail = (y - design @ full)[-SHIFT_DAYS:]
+            shift = float((tail_w * tail).sum() / tail_w.sum())
+            n_eff = tail_w.sum() ** 2 / (tail_w**2).sum()
+            if abs(shift) > SHIFT_Z * sigma / np.sqrt(n_eff):
+                coef = coef + np.array([shift, 0.0])
     else:
         y = y[fitted]
         coef = np.array([y.mean(), 0.0])
