@@ -55,7 +55,8 @@ START = dt.datetime(2026, 3, 2)
 DAYS, RELEASE_DAY = 14, 10
 DAY_S = 86_400.0
 SHARES = (0.05, 0.10, 0.20, 0.35, 0.50)
-FPR_TARGET = 0.01
+FPR_TARGET = 0.005
+"""Calibrated at half the 1% target: a fresh population's rate scatters around the calibrated one."""
 _COLUMNS = (
     "event_id",
     "ts",
@@ -389,7 +390,7 @@ def main() -> None:
     pooled = {k: np.concatenate(v) for k, v in benign_raw.items()}
     benign = np.ones(len(pooled["token_burn"]), dtype=bool)
     source = (
-        f"{1 - FPR_TARGET:.0%} quantile (upper {FPR_TARGET:.0%} tail) of raw scores over "
+        f"{1 - FPR_TARGET:.1%} quantile (upper {FPR_TARGET:.1%} tail) of raw scores over "
         f"{int(benign.sum())} benign accounts (real prompts, Azure gaps and token counts, ServeGen "
         "service clients) built by bench/integrity_eval.py, seeds 1000-1001"
     )

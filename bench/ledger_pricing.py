@@ -201,10 +201,14 @@ def main() -> None:
             f"peak RSS {max(p['peak_rss_mb'] for p in priced):.0f} MB"
         )
         setup_s = statistics.median(p["setup_seconds"] for p in priced)
-        print(f"  of which one-time setup (flatten the catalog, read breakpoints, compile): {setup_s:.2f} s; "
-              f"the query itself {ours - setup_s:.2f} s")
-        print(f"floor, same group-by without pricing:        {floor_s:.2f} s  -> ratio {ours / floor_s:.2f}x "
-              f"end to end, {(ours - setup_s) / floor_s:.2f}x for the query")
+        print(
+            f"  of which one-time setup (flatten the catalog, read breakpoints, compile): {setup_s:.2f} s; "
+            f"the query itself {ours - setup_s:.2f} s"
+        )
+        print(
+            f"floor, same group-by without pricing:        {floor_s:.2f} s  -> ratio {ours / floor_s:.2f}x "
+            f"end to end, {(ours - setup_s) / floor_s:.2f}x for the query"
+        )
         pe = statistics.median(p["seconds"] for p in per_event)
         print(
             f"pricing every event, then the group-by:      {pe:.2f} s, "

@@ -82,4 +82,5 @@ def test_calibration_hits_its_false_positive_rate() -> None:
     for kind, scores in benign.items():
         assert np.mean(scores >= thresholds.by_kind[kind]) <= 0.01
     shipped = default_thresholds()
-    assert shipped.fpr_target == 0.01 and set(shipped.by_kind) == set(DETECTORS)
+    # shipped at half the 1% target, so fresh populations stay within it (bench/integrity_eval.py)
+    assert shipped.fpr_target == 0.005 and set(shipped.by_kind) == set(DETECTORS)
