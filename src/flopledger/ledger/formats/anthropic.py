@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from flopledger.ledger.formats.base import (
-    JsonLineError,
     RecordFormat,
     StagedRow,
     compact,
     first_json_value,
-    iter_json_documents,
+    iter_report_results,
     register,
 )
 
@@ -48,10 +47,6 @@ _GROUP_KEYS = (
 _LONG_CONTEXT_FLOOR = {"200k-1m": 200_001}
 
 
-def _pages(doc: Any) -> list[Any]:
-    return doc if isinstance(doc, list) else [doc]
-
-
 def _is_report(value: Any) -> bool:
     page = value[0] if isinstance(value, list) and value else value
     if not isinstance(page, dict) or "data" not in page:
@@ -73,32 +68,7 @@ class AnthropicUsageReport(RecordFormat):
         return _is_report(value) and ("uncached_input_tokens" in head or "cache_creation" in head)
 
     def rows(self, path: Path) -> Iterator[StagedRow]:
-        for line, doc in iter_json_documents(path):
-            if isinstance(doc, JsonLineError):
-                yield doc.staged()
-                continue
-            for p, page in enumerate(_pages(doc)):
-                buckets = page.get("data") if isinstance(page, dict) else None
-                if not isinstance(buckets, list):
-                    yield StagedRow(
-                        line=line,
-                        raw=compact(page)[:2000],
-                        error="a page without a 'data' list",
-                        error_field="data",
-                    )
-                    continue
-                for b, bucket in enumerate(buckets):
-                    results = bucket.get("results") if isinstance(bucket, dict) else None
-                    if not isinstance(results, list):
-                        yield StagedRow(
-                            line=line,
-                            raw=compact(bucket)[:2000],
-                            error_field="results",
-                            error=f"bucket data[{b}] has no 'results' list",
-                        )
-                        continue
-                    for r, result in enumerate(results):
-                        yield self._row(line, f"page {p} data[{b}].results[{r}]", bucket, result)
+        return iter_report_results(path, self._row)
 
     def _row(self, line: int, where: str, bucket: dict[str, Any], result: Any) -> StagedRow:
         raw = compact(

@@ -187,8 +187,44 @@ def iter_json_documents(path: Path) -> Iterator[tuple[int, Any]]:
             yield number, JsonLineError(reason, text=line, path=str(path), line=number)
 
 
+ReportRow = Callable[[int, str, dict[str, Any], Any], StagedRow]
+"""Makes one staged row from (line, where in the document, bucket, result)."""
+
+
+def iter_report_results(path: Path, make_row: ReportRow) -> Iterator[StagedRow]:
+    """Rows of a vendor usage report: pages (one, a list, or one per line) -> ``data`` buckets -> ``results``.
+
+    The Anthropic and OpenAI usage APIs share this shape; a page or bucket of the wrong shape is one
+    quarantined row, and each result is turned into a row by ``make_row``.
+    """
+    for line, doc in iter_json_documents(path):
+        if isinstance(doc, JsonLineError):
+            yield doc.staged()
+            continue
+        for p, page in enumerate(doc if isinstance(doc, list) else [doc]):
+            buckets = page.get("data") if isinstance(page, dict) else None
+            if not isinstance(buckets, list):
+                yield StagedRow(
+                    line=line,
+                    raw=compact(page)[:2000],
+                    error="a page without a 'data' list",
+                    error_field="data",
+                )
+                continue
+            for b, bucket in enumerate(buckets):
+                results = bucket.get("results") if isinstance(bucket, dict) else None
+                if not isinstance(results, list):
+                    yield StagedRow(
+                        line=line,
+                        raw=compact(bucket)[:2000],
+                        error_field="results",
+                        error=f"bucket data[{b}] has no 'results' list",
+                    )
+                    continue
+                for r, result in enumerate(results):
+                    yield make_row(line, f"page {p} data[{b}].results[{r}]", bucket, result)
+
+
 def compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
 
-
-Sniffer = Callable[[Any], bool]
