@@ -106,12 +106,21 @@ def test_identical_rows_inside_one_file_are_distinct_events(tmp_path: Path) -> N
     assert ingest_files(con, [path]).rows_duplicate == 3
 
 
-def test_source_ids_deduplicate_across_files(tmp_path: Path) -> None:
-    a = write_jsonl(tmp_path / "a.jsonl", [{**GOOD, "request_id": "r1"}])
+def test_request_ids_deduplicate_across_files_and_formats(tmp_path: Path) -> None:
+    a = write_jsonl(tmp_path / "a.jsonl", [{**GOOD, "request_id": "r1"}, {**GOOD, "request_id": "r2"}])
+    # the same requests exported again by another tool, with a different column order and extra field
+    b = tmp_path / "b.csv"
+    b.write_text(
+        "request_id,ts,model,provider,input_tokens,output_tokens,note\n"
+        "r1,2026-03-02T10:00:00Z,claude-sonnet-4-5,anthropic,1000,500,x\n"
+        "r3,2026-03-02T10:00:00Z,claude-sonnet-4-5,anthropic,1000,500,x\n",
+        encoding="utf-8",
+    )
     con = open_ledger(tmp_path / "l.duckdb")
-    ingest_files(con, [a])
-    # a LiteLLM log of the same request id is a different source: ids are the source's own
-    assert _rows(con, "SELECT count(*) FROM events")[0][0] == 1
+    assert ingest_files(con, [a]).rows_stored == 2
+    r = ingest_files(con, [b])
+    assert (r.rows_stored, r.rows_duplicate) == (1, 1)
+    assert sorted(x[0] for x in _rows(con, "SELECT request_id FROM events")) == ["r1", "r2", "r3"]
 
 
 def test_strict_stores_nothing_and_names_the_first_bad_rows(tmp_path: Path) -> None:

@@ -134,7 +134,9 @@ def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
     content = " || '|' || ".join(f"coalesce(\"{c}\", '')" for c in STAGE_COLUMNS if c != "prompt")
     return f"""
     WITH numbers AS (
-        SELECT *, rowid AS _sid, {numbers} FROM {stage}
+        -- a request id in the data is the source's own id, whatever the format
+        SELECT * REPLACE (coalesce(_source_id, nullif(trim(request_id), '')) AS _source_id),
+            rowid AS _sid, {numbers} FROM {stage}
     ), typed AS (
         SELECT *,
             {ts_expr} AS _ts,

@@ -227,4 +227,3 @@ def iter_report_results(path: Path, make_row: ReportRow) -> Iterator[StagedRow]:
 
 def compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
-
