@@ -46,7 +46,7 @@ import pyarrow as pa
 from flopledger.integrity.detectors import DETECTORS, Thresholds, calibrate, thresholds_to_json
 from flopledger.integrity.scan import raw_scan
 from flopledger.ledger.store import open_ledger
-from flopledger.synthetic.campaigns import store_traffic
+from flopledger.synthetic.campaigns import TRAFFIC_COLUMNS, store_traffic
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CALIBRATION = Path(__file__).resolve().parents[1] / "src" / "flopledger" / "integrity" / "calibration.json"
@@ -57,22 +57,6 @@ DAY_S = 86_400.0
 SHARES = (0.05, 0.10, 0.20, 0.35, 0.50)
 FPR_TARGET = 0.005
 """Calibrated at half the 1% target: a fresh population's rate scatters around the calibrated one."""
-_COLUMNS = (
-    "event_id",
-    "ts",
-    "provider",
-    "model",
-    "org",
-    "user",
-    "api_key",
-    "requests",
-    "input_tokens",
-    "cache_read_tokens",
-    "output_tokens",
-    "tags",
-    "prompt",
-    "cost_usd",
-)
 _SERVICE_WRAPPERS = (
     "Classify the following customer message into one of: billing, bug, feature request, other.\n\n{p}",
     "You are a support assistant for our product. Draft a short, polite reply to this ticket:\n{p}",
@@ -152,12 +136,12 @@ def load_real() -> RealData:
 
 @dataclass
 class Traffic:
-    rows: dict[str, list[object]] = field(default_factory=lambda: {k: [] for k in _COLUMNS})
+    rows: dict[str, list[object]] = field(default_factory=lambda: {k: [] for k in TRAFFIC_COLUMNS})
     labels: dict[str, str] = field(default_factory=dict)
     campaign_of: dict[str, str] = field(default_factory=dict)
 
     def table(self) -> pa.Table:
-        return pa.table({k: self.rows[k] for k in _COLUMNS}).sort_by("ts")
+        return pa.table({k: self.rows[k] for k in TRAFFIC_COLUMNS}).sort_by("ts")
 
 
 class Generator:

@@ -33,6 +33,7 @@ from flopledger.ledger.fingerprints import fingerprint_prompts
 
 __all__ = [
     "START",
+    "TRAFFIC_COLUMNS",
     "LabelledTraffic",
     "PromptPools",
     "TrafficSpec",
@@ -169,7 +170,7 @@ class _Builder:
     def __init__(self, spec: TrafficSpec, pools: PromptPools, seed: int) -> None:
         self.spec, self.pools = spec, pools
         self.rng = np.random.default_rng(seed)
-        self.rows: dict[str, list[object]] = {k: [] for k in _COLUMNS}
+        self.rows: dict[str, list[object]] = {k: [] for k in TRAFFIC_COLUMNS}
 
     def emit(
         self,
@@ -256,7 +257,7 @@ class _Builder:
         return [pool[i] for i in self.rng.integers(0, len(pool), size=n)]
 
 
-_COLUMNS = (
+TRAFFIC_COLUMNS: tuple[str, ...] = (
     "event_id",
     "ts",
     "provider",
@@ -328,7 +329,7 @@ def build_traffic(
             )
             labels[name] = "distillation"
             campaign_of[name] = f"campaign-{c}"
-    table = pa.table({k: b.rows[k] for k in _COLUMNS})
+    table = pa.table({k: b.rows[k] for k in TRAFFIC_COLUMNS})
     return LabelledTraffic(events=table.sort_by("ts"), labels=labels, campaign_of=campaign_of)
 
 
