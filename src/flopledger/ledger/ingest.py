@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import ibis
 import pyarrow as pa
 
 from flopledger.catalog.overrides import PriceOverrides
@@ -28,9 +27,8 @@ from flopledger.errors import InputError
 from flopledger.ledger.fingerprints import FINGERPRINT_COLUMNS, fingerprint_prompts
 from flopledger.ledger.formats import STAGE_COLUMNS, InputFormat, detect_format, get_format
 from flopledger.ledger.formats.base import RecordFormat, StagedRow
-from flopledger.ledger.formats.tabular import TableFormat
-from flopledger.ledger.price_table import ensure_prices
-from flopledger.ledger.pricing import price_events
+from flopledger.ledger.formats.tabular import TableFormat, sql_literal
+from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.rollups import refresh_rollups
 from flopledger.ledger.schema import EVENT_COLUMNS
 from flopledger.ledger.validate import checked_sql, event_id_sql
@@ -158,8 +156,6 @@ def _stage_table(
     fixed: Mapping[str, str],
     input_includes_cache: bool,
 ) -> None:
-    from flopledger.ledger.formats.tabular import sql_literal
-
     source = fmt.source(con, path, mapping, fixed)
     try:
         con.execute(
@@ -283,7 +279,7 @@ def ingest_files(
         )
         raise
     finally:
-        for t in ("_stage", "_checked", "_new", "_fp", "_incoming", "_priced"):
+        for t in ("_stage", "_checked", "_good", "_new", "_fp", "_incoming", "_priced"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     if progress is not None:
         progress(total_bytes, total_bytes)
@@ -347,16 +343,26 @@ def _run(
         else ""
     )
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _new AS
-           SELECT * FROM (SELECT *, {ids} AS event_id FROM _checked WHERE error IS NULL {first})
+        f"CREATE OR REPLACE TEMP TABLE _good AS SELECT *, {ids} AS event_id FROM _checked WHERE error IS NULL"
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _new AS SELECT * FROM (SELECT * FROM _good {first})
            WHERE event_id NOT IN (SELECT event_id FROM events {window})"""
     )
-    stored = _count(con, "SELECT count(*) FROM _new")
+    # Duplicates are counted as such, not as what is left over: repeats inside the input, and good
+    # rows whose event is already stored. Stored rows are counted in the ledger after the insert.
+    duplicates = _count(
+        con,
+        f"""SELECT count(*) - count(DISTINCT event_id)
+                + count(DISTINCT event_id) FILTER (event_id IN (SELECT event_id FROM events {window}))
+            FROM _good""",
+    )
     _fingerprints(con, key)
     version = ensure_prices(
         con, overrides, "(SELECT lower(nullif(trim(provider), '')) AS provider, model FROM _new)"
     )
     unpriced = _store(con, ingest_id, version, keep_prompts)
+    stored = _count(con, f"SELECT count(*) FROM events WHERE ingest_id = '{ingest_id}'")
     days = [r[0] for r in con.execute("SELECT DISTINCT CAST(_ts AS DATE) FROM _new").fetchall()]
     refresh_rollups(con, days)
     return IngestResult(
@@ -365,7 +371,7 @@ def _run(
         rows_read=rows_read,
         rows_stored=stored,
         rows_quarantined=bad,
-        rows_duplicate=rows_read - stored - bad,
+        rows_duplicate=duplicates,
         price_version=version,
         unpriced_rows=unpriced,
     )
@@ -425,10 +431,6 @@ def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
         )
 
 
-_PRICED_SQL: dict[str, str] = {}
-"""Compiled pricing SQL per price version (it names tables only, so it serves every ledger)."""
-
-
 def _store(con: duckdb.DuckDBPyConnection, ingest_id: str, version: str, keep_prompts: bool) -> int:
     typed = {
         "ts": "_ts",
@@ -466,20 +468,8 @@ def _store(con: duckdb.DuckDBPyConnection, ingest_id: str, version: str, keep_pr
         + ", ".join(select)
         + " FROM _new n LEFT JOIN _fp f USING (event_id)"
     )
-    sql = _PRICED_SQL.get(version)
-    if sql is None:  # compiling the expression costs more than pricing a small batch: once per version
-        backend = ibis.duckdb.from_connection(con)
-        prices = backend.table("prices")
-        model_map = backend.table("model_map")
-        expr = price_events(
-            backend.table("_incoming"),
-            prices.filter(prices.price_version == version),
-            model_map.filter(model_map.price_version == version),
-        )
-        sql = _PRICED_SQL[version] = str(ibis.to_sql(expr, dialect="duckdb"))
+    sql = priced_sql(con, "_incoming", version)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _priced AS {sql}")
     unpriced = _count(con, "SELECT count(*) FROM _priced WHERE NOT priced")
     con.execute("INSERT INTO events BY NAME SELECT * FROM _priced")
-    con.execute("DROP TABLE _priced")
-    con.execute("DROP TABLE IF EXISTS _incoming")
     return unpriced

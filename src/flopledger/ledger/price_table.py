@@ -8,7 +8,7 @@ import pyarrow as pa
 from flopledger.catalog.overrides import PriceOverrides
 from flopledger.catalog.prices import CATALOG_VERSION, catalog_rows, resolve_catalog_model
 
-__all__ = ["ensure_prices", "price_version"]
+__all__ = ["ensure_prices", "price_version", "priced_sql"]
 
 
 def price_version(overrides: PriceOverrides) -> str:
@@ -53,3 +53,27 @@ def ensure_prices(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides, sou
         finally:
             con.unregister("_price_rows")
     return version
+
+
+_PRICED_SQL: dict[tuple[str, str], str] = {}
+"""Compiled pricing SQL per (events table, price version): it names tables only, so it serves every
+ledger, and compiling costs more than pricing a small batch."""
+
+
+def priced_sql(con: duckdb.DuckDBPyConnection, events: str, version: str) -> str:
+    """SQL pricing table ``events`` with price version ``version`` (:func:`price_events` compiled once)."""
+    key = (events, version)
+    if key not in _PRICED_SQL:
+        import ibis
+
+        from flopledger.ledger.pricing import price_events
+
+        backend = ibis.duckdb.from_connection(con)
+        prices, model_map = backend.table("prices"), backend.table("model_map")
+        expr = price_events(
+            backend.table(events),
+            prices.filter(prices.price_version == version),
+            model_map.filter(model_map.price_version == version),
+        )
+        _PRICED_SQL[key] = str(ibis.to_sql(expr, dialect="duckdb"))
+    return _PRICED_SQL[key]

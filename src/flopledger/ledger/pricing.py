@@ -14,7 +14,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from flopledger.ledger.schema import TOKEN_COLUMNS
+from flopledger.ledger.schema import PRICED_COLUMNS, TOKEN_COLUMNS
 
 __all__ = ["price_events"]
 
@@ -37,8 +37,6 @@ def price_events(events: ir.Table, prices: ir.Table, model_map: ir.Table) -> ir.
 
     >>> # priced = price_events(con.table("events"), con.table("prices"), con.table("model_map"))
     """
-    from flopledger.ledger.schema import PRICED_COLUMNS
-
     priced_names = {c.name for c in PRICED_COLUMNS}
     keep = [c for c in events.columns if c not in priced_names]
     ev = events.select(keep).mutate(

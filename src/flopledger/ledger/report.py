@@ -158,32 +158,26 @@ def headline(
     of every figure and counted in ``unpriced_tokens``.
     """
     t = _window(events_table(engine), since, until)
-    priced = t.filter(t.priced)
-    all_in = (
-        priced.input_tokens
-        + priced.cache_read_tokens
-        + priced.cache_write_5m_tokens
-        + priced.cache_write_1h_tokens
-    )
+    # One pass: unpriced events count only their tokens (their costs are NULL and sum to nothing).
+    is_priced = t.priced.fill_null(False)
+
+    def when_priced(value: Any) -> Any:
+        return ibis.ifelse(is_priced, value, 0)
+
+    all_in = t.input_tokens + t.cache_read_tokens + t.cache_write_5m_tokens + t.cache_write_1h_tokens
     agg: dict[str, Any] = {
-        "real": priced.cost_usd.sum(),
-        "as_output": (
-            (all_in + priced.output_tokens).cast("float64") * priced.output_usd_per_mtok_applied / 1e6
-        ).sum(),
+        "real": t.cost_usd.sum(),
+        "as_output": ((all_in + t.output_tokens).cast("float64") * t.output_usd_per_mtok_applied / 1e6).sum(),
         "uncached": (
-            all_in.cast("float64") * priced.input_usd_per_mtok_applied / 1e6
-            + priced.output_tokens_cost_usd
-            + priced.request_cost_usd.fill_null(0)
+            all_in.cast("float64") * t.input_usd_per_mtok_applied / 1e6
+            + t.output_tokens_cost_usd
+            + t.request_cost_usd.fill_null(0)
         ).sum(),
+        "unpriced": ibis.ifelse(is_priced, 0, all_in + t.output_tokens).sum(),
     }
-    agg.update({f"tok_{c}": priced[c].sum() for c in TOKEN_COLUMNS})
-    agg.update({f"cost_{c}": priced[f"{c}_cost_usd"].fill_null(0).sum() for c in TOKEN_COLUMNS})
-    totals = engine.rows(priced.aggregate(**agg))[0]
-    unpriced_row = engine.rows(
-        t.filter(~t.priced).aggregate(
-            n=sum((t[c] for c in BILLED_TOKEN_COLUMNS[1:]), t[BILLED_TOKEN_COLUMNS[0]]).sum()
-        )
-    )[0]
+    agg.update({f"tok_{c}": when_priced(t[c]).sum() for c in TOKEN_COLUMNS})
+    agg.update({f"cost_{c}": t[f"{c}_cost_usd"].sum() for c in TOKEN_COLUMNS})
+    totals = engine.rows(t.aggregate(**agg))[0]
     real = float(totals["real"] or 0.0)
     billed_tokens = sum(int(totals[f"tok_{c}"] or 0) for c in BILLED_TOKEN_COLUMNS)
     classes = []
@@ -206,6 +200,6 @@ def headline(
         all_as_output_cost_usd=round(float(totals["as_output"] or 0.0), 6),
         all_input_uncached_cost_usd=round(float(totals["uncached"] or 0.0), 6),
         total_tokens=billed_tokens,
-        unpriced_tokens=int(unpriced_row["n"] or 0),
+        unpriced_tokens=int(totals["unpriced"] or 0),
         classes=tuple(classes),
     )

@@ -7,18 +7,15 @@ history without re-ingesting.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-import ibis
 
 from flopledger.catalog.overrides import PriceOverrides
-from flopledger.catalog.prices import catalog_rows, resolve_catalog_model
+from flopledger.catalog.prices import FAR_FUTURE, FAR_PAST, catalog_rows, resolve_catalog_model
 from flopledger.errors import InputError
-from flopledger.ledger.price_table import ensure_prices
-from flopledger.ledger.pricing import price_events
+from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.rollups import refresh_rollups
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
 
@@ -56,14 +53,7 @@ def reprice(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides) -> Repric
     try:
         version = ensure_prices(con, overrides, "events")
         before = float(_scalar(con, "SELECT coalesce(sum(cost_usd), 0) FROM events") or 0.0)
-        backend = ibis.duckdb.from_connection(con)
-        prices, model_map = backend.table("prices"), backend.table("model_map")
-        expr = price_events(
-            backend.table("events"),
-            prices.filter(prices.price_version == version),
-            model_map.filter(model_map.price_version == version),
-        )
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _repriced AS {ibis.to_sql(expr, dialect='duckdb')}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _repriced AS {priced_sql(con, 'events', version)}")
         changed = int(
             _scalar(
                 con,
@@ -121,7 +111,7 @@ def price_rows(model: str, provider: str | None, overrides: PriceOverrides) -> l
         rec = r.as_record("current")
         rec.pop("price_version", None)
         for k in ("valid_from", "valid_to"):
-            if isinstance(rec.get(k), dt.datetime) and rec[k].year in (1900, 2200):
+            if rec.get(k) in (FAR_PAST, FAR_FUTURE):
                 rec[k] = None
         rows.append(rec)
     return rows

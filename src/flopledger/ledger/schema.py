@@ -24,7 +24,6 @@ __all__ = [
     "SERVICE_TIERS",
     "TOKEN_COLUMNS",
     "Column",
-    "total_input_tokens_sql",
 ]
 
 
@@ -112,8 +111,3 @@ PRICED_COLUMNS: tuple[Column, ...] = (
     Column("input_usd_per_mtok_applied", "DOUBLE", "Uncached input rate applied, after discounts."),
     Column("output_usd_per_mtok_applied", "DOUBLE", "Output rate applied, after discounts."),
 )
-
-
-def total_input_tokens_sql() -> str:
-    """SQL for a request's total input, the quantity long-context tiers are judged on."""
-    return "(input_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens)"

@@ -9,18 +9,11 @@ stays in the stage (it is needed only for rows sent to quarantine).
 from __future__ import annotations
 
 from flopledger.ledger.formats.base import STAGE_COLUMNS
+from flopledger.ledger.schema import TOKEN_COLUMNS
 
 __all__ = ["TIER_ALIASES", "checked_sql", "event_id_sql"]
 
-_INT_FIELDS = (
-    "input_tokens",
-    "cache_read_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-)
-_TOKEN_FIELDS = _INT_FIELDS
+_INT_FIELDS = TOKEN_COLUMNS
 TIER_ALIASES = {
     "": "standard",
     "standard": "standard",
@@ -48,7 +41,7 @@ def _num(col: str) -> str:
     return f'"_d_{col}"'
 
 
-def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
+def checked_sql(stage: str) -> str:
     """SELECT over table ``stage`` with typed columns, ``error``, ``error_field`` and ``event_id``."""
     checks: list[tuple[str, str, str]] = [
         ("_error IS NOT NULL", "_error", "_error_field"),
@@ -60,7 +53,7 @@ def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
         ),
         (_blank("model"), "'model is missing; every row needs a model'", "'model'"),
         (
-            " AND ".join(_blank(c) for c in _TOKEN_FIELDS),
+            " AND ".join(_blank(c) for c in _INT_FIELDS),
             "'no token count; every row needs at least one of the token columns'",
             "'input_tokens'",
         ),
@@ -114,14 +107,10 @@ def checked_sql(stage: str, *, input_includes_cache: bool = False) -> str:
     ints = ",\n".join(
         f'CASE WHEN {_blank(c)} THEN 0 ELSE TRY_CAST({_num(c)} AS BIGINT) END AS "_{c}"' for c in _INT_FIELDS
     )
-    # Tabular sources may report total input (OpenAI-style); the stage's ``_incl_cache`` flag, or the
-    # argument for a whole stage, says so and the cache tokens are subtracted to give uncached input.
+    # Tabular sources may report total input (OpenAI-style); the stage's ``_incl_cache`` flag says
+    # so, and the cache tokens are subtracted to give uncached input.
     minus_cache = "(_input_tokens - _cache_read_tokens - _cache_write_5m_tokens - _cache_write_1h_tokens)"
-    uncached = (
-        minus_cache
-        if input_includes_cache
-        else (f"CASE WHEN coalesce(_incl_cache, false) THEN {minus_cache} ELSE _input_tokens END")
-    )
+    uncached = f"CASE WHEN coalesce(_incl_cache, false) THEN {minus_cache} ELSE _input_tokens END"
     epoch = "regexp_full_match(trim(ts), '[0-9]+(\\.[0-9]+)?')"
     ts_expr = (
         f"CASE WHEN ts IS NULL THEN NULL WHEN {epoch} THEN "

@@ -126,7 +126,6 @@ class Jsonl(TableFormat):
 
     name = "jsonl"
     description = "JSON Lines, one object per line; map fields (dotted paths allowed) with --map."
-    _raw_expr = "src.j"
 
     def sniff(self, path: Path, head: str) -> bool:
         if path.suffix.lower() not in (".jsonl", ".ndjson", ".json"):
