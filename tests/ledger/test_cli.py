@@ -156,9 +156,9 @@ def test_ingest_cli_prints_the_reconciliation_and_fails_clearly(tmp_path: Path) 
     )
     assert out[0]["rows_read"] == 2 and out[0]["rows_stored"] == 1 and out[0]["rows_quarantined"] == 1
     result = CliRunner().invoke(app, ["ingest", str(tmp_path / "nope.csv"), "--db", db])
-    assert result.exit_code != 0
+    assert result.exit_code != 0 and "no such file" in str(result.exception)
     result = CliRunner().invoke(app, ["ingest", str(src), "--db", db, "--map", "ts=when,model=nosuch"])
-    assert result.exit_code != 0
+    assert result.exit_code != 0 and "no column 'nosuch'" in str(result.exception)
 
 
 @pytest.mark.slow

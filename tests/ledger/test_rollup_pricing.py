@@ -26,22 +26,24 @@ _MODELS = [
 ]
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     events=st.lists(
         st.fixed_dictionaries(
             {
                 "model": st.sampled_from(_MODELS),
-                "ts": st.datetimes(min_value=dt.datetime(2026, 3, 8), max_value=dt.datetime(2026, 3, 18)),
+                "ts": st.datetimes(min_value=dt.datetime(2026, 3, 11), max_value=dt.datetime(2026, 3, 12)),
                 "team": st.sampled_from(["a", "b"]),
                 "service_tier": st.sampled_from(["standard", "batch"]),
                 "requests": st.integers(1, 5),
                 "input_tokens": st.integers(0, 600_000),
                 "cache_read_tokens": st.integers(0, 200_000),
+            "cache_write_5m_tokens": st.integers(0, 50_000),
+            "min_request_input_tokens": st.sampled_from([None, None, 200_001]),
                 "output_tokens": st.integers(0, 50_000),
             }
         ),
-        min_size=1,
+        min_size=8,
         max_size=40,
     )
 )
@@ -73,7 +75,9 @@ def test_priced_rollup_equals_per_event_pricing(
     assert got.keys() == want.keys()
     for k, w in want.items():
         g = got[k]
-        assert g["requests"] == w["requests"] and g["cache_read_tokens"] == w["cache_read_tokens"]
+        for c in ("requests", "input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "output_tokens"):
+            assert g[c] == w[c], (k, c)
         assert g["cost_usd"] == pytest.approx(w["cost_usd"], rel=1e-9, abs=1e-9), k
-        assert g["output_tokens_cost_usd"] == pytest.approx(w["output_tokens_cost_usd"], rel=1e-9, abs=1e-9)
+        for c in ("output_tokens_cost_usd", "cache_write_5m_tokens_cost_usd", "request_cost_usd"):
+            assert g[c] == pytest.approx(w[c], rel=1e-9, abs=1e-9), (k, c)
         assert g["unpriced_tokens"] == w["unpriced_tokens"]

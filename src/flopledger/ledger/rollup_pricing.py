@@ -8,7 +8,8 @@ group's summed tokens once gives the same cost as pricing each event (to floatin
 A group's per-request input stays inside its tier bucket (a mean of values in an interval is in
 it), and its earliest timestamp inside its time buckets, so :func:`price_events` prices it right.
 
-This is what reports over tens of millions of events use, on DuckDB and on Spark alike.
+For events not yet priced (a Parquet export, a Spark table) at rollup grain, on DuckDB and on Spark
+alike; the ledger's own reports sum the costs stored at ingest, with the price version of the time.
 """
 
 from __future__ import annotations
