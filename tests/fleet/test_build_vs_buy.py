@@ -41,7 +41,9 @@ def test_self_hosted_bill_by_hand() -> None:
     assert result.development_usd_per_month == pytest.approx(20e6)
     assert result.energy_usd_per_month == 0.0  # rented: power is in the price
     assert result.self_hosted_usd_per_month == pytest.approx(20e6 + result.compute_usd_per_month)
-    assert result.cheaper == ("self-hosted" if result.self_hosted_usd_per_month < 26.25e6 else "vendor")
+    # 44 nodes x 8 x $4 x 730 h = $1.03M plus $20M development, under the $26.25M vendor bill
+    assert result.nodes == 44 and result.self_hosted_usd_per_month == pytest.approx(21_027_840)
+    assert result.cheaper == "self-hosted"
     # prefill: uncached input, cache writes, 10% of cache reads: (2 + 1 + 3) / 0.5 = 12 per output
     assert result.estimate.input_tokens == 12 * result.estimate.output_tokens
 

@@ -38,8 +38,8 @@ _MODELS = [
                 "requests": st.integers(1, 5),
                 "input_tokens": st.integers(0, 600_000),
                 "cache_read_tokens": st.integers(0, 200_000),
-            "cache_write_5m_tokens": st.integers(0, 50_000),
-            "min_request_input_tokens": st.sampled_from([None, None, 200_001]),
+                "cache_write_5m_tokens": st.integers(0, 50_000),
+                "min_request_input_tokens": st.sampled_from([None, None, 200_001]),
                 "output_tokens": st.integers(0, 50_000),
             }
         ),

@@ -10,6 +10,7 @@ its printed assumptions table and its Monte Carlo ranges::
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -61,7 +62,12 @@ class Assumption:
 
 
 def load_assumptions() -> dict[str, Assumption]:
-    """The packaged capacity assumptions, by name (validated)."""
+    """The packaged capacity assumptions, by name (validated; read once, a fresh dict each call)."""
+    return dict(_packaged_assumptions())
+
+
+@functools.cache
+def _packaged_assumptions() -> dict[str, Assumption]:
     text = resources.files("flopledger.fleet.data").joinpath(_RESOURCE).read_text(encoding="utf-8")
     out: dict[str, Assumption] = {}
     for i, raw in enumerate(yaml.safe_load(text)):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
 from collections.abc import Sequence
@@ -89,6 +90,7 @@ class FocusColumn:
     allowed_values: tuple[str, ...]
 
 
+@functools.cache
 def focus_columns() -> tuple[FocusColumn, ...]:
     """The FOCUS 1.2 column list, from package data."""
     text = resources.files("flopledger.ledger").joinpath("data/focus_1_2_columns.csv").read_text("utf-8")
