@@ -29,7 +29,6 @@ __all__ = [
     "calibrate",
     "combine",
     "default_thresholds",
-    "raw_scores",
     "thresholds_from_json",
     "thresholds_to_json",
     "unit_score",
@@ -175,12 +174,6 @@ def combine(detector: Detector, contrib: npt.NDArray[np.float64]) -> npt.NDArray
 
     both: npt.NDArray[np.float64] = 2.0 * np.sqrt(family("templated") * family("harvest")) + family("scale")
     return both
-
-
-def raw_scores(
-    detector: Detector, frame: FeatureFrame, baseline: Baseline, cluster_sizes: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    return combine(detector, contributions(detector, frame, baseline, cluster_sizes))
 
 
 def unit_score(raw: npt.NDArray[np.float64], threshold: float) -> npt.NDArray[np.float64]:

@@ -54,7 +54,7 @@ def leaderboard(
         FROM usage LEFT JOIN ({outcomes_sql}) o USING (account)
         """
     ).fetchall()
-    burn = {f.account: f for f in scan(con, thresholds) if f.kind == "token_burn" and f.flagged}
+    burn = {f.account: f for f in scan(con, thresholds, flagged_only=True) if f.kind == "token_burn"}
 
     def per_usd(outcomes: float, cost: float) -> float | None:
         return outcomes / cost if cost > 0 else None
