@@ -27,7 +27,7 @@ from flopledger.integrity.detectors import (
 )
 from flopledger.integrity.features import FeatureFrame, compute_features
 
-__all__ = ["Evidence", "Finding", "ScanResult", "raw_scan", "scan"]
+__all__ = ["Evidence", "Finding", "ScanResult", "findings_of", "raw_scan", "scan"]
 
 _EVIDENCE_PER_FINDING = 3
 
@@ -128,8 +128,14 @@ def scan(
 
     Scores are 0..1 with 0.5 at the calibrated threshold; ``flagged`` is ``score >= 0.5``.
     """
+    return findings_of(raw_scan(con), thresholds, flagged_only=flagged_only)
+
+
+def findings_of(
+    result: ScanResult, thresholds: Thresholds | None = None, *, flagged_only: bool = False
+) -> list[Finding]:
+    """The findings of a :func:`raw_scan`, for callers that also need its clusters."""
     limits = thresholds or default_thresholds()
-    result = raw_scan(con)
     findings: list[Finding] = []
     for kind in DETECTORS:
         scores = unit_score(result.raw[kind], limits.by_kind[kind])

@@ -11,10 +11,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from flopledger.integrity.clustering import link_accounts
 from flopledger.integrity.detectors import CLUSTER_SIZE
 from flopledger.integrity.features import ACCOUNT_SQL
-from flopledger.integrity.scan import Finding, scan
+from flopledger.integrity.scan import Finding, findings_of, raw_scan
 from flopledger.web.queries import Scope
 from flopledger.web.state import ServerState
 
@@ -44,8 +43,9 @@ def _scan(state: ServerState) -> _ScanView:
         if isinstance(cached, _ScanView) and cached.version == version:
             return cached
         with state.cursor() as cur:
-            findings = scan(cur, flagged_only=True)
-            members = dict(link_accounts(cur).members)
+            result = raw_scan(cur)  # one pass: findings and the clusters they were scored with
+            findings = findings_of(result, flagged_only=True)
+            members = dict(result.clusters.members)
             team_of = dict(
                 cur.execute(
                     f"SELECT account, arg_max(team, n) FROM (SELECT {ACCOUNT_SQL} AS account, team, "
