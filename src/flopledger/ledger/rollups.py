@@ -14,7 +14,7 @@ import duckdb
 
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, TOKEN_COLUMNS
 
-__all__ = ["ROLLUP_DIMENSIONS", "ROLLUP_TABLE", "create_rollup", "refresh_rollups"]
+__all__ = ["ROLLUP_DIMENSIONS", "ROLLUP_TABLE", "create_rollup", "refresh_rollups", "rollup_select"]
 
 ROLLUP_TABLE = "rollup_daily"
 ROLLUP_DIMENSIONS: tuple[str, ...] = (
@@ -43,6 +43,11 @@ _MEASURES = (
 def _select(where: str) -> str:
     dims = ", ".join(f'"{d}"' for d in ROLLUP_DIMENSIONS)
     return f"SELECT CAST(ts AS DATE) AS day, {dims}, {', '.join(_MEASURES)} FROM events {where} GROUP BY ALL"
+
+
+def rollup_select(where: str = "") -> str:
+    """The SELECT that computes rollup rows from ``events`` (optionally filtered by ``where``)."""
+    return _select(where)
 
 
 def create_rollup(con: duckdb.DuckDBPyConnection) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 
+from flopledger.ledger.rollups import ROLLUP_DIMENSIONS, ROLLUP_TABLE, rollup_select
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, TOKEN_COLUMNS
 
 __all__ = [
@@ -36,8 +37,7 @@ __all__ = [
     "user_exists",
 ]
 
-GROUPABLE: tuple[str, ...] = ("team", "user", "model", "provider", "project", "api_key", "service_tier")
-_ROLLUP_DIMS = ("team", "user", "model", "provider", "project", "api_key", "service_tier")
+GROUPABLE: tuple[str, ...] = ROLLUP_DIMENSIONS
 _SUMS = ("requests", *TOKEN_COLUMNS, *COST_COLUMNS, "cost_usd")
 
 
@@ -57,7 +57,7 @@ class Scope:
             clauses.append('"team" = ?')
             params.append(self.team)
         for column, value in filters.items():
-            if column not in _ROLLUP_DIMS:
+            if column not in GROUPABLE:
                 raise ValueError(f"not a rollup dimension: {column}")
             clauses.append(f'"{column}" = ?')
             params.append(value)
@@ -72,22 +72,14 @@ class Scope:
 
 def has_rollup(con: duckdb.DuckDBPyConnection) -> bool:
     row = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'rollup_daily'"
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [ROLLUP_TABLE]
     ).fetchone()
     return bool(row and row[0])
 
 
 def rollup_source(con: duckdb.DuckDBPyConnection) -> str:
     """``rollup_daily``, or the same rows aggregated from ``events`` when the ledger has no rollup."""
-    if has_rollup(con):
-        return "rollup_daily"
-    dims = ", ".join(f'"{d}"' for d in _ROLLUP_DIMS)
-    sums = ", ".join(f'sum("{c}") AS "{c}"' for c in _SUMS)
-    unpriced = f"sum(CASE WHEN cost_usd IS NULL THEN {' + '.join(BILLED_TOKEN_COLUMNS)} ELSE 0 END)"
-    return (
-        f"(SELECT CAST(ts AS DATE) AS day, {dims}, {sums}, {unpriced} AS unpriced_tokens "
-        f"FROM events GROUP BY ALL)"
-    )
+    return ROLLUP_TABLE if has_rollup(con) else f"({rollup_select()})"
 
 
 OVERVIEW_FRAME = "web_overview_frame"
