@@ -38,7 +38,6 @@ __all__ = [
 ]
 
 GROUPABLE: tuple[str, ...] = ROLLUP_DIMENSIONS
-_SUMS = ("requests", *TOKEN_COLUMNS, *COST_COLUMNS, "cost_usd")
 
 
 @dataclass(frozen=True)
