@@ -101,10 +101,18 @@ def test_reingesting_the_same_data_changes_nothing(tmp_path: Path) -> None:
 
 
 def test_identical_rows_inside_one_file_are_distinct_events(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "a.jsonl", [GOOD, GOOD, GOOD])
+    path = write_jsonl(tmp_path / "a.jsonl", [GOOD, GOOD, GOOD, {**GOOD, "user": "bob"}])
     con = open_ledger(tmp_path / "l.duckdb")
-    assert ingest_files(con, [path]).rows_stored == 3
-    assert ingest_files(con, [path]).rows_duplicate == 3
+    assert ingest_files(con, [path]).rows_stored == 4
+    again = ingest_files(con, [path])
+    assert (again.rows_stored, again.rows_duplicate) == (0, 4)
+    # a renamed copy beside the original in one run: the same four events, not eight
+    copy = tmp_path / "b.jsonl"
+    copy.write_bytes(path.read_bytes())
+    other = open_ledger(tmp_path / "m.duckdb")
+    both = ingest_files(other, [path, copy])
+    assert (both.rows_read, both.rows_stored, both.rows_duplicate) == (8, 4, 4)
+    assert _rows(other, "SELECT count(DISTINCT event_id), min(source_file) FROM events") == [(4, str(path))]
 
 
 def test_request_ids_deduplicate_across_files_and_formats(tmp_path: Path) -> None:
@@ -327,3 +335,66 @@ def test_a_large_table_file_is_stored_whole(tmp_path: Path) -> None:
     r = ingest_files(con, [path])
     assert (r.rows_read, r.rows_stored) == (n, n)
     assert _rows(con, "SELECT count(*), count(DISTINCT user) FROM events")[0] == (n, n)
+
+
+def test_line_numbers_follow_the_file_in_a_large_file_with_blank_lines(tmp_path: Path) -> None:
+    """Bad rows deep in a file read in parallel keep their own line numbers, and good rows theirs."""
+    n = 120_000
+    bad_at = {7, 64_000, 119_999}  # line numbers (1-based) of bad lines
+    blank_at = {3, 90_000}
+    lines = []
+    for number in range(1, n + 1):
+        if number in blank_at:
+            lines.append("")
+        elif number in bad_at:
+            lines.append(json.dumps({**GOOD, "user": f"u{number}", "output_tokens": -1}))
+        else:
+            lines.append(json.dumps({**GOOD, "user": f"u{number}"}))
+    path = tmp_path / "big.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    con = open_ledger(tmp_path / "l.duckdb")
+    r = ingest_files(con, [path])
+    assert (r.rows_read, r.rows_stored, r.rows_quarantined) == (n - 2, n - 5, 3)
+    quarantined = _rows(con, "SELECT source_line, raw FROM quarantine ORDER BY source_line")
+    assert [q[0] for q in quarantined] == sorted(bad_at)
+    assert all(f'"u{line}"' in str(raw) for line, raw in quarantined)
+    sample = _rows(
+        con, "SELECT source_line, user FROM events WHERE source_line IN (1, 2, 4, 89999, 90001, 120000)"
+    )
+    assert sorted(sample) == [
+        (1, "u1"),
+        (2, "u2"),
+        (4, "u4"),
+        (89_999, "u89999"),
+        (90_001, "u90001"),
+        (120_000, "u120000"),
+    ]
+
+
+def test_timestamps_without_an_offset_are_utc_whatever_the_session_time_zone(tmp_path: Path) -> None:
+    rows = [
+        {**GOOD, "ts": "2026-03-02 10:00:00", "user": "naive"},
+        {**GOOD, "ts": "2026-03-02T12:00:00+02:00", "user": "offset"},
+        {**GOOD, "ts": "2026-03-02T10:00:00Z", "user": "zulu"},
+        {**GOOD, "ts": 1772445600, "user": "epoch"},
+    ]
+    path = write_jsonl(tmp_path / "a.jsonl", rows)
+    con = open_ledger(tmp_path / "l.duckdb")
+    con.execute("SET TimeZone = 'America/New_York'")
+    assert ingest_files(con, [path]).rows_stored == 4
+    stamps = {u: str(t) for u, t in _rows(con, "SELECT user, ts FROM events")}
+    assert set(stamps.values()) == {"2026-03-02 10:00:00"}, stamps
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "1e30", "2.5"])
+def test_counts_that_are_not_whole_finite_numbers_are_quarantined(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(
+        f"ts,model,input_tokens,output_tokens\n2026-03-02T10:00:00Z,m,{value},5\n2026-03-02T10:00:00Z,m,1,5\n",
+        encoding="utf-8",
+    )
+    con = open_ledger(tmp_path / "l.duckdb")
+    r = ingest_files(con, [path])
+    assert (r.rows_stored, r.rows_quarantined) == (1, 1)
+    assert _rows(con, "SELECT source_line, field FROM quarantine") == [(2, "input_tokens")]
+    assert value in str(_rows(con, "SELECT raw FROM quarantine")[0][0])

@@ -27,11 +27,11 @@ from flopledger.errors import InputError
 from flopledger.ledger.fingerprints import FINGERPRINT_COLUMNS, fingerprint_prompts
 from flopledger.ledger.formats import STAGE_COLUMNS, InputFormat, detect_format, get_format
 from flopledger.ledger.formats.base import RecordFormat, StagedRow
-from flopledger.ledger.formats.tabular import TableFormat, sql_literal
+from flopledger.ledger.formats.tabular import TableFormat, TableSource, sql_literal
 from flopledger.ledger.price_table import ensure_prices, priced_sql
-from flopledger.ledger.rollups import refresh_rollups
+from flopledger.ledger.rollups import add_to_rollups
 from flopledger.ledger.schema import EVENT_COLUMNS
-from flopledger.ledger.validate import checked_sql, event_id_sql
+from flopledger.ledger.validate import CHECKED_COLUMNS, CHECKED_DDL, checked_sql, repeat_id_sql
 
 __all__ = ["IngestResult", "Progress", "ingest_files", "mark_interrupted"]
 
@@ -85,14 +85,12 @@ def _stage_schema() -> pa.Schema:
         pa.field("_source_id", pa.string()),
         pa.field("_error", pa.string()),
         pa.field("_error_field", pa.string()),
-        pa.field("_file", pa.string()),
-        pa.field("_format", pa.string()),
-        pa.field("_incl_cache", pa.bool_()),
+        pa.field("_fidx", pa.int32()),
     ]
     return pa.schema(fields)
 
 
-_ARROW_TO_SQL = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN"}
+_ARROW_TO_SQL = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.int32(): "INTEGER"}
 _STAGE_DDL = ", ".join(f'"{f.name}" {_ARROW_TO_SQL[f.type]}' for f in _stage_schema())
 
 
@@ -108,7 +106,7 @@ def _text(value: object) -> str | None:
     return str(value)
 
 
-def _batch(rows: list[StagedRow], file: str, fmt: str, fixed: Mapping[str, str]) -> pa.Table:
+def _batch(rows: list[StagedRow], fidx: int, fixed: Mapping[str, str]) -> pa.Table:
     data: dict[str, list[object]] = {}
     for c in STAGE_COLUMNS:
         if c in fixed:
@@ -120,9 +118,7 @@ def _batch(rows: list[StagedRow], file: str, fmt: str, fixed: Mapping[str, str])
     data["_source_id"] = [r.source_id for r in rows]
     data["_error"] = [r.error for r in rows]
     data["_error_field"] = [r.error_field for r in rows]
-    data["_file"] = [file] * len(rows)
-    data["_format"] = [fmt] * len(rows)
-    data["_incl_cache"] = [False] * len(rows)
+    data["_fidx"] = [fidx] * len(rows)
     return pa.Table.from_pydict(data, schema=_stage_schema())
 
 
@@ -130,13 +126,15 @@ def _stage_records(
     con: duckdb.DuckDBPyConnection,
     fmt: RecordFormat,
     path: Path,
+    fidx: int,
     fixed: Mapping[str, str],
     tick: Callable[[int], None],
 ) -> None:
     pending: list[StagedRow] = []
 
     def flush() -> None:
-        _from_arrow(con, "INSERT INTO _stage SELECT * FROM {}", _batch(pending, str(path), fmt.name, fixed))
+        batch = _batch(pending, fidx, fixed)
+        _from_arrow(con, "INSERT INTO _stage SELECT * FROM {}", batch)
         tick(sum(len(r.raw) for r in pending))
         pending.clear()
 
@@ -148,25 +146,51 @@ def _stage_records(
         flush()
 
 
-def _stage_table(
+def _read_tables(
     con: duckdb.DuckDBPyConnection,
-    fmt: TableFormat,
-    path: Path,
+    files: Sequence[Path],
+    formats: Sequence[InputFormat],
     mapping: Mapping[str, str],
     fixed: Mapping[str, str],
+    tick: Callable[[int], None],
+) -> dict[int, TableSource]:
+    """Read every table file (CSV, JSONL, Parquet) and map its columns; by file index."""
+    tables: dict[int, TableSource] = {}
+    for fidx, (path, fmt) in enumerate(zip(files, formats, strict=True)):
+        if not isinstance(fmt, TableFormat):
+            continue
+        try:
+            tables[fidx] = fmt.source(con, path, mapping, fixed, f"_src{fidx}")
+        except duckdb.Error as exc:
+            raise _unreadable(fmt, path, exc) from exc
+        tick(path.stat().st_size)
+    return tables
+
+
+def _unreadable(fmt: InputFormat, path: Path, exc: duckdb.Error) -> InputError:
+    first = str(exc).splitlines()[0]
+    return InputError(f"cannot read as {fmt.name}: {first}; check --format and --map", path=str(path))
+
+
+def _check_table(
+    con: duckdb.DuckDBPyConnection,
+    source: TableSource,
+    fmt: InputFormat,
+    path: Path,
+    fidx: int,
     input_includes_cache: bool,
 ) -> None:
-    source = fmt.source(con, path, mapping, fixed)
+    """Parse and check one table file's rows straight into ``_checked``."""
+    checked = checked_sql(
+        source.sql,
+        fidx=str(fidx),
+        incl_cache="true" if input_includes_cache else "false",
+        raw="CAST(NULL AS VARCHAR)",
+    )
     try:
-        con.execute(
-            f"INSERT INTO _stage SELECT *, {sql_literal(str(path))}, {sql_literal(fmt.name)}, "
-            f"{'true' if input_includes_cache else 'false'} FROM ({source.sql})"
-        )
+        con.execute(f"INSERT INTO _checked {checked}")
     except duckdb.Error as exc:
-        first = str(exc).splitlines()[0]
-        raise InputError(
-            f"cannot read as {fmt.name}: {first}; check --format and --map", path=str(path)
-        ) from exc
+        raise _unreadable(fmt, path, exc) from exc
 
 
 def _check_names(mapping: Mapping[str, str], fixed: Mapping[str, str]) -> None:
@@ -235,51 +259,61 @@ def ingest_files(
         if progress is not None:
             progress(done[0], total_bytes)
 
+    con.execute("SET TimeZone = 'UTC'")  # a timestamp without an offset is UTC, whatever the session says
     mark_interrupted(con)
     con.execute(
         "INSERT INTO ingests (ingest_id, started_at, status, source_format, files) "
         "VALUES (?, ?, 'running', ?, ?)",
         [ingest_id, _now(), ",".join(sorted({f.name for f in formats})), json.dumps([str(f) for f in files])],
     )
-    con.execute("BEGIN TRANSACTION")
     try:
-        result = _run(
-            con,
-            ingest_id,
-            files,
-            formats,
-            mapping,
-            fixed,
-            strict,
-            keep_prompts,
-            input_includes_cache,
-            overrides,
-            key,
-            tick,
-        )
-        con.execute(
-            """UPDATE ingests SET finished_at = ?, status = 'committed', rows_read = ?, rows_stored = ?,
-               rows_quarantined = ?, rows_duplicate = ?, price_version = ? WHERE ingest_id = ?""",
-            [
-                _now(),
-                result.rows_read,
-                result.rows_stored,
-                result.rows_quarantined,
-                result.rows_duplicate,
-                result.price_version,
+        # Table files are read into temp tables first, outside the transaction: their rows must be
+        # committed for row ids to number them in file order. Nothing of the ledger changes here.
+        tables = _read_tables(con, files, formats, mapping, fixed, tick)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            result = _run(
+                con,
                 ingest_id,
-            ],
-        )
-        con.execute("COMMIT")
+                files,
+                formats,
+                tables,
+                fixed,
+                strict,
+                keep_prompts,
+                input_includes_cache,
+                overrides,
+                key,
+                tick,
+            )
+            con.execute(
+                """UPDATE ingests SET finished_at = ?, status = 'committed', rows_read = ?, rows_stored = ?,
+                   rows_quarantined = ?, rows_duplicate = ?, price_version = ? WHERE ingest_id = ?""",
+                [
+                    _now(),
+                    result.rows_read,
+                    result.rows_stored,
+                    result.rows_quarantined,
+                    result.rows_duplicate,
+                    result.price_version,
+                    ingest_id,
+                ],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
     except BaseException as exc:
-        con.execute("ROLLBACK")
         con.execute(
             "UPDATE ingests SET finished_at = ?, status = 'failed', message = ? WHERE ingest_id = ?",
             [_now(), str(exc)[:2000] or type(exc).__name__, ingest_id],
         )
         raise
     finally:
-        for t in ("_stage", "_checked", "_good", "_new", "_fp", "_incoming", "_priced"):
+        for view in ("_incoming", "_new"):
+            con.execute(f"DROP VIEW IF EXISTS {view}")
+        temps = ("_stage", "_checked", "_files", "_fp", "_priced", "_bad_lines")
+        for t in (*temps, *(f"_src{i}" for i in range(len(files)))):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     if progress is not None:
         progress(total_bytes, total_bytes)
@@ -291,7 +325,7 @@ def _run(
     ingest_id: str,
     files: list[Path],
     formats: list[InputFormat],
-    mapping: Mapping[str, str],
+    tables: Mapping[int, TableSource],
     fixed: Mapping[str, str],
     strict: bool,
     keep_prompts: bool,
@@ -303,78 +337,100 @@ def _run(
     # Declared with DDL, not created from an (empty) Arrow table: DuckDB 1.5 loses a large parallel
     # INSERT into a temp table that was created from an Arrow scan in the same transaction.
     con.execute(f"CREATE OR REPLACE TEMP TABLE _stage ({_STAGE_DDL})")
-    for path, fmt in zip(files, formats, strict=True):
-        if isinstance(fmt, RecordFormat):
-            _stage_records(con, fmt, path, fixed, tick)
-        elif isinstance(fmt, TableFormat):
-            _stage_table(con, fmt, path, mapping, fixed, input_includes_cache)
-            tick(path.stat().st_size)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _checked ({CHECKED_DDL})")
+    con.execute("CREATE OR REPLACE TEMP TABLE _files (_fidx INTEGER, _file VARCHAR, _format VARCHAR)")
+    con.executemany(
+        "INSERT INTO _files VALUES (?, ?, ?)",
+        [(i, str(f), fmt.name) for i, (f, fmt) in enumerate(zip(files, formats, strict=True))],
+    )
+    for fidx, (path, fmt) in enumerate(zip(files, formats, strict=True)):
+        if fidx in tables:
+            _check_table(con, tables[fidx], fmt, path, fidx, input_includes_cache)
+        elif isinstance(fmt, RecordFormat):
+            _stage_records(con, fmt, path, fidx, fixed, tick)
         else:  # pragma: no cover - every registered format is one of the two
             raise InputError(f"format {fmt.name} cannot be ingested", path=str(path))
+    if len(tables) < len(files):
+        staged = checked_sql("SELECT * FROM _stage", fidx="_fidx", incl_cache="false", raw="_raw")
+        con.execute(f"INSERT INTO _checked {staged}")
 
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {checked_sql('_stage')}")
-    rows_read = _count(con, "SELECT count(*) FROM _checked")
-    bad = _count(con, "SELECT count(*) FROM _checked WHERE error IS NOT NULL")
+    rows_read, bad, good, distinct, lo, hi = con.execute(
+        """SELECT count(*), count(*) FILTER (error IS NOT NULL), count(*) FILTER (error IS NULL),
+                  count(DISTINCT event_id), min(ts) FILTER (error IS NULL), max(ts) FILTER (error IS NULL)
+           FROM _checked"""
+    ).fetchone() or (0, 0, 0, 0, None, None)
     if strict and bad:
         sample = con.execute(
-            f"SELECT _file, _line, error_field, error FROM _checked WHERE error IS NOT NULL "
-            f"ORDER BY _file, _line LIMIT {_MAX_STRICT_ERRORS}"
+            f"SELECT _file, _line, error_field, error FROM _checked JOIN _files USING (_fidx) "
+            f"WHERE error IS NOT NULL ORDER BY _fidx, _line LIMIT {_MAX_STRICT_ERRORS}"
         ).fetchall()
         lines = "; ".join(f"{f}:{ln}: {msg} (field {fld!r})" for f, ln, fld, msg in sample)
         raise InputError(f"--strict: {bad} bad row(s), nothing stored. First: {lines}")
-    _quarantine(con, ingest_id, keep_prompts)
-
-    # Good rows, first occurrence of each event id, not already in the ledger. An id covers the
-    # event's time, so only stored events inside this batch's time span can share it: literal
-    # bounds let DuckDB skip the rest of a large ledger. Windows run only when repeats exist.
-    lo, hi, repeated_content, repeated_source = con.execute(
-        """SELECT min(_ts), max(_ts),
-                  count(*) FILTER (_source_id IS NULL)
-                    > count(DISTINCT (_content_hash, _file)) FILTER (_source_id IS NULL),
-                  count(*) FILTER (_source_id IS NOT NULL)
-                    > count(DISTINCT (_source_id, _ts)) FILTER (_source_id IS NOT NULL)
-           FROM _checked WHERE error IS NULL"""
-    ).fetchone() or (None, None, False, False)
-    window = f"WHERE ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'" if lo is not None else "WHERE false"
-    ids = event_id_sql(repeated_content=bool(repeated_content))
-    first = (
-        "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _file, _line) = 1"
-        if repeated_source
-        else ""
-    )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _good AS SELECT *, {ids} AS event_id FROM _checked WHERE error IS NULL"
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _new AS SELECT * FROM (SELECT * FROM _good {first})
-           WHERE event_id NOT IN (SELECT event_id FROM events {window})"""
-    )
+    if bad:
+        _raw_of_bad_rows(con, tables)
+        _quarantine(con, ingest_id, keep_prompts)
+    if distinct < good:  # identical rows inside a file, or repeated source ids
+        con.execute(repeat_id_sql("_checked"))
+        distinct = _count(con, "SELECT count(DISTINCT event_id) FROM _checked")
+    # An id covers the event's time, so only stored events inside this batch's time span can share
+    # it: literal bounds let DuckDB skip the rest of a large ledger.
+    window = f"ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'" if lo is not None else "false"
+    overlap = _count(con, f"SELECT count(*) FROM events WHERE {window}") > 0
     # Duplicates are counted as such, not as what is left over: repeats inside the input, and good
     # rows whose event is already stored. Stored rows are counted in the ledger after the insert.
-    duplicates = _count(
-        con,
-        f"""SELECT count(*) - count(DISTINCT event_id)
-                + count(DISTINCT event_id) FILTER (event_id IN (SELECT event_id FROM events {window}))
-            FROM _good""",
+    stored_before = (
+        _count(
+            con,
+            f"SELECT count(DISTINCT event_id) FROM _checked "
+            f"WHERE event_id IN (SELECT event_id FROM events WHERE {window})",
+        )
+        if overlap
+        else 0
     )
-    _fingerprints(con, key)
-    version = ensure_prices(
-        con, overrides, "(SELECT lower(nullif(trim(provider), '')) AS provider, model FROM _new)"
+    duplicates = good - distinct + stored_before
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW _new AS SELECT * FROM _checked WHERE error IS NULL"
+        + (f" AND event_id NOT IN (SELECT event_id FROM events WHERE {window})" if overlap else "")
+        + (
+            " QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _fidx, _line) = 1"
+            if distinct < good
+            else ""
+        )
     )
-    unpriced = _store(con, ingest_id, version, keep_prompts)
-    stored = _count(con, f"SELECT count(*) FROM events WHERE ingest_id = '{ingest_id}'")
-    days = [r[0] for r in con.execute("SELECT DISTINCT CAST(_ts AS DATE) FROM _new").fetchall()]
-    refresh_rollups(con, days)
+    with_prompts = _fingerprints(con, key)
+    version = ensure_prices(con, overrides, "(SELECT provider, model FROM _new)")
+    _store(con, ingest_id, version, keep_prompts, with_prompts)
+    stored, unpriced = con.execute(
+        f"SELECT count(*), count(*) FILTER (NOT priced) FROM events WHERE ingest_id = ? AND {window}",
+        [ingest_id],
+    ).fetchone() or (0, 0)
+    add_to_rollups(con, "_priced")
     return IngestResult(
         ingest_id=ingest_id,
         files=tuple(str(f) for f in files),
-        rows_read=rows_read,
-        rows_stored=stored,
-        rows_quarantined=bad,
-        rows_duplicate=duplicates,
+        rows_read=int(rows_read),
+        rows_stored=int(stored),
+        rows_quarantined=int(bad),
+        rows_duplicate=int(duplicates),
         price_version=version,
-        unpriced_rows=unpriced,
+        unpriced_rows=int(unpriced),
     )
+
+
+def _raw_of_bad_rows(con: duckdb.DuckDBPyConnection, tables: Mapping[int, TableSource]) -> None:
+    """Fill in the raw text of the bad rows of table files, from the files' own rows."""
+    for fidx, source in tables.items():
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _bad_lines AS SELECT _line FROM _checked "
+            f"WHERE _fidx = {fidx} AND error IS NOT NULL"
+        )
+        if not _count(con, "SELECT count(*) FROM _bad_lines"):
+            continue
+        raw = source.raw_sql.replace("{lines}", "_bad_lines")
+        con.execute(
+            f"UPDATE _checked SET _raw = r._raw FROM ({raw}) AS r "
+            f"WHERE _checked._fidx = {fidx} AND _checked.error IS NOT NULL AND _checked._line = r._line"
+        )
 
 
 def _from_arrow(con: duckdb.DuckDBPyConnection, sql: str, table: pa.Table) -> None:
@@ -406,14 +462,17 @@ def _quarantine(con: duckdb.DuckDBPyConnection, ingest_id: str, keep_prompts: bo
     con.execute(
         f"""INSERT INTO quarantine
            SELECT ?, _format, _file, _line, error_field, error, {raw}, row_key, ?
-           FROM (SELECT c.*, s._raw, md5(c._file || '|' || c._line || '|' || coalesce(s._raw, '')) AS row_key
-                 FROM _checked c JOIN _stage s ON s.rowid = c._sid WHERE c.error IS NOT NULL)
+           FROM (SELECT *, md5(_file || '|' || _line || '|' || coalesce(_raw, '')) AS row_key
+                 FROM _checked JOIN _files USING (_fidx) WHERE error IS NOT NULL)
            WHERE row_key NOT IN (SELECT row_key FROM quarantine)""",
         [ingest_id, _now()],
     )
 
 
-def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
+def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> bool:
+    """Fingerprint the prompts of the new events into ``_fp``; whether there were any."""
+    if not _count(con, "SELECT count(*) FROM _checked WHERE error IS NULL AND prompt IS NOT NULL"):
+        return False
     tables: list[pa.Table] = []
     reader = con.execute("SELECT event_id, prompt FROM _new WHERE prompt IS NOT NULL").to_arrow_reader(
         _BATCH_ROWS
@@ -422,54 +481,38 @@ def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
         ids = batch.column(0).to_pylist()
         fp = fingerprint_prompts(batch.column(1).to_pylist(), key)
         tables.append(fp.append_column("event_id", pa.array(ids, type=pa.string())))
-    if tables:
-        _from_arrow(con, "CREATE OR REPLACE TEMP TABLE _fp AS SELECT * FROM {}", pa.concat_tables(tables))
-    else:
-        cols = ", ".join(f'CAST(NULL AS {c.duckdb_type}) AS "{c.name}"' for c in FINGERPRINT_COLUMNS)
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _fp AS SELECT {cols}, CAST(NULL AS VARCHAR) AS event_id LIMIT 0"
-        )
+    if not tables:
+        return False
+    _from_arrow(con, "CREATE OR REPLACE TEMP TABLE _fp AS SELECT * FROM {}", pa.concat_tables(tables))
+    return True
 
 
-def _store(con: duckdb.DuckDBPyConnection, ingest_id: str, version: str, keep_prompts: bool) -> int:
-    typed = {
-        "ts": "_ts",
-        "service_tier": "_tier",
-        "requests": "_requests",
-        **{
-            c: f"_{c}"
-            for c in (
-                "input_tokens",
-                "cache_read_tokens",
-                "cache_write_5m_tokens",
-                "cache_write_1h_tokens",
-                "output_tokens",
-                "reasoning_tokens",
-            )
-        },
-        "min_request_input_tokens": "TRY_CAST(min_request_input_tokens AS BIGINT)",
-        "request_id": "coalesce(request_id, _source_id)",
-        "provider": "lower(nullif(trim(provider), ''))",
-        "prompt": "prompt" if keep_prompts else "CAST(NULL AS VARCHAR)",
-        "source_format": "_format",
-        "source_file": "_file",
-        "source_line": "_line",
-        "ingest_id": f"'{ingest_id}'",
+def _store(
+    con: duckdb.DuckDBPyConnection, ingest_id: str, version: str, keep_prompts: bool, with_prompts: bool
+) -> None:
+    """Price the new events and append them to ``events``, in one statement."""
+    computed = {
+        "prompt": "n.prompt" if keep_prompts else "CAST(NULL AS VARCHAR)",
+        "source_format": "fl._format",
+        "source_file": "fl._file",
+        "source_line": "n._line",
+        "ingest_id": sql_literal(ingest_id),
     }
+    checked = {name for name, _ in CHECKED_COLUMNS}
     select = []
     for c in EVENT_COLUMNS:
-        expr = typed.get(
-            c.name, f'n."{c.name}"' if c.name in STAGE_COLUMNS or c.name == "event_id" else "NULL"
-        )
+        expr = computed.get(c.name, f'n."{c.name}"' if c.name in checked else "NULL")
         select.append(f'CAST({expr} AS {c.duckdb_type}) AS "{c.name}"')
-    select += [f'f."{c.name}"' for c in FINGERPRINT_COLUMNS]
+    select += [
+        f'f."{c.name}"' if with_prompts else f'CAST(NULL AS {c.duckdb_type}) AS "{c.name}"'
+        for c in FINGERPRINT_COLUMNS
+    ]
+    join = " LEFT JOIN _fp f USING (event_id)" if with_prompts else ""
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _incoming AS SELECT "
-        + ", ".join(select)
-        + " FROM _new n LEFT JOIN _fp f USING (event_id)"
+        f"CREATE OR REPLACE TEMP VIEW _incoming AS SELECT {', '.join(select)} "
+        f"FROM _new n JOIN _files fl ON fl._fidx = n._fidx{join}"
     )
-    sql = priced_sql(con, "_incoming", version)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _priced AS {sql}")
-    unpriced = _count(con, "SELECT count(*) FROM _priced WHERE NOT priced")
+    # Priced once into memory: the events are appended from it and the rollup summed from it (reading
+    # the events back inside the transaction would cost more than both).
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _priced AS {priced_sql(con, '_incoming', version)}")
     con.execute("INSERT INTO events BY NAME SELECT * FROM _priced")
-    return unpriced

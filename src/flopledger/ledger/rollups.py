@@ -14,7 +14,14 @@ import duckdb
 
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, TOKEN_COLUMNS
 
-__all__ = ["ROLLUP_DIMENSIONS", "ROLLUP_TABLE", "create_rollup", "refresh_rollups", "rollup_select"]
+__all__ = [
+    "ROLLUP_DIMENSIONS",
+    "ROLLUP_TABLE",
+    "add_to_rollups",
+    "create_rollup",
+    "refresh_rollups",
+    "rollup_select",
+]
 
 ROLLUP_TABLE = "rollup_daily"
 ROLLUP_DIMENSIONS: tuple[str, ...] = (
@@ -40,9 +47,13 @@ _MEASURES = (
 )
 
 
-def _select(where: str) -> str:
+def _measure_name(measure: str) -> str:
+    return measure.rsplit(" AS ", 1)[1]
+
+
+def _select(where: str, table: str = "events") -> str:
     dims = ", ".join(f'"{d}"' for d in ROLLUP_DIMENSIONS)
-    return f"SELECT CAST(ts AS DATE) AS day, {dims}, {', '.join(_MEASURES)} FROM events {where} GROUP BY ALL"
+    return f"SELECT CAST(ts AS DATE) AS day, {dims}, {', '.join(_MEASURES)} FROM {table} {where} GROUP BY ALL"
 
 
 def rollup_select(where: str = "") -> str:
@@ -73,3 +84,38 @@ def refresh_rollups(con: duckdb.DuckDBPyConnection, days: Sequence[dt.date] | No
     )
     con.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE day IN ({listed})")
     con.execute(f"INSERT INTO {ROLLUP_TABLE} {_select(where)}")
+
+
+def add_to_rollups(con: duckdb.DuckDBPyConnection, rows: str) -> None:
+    """Add events just stored (table ``rows``, priced, not yet in the rollup) to the rollup.
+
+    The stored events are not read back: days the rollup does not have yet get the new events' sums;
+    a day it has is summed again from its rollup rows and the new events. The result equals
+    :func:`refresh_rollups` of those days.
+    """
+    create_rollup(con)
+    touched = f"(SELECT DISTINCT CAST(ts AS DATE) FROM {rows})"
+    if not _count(con, f"SELECT count(*) FROM {ROLLUP_TABLE} WHERE day IN {touched}"):
+        con.execute(f"INSERT INTO {ROLLUP_TABLE} {_select('', rows)}")
+        return
+    dims = ", ".join(f'"{d}"' for d in ROLLUP_DIMENSIONS)
+    kinds = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {ROLLUP_TABLE})").fetchall())
+    names = [_measure_name(m) for m in _MEASURES]
+    sums = ", ".join(f"CAST(sum({c}) AS {kinds[c.strip(chr(34))]}) AS {c}" for c in names)
+    try:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _rollup_sum AS
+                SELECT day, {dims}, {sums} FROM (
+                    SELECT * FROM {ROLLUP_TABLE} WHERE day IN {touched}
+                    UNION ALL BY NAME {_select("", rows)}
+                ) GROUP BY ALL"""
+        )
+        con.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE day IN {touched}")
+        con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME SELECT * FROM _rollup_sum")
+    finally:
+        con.execute("DROP TABLE IF EXISTS _rollup_sum")
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0

@@ -119,6 +119,7 @@ def open_ledger(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPy
             f"cannot open the ledger {target}: {exc}. Is another flopledger process writing to it?"
         ) from exc
     con.execute("SET enable_progress_bar = false")  # flopledger draws its own progress bars
+    con.execute("SET TimeZone = 'UTC'")  # the ledger is UTC: a timestamp without an offset is UTC
     if not read_only:
         create_schema(con)
     return con

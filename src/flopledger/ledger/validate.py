@@ -1,9 +1,10 @@
 """Validation of staged rows in SQL: types, required fields, semantics, and the stable event id.
 
-The staged table has every canonical field as text plus ``_line``, ``_raw``, ``_source_id`` and
-``_error``/``_error_field`` (errors a parser found). The checked result adds typed columns, the
-first ``error`` and its ``error_field`` (NULL for a good row) and ``_content_hash``; the raw text
-stays in the stage (it is needed only for rows sent to quarantine).
+A staged source has every canonical field as text plus ``_line``, ``_source_id`` and
+``_error``/``_error_field`` (errors a parser already found). :func:`checked_sql` turns it into the
+rows of the ``_checked`` table (:data:`CHECKED_DDL`): the canonical columns typed and normalised,
+the first ``error`` and its ``error_field`` (NULL for a good row), and the ``event_id``. Every value
+is parsed once, every check evaluated once, and a good row's raw text is never kept.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from flopledger.ledger.formats.base import STAGE_COLUMNS
 from flopledger.ledger.schema import TOKEN_COLUMNS
 
-__all__ = ["TIER_ALIASES", "checked_sql", "event_id_sql"]
+__all__ = ["CHECKED_COLUMNS", "CHECKED_DDL", "TIER_ALIASES", "checked_sql", "repeat_id_sql"]
 
 _INT_FIELDS = TOKEN_COLUMNS
 TIER_ALIASES = {
@@ -25,6 +26,31 @@ TIER_ALIASES = {
     "scale": "priority",
     "flex": "flex",
 }
+_TEXT = ("model", "org", "project", "team", "user", "api_key", "tags", "prompt")
+
+CHECKED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("_fidx", "INTEGER"),
+    ("_line", "BIGINT"),
+    ("error", "VARCHAR"),
+    ("error_field", "VARCHAR"),
+    ("_raw", "VARCHAR"),
+    ("_source_id", "VARCHAR"),
+    ("event_id", "VARCHAR"),
+    ("ts", "TIMESTAMP"),
+    ("request_id", "VARCHAR"),
+    ("provider", "VARCHAR"),
+    *((c, "VARCHAR") for c in _TEXT[:6]),
+    ("service_tier", "VARCHAR"),
+    ("requests", "BIGINT"),
+    *((c, "BIGINT") for c in _INT_FIELDS),
+    ("min_request_input_tokens", "BIGINT"),
+    ("tags", "VARCHAR"),
+    ("prompt", "VARCHAR"),
+)
+"""The checked rows: where each came from, its verdict, its id and its typed canonical values."""
+CHECKED_DDL = ", ".join(f'"{name}" {kind}' for name, kind in CHECKED_COLUMNS)
+
+_MAX_COUNT = 9.0e18  # a count beyond BIGINT is not a count
 
 
 def _blank(col: str) -> str:
@@ -36,13 +62,17 @@ def _shown(col: str) -> str:
     return f"'''' || left(coalesce(CAST(\"{col}\" AS VARCHAR), ''), 80) || ''''"
 
 
-def _num(col: str) -> str:
-    """The column parsed as a number once, in the ``numbers`` step (NULL when it is not one)."""
-    return f'"_d_{col}"'
+def _not_count(col: str) -> str:
+    """A non-blank value that is not a whole, non-negative, finite number (parsed once as ``_d_col``)."""
+    d = f'"_d_{col}"'
+    return (
+        f"CASE WHEN {d} IS NULL THEN NOT {_blank(col)} "
+        f"ELSE NOT isfinite({d}) OR {d} < 0 OR {d} > {_MAX_COUNT} OR {d} <> floor({d}) END"
+    )
 
 
-def checked_sql(stage: str) -> str:
-    """SELECT over table ``stage`` with typed columns, ``error``, ``error_field`` and ``event_id``."""
+def _checks() -> list[tuple[str, str, str]]:
+    """(condition, message, field) in the order they are judged; the first that holds is the error."""
     checks: list[tuple[str, str, str]] = [
         ("_error IS NOT NULL", "_error", "_error_field"),
         ("_ts IS NULL AND " + _blank("ts"), "'ts is missing; every row needs a timestamp'", "'ts'"),
@@ -53,26 +83,18 @@ def checked_sql(stage: str) -> str:
         ),
         (_blank("model"), "'model is missing; every row needs a model'", "'model'"),
         (
-            " AND ".join(_blank(c) for c in _INT_FIELDS),
+            # a field that parsed as a number is not blank: the text is looked at only when none did
+            f"coalesce({', '.join(f'_d_{c}' for c in _INT_FIELDS)}) IS NULL AND "
+            + " AND ".join(_blank(c) for c in _INT_FIELDS),
             "'no token count; every row needs at least one of the token columns'",
             "'input_tokens'",
         ),
     ]
-    for c in _INT_FIELDS:
+    for c in (*_INT_FIELDS, "requests"):
         checks.append(
-            (
-                f"NOT {_blank(c)} AND ({_num(c)} IS NULL OR {_num(c)} < 0 OR {_num(c)} <> floor({_num(c)}))",
-                f"'{c} ' || {_shown(c)} || ' is not a whole, non-negative number'",
-                f"'{c}'",
-            )
+            (_not_count(c), f"'{c} ' || {_shown(c)} || ' is not a whole, non-negative number'", f"'{c}'")
         )
     checks += [
-        (
-            f"NOT {_blank('requests')} AND ({_num('requests')} IS NULL OR {_num('requests')} < 0 "
-            f"OR {_num('requests')} <> floor({_num('requests')}))",
-            "'requests ' || " + _shown("requests") + " || ' is not a whole, non-negative number'",
-            "'requests'",
-        ),
         (
             "_tier IS NULL",
             "'service_tier ' || "
@@ -97,67 +119,104 @@ def checked_sql(stage: str) -> str:
             "'tags'",
         ),
     ]
-    # Each condition is evaluated once: the first failing check's number picks message and field.
+    return checks
+
+
+def _timestamp() -> str:
+    """``ts`` as a UTC timestamp: Unix seconds, ms, us or ns by magnitude, else ISO 8601 (offsets honoured;
+    a time without one is UTC, as the ledger's session time zone is). The common ``...Z`` form is
+    read directly; only other text pays for the general parsers."""
+    d = "TRY_CAST(ts AS DOUBLE)"
+    scale = f"CASE WHEN {d} > 1e17 THEN 1e-3 WHEN {d} > 1e14 THEN 1 WHEN {d} > 1e11 THEN 1e3 ELSE 1e6 END"
+    return (
+        "CASE WHEN ts LIKE '%Z' THEN TRY_CAST(ts AS TIMESTAMP) "
+        f"WHEN {d} >= 0 THEN make_timestamp(TRY_CAST({d} * {scale} AS BIGINT)) "
+        f"WHEN {d} IS NOT NULL THEN NULL "
+        "ELSE CAST(timezone('UTC', TRY_CAST(ts AS TIMESTAMPTZ)) AS TIMESTAMP) END"
+    )
+
+
+def _content() -> str:
+    """The row's content as the source wrote it, the id of an event without a source id (the prompt
+    is left out). A file is always read the same way, so the same rows give the same ids."""
+    return "concat(" + ", '|', ".join(f'"{c}"' for c in STAGE_COLUMNS if c != "prompt") + ")"
+
+
+def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
+    """SELECT over staged rows ``source`` giving the columns of :data:`CHECKED_COLUMNS`, in order.
+
+    ``fidx``, ``incl_cache`` and ``raw`` are SQL expressions over the source (columns or literals):
+    the file's index, whether its input tokens include the cache (then the cache tokens are
+    subtracted), and the raw text kept for a bad row.
+
+    A row's ``event_id`` is the source's own id with the event's time, or a hash of its normalised
+    content; identical rows inside one file are told apart afterwards by :func:`repeat_id_sql`.
+    """
+    checks = _checks()
     which = "CASE " + " ".join(f"WHEN {cond} THEN {i}" for i, (cond, _, _) in enumerate(checks)) + " END"
     error = "CASE _check " + " ".join(f"WHEN {i} THEN {msg}" for i, (_, msg, _) in enumerate(checks)) + " END"
     field = "CASE _check " + " ".join(f"WHEN {i} THEN {fld}" for i, (_, _, fld) in enumerate(checks)) + " END"
-    numbers = ", ".join(f'TRY_CAST(trim("{c}") AS DOUBLE) AS "_d_{c}"' for c in (*_INT_FIELDS, "requests"))
-
+    numbers = ", ".join(f'TRY_CAST("{c}" AS DOUBLE) AS "_d_{c}"' for c in (*_INT_FIELDS, "requests"))
     tiers = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in TIER_ALIASES.items())
-    ints = ",\n".join(
-        f'CASE WHEN {_blank(c)} THEN 0 ELSE TRY_CAST({_num(c)} AS BIGINT) END AS "_{c}"' for c in _INT_FIELDS
+    ints = ", ".join(f'coalesce(TRY_CAST("_d_{c}" AS BIGINT), 0) AS "_{c}"' for c in _INT_FIELDS)
+    minus_cache = "_input_tokens - _cache_read_tokens - _cache_write_5m_tokens - _cache_write_1h_tokens"
+    ident = (
+        "CASE WHEN _check IS NOT NULL THEN NULL "
+        "WHEN _sid IS NOT NULL THEN md5(concat(_sid, '|', _ts)) "
+        f"ELSE md5({_content()}) END"
     )
-    # Tabular sources may report total input (OpenAI-style); the stage's ``_incl_cache`` flag says
-    # so, and the cache tokens are subtracted to give uncached input.
-    minus_cache = "(_input_tokens - _cache_read_tokens - _cache_write_5m_tokens - _cache_write_1h_tokens)"
-    uncached = f"CASE WHEN coalesce(_incl_cache, false) THEN {minus_cache} ELSE _input_tokens END"
-    epoch = "regexp_full_match(trim(ts), '[0-9]+(\\.[0-9]+)?')"
-    ts_expr = (
-        f"CASE WHEN ts IS NULL THEN NULL WHEN {epoch} THEN "
-        "make_timestamp(CAST(TRY_CAST(trim(ts) AS DOUBLE) * "
-        "CASE WHEN TRY_CAST(trim(ts) AS DOUBLE) > 1e17 THEN 1e-3 "
-        "WHEN TRY_CAST(trim(ts) AS DOUBLE) > 1e14 THEN 1 WHEN TRY_CAST(trim(ts) AS DOUBLE) > 1e11 THEN 1e3 "
-        "ELSE 1e6 END AS BIGINT)) "
-        "ELSE CAST(timezone('UTC', TRY_CAST(trim(ts) AS TIMESTAMPTZ)) AS TIMESTAMP) END"
-    )
-    content = " || '|' || ".join(f"coalesce(\"{c}\", '')" for c in STAGE_COLUMNS if c != "prompt")
+    text = ", ".join(f'"{c}"' for c in _TEXT[:6])
+    tokens = ", ".join(f'_{c} AS "{c}"' for c in _INT_FIELDS)
     return f"""
-    WITH numbers AS (
-        -- a request id in the data is the source's own id, whatever the format
-        SELECT * REPLACE (coalesce(_source_id, nullif(trim(request_id), '')) AS _source_id),
-            rowid AS _sid, {numbers} FROM {stage}
+    WITH parsed AS (
+        SELECT *, {numbers},
+            coalesce(_source_id, nullif(trim(request_id), '')) AS _sid,
+            {fidx} AS _c_fidx, {incl_cache} AS _c_incl
+        FROM ({source})
     ), typed AS (
         SELECT *,
-            {ts_expr} AS _ts,
-            CASE lower(trim(coalesce(service_tier, ''))) {tiers} END AS _tier,
-            {ints},
-            CASE WHEN {_blank("requests")} THEN 1 ELSE TRY_CAST({_num("requests")} AS BIGINT) END AS _requests
-        FROM numbers
+            {_timestamp()} AS _ts,
+            lower(nullif(trim(provider), '')) AS _provider,
+            CASE WHEN service_tier IS NULL THEN 'standard'
+                 WHEN service_tier IN ('standard', 'batch', 'priority', 'flex') THEN service_tier
+                 ELSE CASE lower(trim(service_tier)) {tiers} END END AS _tier,
+            CASE WHEN "_d_requests" IS NULL THEN 1 ELSE TRY_CAST("_d_requests" AS BIGINT) END AS _requests,
+            TRY_CAST(min_request_input_tokens AS BIGINT) AS _min_in,
+            {ints}
+        FROM parsed
     ), adjusted AS (
-        SELECT * REPLACE ({uncached} AS _input_tokens) FROM typed
+        SELECT * REPLACE (CASE WHEN coalesce(_c_incl, false) THEN {minus_cache} ELSE _input_tokens END
+                          AS _input_tokens)
+        FROM typed
     ), checked AS (
         SELECT *, {which} AS _check FROM adjusted
-    ), judged AS (
-        SELECT * EXCLUDE (_check), {error} AS error, {field} AS error_field,
-            md5({content}) AS _content_hash
-        FROM checked
     )
-    SELECT * EXCLUDE (_raw) FROM judged
+    SELECT CAST(_c_fidx AS INTEGER) AS _fidx, CAST(_line AS BIGINT) AS _line,
+        {error} AS error, {field} AS error_field,
+        CASE WHEN _check IS NOT NULL THEN {raw} END AS _raw, _sid AS _source_id, {ident} AS event_id,
+        _ts AS ts, coalesce(request_id, _sid) AS request_id, _provider AS provider, {text},
+        _tier AS service_tier, _requests AS requests, {tokens}, _min_in AS min_request_input_tokens,
+        tags, prompt
+    FROM checked
     """
 
 
-def event_id_sql(*, repeated_content: bool) -> str:
-    """SQL for the stable event id of a checked row.
+def repeat_id_sql(checked: str) -> str:
+    """UPDATE giving the 2nd, 3rd, ... identical row of one file (no source id) an id of its own.
 
-    The source's own id (with the event's time), else a hash of the row's content and its
-    occurrence in its file, so identical rows inside one file stay distinct events while the same
-    file ingested again (or renamed) gives the same ids. ``repeated_content`` says whether any file
-    has identical rows; without any, every occurrence number is 1 and no window is needed.
+    The k-th repeat's id is derived from the first's, so the same file ingested again, or renamed,
+    gives the same ids, while identical rows inside one file stay distinct events.
     """
-    occurrence = (
-        "row_number() OVER (PARTITION BY _content_hash, _file ORDER BY _line)" if repeated_content else "1"
-    )
-    return (
-        "CASE WHEN _source_id IS NOT NULL THEN md5(_source_id || '|' || coalesce(CAST(_ts AS VARCHAR), '')) "
-        f"ELSE md5(_content_hash || '|' || {occurrence}) END"
-    )
+    return f"""
+    UPDATE {checked} SET event_id = md5(concat({checked}.event_id, '|', r.occurrence))
+    FROM (
+        SELECT c.rowid AS rid,
+            row_number() OVER (PARTITION BY c.event_id, c._fidx ORDER BY c._line) AS occurrence
+        FROM {checked} AS c JOIN (
+            SELECT event_id, _fidx FROM {checked} WHERE error IS NULL AND _source_id IS NULL
+            GROUP BY ALL HAVING count(*) > 1
+        ) AS repeated USING (event_id, _fidx)
+        WHERE c.error IS NULL AND c._source_id IS NULL
+    ) AS r
+    WHERE {checked}.rowid = r.rid AND r.occurrence > 1
+    """

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from flopledger.errors import InputError
+from flopledger.errors import FlopledgerError, InputError
 from flopledger.ledger.formats.base import STAGE_COLUMNS, InputFormat, register
 
 __all__ = ["Csv", "Jsonl", "Parquet", "TableFormat", "TableSource"]
@@ -28,18 +28,48 @@ def sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _numbered_copy(con: duckdb.DuckDBPyConnection, table: str, select: str) -> None:
+    """Copy a file's rows into temp table ``table``, committed, so that row ids count them in file order."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {select}")
+    rows, top = con.execute(f"SELECT count(*), coalesce(max(rowid), -1) FROM {table}").fetchone() or (0, -1)
+    if top != rows - 1:
+        raise FlopledgerError(
+            f"the rows of {table} are not numbered in file order; run the ingest outside an open transaction"
+        )
+
+
 @dataclass(frozen=True)
 class TableSource:
-    """A SELECT producing the stage columns, ``_line`` and ``_raw`` from one file."""
+    """Staged rows of one file, read by DuckDB.
+
+    ``sql`` is a SELECT of the stage columns (text), ``_line``, ``_source_id``, ``_error`` and
+    ``_error_field``; ``raw_sql`` is a SELECT of ``(_line, _raw)``, the raw text of the lines listed
+    in the table named where it says ``{lines}`` (only bad rows ever need it; substitute the name with
+    ``str.replace``, as the SQL has braces of its own).
+    """
 
     sql: str
+    raw_sql: str
+
+
+_NO_PARSER_VERDICT = (
+    "CAST(NULL AS VARCHAR) AS _source_id, CAST(NULL AS VARCHAR) AS _error, "
+    "CAST(NULL AS VARCHAR) AS _error_field"
+)
 
 
 class TableFormat(InputFormat):
     kind = "table"
+    _line_offset = 0
+    """Lines before the first record (a header line)."""
 
     def _reader(self, path: Path) -> str:
         raise NotImplementedError
+
+    def _rows(self, con: duckdb.DuckDBPyConnection, path: Path, table: str) -> tuple[str, str]:
+        """The file's rows as a relation and the SQL of each row's index (0-based) in it."""
+        _numbered_copy(con, table, f"SELECT * FROM {self._reader(path)}")
+        return table, "rowid"
 
     def source_columns(self, con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
         try:
@@ -64,7 +94,9 @@ class TableFormat(InputFormat):
         path: Path,
         mapping: Mapping[str, str],
         fixed: Mapping[str, str],
+        table: str,
     ) -> TableSource:
+        """Read the file (into temp table ``table`` where rows need numbering) and map its columns."""
         columns = self.source_columns(con, path)
         exprs = []
         for canonical in STAGE_COLUMNS:
@@ -77,16 +109,14 @@ class TableFormat(InputFormat):
             else:
                 expr = "CAST(NULL AS VARCHAR)"
             exprs.append(f"{expr} AS {_quote_ident(canonical)}")
-        select = ", ".join(exprs)
+        rows, index = self._rows(con, path, table)
+        line = f"CAST(src.{index} AS BIGINT) + {self._line_offset + 1}"
+        whole = "{" + ", ".join(f"{sql_literal(c)}: src.{_quote_ident(c)}" for c in columns) + "}"
         return TableSource(
-            f"SELECT {select}, CAST(row_number() OVER () AS BIGINT) + {self._line_offset} AS _line, "
-            f"{self._raw_expr} AS _raw, CAST(NULL AS VARCHAR) AS _source_id, "
-            f"CAST(NULL AS VARCHAR) AS _error, CAST(NULL AS VARCHAR) AS _error_field "
-            f"FROM {self._reader(path)} AS src"
+            f"SELECT {', '.join(exprs)}, {line} AS _line, {_NO_PARSER_VERDICT} FROM {rows} AS src",
+            f"SELECT {line} AS _line, CAST(to_json({whole}) AS VARCHAR) AS _raw FROM {rows} AS src "
+            f"WHERE {line} IN (SELECT _line FROM {{lines}})",
         )
-
-    _line_offset = 0
-    _raw_expr = "to_json(src)::VARCHAR"
 
 
 @register
@@ -116,8 +146,14 @@ class Parquet(TableFormat):
     def sniff(self, path: Path, head: str) -> bool:
         return path.suffix.lower() == ".parquet"
 
+    _line_offset = 0
+
     def _reader(self, path: Path) -> str:
         return f"read_parquet({sql_literal(str(path))})"
+
+    def _rows(self, con: duckdb.DuckDBPyConnection, path: Path, table: str) -> tuple[str, str]:
+        # Parquet numbers its own rows: no copy needed.
+        return f"read_parquet({sql_literal(str(path))}, file_row_number=true)", "file_row_number"
 
 
 @register
@@ -139,7 +175,10 @@ class Jsonl(TableFormat):
         except json.JSONDecodeError:
             return False
 
+    _line_offset = 0
+
     def _reader(self, path: Path) -> str:
+        # Lines as text: a line that is not JSON is quarantined with its number instead of failing the file.
         return (
             f"read_csv({sql_literal(str(path))}, columns={{'j': 'VARCHAR'}}, header=false, delim=chr(1), "
             "quote='', escape='', auto_detect=false, strict_mode=false)"
@@ -156,10 +195,6 @@ class Jsonl(TableFormat):
             raise InputError(f"cannot read as JSON Lines: {first}", path=str(path)) from exc
         return [r[0] for r in rows]
 
-    def _path_expr(self, source: str) -> str:
-        json_path = "$." + ".".join(f'"{part}"' for part in source.split("."))
-        return f"CASE WHEN json_valid(src.j) THEN json_extract_string(src.j, {sql_literal(json_path)}) END"
-
     def _column_expr(self, source: str, columns: list[str], path: Path, canonical: str) -> str:
         if source.split(".")[0] not in columns:
             known = ", ".join(columns[:30])
@@ -168,7 +203,7 @@ class Jsonl(TableFormat):
                 f"fields seen: {known}",
                 path=str(path),
             )
-        return self._path_expr(source)
+        return source
 
     def source(
         self,
@@ -176,32 +211,46 @@ class Jsonl(TableFormat):
         path: Path,
         mapping: Mapping[str, str],
         fixed: Mapping[str, str],
+        table: str,
     ) -> TableSource:
         columns = self.source_columns(con, path) if mapping else []
-        paths: list[str] = []
+        fields: dict[str, str] = {}  # canonical -> source field (a dotted path for a nested one)
+        for canonical in STAGE_COLUMNS:
+            if canonical in mapping:
+                fields[canonical] = self._column_expr(mapping[canonical], columns, path, canonical)
+            elif canonical not in fixed:
+                fields[canonical] = canonical  # absent fields read as NULL
+        nested = {f.split(".")[0] for f in fields.values() if "." in f}
+        # Each line is parsed once, into a struct of the top-level fields it needs: text, or JSON
+        # where a mapped path goes deeper.
+        struct = {
+            f.split(".")[0]: "JSON" if f.split(".")[0] in nested else "VARCHAR" for f in fields.values()
+        }
         exprs = []
         for canonical in STAGE_COLUMNS:
             if canonical in fixed:
                 exprs.append(f"CAST({sql_literal(fixed[canonical])} AS VARCHAR)")
                 continue
-            if canonical in mapping:
-                self._column_expr(mapping[canonical], columns, path, canonical)  # checks the field exists
-                field = mapping[canonical]
-            else:
-                field = canonical  # absent fields read as NULL, wherever in the file they first appear
-            paths.append("$." + ".".join(f'"{part}"' for part in field.split(".")))
-            exprs.append(f"src._v[{len(paths)}]")
+            top, *rest = fields[canonical].split(".")
+            value = f"src._v.{_quote_ident(top)}"
+            if top in nested:
+                path_expr = "$" + "".join("." + json.dumps(p) for p in rest)
+                value = f"json_extract_string({value}, {sql_literal(path_expr)})"
+            exprs.append(value)
         select = ", ".join(f"{e} AS {_quote_ident(c)}" for e, c in zip(exprs, STAGE_COLUMNS, strict=True))
-        path_list = "[" + ", ".join(sql_literal(p) for p in paths) + "]"
-        # Each line is parsed once: validity, its type, then every field in one multi-path extract.
+        _numbered_copy(con, table, f"SELECT j FROM {self._reader(path)}")
+        spec = sql_literal(json.dumps(struct))
+        verdict = (
+            "CASE WHEN left(ltrim(src.j), 1) <> '{' THEN CASE WHEN json_valid(src.j) "
+            "THEN 'a JSON line that is not an object' ELSE 'not valid JSON' END "
+            "WHEN src._v IS NULL THEN 'not valid JSON' END"
+        )
         return TableSource(
-            f"SELECT {select}, src._line, src.j AS _raw, CAST(NULL AS VARCHAR) AS _source_id, "
-            "CASE WHEN NOT src._ok THEN 'not valid JSON' WHEN NOT src._obj "
-            "THEN 'a JSON line that is not an object' END AS _error, CAST(NULL AS VARCHAR) AS _error_field "
-            "FROM (SELECT j, _line, _ok, _obj, "
-            f"json_extract_string(CASE WHEN _obj THEN j ELSE '{{}}' END, {path_list}) AS _v "
-            "FROM (SELECT j, _line, json_valid(j) AS _ok, "
-            "CASE WHEN json_valid(j) THEN json_type(j) = 'OBJECT' ELSE false END AS _obj FROM "
-            f"(SELECT j, CAST(row_number() OVER () AS BIGINT) AS _line FROM {self._reader(path)}) "
-            "WHERE j IS NOT NULL AND trim(j) <> '')) AS src"
+            f"SELECT {select}, src._line, CAST(NULL AS VARCHAR) AS _source_id, {verdict} AS _error, "
+            "CAST(NULL AS VARCHAR) AS _error_field "
+            f"FROM (SELECT j, CAST(rowid AS BIGINT) + 1 AS _line, try(from_json(j, {spec})) AS _v "
+            f"FROM {table} WHERE j IS NOT NULL) AS src "
+            "WHERE src._v IS NOT NULL OR trim(src.j) <> ''",  # blank lines are skipped
+            f"SELECT CAST(rowid AS BIGINT) + 1 AS _line, j AS _raw FROM {table} "
+            "WHERE CAST(rowid AS BIGINT) + 1 IN (SELECT _line FROM {lines})",
         )
