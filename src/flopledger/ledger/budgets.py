@@ -21,7 +21,7 @@ import datetime as dt
 import difflib
 import math
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flopledger.errors import ConfigError, InputError
-from flopledger.ledger.forecast import daily_spend, forecast_groups, month_bounds
+from flopledger.ledger.forecast import daily_usage, forecast_groups, month_bounds
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
 from flopledger.ledger.spark import Engine, events_table
 from flopledger.ledger.spend_change import REQUESTS_CLASS, segment_spend
@@ -261,7 +261,7 @@ def check_budgets(
     ``as_of`` defaults to the latest day with priced spend, so a cron job sees today.
     """
     daily: dict[str, list[dict[str, Any]]] = {
-        scope: engine.rows(daily_spend(events_table(engine), (scope,), until=as_of))
+        scope: engine.rows(daily_usage(events_table(engine), (scope,), until=as_of))
         for scope in sorted({b.scope for b in budgets})
     }
     days = [r["day"] for rows in daily.values() for r in rows]
@@ -275,7 +275,9 @@ def check_budgets(
     for b in budgets:
         rows = [r for r in daily[b.scope] if r[b.scope] == b.name]
         forecasts = forecast_groups(rows, (b.scope,), month, as_of)
-        by_day: Mapping[dt.date, float] = {r["day"]: float(r["cost_usd"] or 0.0) for r in rows}
+        by_day: dict[dt.date, float] = {}
+        for r in rows:  # a day has a row per price segment
+            by_day[r["day"]] = by_day.get(r["day"], 0.0) + float(r["cost_usd"] or 0.0)
         day_usd = by_day.get(as_of, 0.0)
         if forecasts:
             p = forecasts[0].projection

@@ -1,13 +1,10 @@
 """Month-end bill forecast per group, with an interval, from daily history.
 
-The model, per group: daily spend = (level + trend x day) x weekday-or-weekend factor. Over the
-last twelve weeks: the weekend factor is the ratio of mean weekend to mean weekday spend, and the
-level and trend a least-squares line through de-seasonalised spend, recent days weighted more
-(half-life four weeks) and quiet days (small season factor) less; half the trend is carried
-forward, and less when its t-statistic is small; a level shift in the last week (a new bot, a
-price change) re-anchors the level. The interval comes from the residuals
-(inflated for their day-to-day correlation) plus the uncertainty of the line itself. Month-end =
-spend to date + the projected remaining days. A straight line from the month so far is kept
+Per group, the month-end P50 = spend to date + the model's projection of the remaining days
+(:mod:`flopledger.ledger.forecast_model`: weekday and weekend effects, a damped trend, level steps),
+fitted to the group's history re-priced at the prices in force at the cutoff
+(:mod:`flopledger.ledger.forecast_prices`), so a discount or a catalog price change is carried
+forward as a price, not read as a change in use. A straight line from the month so far is kept
 alongside, as the baseline the backtest (:func:`backtest`) must beat.
 
 >>> import datetime as dt, numpy as np
@@ -29,6 +26,8 @@ import ibis.expr.types as ir
 import numpy as np
 
 from flopledger.errors import InputError, UnknownNameError
+from flopledger.ledger.forecast_model import project_days
+from flopledger.ledger.forecast_prices import daily_usage, usage_histories
 from flopledger.ledger.schema import DIMENSIONS
 from flopledger.ledger.spark import Engine, events_table
 
@@ -42,6 +41,7 @@ __all__ = [
     "backtest_summary",
     "check_dimensions",
     "daily_spend",
+    "daily_usage",
     "dense_series",
     "forecast_groups",
     "forecast_month",
@@ -55,20 +55,6 @@ __all__ = [
 
 FORECAST_DIMENSIONS: tuple[str, ...] = tuple(d for d in DIMENSIONS if d not in ("day", "hour"))
 
-HISTORY_WINDOW_DAYS = 84
-"""Days of history the model reads: twelve whole weeks, so weekends weigh fairly."""
-HALF_LIFE_DAYS = 28.0
-"""Weight of a day in the level and trend fit halves every this many days back."""
-TREND_DAMPING = 0.5
-"""Share of the fitted trend carried forward: a full trend over-reacts to noise (see the backtest)."""
-MIN_TREND_DAYS = 10
-TREND_T = 3.0
-"""A trend counts in full (before damping) once its t-statistic reaches this."""
-SHIFT_DAYS = 7
-"""The recent window in which a level shift is looked for."""
-SHIFT_Z = 2.0
-"""How many standard errors the recent mean residual must exceed to count as a shift."""
-"""Below this much history the trend is not estimated (a flat level instead)."""
 _Z90 = 1.2815515655446004  # standard normal 90th percentile: P10/P90 = P50 -/+ z * sigma
 
 
@@ -166,77 +152,19 @@ def straight_line_usd(spent_usd: float, as_of: dt.date) -> float:
     return spent_usd / as_of.day * days_in_month
 
 
-def _weekend(days: Sequence[dt.date]) -> np.ndarray:
-    return np.array([d.weekday() >= 5 for d in days], dtype=bool)
+def project_month_end(
+    days: Sequence[dt.date], cost_usd: np.ndarray, as_of: dt.date, *, priced_usd: np.ndarray | None = None
+) -> MonthProjection:
+    """Project the month of ``as_of`` from daily spend through ``as_of`` (dense, oldest first).
 
-
-def project_days(
-    days: Sequence[dt.date], cost_usd: np.ndarray, horizon: Sequence[dt.date]
-) -> tuple[np.ndarray, float]:
-    """Expected spend on each ``horizon`` day and the standard deviation of their sum, USD."""
-    n = len(cost_usd)
-    if n == 0 or not horizon:
-        return np.zeros(len(horizon)), 0.0
-    w = min(n, HISTORY_WINDOW_DAYS)
-    y_raw, weekend = cost_usd[n - w :], _weekend(days[n - w :])
-    weekend_factor = 1.0
-    if weekend.sum() >= 2 and (~weekend).any() and y_raw[~weekend].mean() > 0:
-        weekend_factor = float(y_raw[weekend].mean() / y_raw[~weekend].mean())
-    season = np.where(weekend, weekend_factor, 1.0)
-    # A group that never spends at weekends (factor 0) is fitted on its weekdays alone.
-    fitted = season > 0
-    y = np.divide(y_raw, season, out=np.zeros(w), where=fitted)
-    t = np.arange(w, dtype=float) - (w - 1)  # 0 = the last day of history
-    # A quiet day divided by its small season factor is noisy (count-like spend has variance in
-    # proportion to its mean), so each day weighs in proportion to its season factor.
-    weight = 0.5 ** (-t / HALF_LIFE_DAYS) * fitted * np.minimum(season, 1.0 / np.maximum(season, 1e-9))
-    h_t = np.array([(d - days[-1]).days for d in horizon], dtype=float)
-    h_season = np.where(_weekend(horizon), weekend_factor, 1.0)
-    if w >= MIN_TREND_DAYS:
-        design = np.column_stack([np.ones(w), t])
-        root_w = np.sqrt(weight)
-        coef, *_ = np.linalg.lstsq(design * root_w[:, None], y * root_w, rcond=None)
-        resid = (y - design @ coef)[fitted]
-        sigma = float(np.sqrt((weight[fitted] * resid**2).sum() / weight.sum() * w / (w - 2)))
-        cov = sigma**2 * np.linalg.inv((design * weight[:, None]).T @ design) * weight.max()
-        full = coef.copy()
-        # A trend the data cannot tell from noise is shrunk towards flat (by its t-statistic).
-        t_stat = abs(coef[1]) / np.sqrt(cov[1, 1]) if cov[1, 1] > 0 else 0.0
-        keep = TREND_DAMPING * min(1.0, (t_stat / TREND_T) ** 2)
-        coef = coef * np.array([1.0, keep])
-        cov = cov * np.outer([1.0, keep], [1.0, keep])
-        # A step (a new bot, a price change) leaves the last week's residuals on one side: when
-        # their weighted mean is beyond chance, the level moves to it.
-        tail_w = weight[-SHIFT_DAYS:]
-        if tail_w.sum() > 0:
-            tail = (y - design @ full)[-SHIFT_DAYS:]
-            shift = float((tail_w * tail).sum() / tail_w.sum())
-            n_eff = tail_w.sum() ** 2 / (tail_w**2).sum()
-            if abs(shift) > SHIFT_Z * sigma / np.sqrt(n_eff):
-                coef = coef + np.array([shift, 0.0])
-    else:
-        y = y[fitted]
-        coef = np.array([y.mean(), 0.0])
-        resid = y - coef[0]
-        sigma = float(y.std(ddof=1)) if len(y) > 1 else float(abs(y[0]))
-        cov = np.array([[sigma**2 / w, 0.0], [0.0, 0.0]])
-    expected = np.maximum(coef[0] + coef[1] * h_t, 0.0) * h_season
-    # Correlated day-to-day errors do not average out: inflate by the AR(1) variance factor.
-    rho = 0.0
-    if len(resid) > 3 and resid[:-1].std() > 0 and resid[1:].std() > 0:
-        rho = float(np.clip(np.corrcoef(resid[:-1], resid[1:])[0, 1], 0.0, 0.9))
-    noise_var = sigma**2 * float(h_season @ h_season) * (1 + rho) / (1 - rho)
-    x = np.array([h_season.sum(), h_season @ h_t])
-    line_var = float(x @ cov @ x)
-    return expected, float(np.sqrt(noise_var + line_var))
-
-
-def project_month_end(days: Sequence[dt.date], cost_usd: np.ndarray, as_of: dt.date) -> MonthProjection:
-    """Project the month of ``as_of`` from daily spend through ``as_of`` (dense, oldest first)."""
+    ``priced_usd`` is the same history at the cutoff's prices (see
+    :meth:`~flopledger.ledger.forecast_prices.UsageHistory.at_cutoff_prices`), which the model
+    reads; spend to date is always the real ``cost_usd``. Without it the model reads ``cost_usd``.
+    """
     first, last = month_bounds(as_of.replace(day=1))
     spent = float(sum(c for d, c in zip(days, cost_usd, strict=True) if first <= d <= as_of))
     horizon = [as_of + dt.timedelta(days=i) for i in range(1, (last - as_of).days + 1)]
-    expected, sd = project_days(days, cost_usd, horizon)
+    expected, sd = project_days(days, cost_usd if priced_usd is None else priced_usd, horizon)
     p50 = spent + float(expected.sum())
     return MonthProjection(
         spent_usd=spent,
@@ -247,36 +175,25 @@ def project_month_end(days: Sequence[dt.date], cost_usd: np.ndarray, as_of: dt.d
     )
 
 
-def _group_key(row: dict[str, object], by: Sequence[str]) -> tuple[tuple[str, str | None], ...]:
-    return tuple((d, None if row[d] is None else str(row[d])) for d in by)
-
-
 def forecast_groups(
     daily_rows: Sequence[dict[str, object]], by: Sequence[str], month: dt.date, as_of: dt.date
 ) -> list[GroupForecast]:
-    """Forecast each group's month from the rows of :func:`daily_spend` (history through ``as_of``)."""
+    """Forecast each group's month from history through ``as_of``.
+
+    ``daily_rows`` are the rows of :func:`~flopledger.ledger.forecast_prices.daily_usage` (the model
+    then reads history at the cutoff's prices) or of :func:`daily_spend` (raw dollars).
+    """
     first, _ = month_bounds(month)
     prev_first = (first - dt.timedelta(days=1)).replace(day=1)
-    series: dict[tuple[tuple[str, str | None], ...], tuple[list[dt.date], list[float]]] = {}
-    for row in daily_rows:
-        day = row["day"]
-        assert isinstance(day, dt.date)
-        if day > as_of:
-            continue
-        days, costs = series.setdefault(_group_key(row, by), ([], []))
-        days.append(day)
-        costs.append(float(row["cost_usd"] or 0.0))  # type: ignore[arg-type]
     out = []
-    for key, (days, costs) in series.items():
-        last_month = sum(c for d, c in zip(days, costs, strict=True) if prev_first <= d < first)
-        dense_days, dense = dense_series(days, costs, as_of)
-        if not any(first <= d <= as_of for d in days) and last_month == 0:
+    for key, h in usage_histories(daily_rows, by, end=as_of).items():
+        last_month = sum(c for d, c in zip(h.days, h.cost_usd, strict=True) if prev_first <= d < first)
+        if not any(first <= d <= as_of for d in h.row_days) and last_month == 0:
             continue
-        out.append(
-            GroupForecast(
-                key, first.strftime("%Y-%m"), as_of, project_month_end(dense_days, dense, as_of), last_month
-            )
+        projection = project_month_end(
+            list(h.days), h.cost_usd, as_of, priced_usd=h.at_cutoff_prices(len(h.days))
         )
+        out.append(GroupForecast(key, first.strftime("%Y-%m"), as_of, projection, last_month))
     out.sort(key=lambda g: (-g.projection.p50_usd, g.group))
     return out
 
@@ -307,13 +224,13 @@ def forecast_month(
     """
     by = check_dimensions(by)
     first, as_of = resolve_period(engine, month, as_of)
-    return forecast_groups(engine.rows(daily_spend(events_table(engine), by, until=as_of)), by, first, as_of)
+    return forecast_groups(engine.rows(daily_usage(events_table(engine), by, until=as_of)), by, first, as_of)
 
 
 def backtest_ledger(engine: Engine, *, by: Sequence[str]) -> list[dict[str, object]]:
     """Backtest the forecast on the ledger's own history (see :func:`backtest`), summarised."""
     by = check_dimensions(by)
-    return backtest_summary(backtest(engine.rows(daily_spend(events_table(engine), by)), by))
+    return backtest_summary(backtest(engine.rows(daily_usage(events_table(engine), by)), by))
 
 
 @dataclass(frozen=True)
@@ -334,23 +251,20 @@ class BacktestCase:
 def backtest(
     daily_rows: Sequence[dict[str, object]], by: Sequence[str], *, cutoff_days: Sequence[int] = (7, 14, 21)
 ) -> list[BacktestCase]:
-    """Re-run the forecast at day 7, 14 and 21 of every complete month, and on a held-back final week."""
-    series: dict[tuple[tuple[str, str | None], ...], dict[dt.date, float]] = {}
-    for row in daily_rows:
-        day = row["day"]
-        assert isinstance(day, dt.date)
-        per_day = series.setdefault(_group_key(row, by), {})
-        per_day[day] = per_day.get(day, 0.0) + float(row["cost_usd"] or 0.0)  # type: ignore[arg-type]
-    all_days = [d for s in series.values() for d in s]
+    """Re-run the forecast at day 7, 14 and 21 of every complete month, and on a held-back final week.
+
+    ``daily_rows`` as for :func:`forecast_groups`. Each forecast reads only the days up to its cutoff,
+    prices included: the history is re-priced at the rates of the cutoff, never of a later day.
+    """
+    histories = usage_histories(daily_rows, by)
+    all_days = {d for h in histories.values() for d in h.row_days}
     if not all_days:
         return []
     start, end = min(all_days), max(all_days)
     months = sorted({d.replace(day=1) for d in all_days})
     cases: list[BacktestCase] = []
-    for key, per_day in sorted(series.items()):
-        days, costs = dense_series(list(per_day), list(per_day.values()), end)
-        if not days:
-            continue
+    for key, h in sorted(histories.items()):
+        days, costs = list(h.days), h.cost_usd
         cost_of = dict(zip(days, costs, strict=True))
         for first in months:
             _, last = month_bounds(first)
@@ -362,7 +276,7 @@ def backtest(
                 k = sum(1 for d in days if d <= cutoff)
                 if k == 0:
                     continue
-                p = project_month_end(days[:k], costs[:k], cutoff)
+                p = project_month_end(days[:k], costs[:k], cutoff, priced_usd=h.at_cutoff_prices(k))
                 cases.append(
                     BacktestCase(
                         "month-end",
@@ -380,7 +294,7 @@ def backtest(
         k = sum(1 for d in days if d <= cutoff)
         if k >= 7:
             week = [cutoff + dt.timedelta(days=i) for i in range(1, 8)]
-            expected, sd = project_days(days[:k], costs[:k], week)
+            expected, sd = project_days(days[:k], h.at_cutoff_prices(k), week)
             mtd = [c for d, c in zip(days[:k], costs[:k], strict=True) if d >= cutoff.replace(day=1)]
             run_rate = float(np.mean(mtd)) if mtd else float(np.mean(costs[k - 7 : k]))
             p50 = float(expected.sum())
