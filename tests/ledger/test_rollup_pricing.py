@@ -19,11 +19,23 @@ from flopledger.ledger.store import open_ledger
 from .conftest import write_jsonl
 
 _MODELS = [
-    ("anthropic", "claude-sonnet-4-5"),
+    ("anthropic", "claude-sonnet-4-5"),  # a long-context tier at 200k input tokens
     ("anthropic", "claude-sonnet-4-6"),
     ("openai", "gpt-5-mini"),
+    ("deepseek", "deepseek-chat"),  # off-peak hours: time-of-day breakpoints
     ("acme", "unknown-model"),
 ]
+
+_KEYS: dict[str, Any] = {
+    "team": lambda t: t.team,
+    "model": lambda t: t.model,
+    "provider": lambda t: t.provider,
+    "day": lambda t: t.ts.truncate("D").cast("date").name("day"),  # as report_expr writes it
+    "day_cast": lambda t: t.ts.date().name("day"),  # the same day, written as a plain cast
+    "hour": lambda t: t.ts.truncate("h").name("hour"),
+}
+# With a day key the rollup reuses it; without one it adds its own day to settle the time buckets.
+_KEY_SETS = [("team", "model", "day"), ("team", "model", "day_cast"), ("team",), ("provider", "hour")]
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -45,10 +57,11 @@ _MODELS = [
         ),
         min_size=8,
         max_size=40,
-    )
+    ),
+    key_set=st.sampled_from(_KEY_SETS),
 )
 def test_priced_rollup_equals_per_event_pricing(
-    tmp_path_factory: pytest.TempPathFactory, events: list[dict[str, Any]]
+    tmp_path_factory: pytest.TempPathFactory, events: list[dict[str, Any]], key_set: tuple[str, ...]
 ) -> None:
     tmp = tmp_path_factory.mktemp("rp")
     rows = []
@@ -67,11 +80,16 @@ def test_priced_rollup_equals_per_event_pricing(
     model_map = backend.table("model_map").filter(lambda m: m.price_version == version)
     events_t = backend.table("events")
     breaks = price_breaks(prices, lambda e: e.to_pyarrow().to_pylist())
-    day = events_t.ts.truncate("D").cast("date").name("day")
-    fast = priced_rollup(events_t, prices, model_map, breaks, [events_t.team, events_t.model, day])
-    slow = report_expr(events_t, ["team", "model", "day"])
-    got = {(r["team"], r["model"], r["day"]): r for r in fast.to_pyarrow().to_pylist()}
-    want = {(r["team"], r["model"], r["day"]): r for r in slow.to_pyarrow().to_pylist()}
+    # The cases this test is for: off-peak hours, a long-context tier, a discount starting mid-morning.
+    seen = {r["model"] for r in rows}
+    assert "deepseek-chat" not in seen or breaks.tod_s
+    if seen & {"claude-sonnet-4-5", "claude-sonnet-4-6"}:
+        assert breaks.tier_tokens and any(b.time() != dt.time() for b in breaks.instants)
+    dims = [k.removesuffix("_cast") for k in key_set]
+    fast = priced_rollup(events_t, prices, model_map, breaks, [_KEYS[k](events_t) for k in key_set])
+    slow = report_expr(events_t, dims)
+    got = {tuple(r[d] for d in dims): r for r in fast.to_pyarrow().to_pylist()}
+    want = {tuple(r[d] for d in dims): r for r in slow.to_pyarrow().to_pylist()}
     assert got.keys() == want.keys()
     for k, w in want.items():
         g = got[k]

@@ -6,18 +6,29 @@ tier. Rows are derived by asking ``genai-prices`` itself what one million tokens
 cost under each resolved price, so the flattened table agrees with its per-request ``calc_price``
 by construction; the test suite checks that agreement on random requests.
 
-Flattening is lazy and memoised: only models that appear in the ledger are flattened.
+Flattening is lazy and memoised: only models that appear in the ledger are flattened, once per
+process and, across processes, once per catalog version: the flat rows and model resolutions are
+kept in a JSON file under the user cache directory (``$XDG_CACHE_HOME/flopledger``, else
+``~/.cache/flopledger``), named by a digest of the ``genai-prices`` version and of this module and
+its package data, so a new catalog or a change to the flattening never reads stale rows. A cache
+hit does not load the ``genai-prices`` catalog at all. The cache is best effort: an unreadable or
+unwritable file is ignored and the rows are derived again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import itertools
+import json
+import os
+import tempfile
 from collections.abc import Iterator, Mapping
 from copy import copy
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from flopledger.catalog.overrides import PriceOverrides
@@ -99,6 +110,21 @@ def resolve_catalog_model(provider: str | None, model: str) -> tuple[str, str] |
     >>> resolve_catalog_model("anthropic", "claude-sonnet-4-20250514")
     ('anthropic', 'claude-sonnet-4-0')
     """
+    cache = _disk_cache()
+    name = f"{provider or ''}\t{model}"
+    if name in cache.models:
+        hit = cache.models[name]
+        if hit is None:
+            return None
+        if isinstance(hit, list) and len(hit) == 2 and all(isinstance(h, str) for h in hit):
+            return hit[0], hit[1]
+    found = _resolve(provider, model)
+    cache.models[name] = None if found is None else list(found)
+    cache.save()
+    return found
+
+
+def _resolve(provider: str | None, model: str) -> tuple[str, str] | None:
     snap = _snapshot()
     for provider_id in ([provider] if provider else []) + [None]:
         try:
@@ -259,6 +285,19 @@ def _with_batch_fallback(rows: list[PriceRow]) -> list[PriceRow]:
 
 @functools.lru_cache(maxsize=4096)
 def _catalog_rows_cached(provider_id: str, model_id: str) -> tuple[PriceRow, ...]:
+    cache = _disk_cache()
+    name = f"{provider_id}\t{model_id}"
+    try:
+        return tuple(_row_from_json(r) for r in cache.rows[name])
+    except (KeyError, TypeError, ValueError):  # not cached yet, or a damaged entry: derive the rows
+        pass
+    rows = _flatten(provider_id, model_id)
+    cache.rows[name] = [_row_to_json(r) for r in rows]
+    cache.save()
+    return rows
+
+
+def _flatten(provider_id: str, model_id: str) -> tuple[PriceRow, ...]:
     prov, info, owns_model = _find(provider_id, model_id)
     rows: list[PriceRow] = []
     for valid_from, valid_to, tod_from, tod_to in _cells(info):
@@ -285,6 +324,65 @@ def _catalog_rows_cached(provider_id: str, model_id: str) -> tuple[PriceRow, ...
                     )
                 )
     return tuple(_with_batch_fallback(rows))
+
+
+_TIMES = ("valid_from", "valid_to")
+
+
+def _row_to_json(row: PriceRow) -> dict[str, Any]:
+    return {k: v.isoformat() if k in _TIMES else v for k, v in row.__dict__.items()}
+
+
+def _row_from_json(raw: Mapping[str, Any]) -> PriceRow:
+    fields: dict[str, Any] = {k: dt.datetime.fromisoformat(v) if k in _TIMES else v for k, v in raw.items()}
+    return PriceRow(**fields)
+
+
+@dataclass
+class _DiskCache:
+    """Flat rows and model resolutions of one catalog version, as kept in (and loaded from) ``path``."""
+
+    path: Path | None
+    models: dict[str, list[str] | None]
+    rows: dict[str, list[dict[str, Any]]]
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"models": self.models, "rows": self.rows}, fh)
+            os.replace(tmp, self.path)  # atomic: a concurrent reader sees the old file or the new one
+        except OSError:
+            return
+
+
+def _cache_path() -> Path | None:
+    """The cache file of this catalog version and flattening code, or None without a home directory."""
+    from importlib.resources import files
+
+    base = os.environ.get("XDG_CACHE_HOME")
+    try:
+        root = Path(base) if base else Path.home() / ".cache"
+    except RuntimeError:
+        return None
+    digest = hashlib.sha256(CATALOG_VERSION.encode())
+    digest.update(Path(__file__).read_bytes())
+    digest.update(files("flopledger.catalog").joinpath("data/batch_discounts.yaml").read_bytes())
+    return root / "flopledger" / f"catalog-{digest.hexdigest()[:20]}.json"
+
+
+@functools.cache
+def _disk_cache() -> _DiskCache:
+    path = _cache_path()
+    try:
+        raw = json.loads(path.read_text("utf-8")) if path is not None else {}
+        models, rows = dict(raw["models"]), dict(raw["rows"])
+    except (OSError, ValueError, KeyError, TypeError):
+        models, rows = {}, {}
+    return _DiskCache(path, models, rows)
 
 
 def catalog_rows(provider_id: str, model_id: str, overrides: PriceOverrides | None = None) -> list[PriceRow]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
 from flopledger.catalog.prices import FAR_FUTURE, FAR_PAST
@@ -56,13 +57,106 @@ def price_breaks(prices: ir.Table, rows: Any) -> PriceBreaks:
     return PriceBreaks(tuple(sorted(instants)), tuple(sorted(tods)), tuple(sorted(tiers)))
 
 
-def _bucket(terms: list[ir.BooleanValue]) -> ir.IntegerValue:
-    if not terms:
-        return ibis.literal(0)
-    total: ir.IntegerValue = terms[0].cast("int32")
-    for term in terms[1:]:
-        total = total + term.cast("int32")
-    return total
+def _side(terms: list[ir.BooleanValue]) -> ir.IntegerValue:
+    """How many of ``terms`` hold, for terms that hold for a prefix of sorted breakpoints.
+
+    One CASE from the last breakpoint down: cheaper per row than a sum of comparisons, and a NULL
+    term (a NULL column) counts as not holding.
+    """
+    return ibis.cases(*((terms[i], i + 1) for i in reversed(range(len(terms)))), else_=0)
+
+
+def _is_day_of(ts: ir.TimestampValue, key: ir.Value) -> bool:
+    op = key.op()
+    bare = op.arg if isinstance(op, ops.Alias) else op
+    return any(bare.equals(day.op()) for day in (ts.truncate("D").cast("date"), ts.date()))
+
+
+@dataclass(frozen=True)
+class _Buckets:
+    """The per-event bucket number, and how to rebuild a representative event from it per group.
+
+    Event time is bucketed by its UTC day (which settles every price change at midnight) plus which
+    side of each other price-change instant and of each time-of-day edge it falls on; request input by
+    which side of each tier threshold. One integer holds all three indexes.
+    """
+
+    instants: tuple[dt.datetime, ...]  # price changes not at midnight: the day does not settle them
+    tod_s: tuple[int, ...]
+    tier_tokens: tuple[int, ...]
+
+    @property
+    def timed(self) -> bool:
+        return bool(self.instants or self.tod_s)
+
+    def number(self, t: ir.Table) -> ir.IntegerValue | None:
+        parts: list[tuple[ir.IntegerValue, int]] = []
+        if self.instants:
+            parts.append((_side([t.ts >= ibis.literal(b) for b in self.instants]), len(self.instants) + 1))
+        if self.tod_s:
+            tod = t.ts.hour() * 3600 + t.ts.minute() * 60 + t.ts.second()
+            parts.append((_side([tod >= b for b in self.tod_s]), len(self.tod_s) + 1))
+        if self.tier_tokens:
+            # price_events judges max(total input / max(requests, 1), min_request_input_tokens) > T in
+            # floating point; for integers below 2**53 that is exactly this integer test.
+            total_in = (
+                t.input_tokens + t.cache_read_tokens + t.cache_write_5m_tokens + t.cache_write_1h_tokens
+            )
+            requests = ibis.ifelse(t.requests > 1, t.requests, 1)  # NULL or below 1 counts as 1
+            above = [(total_in > b * requests) | (t.min_request_input_tokens > b) for b in self.tier_tokens]
+            parts.append((_side(above), len(self.tier_tokens) + 1))
+        if not parts:
+            return None
+        number, _ = parts[0]
+        for index, size in parts[1:]:
+            number = number * size + index
+        return number
+
+    def _index(self, bucket: ir.IntegerValue, which: str) -> ir.IntegerValue:
+        sizes = {
+            name: len(getattr(self, name)) + 1
+            for name in ("instants", "tod_s", "tier_tokens")
+            if getattr(self, name)
+        }
+        below = 1
+        for name in reversed(sizes):
+            if name == which:
+                return (bucket // below) % sizes[name]
+            below *= sizes[name]
+        raise KeyError(which)
+
+    def representative_ts(self, bucket: ir.IntegerValue, day: ir.DateValue) -> ir.TimestampValue:
+        """A time every event of the group shares all buckets with: the latest lower bound of them.
+
+        Every bound is at or before each event of the group, so the result is too, and on its day.
+        """
+        ts: ir.TimestampValue = day.cast("timestamp")
+        if self.tod_s:
+            index = self._index(bucket, "tod_s")
+            ts = ibis.cases(
+                *((index == i + 1, ts + ibis.interval(seconds=s)) for i, s in enumerate(self.tod_s)), else_=ts
+            )
+        if self.instants:
+            index = self._index(bucket, "instants")
+            ts = ibis.cases(
+                *((index == i + 1, ibis.greatest(ts, ibis.literal(b))) for i, b in enumerate(self.instants)),
+                else_=ts,
+            )
+        return ts
+
+    def tier_floor(self, bucket: ir.IntegerValue) -> ir.IntegerValue:
+        """A per-request input inside the group's tier bucket: one token above its lower threshold.
+
+        The group's mean per-request input is at most the upper threshold (a mean of values at most
+        it), so raising it to this floor keeps it in the bucket.
+        """
+        if not self.tier_tokens:
+            return ibis.null("int64")
+        index = self._index(bucket, "tier_tokens")
+        return ibis.cases(
+            *((index == i + 1, ibis.literal(b + 1, "int64")) for i, b in enumerate(self.tier_tokens)),
+            else_=ibis.null("int64"),
+        )
 
 
 def priced_rollup(
@@ -75,15 +169,13 @@ def priced_rollup(
     """Cost per class and tokens per class grouped by ``keys`` (expressions on ``events``).
 
     ``prices`` and ``model_map`` are of one price version; ``breaks`` are its breakpoints.
+
+    >>> # breaks = price_breaks(prices, lambda e: e.to_pyarrow().to_pylist())
+    >>> # priced_rollup(events, prices, model_map, breaks, [events.team, events.ts.date().name("day")])
     """
     t = events
-    epoch_s = t.ts.epoch_seconds()
-    tod = epoch_s % 86_400
-    total_in = t.input_tokens + t.cache_read_tokens + t.cache_write_5m_tokens + t.cache_write_1h_tokens
-    requests = ibis.greatest(t.requests.fill_null(1), 1)
-    tier_in = ibis.greatest(
-        total_in.cast("float64") / requests.cast("float64"),
-        t.min_request_input_tokens.fill_null(0).cast("float64"),
+    buckets = _Buckets(
+        tuple(b for b in breaks.instants if b.time() != dt.time()), breaks.tod_s, breaks.tier_tokens
     )
     key_names = [k.get_name() for k in keys]
     # Keys that are the pricing columns themselves are grouped once; others get private names.
@@ -92,30 +184,31 @@ def priced_rollup(
         k.get_name() if k.get_name() in plain and k.equals(t[k.get_name()]) else f"_key{i}"
         for i, k in enumerate(keys)
     ]
-    # One integer for every bucket: the day, then which side of each breakpoint (fewer keys, faster).
-    epoch_day = epoch_s // 86_400
-    instants_s = [int(b.replace(tzinfo=dt.UTC).timestamp()) for b in breaks.instants]
-    bucket = (
-        epoch_day * 1_000_000
-        + _bucket([epoch_s >= b for b in instants_s]).cast("int64") * 10_000
-        + _bucket([tod >= b for b in breaks.tod_s]).cast("int64") * 100
-        + _bucket([tier_in > b for b in breaks.tier_tokens]).cast("int64")
-    )
     extra = [c for c in ("provider", "model", "service_tier") if c not in inner]
+    computed: dict[str, ir.Value] = {n: k for n, k in zip(inner, keys, strict=True) if n.startswith("_key")}
+    # The day settles midnight price changes and anchors the representative time; a day key is reused.
+    day = next((n for n, k in zip(inner, keys, strict=True) if _is_day_of(t.ts, k)), None)
+    if day is None and (buckets.timed or breaks.instants):
+        day = "_day"
+        computed[day] = t.ts.date()
+    number = buckets.number(t)
+    if number is not None:
+        computed["_bucket"] = number
+    group_keys = [*inner, *extra, *(c for c in ("_day", "_bucket") if c in computed)]
     groups = (
-        t.mutate(
-            **{name: k for name, k in zip(inner, keys, strict=True) if name.startswith("_key")},
-            _tier_in=tier_in,
-            _bucket=bucket,
-        )
-        .group_by([*inner, *extra, "_bucket"])
+        t.mutate(**computed)
+        .group_by(group_keys)
         .aggregate(
-            ts=lambda g: g.ts.min(),
             requests=lambda g: g.requests.fill_null(1).sum(),
-            min_request_input_tokens=lambda g: g._tier_in.min().ceil().cast("int64"),
             _events=lambda g: g.count(),
             **{c: (lambda g, c=c: g[c].sum()) for c in TOKEN_COLUMNS},
         )
+    )
+    # Only times and inputs inside each group's buckets reach price_events: one price row applies.
+    bucket = groups._bucket if number is not None else ibis.literal(0)
+    groups = groups.mutate(
+        ts=buckets.representative_ts(bucket, groups[day]) if day is not None else ibis.literal(FAR_PAST),
+        min_request_input_tokens=buckets.tier_floor(bucket),
     )
     priced = price_events(groups, prices, model_map)
     unpriced = ibis.ifelse(

@@ -40,8 +40,10 @@ def budget_rows(con: duckdb.DuckDBPyConnection, scope: Scope, path: Path | None)
     cur = con.cursor()
     try:
         cur.execute(
+            # A logged (provider, model) prices as one catalog model: it names the forecast's price segment.
             f"CREATE OR REPLACE TEMP VIEW {_VIEW} AS SELECT CAST(day AS TIMESTAMP) AS ts, *, "
-            f"coalesce(cost_usd, 0) - ({billed}) AS request_cost_usd FROM {rollup_source(cur)}"
+            f"coalesce(cost_usd, 0) - ({billed}) AS request_cost_usd, "
+            f"concat(provider, '/', model) AS price_model FROM {rollup_source(cur)}"
         )
         engine = Engine("duckdb", ibis.duckdb.from_connection(cur), _VIEW)
         has_spend = cur.execute(f"SELECT count(*) FROM {_VIEW} WHERE cost_usd IS NOT NULL").fetchone()
