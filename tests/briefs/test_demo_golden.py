@@ -97,6 +97,7 @@ def test_bots_week_brings_the_bots_up(demo_ledger: Path) -> None:
     con = open_ledger(demo_ledger)
     longer = build_brief(con, BriefInputs(**{**CASES["bot_week_budgets_fleet"], "top": 12}))
     con.close()
+
     # the same five stories with the same impacts (to the cent: DuckDB's parallel sums vary in the last bits)
     def told(insights: Sequence[Insight]) -> list[tuple[str, float]]:
         return [(i.key, round(i.impact_usd_per_month, 2)) for i in insights]
