@@ -3,7 +3,8 @@
 Every run reconciles: ``rows_read = rows_stored + rows_quarantined + rows_duplicate``. A bad row never
 stops a good file and is never lost (it goes to ``quarantine`` with file, line, field and reason); a
 re-run never double counts (stable event ids); a run killed half way leaves the ledger as it was
-before the run, because everything after staging is one DuckDB transaction.
+before the run: the input is read, checked and priced in temp tables, and storing it (quarantine,
+events, rollup, the run's record) is one DuckDB transaction.
 
 >>> from flopledger.ledger.store import open_ledger
 >>> con = open_ledger(":memory:")
@@ -267,25 +268,27 @@ def ingest_files(
         [ingest_id, _now(), ",".join(sorted({f.name for f in formats})), json.dumps([str(f) for f in files])],
     )
     try:
-        # Table files are read into temp tables first, outside the transaction: their rows must be
-        # committed for row ids to number them in file order. Nothing of the ledger changes here.
+        # The input is read, checked, deduplicated and priced in temp tables first, outside the
+        # transaction: row ids number a file's committed rows in file order, and DuckDB scans
+        # committed tables in parallel. Only storing the batch is the transaction.
         tables = _read_tables(con, files, formats, mapping, fixed, tick)
+        batch = _prepare(
+            con,
+            ingest_id,
+            files,
+            formats,
+            tables,
+            fixed,
+            strict,
+            keep_prompts,
+            input_includes_cache,
+            overrides,
+            key,
+            tick,
+        )
         con.execute("BEGIN TRANSACTION")
         try:
-            result = _run(
-                con,
-                ingest_id,
-                files,
-                formats,
-                tables,
-                fixed,
-                strict,
-                keep_prompts,
-                input_includes_cache,
-                overrides,
-                key,
-                tick,
-            )
+            result = _commit(con, ingest_id, files, batch, keep_prompts)
             con.execute(
                 """UPDATE ingests SET finished_at = ?, status = 'committed', rows_read = ?, rows_stored = ?,
                    rows_quarantined = ?, rows_duplicate = ?, price_version = ? WHERE ingest_id = ?""",
@@ -320,7 +323,18 @@ def ingest_files(
     return result
 
 
-def _run(
+@dataclass(frozen=True)
+class _Batch:
+    """What the preparation found: counts, the batch's time span, and the price version used."""
+
+    rows_read: int
+    rows_quarantined: int
+    rows_duplicate: int
+    window: str
+    version: str
+
+
+def _prepare(
     con: duckdb.DuckDBPyConnection,
     ingest_id: str,
     files: list[Path],
@@ -333,7 +347,12 @@ def _run(
     overrides: PriceOverrides,
     key: bytes,
     tick: Callable[[int], None],
-) -> IngestResult:
+) -> _Batch:
+    """Stage, check, deduplicate and price the input into temp tables (``_checked``, ``_priced``).
+
+    Nothing of the ledger's usage changes here; only the price table may gain the rows of models it
+    had not seen (a cache of the catalog, the same whoever fills it).
+    """
     # Declared with DDL, not created from an (empty) Arrow table: DuckDB 1.5 loses a large parallel
     # INSERT into a temp table that was created from an Arrow scan in the same transaction.
     con.execute(f"CREATE OR REPLACE TEMP TABLE _stage ({_STAGE_DDL})")
@@ -368,7 +387,6 @@ def _run(
         raise InputError(f"--strict: {bad} bad row(s), nothing stored. First: {lines}")
     if bad:
         _raw_of_bad_rows(con, tables)
-        _quarantine(con, ingest_id, keep_prompts)
     if distinct < good:  # identical rows inside a file, or repeated source ids
         con.execute(repeat_id_sql("_checked"))
         distinct = _count(con, "SELECT count(DISTINCT event_id) FROM _checked")
@@ -399,20 +417,30 @@ def _run(
     )
     with_prompts = _fingerprints(con, key)
     version = ensure_prices(con, overrides, "(SELECT provider, model FROM _new)")
-    _store(con, ingest_id, version, keep_prompts, with_prompts)
+    _price_new(con, ingest_id, version, keep_prompts, with_prompts)
+    return _Batch(int(rows_read), int(bad), int(duplicates), window, version)
+
+
+def _commit(
+    con: duckdb.DuckDBPyConnection, ingest_id: str, files: Sequence[Path], batch: _Batch, keep_prompts: bool
+) -> IngestResult:
+    """Store a prepared batch: quarantine, events and rollup (the caller holds the transaction)."""
+    if batch.rows_quarantined:
+        _quarantine(con, ingest_id, keep_prompts)
+    con.execute("INSERT INTO events BY NAME SELECT * FROM _priced")
     stored, unpriced = con.execute(
-        f"SELECT count(*), count(*) FILTER (NOT priced) FROM events WHERE ingest_id = ? AND {window}",
+        f"SELECT count(*), count(*) FILTER (NOT priced) FROM events WHERE ingest_id = ? AND {batch.window}",
         [ingest_id],
     ).fetchone() or (0, 0)
     add_to_rollups(con, "_priced")
     return IngestResult(
         ingest_id=ingest_id,
         files=tuple(str(f) for f in files),
-        rows_read=int(rows_read),
+        rows_read=batch.rows_read,
         rows_stored=int(stored),
-        rows_quarantined=int(bad),
-        rows_duplicate=int(duplicates),
-        price_version=version,
+        rows_quarantined=batch.rows_quarantined,
+        rows_duplicate=batch.rows_duplicate,
+        price_version=batch.version,
         unpriced_rows=int(unpriced),
     )
 
@@ -487,10 +515,10 @@ def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> bool:
     return True
 
 
-def _store(
+def _price_new(
     con: duckdb.DuckDBPyConnection, ingest_id: str, version: str, keep_prompts: bool, with_prompts: bool
 ) -> None:
-    """Price the new events and append them to ``events``, in one statement."""
+    """Price the new events once, into temp table ``_priced``, as the events rows they will be."""
     computed = {
         "prompt": "n.prompt" if keep_prompts else "CAST(NULL AS VARCHAR)",
         "source_format": "fl._format",
@@ -512,7 +540,4 @@ def _store(
         f"CREATE OR REPLACE TEMP VIEW _incoming AS SELECT {', '.join(select)} "
         f"FROM _new n JOIN _files fl ON fl._fidx = n._fidx{join}"
     )
-    # Priced once into memory: the events are appended from it and the rollup summed from it (reading
-    # the events back inside the transaction would cost more than both).
     con.execute(f"CREATE OR REPLACE TEMP TABLE _priced AS {priced_sql(con, '_incoming', version)}")
-    con.execute("INSERT INTO events BY NAME SELECT * FROM _priced")
