@@ -26,7 +26,7 @@ __all__ = [
     "OVERVIEW_FRAME",
     "Scope",
     "daily_by_token_class",
-    "daily_usage_rows",
+    "daily_spend_rows",
     "has_rollup",
     "model_prices",
     "overview_frame_sql",
@@ -86,13 +86,13 @@ OVERVIEW_FRAME = "web_overview_frame"
 
 
 def overview_frame_sql(con: duckdb.DuckDBPyConnection) -> str:
-    """The rollup summed to day x team x model (and price segment): everything the overview reads."""
+    """The rollup summed to day x team x model: everything the overview reads, a few thousand rows."""
     counts = [f'sum("{c}")::BIGINT AS "{c}"' for c in ("requests", *TOKEN_COLUMNS)]
     costs = [f'sum("{c}")::DOUBLE AS "{c}"' for c in (*COST_COLUMNS, "cost_usd")]
     sums = ", ".join([*counts, *costs])
     return (
-        f"SELECT day, team, provider, model, service_tier, {sums}, "
-        f"sum(unpriced_tokens)::BIGINT AS unpriced_tokens FROM {rollup_source(con)} GROUP BY ALL"
+        f"SELECT day, team, model, {sums}, sum(unpriced_tokens)::BIGINT AS unpriced_tokens "
+        f"FROM {rollup_source(con)} GROUP BY ALL"
     )
 
 
@@ -160,23 +160,16 @@ def daily_by_token_class(
     return _rows(con, sql, params)
 
 
-def daily_usage_rows(
+def daily_spend_rows(
     con: duckdb.DuckDBPyConnection, scope: Scope, by: tuple[str, ...], *, source: str | None = None
 ) -> list[dict[str, Any]]:
-    """Priced usage per ``by`` group, day and price segment (logged provider and model, service tier),
-    with each billed class's quantity and cost: what the ledger's forecast reads
-    (:func:`flopledger.ledger.forecast_prices.daily_usage`), from the rollup."""
+    """Priced spend per ``by`` group and day: the input the ledger's forecast reads."""
     where, params = scope.narrowed()
     keys = "".join(f'"{d}", ' for d in by)
-    billed = " + ".join(f'coalesce("{c}_cost_usd", 0)' for c in BILLED_TOKEN_COLUMNS)
-    classes = ", ".join(
-        f'sum("{c}") AS "{c}", sum("{c}_cost_usd") AS "{c}_cost_usd"' for c in BILLED_TOKEN_COLUMNS
-    )
+    priced = ("AND" if where else "WHERE") + " cost_usd IS NOT NULL"
     sql = (
-        f"SELECT {keys}day, concat(provider, '/', model) AS price_model, "
-        "coalesce(service_tier, 'standard') AS service_tier, sum(cost_usd) AS cost_usd, "
-        f"{classes}, sum(requests) AS requests, sum(coalesce(cost_usd, 0) - ({billed})) AS request_cost_usd "
-        f"FROM {source or rollup_source(con)} {where} GROUP BY ALL HAVING sum(cost_usd) <> 0 ORDER BY ALL"
+        f"SELECT {keys}day, sum(cost_usd) AS cost_usd FROM {source or rollup_source(con)} {where} {priced} "
+        f"GROUP BY ALL ORDER BY ALL"
     )
     return _rows(con, sql, params)
 
