@@ -89,6 +89,22 @@ def test_json_spans_are_ingested_once(api: Api, golden: Fixture, state: ServerSt
     assert team["totals"]["input_tokens"] == 2000
 
 
+def test_the_overview_forecast_follows_each_ingest(api: Api, golden: Fixture, state: ServerState) -> None:
+    """The forecast is kept per overview frame (it costs more than the rest of the page), never longer."""
+    admin = golden.tokens["admin"]
+    first = api.get("/api/v1/overview", token=admin).json()["forecast"]
+    assert api.get("/api/v1/overview", token=admin).json()["forecast"] == first
+    big = _span("fff19b7ec3c1b176", team="search", input_tokens=4_000_000, cache_read=0)
+    others = [a for a in big["attributes"] if a["key"] != "user.id"]
+    big["attributes"] = [*others, _attr("user.id", "big-user")]
+    assert api.post("/v1/traces", json=_doc(big), token=admin).json()["ingest"]["rows_stored"] == 1
+    added = _count(state, "SELECT sum(cost_usd) FROM events WHERE \"user\" = 'big-user'")
+    assert added > 1.0
+    then = api.get("/api/v1/overview", token=admin).json()["forecast"]
+    assert then["total"]["spent_usd"] == pytest.approx(first["total"]["spent_usd"] + added, abs=0.011)
+    assert then["total"]["p50_usd"] > first["total"]["p50_usd"]
+
+
 def test_bad_spans_are_quarantined_and_reported(api: Api, golden: Fixture, state: ServerState) -> None:
     doc = _doc(_span("aaa19b7ec3c1b001"), _span("aaa19b7ec3c1b002", input_tokens=10, cache_read=500))
     body = api.post("/v1/traces", json=doc, token=golden.tokens["admin"]).json()

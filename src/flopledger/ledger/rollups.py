@@ -94,7 +94,11 @@ def add_to_rollups(con: duckdb.DuckDBPyConnection, rows: str) -> None:
     :func:`refresh_rollups` of those days.
     """
     create_rollup(con)
-    touched = f"(SELECT DISTINCT CAST(ts AS DATE) FROM {rows})"
+    days = [r[0] for r in con.execute(f"SELECT DISTINCT CAST(ts AS DATE) FROM {rows} ORDER BY 1").fetchall()]
+    if not days:
+        return
+    # Literal days let DuckDB skip the rollup's row groups of other days (zone maps).
+    touched = "(" + ", ".join(f"DATE '{d.isoformat()}'" for d in days) + ")"
     if not _count(con, f"SELECT count(*) FROM {ROLLUP_TABLE} WHERE day IN {touched}"):
         con.execute(f"INSERT INTO {ROLLUP_TABLE} {_select('', rows)}")
         return

@@ -6,10 +6,12 @@ functions (forecast, budgets, integrity scan); nothing here prices, forecasts or
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import decimal
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import duckdb
@@ -24,6 +26,31 @@ from flopledger.web.state import WebConfig
 __all__ = ["models_page", "overview_page", "plain", "team_page", "teams_page", "user_page"]
 
 TOP_N = 10
+
+_PER_FRAME: dict[tuple[int, str, str | None], tuple[pa.Table, Any]] = {}
+_PER_FRAME_LOCK = threading.Lock()
+
+
+def _per_frame(frame: pa.Table | None, what: str, team: str | None, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per overview frame (one ledger version) and team scope.
+
+    The forecast and the budget check read the whole month whatever the page's date range, and cost
+    far more than the page's other queries; while an ingest changes the ledger every second, every
+    reader would otherwise recompute them. A new frame drops the results of the old ones.
+    """
+    if frame is None:
+        return compute()
+    key = (id(frame), what, team)
+    with _PER_FRAME_LOCK:
+        hit = _PER_FRAME.get(key)
+        if hit is not None and hit[0] is frame:
+            return copy.deepcopy(hit[1])
+    value = compute()
+    with _PER_FRAME_LOCK:
+        for stale in [k for k, (f, _) in _PER_FRAME.items() if f is not frame]:
+            del _PER_FRAME[stale]
+        _PER_FRAME[key] = (frame, value)
+    return copy.deepcopy(value)
 
 
 def plain(value: Any) -> Any:
@@ -86,8 +113,10 @@ def overview_page(
         "token_classes": [f"{c}_cost_usd" for c in BILLED_TOKEN_COLUMNS] + ["request_fees_usd"],
         "top_teams": q.spend_by(con, scope, "team", limit=TOP_N, source=source),
         "top_models": q.spend_by(con, scope, "model", limit=TOP_N, source=source),
-        "forecast": _forecast(con, scope, source),
-        "budgets": budget_rows(con, scope, config.budgets),
+        "forecast": _per_frame(frame, "forecast", scope.team, lambda: _forecast(con, scope, source)),
+        "budgets": _per_frame(
+            frame, f"budgets {config.budgets}", scope.team, lambda: budget_rows(con, scope, config.budgets)
+        ),
         "rollup": "rollup_daily" if q.has_rollup(con) else "aggregated from events (no rollup_daily table)",
     }
     result: dict[str, Any] = plain(payload)
