@@ -272,6 +272,8 @@ def ingest_files(
         # transaction: row ids number a file's committed rows in file order, and DuckDB scans
         # committed tables in parallel. Only storing the batch is the transaction.
         tables = _read_tables(con, files, formats, mapping, fixed, tick)
+        # From here rows carry their file and line, so no step depends on the order DuckDB keeps.
+        con.execute("SET preserve_insertion_order = false")
         batch = _prepare(
             con,
             ingest_id,
@@ -313,6 +315,7 @@ def ingest_files(
         )
         raise
     finally:
+        con.execute("RESET preserve_insertion_order")
         for view in ("_incoming", "_new"):
             con.execute(f"DROP VIEW IF EXISTS {view}")
         temps = ("_stage", "_checked", "_files", "_fp", "_priced", "_bad_lines")
