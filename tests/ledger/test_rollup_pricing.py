@@ -99,3 +99,29 @@ def test_priced_rollup_equals_per_event_pricing(
         for c in ("output_tokens_cost_usd", "cache_write_5m_tokens_cost_usd", "request_cost_usd"):
             assert g[c] == pytest.approx(w[c], rel=1e-9, abs=1e-9), (k, c)
         assert g["unpriced_tokens"] == w["unpriced_tokens"]
+
+
+def test_an_event_without_a_request_count_is_priced_as_one_request(tmp_path: Any) -> None:
+    """Parquet read where the logs live may leave ``requests`` empty: one request, never an unpriced event."""
+    from flopledger.ledger.pricing import price_events
+
+    row = {
+        "ts": "2026-03-11T10:00:00Z",
+        "provider": "anthropic",
+        "model": "claude-sonnet-4-5",
+        "team": "a",
+        "input_tokens": 1000,
+        "output_tokens": 500,
+    }
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [write_jsonl(tmp_path / "a.jsonl", [row, {**row, "team": "b"}])])
+    con.execute("UPDATE events SET requests = NULL WHERE team = 'b'")
+    b = ibis.duckdb.from_connection(con)
+    priced = price_events(b.table("events"), b.table("prices"), b.table("model_map"))
+    costs = {r["team"]: r["cost_usd"] for r in priced.select("team", "cost_usd").to_pyarrow().to_pylist()}
+    assert costs["a"] is not None and costs["b"] == pytest.approx(costs["a"], rel=1e-12)
+    events = b.table("events")
+    breaks = price_breaks(b.table("prices"), lambda e: e.to_pyarrow().to_pylist())
+    rolled = priced_rollup(events, b.table("prices"), b.table("model_map"), breaks, [events.team])
+    by_team = {r["team"]: r["cost_usd"] for r in rolled.to_pyarrow().to_pylist()}
+    assert by_team == pytest.approx(costs, rel=1e-12)

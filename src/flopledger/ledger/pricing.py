@@ -99,7 +99,7 @@ def price_events(events: ir.Table, prices: ir.Table, model_map: ir.Table) -> ir.
     list_costs: dict[str, Any] = {
         col: joined[col].cast("float64") * joined[f"_p_{_CLASS_RATE[col]}"] / 1e6 for col in TOKEN_COLUMNS
     }
-    list_fee = joined.requests.cast("float64") * joined._p_fee
+    list_fee = joined.requests.fill_null(1).cast("float64") * joined._p_fee  # no count: one request
     list_total = sum(
         (list_costs[c] for c in TOKEN_COLUMNS if c != "reasoning_tokens"),
         start=list_fee,
