@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from flopledger.ledger.schema import COST_COLUMNS, TOKEN_COLUMNS
 from flopledger.ledger.store import open_ledger
 from flopledger.synthetic.demo import build_demo_ledger
 
@@ -105,18 +106,8 @@ def build_small_ledger(path: Path) -> Path:
         "api_key",
         "service_tier",
         "requests",
-        "input_tokens",
-        "cache_read_tokens",
-        "cache_write_5m_tokens",
-        "cache_write_1h_tokens",
-        "output_tokens",
-        "reasoning_tokens",
-        "input_tokens_cost_usd",
-        "cache_read_tokens_cost_usd",
-        "cache_write_5m_tokens_cost_usd",
-        "cache_write_1h_tokens_cost_usd",
-        "output_tokens_cost_usd",
-        "reasoning_tokens_cost_usd",
+        *TOKEN_COLUMNS,
+        *COST_COLUMNS,
         "request_cost_usd",
         "list_cost_usd",
         "cost_usd",

@@ -32,6 +32,7 @@ from flopledger.ledger.formats.tabular import TableFormat, TableSource, sql_lite
 from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.rollups import add_to_rollups
 from flopledger.ledger.schema import EVENT_COLUMNS
+from flopledger.ledger.store import count_of
 from flopledger.ledger.validate import CHECKED_COLUMNS, CHECKED_DDL, checked_sql, repeat_id_sql
 
 __all__ = ["IngestResult", "Progress", "ingest_files", "mark_interrupted"]
@@ -392,15 +393,15 @@ def _prepare(
         _raw_of_bad_rows(con, tables)
     if distinct < good:  # identical rows inside a file, or repeated source ids
         con.execute(repeat_id_sql("_checked"))
-        distinct = _count(con, "SELECT count(DISTINCT event_id) FROM _checked")
+        distinct = count_of(con, "SELECT count(DISTINCT event_id) FROM _checked")
     # An id covers the event's time, so only stored events inside this batch's time span can share
     # it: literal bounds let DuckDB skip the rest of a large ledger.
     window = f"ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'" if lo is not None else "false"
-    overlap = _count(con, f"SELECT count(*) FROM events WHERE {window}") > 0
+    overlap = count_of(con, f"SELECT count(*) FROM events WHERE {window}") > 0
     # Duplicates are counted as such, not as what is left over: repeats inside the input, and good
     # rows whose event is already stored. Stored rows are counted in the ledger after the insert.
     stored_before = (
-        _count(
+        count_of(
             con,
             f"SELECT count(DISTINCT event_id) FROM _checked "
             f"WHERE event_id IN (SELECT event_id FROM events WHERE {window})",
@@ -455,7 +456,7 @@ def _raw_of_bad_rows(con: duckdb.DuckDBPyConnection, tables: Mapping[int, TableS
             f"CREATE OR REPLACE TEMP TABLE _bad_lines AS SELECT _line FROM _checked "
             f"WHERE _fidx = {fidx} AND error IS NOT NULL"
         )
-        if not _count(con, "SELECT count(*) FROM _bad_lines"):
+        if not count_of(con, "SELECT count(*) FROM _bad_lines"):
             continue
         raw = source.raw_sql.replace("{lines}", "_bad_lines")
         con.execute(
@@ -472,11 +473,6 @@ def _from_arrow(con: duckdb.DuckDBPyConnection, sql: str, table: pa.Table) -> No
         con.execute(sql.format(name))
     finally:
         con.unregister(name)
-
-
-def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _quarantine(con: duckdb.DuckDBPyConnection, ingest_id: str, keep_prompts: bool) -> None:
@@ -502,7 +498,7 @@ def _quarantine(con: duckdb.DuckDBPyConnection, ingest_id: str, keep_prompts: bo
 
 def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> bool:
     """Fingerprint the prompts of the new events into ``_fp``; whether there were any."""
-    if not _count(con, "SELECT count(*) FROM _checked WHERE error IS NULL AND prompt IS NOT NULL"):
+    if not count_of(con, "SELECT count(*) FROM _checked WHERE error IS NULL AND prompt IS NOT NULL"):
         return False
     tables: list[pa.Table] = []
     reader = con.execute("SELECT event_id, prompt FROM _new WHERE prompt IS NOT NULL").to_arrow_reader(

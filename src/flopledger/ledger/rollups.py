@@ -1,18 +1,16 @@
 """The daily rollup the dashboard and quick reports read, kept up to date at ingest and reprice.
 
 One row per day x team x user x model x provider x project x api key x service tier with requests,
-tokens and cost per class. Refreshing recomputes only the days an ingest touched, inside the
-ingest's own transaction, so the rollup never disagrees with the events.
+tokens and cost per class. An ingest adds its batch to the days it touched, inside its own
+transaction, so the rollup never disagrees with the events; a reprice recomputes it whole.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Sequence
-
 import duckdb
 
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, TOKEN_COLUMNS
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, DIMENSIONS, TOKEN_COLUMNS
+from flopledger.ledger.store import count_of
 
 __all__ = [
     "ROLLUP_DIMENSIONS",
@@ -25,14 +23,11 @@ __all__ = [
 
 ROLLUP_TABLE = "rollup_daily"
 ROLLUP_DIMENSIONS: tuple[str, ...] = (
-    "team",
-    "user",
-    "model",
-    "provider",
-    "project",
-    "api_key",
+    *(d for d in DIMENSIONS if d not in ("org", "day", "hour")),
     "service_tier",
 )
+"""The report dimensions a rollup row keeps (its ``day`` is the row's own), plus the service tier;
+``org`` and ``hour`` are read from the events."""
 
 _MEASURES = (
     "sum(requests)::BIGINT AS requests",
@@ -66,24 +61,11 @@ def create_rollup(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {ROLLUP_TABLE} AS {_select('WHERE false')}")
 
 
-def refresh_rollups(con: duckdb.DuckDBPyConnection, days: Sequence[dt.date] | None = None) -> None:
-    """Recompute the rollup for ``days`` (the days an ingest touched), or all of it."""
+def refresh_rollups(con: duckdb.DuckDBPyConnection) -> None:
+    """Recompute the whole rollup from the events (after a reprice); ingest adds to it instead."""
     create_rollup(con)
-    if days is None:
-        con.execute(f"DELETE FROM {ROLLUP_TABLE}")
-        con.execute(f"INSERT INTO {ROLLUP_TABLE} {_select('')}")
-        return
-    if not days:
-        return
-    listed = ", ".join(f"DATE '{d.isoformat()}'" for d in sorted(days))
-    lo, hi = min(days), max(days) + dt.timedelta(days=1)
-    # Literal bounds on ts let DuckDB skip row groups outside the touched days (zone maps).
-    where = (
-        f"WHERE ts >= TIMESTAMP '{lo.isoformat()}' AND ts < TIMESTAMP '{hi.isoformat()}' "
-        f"AND CAST(ts AS DATE) IN ({listed})"
-    )
-    con.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE day IN ({listed})")
-    con.execute(f"INSERT INTO {ROLLUP_TABLE} {_select(where)}")
+    con.execute(f"DELETE FROM {ROLLUP_TABLE}")
+    con.execute(f"INSERT INTO {ROLLUP_TABLE} {_select('')}")
 
 
 def add_to_rollups(con: duckdb.DuckDBPyConnection, rows: str) -> None:
@@ -99,7 +81,7 @@ def add_to_rollups(con: duckdb.DuckDBPyConnection, rows: str) -> None:
         return
     # Literal days let DuckDB skip the rollup's row groups of other days (zone maps).
     touched = "(" + ", ".join(f"DATE '{d.isoformat()}'" for d in days) + ")"
-    if not _count(con, f"SELECT count(*) FROM {ROLLUP_TABLE} WHERE day IN {touched}"):
+    if not count_of(con, f"SELECT count(*) FROM {ROLLUP_TABLE} WHERE day IN {touched}"):
         con.execute(f"INSERT INTO {ROLLUP_TABLE} {_select('', rows)}")
         return
     dims = ", ".join(f'"{d}"' for d in ROLLUP_DIMENSIONS)
@@ -118,8 +100,3 @@ def add_to_rollups(con: duckdb.DuckDBPyConnection, rows: str) -> None:
         con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME SELECT * FROM _rollup_sum")
     finally:
         con.execute("DROP TABLE IF EXISTS _rollup_sum")
-
-
-def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row else 0

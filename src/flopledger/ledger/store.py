@@ -15,7 +15,7 @@ from flopledger.errors import InputError
 from flopledger.ledger.fingerprints import FINGERPRINT_COLUMNS
 from flopledger.ledger.schema import EVENT_COLUMNS, PRICED_COLUMNS, Column
 
-__all__ = ["EVENTS_TABLE_COLUMNS", "create_schema", "open_ledger"]
+__all__ = ["EVENTS_TABLE_COLUMNS", "count_of", "create_schema", "open_ledger"]
 
 EVENTS_TABLE_COLUMNS: tuple[Column, ...] = (*EVENT_COLUMNS, *FINGERPRINT_COLUMNS, *PRICED_COLUMNS)
 
@@ -123,3 +123,9 @@ def open_ledger(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPy
     if not read_only:
         create_schema(con)
     return con
+
+
+def count_of(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    """The first column of the first row of ``sql`` as an int (a count), 0 when there is no row."""
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0

@@ -18,16 +18,10 @@ import pytest
 from hypothesis import strategies as st
 
 from flopledger.ledger.ingest import ingest_files
+from flopledger.ledger.schema import TOKEN_COLUMNS
 from flopledger.ledger.store import open_ledger
 
-TOKEN_FIELDS = (
-    "input_tokens",
-    "cache_read_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-)
+TOKEN_FIELDS = TOKEN_COLUMNS
 
 
 @dataclass(frozen=True)

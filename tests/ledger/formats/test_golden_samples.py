@@ -19,6 +19,7 @@ import pytest
 
 from flopledger.ledger.formats import detect_format
 from flopledger.ledger.ingest import IngestResult, ingest_files
+from flopledger.ledger.schema import TOKEN_COLUMNS
 from flopledger.ledger.store import open_ledger
 
 HERE = Path(__file__).resolve().parent
@@ -26,14 +27,7 @@ SAMPLES = HERE / "samples"
 CASES = sorted((HERE / "expected").glob("*.json"))
 
 DIMENSIONS = ("provider", "model", "org", "project", "team", "user", "api_key", "min_request_input_tokens")
-TOKENS = (
-    "input_tokens",
-    "cache_read_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-)
+TOKENS = TOKEN_COLUMNS
 COLUMNS = ("ts", *DIMENSIONS, "service_tier", "requests", *TOKENS, "source_line")
 
 

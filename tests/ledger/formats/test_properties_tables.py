@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flopledger.ledger.schema import TOKEN_COLUMNS
+
 from .conftest import Canon, canon_records, check_ingest, fresh_file, place, unix_s
 
 PROPERTY = settings(
@@ -36,15 +38,7 @@ SOURCE = {
     "reasoning_tokens": "thinking",
 }
 TEXT = ("model", "team", "user", "api_key", "project", "service_tier")
-COUNTS = (
-    "requests",
-    "input_tokens",
-    "cache_read_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-)
+COUNTS = ("requests", *TOKEN_COLUMNS)
 
 
 def _row(c: Canon, includes_cache: bool, epoch: bool) -> dict[str, Any]:
