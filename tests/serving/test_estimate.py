@@ -10,7 +10,7 @@ import flopledger.serving as serving
 from flopledger.catalog.accelerators import get_accelerator
 from flopledger.catalog.architectures import get_model_architecture
 from flopledger.errors import InputError, UnknownNameError
-from flopledger.serving import estimate_serving, load_calibration
+from flopledger.serving import ServingEstimate, estimate_serving, load_calibration
 from flopledger.serving.step_model import ReplicaShape, step_time
 
 CONTRACT_FIELDS = {
@@ -35,6 +35,21 @@ def _shape(model: str = "llama-3.1-8b", acc: str = "h100-sxm", precision: str = 
     )
 
 
+def _estimate(
+    model: str, accelerator: str, *, count: int = 8, precision: str = "fp8", **kw: float
+) -> ServingEstimate:
+    """A 1,000-in, 1,000-out estimate on ``count`` accelerators (the common case of these tests)."""
+    return estimate_serving(
+        model=model,
+        accelerator=accelerator,
+        count=count,
+        precision=precision,
+        input_tokens=1000,
+        output_tokens=1000,
+        **kw,
+    )
+
+
 def test_public_surface_is_pinned() -> None:
     assert set(serving.__all__) == {
         "Calibration",
@@ -50,14 +65,7 @@ def test_public_surface_is_pinned() -> None:
 
 
 def test_contract_fields_exist_and_the_record_is_frozen() -> None:
-    e = estimate_serving(
-        model="llama-3.1-70b",
-        accelerator="h200",
-        count=8,
-        precision="fp8",
-        input_tokens=1000,
-        output_tokens=1000,
-    )
+    e = _estimate("llama-3.1-70b", "h200")
     assert set(e.as_row()) >= CONTRACT_FIELDS
     with pytest.raises(dataclasses.FrozenInstanceError):
         e.batch_size = 1  # type: ignore[misc]
@@ -94,37 +102,15 @@ def test_moe_reads_only_touched_experts_at_small_batch() -> None:
 
 
 def test_tpot_limit_shrinks_the_batch_and_is_met() -> None:
-    free = estimate_serving(
-        model="llama-3.1-70b",
-        accelerator="h200",
-        count=8,
-        precision="fp8",
-        input_tokens=1000,
-        output_tokens=1000,
-    )
-    tight = estimate_serving(
-        model="llama-3.1-70b",
-        accelerator="h200",
-        count=8,
-        precision="fp8",
-        input_tokens=1000,
-        output_tokens=1000,
-        tpot_ms=25,
-    )
+    free = _estimate("llama-3.1-70b", "h200")
+    tight = _estimate("llama-3.1-70b", "h200", tpot_ms=25)
     assert tight.tpot_ms <= 25
     assert tight.output_tokens_per_s < free.output_tokens_per_s
     assert tight.assumptions["parallelism"]
 
 
 def test_large_model_needs_a_tensor_parallel_group() -> None:
-    e = estimate_serving(
-        model="llama-3.1-405b",
-        accelerator="h100-sxm",
-        count=8,
-        precision="fp8",
-        input_tokens=1000,
-        output_tokens=1000,
-    )
+    e = _estimate("llama-3.1-405b", "h100-sxm")
     assert e.group_size == 8 and e.replicas == 1
 
 
@@ -192,27 +178,13 @@ def test_utilization_raises_cost_but_not_energy_per_token() -> None:
 
 
 def test_energy_is_wall_power_over_throughput_and_pue_is_apart() -> None:
-    e = estimate_serving(
-        model="llama-3.1-8b",
-        accelerator="b200",
-        count=8,
-        precision="fp4",
-        input_tokens=1000,
-        output_tokens=1000,
-    )
+    e = _estimate("llama-3.1-8b", "b200", precision="fp4")
     assert e.joules_per_output_token == pytest.approx(1788 * 8 / e.output_tokens_per_s)
     assert e.joules_per_output_token_with_pue == pytest.approx(e.joules_per_output_token * 1.3)
 
 
 def test_price_falls_back_to_owned_capex_when_no_rental_is_public() -> None:
-    e = estimate_serving(
-        model="llama-3.1-70b",
-        accelerator="gb200",
-        count=4,
-        precision="fp4",
-        input_tokens=1000,
-        output_tokens=1000,
-    )
+    e = _estimate("llama-3.1-70b", "gb200", count=4, precision="fp4")
     assert e.assumptions["usd_per_hour_basis"].startswith("catalog capex")
     e = estimate_serving(
         model="llama-3.1-8b", accelerator="tpu-v7", precision="fp8", input_tokens=10, output_tokens=10
