@@ -36,6 +36,8 @@ def test_second_process_reads_rows_and_resolutions_from_the_cache(
     assert key is not None
     cold = prices.catalog_rows(*key)
     assert prices.resolve_catalog_model("acme", "no-such-model") is None
+    assert not (cache_home / "flopledger").exists()  # written once for the batch, not per model
+    prices.save_catalog_cache()
     files = list((cache_home / "flopledger").glob("catalog-*.json"))
     assert len(files) == 1
     _forget_in_process()  # as a fresh process would start
@@ -50,6 +52,7 @@ def test_a_damaged_cache_file_is_ignored_and_rewritten(cache_home: Path) -> None
     key = prices.resolve_catalog_model("openai", "gpt-5-mini")
     assert key is not None
     want = prices.catalog_rows(*key)
+    prices.save_catalog_cache()
     (path,) = (cache_home / "flopledger").glob("catalog-*.json")
     damaged = {"models": {"openai\tgpt-5-mini": 7}, "rows": {"\t".join(key): [{"x": 1}]}}
     path.write_text(json.dumps(damaged))
@@ -59,6 +62,7 @@ def test_a_damaged_cache_file_is_ignored_and_rewritten(cache_home: Path) -> None
     path.write_text("not json")
     _forget_in_process()
     assert prices.catalog_rows(*key) == want
+    prices.save_catalog_cache()
     assert path.read_text().startswith("{")
 
 
@@ -81,5 +85,24 @@ def test_an_unwritable_cache_directory_only_costs_the_cache(
     try:
         key = prices.resolve_catalog_model("openai", "gpt-5-mini")
         assert key is not None and prices.catalog_rows(*key)
+        prices.save_catalog_cache()  # cannot write: ignored
     finally:
         _forget_in_process()
+
+
+def test_an_ingest_leaves_the_cache_written(cache_home: Path, tmp_path: Path) -> None:
+    """Ingest resolves and flattens its models, then writes the cache once: a later process reads it."""
+    from flopledger.ledger.ingest import ingest_files
+    from flopledger.ledger.store import open_ledger
+
+    path = tmp_path / "u.jsonl"
+    rows = [
+        {"ts": "2026-03-02T10:00:00Z", "provider": p, "model": m, "input_tokens": 10, "output_tokens": 5}
+        for p, m in (("anthropic", "claude-haiku-4-5"), ("openai", "gpt-4.1"))
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    ingest_files(open_ledger(tmp_path / "l.duckdb"), [path])
+    (written,) = (cache_home / "flopledger").glob("catalog-*.json")
+    cached = json.loads(written.read_text())
+    assert {"anthropic\tclaude-haiku-4-5", "openai\tgpt-4.1"} <= set(cached["models"])
+    assert len(cached["rows"]) >= 2

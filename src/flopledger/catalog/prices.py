@@ -11,12 +11,14 @@ process and, across processes, once per catalog version: the flat rows and model
 kept in a JSON file under the user cache directory (``$XDG_CACHE_HOME/flopledger``, else
 ``~/.cache/flopledger``), named by a digest of the ``genai-prices`` version and of this module and
 its package data, so a new catalog or a change to the flattening never reads stale rows. A cache
-hit does not load the ``genai-prices`` catalog at all. The cache is best effort: an unreadable or
-unwritable file is ignored and the rows are derived again.
+hit does not load the ``genai-prices`` catalog at all. New entries are written once per batch
+(:func:`save_catalog_cache`, which ingest calls) and at exit. The cache is best effort: an
+unreadable or unwritable file is ignored and the rows are derived again.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import functools
 import hashlib
@@ -42,6 +44,7 @@ __all__ = [
     "PriceRow",
     "catalog_rows",
     "resolve_catalog_model",
+    "save_catalog_cache",
 ]
 
 FAR_PAST = dt.datetime(1900, 1, 1)
@@ -120,7 +123,7 @@ def resolve_catalog_model(provider: str | None, model: str) -> tuple[str, str] |
             return hit[0], hit[1]
     found = _resolve(provider, model)
     cache.models[name] = None if found is None else list(found)
-    cache.save()
+    cache.dirty = True
     return found
 
 
@@ -293,7 +296,7 @@ def _catalog_rows_cached(provider_id: str, model_id: str) -> tuple[PriceRow, ...
         pass
     rows = _flatten(provider_id, model_id)
     cache.rows[name] = [_row_to_json(r) for r in rows]
-    cache.save()
+    cache.dirty = True
     return rows
 
 
@@ -345,9 +348,10 @@ class _DiskCache:
     path: Path | None
     models: dict[str, list[str] | None]
     rows: dict[str, list[dict[str, Any]]]
+    dirty: bool = False  # holds entries the file does not have yet
 
     def save(self) -> None:
-        if self.path is None:
+        if self.path is None or not self.dirty:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -357,6 +361,7 @@ class _DiskCache:
             os.replace(tmp, self.path)  # atomic: a concurrent reader sees the old file or the new one
         except OSError:
             return
+        self.dirty = False
 
 
 def _cache_path() -> Path | None:
@@ -382,7 +387,15 @@ def _disk_cache() -> _DiskCache:
         models, rows = dict(raw["models"]), dict(raw["rows"])
     except (OSError, ValueError, KeyError, TypeError):
         models, rows = {}, {}
-    return _DiskCache(path, models, rows)
+    cache = _DiskCache(path, models, rows)
+    atexit.register(cache.save)  # whatever a process derived reaches the file once, at the latest on exit
+    return cache
+
+
+def save_catalog_cache() -> None:
+    """Write the models resolved and flattened so far to the cache file, once for a whole batch."""
+    if _disk_cache.cache_info().currsize:
+        _disk_cache().save()
 
 
 def catalog_rows(provider_id: str, model_id: str, overrides: PriceOverrides | None = None) -> list[PriceRow]:

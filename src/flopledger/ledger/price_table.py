@@ -6,7 +6,7 @@ import duckdb
 import pyarrow as pa
 
 from flopledger.catalog.overrides import PriceOverrides
-from flopledger.catalog.prices import CATALOG_VERSION, catalog_rows, resolve_catalog_model
+from flopledger.catalog.prices import CATALOG_VERSION, catalog_rows, resolve_catalog_model, save_catalog_cache
 
 __all__ = ["ensure_prices", "price_version", "priced_sql"]
 
@@ -52,6 +52,8 @@ def ensure_prices(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides, sou
             con.execute("INSERT INTO prices BY NAME SELECT * FROM _price_rows")
         finally:
             con.unregister("_price_rows")
+    if pairs or records:
+        save_catalog_cache()
     return version
 
 
