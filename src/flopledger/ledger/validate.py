@@ -26,7 +26,8 @@ TIER_ALIASES = {
     "scale": "priority",
     "flex": "flex",
 }
-_TEXT = ("model", "org", "project", "team", "user", "api_key", "tags", "prompt")
+_NAMES = ("model", "org", "project", "team", "user", "api_key")
+"""Text fields kept as the source wrote them."""
 
 CHECKED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("_fidx", "INTEGER"),
@@ -39,7 +40,7 @@ CHECKED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("ts", "TIMESTAMP"),
     ("request_id", "VARCHAR"),
     ("provider", "VARCHAR"),
-    *((c, "VARCHAR") for c in _TEXT[:6]),
+    *((c, "VARCHAR") for c in _NAMES),
     ("service_tier", "VARCHAR"),
     ("requests", "BIGINT"),
     *((c, "BIGINT") for c in _INT_FIELDS),
@@ -165,7 +166,7 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
         "WHEN _sid IS NOT NULL THEN md5(concat(_sid, '|', _ts)) "
         f"ELSE md5({_content()}) END"
     )
-    text = ", ".join(f'"{c}"' for c in _TEXT[:6])
+    text = ", ".join(f'"{c}"' for c in _NAMES)
     tokens = ", ".join(f'_{c} AS "{c}"' for c in _INT_FIELDS)
     return f"""
     WITH parsed AS (
