@@ -13,6 +13,22 @@ import pytest
 from flopledger.errors import InputError
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+FINOPS_GOLDEN = Path(__file__).parent / "golden" / "finops"
+"""The FinOps fixture's events (``events.csv.gz``, from ``bench/ledger_forecast.py --write-fixture``)
+and its goldens."""
+
+
+def finops_ledger(db: Path, *, limit: int | None = None) -> Path:
+    """A ledger file at ``db`` holding the FinOps fixture's priced events (the first ``limit`` of them)."""
+    from flopledger.ledger.store import open_ledger
+
+    con = open_ledger(db)
+    rows = f" LIMIT {int(limit)}" if limit is not None else ""
+    con.execute(
+        f"INSERT INTO events BY NAME SELECT * FROM read_csv('{FINOPS_GOLDEN / 'events.csv.gz'}'){rows}"
+    )
+    con.close()
+    return db
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:

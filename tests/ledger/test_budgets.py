@@ -15,19 +15,16 @@ from flopledger.cli import ledger_finops
 from flopledger.errors import ConfigError
 from flopledger.ledger.budgets import check_budgets, load_budgets
 from flopledger.ledger.spark import connect_engine
-from flopledger.ledger.store import open_ledger
 
-GOLDEN = Path(__file__).parent / "golden" / "finops"
+from .conftest import FINOPS_GOLDEN, finops_ledger
+
+GOLDEN = FINOPS_GOLDEN
 AS_OF = dt.date(2026, 2, 14)
 
 
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("budgets") / "ledger.duckdb"
-    con = open_ledger(db)
-    con.execute(f"INSERT INTO events BY NAME SELECT * FROM read_csv('{GOLDEN / 'events.csv.gz'}')")
-    con.close()
-    return db
+    return finops_ledger(tmp_path_factory.mktemp("budgets") / "ledger.duckdb")
 
 
 def test_budget_statuses_golden(ledger: Path) -> None:

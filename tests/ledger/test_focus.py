@@ -27,16 +27,14 @@ from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
 from flopledger.ledger.spark import connect_engine
 from flopledger.ledger.store import open_ledger
 
-GOLDEN = Path(__file__).parent / "golden" / "finops"
+from .conftest import FINOPS_GOLDEN, finops_ledger
+
+GOLDEN = FINOPS_GOLDEN
 
 
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("focus") / "ledger.duckdb"
-    con = open_ledger(db)
-    con.execute(f"INSERT INTO events BY NAME SELECT * FROM read_csv('{GOLDEN / 'events.csv.gz'}')")
-    con.close()
-    return db
+    return finops_ledger(tmp_path_factory.mktemp("focus") / "ledger.duckdb")
 
 
 @pytest.fixture(scope="module")
@@ -177,9 +175,8 @@ def test_csv_holds_the_same_rows_as_parquet(ledger: Path, tmp_path: Path) -> Non
 
 
 def test_tags_that_are_not_an_object_are_refused(tmp_path: Path) -> None:
-    db = tmp_path / "bad.duckdb"
+    db = finops_ledger(tmp_path / "bad.duckdb", limit=3)
     con = open_ledger(db)
-    con.execute(f"INSERT INTO events BY NAME SELECT * FROM read_csv('{GOLDEN / 'events.csv.gz'}') LIMIT 3")
     con.execute("""UPDATE events SET tags = '["prod"]' WHERE event_id = (SELECT min(event_id) FROM events)""")
     con.close()
     with pytest.raises(InputError, match=r"tags '\[\"prod\"\]' is not a JSON object.*field 'tags'"):

@@ -26,22 +26,16 @@ from flopledger.errors import InputError, UnknownNameError
 from flopledger.ledger.forecast import backtest_ledger, forecast_month, project_month_end
 from flopledger.ledger.spark import connect_engine
 from flopledger.ledger.spend_change import decompose, spend_change
-from flopledger.ledger.store import open_ledger
 
-GOLDEN = Path(__file__).parent / "golden" / "finops"
+from .conftest import FINOPS_GOLDEN, finops_ledger
+
+GOLDEN = FINOPS_GOLDEN
 AS_OF = dt.date(2026, 2, 14)
-
-
-def load_fixture(db: Path) -> Path:
-    con = open_ledger(db)
-    con.execute(f"INSERT INTO events BY NAME SELECT * FROM read_csv('{GOLDEN / 'events.csv.gz'}')")
-    con.close()
-    return db
 
 
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return load_fixture(tmp_path_factory.mktemp("forecast") / "ledger.duckdb")
+    return finops_ledger(tmp_path_factory.mktemp("forecast") / "ledger.duckdb")
 
 
 def check_golden(name: str, rows: list[dict[str, Any]]) -> None:

@@ -26,9 +26,10 @@ from flopledger.ledger.forecast import backtest_ledger, daily_spend, forecast_mo
 from flopledger.ledger.report import headline, report
 from flopledger.ledger.spark import Engine, connect_engine, events_table, local_spark_session, spark_engine
 from flopledger.ledger.spend_change import spend_change
-from flopledger.ledger.store import open_ledger
 
-GOLDEN = Path(__file__).parent / "golden" / "finops"
+from .conftest import FINOPS_GOLDEN, finops_ledger
+
+GOLDEN = FINOPS_GOLDEN
 AS_OF = dt.date(2026, 2, 14)
 
 _HAS_JAVA = shutil.which("java") is not None or bool(os.environ.get("JAVA_HOME"))
@@ -51,10 +52,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Engine]]:
     tmp = tmp_path_factory.mktemp("spark")
-    db = tmp / "ledger.duckdb"
-    con = open_ledger(db)
-    con.execute(f"INSERT INTO events BY NAME SELECT * FROM read_csv('{GOLDEN / 'events.csv.gz'}')")
-    con.close()
+    db = finops_ledger(tmp / "ledger.duckdb")
     duck = connect_engine("duckdb", db=db)
     parquet = tmp / "events.parquet"
     export_ledger(duck, parquet, "parquet")
