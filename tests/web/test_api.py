@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
+import ibis
 import pytest
 
+from flopledger.ledger.forecast import daily_spend, forecast_groups
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
+from flopledger.ledger.spark import Engine, events_table
 from flopledger.web.state import ServerState
 
 if TYPE_CHECKING:
@@ -50,6 +54,19 @@ def test_overview_matches_the_events(api: Api, golden: Fixture, state: ServerSta
         and fc["total"]["p10_usd"] <= fc["total"]["p50_usd"] <= fc["total"]["p90_usd"]
     )
     assert fc["total"]["spent_usd"] == pytest.approx(cost, abs=0.01)  # rounded to cents
+    # the dashboard reads the rollup, yet shows the ledger's own forecast of the events' daily spend
+    with state.cursor() as cur:
+        engine = Engine("duckdb", ibis.duckdb.from_connection(cur), "events")
+        month = dt.date.fromisoformat(fc["as_of"]).replace(day=1)
+        as_of = dt.date.fromisoformat(fc["as_of"])
+        daily = engine.rows(daily_spend(events_table(engine), ("team",), until=as_of))
+    total = forecast_groups(daily, (), month, as_of)[0].projection
+    assert (fc["total"]["p50_usd"], fc["total"]["p90_usd"]) == pytest.approx(
+        (total.p50_usd, total.p90_usd), abs=0.01
+    )
+    teams = {dict(g.group)["team"]: g.projection for g in forecast_groups(daily, ("team",), month, as_of)}
+    for row in fc["teams"]:
+        assert row["p50_usd"] == pytest.approx(teams[row["team"]].p50_usd, abs=0.01)
     assert body["budgets"]["configured"] is False and "--budgets" in body["budgets"]["hint"]
     assert body["rollup"] == "rollup_daily"
 
