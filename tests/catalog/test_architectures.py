@@ -109,5 +109,5 @@ models:
   - {id: m, name: M, layers: 1, hidden_size: 8, heads: 2, kv_heads: 2, head_dim: 4, ffn_size: 8,
      vocab_size: 10, attention: mla, published_total_params_b: 1, source: {source: abc, as_of: 2024-01-01}}
 """
-    with pytest.raises(ConfigError, match=r"t\.yaml: .*attention: mla needs an mla block"):
+    with pytest.raises(ConfigError, match=r"(?s)t\.yaml: .*attention: mla needs an mla block"):
         parse_model_architectures(text, origin="t.yaml")
