@@ -101,6 +101,19 @@ def test_compare_json_gives_break_even() -> None:
     assert out["cheaper"] in ("device", "api")
 
 
+def test_compare_table_shows_its_assumptions_as_estimate_does() -> None:
+    args = ["--model", "llama-3.1-8b", "--api-usd-per-mtok-input", "0.2", "--api-usd-per-mtok-output", "0.6"]
+    table = runner.invoke(
+        app,
+        ["serving", "compare", *args, "--device", "rtx-5090", "--daily-tokens", "20000000"],
+        env={"COLUMNS": "200"},
+    )
+    assert table.exit_code == 0, table.output
+    assert "break_even_daily_tokens" in table.output
+    for assumption in ("device_capex_usd", "amortization_years", "usd_per_kwh"):
+        assert assumption in table.output
+
+
 def test_validate_json_on_a_given_file(tmp_path: Path) -> None:
     path = tmp_path / "m.csv"
     path.write_text(

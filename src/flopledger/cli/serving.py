@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -142,19 +143,22 @@ def estimate_command(
         usd_per_hour=usd_per_hour,
         utilization=utilization,
     )
-    row = est.as_row()
+    _render_record(est.as_row(), fmt, f"{est.model} on {est.count} x {est.accelerator} ({est.precision})")
+
+
+def _render_record(row: Mapping[str, Any], fmt: OutputFormat, title: str) -> None:
+    """One result: JSON whole; CSV one row; a table of fields, then its assumptions, when there are any."""
     if fmt is OutputFormat.json:
         typer.echo(json.dumps(to_jsonable(row), indent=2))
         return
+    fields = {k: v for k, v in row.items() if k != "assumptions"}
     if fmt is OutputFormat.csv:
-        render_rows([{k: v for k, v in row.items() if k != "assumptions"}], fmt)
+        render_rows([fields], fmt)
         return
-    render_rows(
-        [{"field": k, "value": v} for k, v in row.items() if k != "assumptions"],
-        fmt,
-        title=f"{est.model} on {est.count} x {est.accelerator} ({est.precision})",
-    )
-    render_rows([{"assumption": k, "value": str(v)} for k, v in est.assumptions.items()], fmt)
+    render_rows([{"field": k, "value": v} for k, v in fields.items()], fmt, title=title)
+    assumptions = row.get("assumptions") or {}
+    if assumptions:
+        render_rows([{"assumption": k, "value": str(v)} for k, v in assumptions.items()], fmt)
 
 
 @app.command("compare")
@@ -186,18 +190,7 @@ def compare_command(
         years=years,
         tpot_ms=tpot_ms,
     )
-    row = result.as_row()
-    if fmt is OutputFormat.json:
-        typer.echo(json.dumps(to_jsonable(row), indent=2))
-        return
-    if fmt is OutputFormat.csv:
-        render_rows([{k: v for k, v in row.items() if k != "assumptions"}], fmt)
-        return
-    render_rows(
-        [{"field": k, "value": v} for k, v in row.items() if k != "assumptions"],
-        fmt,
-        title=f"{result.device} versus API for {result.model}",
-    )
+    _render_record(result.as_row(), fmt, f"{result.device} versus API for {result.model}")
 
 
 @app.command("validate")
