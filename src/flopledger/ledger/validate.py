@@ -9,23 +9,12 @@ is parsed once, every check evaluated once, and a good row's raw text is never k
 
 from __future__ import annotations
 
-from flopledger.ledger.formats.base import STAGE_COLUMNS
+from flopledger.ledger.formats.base import MAX_COUNT, STAGE_COLUMNS, TIER_ALIASES
 from flopledger.ledger.schema import TOKEN_COLUMNS
 
 __all__ = ["CHECKED_COLUMNS", "CHECKED_DDL", "TIER_ALIASES", "checked_sql", "repeat_id_sql"]
 
 _INT_FIELDS = TOKEN_COLUMNS
-TIER_ALIASES = {
-    "": "standard",
-    "standard": "standard",
-    "default": "standard",
-    "auto": "standard",
-    "on_demand": "standard",
-    "batch": "batch",
-    "priority": "priority",
-    "scale": "priority",
-    "flex": "flex",
-}
 _NAMES = ("model", "org", "project", "team", "user", "api_key")
 """Text fields kept as the source wrote them."""
 
@@ -51,8 +40,6 @@ CHECKED_COLUMNS: tuple[tuple[str, str], ...] = (
 """The checked rows: where each came from, its verdict, its id and its typed canonical values."""
 CHECKED_DDL = ", ".join(f'"{name}" {kind}' for name, kind in CHECKED_COLUMNS)
 
-_MAX_COUNT = 9.0e18  # a count beyond BIGINT is not a count
-
 
 def _blank(col: str) -> str:
     return f'("{col}" IS NULL OR trim("{col}") = \'\')'
@@ -68,7 +55,7 @@ def _not_count(col: str) -> str:
     d = f'"_d_{col}"'
     return (
         f"CASE WHEN {d} IS NULL THEN NOT {_blank(col)} "
-        f"ELSE NOT isfinite({d}) OR {d} < 0 OR {d} > {_MAX_COUNT} OR {d} <> floor({d}) END"
+        f"ELSE NOT isfinite({d}) OR {d} < 0 OR {d} > {float(MAX_COUNT)} OR {d} <> floor({d}) END"
     )
 
 

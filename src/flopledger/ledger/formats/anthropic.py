@@ -15,6 +15,7 @@ from typing import Any
 from flopledger.ledger.formats.base import (
     RecordFormat,
     StagedRow,
+    canonical_tier,
     compact,
     first_json_value,
     iter_report_results,
@@ -23,15 +24,6 @@ from flopledger.ledger.formats.base import (
 
 __all__ = ["AnthropicUsageReport"]
 
-# The report's tiers, onto canonical ones: on-demand priority is priced as priority, discounted flex as flex.
-_TIERS = {
-    "standard": "standard",
-    "batch": "batch",
-    "priority": "priority",
-    "priority_on_demand": "priority",
-    "flex": "flex",
-    "flex_discount": "flex",
-}
 # Grouping dimensions of a result: two results of one bucket differ in at least one of them.
 _GROUP_KEYS = (
     "model",
@@ -86,7 +78,6 @@ class AnthropicUsageReport(RecordFormat):
             return StagedRow(
                 line=line, raw=raw, error="cache_creation is not an object", error_field="cache_creation"
             )
-        tier = str(result.get("service_tier") or "standard").lower()
         context = str(result.get("context_window") or "").lower()
         tags: dict[str, Any] = {"source_record": where}
         if context:
@@ -104,7 +95,7 @@ class AnthropicUsageReport(RecordFormat):
             "project": result.get("workspace_id"),
             "api_key": result.get("api_key_id"),
             "user": result.get("account_id") or result.get("service_account_id"),
-            "service_tier": _TIERS.get(tier, tier),
+            "service_tier": canonical_tier(result.get("service_tier")),
             "requests": result.get("num_requests") or 1,
             "input_tokens": result.get("uncached_input_tokens"),
             "cache_read_tokens": result.get("cache_read_input_tokens"),

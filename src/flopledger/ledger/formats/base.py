@@ -12,14 +12,19 @@ from flopledger.errors import InputError, UnknownNameError
 
 __all__ = [
     "FORMATS",
+    "MAX_COUNT",
     "STAGE_COLUMNS",
+    "TIER_ALIASES",
+    "BadCount",
     "InputFormat",
     "JsonLineError",
     "RecordFormat",
     "StagedRow",
+    "canonical_tier",
     "detect_format",
     "get_format",
     "register",
+    "whole_count",
 ]
 
 STAGE_COLUMNS: tuple[str, ...] = (
@@ -61,6 +66,82 @@ class StagedRow:
     source_id: str | None = None
     error: str | None = None
     error_field: str | None = None
+
+
+TIER_ALIASES = {
+    # Every format's names for the four canonical tiers: OpenAI's default/auto/scale, Anthropic's
+    # on-demand priority and discounted flex, OpenTelemetry's on_demand. Read lower case, trimmed.
+    "": "standard",
+    "standard": "standard",
+    "default": "standard",
+    "auto": "standard",
+    "on_demand": "standard",
+    "batch": "batch",
+    "priority": "priority",
+    "scale": "priority",
+    "priority_on_demand": "priority",
+    "flex": "flex",
+    "flex_discount": "flex",
+}
+"""Every format's names for the canonical service tiers, read lower case and trimmed."""
+
+
+def canonical_tier(value: Any) -> str:
+    """A source's service tier as a canonical one; absent is standard, an unknown name is kept
+    (lower case) for validation to quarantine.
+
+    >>> canonical_tier("scale"), canonical_tier(None), canonical_tier(" Batch ")
+    ('priority', 'standard', 'batch')
+    """
+    name = "" if value is None else str(value).strip().lower()
+    return TIER_ALIASES.get(name, name)
+
+
+MAX_COUNT = 9 * 10**18
+"""The largest count accepted: a count beyond BIGINT is not a count."""
+
+
+class BadCount(ValueError):
+    """A token count that is not a whole, non-negative number; ``field`` names the source's field."""
+
+    def __init__(self, field: str, value: Any) -> None:
+        super().__init__(f"{field} {value!r} is not a whole, non-negative number of tokens")
+        self.field = field
+
+
+def whole_count(value: Any, field: str) -> int:
+    """A source's token count as an int, by the rule validation applies to every format.
+
+    Absent (None or blank) is 0. A whole, non-negative, finite number is a count, written as an int,
+    a float (``12.0``) or text (``"12"``, ``"12.0"``, ``"1e3"``); anything else (a fraction, a
+    negative, a boolean, other text, beyond BIGINT) raises :class:`BadCount`.
+
+    >>> whole_count("12.0", "input_tokens"), whole_count(None, "input_tokens")
+    (12, 0)
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise BadCount(field, value)
+    number: int | float
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = int(text)  # exact for long digit strings
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                raise BadCount(field, value) from None
+    else:
+        number = value
+    if isinstance(number, float):
+        if not number.is_integer():  # also NaN and infinity
+            raise BadCount(field, value)
+        number = int(number)
+    if number < 0 or number > MAX_COUNT:
+        raise BadCount(field, value)
+    return number
 
 
 class InputFormat:

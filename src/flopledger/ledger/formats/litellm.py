@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flopledger.ledger.formats.base import (
+    BadCount,
     JsonLineError,
     RecordFormat,
     StagedRow,
@@ -21,6 +22,7 @@ from flopledger.ledger.formats.base import (
     first_json_value,
     iter_json_documents,
     register,
+    whole_count,
 )
 
 __all__ = ["LiteLLMSpendLogs"]
@@ -48,27 +50,6 @@ def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-class _BadCount(ValueError):
-    def __init__(self, field: str, value: Any) -> None:
-        super().__init__(f"{field} {value!r} is not a whole, non-negative number of tokens")
-        self.field = field
-
-
-def _num(value: Any, field: str) -> int:
-    """A token count as a whole number; 0 when absent. A fraction, a negative or text is an error."""
-    if value is None or value == "":
-        return 0
-    if isinstance(value, bool):
-        raise _BadCount(field, value)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise _BadCount(field, value) from None
-    if number < 0 or number != int(number):
-        raise _BadCount(field, value)
-    return int(number)
-
-
 def _usage_details(meta: dict[str, Any]) -> tuple[int, int, int]:
     """(cache read, cache creation, reasoning) from LiteLLM's metadata, 0 when absent.
 
@@ -82,9 +63,9 @@ def _usage_details(meta: dict[str, Any]) -> tuple[int, int, int]:
     write = usage.get("cache_creation_input_tokens")
     reasoning = _obj(usage.get("completion_tokens_details")).get("reasoning_tokens")
     return (
-        _num(read, "metadata.usage_object.cache_read_input_tokens"),
-        _num(write, "metadata.usage_object.cache_creation_input_tokens"),
-        _num(reasoning, "metadata.usage_object.completion_tokens_details.reasoning_tokens"),
+        whole_count(read, "metadata.usage_object.cache_read_input_tokens"),
+        whole_count(write, "metadata.usage_object.cache_creation_input_tokens"),
+        whole_count(reasoning, "metadata.usage_object.completion_tokens_details.reasoning_tokens"),
     )
 
 
@@ -162,9 +143,9 @@ class LiteLLMSpendLogs(RecordFormat):
         raw = compact(safe)
         meta = _obj(record.get("metadata"))
         try:
-            prompt_tokens = _num(record.get("prompt_tokens"), "prompt_tokens")
+            prompt_tokens = whole_count(record.get("prompt_tokens"), "prompt_tokens")
             read, write, reasoning = _usage_details(meta)
-        except _BadCount as exc:
+        except BadCount as exc:
             return StagedRow(line=line, raw=raw, error=str(exc), error_field=exc.field)
         if read + write > prompt_tokens:
             return StagedRow(

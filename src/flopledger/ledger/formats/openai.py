@@ -13,29 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from flopledger.ledger.formats.base import (
+    BadCount,
     RecordFormat,
     StagedRow,
+    canonical_tier,
     compact,
     first_json_value,
     iter_report_results,
     register,
+    whole_count,
 )
 
 __all__ = ["OpenAIUsage"]
-
-_TIERS = {None: "standard", "": "standard", "default": "standard", "auto": "standard", "scale": "priority"}
-
-
-def _as_int(value: Any) -> int | None:
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return None
 
 
 def _ts(value: Any) -> str | None:
@@ -71,19 +60,11 @@ class OpenAIUsage(RecordFormat):
         )
         if not isinstance(result, dict):
             return StagedRow(line=line, raw=raw, error=f"{where} is not an object")
-        total_in = _as_int(result.get("input_tokens"))
-        cached = _as_int(result.get("input_cached_tokens"))
-        if total_in is None:
-            return StagedRow(
-                line=line, raw=raw, error="input_tokens is not a whole number", error_field="input_tokens"
-            )
-        if cached is None:
-            return StagedRow(
-                line=line,
-                raw=raw,
-                error="input_cached_tokens is not a whole number",
-                error_field="input_cached_tokens",
-            )
+        try:
+            total_in = whole_count(result.get("input_tokens"), "input_tokens")
+            cached = whole_count(result.get("input_cached_tokens"), "input_cached_tokens")
+        except BadCount as exc:
+            return StagedRow(line=line, raw=raw, error=str(exc), error_field=exc.field)
         if cached > total_in:
             return StagedRow(
                 line=line,
@@ -98,8 +79,7 @@ class OpenAIUsage(RecordFormat):
         for audio in ("input_audio_tokens", "output_audio_tokens"):
             if result.get(audio):
                 tags[audio] = result[audio]
-        tier_raw = result.get("service_tier")
-        tier = "batch" if result.get("batch") is True else _TIERS.get(tier_raw, str(tier_raw).lower())
+        tier = "batch" if result.get("batch") is True else canonical_tier(result.get("service_tier"))
         values = {
             "ts": _ts(bucket.get("start_time")),
             "provider": "openai",
@@ -123,7 +103,7 @@ class OpenAIUsage(RecordFormat):
                 result.get("user_id"),
                 result.get("api_key_id"),
                 result.get("batch"),
-                tier_raw,
+                result.get("service_tier"),
             ]
         )
         return StagedRow(line=line, raw=raw, values=values, source_id=f"openai-usage:{identity}")

@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from flopledger.ledger.formats.base import (
+    BadCount,
     JsonLineError,
     RecordFormat,
     StagedRow,
+    canonical_tier,
     compact,
     iter_json_documents,
     register,
+    whole_count,
 )
 
 __all__ = ["OtlpTraces", "otlp_attributes", "spans_to_rows"]
@@ -80,7 +83,6 @@ _PROVIDER_ALIASES = {
     "x_ai": "x-ai",
     "xai": "x-ai",
 }
-_TIERS = {"default": "standard", "auto": "standard", "scale": "priority", "on_demand": "standard"}
 
 
 def _value(v: Mapping[str, Any]) -> Any:
@@ -117,16 +119,7 @@ def _first_named(attrs: Mapping[str, Any], field: str) -> tuple[str, Any]:
 
 def _count(attrs: Mapping[str, Any], field: str) -> int:
     name, value = _first_named(attrs, field)
-    try:
-        return _int_or_error(value, name)
-    except ValueError as exc:
-        raise _BadCount(str(exc), name) from None
-
-
-class _BadCount(ValueError):
-    def __init__(self, message: str, attribute: str) -> None:
-        super().__init__(message)
-        self.attribute = attribute
+    return whole_count(value, name)
 
 
 def _ts_from_nanos(start: Any) -> str | None:
@@ -139,20 +132,6 @@ def _ts_from_nanos(start: Any) -> str | None:
     seconds, rest = divmod(nanos, 1_000_000_000)
     moment = dt.datetime.fromtimestamp(seconds, tz=dt.UTC) + dt.timedelta(microseconds=rest // 1000)
     return moment.isoformat()
-
-
-def _int_or_error(value: Any, name: str) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        raise ValueError(f"{name} is not a whole number: {value!r}")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} is not a whole number: {value!r}") from None
-    if number < 0 or (isinstance(value, float) and value != number):
-        raise ValueError(f"{name} must be a whole number of tokens, not {value!r}")
-    return number
 
 
 def _prompt_text(attrs: Mapping[str, Any], events: list[Any]) -> str | None:
@@ -235,8 +214,8 @@ def _span_row(line: int, span: Mapping[str, Any], attrs: dict[str, Any]) -> Stag
         total_in = _count(attrs, "input_total")
         cache_read = _count(attrs, "cache_read_tokens")
         cache_write = _count(attrs, "cache_write_tokens")
-    except _BadCount as exc:
-        return StagedRow(line=line, raw=raw, source_id=source_id, error=str(exc), error_field=exc.attribute)
+    except BadCount as exc:
+        return StagedRow(line=line, raw=raw, source_id=source_id, error=str(exc), error_field=exc.field)
     output = _first(attrs, "output_tokens")
     reasoning = _first(attrs, "reasoning_tokens")
     token_fields = ("input_total", "output_tokens", "cache_read_tokens", "cache_write_tokens")
@@ -277,7 +256,7 @@ def _span_row(line: int, span: Mapping[str, Any], attrs: dict[str, Any]) -> Stag
         "team": _first(attrs, "team"),
         "user": _first(attrs, "user"),
         "api_key": _first(attrs, "api_key"),
-        "service_tier": _TIERS.get(str(tier).lower(), str(tier).lower()) if tier else "standard",
+        "service_tier": canonical_tier(tier),
         "input_tokens": (total_in - cache_read - cache_write) if has_tokens else None,
         "cache_read_tokens": cache_read,
         "cache_write_5m_tokens": cache_write,

@@ -1,0 +1,138 @@
+"""One rule for token counts and one table of service tiers, whichever format a row comes in.
+
+The vendor formats parse counts in Python (``whole_count``) and tabular files are checked in SQL
+(``validate.checked_sql``); both must accept and reject the same values. Tier names are read through
+the same alias table everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flopledger.ledger.formats.base import MAX_COUNT, TIER_ALIASES, BadCount, canonical_tier, whole_count
+from flopledger.ledger.ingest import ingest_files
+from flopledger.ledger.store import open_ledger
+from flopledger.ledger.validate import checked_sql
+
+_SQL = duckdb.connect()
+
+
+def _sql_verdict(text: str) -> tuple[str | None, int | None]:
+    """(error field, input tokens when good) of a tabular row whose input_tokens is ``text``, in SQL."""
+    row = {c: None for c in ("ts", "request_id", "provider", "org", "project", "team", "user", "api_key")}
+    row |= {"model": "m", "service_tier": None, "requests": None, "prompt": None, "tags": None}
+    row |= {c: None for c in ("cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")}
+    row |= {"output_tokens": "1", "reasoning_tokens": None, "min_request_input_tokens": None}
+    row |= {"ts": "2026-01-01T00:00:00Z", "input_tokens": text}
+    cols = ", ".join(f'CAST(? AS VARCHAR) AS "{k}"' for k in row)
+    source = (
+        f"SELECT {cols}, 1 AS _line, CAST(NULL AS VARCHAR) AS _source_id, "
+        "CAST(NULL AS VARCHAR) AS _error, CAST(NULL AS VARCHAR) AS _error_field"
+    )
+    sql = checked_sql(source, fidx="0", incl_cache="false", raw="CAST(NULL AS VARCHAR)")
+    field, tokens = _SQL.execute(
+        f"SELECT error_field, input_tokens FROM ({sql})", list(row.values())
+    ).fetchone()
+    return field, tokens if field is None else None
+
+
+def _python_verdict(value: Any) -> tuple[str | None, int | None]:
+    try:
+        return None, whole_count(value, "input_tokens")
+    except BadCount as exc:
+        return exc.field, None
+
+
+counts = st.one_of(
+    st.integers(min_value=-(2**53), max_value=2**53),
+    st.floats(allow_nan=True, allow_infinity=True, width=64).filter(
+        lambda f: abs(f) < 2**53 or not math.isfinite(f)
+    ),
+    st.integers(min_value=0, max_value=10**6).map(lambda n: f"{n}.0"),
+    st.integers(min_value=0, max_value=10**6).map(lambda n: f" {n} "),
+    st.sampled_from(["lots", "1e3", "12.5", "-0", "0x10", "1_000", "", "   ", "NaN", "inf", "-1"]),
+)
+
+
+@given(counts)
+def test_vendor_formats_and_tabular_files_judge_a_count_alike(value: Any) -> None:
+    text = value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
+    assert _python_verdict(value) == _sql_verdict(text)
+
+
+def test_counts_beyond_the_limit_and_non_numbers_are_rejected() -> None:
+    assert whole_count(str(MAX_COUNT), "f") == MAX_COUNT
+    for bad in (str(MAX_COUNT + 1), True, [1], {"n": 1}, 1.5, -1):
+        with pytest.raises(BadCount, match="is not a whole, non-negative number"):
+            whole_count(bad, "f")
+
+
+def test_every_alias_is_one_of_the_four_tiers_and_unknown_names_are_kept() -> None:
+    assert set(TIER_ALIASES.values()) == {"standard", "batch", "priority", "flex"}
+    assert canonical_tier("Priority_On_Demand") == "priority"
+    assert canonical_tier(None) == "standard"
+    assert canonical_tier("turbo") == "turbo"  # for validation to quarantine with its name
+
+
+def _stored(tmp_path: Path, name: str, content: str, fmt: str) -> list[tuple[Any, ...]]:
+    path = tmp_path / name
+    path.write_text(content)
+    con = open_ledger(tmp_path / f"{name}.duckdb")
+    result = ingest_files(con, [path], format=fmt)
+    assert result.reconciles and result.rows_quarantined == 0
+    return con.execute("SELECT service_tier, input_tokens, cache_read_tokens FROM events").fetchall()
+
+
+def test_each_format_reads_a_float_count_and_a_tier_alias_the_same_way(tmp_path: Path) -> None:
+    openai_page = {
+        "object": "page",
+        "data": [
+            {
+                "object": "bucket",
+                "start_time": 1767225600,
+                "end_time": 1767312000,
+                "results": [
+                    {
+                        "object": "organization.usage.completions.result",
+                        "input_tokens": "120.0",
+                        "input_cached_tokens": 20.0,
+                        "output_tokens": 5,
+                        "num_model_requests": 1,
+                        "model": "gpt-5",
+                        "service_tier": "scale",
+                    }
+                ],
+            }
+        ],
+    }
+    span = {
+        "traceId": "t1",
+        "spanId": "s1",
+        "name": "chat gpt-5",
+        "startTimeUnixNano": "1767225600000000000",
+        "attributes": [
+            {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-5"}},
+            {"key": "gen_ai.system", "value": {"stringValue": "openai"}},
+            {"key": "gen_ai.usage.input_tokens", "value": {"doubleValue": 120.0}},
+            {"key": "gen_ai.usage.cache_read_input_tokens", "value": {"stringValue": "20"}},
+            {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "5"}},
+            {"key": "openai.response.service_tier", "value": {"stringValue": "Scale"}},
+        ],
+    }
+    otlp = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    jsonl = {"ts": "2026-01-01T00:00:00Z", "model": "gpt-5", "provider": "openai", "service_tier": "scale"}
+    jsonl |= {"input_tokens": "100.0", "cache_read_tokens": 20.0, "output_tokens": 5}
+    got = {
+        "openai": _stored(tmp_path, "usage.json", json.dumps(openai_page), "openai"),
+        "otel": _stored(tmp_path, "traces.json", json.dumps(otlp), "otel"),
+        "jsonl": _stored(tmp_path, "rows.jsonl", json.dumps(jsonl) + "\n", "jsonl"),
+    }
+    assert got == {k: [("priority", 100, 20)] for k in got}
