@@ -11,9 +11,9 @@ import duckdb
 import ibis
 import pytest
 
-from flopledger.ledger.forecast import daily_spend, forecast_groups
+from flopledger.ledger.forecast import forecast_month
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
-from flopledger.ledger.spark import Engine, events_table
+from flopledger.ledger.spark import Engine
 from flopledger.web.state import ServerState
 
 if TYPE_CHECKING:
@@ -54,17 +54,17 @@ def test_overview_matches_the_events(api: Api, golden: Fixture, state: ServerSta
         and fc["total"]["p10_usd"] <= fc["total"]["p50_usd"] <= fc["total"]["p90_usd"]
     )
     assert fc["total"]["spent_usd"] == pytest.approx(cost, abs=0.01)  # rounded to cents
-    # the dashboard reads the rollup, yet shows the ledger's own forecast of the events' daily spend
+    # the dashboard reads the rollup, yet shows `flopledger forecast`: history re-priced per segment
+    as_of = dt.date.fromisoformat(fc["as_of"])
     with state.cursor() as cur:
         engine = Engine("duckdb", ibis.duckdb.from_connection(cur), "events")
-        month = dt.date.fromisoformat(fc["as_of"]).replace(day=1)
-        as_of = dt.date.fromisoformat(fc["as_of"])
-        daily = engine.rows(daily_spend(events_table(engine), ("team",), until=as_of))
-    total = forecast_groups(daily, (), month, as_of)[0].projection
+        (total,) = forecast_month(engine, by=(), as_of=as_of)
+        teams = {
+            dict(g.group)["team"]: g.projection for g in forecast_month(engine, by=("team",), as_of=as_of)
+        }
     assert (fc["total"]["p50_usd"], fc["total"]["p90_usd"]) == pytest.approx(
-        (total.p50_usd, total.p90_usd), abs=0.01
+        (total.projection.p50_usd, total.projection.p90_usd), abs=0.01
     )
-    teams = {dict(g.group)["team"]: g.projection for g in forecast_groups(daily, ("team",), month, as_of)}
     for row in fc["teams"]:
         assert row["p50_usd"] == pytest.approx(teams[row["team"]].p50_usd, abs=0.01)
     assert body["budgets"]["configured"] is False and "--budgets" in body["budgets"]["hint"]

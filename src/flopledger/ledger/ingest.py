@@ -431,12 +431,12 @@ def _commit(
     """Store a prepared batch: quarantine, events and rollup (the caller holds the transaction)."""
     if batch.rows_quarantined:
         _quarantine(con, ingest_id, keep_prompts)
+    add_to_rollups(con, "_priced")  # first: a rollup an older flopledger made is rebuilt without the batch
     con.execute("INSERT INTO events BY NAME SELECT * FROM _priced")
     stored, unpriced = con.execute(
         f"SELECT count(*), count(*) FILTER (NOT priced) FROM events WHERE ingest_id = ? AND {batch.window}",
         [ingest_id],
     ).fetchone() or (0, 0)
-    add_to_rollups(con, "_priced")
     return IngestResult(
         ingest_id=ingest_id,
         files=tuple(str(f) for f in files),

@@ -1,7 +1,8 @@
 """The daily rollup the dashboard and quick reports read, kept up to date at ingest and reprice.
 
-One row per day x team x user x model x provider x project x api key x service tier with requests,
-tokens and cost per class. An ingest adds its batch to the days it touched, inside its own
+One row per day x team x user x model x provider x project x api key x service tier (and the catalog
+model the events were priced as, their forecast price segment) with requests, tokens and cost per
+class, per-request fees included. An ingest adds its batch to the days it touched, inside its own
 transaction, so the rollup never disagrees with the events; a reprice recomputes it whole.
 """
 
@@ -18,6 +19,7 @@ __all__ = [
     "add_to_rollups",
     "create_rollup",
     "refresh_rollups",
+    "rollup_is_current",
     "rollup_select",
 ]
 
@@ -29,10 +31,15 @@ ROLLUP_DIMENSIONS: tuple[str, ...] = (
 """The report dimensions a rollup row keeps (its ``day`` is the row's own), plus the service tier;
 ``org`` and ``hour`` are read from the events."""
 
+_GROUPED = (*ROLLUP_DIMENSIONS, "price_model", "priced")
+"""What a rollup row is grouped by besides its day: the dimensions, the catalog model the events
+were priced as (one per logged provider and model in a price version) and whether they were priced
+at all: the forecast's price segments, at no extra rows but where a model is priced on some days only."""
+
 _MEASURES = (
     "sum(requests)::BIGINT AS requests",
     *(f'sum("{c}")::BIGINT AS "{c}"' for c in TOKEN_COLUMNS),
-    *(f'sum(coalesce("{c}", 0)) AS "{c}"' for c in COST_COLUMNS),
+    *(f'sum(coalesce("{c}", 0)) AS "{c}"' for c in (*COST_COLUMNS, "request_cost_usd")),
     "sum(coalesce(cost_usd, 0)) AS cost_usd",
     "sum(coalesce(list_cost_usd, 0)) AS list_cost_usd",
     "sum(CASE WHEN priced THEN 0 ELSE "
@@ -47,7 +54,7 @@ def _measure_name(measure: str) -> str:
 
 
 def _select(where: str, table: str = "events") -> str:
-    dims = ", ".join(f'"{d}"' for d in ROLLUP_DIMENSIONS)
+    dims = ", ".join(f'"{d}"' for d in _GROUPED)
     return f"SELECT CAST(ts AS DATE) AS day, {dims}, {', '.join(_MEASURES)} FROM {table} {where} GROUP BY ALL"
 
 
@@ -56,22 +63,42 @@ def rollup_select(where: str = "") -> str:
     return _select(where)
 
 
+def rollup_is_current(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the ledger has a rollup table with every column this version keeps."""
+    present = {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [ROLLUP_TABLE]
+        ).fetchall()
+    }
+    return set(_columns()) <= present
+
+
+def _columns() -> list[str]:
+    return ["day", *_GROUPED, *(_measure_name(m).strip('"') for m in _MEASURES)]
+
+
 def create_rollup(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the rollup table (empty) when it is missing."""
-    con.execute(f"CREATE TABLE IF NOT EXISTS {ROLLUP_TABLE} AS {_select('WHERE false')}")
+    """Create the rollup table when it is missing; one an older flopledger made is rebuilt from the events."""
+    if rollup_is_current(con):
+        return
+    con.execute(f"DROP TABLE IF EXISTS {ROLLUP_TABLE}")
+    con.execute(f"CREATE TABLE {ROLLUP_TABLE} AS {_select('')}")
 
 
 def refresh_rollups(con: duckdb.DuckDBPyConnection) -> None:
     """Recompute the whole rollup from the events (after a reprice); ingest adds to it instead."""
-    create_rollup(con)
+    if not rollup_is_current(con):
+        create_rollup(con)  # built from the events
+        return
     con.execute(f"DELETE FROM {ROLLUP_TABLE}")
     con.execute(f"INSERT INTO {ROLLUP_TABLE} {_select('')}")
 
 
 def add_to_rollups(con: duckdb.DuckDBPyConnection, rows: str) -> None:
-    """Add events just stored (table ``rows``, priced, not yet in the rollup) to the rollup.
+    """Add a batch of priced events (table ``rows``), before they are stored, to the rollup.
 
-    The stored events are not read back: days the rollup does not have yet get the new events' sums;
+    The events are not read: days the rollup does not have yet get the new events' sums;
     a day it has is summed again from its rollup rows and the new events. The result equals
     :func:`refresh_rollups` of those days.
     """
@@ -84,7 +111,7 @@ def add_to_rollups(con: duckdb.DuckDBPyConnection, rows: str) -> None:
     if not count_of(con, f"SELECT count(*) FROM {ROLLUP_TABLE} WHERE day IN {touched}"):
         con.execute(f"INSERT INTO {ROLLUP_TABLE} {_select('', rows)}")
         return
-    dims = ", ".join(f'"{d}"' for d in ROLLUP_DIMENSIONS)
+    dims = ", ".join(f'"{d}"' for d in _GROUPED)
     kinds = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {ROLLUP_TABLE})").fetchall())
     names = [_measure_name(m) for m in _MEASURES]
     sums = ", ".join(f"CAST(sum({c}) AS {kinds[c.strip(chr(34))]}) AS {c}" for c in names)

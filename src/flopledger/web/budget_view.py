@@ -1,8 +1,8 @@
 """Budgets on the overview: the ledger's own :func:`check_budgets`, run on the daily rollup.
 
-The rollup has every column the budget check reads (team, user, model, token and cost columns), so
-a temporary view over it, with ``ts`` at each day's midnight and per-request fees as the rest of
-``cost_usd``, stands in for the events table and the check stays fast on a large ledger.
+The rollup has every column the budget check reads (team, user, model, token and cost columns, the
+price segment), so a temporary view over it, with ``ts`` at each day's midnight, stands in for the
+events table and the check stays fast on a large ledger.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import duckdb
 import ibis
 
 from flopledger.ledger.budgets import check_budgets, load_budgets
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
 from flopledger.ledger.spark import Engine
 from flopledger.web.queries import Scope, rollup_source
 
@@ -36,14 +35,12 @@ def budget_rows(con: duckdb.DuckDBPyConnection, scope: Scope, path: Path | None)
         budgets = tuple(b for b in budgets if b.scope == "team" and b.name == scope.team)
     if not budgets:
         return {"configured": True, "rows": []}
-    billed = " + ".join(f'coalesce("{c}_cost_usd", 0)' for c in BILLED_TOKEN_COLUMNS)
     cur = con.cursor()
     try:
         cur.execute(
-            # A logged (provider, model) prices as one catalog model: it names the forecast's price segment.
-            f"CREATE OR REPLACE TEMP VIEW {_VIEW} AS SELECT CAST(day AS TIMESTAMP) AS ts, *, "
-            f"coalesce(cost_usd, 0) - ({billed}) AS request_cost_usd, "
-            f"concat(provider, '/', model) AS price_model FROM {rollup_source(cur)}"
+            # Unpriced rollup rows have no cost, as unpriced events have none.
+            f"CREATE OR REPLACE TEMP VIEW {_VIEW} AS SELECT CAST(day AS TIMESTAMP) AS ts, "
+            f"* REPLACE (CASE WHEN priced THEN cost_usd END AS cost_usd) FROM {rollup_source(cur)}"
         )
         engine = Engine("duckdb", ibis.duckdb.from_connection(cur), _VIEW)
         has_spend = cur.execute(f"SELECT count(*) FROM {_VIEW} WHERE cost_usd IS NOT NULL").fetchone()

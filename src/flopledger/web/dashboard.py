@@ -77,14 +77,14 @@ def _forecast_row(g: GroupForecast) -> dict[str, Any]:
 
 
 def _forecast(con: duckdb.DuckDBPyConnection, scope: q.Scope, source: str | None) -> dict[str, Any]:
-    """Month-end forecast of the latest month with spend: in total and per team."""
-    daily = q.daily_spend_rows(con, q.Scope(scope.team), (), source=source)
-    if not daily:
+    """Month-end forecast of the latest month with spend, in total and per team: the ledger's own
+    forecast (history re-priced per segment at the cutoff's rates), read from the rollup."""
+    team_rows = q.daily_usage_rows(con, q.Scope(scope.team), ("team",), source=source)
+    if not team_rows:
         return {"month": None, "as_of": None, "total": None, "teams": []}
-    as_of: dt.date = max(r["day"] for r in daily)
+    as_of: dt.date = max(r["day"] for r in team_rows)
     month = as_of.replace(day=1)
-    total = forecast_groups(daily, (), month, as_of)
-    team_rows = q.daily_spend_rows(con, q.Scope(scope.team), ("team",), source=source)
+    total = forecast_groups(team_rows, (), month, as_of)
     teams = forecast_groups(team_rows, ("team",), month, as_of)
     return {
         "month": month.strftime("%Y-%m"),

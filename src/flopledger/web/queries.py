@@ -18,7 +18,8 @@ from typing import Any
 
 import duckdb
 
-from flopledger.ledger.rollups import ROLLUP_DIMENSIONS, ROLLUP_TABLE, rollup_select
+from flopledger.ledger.forecast_prices import PRICED_CLASSES
+from flopledger.ledger.rollups import ROLLUP_DIMENSIONS, ROLLUP_TABLE, rollup_is_current, rollup_select
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, TOKEN_COLUMNS
 
 __all__ = [
@@ -26,7 +27,7 @@ __all__ = [
     "OVERVIEW_FRAME",
     "Scope",
     "daily_by_token_class",
-    "daily_spend_rows",
+    "daily_usage_rows",
     "has_rollup",
     "model_prices",
     "overview_frame_sql",
@@ -70,29 +71,32 @@ class Scope:
 
 
 def has_rollup(con: duckdb.DuckDBPyConnection) -> bool:
-    row = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [ROLLUP_TABLE]
-    ).fetchone()
-    return bool(row and row[0])
+    """Whether the ledger's rollup has every column this version reads (the next ingest rebuilds an
+    older one)."""
+    return rollup_is_current(con)
 
 
 def rollup_source(con: duckdb.DuckDBPyConnection) -> str:
-    """``rollup_daily``, or the same rows aggregated from ``events`` when the ledger has no rollup."""
+    """``rollup_daily``, or the same rows aggregated from ``events`` when the ledger has no current rollup."""
     return ROLLUP_TABLE if has_rollup(con) else f"({rollup_select()})"
 
+
+SEGMENT = ("price_model", "service_tier", "priced")
+"""The price segment of a rollup row, as the forecast reads it, and whether it was priced."""
 
 OVERVIEW_FRAME = "web_overview_frame"
 """Name under which the overview's compact day x team x model frame is registered on a cursor."""
 
 
 def overview_frame_sql(con: duckdb.DuckDBPyConnection) -> str:
-    """The rollup summed to day x team x model: everything the overview reads, a few thousand rows."""
+    """The rollup summed to day x team x model and price segment: everything the overview reads
+    (the forecast re-prices by segment), a few thousand rows."""
     counts = [f'sum("{c}")::BIGINT AS "{c}"' for c in ("requests", *TOKEN_COLUMNS)]
-    costs = [f'sum("{c}")::DOUBLE AS "{c}"' for c in (*COST_COLUMNS, "cost_usd")]
+    costs = [f'sum("{c}")::DOUBLE AS "{c}"' for c in (*COST_COLUMNS, "request_cost_usd", "cost_usd")]
     sums = ", ".join([*counts, *costs])
     return (
-        f"SELECT day, team, model, {sums}, sum(unpriced_tokens)::BIGINT AS unpriced_tokens "
-        f"FROM {rollup_source(con)} GROUP BY ALL"
+        f"SELECT day, team, model, {', '.join(SEGMENT)}, {sums}, "
+        f"sum(unpriced_tokens)::BIGINT AS unpriced_tokens FROM {rollup_source(con)} GROUP BY ALL"
     )
 
 
@@ -160,16 +164,18 @@ def daily_by_token_class(
     return _rows(con, sql, params)
 
 
-def daily_spend_rows(
+def daily_usage_rows(
     con: duckdb.DuckDBPyConnection, scope: Scope, by: tuple[str, ...], *, source: str | None = None
 ) -> list[dict[str, Any]]:
-    """Priced spend per ``by`` group and day: the input the ledger's forecast reads."""
+    """Priced usage per ``by`` group, day and price segment: the rows of the ledger's own
+    :func:`~flopledger.ledger.forecast_prices.daily_usage`, from the rollup."""
     where, params = scope.narrowed()
     keys = "".join(f'"{d}", ' for d in by)
-    priced = ("AND" if where else "WHERE") + " cost_usd IS NOT NULL"
+    priced = ("AND" if where else "WHERE") + " priced"
+    sums = ", ".join(f'sum("{c}") AS "{c}"' for pair in PRICED_CLASSES for c in pair)
     sql = (
-        f"SELECT {keys}day, sum(cost_usd) AS cost_usd FROM {source or rollup_source(con)} {where} {priced} "
-        f"GROUP BY ALL ORDER BY ALL"
+        f"SELECT {keys}day, price_model, service_tier, sum(cost_usd) AS cost_usd, {sums} "
+        f"FROM {source or rollup_source(con)} {where} {priced} GROUP BY ALL ORDER BY ALL"
     )
     return _rows(con, sql, params)
 
