@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -178,3 +179,52 @@ def test_backtest_never_looks_ahead(
         if a.cutoff < changed:
             assert (a.p10_usd, a.p50_usd, a.p90_usd) == (b.p10_usd, b.p50_usd, b.p90_usd)
             assert a.straight_line_usd == b.straight_line_usd
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 20),  # day
+            st.sampled_from(["a", "b", None]),  # team
+            st.sampled_from(["x/one", "y/two"]),  # price model
+            st.sampled_from(["standard", "batch"]),
+            st.integers(0, 10**7),  # input tokens
+            st.floats(0, 100),  # its cost
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(0, 20),
+)
+def test_histories_from_rows_or_arrow_are_the_sums_of_the_rows(
+    raw: list[tuple[Any, ...]], end_day: int
+) -> None:
+    rows = []
+    for day, team, model, tier, tokens, cost in raw:
+        row: dict[str, Any] = {"team": team, "day": START + dt.timedelta(days=day)}
+        row |= {"price_model": model, "service_tier": tier, "cost_usd": cost + 1.0}
+        row |= {q: 0 for q, _ in PRICED_CLASSES} | {c: 0.0 for _, c in PRICED_CLASSES}
+        row |= {"input_tokens": tokens, "input_tokens_cost_usd": cost, "requests": 1, "request_cost_usd": 1.0}
+        rows.append(row)
+    end = START + dt.timedelta(days=end_day)
+    from_rows = usage_histories(rows, ["team"], end=end)
+    from_arrow = usage_histories(pa.Table.from_pylist(rows), ["team"], end=end)
+    assert from_rows.keys() == from_arrow.keys()
+    for key, h in from_rows.items():
+        a = from_arrow[key]
+        assert (h.days, h.row_days) == (a.days, a.row_days)
+        np.testing.assert_allclose(h.cost_usd, a.cost_usd)
+        np.testing.assert_allclose(h.quantity, a.quantity)
+        np.testing.assert_allclose(h.class_cost_usd, a.class_cost_usd)
+        # The reference: each day's total is the sum of its rows; the history ends on ``end``.
+        team = dict(key)["team"]
+        mine = [r for r in rows if (None if r["team"] is None else r["team"]) == team and r["day"] <= end]
+        assert h.days[0] == min(r["day"] for r in mine) and h.days[-1] == end
+        for i, day in enumerate(h.days):
+            assert h.cost_usd[i] == pytest.approx(sum(r["cost_usd"] for r in mine if r["day"] == day))
+            spent_in = sum(r["input_tokens"] for r in mine if r["day"] == day)
+            assert h.quantity[:, i, 0].sum() == spent_in
+    assert sum(len(h.row_days) for h in from_rows.values()) == len(
+        {(r["team"], r["day"]) for r in rows if r["day"] <= end}
+    )

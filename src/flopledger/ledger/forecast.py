@@ -27,7 +27,7 @@ import numpy as np
 
 from flopledger.errors import InputError, UnknownNameError
 from flopledger.ledger.forecast_model import project_days
-from flopledger.ledger.forecast_prices import daily_usage, usage_histories
+from flopledger.ledger.forecast_prices import Rows, daily_usage, usage_histories
 from flopledger.ledger.schema import DIMENSIONS
 from flopledger.ledger.spark import Engine, events_table
 
@@ -176,12 +176,13 @@ def project_month_end(
 
 
 def forecast_groups(
-    daily_rows: Sequence[dict[str, object]], by: Sequence[str], month: dt.date, as_of: dt.date
+    daily_rows: Rows, by: Sequence[str], month: dt.date, as_of: dt.date
 ) -> list[GroupForecast]:
     """Forecast each group's month from history through ``as_of``.
 
     ``daily_rows`` are the rows of :func:`~flopledger.ledger.forecast_prices.daily_usage` (the model
-    then reads history at the cutoff's prices) or of :func:`daily_spend` (raw dollars).
+    then reads history at the cutoff's prices) or of :func:`daily_spend` (raw dollars), as
+    dictionaries or an Arrow table.
     """
     first, _ = month_bounds(month)
     prev_first = (first - dt.timedelta(days=1)).replace(day=1)

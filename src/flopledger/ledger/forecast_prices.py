@@ -19,17 +19,27 @@ Month-to-date spend itself stays at its real prices; only the model's input is r
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import ibis
 import ibis.expr.types as ir
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
 
-__all__ = ["PRICED_CLASSES", "RATE_DAYS", "GroupKey", "UsageHistory", "daily_usage", "usage_histories"]
+__all__ = [
+    "PRICED_CLASSES",
+    "RATE_DAYS",
+    "GroupKey",
+    "Rows",
+    "UsageHistory",
+    "daily_usage",
+    "usage_histories",
+]
 
 RATE_DAYS = 7
 """Unit rates at the cutoff are taken over this many last days of use: a whole week, so a
@@ -104,43 +114,95 @@ class UsageHistory:
         return out
 
 
+Rows: TypeAlias = Sequence[Mapping[str, Any]] | pa.Table
+"""Rows of :func:`daily_usage`: an engine's dictionaries, or an Arrow table of the same columns."""
+
+_EPOCH = dt.date(1970, 1, 1).toordinal()
+
+
+def _values(rows: Rows, name: str) -> list[Any]:
+    return rows.column(name).to_pylist() if isinstance(rows, pa.Table) else [r[name] for r in rows]
+
+
+def _numbers(rows: Rows, name: str) -> np.ndarray:
+    """A numeric column as floats, NULL as 0."""
+    if isinstance(rows, pa.Table):
+        column = pc.fill_null(rows.column(name), 0)
+        return np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
+    return np.array([0.0 if r[name] is None else float(r[name]) for r in rows], dtype=float)
+
+
+def _ordinals(rows: Rows) -> np.ndarray:
+    """The ``day`` column as proleptic ordinals."""
+    if isinstance(rows, pa.Table):
+        epoch_days = pc.cast(rows.column("day"), pa.int32()).to_numpy(zero_copy_only=False)
+        return np.asarray(epoch_days, dtype=np.int64) + _EPOCH
+    return np.array([r["day"].toordinal() for r in rows], dtype=np.int64)
+
+
 def usage_histories(
-    rows: Sequence[dict[str, Any]], by: Sequence[str], *, end: dt.date | None = None
+    rows: Rows, by: Sequence[str], *, end: dt.date | None = None
 ) -> dict[GroupKey, UsageHistory]:
     """Group the rows of :func:`daily_usage` (or of :func:`forecast.daily_spend`) into histories.
 
-    Each runs from the group's first day with a row through ``end`` (default: the latest day of all
-    rows); rows after ``end`` are left out.
+    ``rows`` are dictionaries (an engine's rows) or an Arrow table of the same columns. Each history
+    runs from the group's first day with a row through ``end`` (default: the latest day of all rows);
+    rows after ``end`` are left out.
     """
-    if end is None:
-        end = max((r["day"] for r in rows), default=None)
-    if end is None:
+    names = list(rows.column_names) if isinstance(rows, pa.Table) else list(rows[0]) if rows else []
+    if not names or not len(rows):
         return {}
-    has_usage = bool(rows) and all(c in rows[0] for c in (*_SEGMENT, PRICED_CLASSES[0][0]))
-    per_group: dict[GroupKey, list[dict[str, Any]]] = {}
-    for row in rows:
-        if row["day"] <= end:
-            key = tuple((d, None if row[d] is None else str(row[d])) for d in by)
-            per_group.setdefault(key, []).append(row)
+    has_usage = all(c in names for c in (*_SEGMENT, PRICED_CLASSES[0][0]))
+    ordinals = _ordinals(rows)
+    if end is None:
+        end = dt.date.fromordinal(int(ordinals.max()))
+    keep = ordinals <= end.toordinal()
+    group_of: dict[GroupKey, int] = {}
+    keys = zip(*(_values(rows, d) for d in by), strict=True) if by else ((),) * len(ordinals)
+    gid = np.array(
+        [
+            group_of.setdefault(
+                tuple((d, None if v is None else str(v)) for d, v in zip(by, k, strict=True)), len(group_of)
+            )
+            for k in keys
+        ],
+        dtype=np.int64,
+    )
+    cost = _numbers(rows, "cost_usd")
+    n_classes = len(PRICED_CLASSES)
+    if has_usage:
+        segment_of: dict[tuple[str, str], int] = {}
+        sid = np.array(
+            [
+                segment_of.setdefault((str(m), str(t)), len(segment_of))
+                for m, t in zip(_values(rows, "price_model"), _values(rows, "service_tier"), strict=True)
+            ],
+            dtype=np.int64,
+        )
+        qty_rows = np.stack([_numbers(rows, q) for q, _ in PRICED_CLASSES], axis=1)
+        cost_rows = np.stack([_numbers(rows, c) for _, c in PRICED_CLASSES], axis=1)
     out: dict[GroupKey, UsageHistory] = {}
-    for key, group_rows in per_group.items():
-        start: dt.date = min(r["day"] for r in group_rows)
-        n = (end - start).days + 1
-        cost = np.zeros(n)
-        segments: dict[tuple[str, str], int] = {}
+    kept = np.flatnonzero(keep)
+    order = kept[np.argsort(gid[kept], kind="stable")]
+    bounds = np.searchsorted(gid[order], np.arange(len(group_of) + 1))
+    for key, g in group_of.items():
+        idx = order[bounds[g] : bounds[g + 1]]
+        if idx.size == 0:
+            continue
+        start = int(ordinals[idx].min())
+        n = end.toordinal() - start + 1
+        day = ordinals[idx] - start
+        daily = np.zeros(n)
+        np.add.at(daily, day, cost[idx])
         if has_usage:
-            for r in group_rows:
-                segments.setdefault((str(r["price_model"]), str(r["service_tier"])), len(segments))
-        qty = np.zeros((len(segments), n, len(PRICED_CLASSES)))
-        class_cost = np.zeros_like(qty)
-        for r in group_rows:
-            i = (r["day"] - start).days
-            cost[i] += float(r["cost_usd"] or 0.0)
-            if has_usage:
-                s = segments[(str(r["price_model"]), str(r["service_tier"]))]
-                for c, (quantity, cost_col) in enumerate(PRICED_CLASSES):
-                    qty[s, i, c] += float(r[quantity] or 0)
-                    class_cost[s, i, c] += float(r[cost_col] or 0.0)
-        days = tuple(start + dt.timedelta(days=i) for i in range(n))
-        out[key] = UsageHistory(days, cost, qty, class_cost, frozenset(r["day"] for r in group_rows))
+            local, seg = np.unique(sid[idx], return_inverse=True)
+            qty = np.zeros((local.size, n, n_classes))
+            class_cost = np.zeros_like(qty)
+            np.add.at(qty, (seg, day), qty_rows[idx])
+            np.add.at(class_cost, (seg, day), cost_rows[idx])
+        else:
+            qty = class_cost = np.zeros((0, n, n_classes))
+        days = tuple(dt.date.fromordinal(start + i) for i in range(n))
+        row_days = frozenset(dt.date.fromordinal(start + int(i)) for i in np.unique(day))
+        out[key] = UsageHistory(days, daily, qty, class_cost, row_days)
     return out

@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flopledger.ledger.forecast import GroupForecast, forecast_groups
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
@@ -80,9 +81,9 @@ def _forecast(con: duckdb.DuckDBPyConnection, scope: q.Scope, source: str | None
     """Month-end forecast of the latest month with spend, in total and per team: the ledger's own
     forecast (history re-priced per segment at the cutoff's rates), read from the rollup."""
     team_rows = q.daily_usage_rows(con, q.Scope(scope.team), ("team",), source=source)
-    if not team_rows:
+    if not team_rows.num_rows:
         return {"month": None, "as_of": None, "total": None, "teams": []}
-    as_of: dt.date = max(r["day"] for r in team_rows)
+    as_of: dt.date = pc.max(team_rows.column("day")).as_py()
     month = as_of.replace(day=1)
     total = forecast_groups(team_rows, (), month, as_of)
     teams = forecast_groups(team_rows, ("team",), month, as_of)

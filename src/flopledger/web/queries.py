@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from flopledger.ledger.forecast_prices import PRICED_CLASSES
 from flopledger.ledger.rollups import ROLLUP_DIMENSIONS, ROLLUP_TABLE, rollup_is_current, rollup_select
@@ -166,9 +167,9 @@ def daily_by_token_class(
 
 def daily_usage_rows(
     con: duckdb.DuckDBPyConnection, scope: Scope, by: tuple[str, ...], *, source: str | None = None
-) -> list[dict[str, Any]]:
+) -> pa.Table:
     """Priced usage per ``by`` group, day and price segment: the rows of the ledger's own
-    :func:`~flopledger.ledger.forecast_prices.daily_usage`, from the rollup."""
+    :func:`~flopledger.ledger.forecast_prices.daily_usage`, from the rollup, as an Arrow table."""
     where, params = scope.narrowed()
     keys = "".join(f'"{d}", ' for d in by)
     priced = ("AND" if where else "WHERE") + " priced"
@@ -177,7 +178,7 @@ def daily_usage_rows(
         f"SELECT {keys}day, price_model, service_tier, sum(cost_usd) AS cost_usd, {sums} "
         f"FROM {source or rollup_source(con)} {where} {priced} GROUP BY ALL ORDER BY ALL"
     )
-    return _rows(con, sql, params)
+    return con.execute(sql, params).to_arrow_table()
 
 
 def team_exists(con: duckdb.DuckDBPyConnection, scope: Scope, team: str) -> bool:
