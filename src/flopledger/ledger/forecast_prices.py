@@ -120,8 +120,46 @@ Rows: TypeAlias = Sequence[Mapping[str, Any]] | pa.Table
 _EPOCH = dt.date(1970, 1, 1).toordinal()
 
 
-def _values(rows: Rows, name: str) -> list[Any]:
-    return rows.column(name).to_pylist() if isinstance(rows, pa.Table) else [r[name] for r in rows]
+def _codes(rows: Rows, names: Sequence[str]) -> tuple[np.ndarray, list[tuple[str | None, ...]]]:
+    """Each row's index into the distinct values of ``names`` (as text, NULL kept), and those values,
+    sorted (NULL last) whatever the rows' form.
+
+    An Arrow table is encoded column by column in Arrow; dictionaries one row at a time.
+    """
+    codes, keys = _unsorted_codes(rows, names)
+    order = sorted(range(len(keys)), key=lambda i: [(v is None, v or "") for v in keys[i]])
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[order] = np.arange(len(keys))
+    return rank[codes], [keys[i] for i in order]
+
+
+def _unsorted_codes(rows: Rows, names: Sequence[str]) -> tuple[np.ndarray, list[tuple[str | None, ...]]]:
+    n = len(rows)
+    if not names:
+        return np.zeros(n, dtype=np.int64), [()]
+    if not isinstance(rows, pa.Table):
+        seen: dict[tuple[str | None, ...], int] = {}
+        codes = [
+            seen.setdefault(tuple(None if r[c] is None else str(r[c]) for c in names), len(seen))
+            for r in rows
+        ]
+        return np.array(codes, dtype=np.int64), list(seen)
+    combined = np.zeros(n, dtype=np.int64)
+    dictionaries = []
+    for name in names:
+        encoded = pc.dictionary_encode(rows.column(name), null_encoding="encode").combine_chunks()
+        values = [None if v is None else str(v) for v in encoded.dictionary.to_pylist()]
+        combined = combined * len(values) + np.asarray(encoded.indices.to_numpy(zero_copy_only=False))
+        dictionaries.append(values)
+    distinct, inverse = np.unique(combined, return_inverse=True)
+    keys = []
+    for code in distinct.tolist():
+        parts = []
+        for values in reversed(dictionaries):
+            code, i = divmod(code, len(values))
+            parts.append(values[i])
+        keys.append(tuple(reversed(parts)))
+    return inverse.astype(np.int64), keys
 
 
 def _numbers(rows: Rows, name: str) -> np.ndarray:
@@ -157,35 +195,19 @@ def usage_histories(
     if end is None:
         end = dt.date.fromordinal(int(ordinals.max()))
     keep = ordinals <= end.toordinal()
-    group_of: dict[GroupKey, int] = {}
-    keys = zip(*(_values(rows, d) for d in by), strict=True) if by else ((),) * len(ordinals)
-    gid = np.array(
-        [
-            group_of.setdefault(
-                tuple((d, None if v is None else str(v)) for d, v in zip(by, k, strict=True)), len(group_of)
-            )
-            for k in keys
-        ],
-        dtype=np.int64,
-    )
+    gid, group_values = _codes(rows, by)
+    group_keys: list[GroupKey] = [tuple(zip(by, v, strict=True)) for v in group_values]
     cost = _numbers(rows, "cost_usd")
     n_classes = len(PRICED_CLASSES)
     if has_usage:
-        segment_of: dict[tuple[str, str], int] = {}
-        sid = np.array(
-            [
-                segment_of.setdefault((str(m), str(t)), len(segment_of))
-                for m, t in zip(_values(rows, "price_model"), _values(rows, "service_tier"), strict=True)
-            ],
-            dtype=np.int64,
-        )
+        sid, _ = _codes(rows, _SEGMENT)
         qty_rows = np.stack([_numbers(rows, q) for q, _ in PRICED_CLASSES], axis=1)
         cost_rows = np.stack([_numbers(rows, c) for _, c in PRICED_CLASSES], axis=1)
     out: dict[GroupKey, UsageHistory] = {}
     kept = np.flatnonzero(keep)
     order = kept[np.argsort(gid[kept], kind="stable")]
-    bounds = np.searchsorted(gid[order], np.arange(len(group_of) + 1))
-    for key, g in group_of.items():
+    bounds = np.searchsorted(gid[order], np.arange(len(group_keys) + 1))
+    for g, key in enumerate(group_keys):
         idx = order[bounds[g] : bounds[g + 1]]
         if idx.size == 0:
             continue

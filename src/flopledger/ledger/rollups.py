@@ -68,7 +68,9 @@ def rollup_is_current(con: duckdb.DuckDBPyConnection) -> bool:
     present = {
         r[0]
         for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [ROLLUP_TABLE]
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' "
+            "AND database_name = current_database()",
+            [ROLLUP_TABLE],
         ).fetchall()
     }
     return set(_columns()) <= present

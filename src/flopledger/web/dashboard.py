@@ -29,6 +29,7 @@ __all__ = ["models_page", "overview_page", "plain", "team_page", "teams_page", "
 TOP_N = 10
 
 _PER_FRAME: dict[tuple[int, str, str | None], tuple[pa.Table, Any]] = {}
+_COMPUTING: dict[tuple[int, str, str | None], threading.Event] = {}
 _PER_FRAME_LOCK = threading.Lock()
 
 
@@ -37,20 +38,32 @@ def _per_frame(frame: pa.Table | None, what: str, team: str | None, compute: Cal
 
     The forecast and the budget check read the whole month whatever the page's date range, and cost
     far more than the page's other queries; while an ingest changes the ledger every second, every
-    reader would otherwise recompute them. A new frame drops the results of the old ones.
+    reader would otherwise recompute them. Readers that arrive while one computes wait for its
+    result rather than computing it too. A new frame drops the results of the old ones.
     """
     if frame is None:
         return compute()
     key = (id(frame), what, team)
-    with _PER_FRAME_LOCK:
-        hit = _PER_FRAME.get(key)
-        if hit is not None and hit[0] is frame:
-            return copy.deepcopy(hit[1])
-    value = compute()
-    with _PER_FRAME_LOCK:
-        for stale in [k for k, (f, _) in _PER_FRAME.items() if f is not frame]:
-            del _PER_FRAME[stale]
-        _PER_FRAME[key] = (frame, value)
+    while True:
+        with _PER_FRAME_LOCK:
+            hit = _PER_FRAME.get(key)
+            if hit is not None and hit[0] is frame:
+                return copy.deepcopy(hit[1])
+            underway = _COMPUTING.get(key)
+            if underway is None:
+                done = _COMPUTING[key] = threading.Event()
+                break
+        underway.wait()  # then read its result (or, if it failed, compute it here)
+    try:
+        value = compute()
+        with _PER_FRAME_LOCK:
+            for stale in [k for k, (f, _) in _PER_FRAME.items() if f is not frame]:
+                del _PER_FRAME[stale]
+            _PER_FRAME[key] = (frame, value)
+    finally:
+        with _PER_FRAME_LOCK:
+            del _COMPUTING[key]
+        done.set()
     return copy.deepcopy(value)
 
 
