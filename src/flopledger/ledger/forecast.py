@@ -50,6 +50,7 @@ __all__ = [
     "project_days",
     "project_month_end",
     "resolve_period",
+    "spend_days",
     "straight_line_usd",
 ]
 
@@ -199,13 +200,21 @@ def forecast_groups(
     return out
 
 
+def spend_days(engine: Engine) -> tuple[dt.date, dt.date]:
+    """The first and the last UTC day with priced spend (one min/max scan, the days as ``daily_spend``
+    reads them)."""
+    t = events_table(engine)
+    t = t.filter(t.cost_usd.notnull())
+    (row,) = engine.rows(t.aggregate(first=t.ts.date().min(), last=t.ts.date().max()))
+    if row["first"] is None:
+        raise InputError("the ledger holds no priced spend; ingest or price events first")
+    return row["first"], row["last"]
+
+
 def resolve_period(engine: Engine, month: str | None, as_of: dt.date | None) -> tuple[dt.date, dt.date]:
     """The month's first day and the last day of history: by default the latest month with spend
     and its latest day with spend (the month's last day for a past month)."""
-    rows = engine.rows(daily_spend(events_table(engine), ()))
-    if not rows:
-        raise InputError("the ledger holds no priced spend; ingest or price events first")
-    latest: dt.date = max(r["day"] for r in rows)
+    _, latest = spend_days(engine)
     first = parse_month(month) if month else latest.replace(day=1)
     _, last = month_bounds(first)
     if latest < first:

@@ -26,7 +26,7 @@ import ibis
 import ibis.expr.types as ir
 
 from flopledger.errors import InputError
-from flopledger.ledger.forecast import check_dimensions, daily_spend, month_bounds, resolve_period
+from flopledger.ledger.forecast import check_dimensions, month_bounds, resolve_period, spend_days
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
 from flopledger.ledger.spark import Engine, events_table
 
@@ -139,8 +139,7 @@ def spend_change(
     first, as_of = resolve_period(engine, month, as_of)
     prev_first, prev_last = month_bounds((first - dt.timedelta(days=1)).replace(day=1))
     previous = (prev_first, min(prev_last, prev_first.replace(day=1) + dt.timedelta(days=as_of.day - 1)))
-    history = engine.rows(daily_spend(events_table(engine), ()))
-    first_day = min(r["day"] for r in history)
+    first_day, _ = spend_days(engine)
     if first_day > previous[0]:
         # Without last month's days every token would look new (all "mix"): say so instead.
         raise InputError(
