@@ -9,6 +9,7 @@ flopledger.errors.InputError: the ledger holds no priced spend; ingest or price 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +24,8 @@ from flopledger.briefs.history import last_sent, split_repeats
 from flopledger.briefs.model import Brief, BriefWindow, Insight, KeyNumber, window_for
 from flopledger.briefs.spend import spend_view
 from flopledger.ledger.budgets import load_budgets
-from flopledger.ledger.forecast import daily_spend, resolve_period
-from flopledger.ledger.spark import Engine, events_table
+from flopledger.ledger.forecast import resolve_period
+from flopledger.ledger.spark import Engine
 
 __all__ = [
     "CHART_DAYS",
@@ -60,9 +61,7 @@ def rank(candidates: list[Insight]) -> list[Insight]:
     return sorted(candidates, key=lambda i: (-round(i.impact_usd_per_month, 2), i.key))
 
 
-def _daily(engine: Engine, date: dt.date) -> tuple[tuple[dt.date, float], ...]:
-    rows = engine.rows(daily_spend(events_table(engine), (), until=date))
-    by_day = {r["day"]: float(r["cost_usd"] or 0.0) for r in rows}
+def _chart_days(by_day: Mapping[dt.date, float], date: dt.date) -> tuple[tuple[dt.date, float], ...]:
     days = [date - dt.timedelta(days=CHART_DAYS - 1 - i) for i in range(CHART_DAYS)]
     return tuple((d, by_day.get(d, 0.0)) for d in days)
 
@@ -158,7 +157,7 @@ def build_brief(con: duckdb.DuckDBPyConnection, inputs: BriefInputs = BriefInput
         insights=tuple(top),
         suppressed=tuple(held),
         candidates=len(candidates),
-        daily_spend=_daily(engine, date),
+        daily_spend=_chart_days(spend.daily_usd, date),
         dashboard_url=inputs.dashboard_url,
         sources=tuple(sources),
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from flopledger.briefs.figures import pct, signed_pct, signed_usd, tokens, usd
@@ -49,6 +49,8 @@ class SpendView:
     cache_share_pct: float | None
     previous_cache_share_pct: float | None
     insights: tuple[Insight, ...]
+    daily_usd: Mapping[dt.date, float] = field(default_factory=dict)
+    """Priced spend of each day with spend up to the brief's date (for its chart)."""
 
 
 def _cells(engine: Engine, window: BriefWindow) -> Cells:
@@ -88,16 +90,22 @@ def _action(kind: str, name: str, effect: str, model: str, cls: str) -> str:
     return f"FinOps: {model} got dearer; check for a price change, a long-context tier or a lapsed discount."
 
 
-def _usual_moves(engine: Engine, window: BriefWindow) -> dict[tuple[str, str], float | None]:
-    """The usual week-on-week move of each team's and each model's spend over this period's length."""
+def _usual_moves(
+    engine: Engine, window: BriefWindow
+) -> tuple[dict[tuple[str, str], float | None], dict[dt.date, float]]:
+    """The usual week-on-week move of each team's and each model's spend over this period's length,
+    and the whole ledger's spend per day (the same rows, summed)."""
     rows = engine.rows(daily_spend(events_table(engine), ("team", "model"), until=window.date))
     series: dict[tuple[str, str], dict[dt.date, float]] = {}
+    total: dict[dt.date, float] = {}
     for r in rows:
         team = "(none)" if r["team"] is None else str(r["team"])
+        cost = float(r["cost_usd"] or 0.0)
+        total[r["day"]] = total.get(r["day"], 0.0) + cost
         for key in (("team", team), ("model", str(r["model"]))):
             days = series.setdefault(key, {})
-            days[r["day"]] = days.get(r["day"], 0.0) + float(r["cost_usd"] or 0.0)
-    return {key: usual_move_usd(days, window.date, window.days) for key, days in series.items()}
+            days[r["day"]] = days.get(r["day"], 0.0) + cost
+    return {key: usual_move_usd(days, window.date, window.days) for key, days in series.items()}, total
 
 
 def _rise(
@@ -256,10 +264,12 @@ def spend_view(engine: Engine, window: BriefWindow) -> SpendView:
     pairs = sorted({(t, m) for t, m, _ in cells})
     read0, total0 = _share(cells, pairs, 0)
     read1, total1 = _share(cells, pairs, 2)
+    usual, daily = _usual_moves(engine, window)
     return SpendView(
         cost_usd=sum(v[3] for v in cells.values()),
         previous_cost_usd=sum(v[1] for v in cells.values()),
         cache_share_pct=100 * read1 / total1 if total1 else None,
         previous_cache_share_pct=100 * read0 / total0 if total0 else None,
-        insights=(*_rises(cells, window, _usual_moves(engine, window)), *_cache_drops(cells, window)),
+        insights=(*_rises(cells, window, usual), *_cache_drops(cells, window)),
+        daily_usd=daily,
     )
