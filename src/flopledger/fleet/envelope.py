@@ -9,6 +9,7 @@ derived from the accelerator catalog's peak BF16 FLOP/s times the policy's MFU.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,8 +17,10 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from flopledger.catalog.accelerators import get_accelerator
 from flopledger.errors import ConfigError, FlopledgerError
 from flopledger.fleet.spec import FleetSpecModel, PoolModel, WorkloadModel
+from flopledger.serving import estimate_serving
 
 __all__ = ["HOURS_PER_YEAR", "EnvelopeProblem", "PoolFacts", "WorkloadFacts", "build_envelope"]
 
@@ -103,10 +106,6 @@ class EnvelopeProblem:
 
 def _catalog_record(accelerator: str) -> Any | None:
     try:
-        from flopledger.catalog.accelerators import get_accelerator
-    except ImportError:
-        return None
-    try:
         return get_accelerator(accelerator)
     except FlopledgerError:
         return None
@@ -184,21 +183,28 @@ def _check_names(table: Mapping[str, float], known: list[str], where: str) -> No
 
 
 def _serving_rate(w: WorkloadModel, accelerator: str, node_size: int) -> float | None:
-    """Output tokens/s per accelerator from the serving estimator, or None when it is absent."""
+    """Output tokens/s per accelerator from the serving estimator, or None when it does not know the pair."""
     if w.model is None:
         return None
-    try:
-        from flopledger.serving import estimate_serving
-    except ImportError:
-        return None
+    return _estimated_rate(
+        w.model, accelerator, node_size, w.precision, w.input_tokens_per_request, w.output_tokens_per_request
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _estimated_rate(
+    model: str, accelerator: str, node_size: int, precision: Any, input_tokens: Any, output_tokens: Any
+) -> float | None:
+    """One estimate per distinct question: pools of one accelerator and workloads of one model share it,
+    and scenario runs rebuild the envelope many times."""
     try:
         est = estimate_serving(
-            model=w.model,
+            model=model,
             accelerator=accelerator,
             count=node_size,
-            precision=w.precision,
-            input_tokens=w.input_tokens_per_request,
-            output_tokens=w.output_tokens_per_request,
+            precision=precision,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
         )
     except FlopledgerError:
         return None
