@@ -14,13 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
-from importlib import resources
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flopledger.errors import ConfigError, InputError, UnknownNameError
+from flopledger.catalog.records import get_record, match_alias, packaged_text, parse_records
+from flopledger.errors import InputError
 
 __all__ = [
     "PRECISIONS",
@@ -192,21 +191,14 @@ class _AcceleratorFile(BaseModel):
 
 def parse_accelerators(text: str, *, origin: str = _DATA_FILE) -> dict[str, Accelerator]:
     """Validate accelerator YAML text and index its records by id (raises :class:`ConfigError`)."""
-    try:
-        parsed = _AcceleratorFile.model_validate(yaml.safe_load(text))
-    except (ValidationError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{origin}: invalid accelerator catalog: {exc}") from exc
-    records: dict[str, Accelerator] = {}
-    for row in parsed.accelerators:
-        if row.id in records:
-            raise ConfigError(f"{origin}: duplicate accelerator id {row.id!r}")
-        records[row.id] = row.to_record()
-    return records
+    return parse_records(
+        text, _AcceleratorFile, "accelerators", catalog="accelerator", kind="accelerator", origin=origin
+    )
 
 
 @functools.cache
 def _catalog() -> dict[str, Accelerator]:
-    text = resources.files("flopledger.catalog").joinpath("data", _DATA_FILE).read_text("utf-8")
+    text = packaged_text(_DATA_FILE)
     return parse_accelerators(text)
 
 
@@ -225,10 +217,7 @@ def get_accelerator(accelerator_id: str) -> Accelerator:
     >>> get_accelerator("mi300x").vendor
     'amd'
     """
-    try:
-        return _catalog()[accelerator_id]
-    except KeyError:
-        raise UnknownNameError("accelerator", accelerator_id, list(_catalog())) from None
+    return get_record(_catalog(), accelerator_id, "accelerator")
 
 
 def match_accelerator(description: str) -> Accelerator | None:
@@ -239,10 +228,4 @@ def match_accelerator(description: str) -> Accelerator | None:
     >>> match_accelerator("AMD Instinct MI300X-NPS1-SPX-192GB-750W").id
     'mi300x'
     """
-    text = description.lower()
-    best: tuple[int, Accelerator] | None = None
-    for acc in _catalog().values():
-        for alias in (acc.id, *acc.aliases):
-            if alias.lower() in text and (best is None or len(alias) > best[0]):
-                best = (len(alias), acc)
-    return best[1] if best else None
+    return match_alias(_catalog().values(), description)

@@ -16,14 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
-from importlib import resources
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flopledger.catalog.accelerators import FigureSource
-from flopledger.errors import ConfigError, UnknownNameError
+from flopledger.catalog.records import get_record, match_alias, packaged_text, parse_records
 
 __all__ = [
     "MLAShape",
@@ -297,21 +295,14 @@ class _ModelFile(BaseModel):
 
 def parse_model_architectures(text: str, *, origin: str = _DATA_FILE) -> dict[str, ModelArchitecture]:
     """Validate model-architecture YAML text and index it by id (raises :class:`ConfigError`)."""
-    try:
-        parsed = _ModelFile.model_validate(yaml.safe_load(text))
-    except (ValidationError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{origin}: invalid model architecture catalog: {exc}") from exc
-    records: dict[str, ModelArchitecture] = {}
-    for row in parsed.models:
-        if row.id in records:
-            raise ConfigError(f"{origin}: duplicate model id {row.id!r}")
-        records[row.id] = row.to_record()
-    return records
+    return parse_records(
+        text, _ModelFile, "models", catalog="model architecture", kind="model", origin=origin
+    )
 
 
 @functools.cache
 def _catalog() -> dict[str, ModelArchitecture]:
-    text = resources.files("flopledger.catalog").joinpath("data", _DATA_FILE).read_text("utf-8")
+    text = packaged_text(_DATA_FILE)
     return parse_model_architectures(text)
 
 
@@ -330,10 +321,7 @@ def get_model_architecture(model_id: str) -> ModelArchitecture:
     >>> get_model_architecture("deepseek-v3").attention_kind
     'mla'
     """
-    try:
-        return _catalog()[model_id]
-    except KeyError:
-        raise UnknownNameError("model", model_id, list(_catalog())) from None
+    return get_record(_catalog(), model_id, "model")
 
 
 def match_model_architecture(description: str) -> ModelArchitecture | None:
@@ -342,10 +330,4 @@ def match_model_architecture(description: str) -> ModelArchitecture | None:
     >>> match_model_architecture("DeepSeek-R1-0528").id
     'deepseek-r1'
     """
-    text = description.lower()
-    best: tuple[int, ModelArchitecture] | None = None
-    for model in _catalog().values():
-        for alias in (model.id, *model.aliases):
-            if alias.lower() in text and (best is None or len(alias) > best[0]):
-                best = (len(alias), model)
-    return best[1] if best else None
+    return match_alias(_catalog().values(), description)
