@@ -14,7 +14,7 @@ Deterministic under a seed. Account kinds:
 
 >>> traffic = build_traffic(TrafficSpec(humans=5, campaigns=1, campaign_accounts=4), seed=1)
 >>> sorted(set(traffic.labels.values()))
-['distillation', 'human']
+['burn_bot', 'distillation', 'heavy_human', 'human', 'service']
 """
 
 from __future__ import annotations
