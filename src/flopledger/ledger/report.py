@@ -17,10 +17,15 @@ import ibis
 import ibis.expr.types as ir
 
 from flopledger.errors import InputError, UnknownNameError
+from flopledger.ledger.measures import SUMMED_COSTS, ibis_measures
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, DIMENSIONS, TOKEN_COLUMNS
 from flopledger.ledger.spark import Engine, events_table
 
 __all__ = ["HeadlineView", "headline", "parse_dimensions", "report", "report_expr"]
+
+
+_REPORT_COSTS = tuple(c for c in SUMMED_COSTS if c != "list_cost_usd")
+"""A report shows effective costs; list prices are the headline view's."""
 
 
 def parse_dimensions(by: str | Sequence[str]) -> list[str]:
@@ -70,15 +75,7 @@ def report_expr(
     """Requests, tokens and cost per class grouped by ``by``, most expensive first."""
     t = _window(t, since, until)
     keys = [_dimension_expr(t, d) for d in by]
-    unpriced = ibis.ifelse(
-        t.priced, 0, sum((t[c] for c in BILLED_TOKEN_COLUMNS[1:]), t[BILLED_TOKEN_COLUMNS[0]])
-    )
-    metrics: dict[str, Any] = {"requests": t.requests.sum()}
-    metrics.update({c: t[c].sum() for c in TOKEN_COLUMNS})
-    metrics.update({c: t[c].fill_null(0).sum() for c in COST_COLUMNS})
-    metrics["request_cost_usd"] = t.request_cost_usd.fill_null(0).sum()
-    metrics["cost_usd"] = t.cost_usd.fill_null(0).sum()
-    metrics["unpriced_tokens"] = unpriced.sum()
+    metrics = ibis_measures(t, costs=_REPORT_COSTS)
     if per_active_hour:
         metrics["active_hours"] = t.ts.truncate("h").nunique()
     grouped = t.group_by(keys).aggregate(**metrics)

@@ -24,8 +24,9 @@ import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
 from flopledger.catalog.prices import FAR_FUTURE, FAR_PAST
+from flopledger.ledger.measures import ibis_measures
 from flopledger.ledger.pricing import price_events
-from flopledger.ledger.schema import COST_COLUMNS, TOKEN_COLUMNS
+from flopledger.ledger.schema import TOKEN_COLUMNS
 
 __all__ = ["PriceBreaks", "price_breaks", "priced_rollup"]
 
@@ -211,21 +212,6 @@ def priced_rollup(
         min_request_input_tokens=buckets.tier_floor(bucket),
     )
     priced = price_events(groups, prices, model_map)
-    unpriced = ibis.ifelse(
-        priced.priced,
-        0,
-        priced.input_tokens
-        + priced.cache_read_tokens
-        + priced.cache_write_5m_tokens
-        + priced.cache_write_1h_tokens
-        + priced.output_tokens,
-    )
-    metrics: dict[str, Any] = {"requests": priced.requests.sum(), "events": priced._events.sum()}
-    metrics.update({c: priced[c].sum() for c in TOKEN_COLUMNS})
-    metrics.update({c: priced[c].fill_null(0).sum() for c in COST_COLUMNS})
-    metrics["request_cost_usd"] = priced.request_cost_usd.fill_null(0).sum()
-    metrics["cost_usd"] = priced.cost_usd.fill_null(0).sum()
-    metrics["list_cost_usd"] = priced.list_cost_usd.fill_null(0).sum()
-    metrics["unpriced_tokens"] = unpriced.sum()
+    metrics = {**ibis_measures(priced), "events": priced._events.sum()}
     out = priced.group_by(inner).aggregate(**metrics)
     return out.rename({name: i for name, i in zip(key_names, inner, strict=True) if name != i})

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import duckdb
 
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, DIMENSIONS, TOKEN_COLUMNS
+from flopledger.ledger.measures import sql_measures
+from flopledger.ledger.schema import DIMENSIONS
 from flopledger.ledger.store import count_of
 
 __all__ = [
@@ -36,17 +37,7 @@ _GROUPED = (*ROLLUP_DIMENSIONS, "price_model", "priced")
 were priced as (one per logged provider and model in a price version) and whether they were priced
 at all: the forecast's price segments, at no extra rows but where a model is priced on some days only."""
 
-_MEASURES = (
-    "sum(requests)::BIGINT AS requests",
-    *(f'sum("{c}")::BIGINT AS "{c}"' for c in TOKEN_COLUMNS),
-    *(f'sum(coalesce("{c}", 0)) AS "{c}"' for c in (*COST_COLUMNS, "request_cost_usd")),
-    "sum(coalesce(cost_usd, 0)) AS cost_usd",
-    "sum(coalesce(list_cost_usd, 0)) AS list_cost_usd",
-    "sum(CASE WHEN priced THEN 0 ELSE "
-    + " + ".join(f'"{c}"' for c in BILLED_TOKEN_COLUMNS)
-    + " END)::BIGINT AS unpriced_tokens",
-    "count(*)::BIGINT AS events",
-)
+_MEASURES = tuple(sql_measures())
 
 
 def _measure_name(measure: str) -> str:
@@ -94,7 +85,7 @@ def refresh_rollups(con: duckdb.DuckDBPyConnection) -> None:
         create_rollup(con)  # built from the events
         return
     con.execute(f"DELETE FROM {ROLLUP_TABLE}")
-    con.execute(f"INSERT INTO {ROLLUP_TABLE} {_select('')}")
+    con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME {_select('')}")
 
 
 def add_to_rollups(con: duckdb.DuckDBPyConnection, rows: str) -> None:
@@ -111,7 +102,7 @@ def add_to_rollups(con: duckdb.DuckDBPyConnection, rows: str) -> None:
     # Literal days let DuckDB skip the rollup's row groups of other days (zone maps).
     touched = "(" + ", ".join(f"DATE '{d.isoformat()}'" for d in days) + ")"
     if not count_of(con, f"SELECT count(*) FROM {ROLLUP_TABLE} WHERE day IN {touched}"):
-        con.execute(f"INSERT INTO {ROLLUP_TABLE} {_select('', rows)}")
+        con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME {_select('', rows)}")
         return
     dims = ", ".join(f'"{d}"' for d in _GROUPED)
     kinds = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {ROLLUP_TABLE})").fetchall())

@@ -20,8 +20,9 @@ import duckdb
 import pyarrow as pa
 
 from flopledger.ledger.forecast_prices import PRICED_CLASSES
+from flopledger.ledger.measures import SUMMED_COSTS, SUMMED_COUNTS
 from flopledger.ledger.rollups import ROLLUP_DIMENSIONS, ROLLUP_TABLE, rollup_is_current, rollup_select
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, TOKEN_COLUMNS
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS
 
 __all__ = [
     "GROUPABLE",
@@ -92,8 +93,8 @@ OVERVIEW_FRAME = "web_overview_frame"
 def overview_frame_sql(con: duckdb.DuckDBPyConnection) -> str:
     """The rollup summed to day x team x model and price segment: everything the overview reads
     (the forecast re-prices by segment), a few thousand rows."""
-    counts = [f'sum("{c}")::BIGINT AS "{c}"' for c in ("requests", *TOKEN_COLUMNS)]
-    costs = [f'sum("{c}")::DOUBLE AS "{c}"' for c in (*COST_COLUMNS, "request_cost_usd", "cost_usd")]
+    counts = [f'sum("{c}")::BIGINT AS "{c}"' for c in SUMMED_COUNTS]
+    costs = [f'sum("{c}")::DOUBLE AS "{c}"' for c in SUMMED_COSTS if c != "list_cost_usd"]
     sums = ", ".join([*counts, *costs])
     return (
         f"SELECT day, team, model, {', '.join(SEGMENT)}, {sums}, "
@@ -108,8 +109,7 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[d
 
 
 def _sum_columns() -> str:
-    cols = [f'coalesce(sum("{c}"), 0) AS "{c}"' for c in ("requests", *TOKEN_COLUMNS, *COST_COLUMNS)]
-    cols.append('coalesce(sum("cost_usd"), 0) AS cost_usd')
+    cols = [f'coalesce(sum("{c}"), 0) AS "{c}"' for c in (*SUMMED_COUNTS, *COST_COLUMNS, "cost_usd")]
     cols.append("coalesce(sum(unpriced_tokens), 0) AS unpriced_tokens")
     return ", ".join(cols)
 

@@ -1,0 +1,43 @@
+"""The measures every ledger summary reports, declared once for Ibis (reports, priced rollups, Spark)
+and for SQL (the daily rollup and the dashboard's queries over it).
+
+Counts (``requests`` and each token class) are summed as they are; costs are summed with NULL as 0,
+so a summary of unpriced events costs 0 and shows its volume in ``unpriced_tokens`` instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, TOKEN_COLUMNS
+
+__all__ = ["SUMMED_COSTS", "SUMMED_COUNTS", "ibis_measures", "sql_measures"]
+
+SUMMED_COUNTS: tuple[str, ...] = ("requests", *TOKEN_COLUMNS)
+SUMMED_COSTS: tuple[str, ...] = (*COST_COLUMNS, "request_cost_usd", "cost_usd", "list_cost_usd")
+
+
+def ibis_measures(t: ir.Table, *, costs: tuple[str, ...] = SUMMED_COSTS) -> dict[str, Any]:
+    """The summed measures over ``t`` (events, or groups of them), in order, then ``unpriced_tokens``:
+    the billed tokens of rows whose ``priced`` is false."""
+    unpriced = ibis.ifelse(
+        t.priced, 0, sum((t[c] for c in BILLED_TOKEN_COLUMNS[1:]), t[BILLED_TOKEN_COLUMNS[0]])
+    )
+    out: dict[str, Any] = {c: t[c].sum() for c in SUMMED_COUNTS}
+    out.update({c: t[c].fill_null(0).sum() for c in costs})
+    out["unpriced_tokens"] = unpriced.sum()
+    return out
+
+
+def sql_measures(events: bool = True) -> list[str]:
+    """The same as SQL select items over events (``name`` aliases), with ``events`` (a row count)."""
+    items = [f'sum("{c}")::BIGINT AS "{c}"' for c in SUMMED_COUNTS]
+    items += [f'sum(coalesce("{c}", 0)) AS "{c}"' for c in SUMMED_COSTS]
+    billed = " + ".join(f'"{c}"' for c in BILLED_TOKEN_COLUMNS)
+    items.append(f"sum(CASE WHEN priced THEN 0 ELSE {billed} END)::BIGINT AS unpriced_tokens")
+    if events:
+        items.append("count(*)::BIGINT AS events")
+    return items
