@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flopledger.errors import ConfigError, InputError
-from flopledger.ledger.forecast import daily_usage, forecast_groups, month_bounds
+from flopledger.ledger.forecast import Z90, daily_usage, forecast_groups, month_bounds
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
 from flopledger.ledger.spark import Engine, events_table
 from flopledger.ledger.spend_change import REQUESTS_CLASS, segment_spend
@@ -189,7 +189,7 @@ def _key(line: str) -> str | None:
 
 
 def _overrun_chance_pct(budget_usd: float, p50: float, p90: float) -> float:
-    sd = (p90 - p50) / 1.2815515655446004
+    sd = (p90 - p50) / Z90  # the forecast's own normal spread
     if sd <= 0:
         return 100.0 if p50 > budget_usd else 0.0
     return round(100 * 0.5 * math.erfc((budget_usd - p50) / (sd * math.sqrt(2))), 1)

@@ -33,6 +33,7 @@ from flopledger.ledger.spark import Engine, events_table
 
 __all__ = [
     "FORECAST_DIMENSIONS",
+    "Z90",
     "BacktestCase",
     "GroupForecast",
     "MonthProjection",
@@ -56,7 +57,8 @@ __all__ = [
 
 FORECAST_DIMENSIONS: tuple[str, ...] = tuple(d for d in DIMENSIONS if d not in ("day", "hour"))
 
-_Z90 = 1.2815515655446004  # standard normal 90th percentile: P10/P90 = P50 -/+ z * sigma
+Z90 = 1.2815515655446004
+"""The standard normal 90th percentile: P10 and P90 are P50 -/+ ``Z90`` standard deviations."""
 
 
 @dataclass(frozen=True)
@@ -169,9 +171,9 @@ def project_month_end(
     p50 = spent + float(expected.sum())
     return MonthProjection(
         spent_usd=spent,
-        p10_usd=max(spent, p50 - _Z90 * sd),
+        p10_usd=max(spent, p50 - Z90 * sd),
         p50_usd=p50,
-        p90_usd=p50 + _Z90 * sd,
+        p90_usd=p50 + Z90 * sd,
         straight_line_usd=straight_line_usd(spent, as_of),
     )
 
@@ -315,9 +317,9 @@ def backtest(
                     cutoff,
                     key,
                     float(costs[k:].sum()),
-                    max(0.0, p50 - _Z90 * sd),
+                    max(0.0, p50 - Z90 * sd),
                     p50,
-                    p50 + _Z90 * sd,
+                    p50 + Z90 * sd,
                     run_rate * 7,
                 )
             )
