@@ -119,11 +119,7 @@ def focus_charges(
 
     ``since`` and ``until`` are inclusive days.
     """
-    t = events.filter(events.cost_usd.notnull())
-    if since is not None:
-        t = t.filter(t.ts >= _ts(since))
-    if until is not None:
-        t = t.filter(t.ts < _ts(until + dt.timedelta(days=1)))
+    t = _in_range(events.filter(events.cost_usd.notnull()), since, until)
     sums = {c: t[c].sum() for c in (*BILLED_TOKEN_COLUMNS, "reasoning_tokens", "requests")}
     sums |= {f"{c}_cost_usd": t[f"{c}_cost_usd"].sum() for c in BILLED_TOKEN_COLUMNS}
     sums |= {k: t[k].sum() for k in ("request_cost_usd", "list_cost_usd", "cost_usd")}
@@ -297,6 +293,7 @@ class ExportSummary:
 
 
 def _in_range(t: ir.Table, since: dt.date | None, until: dt.date | None) -> ir.Table:
+    """Events of the days ``since`` through ``until`` (inclusive, UTC)."""
     if since is not None:
         t = t.filter(t.ts >= _ts(since))
     if until is not None:

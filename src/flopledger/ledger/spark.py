@@ -71,30 +71,26 @@ def _duckdb_engine(db: str | Path, source: str | None, master: str | None) -> En
     return Engine("duckdb", ibis.duckdb.from_connection(con), source or "events")
 
 
-def local_spark_session(master: str = "local[1]", conf: Mapping[str, str] | None = None) -> Any:
-    """A Spark session for tests and laptops; on a cluster pass ``--spark-master`` instead."""
-    from pyspark.sql import SparkSession
-
-    builder = SparkSession.builder.master(master).appName("flopledger")
+def local_spark_session(master: str | None = "local[1]", conf: Mapping[str, str] | None = None) -> Any:
+    """A Spark session with flopledger's settings: local for tests and laptops by default; ``master``
+    None leaves the master to the environment (``spark-submit``, a cluster's defaults)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise InputError("the spark engine needs pyspark: pip install 'pyspark>=4.0,<4.1'") from exc
+    builder = SparkSession.builder.appName("flopledger")
+    if master is not None:
+        builder = builder.master(master)
     for key, value in {**SPARK_DEFAULT_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
 
 
 def _spark_engine(db: str | Path, source: str | None, master: str | None) -> Engine:
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise InputError("the spark engine needs pyspark: pip install 'pyspark>=4.0,<4.1'") from exc
     if source is None:
         raise InputError("the spark engine needs --source: a Parquet path or a table name", field="source")
     _check_local_path(source)
-    builder = SparkSession.builder.appName("flopledger")
-    if master is not None:
-        builder = builder.master(master)
-    for key, value in SPARK_DEFAULT_CONF.items():
-        builder = builder.config(key, value)
-    return spark_engine(builder.getOrCreate(), source)
+    return spark_engine(local_spark_session(master), source)
 
 
 def spark_engine(session: Any, source: str) -> Engine:
