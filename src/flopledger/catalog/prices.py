@@ -18,14 +18,9 @@ unreadable or unwritable file is ignored and the rows are derived again.
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
 import functools
-import hashlib
 import itertools
-import json
-import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from copy import copy
 from dataclasses import dataclass, replace
@@ -34,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from flopledger.catalog.overrides import PriceOverrides
+from flopledger.catalog.price_cache import DiskCache, cache_file, digest_of, load_cache
 
 __all__ = [
     "CATALOG_VERSION",
@@ -341,55 +337,17 @@ def _row_from_json(raw: Mapping[str, Any]) -> PriceRow:
     return PriceRow(**fields)
 
 
-@dataclass
-class _DiskCache:
-    """Flat rows and model resolutions of one catalog version, as kept in (and loaded from) ``path``."""
-
-    path: Path | None
-    models: dict[str, list[str] | None]
-    rows: dict[str, list[dict[str, Any]]]
-    dirty: bool = False  # holds entries the file does not have yet
-
-    def save(self) -> None:
-        if self.path is None or not self.dirty:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"models": self.models, "rows": self.rows}, fh)
-            os.replace(tmp, self.path)  # atomic: a concurrent reader sees the old file or the new one
-        except OSError:
-            return
-        self.dirty = False
-
-
 def _cache_path() -> Path | None:
-    """The cache file of this catalog version and flattening code, or None without a home directory."""
+    """The cache file of this catalog version, this flattening code and its package data."""
     from importlib.resources import files
 
-    base = os.environ.get("XDG_CACHE_HOME")
-    try:
-        root = Path(base) if base else Path.home() / ".cache"
-    except RuntimeError:
-        return None
-    digest = hashlib.sha256(CATALOG_VERSION.encode())
-    digest.update(Path(__file__).read_bytes())
-    digest.update(files("flopledger.catalog").joinpath("data/batch_discounts.yaml").read_bytes())
-    return root / "flopledger" / f"catalog-{digest.hexdigest()[:20]}.json"
+    data = files("flopledger.catalog").joinpath("data/batch_discounts.yaml").read_bytes()
+    return cache_file(digest_of([CATALOG_VERSION.encode(), Path(__file__).read_bytes(), data]))
 
 
 @functools.cache
-def _disk_cache() -> _DiskCache:
-    path = _cache_path()
-    try:
-        raw = json.loads(path.read_text("utf-8")) if path is not None else {}
-        models, rows = dict(raw["models"]), dict(raw["rows"])
-    except (OSError, ValueError, KeyError, TypeError):
-        models, rows = {}, {}
-    cache = _DiskCache(path, models, rows)
-    atexit.register(cache.save)  # whatever a process derived reaches the file once, at the latest on exit
-    return cache
+def _disk_cache() -> DiskCache:
+    return load_cache(_cache_path())
 
 
 def save_catalog_cache() -> None:
