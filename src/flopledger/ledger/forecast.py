@@ -26,7 +26,7 @@ import ibis.expr.types as ir
 import numpy as np
 
 from flopledger.errors import InputError, UnknownNameError
-from flopledger.ledger.forecast_model import project_days
+from flopledger.ledger.forecast_model import Z90, project_days
 from flopledger.ledger.forecast_prices import Rows, daily_usage, usage_histories
 from flopledger.ledger.schema import DIMENSIONS
 from flopledger.ledger.spark import Engine, events_table
@@ -56,9 +56,6 @@ __all__ = [
 ]
 
 FORECAST_DIMENSIONS: tuple[str, ...] = tuple(d for d in DIMENSIONS if d not in ("day", "hour"))
-
-Z90 = 1.2815515655446004
-"""The standard normal 90th percentile: P10 and P90 are P50 -/+ ``Z90`` standard deviations."""
 
 
 @dataclass(frozen=True)

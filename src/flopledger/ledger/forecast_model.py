@@ -12,7 +12,8 @@ least-squares change point of the residuals against the line fitted before those
 added constant per day (an always-on process: weekends rise as much as weekdays) or as a scale
 factor (more of the same use), whichever fits better; it counts when its summed residual is beyond
 five standard deviations of that line's projection. The interval comes from the residuals (inflated
-for their day-to-day correlation), the uncertainty of the line and that of the step.
+for their day-to-day correlation), the uncertainty of the line (the whole of the slope's, shrunk or
+not) and that of the step, at a Student t quantile of the fit's effective number of days.
 
 Prices are not the model's business: the caller hands it spend at one set of prices (see
 :mod:`flopledger.ledger.forecast_prices`), so a price change is not mistaken for a change in use.
@@ -31,8 +32,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import norm
+from scipy.stats import t as student_t
 
-__all__ = ["Step", "find_step", "project_days"]
+__all__ = ["Z90", "Step", "find_step", "project_days"]
+
+Z90 = float(norm.ppf(0.9))
+"""The standard normal 90th percentile: P10 and P90 are P50 -/+ ``Z90`` times the projected spread."""
 
 HISTORY_WINDOW_DAYS = 84
 """Days of history the model reads: twelve whole weeks, so weekends weigh fairly."""
@@ -104,8 +110,8 @@ def _fit_line(
         # A trend the data cannot tell from noise is shrunk towards flat (by its t-statistic).
         t_stat = abs(coef[1]) / np.sqrt(cov[1, 1]) if cov[1, 1] > 0 else 0.0
         keep = TREND_DAMPING * min(1.0, (t_stat / TREND_T) ** 2)
+        # Only the estimate is shrunk: the interval keeps the whole uncertainty of the slope.
         coef = coef * np.array([1.0, keep])
-        cov = cov * np.outer([1.0, keep], [1.0, keep])
     else:
         coef, cov = np.array([coef[0], 0.0]), np.array([[cov[0, 0], 0.0], [0.0, 0.0]])
     expected = np.maximum(coef[0] + coef[1] * h_t, 0.0) * h_season
@@ -116,7 +122,12 @@ def _fit_line(
     noise_var = sigma**2 * float(h_season @ h_season) * (1 + rho) / (1 - rho)
     x = np.array([h_season.sum(), h_season @ h_t])
     line_var = float(x @ cov @ x)
-    return expected, float(np.sqrt(noise_var + line_var))
+    # sigma comes from few effectively independent days (the weights halve every HALF_LIFE_DAYS): a
+    # Student t quantile of their degrees of freedom, expressed as a wider normal spread.
+    w_fit = weight[fitted]
+    n_eff = float(w_fit.sum() ** 2 / (w_fit**2).sum())
+    widen = float(student_t.ppf(0.9, max(n_eff - design.shape[1], 1.0))) / Z90
+    return expected, widen * float(np.sqrt(noise_var + line_var))
 
 
 def find_step(days: Sequence[dt.date], cost_usd: np.ndarray) -> Step | None:
