@@ -141,25 +141,23 @@ def _find(provider_id: str, model_id: str) -> tuple[Any, Any, bool]:
     return prov, info, owns_model
 
 
+def _constraints(info: Any) -> list[Any]:
+    """Every constraint of a model's conditional prices and price variants."""
+    found = [cp.constraint for cp in info.prices] if isinstance(info.prices, list) else []
+    return found + [v.constraint for v in info.price_variants or ()]
+
+
 def _date_breaks(info: Any) -> list[dt.date]:
     from genai_prices.types import StartDateConstraint
 
-    dates: set[dt.date] = set()
-    constraints = [cp.constraint for cp in info.prices] if isinstance(info.prices, list) else []
-    constraints += [v.constraint for v in info.price_variants or ()]
-    for c in constraints:
-        if isinstance(c, StartDateConstraint):
-            dates.add(c.start_date)
-    return sorted(dates)
+    return sorted({c.start_date for c in _constraints(info) if isinstance(c, StartDateConstraint)})
 
 
 def _tod_breaks(info: Any) -> list[int]:
     from genai_prices.types import TimeOfDateConstraint, _utc_timetz
 
     secs: set[int] = {0, _DAY_S}
-    constraints = [cp.constraint for cp in info.prices] if isinstance(info.prices, list) else []
-    constraints += [v.constraint for v in info.price_variants or ()]
-    for c in constraints:
+    for c in _constraints(info):
         if isinstance(c, TimeOfDateConstraint):
             for t in (_utc_timetz(c.start_time), _utc_timetz(c.end_time)):
                 secs.add(t.hour * 3600 + t.minute * 60 + t.second)
