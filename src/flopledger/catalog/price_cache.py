@@ -8,6 +8,7 @@ unreadable, damaged or unwritable file only costs the cache: the rows are derive
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import tempfile
@@ -53,7 +54,7 @@ def cache_file(digest: str) -> Path | None:
     return root / "flopledger" / f"catalog-{digest[:20]}.json"
 
 
-def load_cache(path: Path | None, *, save_at_exit: bool = True) -> DiskCache:
+def load_cache(path: Path | None) -> DiskCache:
     """The cache kept at ``path`` (empty when missing or damaged); whatever the process adds to it
     reaches the file at the latest at exit."""
     try:
@@ -62,15 +63,12 @@ def load_cache(path: Path | None, *, save_at_exit: bool = True) -> DiskCache:
     except (OSError, ValueError, KeyError, TypeError):
         models, rows = {}, {}
     cache = DiskCache(path, models, rows)
-    if save_at_exit:
-        atexit.register(cache.save)
+    atexit.register(cache.save)
     return cache
 
 
 def digest_of(parts: Iterable[bytes]) -> str:
     """A hex digest naming a cache file by everything its contents depend on."""
-    import hashlib
-
     h = hashlib.sha256()
     for part in parts:
         h.update(part)

@@ -32,12 +32,11 @@ def ibis_measures(t: ir.Table, *, costs: tuple[str, ...] = SUMMED_COSTS) -> dict
     return out
 
 
-def sql_measures(events: bool = True) -> list[str]:
-    """The same as SQL select items over events (``name`` aliases), with ``events`` (a row count)."""
+def sql_measures() -> list[str]:
+    """The same as SQL select items over events (``name`` aliases), then ``events`` (a row count)."""
     items = [f'sum("{c}")::BIGINT AS "{c}"' for c in SUMMED_COUNTS]
     items += [f'sum(coalesce("{c}", 0)) AS "{c}"' for c in SUMMED_COSTS]
     billed = " + ".join(f'"{c}"' for c in BILLED_TOKEN_COLUMNS)
     items.append(f"sum(CASE WHEN priced THEN 0 ELSE {billed} END)::BIGINT AS unpriced_tokens")
-    if events:
-        items.append("count(*)::BIGINT AS events")
+    items.append("count(*)::BIGINT AS events")
     return items
