@@ -12,7 +12,7 @@ import pytest
 from flopledger.catalog.overrides import load_overrides
 from flopledger.ledger.ingest import ingest_files
 from flopledger.ledger.repricing import reprice
-from flopledger.ledger.rollups import ROLLUP_TABLE, rollup_is_current, rollup_select
+from flopledger.ledger.rollups import ROLLUP_TABLE, rollup_is_current, rollup_select, rollup_state
 from flopledger.ledger.store import open_ledger
 from flopledger.web.queries import rollup_source
 
@@ -76,3 +76,17 @@ def test_an_older_rollup_is_read_around_then_rebuilt_once_without_double_countin
     ingest_files(con, [_write(tmp_path / "b.jsonl", [_event(2, 10), _event(3, 9)])])
     _assert_rollup_is_the_events(con)
     assert con.execute(f"SELECT sum(events) FROM {ROLLUP_TABLE}").fetchone() == (4,)
+
+
+def test_opening_an_upgraded_ledger_for_writing_rebuilds_its_rollup(tmp_path: Path) -> None:
+    db = tmp_path / "l.duckdb"
+    con = open_ledger(db)
+    ingest_files(con, [_write(tmp_path / "a.jsonl", [_event(d, 9) for d in (1, 2, 3)])])
+    con.execute(f"ALTER TABLE {ROLLUP_TABLE} DROP COLUMN priced")
+    con.close()
+    reader = open_ledger(db, read_only=True)
+    assert rollup_state(reader) == "outdated"  # a reader cannot mend it, and sums the events meanwhile
+    reader.close()
+    writer = open_ledger(db)
+    _assert_rollup_is_the_events(writer)
+    assert writer.execute(f"SELECT sum(events) FROM {ROLLUP_TABLE}").fetchone() == (3,)

@@ -42,3 +42,35 @@ def test_a_failed_computation_leaves_the_next_reader_to_compute() -> None:
     with pytest.raises(RuntimeError):
         _per_frame(frame, "fc", None, broken)
     assert _per_frame(frame, "fc", None, lambda: "ok") == "ok"
+
+
+def test_a_reader_waiting_on_a_failed_computation_computes_it_itself() -> None:
+    frame = pa.table({"x": [4]})
+    started = threading.Event()
+
+    def broken() -> object:
+        started.set()
+        time.sleep(0.2)
+        raise RuntimeError("ledger busy")
+
+    failures: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            _per_frame(frame, "fc", None, broken)
+        except RuntimeError as exc:
+            failures.append(exc)
+
+    t = threading.Thread(target=first)
+    t.start()
+    started.wait()
+    assert _per_frame(frame, "fc", None, lambda: "mine") == "mine"  # waited, then computed
+    t.join()
+    assert len(failures) == 1
+
+
+def test_a_late_result_of_an_older_frame_keeps_the_newer_frames_result() -> None:
+    older, newer = pa.table({"x": [5]}), pa.table({"x": [6]})
+    assert _per_frame(newer, "fc", None, lambda: "new") == "new"
+    assert _per_frame(older, "fc", None, lambda: "old") == "old"  # a slow reader of the older frame
+    assert _per_frame(newer, "fc", None, lambda: "recomputed") == "new"

@@ -22,6 +22,8 @@ __all__ = [
     "refresh_rollups",
     "rollup_is_current",
     "rollup_select",
+    "rollup_state",
+    "upgrade_rollup",
 ]
 
 ROLLUP_TABLE = "rollup_daily"
@@ -54,9 +56,39 @@ def rollup_select(where: str = "") -> str:
     return _select(where)
 
 
+def rollup_state(con: duckdb.DuckDBPyConnection) -> str:
+    """``current``, ``outdated`` (made by an older flopledger, without this version's columns) or
+    ``missing``."""
+    present = _present_columns(con)
+    if not present:
+        return "missing"
+    return "current" if set(_columns()) <= present else "outdated"
+
+
 def rollup_is_current(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether the ledger has a rollup table with every column this version keeps."""
-    present = {
+    return rollup_state(con) == "current"
+
+
+def upgrade_rollup(con: duckdb.DuckDBPyConnection) -> bool:
+    """Rebuild, in one transaction, a rollup an older flopledger made; whether there was one to rebuild.
+
+    Called when a ledger is opened for writing, so readers do not sum the events until the next ingest.
+    """
+    if rollup_state(con) != "outdated":
+        return False
+    con.execute("BEGIN TRANSACTION")
+    try:
+        create_rollup(con)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return True
+
+
+def _present_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
         r[0]
         for r in con.execute(
             "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' "
@@ -64,7 +96,6 @@ def rollup_is_current(con: duckdb.DuckDBPyConnection) -> bool:
             [ROLLUP_TABLE],
         ).fetchall()
     }
-    return set(_columns()) <= present
 
 
 def _columns() -> list[str]:

@@ -122,6 +122,9 @@ def open_ledger(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPy
     con.execute("SET TimeZone = 'UTC'")  # the ledger is UTC: a timestamp without an offset is UTC
     if not read_only:
         create_schema(con)
+        from flopledger.ledger.rollups import upgrade_rollup  # rollups reads through this module
+
+        upgrade_rollup(con)
     return con
 
 

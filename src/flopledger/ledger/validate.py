@@ -55,7 +55,18 @@ def _not_count(col: str) -> str:
     d = f'"_d_{col}"'
     return (
         f"CASE WHEN {d} IS NULL THEN NOT {_blank(col)} "
-        f"ELSE NOT isfinite({d}) OR {d} < 0 OR {d} > {float(MAX_COUNT)} OR {d} <> floor({d}) END"
+        f"ELSE NOT isfinite({d}) OR {d} < 0 OR {d} <> floor({d}) OR {d} > {float(MAX_COUNT)} "
+        # near the limit a double is not exact: the text itself is compared
+        f'OR ({d} >= {float(MAX_COUNT)} AND coalesce(TRY_CAST("{col}" AS HUGEINT) > {MAX_COUNT}, true)) END'
+    )
+
+
+def _count_value(col: str) -> str:
+    """The count of a value that passed :func:`_not_count`, exact beyond 2**53 too (0 when blank)."""
+    d = f'"_d_{col}"'
+    return (
+        f"coalesce(CASE WHEN abs({d}) < {float(2**53)} THEN TRY_CAST({d} AS BIGINT) "
+        f'ELSE TRY_CAST(TRY_CAST("{col}" AS HUGEINT) AS BIGINT) END, 0)'
     )
 
 
@@ -146,7 +157,7 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
     field = "CASE _check " + " ".join(f"WHEN {i} THEN {fld}" for i, (_, _, fld) in enumerate(checks)) + " END"
     numbers = ", ".join(f'TRY_CAST("{c}" AS DOUBLE) AS "_d_{c}"' for c in (*_INT_FIELDS, "requests"))
     tiers = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in TIER_ALIASES.items())
-    ints = ", ".join(f'coalesce(TRY_CAST("_d_{c}" AS BIGINT), 0) AS "_{c}"' for c in _INT_FIELDS)
+    ints = ", ".join(f'{_count_value(c)} AS "_{c}"' for c in _INT_FIELDS)
     minus_cache = "_input_tokens - _cache_read_tokens - _cache_write_5m_tokens - _cache_write_1h_tokens"
     ident = (
         "CASE WHEN _check IS NOT NULL THEN NULL "

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flopledger.ledger.forecast import GroupForecast, forecast_groups
+from flopledger.ledger.rollups import rollup_state
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
 from flopledger.web import queries as q
 from flopledger.web.budget_view import budget_rows
@@ -27,10 +28,18 @@ from flopledger.web.state import WebConfig
 __all__ = ["models_page", "overview_page", "plain", "team_page", "teams_page", "user_page"]
 
 TOP_N = 10
+_ROLLUP_NOTE = {
+    "current": "rollup_daily",
+    "outdated": "aggregated from events (rollup_daily is from an older flopledger; a writer rebuilds it)",
+    "missing": "aggregated from events (no rollup_daily table)",
+}
 
 _PER_FRAME: dict[tuple[int, str, str | None], tuple[pa.Table, Any]] = {}
 _COMPUTING: dict[tuple[int, str, str | None], threading.Event] = {}
 _PER_FRAME_LOCK = threading.Lock()
+_WAIT_S = 30.0
+"""How long a reader waits for another's computation of the same result before computing its own."""
+_KEEP_FRAMES = 2
 
 
 def _per_frame(frame: pa.Table | None, what: str, team: str | None, compute: Callable[[], Any]) -> Any:
@@ -44,6 +53,7 @@ def _per_frame(frame: pa.Table | None, what: str, team: str | None, compute: Cal
     if frame is None:
         return compute()
     key = (id(frame), what, team)
+    done: threading.Event | None = None
     while True:
         with _PER_FRAME_LOCK:
             hit = _PER_FRAME.get(key)
@@ -53,13 +63,21 @@ def _per_frame(frame: pa.Table | None, what: str, team: str | None, compute: Cal
             if underway is None:
                 done = _COMPUTING[key] = threading.Event()
                 break
-        underway.wait()  # then read its result (or, if it failed, compute it here)
+        if not underway.wait(_WAIT_S):  # the one computing is stuck: do not queue behind it
+            return compute()
     try:
         value = compute()
         with _PER_FRAME_LOCK:
-            for stale in [k for k, (f, _) in _PER_FRAME.items() if f is not frame]:
-                del _PER_FRAME[stale]
             _PER_FRAME[key] = (frame, value)
+            frames: list[pa.Table] = []
+            for f, _ in _PER_FRAME.values():
+                if not any(f is g for g in frames):
+                    frames.append(f)
+            # Results of the last frames stored are kept: a slow result of an older frame that lands
+            # after a newer one's must not push the newer out.
+            for old in frames[:-_KEEP_FRAMES]:
+                for k in [k for k, (f, _) in _PER_FRAME.items() if f is old]:
+                    del _PER_FRAME[k]
     finally:
         with _PER_FRAME_LOCK:
             del _COMPUTING[key]
@@ -131,7 +149,7 @@ def overview_page(
         "budgets": _per_frame(
             frame, f"budgets {config.budgets}", scope.team, lambda: budget_rows(con, scope, config.budgets)
         ),
-        "rollup": "rollup_daily" if q.has_rollup(con) else "aggregated from events (no rollup_daily table)",
+        "rollup": _ROLLUP_NOTE[rollup_state(con)],
     }
     result: dict[str, Any] = plain(payload)
     return result

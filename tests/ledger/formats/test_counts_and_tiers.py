@@ -58,7 +58,9 @@ counts = st.one_of(
     ),
     st.integers(min_value=0, max_value=10**6).map(lambda n: f"{n}.0"),
     st.integers(min_value=0, max_value=10**6).map(lambda n: f" {n} "),
-    st.sampled_from(["lots", "1e3", "12.5", "-0", "0x10", "1_000", "", "   ", "NaN", "inf", "-1"]),
+    st.sampled_from(["lots", "1e3", "12.5", "-0", "0x10", "1_000", "", "   ", "NaN", "inf", "-1", "+5"]),
+    # other scripts' digits, and the limit, where a double is no longer exact
+    st.sampled_from(["\u0661\u0662", "\uff11\uff12", "9007199254740993", str(MAX_COUNT), str(MAX_COUNT + 1)]),
 )
 
 

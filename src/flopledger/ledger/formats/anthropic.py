@@ -95,7 +95,7 @@ class AnthropicUsageReport(RecordFormat):
             "project": result.get("workspace_id"),
             "api_key": result.get("api_key_id"),
             "user": result.get("account_id") or result.get("service_account_id"),
-            "service_tier": canonical_tier(result.get("service_tier")),
+            "service_tier": canonical_tier(result.get("service_tier") or None),
             "requests": result.get("num_requests") or 1,
             "input_tokens": result.get("uncached_input_tokens"),
             "cache_read_tokens": result.get("cache_read_input_tokens"),

@@ -87,13 +87,16 @@ TIER_ALIASES = {
 
 
 def canonical_tier(value: Any) -> str:
-    """A source's service tier as a canonical one; absent is standard, an unknown name is kept
-    (lower case) for validation to quarantine.
+    """A source's service tier as a canonical one; absent is standard, any other name is kept in
+    lower case (validation trims it, reads the aliases again and quarantines an unknown one). The
+    staged text is part of a content-hashed event id, so it is exactly what earlier versions staged.
 
-    >>> canonical_tier("scale"), canonical_tier(None), canonical_tier(" Batch ")
+    >>> canonical_tier("scale"), canonical_tier(None), canonical_tier("Batch")
     ('priority', 'standard', 'batch')
     """
-    name = "" if value is None else str(value).strip().lower()
+    if value is None or value == "":
+        return "standard"
+    name = str(value).lower()
     return TIER_ALIASES.get(name, name)
 
 
@@ -126,6 +129,8 @@ def whole_count(value: Any, field: str) -> int:
     number: int | float
     if isinstance(value, str):
         text = value.strip()
+        if not text.isascii():  # int() would read other scripts' digits; SQL does not
+            raise BadCount(field, value)
         try:
             number = int(text)  # exact for long digit strings
         except ValueError:

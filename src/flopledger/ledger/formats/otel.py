@@ -256,7 +256,7 @@ def _span_row(line: int, span: Mapping[str, Any], attrs: dict[str, Any]) -> Stag
         "team": _first(attrs, "team"),
         "user": _first(attrs, "user"),
         "api_key": _first(attrs, "api_key"),
-        "service_tier": canonical_tier(tier),
+        "service_tier": canonical_tier(tier) if tier else "standard",
         "input_tokens": (total_in - cache_read - cache_write) if has_tokens else None,
         "cache_read_tokens": cache_read,
         "cache_write_5m_tokens": cache_write,
