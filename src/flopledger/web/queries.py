@@ -30,7 +30,6 @@ __all__ = [
     "Scope",
     "daily_by_token_class",
     "daily_usage_rows",
-    "has_rollup",
     "model_prices",
     "overview_frame_sql",
     "rollup_source",
@@ -72,15 +71,9 @@ class Scope:
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def has_rollup(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the ledger's rollup has every column this version reads (the next ingest rebuilds an
-    older one)."""
-    return rollup_is_current(con)
-
-
 def rollup_source(con: duckdb.DuckDBPyConnection) -> str:
     """``rollup_daily``, or the same rows aggregated from ``events`` when the ledger has no current rollup."""
-    return ROLLUP_TABLE if has_rollup(con) else f"({rollup_select()})"
+    return ROLLUP_TABLE if rollup_is_current(con) else f"({rollup_select()})"
 
 
 SEGMENT = ("price_model", "service_tier", "priced")
