@@ -398,3 +398,27 @@ def test_counts_that_are_not_whole_finite_numbers_are_quarantined(tmp_path: Path
     assert (r.rows_stored, r.rows_quarantined) == (1, 1)
     assert _rows(con, "SELECT source_line, field FROM quarantine") == [(2, "input_tokens")]
     assert value in str(_rows(con, "SELECT raw FROM quarantine")[0][0])
+
+
+def test_a_ledger_with_bare_content_hash_ids_is_not_counted_twice(tmp_path: Path) -> None:
+    """Some earlier versions gave a row without a source id its bare content hash as id (the first
+    occurrence only); re-ingesting into a ledger they wrote must still find those events."""
+    from flopledger.ledger.formats.tabular import Jsonl
+    from flopledger.ledger.validate import checked_sql
+
+    path = tmp_path / "twice.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + json.dumps(GOOD) + "\n", encoding="utf-8")
+    con = open_ledger(tmp_path / "l.duckdb")
+    source = Jsonl().source(con, path, {}, {}, "_probe")
+    sql = checked_sql(source.sql, fidx="0", incl_cache="false", raw="NULL")
+    ((content_hash, first_id),) = set(con.execute(f"SELECT _content_hash, event_id FROM ({sql})").fetchall())
+    con.execute("DROP TABLE _probe")
+    one = tmp_path / "once.jsonl"
+    one.write_text(json.dumps(GOOD) + "\n", encoding="utf-8")
+    assert ingest_files(con, [one]).rows_stored == 1
+    # as those versions stored it
+    con.execute("UPDATE events SET event_id = ? WHERE event_id = ?", [content_hash, first_id])
+    again = ingest_files(con, [path])  # the same row, then a second identical one: only that is new
+    assert (again.rows_stored, again.rows_duplicate) == (1, 1)
+    assert ingest_files(con, [path]).rows_duplicate == 2
+    assert _rows(con, "SELECT count(*) FROM events")[0][0] == 2

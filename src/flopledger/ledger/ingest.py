@@ -398,21 +398,18 @@ def _prepare(
     # it: literal bounds let DuckDB skip the rest of a large ledger.
     window = f"ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'" if lo is not None else "false"
     overlap = count_of(con, f"SELECT count(*) FROM events WHERE {window}") > 0
+    stored = _stored_sql(window)
     # Duplicates are counted as such, not as what is left over: repeats inside the input, and good
     # rows whose event is already stored. Stored rows are counted in the ledger after the insert.
     stored_before = (
-        count_of(
-            con,
-            f"SELECT count(DISTINCT event_id) FROM _checked "
-            f"WHERE event_id IN (SELECT event_id FROM events WHERE {window})",
-        )
+        count_of(con, f"SELECT count(DISTINCT event_id) FROM _checked WHERE error IS NULL AND {stored}")
         if overlap
         else 0
     )
     duplicates = good - distinct + stored_before
     con.execute(
         "CREATE OR REPLACE TEMP VIEW _new AS SELECT * FROM _checked WHERE error IS NULL"
-        + (f" AND event_id NOT IN (SELECT event_id FROM events WHERE {window})" if overlap else "")
+        + (f" AND NOT ({stored})" if overlap else "")
         + (
             " QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _fidx, _line) = 1"
             if distinct < good
@@ -423,6 +420,19 @@ def _prepare(
     version = ensure_prices(con, overrides, "(SELECT provider, model FROM _new)")
     _price_new(con, ingest_id, version, keep_prompts, with_prompts)
     return _Batch(int(rows_read), int(bad), int(duplicates), window, version)
+
+
+def _stored_sql(window: str) -> str:
+    """Whether a checked row's event is already in the ledger (stored events inside ``window``).
+
+    A few earlier flopledger versions gave the first occurrence of a row without a source id its bare
+    content hash as its id; in a ledger they wrote, that id counts as the event too.
+    """
+    ids = f"(SELECT event_id FROM events WHERE {window})"
+    return (
+        f"(event_id IN {ids} OR (_content_hash IS NOT NULL "
+        f"AND event_id = md5(concat(_content_hash, '|1')) AND _content_hash IN {ids}))"
+    )
 
 
 def _commit(

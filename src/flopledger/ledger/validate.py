@@ -26,6 +26,7 @@ CHECKED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("_raw", "VARCHAR"),
     ("_source_id", "VARCHAR"),
     ("event_id", "VARCHAR"),
+    ("_content_hash", "VARCHAR"),
     ("ts", "TIMESTAMP"),
     ("request_id", "VARCHAR"),
     ("provider", "VARCHAR"),
@@ -159,10 +160,13 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
     tiers = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in TIER_ALIASES.items())
     ints = ", ".join(f'{_count_value(c)} AS "_{c}"' for c in _INT_FIELDS)
     minus_cache = "_input_tokens - _cache_read_tokens - _cache_write_5m_tokens - _cache_write_1h_tokens"
+    # A row without a source id is its content's first occurrence in its file (later ones are
+    # numbered by repeat_id_sql): the ids flopledger has always given, so a re-ingest stays idempotent.
+    content_hash = f"CASE WHEN _check IS NULL AND _sid IS NULL THEN md5({_content()}) END"
     ident = (
         "CASE WHEN _check IS NOT NULL THEN NULL "
         "WHEN _sid IS NOT NULL THEN md5(concat(_sid, '|', _ts)) "
-        f"ELSE md5({_content()}) END"
+        "ELSE md5(concat(_content_hash, '|1')) END"
     )
     text = ", ".join(f'"{c}"' for c in _NAMES)
     tokens = ", ".join(f'_{c} AS "{c}"' for c in _INT_FIELDS)
@@ -189,33 +193,35 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
         FROM typed
     ), checked AS (
         SELECT *, {which} AS _check FROM adjusted
+    ), hashed AS (
+        SELECT *, {content_hash} AS _content_hash FROM checked
     )
     SELECT CAST(_c_fidx AS INTEGER) AS _fidx, CAST(_line AS BIGINT) AS _line,
         {error} AS error, {field} AS error_field,
         CASE WHEN _check IS NOT NULL THEN {raw} END AS _raw, _sid AS _source_id, {ident} AS event_id,
+        _content_hash,
         _ts AS ts, coalesce(request_id, _sid) AS request_id, _provider AS provider, {text},
         _tier AS service_tier, _requests AS requests, {tokens}, _min_in AS min_request_input_tokens,
         tags, prompt
-    FROM checked
+    FROM hashed
     """
 
 
 def repeat_id_sql(checked: str) -> str:
     """UPDATE giving the 2nd, 3rd, ... identical row of one file (no source id) an id of its own.
 
-    The k-th repeat's id is derived from the first's, so the same file ingested again, or renamed,
-    gives the same ids, while identical rows inside one file stay distinct events.
+    The k-th occurrence's id hashes the content's hash and k, so the same file ingested again, or
+    renamed, gives the same ids, while identical rows inside one file stay distinct events.
     """
     return f"""
-    UPDATE {checked} SET event_id = md5(concat({checked}.event_id, '|', r.occurrence))
+    UPDATE {checked} SET event_id = md5(concat({checked}._content_hash, '|', r.occurrence))
     FROM (
         SELECT c.rowid AS rid,
-            row_number() OVER (PARTITION BY c.event_id, c._fidx ORDER BY c._line) AS occurrence
+            row_number() OVER (PARTITION BY c._content_hash, c._fidx ORDER BY c._line) AS occurrence
         FROM {checked} AS c JOIN (
-            SELECT event_id, _fidx FROM {checked} WHERE error IS NULL AND _source_id IS NULL
+            SELECT _content_hash, _fidx FROM {checked} WHERE _content_hash IS NOT NULL
             GROUP BY ALL HAVING count(*) > 1
-        ) AS repeated USING (event_id, _fidx)
-        WHERE c.error IS NULL AND c._source_id IS NULL
+        ) AS repeated USING (_content_hash, _fidx)
     ) AS r
     WHERE {checked}.rowid = r.rid AND r.occurrence > 1
     """
