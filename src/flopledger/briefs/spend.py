@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from flopledger.briefs.figures import pct, signed_pct, signed_usd, tokens, usd
@@ -49,7 +49,7 @@ class SpendView:
     cache_share_pct: float | None
     previous_cache_share_pct: float | None
     insights: tuple[Insight, ...]
-    daily_usd: Mapping[dt.date, float] = field(default_factory=dict)
+    daily_usd: Mapping[dt.date, float]
     """Priced spend of each day with spend up to the brief's date (for its chart)."""
 
 

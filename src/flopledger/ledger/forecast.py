@@ -43,7 +43,6 @@ __all__ = [
     "check_dimensions",
     "daily_spend",
     "daily_usage",
-    "dense_series",
     "forecast_groups",
     "forecast_month",
     "month_bounds",
@@ -128,22 +127,6 @@ def daily_spend(events: ir.Table, by: Sequence[str], *, until: dt.date | None = 
         t = t.filter(t.ts < ibis.timestamp(dt.datetime.combine(until + dt.timedelta(days=1), dt.time())))
     keys = {d: t[d] for d in by}
     return t.group_by(day=t.ts.date(), **keys).aggregate(cost_usd=t.cost_usd.sum()).order_by([*by, "day"])
-
-
-def dense_series(
-    days: Sequence[dt.date], cost_usd: Sequence[float], end: dt.date
-) -> tuple[list[dt.date], np.ndarray]:
-    """Fill the days without spend with zeros, from the first day with spend through ``end``."""
-    if not days:
-        return [], np.zeros(0)
-    start = min(days)
-    n = (end - start).days + 1
-    series = np.zeros(max(n, 0))
-    for day, cost in zip(days, cost_usd, strict=True):
-        i = (day - start).days
-        if 0 <= i < n:
-            series[i] += cost
-    return [start + dt.timedelta(days=i) for i in range(n)], series
 
 
 def straight_line_usd(spent_usd: float, as_of: dt.date) -> float:

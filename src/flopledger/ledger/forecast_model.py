@@ -69,7 +69,6 @@ class Step:
     form: str  # "add": USD per day added on every day; "scale": spend multiplied by a factor
     size: float  # USD per day for "add", the factor for "scale"
     se: float  # standard error of ``size``, in its units
-    z: float
 
 
 def _weekend(days: Sequence[dt.date]) -> np.ndarray:
@@ -164,7 +163,7 @@ def find_step(days: Sequence[dt.date], cost_usd: np.ndarray) -> Step | None:
     se = float(left.std(ddof=1) / np.sqrt(len(left)))
     if form == "scale":
         se /= float(post_base.mean())
-    return Step(w0 + tau, form, size, se, z)
+    return Step(w0 + tau, form, size, se)
 
 
 def project_days(
