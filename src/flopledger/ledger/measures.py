@@ -14,10 +14,12 @@ import ibis.expr.types as ir
 
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, TOKEN_COLUMNS
 
-__all__ = ["SUMMED_COSTS", "SUMMED_COUNTS", "ibis_measures", "sql_measures"]
+__all__ = ["EFFECTIVE_COSTS", "SUMMED_COSTS", "SUMMED_COUNTS", "ibis_measures", "sql_measures"]
 
 SUMMED_COUNTS: tuple[str, ...] = ("requests", *TOKEN_COLUMNS)
-SUMMED_COSTS: tuple[str, ...] = (*COST_COLUMNS, "request_cost_usd", "cost_usd", "list_cost_usd")
+EFFECTIVE_COSTS: tuple[str, ...] = (*COST_COLUMNS, "request_cost_usd", "cost_usd")
+"""Costs after negotiated discounts: what reports and the dashboard show."""
+SUMMED_COSTS: tuple[str, ...] = (*EFFECTIVE_COSTS, "list_cost_usd")
 
 
 def ibis_measures(t: ir.Table, *, costs: tuple[str, ...] = SUMMED_COSTS) -> dict[str, Any]:

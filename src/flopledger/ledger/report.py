@@ -17,15 +17,11 @@ import ibis
 import ibis.expr.types as ir
 
 from flopledger.errors import InputError, UnknownNameError
-from flopledger.ledger.measures import SUMMED_COSTS, ibis_measures
+from flopledger.ledger.measures import EFFECTIVE_COSTS, ibis_measures
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, DIMENSIONS, TOKEN_COLUMNS
 from flopledger.ledger.spark import Engine, events_table
 
 __all__ = ["HeadlineView", "headline", "parse_dimensions", "report", "report_expr"]
-
-
-_REPORT_COSTS = tuple(c for c in SUMMED_COSTS if c != "list_cost_usd")
-"""A report shows effective costs; list prices are the headline view's."""
 
 
 def parse_dimensions(by: str | Sequence[str]) -> list[str]:
@@ -75,7 +71,7 @@ def report_expr(
     """Requests, tokens and cost per class grouped by ``by``, most expensive first."""
     t = _window(t, since, until)
     keys = [_dimension_expr(t, d) for d in by]
-    metrics = ibis_measures(t, costs=_REPORT_COSTS)
+    metrics = ibis_measures(t, costs=EFFECTIVE_COSTS)  # list prices are the headline view's
     if per_active_hour:
         metrics["active_hours"] = t.ts.truncate("h").nunique()
     grouped = t.group_by(keys).aggregate(**metrics)
