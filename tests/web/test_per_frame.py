@@ -70,7 +70,9 @@ def test_a_reader_waiting_on_a_failed_computation_computes_it_itself() -> None:
 
 
 def test_a_late_result_of_an_older_frame_keeps_the_newer_frames_result() -> None:
-    older, newer = pa.table({"x": [5]}), pa.table({"x": [6]})
+    oldest, older, newer = pa.table({"x": [5]}), pa.table({"x": [6]}), pa.table({"x": [7]})
+    assert _per_frame(oldest, "fc", None, lambda: "oldest") == "oldest"
     assert _per_frame(newer, "fc", None, lambda: "new") == "new"
-    assert _per_frame(older, "fc", None, lambda: "old") == "old"  # a slow reader of the older frame
+    assert _per_frame(older, "fc", None, lambda: "old") == "old"  # a slow reader of an older frame
     assert _per_frame(newer, "fc", None, lambda: "recomputed") == "new"
+    assert _per_frame(oldest, "fc", None, lambda: "again") == "again"  # only the last frames are kept

@@ -6,12 +6,12 @@ functions (forecast, budgets, integrity scan); nothing here prices, forecasts or
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import decimal
 import math
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -48,7 +48,8 @@ def _per_frame(frame: pa.Table | None, what: str, team: str | None, compute: Cal
     The forecast and the budget check read the whole month whatever the page's date range, and cost
     far more than the page's other queries; while an ingest changes the ledger every second, every
     reader would otherwise recompute them. Readers that arrive while one computes wait for its
-    result rather than computing it too. A new frame drops the results of the old ones.
+    result rather than computing it too. A new frame drops the results of the old ones. Results are
+    shared between readers: read them, never change them (the page's ``plain`` copies them).
     """
     if frame is None:
         return compute()
@@ -58,7 +59,7 @@ def _per_frame(frame: pa.Table | None, what: str, team: str | None, compute: Cal
         with _PER_FRAME_LOCK:
             hit = _PER_FRAME.get(key)
             if hit is not None and hit[0] is frame:
-                return copy.deepcopy(hit[1])
+                return hit[1]
             underway = _COMPUTING.get(key)
             if underway is None:
                 done = _COMPUTING[key] = threading.Event()
@@ -82,7 +83,15 @@ def _per_frame(frame: pa.Table | None, what: str, team: str | None, compute: Cal
         with _PER_FRAME_LOCK:
             del _COMPUTING[key]
         done.set()
-    return copy.deepcopy(value)
+    return value
+
+
+def _stamp(path: Path | None) -> int | None:
+    """When the file last changed (ns), None when there is none."""
+    try:
+        return path.stat().st_mtime_ns if path is not None else None
+    except OSError:
+        return None
 
 
 def plain(value: Any) -> Any:
@@ -147,7 +156,10 @@ def overview_page(
         "top_models": q.spend_by(con, scope, "model", limit=TOP_N, source=source),
         "forecast": _per_frame(frame, "forecast", scope.team, lambda: _forecast(con, scope, source)),
         "budgets": _per_frame(
-            frame, f"budgets {config.budgets}", scope.team, lambda: budget_rows(con, scope, config.budgets)
+            frame,
+            f"budgets {config.budgets} {_stamp(config.budgets)}",  # an edited file counts at once
+            scope.team,
+            lambda: budget_rows(con, scope, config.budgets),
         ),
         "rollup": _ROLLUP_NOTE[rollup_state(con)],
     }

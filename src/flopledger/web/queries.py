@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from flopledger.ledger.forecast_prices import PRICED_CLASSES
-from flopledger.ledger.measures import SUMMED_COSTS, SUMMED_COUNTS
+from flopledger.ledger.measures import EFFECTIVE_COSTS, SUMMED_COUNTS
 from flopledger.ledger.rollups import ROLLUP_DIMENSIONS, ROLLUP_TABLE, rollup_is_current, rollup_select
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS
 
@@ -87,7 +87,7 @@ def overview_frame_sql(con: duckdb.DuckDBPyConnection) -> str:
     """The rollup summed to day x team x model and price segment: everything the overview reads
     (the forecast re-prices by segment), a few thousand rows."""
     counts = [f'sum("{c}")::BIGINT AS "{c}"' for c in SUMMED_COUNTS]
-    costs = [f'sum("{c}")::DOUBLE AS "{c}"' for c in SUMMED_COSTS if c != "list_cost_usd"]
+    costs = [f'sum("{c}")::DOUBLE AS "{c}"' for c in EFFECTIVE_COSTS]
     sums = ", ".join([*counts, *costs])
     return (
         f"SELECT day, team, model, {', '.join(SEGMENT)}, {sums}, "
@@ -168,7 +168,8 @@ def daily_usage_rows(
     priced = ("AND" if where else "WHERE") + " priced"
     sums = ", ".join(f'sum("{c}") AS "{c}"' for pair in PRICED_CLASSES for c in pair)
     sql = (
-        f"SELECT {keys}day, price_model, service_tier, sum(cost_usd) AS cost_usd, {sums} "
+        f"SELECT {keys}day, price_model, coalesce(service_tier, 'standard') AS service_tier, "
+        f"sum(cost_usd) AS cost_usd, {sums} "
         f"FROM {source or rollup_source(con)} {where} {priced} GROUP BY ALL ORDER BY ALL"
     )
     return con.execute(sql, params).to_arrow_table()
