@@ -47,7 +47,7 @@ _KEY_SETS = [("team", "model", "day"), ("team", "model", "day_cast"), ("team",),
                 "ts": st.datetimes(min_value=dt.datetime(2026, 3, 11), max_value=dt.datetime(2026, 3, 12)),
                 "team": st.sampled_from(["a", "b"]),
                 "service_tier": st.sampled_from(["standard", "batch"]),
-                "requests": st.integers(1, 5),
+                "requests": st.one_of(st.none(), st.integers(0, 5)),
                 "input_tokens": st.integers(0, 600_000),
                 "cache_read_tokens": st.integers(0, 200_000),
                 "cache_write_5m_tokens": st.integers(0, 50_000),
@@ -125,3 +125,18 @@ def test_an_event_without_a_request_count_is_priced_as_one_request(tmp_path: Any
     rolled = priced_rollup(events, b.table("prices"), b.table("model_map"), breaks, [events.team])
     by_team = {r["team"]: r["cost_usd"] for r in rolled.to_pyarrow().to_pylist()}
     assert by_team == pytest.approx(costs, rel=1e-12)
+
+
+def test_a_zero_request_event_does_not_push_its_group_over_a_tier(tmp_path: Any) -> None:
+    """Each event's input is judged per request with 0 read as 1; a group's mean must be judged alike."""
+    row = {"ts": "2026-03-11T10:00:00Z", "provider": "anthropic", "model": "claude-sonnet-4-5", "team": "a"}
+    row |= {"input_tokens": 150_000, "output_tokens": 100}
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [write_jsonl(tmp_path / "a.jsonl", [{**row, "requests": 0}, {**row, "requests": 1}])])
+    b = ibis.duckdb.from_connection(con)
+    events = b.table("events")
+    breaks = price_breaks(b.table("prices"), lambda e: e.to_pyarrow().to_pylist())
+    assert 200_000 in breaks.tier_tokens
+    rolled = priced_rollup(events, b.table("prices"), b.table("model_map"), breaks, [events.team])
+    ((per_event,),) = con.execute("SELECT sum(cost_usd) FROM events").fetchall()
+    assert rolled.to_pyarrow().to_pylist()[0]["cost_usd"] == pytest.approx(per_event, rel=1e-12)

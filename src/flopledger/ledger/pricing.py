@@ -16,7 +16,7 @@ import ibis.expr.types as ir
 
 from flopledger.ledger.schema import PRICED_COLUMNS, TOKEN_COLUMNS
 
-__all__ = ["price_events"]
+__all__ = ["price_events", "tier_requests"]
 
 _CLASS_RATE = {
     "input_tokens": "input_usd_per_mtok",
@@ -28,12 +28,19 @@ _CLASS_RATE = {
 }
 
 
+def tier_requests(events: ir.Table) -> ir.IntegerValue:
+    """The requests an event's input is spread over for the long-context tier: NULL or below 1 is 1."""
+    return ibis.greatest(events.requests.fill_null(1), 1)
+
+
 def price_events(events: ir.Table, prices: ir.Table, model_map: ir.Table) -> ir.Table:
     """Events with cost per token class, list and effective cost, and the price used.
 
     ``events`` has the canonical columns of :mod:`flopledger.ledger.schema`; ``prices`` the flat
     rows of one price version; ``model_map`` maps logged ``(provider, model)`` to catalog ids.
     The result has the event columns (without any previous priced columns) plus the priced ones.
+    A column ``_tier_requests``, when present, is the request count the long-context tier test
+    divides by (for a group of events, the sum of each one's :func:`tier_requests`).
 
     >>> # priced = price_events(con.table("events"), con.table("prices"), con.table("model_map"))
     """
@@ -48,7 +55,7 @@ def price_events(events: ir.Table, prices: ir.Table, model_map: ir.Table) -> ir.
             + events.cache_write_5m_tokens
             + events.cache_write_1h_tokens
         ),
-        _requests=ibis.greatest(events.requests.fill_null(1), 1),
+        _requests=events["_tier_requests"] if "_tier_requests" in events.columns else tier_requests(events),
         _tod=events.ts.hour() * 3600 + events.ts.minute() * 60 + events.ts.second(),
     )
     mm = model_map.select(

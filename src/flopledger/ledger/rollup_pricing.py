@@ -25,7 +25,7 @@ import ibis.expr.types as ir
 
 from flopledger.catalog.prices import FAR_FUTURE, FAR_PAST
 from flopledger.ledger.measures import ibis_measures
-from flopledger.ledger.pricing import price_events
+from flopledger.ledger.pricing import price_events, tier_requests
 from flopledger.ledger.schema import TOKEN_COLUMNS
 
 __all__ = ["PriceBreaks", "price_breaks", "priced_rollup"]
@@ -103,7 +103,7 @@ class _Buckets:
             total_in = (
                 t.input_tokens + t.cache_read_tokens + t.cache_write_5m_tokens + t.cache_write_1h_tokens
             )
-            requests = ibis.ifelse(t.requests > 1, t.requests, 1)  # NULL or below 1 counts as 1
+            requests = tier_requests(t)
             above = [(total_in > b * requests) | (t.min_request_input_tokens > b) for b in self.tier_tokens]
             parts.append((_side(above), len(self.tier_tokens) + 1))
         if not parts:
@@ -201,6 +201,8 @@ def priced_rollup(
         .group_by(group_keys)
         .aggregate(
             requests=lambda g: g.requests.fill_null(1).sum(),
+            # the tier test divides by each event's own count: a 0-request event counts 1 there
+            _tier_requests=lambda g: tier_requests(g).sum(),
             _events=lambda g: g.count(),
             **{c: (lambda g, c=c: g[c].sum()) for c in TOKEN_COLUMNS},
         )
