@@ -384,6 +384,7 @@ def test_timestamps_without_an_offset_are_utc_whatever_the_session_time_zone(tmp
     assert ingest_files(con, [path]).rows_stored == 4
     stamps = {u: str(t) for u, t in _rows(con, "SELECT user, ts FROM events")}
     assert set(stamps.values()) == {"2026-03-02 10:00:00"}, stamps
+    assert _rows(con, "SELECT current_setting('TimeZone')") == [("America/New_York",)]  # the caller's, kept
 
 
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "1e30", "2.5"])

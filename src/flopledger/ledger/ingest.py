@@ -261,7 +261,9 @@ def ingest_files(
         if progress is not None:
             progress(done[0], total_bytes)
 
-    con.execute("SET TimeZone = 'UTC'")  # a timestamp without an offset is UTC, whatever the session says
+    # A timestamp without an offset is UTC, whatever the session says; the caller's zone is put back.
+    (zone,) = con.execute("SELECT current_setting('TimeZone')").fetchone() or ("UTC",)
+    con.execute("SET TimeZone = 'UTC'")
     mark_interrupted(con)
     con.execute(
         "INSERT INTO ingests (ingest_id, started_at, status, source_format, files) "
@@ -317,6 +319,7 @@ def ingest_files(
         raise
     finally:
         con.execute("RESET preserve_insertion_order")
+        con.execute(f"SET TimeZone = {sql_literal(str(zone))}")
         for view in ("_incoming", "_new"):
             con.execute(f"DROP VIEW IF EXISTS {view}")
         temps = ("_stage", "_checked", "_files", "_fp", "_priced", "_bad_lines")
