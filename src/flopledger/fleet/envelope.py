@@ -213,7 +213,7 @@ def _estimated_rate(
 
 def _catalog_pflops(accelerator: str, mfu: float) -> float | None:
     record = _catalog_record(accelerator)
-    tflops = _first_attr(record, ("bf16_dense_tflops", "bf16_tflops")) if record else None
+    tflops = record.bf16_dense_tflops if record is not None else None
     return None if tflops is None else float(tflops) / 1000.0 * mfu
 
 
