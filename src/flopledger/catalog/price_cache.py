@@ -7,7 +7,6 @@ unreadable, damaged or unwritable file only costs the cache: the rows are derive
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import os
@@ -55,16 +54,13 @@ def cache_file(digest: str) -> Path | None:
 
 
 def load_cache(path: Path | None) -> DiskCache:
-    """The cache kept at ``path`` (empty when missing or damaged); whatever the process adds to it
-    reaches the file at the latest at exit."""
+    """The cache kept at ``path`` (empty when missing or damaged)."""
     try:
         raw = json.loads(path.read_text("utf-8")) if path is not None else {}
         models, rows = dict(raw["models"]), dict(raw["rows"])
     except (OSError, ValueError, KeyError, TypeError):
         models, rows = {}, {}
-    cache = DiskCache(path, models, rows)
-    atexit.register(cache.save)
-    return cache
+    return DiskCache(path, models, rows)
 
 
 def digest_of(parts: Iterable[bytes]) -> str:

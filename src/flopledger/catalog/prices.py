@@ -18,6 +18,7 @@ unreadable or unwritable file is ignored and the rows are derived again.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import functools
 import itertools
@@ -349,9 +350,13 @@ def _disk_cache() -> DiskCache:
 
 
 def save_catalog_cache() -> None:
-    """Write the models resolved and flattened so far to the cache file, once for a whole batch."""
+    """Write the models resolved and flattened so far to the cache file, once for a whole batch
+    (and, for whatever a process derived after its last batch, at exit)."""
     if _disk_cache.cache_info().currsize:
         _disk_cache().save()
+
+
+atexit.register(save_catalog_cache)
 
 
 def catalog_rows(provider_id: str, model_id: str, overrides: PriceOverrides | None = None) -> list[PriceRow]:
