@@ -5,8 +5,9 @@ time-of-day window edges and its long-context tier thresholds. Events are groupe
 dimensions plus provider, model, service tier and which side of *every* breakpoint of the price
 table they fall on; inside such a group every event is priced by the same row, so pricing the
 group's summed tokens once gives the same cost as pricing each event (to floating-point rounding).
-A group's per-request input stays inside its tier bucket (a mean of values in an interval is in
-it), and its earliest timestamp inside its time buckets, so :func:`price_events` prices it right.
+A group is priced at a representative time and per-request input rebuilt from its bucket (the
+latest lower bound of its time buckets, one token above its tier's lower threshold), which lie in
+the buckets of all its events, so :func:`price_events` picks the row that priced each of them.
 
 For events not yet priced (a Parquet export, a Spark table) at rollup grain, on DuckDB and on Spark
 alike; the ledger's own reports sum the costs stored at ingest, with the price version of the time.
@@ -85,10 +86,6 @@ class _Buckets:
     instants: tuple[dt.datetime, ...]  # price changes not at midnight: the day does not settle them
     tod_s: tuple[int, ...]
     tier_tokens: tuple[int, ...]
-
-    @property
-    def timed(self) -> bool:
-        return bool(self.instants or self.tod_s)
 
     def number(self, t: ir.Table) -> ir.IntegerValue | None:
         parts: list[tuple[ir.IntegerValue, int]] = []
@@ -189,7 +186,7 @@ def priced_rollup(
     computed: dict[str, ir.Value] = {n: k for n, k in zip(inner, keys, strict=True) if n.startswith("_key")}
     # The day settles midnight price changes and anchors the representative time; a day key is reused.
     day = next((n for n, k in zip(inner, keys, strict=True) if _is_day_of(t.ts, k)), None)
-    if day is None and (buckets.timed or breaks.instants):
+    if day is None and (breaks.instants or breaks.tod_s):
         day = "_day"
         computed[day] = t.ts.date()
     number = buckets.number(t)
