@@ -39,8 +39,8 @@ def price_events(events: ir.Table, prices: ir.Table, model_map: ir.Table) -> ir.
     ``events`` has the canonical columns of :mod:`flopledger.ledger.schema`; ``prices`` the flat
     rows of one price version; ``model_map`` maps logged ``(provider, model)`` to catalog ids.
     The result has the event columns (without any previous priced columns) plus the priced ones.
-    A column ``_tier_requests``, when present, is the request count the long-context tier test
-    divides by (for a group of events, the sum of each one's :func:`tier_requests`).
+    A column ``_tier_input``, when present, is the per-request input the long-context tier is judged
+    on (a group of events priced together: a value inside the tier all of them fall in).
 
     >>> # priced = price_events(con.table("events"), con.table("prices"), con.table("model_map"))
     """
@@ -55,7 +55,7 @@ def price_events(events: ir.Table, prices: ir.Table, model_map: ir.Table) -> ir.
             + events.cache_write_5m_tokens
             + events.cache_write_1h_tokens
         ),
-        _requests=events["_tier_requests"] if "_tier_requests" in events.columns else tier_requests(events),
+        _requests=tier_requests(events),
         _tod=events.ts.hour() * 3600 + events.ts.minute() * 60 + events.ts.second(),
     )
     mm = model_map.select(
@@ -67,7 +67,9 @@ def price_events(events: ir.Table, prices: ir.Table, model_map: ir.Table) -> ir.
     # A long-context tier is judged on each request's own input. A usage report row stands for many
     # requests: its per-request mean, raised to the source's stated lower bound (a context-window bucket).
     ev = ev.mutate(
-        _tier_in=ibis.greatest(
+        _tier_in=ev["_tier_input"].cast("float64")
+        if "_tier_input" in ev.columns
+        else ibis.greatest(
             ev._total_in.cast("float64") / ev._requests.cast("float64"),
             ev.min_request_input_tokens.fill_null(0).cast("float64"),
         )

@@ -142,18 +142,19 @@ class _Buckets:
             )
         return ts
 
-    def tier_floor(self, bucket: ir.IntegerValue) -> ir.IntegerValue:
-        """A per-request input inside the group's tier bucket: one token above its lower threshold.
+    def tier_input(self, bucket: ir.IntegerValue) -> ir.IntegerValue:
+        """A per-request input inside the group's tier bucket, where every event of the group is:
+        one token above its lower threshold (0 below the first).
 
-        The group's mean per-request input is at most the upper threshold (a mean of values at most
-        it), so raising it to this floor keeps it in the bucket.
+        The group is judged on it rather than on its mean per request, which a request count of 0
+        (read as 1 per event) could carry out of the bucket.
         """
         if not self.tier_tokens:
-            return ibis.null("int64")
+            return ibis.literal(0, "int64")
         index = self._index(bucket, "tier_tokens")
         return ibis.cases(
             *((index == i + 1, ibis.literal(b + 1, "int64")) for i, b in enumerate(self.tier_tokens)),
-            else_=ibis.null("int64"),
+            else_=ibis.literal(0, "int64"),
         )
 
 
@@ -198,8 +199,6 @@ def priced_rollup(
         .group_by(group_keys)
         .aggregate(
             requests=lambda g: g.requests.fill_null(1).sum(),
-            # the tier test divides by each event's own count: a 0-request event counts 1 there
-            _tier_requests=lambda g: tier_requests(g).sum(),
             _events=lambda g: g.count(),
             **{c: (lambda g, c=c: g[c].sum()) for c in TOKEN_COLUMNS},
         )
@@ -208,7 +207,7 @@ def priced_rollup(
     bucket = groups._bucket if number is not None else ibis.literal(0)
     groups = groups.mutate(
         ts=buckets.representative_ts(bucket, groups[day]) if day is not None else ibis.literal(FAR_PAST),
-        min_request_input_tokens=buckets.tier_floor(bucket),
+        _tier_input=buckets.tier_input(bucket),
     )
     priced = price_events(groups, prices, model_map)
     metrics = {**ibis_measures(priced), "events": priced._events.sum()}
