@@ -9,7 +9,7 @@ is parsed once, every check evaluated once, and a good row's raw text is never k
 
 from __future__ import annotations
 
-from flopledger.ledger.formats.base import MAX_COUNT, STAGE_COLUMNS, TIER_ALIASES
+from flopledger.ledger.formats.base import COUNT_SCALE, MAX_COUNT, STAGE_COLUMNS, TIER_ALIASES
 from flopledger.ledger.schema import TOKEN_COLUMNS
 
 __all__ = ["CHECKED_COLUMNS", "CHECKED_DDL", "TIER_ALIASES", "checked_sql", "repeat_id_sql"]
@@ -57,9 +57,16 @@ def _not_count(col: str) -> str:
     return (
         f"CASE WHEN {d} IS NULL THEN NOT {_blank(col)} "
         f"ELSE NOT isfinite({d}) OR {d} < 0 OR {d} <> floor({d}) OR {d} > {float(MAX_COUNT)} "
-        # near the limit a double is not exact: the text itself is compared
-        f'OR ({d} >= {float(MAX_COUNT)} AND coalesce(TRY_CAST("{col}" AS HUGEINT) > {MAX_COUNT}, true)) END'
+        # beyond 2**53 a double is not exact: the text itself is judged, as whole_count does
+        # (a CASE, so that only those rare rows pay for reading the text as a decimal)
+        f"OR CASE WHEN abs({d}) >= {float(2**53)} THEN coalesce({_exact(col)} <> floor({_exact(col)}) "
+        f"OR {_exact(col)} > {MAX_COUNT}, true) ELSE false END END"
     )
+
+
+def _exact(col: str) -> str:
+    """The value read exactly as a decimal (NULL beyond it); only evaluated beyond 2**53."""
+    return f'TRY_CAST("{col}" AS DECIMAL(38, {COUNT_SCALE}))'
 
 
 def _count_value(col: str) -> str:
@@ -67,7 +74,7 @@ def _count_value(col: str) -> str:
     d = f'"_d_{col}"'
     return (
         f"coalesce(CASE WHEN abs({d}) < {float(2**53)} THEN TRY_CAST({d} AS BIGINT) "
-        f'ELSE TRY_CAST(TRY_CAST("{col}" AS HUGEINT) AS BIGINT) END, 0)'
+        f"ELSE TRY_CAST({_exact(col)} AS BIGINT) END, 0)"
     )
 
 

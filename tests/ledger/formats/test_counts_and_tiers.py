@@ -61,6 +61,12 @@ counts = st.one_of(
     st.sampled_from(["lots", "1e3", "12.5", "-0", "0x10", "1_000", "", "   ", "NaN", "inf", "-1", "+5"]),
     # other scripts' digits, and the limit, where a double is no longer exact
     st.sampled_from(["\u0661\u0662", "\uff11\uff12", "9007199254740993", str(MAX_COUNT), str(MAX_COUNT + 1)]),
+    # decimal text where a double no longer holds every whole number: read exactly, fractions rejected
+    st.tuples(
+        st.integers(min_value=2**53 - 4, max_value=MAX_COUNT + 4),
+        st.sampled_from(["", ".0", ".00", ".5", ".000000000000000001", ".0000000000000000004", "e0"]),
+    ).map(lambda p: f"{p[0]}{p[1]}"),
+    st.sampled_from(["9.007199254740993e15", "9.0071992547409935e15", "9007199254740993.5", "9.0e18"]),
 )
 
 
@@ -68,6 +74,16 @@ counts = st.one_of(
 def test_vendor_formats_and_tabular_files_judge_a_count_alike(value: Any) -> None:
     text = value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
     assert _python_verdict(value) == _sql_verdict(text)
+
+
+def test_decimal_text_beyond_2_53_is_read_exactly_and_a_fraction_there_is_rejected() -> None:
+    for text, count in (("9007199254740993.0", 2**53 + 1), ("9.007199254740993e15", 2**53 + 1)):
+        assert whole_count(text, "f") == count
+        assert _sql_verdict(text) == (None, count)
+    for fraction in ("9007199254740993.5", "9.0071992547409935e15", "9007199254740993.000000000000000001"):
+        with pytest.raises(BadCount):
+            whole_count(fraction, "f")
+        assert _sql_verdict(fraction) == ("input_tokens", None)
 
 
 def test_counts_beyond_the_limit_and_non_numbers_are_rejected() -> None:

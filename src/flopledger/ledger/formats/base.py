@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import decimal
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +105,24 @@ def canonical_tier(value: Any) -> str:
 MAX_COUNT = 9 * 10**18
 """The largest count accepted: a count beyond BIGINT is not a count."""
 
+COUNT_SCALE = 18
+"""Decimal places to which text beyond 2**53 is read: ``DECIMAL(38, 18)`` holds every count to MAX_COUNT."""
+
+
+_EXACT_DOUBLE = float(2**53)
+"""From here on a double no longer holds every whole number: such text is read exactly."""
+
+_DECIMAL = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_UP)
+_SCALE = decimal.Decimal(1).scaleb(-COUNT_SCALE)
+
+
+def _exact_count(text: str, field: str, value: Any) -> int:
+    """A decimal text beyond 2**53 read exactly, to ``COUNT_SCALE`` places (as SQL's DECIMAL does)."""
+    number = decimal.Decimal(text).quantize(_SCALE, context=_DECIMAL)
+    if number != number.to_integral_value():
+        raise BadCount(field, value)
+    return int(number)
+
 
 class BadCount(ValueError):
     """A token count that is not a whole, non-negative number; ``field`` names the source's field."""
@@ -138,6 +158,8 @@ def whole_count(value: Any, field: str) -> int:
                 number = float(text)
             except ValueError:
                 raise BadCount(field, value) from None
+            if math.isfinite(number) and abs(number) >= _EXACT_DOUBLE:
+                number = _exact_count(text, field, value)
     else:
         number = value
     if isinstance(number, float):
