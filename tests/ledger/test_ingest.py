@@ -132,6 +132,19 @@ def test_request_ids_deduplicate_across_files_and_formats(tmp_path: Path) -> Non
     assert sorted(x[0] for x in _rows(con, "SELECT request_id FROM events")) == ["r1", "r2", "r3"]
 
 
+def test_a_batch_overlapping_the_ledger_stores_only_its_new_events_once(tmp_path: Path) -> None:
+    con = open_ledger(tmp_path / "l.duckdb")
+    rid = lambda r: {**GOOD, "request_id": r}  # noqa: E731
+    assert ingest_files(con, [write_jsonl(tmp_path / "a.jsonl", [rid("r1"), rid("r2")])]).rows_stored == 2
+    # stored r1 twice, new r3 twice, new r4, stored r2, and a row without an id
+    batch = [rid("r1"), rid("r3"), rid("r1"), rid("r3"), rid("r4"), rid("r2"), {**GOOD, "user": "carol"}]
+    r = ingest_files(con, [write_jsonl(tmp_path / "b.jsonl", batch)])
+    assert (r.rows_read, r.rows_stored, r.rows_duplicate, r.reconciles) == (7, 3, 4, True)
+    ids = _rows(con, "SELECT request_id, count(*) FROM events GROUP BY 1 ORDER BY 1 NULLS LAST")
+    assert ids == [("r1", 1), ("r2", 1), ("r3", 1), ("r4", 1), (None, 1)]
+    assert _rows(con, "SELECT sum(events), sum(requests) FROM rollup_daily") == [(5, 5)]
+
+
 def test_strict_stores_nothing_and_names_the_first_bad_rows(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "a.jsonl", [GOOD, {**GOOD, "ts": "nope"}])
     con = open_ledger(tmp_path / "l.duckdb")

@@ -400,19 +400,22 @@ def _prepare(
     # An id covers the event's time, so only stored events inside this batch's time span can share
     # it: literal bounds let DuckDB skip the rest of a large ledger.
     window = f"ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'" if lo is not None else "false"
-    overlap = count_of(con, f"SELECT count(*) FROM events WHERE {window}") > 0
-    stored = _stored_sql(window)
     # Duplicates are counted as such, not as what is left over: repeats inside the input, and good
     # rows whose event is already stored. Stored rows are counted in the ledger after the insert.
-    stored_before = (
-        count_of(con, f"SELECT count(DISTINCT event_id) FROM _checked WHERE error IS NULL AND {stored}")
-        if overlap
-        else 0
-    )
+    stored_before = 0
+    if count_of(con, f"SELECT count(*) FROM events WHERE {window}"):
+        # Rows of stored events are dropped from the batch once, so no later step joins the ledger
+        # again; whether an event is stored depends on its id alone, so all its rows go together.
+        (dropped,) = con.execute(
+            f"DELETE FROM _checked WHERE error IS NULL AND {_stored_sql(window)}"
+        ).fetchone() or (0,)
+        if dropped:
+            stored_before = distinct - count_of(
+                con, "SELECT count(DISTINCT event_id) FROM _checked WHERE error IS NULL"
+            )
     duplicates = good - distinct + stored_before
     con.execute(
         "CREATE OR REPLACE TEMP VIEW _new AS SELECT * FROM _checked WHERE error IS NULL"
-        + (f" AND NOT ({stored})" if overlap else "")
         + (
             " QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _fidx, _line) = 1"
             if distinct < good
