@@ -5,7 +5,8 @@
    ``calc_price`` on a sample, extrapolated to all rows, and
    (b) the same group-by with no pricing (the floor). Peak memory of the priced rollup in a child process.
 2. JSONL ingest with validation, dedupe and pricing (``ingest_files``) against a bare DuckDB ``read_json``
-   of the same file into a table.
+   of the same file into a table; also the same file into a ledger that holds 60% of it already, and
+   again into one that holds all of it (the re-pulled usage export).
 
 Run: ``.venv/bin/python bench/ledger_pricing.py [--events 10000000] [--jsonl-rows 1000000] [--runs 3]``
 """
@@ -165,8 +166,14 @@ def jsonl_bench(rows: int, runs: int, tmp: Path) -> dict[str, float]:
         for r in table.to_pylist():
             r["ts"] = r["ts"].isoformat() + "Z"
             fh.write(json.dumps(r) + "\n")
-    bare, ours, store = [], [], []
-    for i in range(runs):  # interleaved, so machine load hits all three alike
+    # A usage export pulled again over a window it shares with the last pull: the first 60% of the
+    # file is in the ledger already, the whole file is ingested (40% new events, 60% duplicates).
+    prefix = tmp / "prefix.jsonl"
+    with path.open() as src, prefix.open("w") as dst:
+        for _, line in zip(range(rows * 6 // 10), src, strict=False):
+            dst.write(line)
+    bare, ours, store, overlap, again = [], [], [], [], []
+    for i in range(runs):  # interleaved, so machine load hits all of them alike
         con = duckdb.connect(str(tmp / f"bare{i}.duckdb"))
         t0 = time.perf_counter()
         con.execute(f"CREATE TABLE events AS SELECT * FROM read_json('{path}', format='newline_delimited')")
@@ -177,6 +184,17 @@ def jsonl_bench(rows: int, runs: int, tmp: Path) -> dict[str, float]:
         result = ingest_files(con, [path], format="jsonl")
         ours.append(time.perf_counter() - t0)
         assert result.rows_stored == rows and result.reconciles
+        t0 = time.perf_counter()
+        result = ingest_files(con, [path], format="jsonl")  # the same file again: all duplicates
+        again.append(time.perf_counter() - t0)
+        assert result.rows_duplicate == rows and result.reconciles
+        con.close()
+        con = open_ledger(tmp / f"overlap{i}.duckdb")
+        ingest_files(con, [prefix], format="jsonl")
+        t0 = time.perf_counter()
+        result = ingest_files(con, [path], format="jsonl")
+        overlap.append(time.perf_counter() - t0)
+        assert result.rows_stored == rows - rows * 6 // 10 and result.reconciles
         con.close()
         # The floor of storing the ledger's own rows: the same priced 46-column events, already in
         # memory, appended to a fresh ledger with no reading, checking, pricing or rollup at all.
@@ -191,6 +209,8 @@ def jsonl_bench(rows: int, runs: int, tmp: Path) -> dict[str, float]:
         "bare_read_json_s": statistics.median(bare),
         "flopledger_ingest_s": statistics.median(ours),
         "store_only_s": statistics.median(store),
+        "overlap_s": statistics.median(overlap),
+        "again_s": statistics.median(again),
     }
 
 
@@ -255,6 +275,12 @@ def main() -> None:
         print(
             f"  storing the same priced events rows from memory, nothing else: {j['store_only_s']:.2f} s "
             f"({j['store_only_s'] / j['bare_read_json_s']:.2f}x the bare read_json)"
+        )
+        print(
+            f"  the whole file into a ledger holding its first 60% (40% new): {j['overlap_s']:.2f} s "
+            f"({j['bare_read_json_s'] / j['overlap_s']:.2f} of bare speed); "
+            f"the same file again (all duplicates): {j['again_s']:.2f} s "
+            f"({j['bare_read_json_s'] / j['again_s']:.2f})"
         )
 
 

@@ -1,21 +1,31 @@
 """The daily rollup the dashboard and quick reports read, kept up to date at ingest and reprice.
 
-One row per day x team x user x model x provider x project x api key x service tier (and the catalog
+Rows of day x team x user x model x provider x project x api key x service tier (and the catalog
 model the events were priced as, their forecast price segment) with requests, tokens and cost per
 class, per-request fees included. An ingest adds its batch to the days it touched, inside its own
 transaction, so the rollup never disagrees with the events; a reprice recomputes it whole.
+
+A group may have more than one row, so readers always sum. An ingest into days the rollup already
+has appends its batch's rows (``compacted`` false) rather than rewriting those days, until a day's
+appended rows outnumber its compacted ones; then that day is summed into one row per group again.
+Each appended row is compacted once and a day holds at most about twice its groups, so an ingest
+costs in proportion to its batch, not to the days it touches: a stream of small OpenTelemetry batches
+into today, or a usage export pulled again over the last days.
 """
 
 from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
 
 import duckdb
 
 from flopledger.ledger.measures import sql_measures
 from flopledger.ledger.schema import DIMENSIONS
-from flopledger.ledger.store import count_of
 
 __all__ = [
     "ROLLUP_DIMENSIONS",
+    "ROLLUP_KEYS",
     "ROLLUP_TABLE",
     "add_to_rollups",
     "create_rollup",
@@ -38,6 +48,9 @@ _GROUPED = (*ROLLUP_DIMENSIONS, "price_model", "priced")
 """What a rollup row is grouped by besides its day: the dimensions, the catalog model the events
 were priced as (one per logged provider and model in a price version) and whether they were priced
 at all: the forecast's price segments, at no extra rows but where a model is priced on some days only."""
+
+ROLLUP_KEYS: tuple[str, ...] = ("day", *_GROUPED)
+"""What a rollup row is a sum of events by; every other column but ``compacted`` is a measure to sum."""
 
 _MEASURES = tuple(sql_measures())
 
@@ -99,7 +112,7 @@ def _present_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 
 def _columns() -> list[str]:
-    return ["day", *_GROUPED, *(_measure_name(m).strip('"') for m in _MEASURES)]
+    return ["day", *_GROUPED, *(_measure_name(m).strip('"') for m in _MEASURES), "compacted"]
 
 
 def create_rollup(con: duckdb.DuckDBPyConnection) -> None:
@@ -107,7 +120,7 @@ def create_rollup(con: duckdb.DuckDBPyConnection) -> None:
     if rollup_is_current(con):
         return
     con.execute(f"DROP TABLE IF EXISTS {ROLLUP_TABLE}")
-    con.execute(f"CREATE TABLE {ROLLUP_TABLE} AS {_select('')}")
+    con.execute(f"CREATE TABLE {ROLLUP_TABLE} AS SELECT *, true AS compacted FROM ({_select('')})")
 
 
 def refresh_rollups(con: duckdb.DuckDBPyConnection) -> None:
@@ -116,38 +129,61 @@ def refresh_rollups(con: duckdb.DuckDBPyConnection) -> None:
         create_rollup(con)  # built from the events
         return
     con.execute(f"DELETE FROM {ROLLUP_TABLE}")
-    con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME {_select('')}")
+    con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME SELECT *, true AS compacted FROM ({_select('')})")
+
+
+def _days(days: Sequence[dt.date]) -> str:
+    # Literal days let DuckDB skip the rollup's row groups of other days (zone maps).
+    return "(" + ", ".join(f"DATE '{d.isoformat()}'" for d in days) + ")"
 
 
 def add_to_rollups(con: duckdb.DuckDBPyConnection, rows: str) -> None:
     """Add a batch of priced events (table ``rows``), before they are stored, to the rollup.
 
-    The events are not read: days the rollup does not have yet get the new events' sums;
-    a day it has is summed again from its rollup rows and the new events. The result equals
-    :func:`refresh_rollups` of those days.
+    The events are not read. A day the rollup does not have yet gets the batch's sums, compacted;
+    a day it has gets them appended, or, once its appended rows (these included, counted as the
+    batch's events there) would outnumber its compacted ones, is summed again from its rollup rows
+    and the batch. Summed by group, the result equals :func:`refresh_rollups` of those days.
     """
     create_rollup(con)
-    days = [r[0] for r in con.execute(f"SELECT DISTINCT CAST(ts AS DATE) FROM {rows} ORDER BY 1").fetchall()]
-    if not days:
+    batch = dict(con.execute(f"SELECT CAST(ts AS DATE), count(*) FROM {rows} GROUP BY 1").fetchall())
+    if not batch:
         return
-    # Literal days let DuckDB skip the rollup's row groups of other days (zone maps).
-    touched = "(" + ", ".join(f"DATE '{d.isoformat()}'" for d in days) + ")"
-    if not count_of(con, f"SELECT count(*) FROM {ROLLUP_TABLE} WHERE day IN {touched}"):
-        con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME {_select('', rows)}")
-        return
+    kept = {
+        day: (compacted, appended)
+        for day, compacted, appended in con.execute(
+            f"SELECT day, count(*) FILTER (compacted), count(*) FILTER (NOT compacted) FROM {ROLLUP_TABLE} "
+            f"WHERE day IN {_days(sorted(batch))} GROUP BY day"
+        ).fetchall()
+    }
+    new = sorted(set(batch) - set(kept))
+    merge = sorted(d for d, (compacted, appended) in kept.items() if appended + batch[d] > compacted)
+    append = sorted(set(kept) - set(merge))
+    if new or append:
+        where = f"WHERE CAST(ts AS DATE) IN {_days([*new, *append])}" if merge else ""
+        compacted = f"day NOT IN {_days(append)}" if append else "true"
+        summed = _select(where, rows)
+        con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME SELECT *, {compacted} AS compacted FROM ({summed})")
+    if merge:
+        _compact(con, rows, merge)
+
+
+def _compact(con: duckdb.DuckDBPyConnection, rows: str, days: Sequence[dt.date]) -> None:
+    """Sum ``days`` of the rollup and the batch ``rows`` into one compacted row per group."""
     dims = ", ".join(f'"{d}"' for d in _GROUPED)
     kinds = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {ROLLUP_TABLE})").fetchall())
     names = [_measure_name(m) for m in _MEASURES]
     sums = ", ".join(f"CAST(sum({c}) AS {kinds[c.strip(chr(34))]}) AS {c}" for c in names)
+    on = _days(days)
     try:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _rollup_sum AS
-                SELECT day, {dims}, {sums} FROM (
-                    SELECT * FROM {ROLLUP_TABLE} WHERE day IN {touched}
-                    UNION ALL BY NAME {_select("", rows)}
+                SELECT day, {dims}, {sums}, true AS compacted FROM (
+                    SELECT * EXCLUDE (compacted) FROM {ROLLUP_TABLE} WHERE day IN {on}
+                    UNION ALL BY NAME {_select(f"WHERE CAST(ts AS DATE) IN {on}", rows)}
                 ) GROUP BY ALL"""
         )
-        con.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE day IN {touched}")
+        con.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE day IN {on}")
         con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME SELECT * FROM _rollup_sum")
     finally:
         con.execute("DROP TABLE IF EXISTS _rollup_sum")
