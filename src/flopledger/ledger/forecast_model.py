@@ -75,13 +75,37 @@ def _weekend(days: Sequence[dt.date]) -> np.ndarray:
     return np.array([d.weekday() >= 5 for d in days], dtype=bool)
 
 
-def _fit_line(
-    days: Sequence[dt.date], cost_usd: np.ndarray, horizon: Sequence[dt.date]
-) -> tuple[np.ndarray, float]:
-    """Expected spend on each ``horizon`` day from the seasonal line alone, and the sd of their sum."""
+@dataclass(frozen=True)
+class _Line:
+    """A seasonal line fitted to a history once, projected onto any horizon after it."""
+
+    last_day: dt.date
+    coef: np.ndarray  # level at the last day of history, USD per day, and slope
+    cov: np.ndarray
+    weekend_factor: float
+    sigma: float  # residual sd of one day
+    rho: float  # lag-1 autocorrelation of the residuals
+    widen: float  # Student t over normal, for the fit's effective number of days
+
+    def project(self, horizon: Sequence[dt.date]) -> tuple[np.ndarray, float]:
+        """Expected spend on each ``horizon`` day from the line alone, and the sd of their sum."""
+        if not horizon:
+            return np.zeros(0), 0.0
+        h_t = np.array([(d - self.last_day).days for d in horizon], dtype=float)
+        h_season = np.where(_weekend(horizon), self.weekend_factor, 1.0)
+        expected = np.maximum(self.coef[0] + self.coef[1] * h_t, 0.0) * h_season
+        # Correlated day-to-day errors do not average out: inflate by the AR(1) variance factor.
+        noise_var = self.sigma**2 * float(h_season @ h_season) * (1 + self.rho) / (1 - self.rho)
+        x = np.array([h_season.sum(), h_season @ h_t])
+        line_var = float(x @ self.cov @ x)
+        return expected, self.widen * float(np.sqrt(noise_var + line_var))
+
+
+def _fit_line(days: Sequence[dt.date], cost_usd: np.ndarray) -> _Line | None:
+    """The seasonal line of the last :data:`HISTORY_WINDOW_DAYS` of a history (None when empty)."""
     n = len(cost_usd)
-    if n == 0 or not horizon:
-        return np.zeros(len(horizon)), 0.0
+    if n == 0:
+        return None
     w = min(n, HISTORY_WINDOW_DAYS)
     y_raw, weekend = cost_usd[n - w :], _weekend(days[n - w :])
     weekend_factor = 1.0
@@ -95,8 +119,6 @@ def _fit_line(
     # A quiet day divided by its small season factor is noisy (count-like spend has variance in
     # proportion to its mean), so each day weighs in proportion to its season factor.
     weight = 0.5 ** (-t / HALF_LIFE_DAYS) * fitted * np.minimum(season, 1.0 / np.maximum(season, 1e-9))
-    h_t = np.array([(d - days[-1]).days for d in horizon], dtype=float)
-    h_season = np.where(_weekend(horizon), weekend_factor, 1.0)
     trend = w >= MIN_TREND_DAYS
     design = np.column_stack([np.ones(w), t]) if trend else np.ones((w, 1))
     root_w = np.sqrt(weight)
@@ -113,29 +135,33 @@ def _fit_line(
         coef = coef * np.array([1.0, keep])
     else:
         coef, cov = np.array([coef[0], 0.0]), np.array([[cov[0, 0], 0.0], [0.0, 0.0]])
-    expected = np.maximum(coef[0] + coef[1] * h_t, 0.0) * h_season
-    # Correlated day-to-day errors do not average out: inflate by the AR(1) variance factor.
     rho = 0.0
     if len(resid) > 3 and resid[:-1].std() > 0 and resid[1:].std() > 0:
         rho = float(np.clip(np.corrcoef(resid[:-1], resid[1:])[0, 1], 0.0, 0.9))
-    noise_var = sigma**2 * float(h_season @ h_season) * (1 + rho) / (1 - rho)
-    x = np.array([h_season.sum(), h_season @ h_t])
-    line_var = float(x @ cov @ x)
     # sigma comes from few effectively independent days (the weights halve every HALF_LIFE_DAYS): a
     # Student t quantile of their degrees of freedom, expressed as a wider normal spread.
     w_fit = weight[fitted]
     n_eff = float(w_fit.sum() ** 2 / (w_fit**2).sum())
     widen = float(student_t.ppf(0.9, max(n_eff - design.shape[1], 1.0))) / Z90
-    return expected, widen * float(np.sqrt(noise_var + line_var))
+    return _Line(days[-1], coef, cov, weekend_factor, sigma, rho, widen)
 
 
 def find_step(days: Sequence[dt.date], cost_usd: np.ndarray) -> Step | None:
     """The level step in the last :data:`STEP_SEARCH_DAYS` days of history, if one is beyond chance."""
-    n = len(cost_usd)
-    w0 = n - STEP_SEARCH_DAYS
-    if w0 < STEP_MIN_HISTORY_DAYS:
-        return None
-    base, _ = _fit_line(days[:w0], cost_usd[:w0], days[w0:])
+    before = _line_before_search(days, cost_usd)
+    return None if before is None else _find_step(days, cost_usd, before)
+
+
+def _line_before_search(days: Sequence[dt.date], cost_usd: np.ndarray) -> _Line | None:
+    """The line of the history before the searched days, when there is enough of it to search."""
+    w0 = len(cost_usd) - STEP_SEARCH_DAYS
+    return _fit_line(days[:w0], cost_usd[:w0]) if w0 >= STEP_MIN_HISTORY_DAYS else None
+
+
+def _find_step(days: Sequence[dt.date], cost_usd: np.ndarray, line: _Line) -> Step | None:
+    """:func:`find_step` given ``line``, the fit of the days before the search."""
+    w0 = len(cost_usd) - STEP_SEARCH_DAYS
+    base, _ = line.project(days[w0:])
     resid = cost_usd[w0:] - base
     best: tuple[float, int, str, float] | None = None  # (sse, start, form, size)
     for tau in range(STEP_SEARCH_DAYS - STEP_MIN_DAYS + 1):
@@ -151,7 +177,7 @@ def find_step(days: Sequence[dt.date], cost_usd: np.ndarray) -> Step | None:
                 best = (sse_before + sse, tau, form, size)
     assert best is not None
     _, tau, form, size = best
-    _, sd = _fit_line(days[:w0], cost_usd[:w0], days[w0 + tau :])
+    _, sd = line.project(days[w0 + tau :])
     excess = float(resid[tau:].sum())
     if abs(excess) <= 1e-9 * max(float(np.abs(cost_usd).sum()), 1e-300):
         return None  # the line already explains the days: nothing moved
@@ -175,12 +201,14 @@ def project_days(
     """
     if len(cost_usd) == 0 or not horizon:
         return np.zeros(len(horizon)), 0.0
-    step = find_step(days, cost_usd)
-    if step is None:
-        return _fit_line(days, cost_usd, horizon)
+    line = _line_before_search(days, cost_usd)  # fitted once: it finds the step and carries it on
+    step = None if line is None else _find_step(days, cost_usd, line)
+    if line is None or step is None:
+        whole = _fit_line(days, cost_usd)
+        assert whole is not None
+        return whole.project(horizon)
     # The line before the searched days carries the old pattern on; the step sits on top of it.
-    w0 = len(cost_usd) - STEP_SEARCH_DAYS
-    before, sd = _fit_line(days[:w0], cost_usd[:w0], horizon)
+    before, sd = line.project(horizon)
     if step.form == "add":
         expected = np.maximum(before + step.size, 0.0)
         step_sd = step.se * len(horizon)
