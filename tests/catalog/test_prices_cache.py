@@ -70,9 +70,16 @@ def test_the_cache_file_is_named_by_catalog_version_and_flattening_code(
     cache_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = prices._cache_path()
+    assert first is not None and first.parent == cache_home / "flopledger"
+    assert prices._cache_path() == first  # the same code and catalog: the same file
+    # The flattening code changed (one comment more): rows it flattens may differ, so another file.
+    edited = cache_home / "prices.py"
+    edited.write_bytes(Path(prices.__file__).read_bytes() + b"\n# changed\n")
+    with monkeypatch.context() as m:
+        m.setattr(prices, "__file__", str(edited))
+        assert prices._cache_path() not in (None, first)
     monkeypatch.setattr(prices, "CATALOG_VERSION", "genai-prices 99.0.0")
     assert prices._cache_path() != first
-    assert first is not None and first.parent == cache_home / "flopledger"
 
 
 def test_an_unwritable_cache_directory_only_costs_the_cache(

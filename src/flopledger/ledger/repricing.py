@@ -18,6 +18,7 @@ from flopledger.errors import InputError
 from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.rollups import refresh_rollups
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
+from flopledger.ledger.store import count_of
 
 __all__ = ["RepriceResult", "missing_prices", "price_rows", "reprice"]
 
@@ -42,33 +43,26 @@ class RepriceResult:
         }
 
 
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
-    row = con.execute(sql).fetchone()
-    return row[0] if row else None
-
-
 def reprice(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides) -> RepriceResult:
     """Re-price every event with the current catalog and ``overrides``; returns what changed."""
     con.execute("BEGIN TRANSACTION")
     try:
         version = ensure_prices(con, overrides, "events")
-        before = float(_scalar(con, "SELECT coalesce(sum(cost_usd), 0) FROM events") or 0.0)
+        (before,) = con.execute("SELECT coalesce(sum(cost_usd), 0)::DOUBLE FROM events").fetchone() or (0.0,)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _repriced AS {priced_sql(con, 'events', version)}")
-        changed = int(
-            _scalar(
-                con,
-                """SELECT count(*) FROM _repriced r JOIN events e USING (event_id)
-            WHERE r.cost_usd IS DISTINCT FROM e.cost_usd
-               OR r.price_version IS DISTINCT FROM e.price_version""",
-            )
+        changed = count_of(
+            con,
+            """SELECT count(*) FROM _repriced r JOIN events e USING (event_id)
+               WHERE r.cost_usd IS DISTINCT FROM e.cost_usd
+                  OR r.price_version IS DISTINCT FROM e.price_version""",
         )
         con.execute("DELETE FROM events")
         con.execute("INSERT INTO events BY NAME SELECT * FROM _repriced")
         con.execute("DROP TABLE _repriced")
         refresh_rollups(con)
-        after = float(_scalar(con, "SELECT coalesce(sum(cost_usd), 0) FROM events") or 0.0)
-        events = int(_scalar(con, "SELECT count(*) FROM events"))
-        unpriced = int(_scalar(con, "SELECT count(*) FROM events WHERE NOT priced"))
+        after, events, unpriced = con.execute(
+            "SELECT coalesce(sum(cost_usd), 0)::DOUBLE, count(*), count(*) FILTER (NOT priced) FROM events"
+        ).fetchone() or (0.0, 0, 0)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
