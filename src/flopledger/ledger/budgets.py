@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flopledger.errors import ConfigError, InputError
-from flopledger.ledger.forecast import Z90, daily_usage, forecast_groups, month_bounds
+from flopledger.ledger.forecast import Z90, MonthProjection, daily_usage, forecast_groups, month_bounds
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
 from flopledger.ledger.spark import Engine, events_table
 from flopledger.ledger.spend_change import REQUESTS_CLASS, segment_spend
@@ -271,16 +271,24 @@ def check_budgets(
         as_of = max(days)
     month = as_of.replace(day=1)
     known = {scope: {str(r[scope]) for r in rows if r[scope] is not None} for scope, rows in daily.items()}
+    # Per scope, the budgeted names' rows (each name's cost per day) and one forecast of them all:
+    # each group's history is its own, so forecasting them together changes no figure.
+    spend: dict[tuple[str, object], dict[dt.date, float]] = {}
+    forecasts: dict[tuple[str, object], MonthProjection] = {}
+    for scope, rows in daily.items():
+        names = {b.name for b in budgets if b.scope == scope}
+        budgeted = [r for r in rows if r[scope] in names]
+        for r in budgeted:  # a day has a row per price segment
+            by_day = spend.setdefault((scope, r[scope]), {})
+            by_day[r["day"]] = by_day.get(r["day"], 0.0) + float(r["cost_usd"] or 0.0)
+        for g in forecast_groups(budgeted, (scope,), month, as_of):
+            forecasts[(scope, g.group[0][1])] = g.projection
     out = []
     for b in budgets:
-        rows = [r for r in daily[b.scope] if r[b.scope] == b.name]
-        forecasts = forecast_groups(rows, (b.scope,), month, as_of)
-        by_day: dict[dt.date, float] = {}
-        for r in rows:  # a day has a row per price segment
-            by_day[r["day"]] = by_day.get(r["day"], 0.0) + float(r["cost_usd"] or 0.0)
+        by_day = spend.get((b.scope, b.name), {})
         day_usd = by_day.get(as_of, 0.0)
-        if forecasts:
-            p = forecasts[0].projection
+        p = forecasts.get((b.scope, b.name))
+        if p is not None:
             spent, p10, p50, p90 = p.spent_usd, p.p10_usd, p.p50_usd, p.p90_usd
         else:
             spent = p10 = p50 = p90 = 0.0
