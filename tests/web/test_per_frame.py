@@ -1,4 +1,4 @@
-"""The overview's per-frame results are computed once per frame, however many readers arrive at once."""
+"""A frame's results are computed once per frame, however many readers arrive at once."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import time
 import pyarrow as pa
 import pytest
 
-from flopledger.web.dashboard import _per_frame
+from flopledger.web.overview_frame import Frame
+
+
+def _frame(n: int) -> Frame:
+    return Frame((n,), pa.table({"x": [n]}))
 
 
 def test_concurrent_readers_of_a_new_frame_compute_its_result_once() -> None:
-    frame = pa.table({"x": [1]})
+    frame = _frame(1)
     calls: list[int] = []
 
     def slow() -> dict[str, int]:
@@ -21,31 +25,31 @@ def test_concurrent_readers_of_a_new_frame_compute_its_result_once() -> None:
         return {"p50": 42}
 
     results: list[object] = []
-    readers = [
-        threading.Thread(target=lambda: results.append(_per_frame(frame, "fc", None, slow))) for _ in range(6)
-    ]
+    readers = [threading.Thread(target=lambda: results.append(frame.once("fc", slow))) for _ in range(6)]
     for r in readers:
         r.start()
     for r in readers:
         r.join()
     assert results == [{"p50": 42}] * 6 and len(calls) == 1
-    # Another frame (the next ledger version) is computed afresh.
-    assert _per_frame(pa.table({"x": [2]}), "fc", None, lambda: {"p50": 7}) == {"p50": 7}
+    assert frame.once(("fc", "team-a"), lambda: {"p50": 1}) == {"p50": 1}  # another key: computed
+    # Another frame (the next ledger version) is computed afresh; the old frame keeps its own.
+    assert _frame(2).once("fc", lambda: {"p50": 7}) == {"p50": 7}
+    assert frame.once("fc", lambda: {"p50": 0}) == {"p50": 42}
 
 
 def test_a_failed_computation_leaves_the_next_reader_to_compute() -> None:
-    frame = pa.table({"x": [3]})
+    frame = _frame(3)
 
     def broken() -> object:
         raise RuntimeError("ledger busy")
 
     with pytest.raises(RuntimeError):
-        _per_frame(frame, "fc", None, broken)
-    assert _per_frame(frame, "fc", None, lambda: "ok") == "ok"
+        frame.once("fc", broken)
+    assert frame.once("fc", lambda: "ok") == "ok"
 
 
 def test_a_reader_waiting_on_a_failed_computation_computes_it_itself() -> None:
-    frame = pa.table({"x": [4]})
+    frame = _frame(4)
     started = threading.Event()
 
     def broken() -> object:
@@ -57,22 +61,29 @@ def test_a_reader_waiting_on_a_failed_computation_computes_it_itself() -> None:
 
     def first() -> None:
         try:
-            _per_frame(frame, "fc", None, broken)
+            frame.once("fc", broken)
         except RuntimeError as exc:
             failures.append(exc)
 
     t = threading.Thread(target=first)
     t.start()
     started.wait()
-    assert _per_frame(frame, "fc", None, lambda: "mine") == "mine"  # waited, then computed
+    assert frame.once("fc", lambda: "mine") == "mine"  # waited, then computed
     t.join()
     assert len(failures) == 1
 
 
-def test_a_late_result_of_an_older_frame_keeps_the_newer_frames_result() -> None:
-    oldest, older, newer = pa.table({"x": [5]}), pa.table({"x": [6]}), pa.table({"x": [7]})
-    assert _per_frame(oldest, "fc", None, lambda: "oldest") == "oldest"
-    assert _per_frame(newer, "fc", None, lambda: "new") == "new"
-    assert _per_frame(older, "fc", None, lambda: "old") == "old"  # a slow reader of an older frame
-    assert _per_frame(newer, "fc", None, lambda: "recomputed") == "new"
-    assert _per_frame(oldest, "fc", None, lambda: "again") == "again"  # only the last frames are kept
+def test_a_reader_stops_waiting_on_a_stuck_computation(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flopledger.web.overview_frame as of
+
+    monkeypatch.setattr(of, "WAIT_S", 0.05)
+    frame, release = _frame(5), threading.Event()
+    stuck = threading.Thread(target=lambda: frame.once("fc", lambda: release.wait(5) and "late"))
+    stuck.start()
+    time.sleep(0.02)
+    t0 = time.perf_counter()
+    assert frame.once("fc", lambda: "own") == "own"
+    assert time.perf_counter() - t0 < 2
+    release.set()
+    stuck.join()
+    assert frame.once("fc", lambda: "again") == "late"  # the stuck one's result is kept when it lands

@@ -9,13 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from flopledger.ledger.forecast import GroupForecast, forecast_groups
@@ -23,6 +21,7 @@ from flopledger.ledger.rollups import rollup_state
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
 from flopledger.web import queries as q
 from flopledger.web.budget_view import budget_rows
+from flopledger.web.overview_frame import Frame
 from flopledger.web.state import WebConfig
 
 __all__ = ["models_page", "overview_page", "plain", "team_page", "teams_page", "user_page"]
@@ -33,57 +32,6 @@ _ROLLUP_NOTE = {
     "outdated": "aggregated from events (rollup_daily is from an older flopledger; a writer rebuilds it)",
     "missing": "aggregated from events (no rollup_daily table)",
 }
-
-_PER_FRAME: dict[tuple[int, str, str | None], tuple[pa.Table, Any]] = {}
-_COMPUTING: dict[tuple[int, str, str | None], threading.Event] = {}
-_PER_FRAME_LOCK = threading.Lock()
-_WAIT_S = 30.0
-"""How long a reader waits for another's computation of the same result before computing its own."""
-_KEEP_FRAMES = 2
-
-
-def _per_frame(frame: pa.Table | None, what: str, team: str | None, compute: Callable[[], Any]) -> Any:
-    """``compute()`` once per overview frame (one ledger version) and team scope.
-
-    The forecast and the budget check read the whole month whatever the page's date range, and cost
-    far more than the page's other queries; while an ingest changes the ledger every second, every
-    reader would otherwise recompute them. Readers that arrive while one computes wait for its
-    result rather than computing it too. A new frame drops the results of the old ones. Results are
-    shared between readers: read them, never change them (the page's ``plain`` copies them).
-    """
-    if frame is None:
-        return compute()
-    key = (id(frame), what, team)
-    done: threading.Event | None = None
-    while True:
-        with _PER_FRAME_LOCK:
-            hit = _PER_FRAME.get(key)
-            if hit is not None and hit[0] is frame:
-                return hit[1]
-            underway = _COMPUTING.get(key)
-            if underway is None:
-                done = _COMPUTING[key] = threading.Event()
-                break
-        if not underway.wait(_WAIT_S):  # the one computing is stuck: do not queue behind it
-            return compute()
-    try:
-        value = compute()
-        with _PER_FRAME_LOCK:
-            _PER_FRAME[key] = (frame, value)
-            frames: list[pa.Table] = []
-            for f, _ in _PER_FRAME.values():
-                if not any(f is g for g in frames):
-                    frames.append(f)
-            # Results of the last frames stored are kept: a slow result of an older frame that lands
-            # after a newer one's must not push the newer out.
-            for old in frames[:-_KEEP_FRAMES]:
-                for k in [k for k, (f, _) in _PER_FRAME.items() if f is old]:
-                    del _PER_FRAME[k]
-    finally:
-        with _PER_FRAME_LOCK:
-            del _COMPUTING[key]
-        done.set()
-    return value
 
 
 def _stamp(path: Path | None) -> int | None:
@@ -136,17 +84,22 @@ def _forecast(con: duckdb.DuckDBPyConnection, scope: q.Scope, source: str | None
 
 
 def overview_page(
-    con: duckdb.DuckDBPyConnection, scope: q.Scope, config: WebConfig, frame: pa.Table | None = None
+    con: duckdb.DuckDBPyConnection, scope: q.Scope, config: WebConfig, frame: Frame | None = None
 ) -> dict[str, Any]:
     """Spend per day by token class, top teams and models, and the forecast against budgets.
 
-    ``frame``: the rollup summed to day x team x model (:mod:`flopledger.web.overview_frame`); without
-    it the rollup itself is read.
+    ``frame``: the rollup summed to day x team x model (:mod:`flopledger.web.overview_frame`), which
+    also keeps the forecast and budget check of its ledger version; without it the rollup itself is
+    read and both are computed.
     """
     source = None
     if frame is not None:
-        con.register(q.OVERVIEW_FRAME, frame)
+        con.register(q.OVERVIEW_FRAME, frame.table)
         source = q.OVERVIEW_FRAME
+
+    def once(key: tuple[object, ...], compute: Callable[[], Any]) -> Any:
+        return compute() if frame is None else frame.once(key, compute)
+
     payload = {
         "scope": {"team": scope.team, "since": scope.since, "until": scope.until},
         "totals": q.totals(con, scope, source=source),
@@ -154,11 +107,9 @@ def overview_page(
         "token_classes": [f"{c}_cost_usd" for c in BILLED_TOKEN_COLUMNS] + ["request_fees_usd"],
         "top_teams": q.spend_by(con, scope, "team", limit=TOP_N, source=source),
         "top_models": q.spend_by(con, scope, "model", limit=TOP_N, source=source),
-        "forecast": _per_frame(frame, "forecast", scope.team, lambda: _forecast(con, scope, source)),
-        "budgets": _per_frame(
-            frame,
-            f"budgets {config.budgets} {_stamp(config.budgets)}",  # an edited file counts at once
-            scope.team,
+        "forecast": once(("forecast", scope.team), lambda: _forecast(con, scope, source)),
+        "budgets": once(  # keyed by the file's stamp too: an edited budgets file counts at once
+            ("budgets", scope.team, str(config.budgets), _stamp(config.budgets)),
             lambda: budget_rows(con, scope, config.budgets),
         ),
         "rollup": _ROLLUP_NOTE[rollup_state(con)],
