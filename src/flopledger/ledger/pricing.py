@@ -16,7 +16,7 @@ import ibis.expr.types as ir
 
 from flopledger.ledger.schema import PRICED_COLUMNS, TOKEN_COLUMNS
 
-__all__ = ["price_events", "tier_requests"]
+__all__ = ["price_events", "second_of_day", "tier_requests", "total_input"]
 
 _CLASS_RATE = {
     "input_tokens": "input_usd_per_mtok",
@@ -26,6 +26,21 @@ _CLASS_RATE = {
     "output_tokens": "output_usd_per_mtok",
     "reasoning_tokens": "output_usd_per_mtok",
 }
+
+
+def total_input(events: ir.Table) -> ir.IntegerValue:
+    """An event's whole input, cached and uncached: what a long-context tier is judged on."""
+    return (
+        events.input_tokens
+        + events.cache_read_tokens
+        + events.cache_write_5m_tokens
+        + events.cache_write_1h_tokens
+    )
+
+
+def second_of_day(ts: ir.TimestampValue) -> ir.IntegerValue:
+    """Seconds since midnight (UTC): where a time-of-day price window is judged."""
+    return ts.hour() * 3600 + ts.minute() * 60 + ts.second()
 
 
 def tier_requests(events: ir.Table) -> ir.IntegerValue:
@@ -49,14 +64,9 @@ def price_events(events: ir.Table, prices: ir.Table, model_map: ir.Table) -> ir.
     ev = events.select(keep).mutate(
         _prov=events.provider.fill_null(""),
         _tier=events.service_tier.fill_null("standard"),
-        _total_in=(
-            events.input_tokens
-            + events.cache_read_tokens
-            + events.cache_write_5m_tokens
-            + events.cache_write_1h_tokens
-        ),
+        _total_in=total_input(events),
         _requests=tier_requests(events),
-        _tod=events.ts.hour() * 3600 + events.ts.minute() * 60 + events.ts.second(),
+        _tod=second_of_day(events.ts),
     )
     mm = model_map.select(
         _mm_prov=model_map.provider.fill_null(""),

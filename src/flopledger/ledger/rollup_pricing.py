@@ -26,7 +26,7 @@ import ibis.expr.types as ir
 
 from flopledger.catalog.prices import FAR_FUTURE, FAR_PAST
 from flopledger.ledger.measures import ibis_measures
-from flopledger.ledger.pricing import price_events, tier_requests
+from flopledger.ledger.pricing import price_events, second_of_day, tier_requests, total_input
 from flopledger.ledger.schema import TOKEN_COLUMNS
 
 __all__ = ["PriceBreaks", "price_breaks", "priced_rollup"]
@@ -92,14 +92,12 @@ class _Buckets:
         if self.instants:
             parts.append((_side([t.ts >= ibis.literal(b) for b in self.instants]), len(self.instants) + 1))
         if self.tod_s:
-            tod = t.ts.hour() * 3600 + t.ts.minute() * 60 + t.ts.second()
+            tod = second_of_day(t.ts)
             parts.append((_side([tod >= b for b in self.tod_s]), len(self.tod_s) + 1))
         if self.tier_tokens:
             # price_events judges max(total input / max(requests, 1), min_request_input_tokens) > T in
             # floating point; for integers below 2**53 that is exactly this integer test.
-            total_in = (
-                t.input_tokens + t.cache_read_tokens + t.cache_write_5m_tokens + t.cache_write_1h_tokens
-            )
+            total_in = total_input(t)
             requests = tier_requests(t)
             above = [(total_in > b * requests) | (t.min_request_input_tokens > b) for b in self.tier_tokens]
             parts.append((_side(above), len(self.tier_tokens) + 1))
