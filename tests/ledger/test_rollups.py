@@ -145,3 +145,24 @@ def test_one_batch_is_appended_to_one_day_compacts_another_and_starts_a_third(tm
     ingest_files(con, [_write(tmp_path / "b.jsonl", second)])
     assert [_rows_by_kind(con, f"2026-03-0{d}") for d in (1, 2, 3)] == [(5, 1), (1, 0), (1, 0)]
     _assert_rollup_is_the_events(con)
+
+
+def test_a_rollup_made_before_appended_rows_gains_its_column_without_a_rebuild(tmp_path: Path) -> None:
+    db = tmp_path / "l.duckdb"
+    con = open_ledger(db)
+    ingest_files(con, [_write(tmp_path / "a.jsonl", [_event(d, 9) for d in (1, 2)])])
+    con.execute(f"ALTER TABLE {ROLLUP_TABLE} DROP COLUMN compacted")  # as flopledger kept it before
+    con.execute(f"UPDATE {ROLLUP_TABLE} SET events = events * 10")  # a marker a rebuild would undo
+    con.close()
+    reader = open_ledger(db, read_only=True)
+    assert rollup_state(reader) == "current" and rollup_source(reader) == ROLLUP_TABLE  # read as it is
+    reader.close()
+    writer = open_ledger(db)
+    assert writer.execute(f"SELECT sum(events), bool_and(compacted) FROM {ROLLUP_TABLE}").fetchone() == (
+        20,
+        True,
+    )
+    writer.execute(f"UPDATE {ROLLUP_TABLE} SET events = events / 10")
+    ingest_files(writer, [_write(tmp_path / "b.jsonl", [_event(2, 10)])])
+    _assert_rollup_is_the_events(writer)
+    assert _rows_by_kind(writer, "2026-03-02") == (1, 1)

@@ -77,10 +77,16 @@ def test_a_reader_stops_waiting_on_a_stuck_computation(monkeypatch: pytest.Monke
     import flopledger.web.overview_frame as of
 
     monkeypatch.setattr(of, "WAIT_S", 0.05)
-    frame, release = _frame(5), threading.Event()
-    stuck = threading.Thread(target=lambda: frame.once("fc", lambda: release.wait(5) and "late"))
+    frame, started, release = _frame(5), threading.Event(), threading.Event()
+
+    def stuck_computation() -> str:
+        started.set()
+        release.wait(5)
+        return "late"
+
+    stuck = threading.Thread(target=lambda: frame.once("fc", stuck_computation))
     stuck.start()
-    time.sleep(0.02)
+    started.wait(5)
     t0 = time.perf_counter()
     assert frame.once("fc", lambda: "own") == "own"
     assert time.perf_counter() - t0 < 2

@@ -71,24 +71,29 @@ def rollup_select(where: str = "") -> str:
 
 def rollup_state(con: duckdb.DuckDBPyConnection) -> str:
     """``current``, ``outdated`` (made by an older flopledger, without this version's columns) or
-    ``missing``."""
+    ``missing``. A rollup that only lacks ``compacted`` is current: readers never read that column."""
     present = _present_columns(con)
     if not present:
         return "missing"
-    return "current" if set(_columns()) <= present else "outdated"
+    return "current" if set(_columns()) - {"compacted"} <= present else "outdated"
 
 
 def rollup_is_current(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the ledger has a rollup table with every column this version keeps."""
+    """Whether the ledger has a rollup table with every column this version reads."""
     return rollup_state(con) == "current"
 
 
 def upgrade_rollup(con: duckdb.DuckDBPyConnection) -> bool:
-    """Rebuild, in one transaction, a rollup an older flopledger made; whether there was one to rebuild.
+    """Bring a rollup an older flopledger made up to this version; whether there was one to upgrade.
 
-    Called when a ledger is opened for writing, so readers do not sum the events until the next ingest.
+    One made before appended rows only gains its ``compacted`` column; one without this version's
+    other columns is rebuilt from the events, in one transaction. Called when a ledger is opened for
+    writing, so readers do not sum the events until the next ingest.
     """
-    if rollup_state(con) != "outdated":
+    state = rollup_state(con)
+    if state == "current":
+        return _add_compacted(con)
+    if state != "outdated":
         return False
     con.execute("BEGIN TRANSACTION")
     try:
@@ -97,6 +102,17 @@ def upgrade_rollup(con: duckdb.DuckDBPyConnection) -> bool:
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    return True
+
+
+def _add_compacted(con: duckdb.DuckDBPyConnection) -> bool:
+    """Give a current rollup made before appended rows its ``compacted`` column; whether it lacked it.
+
+    Such a rollup was always summed into one row per group: every row is compacted.
+    """
+    if "compacted" in _present_columns(con):
+        return False
+    con.execute(f"ALTER TABLE {ROLLUP_TABLE} ADD COLUMN compacted BOOLEAN DEFAULT true")
     return True
 
 
@@ -118,6 +134,7 @@ def _columns() -> list[str]:
 def create_rollup(con: duckdb.DuckDBPyConnection) -> None:
     """Create the rollup table when it is missing; one an older flopledger made is rebuilt from the events."""
     if rollup_is_current(con):
+        _add_compacted(con)
         return
     con.execute(f"DROP TABLE IF EXISTS {ROLLUP_TABLE}")
     con.execute(f"CREATE TABLE {ROLLUP_TABLE} AS SELECT *, true AS compacted FROM ({_select('')})")

@@ -57,6 +57,8 @@ def _not_count(col: str) -> str:
     return (
         f"CASE WHEN {d} IS NULL THEN NOT {_blank(col)} "
         f"ELSE NOT isfinite({d}) OR {d} < 0 OR {d} <> floor({d}) OR {d} > {float(MAX_COUNT)} "
+        # digits grouped by underscores: DuckDB reads some of them wrongly ('9_007_199' as 9)
+        f"""OR contains("{col}", '_') """
         # beyond 2**53 a double is not exact: the text itself is judged, as whole_count does
         # (a CASE, so that only those rare rows pay for reading the text as a decimal)
         f"OR CASE WHEN abs({d}) >= {float(2**53)} THEN coalesce({_exact(col)} <> floor({_exact(col)}) "

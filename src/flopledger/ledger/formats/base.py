@@ -149,7 +149,9 @@ def whole_count(value: Any, field: str) -> int:
     number: int | float
     if isinstance(value, str):
         text = value.strip()
-        if not text.isascii():  # int() would read other scripts' digits; SQL does not
+        # int() would read other scripts' digits, and digits grouped by underscores; SQL does not
+        # read either reliably, so neither is a count.
+        if not text.isascii() or "_" in text:
             raise BadCount(field, value)
         try:
             number = int(text)  # exact for long digit strings
@@ -158,7 +160,7 @@ def whole_count(value: Any, field: str) -> int:
                 number = float(text)
             except ValueError:
                 raise BadCount(field, value) from None
-            if math.isfinite(number) and abs(number) >= _EXACT_DOUBLE:
+            if math.isfinite(number) and _EXACT_DOUBLE <= abs(number) <= MAX_COUNT:
                 number = _exact_count(text, field, value)
     else:
         number = value
