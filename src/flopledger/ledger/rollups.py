@@ -145,6 +145,7 @@ def refresh_rollups(con: duckdb.DuckDBPyConnection) -> None:
     if not rollup_is_current(con):
         create_rollup(con)  # built from the events
         return
+    _add_compacted(con)
     con.execute(f"DELETE FROM {ROLLUP_TABLE}")
     con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME SELECT *, true AS compacted FROM ({_select('')})")
 
