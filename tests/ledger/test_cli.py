@@ -136,6 +136,37 @@ def test_prices_missing_quarantine_and_reprice(small_ledger: Path, tmp_path: Pat
     assert new["anthropic"] > cost["anthropic"]  # the demo's 12% Anthropic discount is no longer in force
 
 
+def test_prices_show_with_a_ledger_says_which_rows_price_its_events(tmp_path: Path) -> None:
+    base = {"ts": "2026-03-02T10:00:00Z", "provider": "anthropic", "model": "claude-sonnet-4-5"}
+    events = [
+        {**base, "input_tokens": 1000, "output_tokens": 100},
+        {**base, "input_tokens": 2000, "cache_read_tokens": 50_000, "output_tokens": 100},
+        {**base, "input_tokens": 10_000, "cache_read_tokens": 240_000, "output_tokens": 100},  # > 200k
+        {**base, "input_tokens": 5000, "output_tokens": 100, "service_tier": "batch"},
+        {**base, "model": "gpt-5", "provider": "openai", "input_tokens": 5000, "output_tokens": 100},
+    ]
+    src = tmp_path / "u.jsonl"
+    src.write_text("".join(json.dumps(e) + "\n" for e in events))
+    db = tmp_path / "l.duckdb"
+    run("ingest", str(src), "--db", str(db))
+    rows = json.loads(run("prices", "show", "claude-sonnet-4-5", "--db", str(db), "--format", "json"))
+    used = {(r["variant"], r["tier_above_tokens"], r["valid_from"]): r["events"] for r in rows if r["events"]}
+    assert used == {("standard", -1, None): 2, ("standard", 200_000, None): 1, ("batch", -1, None): 1}
+    from flopledger.ledger.store import open_ledger
+
+    con = open_ledger(db, read_only=True)
+    stored = con.execute(
+        "SELECT sum(cost_usd) FROM events WHERE price_model = 'anthropic/claude-sonnet-4-5'"
+    ).fetchone()
+    con.close()
+    assert sum(r["cost_usd"] for r in rows) == pytest.approx(stored[0], rel=1e-12)
+    assert sum(r["tokens"] for r in rows) == 1100 + 52_100 + 250_100 + 5100
+    missing = CliRunner().invoke(
+        app, ["prices", "show", "claude-sonnet-4-5", "--db", str(tmp_path / "no.duckdb")]
+    )
+    assert missing.exit_code != 0 and "no ledger at this path" in str(missing.exception)
+
+
 def test_ingest_cli_prints_the_reconciliation_and_fails_clearly(tmp_path: Path) -> None:
     src = tmp_path / "u.csv"
     src.write_text("when,m,toks\n2026-03-02T10:00:00Z,gpt-5,100\nnope,gpt-5,1\n", encoding="utf-8")

@@ -332,12 +332,20 @@ def prices_show(
         str | None, typer.Option("--provider", help="Provider, when the name is ambiguous.")
     ] = None,
     overrides: OverridesOption = None,
+    db: DbOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """The price rows that apply to a model: service tiers, long-context tiers and dates."""
+    """The price rows that apply to a model: service tiers, long-context tiers and dates, and how
+    much of the ledger's use of the model each row prices (when there is a ledger)."""
     from flopledger.ledger.repricing import price_rows
 
-    rows = price_rows(model, provider, _overrides(overrides))
+    path = resolve_db(db)
+    if db is not None and not path.is_file():
+        raise InputError(
+            "no ledger at this path; check --db, or leave it out for the catalog alone", path=str(path)
+        )
+    ledger = path if path.is_file() else None
+    rows = price_rows(model, provider, _overrides(overrides), ledger=ledger)
     columns = None
     if fmt is OutputFormat.table:
         columns = [
@@ -352,8 +360,12 @@ def prices_show(
             "cache_write_1h_usd_per_mtok",
             "output_usd_per_mtok",
             "discount_pct",
+            *(["events", "cost_usd"] if ledger is not None else []),
         ]
-    render_rows(rows, fmt, title=f"Prices of {model}", columns=columns)
+    title = f"Prices of {model}" + (
+        f", and the ledger's use of each ({ledger})" if ledger is not None else ""
+    )
+    render_rows(rows, fmt, title=title, columns=columns)
 
 
 def prices_missing(db: DbOption = None, fmt: FormatOption = OutputFormat.table) -> None:

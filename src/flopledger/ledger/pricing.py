@@ -16,7 +16,18 @@ import ibis.expr.types as ir
 
 from flopledger.ledger.schema import PRICED_COLUMNS, TOKEN_COLUMNS
 
-__all__ = ["price_events", "second_of_day", "tier_requests", "total_input"]
+__all__ = ["PRICE_ROW_KEYS", "price_events", "second_of_day", "tier_requests", "total_input"]
+
+PRICE_ROW_KEYS: tuple[str, ...] = (
+    "variant",
+    "valid_from",
+    "valid_to",
+    "tod_from_s",
+    "tod_to_s",
+    "tier_above_tokens",
+    "tier_upto_tokens",
+)
+"""What tells one flat price row of a catalog model from its others (in one price version)."""
 
 _CLASS_RATE = {
     "input_tokens": "input_usd_per_mtok",
@@ -48,14 +59,18 @@ def tier_requests(events: ir.Table) -> ir.IntegerValue:
     return ibis.greatest(events.requests.fill_null(1), 1)
 
 
-def price_events(events: ir.Table, prices: ir.Table, model_map: ir.Table) -> ir.Table:
+def price_events(
+    events: ir.Table, prices: ir.Table, model_map: ir.Table, *, with_row: bool = False
+) -> ir.Table:
     """Events with cost per token class, list and effective cost, and the price used.
 
     ``events`` has the canonical columns of :mod:`flopledger.ledger.schema`; ``prices`` the flat
     rows of one price version; ``model_map`` maps logged ``(provider, model)`` to catalog ids.
     The result has the event columns (without any previous priced columns) plus the priced ones.
     A column ``_tier_input``, when present, is the per-request input the long-context tier is judged
-    on (a group of events priced together: a value inside the tier all of them fall in).
+    on (a group of events priced together: a value inside the tier all of them fall in). With
+    ``with_row`` the result also names the price row that priced each event: ``row_<key>`` for each
+    of :data:`PRICE_ROW_KEYS` (NULL when none did).
 
     >>> # priced = price_events(con.table("events"), con.table("prices"), con.table("model_map"))
     """
@@ -135,4 +150,11 @@ def price_events(events: ir.Table, prices: ir.Table, model_map: ir.Table) -> ir.
         input_usd_per_mtok_applied=joined._p_input_usd_per_mtok * keep_share,
         output_usd_per_mtok_applied=joined._p_output_usd_per_mtok * keep_share,
     )
-    return result.select(*keep, *(c.name for c in PRICED_COLUMNS))
+    row = [
+        joined[name].name(f"row_{key}") for key, name in zip(PRICE_ROW_KEYS, _ROW_KEY_COLUMNS, strict=True)
+    ]
+    return result.select(*keep, *(c.name for c in PRICED_COLUMNS), *(row if with_row else ()))
+
+
+_ROW_KEY_COLUMNS = ("_p_variant", "_p_from", "_p_to", "_p_tod_from", "_p_tod_to", "_p_above", "_p_upto")
+"""The joined columns holding :data:`PRICE_ROW_KEYS`, in order."""

@@ -8,6 +8,7 @@ history without re-ingesting.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -17,8 +18,8 @@ from flopledger.catalog.prices import FAR_FUTURE, FAR_PAST, catalog_rows, resolv
 from flopledger.errors import InputError
 from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.rollups import refresh_rollups
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
-from flopledger.ledger.store import count_of
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, EVENT_COLUMNS
+from flopledger.ledger.store import count_of, create_schema
 
 __all__ = ["RepriceResult", "missing_prices", "price_rows", "reprice"]
 
@@ -90,8 +91,15 @@ def missing_prices(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return out
 
 
-def price_rows(model: str, provider: str | None, overrides: PriceOverrides) -> list[dict[str, Any]]:
-    """The flat price rows a logged model is priced with: tiers, service tiers and dates."""
+def price_rows(
+    model: str, provider: str | None, overrides: PriceOverrides, *, ledger: Path | None = None
+) -> list[dict[str, Any]]:
+    """The flat price rows a logged model is priced with: tiers, service tiers and dates.
+
+    With ``ledger`` (a ledger file), each row also says how much of the ledger's use of that catalog
+    model it prices: ``events``, ``requests``, ``tokens`` (billed) and ``cost_usd``, the model's
+    events priced afresh with these rows (what ``flopledger reprice`` would store).
+    """
     key = overrides.private_key(provider, model) or resolve_catalog_model(provider, model)
     if key is None:
         raise InputError(
@@ -100,12 +108,66 @@ def price_rows(model: str, provider: str | None, overrides: PriceOverrides) -> l
             + "; check the name, or add it as a [[model]] in the overrides file",
             field="model",
         )
+    from flopledger.ledger.pricing import PRICE_ROW_KEYS  # Ibis, only imported when needed
+
+    use = _ledger_use(ledger, key, overrides) if ledger is not None else None
     rows = []
     for r in catalog_rows(key[0], key[1], overrides):
         rec = r.as_record("current")
         rec.pop("price_version", None)
+        if use is not None:
+            rec.update(use.get(tuple(rec[k] for k in PRICE_ROW_KEYS), dict.fromkeys(_USE, 0)))
         for k in ("valid_from", "valid_to"):
             if rec.get(k) in (FAR_PAST, FAR_FUTURE):
                 rec[k] = None
         rows.append(rec)
     return rows
+
+
+_USE = ("events", "requests", "tokens", "cost_usd")
+
+
+def _ledger_use(
+    ledger: Path, key: tuple[str, str], overrides: PriceOverrides
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The ledger's events of catalog model ``key``, priced with the current rows, summed per row.
+
+    The ledger is only read: prices are flattened into an in-memory database that attaches it.
+    """
+    import ibis
+
+    from flopledger.ledger.formats.tabular import sql_literal
+    from flopledger.ledger.pricing import PRICE_ROW_KEYS, price_events
+
+    con = duckdb.connect()
+    try:
+        create_schema(con)
+        con.execute(f"ATTACH {sql_literal(str(ledger))} AS ledger (READ_ONLY)")
+        columns = ", ".join(f'"{c.name}"' for c in EVENT_COLUMNS)
+        con.execute(
+            f"CREATE TEMP VIEW _model_events AS SELECT {columns} FROM ledger.events "
+            f"WHERE price_model = {sql_literal('/'.join(key))}"
+        )
+        version = ensure_prices(con, overrides, "_model_events")
+        b = ibis.duckdb.from_connection(con)
+        prices, mm = b.table("prices"), b.table("model_map")
+        priced = price_events(
+            b.table("_model_events"),
+            prices.filter(prices.price_version == version),
+            mm.filter(mm.price_version == version),
+            with_row=True,
+        )
+        billed = sum((priced[c] for c in BILLED_TOKEN_COLUMNS[1:]), priced[BILLED_TOKEN_COLUMNS[0]])
+        keys = [f"row_{k}" for k in PRICE_ROW_KEYS]
+        used = priced.group_by(keys).aggregate(
+            events=priced.count(),
+            requests=priced.requests.fill_null(1).sum(),
+            tokens=billed.sum(),
+            cost_usd=priced.cost_usd.fill_null(0).sum(),
+        )
+        return {tuple(r[k] for k in keys): {u: r[u] for u in _USE} for r in used.to_pyarrow().to_pylist()}
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0]
+        raise InputError(f"cannot read the ledger: {first}; check --db", path=str(ledger)) from exc
+    finally:
+        con.close()
