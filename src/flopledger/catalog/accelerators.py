@@ -192,7 +192,12 @@ class _AcceleratorFile(BaseModel):
 def parse_accelerators(text: str, *, origin: str = _DATA_FILE) -> dict[str, Accelerator]:
     """Validate accelerator YAML text and index its records by id (raises :class:`ConfigError`)."""
     return parse_records(
-        text, _AcceleratorFile, "accelerators", catalog="accelerator", kind="accelerator", origin=origin
+        text,
+        _AcceleratorFile,
+        lambda f: f.accelerators,
+        catalog="accelerator",
+        kind="accelerator",
+        origin=origin,
     )
 
 

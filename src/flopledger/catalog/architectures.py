@@ -296,7 +296,7 @@ class _ModelFile(BaseModel):
 def parse_model_architectures(text: str, *, origin: str = _DATA_FILE) -> dict[str, ModelArchitecture]:
     """Validate model-architecture YAML text and index it by id (raises :class:`ConfigError`)."""
     return parse_records(
-        text, _ModelFile, "models", catalog="model architecture", kind="model", origin=origin
+        text, _ModelFile, lambda f: f.models, catalog="model architecture", kind="model", origin=origin
     )
 
 

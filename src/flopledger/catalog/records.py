@@ -6,16 +6,16 @@ Each catalog (accelerators, model architectures) declares its rows as a pydantic
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from flopledger.errors import ConfigError, UnknownNameError
 
-__all__ = ["Named", "get_record", "match_alias", "packaged_text", "parse_records"]
+__all__ = ["Named", "Row", "get_record", "match_alias", "packaged_text", "parse_records"]
 
 
 class Named(Protocol):
@@ -27,6 +27,17 @@ class Named(Protocol):
 
 
 R = TypeVar("R", bound=Named)
+R_co = TypeVar("R_co", covariant=True)
+F = TypeVar("F", bound=BaseModel)
+
+
+class Row(Protocol[R_co]):
+    """A validated catalog row: its id, and the frozen record it stands for."""
+
+    @property
+    def id(self) -> str: ...
+
+    def to_record(self) -> R_co: ...
 
 
 def packaged_text(file: str) -> str:
@@ -35,9 +46,15 @@ def packaged_text(file: str) -> str:
 
 
 def parse_records(
-    text: str, file_model: type[BaseModel], rows: str, *, catalog: str, kind: str, origin: str
-) -> dict[str, Any]:
-    """Validate YAML ``text`` with ``file_model`` and index the records of its list ``rows`` by id.
+    text: str,
+    file_model: type[F],
+    rows: Callable[[F], Iterable[Row[R_co]]],
+    *,
+    catalog: str,
+    kind: str,
+    origin: str,
+) -> dict[str, R_co]:
+    """Validate YAML ``text`` with ``file_model`` and index the records of its ``rows`` by id.
 
     Raises :class:`ConfigError` naming ``origin``, the ``catalog`` and, for a repeated id, the ``kind``.
     """
@@ -45,8 +62,8 @@ def parse_records(
         parsed = file_model.model_validate(yaml.safe_load(text))
     except (ValidationError, yaml.YAMLError) as exc:
         raise ConfigError(f"{origin}: invalid {catalog} catalog: {exc}") from exc
-    records: dict[str, Any] = {}
-    for row in getattr(parsed, rows):
+    records: dict[str, R_co] = {}
+    for row in rows(parsed):
         if row.id in records:
             raise ConfigError(f"{origin}: duplicate {kind} id {row.id!r}")
         records[row.id] = row.to_record()
