@@ -13,6 +13,7 @@ on the fly (correct, but slower on a large ledger).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,18 +162,36 @@ def daily_by_token_class(
 def daily_usage_rows(
     con: duckdb.DuckDBPyConnection, scope: Scope, by: tuple[str, ...], *, source: str | None = None
 ) -> pa.Table:
-    """Priced usage per ``by`` group, day and price segment: the rows of the ledger's own
-    :func:`~flopledger.ledger.forecast_prices.daily_usage`, from the rollup, as an Arrow table."""
+    """Priced usage per ``by`` group, day and price segment, as an Arrow table: the ledger's own
+    :func:`~flopledger.ledger.forecast_prices.daily_usage`, run over the scope's rollup rows."""
     where, params = scope.narrowed()
-    keys = "".join(f'"{d}", ' for d in by)
-    priced = ("AND" if where else "WHERE") + " priced"
-    sums = ", ".join(f'sum("{c}") AS "{c}"' for pair in PRICED_CLASSES for c in pair)
-    sql = (
-        f"SELECT {keys}day, price_model, coalesce(service_tier, 'standard') AS service_tier, "
-        f"sum(cost_usd) AS cost_usd, {sums} "
-        f"FROM {source or rollup_source(con)} {where} {priced} GROUP BY ALL ORDER BY ALL"
+    columns = ", ".join(f'"{c}"' for c in (*by, "price_model", "service_tier", *_PAIRS))
+    scoped = (  # unpriced rows cost nothing, as unpriced events have no cost
+        f"SELECT CAST(day AS TIMESTAMP) AS ts, {columns}, CASE WHEN priced THEN cost_usd END AS cost_usd "
+        f"FROM {source or rollup_source(con)} {where}"
     )
+    sql = _daily_usage_sql(by)
+    with_scoped = f"WITH {_SCOPED} AS ({scoped})"
+    sql = f"{with_scoped}, {sql[5:]}" if sql.startswith("WITH ") else f"{with_scoped} {sql}"
     return con.execute(sql, params).to_arrow_table()
+
+
+_SCOPED = "_web_scoped_rollup"
+_PAIRS = tuple(c for pair in PRICED_CLASSES for c in pair)
+
+
+@functools.lru_cache(maxsize=16)
+def _daily_usage_sql(by: tuple[str, ...]) -> str:
+    """``daily_usage`` compiled once per grouping, over the scoped rows named :data:`_SCOPED`."""
+    import ibis
+
+    from flopledger.ledger.forecast_prices import daily_usage
+
+    schema = {"ts": "timestamp", **dict.fromkeys(by, "string"), "price_model": "string"}
+    schema |= {"service_tier": "string", "cost_usd": "float64"}
+    for quantity, cost in PRICED_CLASSES:
+        schema |= {quantity: "int64", cost: "float64"}
+    return str(ibis.to_sql(daily_usage(ibis.table(schema, name=_SCOPED), by), dialect="duckdb"))
 
 
 def team_exists(con: duckdb.DuckDBPyConnection, scope: Scope, team: str) -> bool:
