@@ -167,6 +167,55 @@ def test_prices_show_with_a_ledger_says_which_rows_price_its_events(tmp_path: Pa
     assert missing.exit_code != 0 and "no ledger at this path" in str(missing.exception)
 
 
+def test_prices_show_counts_events_by_their_current_mapping_and_those_no_row_covers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLOPLEDGER_DB", raising=False)
+    base = {"provider": "internal", "model": "llama-x", "input_tokens": 1000, "output_tokens": 10}
+    gpt = {"ts": "2026-03-10T09:00:00Z", "provider": "openai", "model": "gpt-5", "input_tokens": 10}
+    events = [{**base, "ts": "2026-03-02T09:00:00Z"}, {**base, "ts": "2026-03-10T09:00:00Z"}, gpt]
+    src = tmp_path / "u.jsonl"
+    src.write_text("".join(json.dumps(e) + "\n" for e in events))
+    db = tmp_path / "l.duckdb"
+    run("ingest", str(src), "--db", str(db))  # llama-x has no price yet: stored unpriced
+    prices = tmp_path / "p.toml"
+    prices.write_text(
+        '[[model]]\nprovider = "internal"\nmodel = "llama-x"\ninput_usd_per_mtok = 1.0\n'
+        "output_usd_per_mtok = 2.0\nvalid_from = 2026-03-05\n"
+        '[[model]]\nprovider = "openai"\nmodel = "gpt-5"\ninput_usd_per_mtok = 100.0\n'
+        "output_usd_per_mtok = 200.0\n"
+    )
+    show = (
+        "prices",
+        "show",
+        "llama-x",
+        "--provider",
+        "internal",
+        "--overrides",
+        str(prices),
+        "--db",
+        str(db),
+    )
+    result = CliRunner().invoke(app, [*show, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    # Mapped as reprice would map it now, though stored unpriced; the March 2 event predates the price.
+    assert [(r["variant"], r["events"]) for r in rows if r["events"]] == [("standard", 1), (None, 1)]
+    assert rows[-1]["input_usd_per_mtok"] is None and "no price row covers" in result.stderr
+    # gpt-5 declared private: its event counts under the private rows, at their price.
+    private = ("prices", "show", "gpt-5", "--provider", "openai", "--overrides", str(prices), "--db", str(db))
+    rows = json.loads(run(*private, "--format", "json"))
+    assert sum(r["events"] for r in rows) == 1 and sum(r["cost_usd"] for r in rows) == pytest.approx(1e-3)
+    # The default ledger is used when it can be read; when it cannot, the catalog alone is shown.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flopledger.duckdb").write_text("not a ledger")
+    result = CliRunner().invoke(app, ["prices", "show", "gpt-5", "--format", "json"])
+    assert result.exit_code == 0 and "the catalog alone" in result.stderr
+    assert "events" not in json.loads(result.stdout)[0]
+    result = CliRunner().invoke(app, ["prices", "show", "gpt-5", "--db", "flopledger.duckdb"])
+    assert result.exit_code != 0 and "cannot read the ledger" in str(result.exception)
+
+
 def test_ingest_cli_prints_the_reconciliation_and_fails_clearly(tmp_path: Path) -> None:
     src = tmp_path / "u.csv"
     src.write_text("when,m,toks\n2026-03-02T10:00:00Z,gpt-5,100\nnope,gpt-5,1\n", encoding="utf-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from flopledger.cli.options import DbOption, FormatOption, resolve_db
 from flopledger.cli.output import OutputFormat, console, err_console, render_rows, to_jsonable
 from flopledger.errors import InputError
-from flopledger.settings import setting_value
+from flopledger.settings import SETTINGS, setting_value
 
 __all__ = ["register"]
 
@@ -339,13 +340,25 @@ def prices_show(
     much of the ledger's use of the model each row prices (when there is a ledger)."""
     from flopledger.ledger.repricing import price_rows
 
+    # A ledger named by --db or $FLOPLEDGER_DB must be there; the default one is used when it is.
+    named = db is not None or bool(os.environ.get(SETTINGS["db"].env))
     path = resolve_db(db)
-    if db is not None and not path.is_file():
-        raise InputError(
-            "no ledger at this path; check --db, or leave it out for the catalog alone", path=str(path)
-        )
+    if named and not path.is_file():
+        raise InputError("no ledger at this path; check --db and $FLOPLEDGER_DB", path=str(path))
     ledger = path if path.is_file() else None
-    rows = price_rows(model, provider, _overrides(overrides), ledger=ledger)
+    try:
+        rows = price_rows(model, provider, _overrides(overrides), ledger=ledger)
+    except InputError as exc:
+        if named or ledger is None or exc.field == "model":
+            raise
+        err_console.print(f"(the catalog alone: {exc})", highlight=False)
+        ledger, rows = None, price_rows(model, provider, _overrides(overrides))
+    if ledger is not None and rows and rows[-1].get("variant") is None:
+        err_console.print(
+            f"The last row: {rows[-1]['events']:,} events of the model that no price row covers "
+            "(a service tier or a date outside them); they stay unpriced.",
+            highlight=False,
+        )
     columns = None
     if fmt is OutputFormat.table:
         columns = [

@@ -96,9 +96,11 @@ def price_rows(
 ) -> list[dict[str, Any]]:
     """The flat price rows a logged model is priced with: tiers, service tiers and dates.
 
-    With ``ledger`` (a ledger file), each row also says how much of the ledger's use of that catalog
-    model it prices: ``events``, ``requests``, ``tokens`` (billed) and ``cost_usd``, the model's
-    events priced afresh with these rows (what ``flopledger reprice`` would store).
+    With ``ledger`` (a ledger file), each row also says how much of the ledger's use of the model it
+    prices: ``events``, ``requests``, ``tokens`` (billed) and ``cost_usd``, over the ledger's events
+    whose logged name maps to this model now, priced afresh with these rows (what ``flopledger
+    reprice`` would store with the same overrides). Events that no row prices (a service tier or a
+    date the rows do not cover) are summed in one more row whose price columns are all None.
     """
     key = overrides.private_key(provider, model) or resolve_catalog_model(provider, model)
     if key is None:
@@ -116,11 +118,16 @@ def price_rows(
         rec = r.as_record("current")
         rec.pop("price_version", None)
         if use is not None:
-            rec.update(use.get(tuple(rec[k] for k in PRICE_ROW_KEYS), dict.fromkeys(_USE, 0)))
+            rec.update(use.pop(tuple(rec[k] for k in PRICE_ROW_KEYS), dict.fromkeys(_USE, 0)))
         for k in ("valid_from", "valid_to"):
             if rec.get(k) in (FAR_PAST, FAR_FUTURE):
                 rec[k] = None
         rows.append(rec)
+    if use:  # only the events no row priced are left (their row key is all None)
+        unpriced = {u: sum(v[u] or 0 for v in use.values()) for u in _USE}
+        template = rows[0] if rows else {"provider_id": key[0], "model_id": key[1]}
+        keep = ("provider_id", "model_id")
+        rows.append({k: (template.get(k) if k in keep else None) for k in template} | unpriced)
     return rows
 
 
@@ -130,7 +137,8 @@ _USE = ("events", "requests", "tokens", "cost_usd")
 def _ledger_use(
     ledger: Path, key: tuple[str, str], overrides: PriceOverrides
 ) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """The ledger's events of catalog model ``key``, priced with the current rows, summed per row.
+    """The ledger's events that map to catalog model ``key`` now, priced with its current rows,
+    summed per price row (all-None key: no row priced them).
 
     The ledger is only read: prices are flattened into an in-memory database that attaches it.
     """
@@ -143,12 +151,16 @@ def _ledger_use(
     try:
         create_schema(con)
         con.execute(f"ATTACH {sql_literal(str(ledger))} AS ledger (READ_ONLY)")
-        columns = ", ".join(f'"{c.name}"' for c in EVENT_COLUMNS)
+        # Every logged name is mapped as reprice would map it; the events of those that map to the
+        # model are priced (whatever they were priced as when stored).
+        version = ensure_prices(con, overrides, "(SELECT DISTINCT provider, model FROM ledger.events)")
+        columns = ", ".join(f'e."{c.name}"' for c in EVENT_COLUMNS)
         con.execute(
-            f"CREATE TEMP VIEW _model_events AS SELECT {columns} FROM ledger.events "
-            f"WHERE price_model = {sql_literal('/'.join(key))}"
+            f"""CREATE TEMP VIEW _model_events AS SELECT {columns} FROM ledger.events e
+                JOIN model_map m ON m.price_version = {sql_literal(version)}
+                  AND m.provider = coalesce(e.provider, '') AND m.model = e.model
+                WHERE m.provider_id = {sql_literal(key[0])} AND m.model_id = {sql_literal(key[1])}"""
         )
-        version = ensure_prices(con, overrides, "_model_events")
         b = ibis.duckdb.from_connection(con)
         prices, mm = b.table("prices"), b.table("model_map")
         priced = price_events(
@@ -168,6 +180,10 @@ def _ledger_use(
         return {tuple(r[k] for k in keys): {u: r[u] for u in _USE} for r in used.to_pyarrow().to_pylist()}
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
-        raise InputError(f"cannot read the ledger: {first}; check --db", path=str(ledger)) from exc
+        raise InputError(
+            f"cannot read the ledger: {first}; check --db (a ledger another process holds for writing, "
+            "such as `flopledger serve`, cannot be read meanwhile)",
+            path=str(ledger),
+        ) from exc
     finally:
         con.close()
