@@ -10,6 +10,7 @@ from importlib.resources import files
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import duckdb
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -21,6 +22,7 @@ from flopledger.web.auth import SESSION_COOKIE, Caller, caller_of, check_csrf, s
 from flopledger.web.fleet_view import fleet_page
 from flopledger.web.integrity_view import integrity_page
 from flopledger.web.overview_frame import current_frame
+from flopledger.web.queries import Scope
 from flopledger.web.state import SESSION_TTL
 from flopledger.web.tokens import verify_token
 
@@ -140,60 +142,59 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
     return response
 
 
-@router.get("/", response_class=HTMLResponse)
-def overview(request: Request) -> Response:
+def _scoped_page(
+    request: Request,
+    template: str,
+    title: str,
+    build: Callable[[duckdb.DuckDBPyConnection, Scope], dict[str, Any] | None],
+) -> Response:
+    """A signed-in caller's page built by ``build`` (a cursor and the caller's scope); None is 404."""
     caller = _caller_or_login(request)
     if isinstance(caller, Response):
         return caller
+    with server_state(request).cursor() as cur:
+        payload = build(cur, scope_of(caller))
+    if payload is None:
+        return _not_found(request, caller)
+    return _page(request, template, title, payload, caller)
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request) -> Response:
     state = server_state(request)
-    frame = current_frame(state)
-    with state.cursor() as cur:
-        payload = dashboard.overview_page(cur, scope_of(caller), state.config, frame)
-    return _page(request, "overview.html", "Overview", payload, caller)
+    return _scoped_page(
+        request,
+        "overview.html",
+        "Overview",
+        lambda cur, scope: dashboard.overview_page(cur, scope, state.config, current_frame(state)),
+    )
 
 
 @router.get("/teams", response_class=HTMLResponse)
 def teams(request: Request) -> Response:
-    caller = _caller_or_login(request)
-    if isinstance(caller, Response):
-        return caller
-    with server_state(request).cursor() as cur:
-        payload = dashboard.teams_page(cur, scope_of(caller))
-    return _page(request, "teams.html", "Teams", payload, caller)
+    return _scoped_page(request, "teams.html", "Teams", dashboard.teams_page)
 
 
 @router.get("/teams/{team}", response_class=HTMLResponse)
 def team(request: Request, team: str) -> Response:
-    caller = _caller_or_login(request)
-    if isinstance(caller, Response):
-        return caller
-    with server_state(request).cursor() as cur:
-        payload = dashboard.team_page(cur, scope_of(caller), team)
-    if payload is None:
-        return _not_found(request, caller)
-    return _page(request, "team.html", f"Team {team}", payload, caller)
+    return _scoped_page(
+        request, "team.html", f"Team {team}", lambda cur, scope: dashboard.team_page(cur, scope, team)
+    )
 
 
 @router.get("/teams/{team}/users/{user}", response_class=HTMLResponse)
 def user(request: Request, team: str, user: str) -> Response:
-    caller = _caller_or_login(request)
-    if isinstance(caller, Response):
-        return caller
-    with server_state(request).cursor() as cur:
-        payload = dashboard.user_page(cur, scope_of(caller), team, user)
-    if payload is None:
-        return _not_found(request, caller)
-    return _page(request, "user.html", f"User {user}", payload, caller)
+    return _scoped_page(
+        request,
+        "user.html",
+        f"User {user}",
+        lambda cur, scope: dashboard.user_page(cur, scope, team, user),
+    )
 
 
 @router.get("/models", response_class=HTMLResponse)
 def models(request: Request) -> Response:
-    caller = _caller_or_login(request)
-    if isinstance(caller, Response):
-        return caller
-    with server_state(request).cursor() as cur:
-        payload = dashboard.models_page(cur, scope_of(caller))
-    return _page(request, "models.html", "Models", payload, caller)
+    return _scoped_page(request, "models.html", "Models", dashboard.models_page)
 
 
 @router.get("/integrity", response_class=HTMLResponse)
