@@ -378,6 +378,8 @@ def prices_show(
     title = f"Prices of {model}" + (
         f", and the ledger's use of each ({ledger})" if ledger is not None else ""
     )
+    if fmt is OutputFormat.table:  # no lower threshold reads as blank, as an open date does
+        rows = [r | {"tier_above_tokens": None} if r.get("tier_above_tokens") == -1 else r for r in rows]
     render_rows(rows, fmt, title=title, columns=columns)
 
 

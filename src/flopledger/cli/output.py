@@ -51,6 +51,8 @@ def to_jsonable(value: Any) -> Any:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, dt.datetime) and value.time() == dt.time() and value.tzinfo is None:
+        return value.date().isoformat()  # a boundary at midnight (a price's validity) reads as its day
     if isinstance(value, float):
         if abs(value) >= 1000:
             return f"{value:,.0f}"
@@ -78,10 +80,10 @@ def render_rows(
             writer.writerow({k: to_jsonable(r.get(k)) for k in cols})
     else:
         table = Table(title=title, show_lines=False)
-        for c in cols:
-            table.add_column(
-                c, justify="right" if rows and isinstance(rows[0].get(c), int | float) else "left"
-            )
+        for c in cols:  # numbers right-aligned, judged by the first row that has the column filled
+            first = next((r.get(c) for r in rows if r.get(c) is not None), None)
+            numeric = isinstance(first, int | float) and not isinstance(first, bool)
+            table.add_column(c, justify="right" if numeric else "left")
         for r in rows:
             table.add_row(*(_cell(r.get(c)) for c in cols))
         console.print(table)
