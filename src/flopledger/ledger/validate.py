@@ -9,7 +9,7 @@ is parsed once, every check evaluated once, and a good row's raw text is never k
 
 from __future__ import annotations
 
-from flopledger.ledger.formats.base import COUNT_SCALE, MAX_COUNT, STAGE_COLUMNS, TIER_ALIASES
+from flopledger.ledger.formats.base import COUNT_SCALE, EXACT_DOUBLE, MAX_COUNT, STAGE_COLUMNS, TIER_ALIASES
 from flopledger.ledger.schema import TOKEN_COLUMNS
 
 __all__ = ["CHECKED_COLUMNS", "CHECKED_DDL", "TIER_ALIASES", "checked_sql", "repeat_id_sql"]
@@ -61,7 +61,7 @@ def _not_count(col: str) -> str:
         f"""OR contains("{col}", '_') """
         # beyond 2**53 a double is not exact: the text itself is judged, as whole_count does
         # (a CASE, so that only those rare rows pay for reading the text as a decimal)
-        f"OR CASE WHEN abs({d}) >= {float(2**53)} THEN coalesce({_exact(col)} <> floor({_exact(col)}) "
+        f"OR CASE WHEN abs({d}) >= {EXACT_DOUBLE} THEN coalesce({_exact(col)} <> floor({_exact(col)}) "
         f"OR {_exact(col)} > {MAX_COUNT}, true) ELSE false END END"
     )
 
@@ -75,7 +75,7 @@ def _count_value(col: str) -> str:
     """The count of a value that passed :func:`_not_count`, exact beyond 2**53 too (0 when blank)."""
     d = f'"_d_{col}"'
     return (
-        f"coalesce(CASE WHEN abs({d}) < {float(2**53)} THEN TRY_CAST({d} AS BIGINT) "
+        f"coalesce(CASE WHEN abs({d}) < {EXACT_DOUBLE} THEN TRY_CAST({d} AS BIGINT) "
         f"ELSE TRY_CAST({_exact(col)} AS BIGINT) END, 0)"
     )
 

@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 from flopledger.errors import InputError, UnknownNameError
 
 __all__ = [
+    "COUNT_SCALE",
+    "EXACT_DOUBLE",
     "FORMATS",
     "MAX_COUNT",
     "STAGE_COLUMNS",
@@ -109,7 +111,7 @@ COUNT_SCALE = 18
 """Decimal places to which text beyond 2**53 is read: ``DECIMAL(38, 18)`` holds every count to MAX_COUNT."""
 
 
-_EXACT_DOUBLE = float(2**53)
+EXACT_DOUBLE = float(2**53)
 """From here on a double no longer holds every whole number: such text is read exactly."""
 
 _DECIMAL = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_UP)
@@ -160,7 +162,7 @@ def whole_count(value: Any, field: str) -> int:
                 number = float(text)
             except ValueError:
                 raise BadCount(field, value) from None
-            if math.isfinite(number) and _EXACT_DOUBLE <= abs(number) <= MAX_COUNT:
+            if math.isfinite(number) and EXACT_DOUBLE <= abs(number) <= MAX_COUNT:
                 number = _exact_count(text, field, value)
     else:
         number = value
