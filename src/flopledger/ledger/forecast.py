@@ -193,10 +193,13 @@ def spend_days(engine: Engine) -> tuple[dt.date, dt.date]:
     return row["first"], row["last"]
 
 
-def resolve_period(engine: Engine, month: str | None, as_of: dt.date | None) -> tuple[dt.date, dt.date]:
+def resolve_period(
+    engine: Engine, month: str | None, as_of: dt.date | None, *, days: tuple[dt.date, dt.date] | None = None
+) -> tuple[dt.date, dt.date]:
     """The month's first day and the last day of history: by default the latest month with spend
-    and its latest day with spend (the month's last day for a past month)."""
-    _, latest = spend_days(engine)
+    and its latest day with spend (the month's last day for a past month). ``days``: the ledger's
+    :func:`spend_days`, when the caller has them already."""
+    _, latest = days or spend_days(engine)
     first = parse_month(month) if month else latest.replace(day=1)
     _, last = month_bounds(first)
     if latest < first:

@@ -30,14 +30,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy.stats import norm
-from scipy.stats import t as student_t
 
 __all__ = ["Z90", "Step", "find_step", "project_days"]
 
-Z90 = float(norm.ppf(0.9))
+Z90 = NormalDist().inv_cdf(0.9)
 """The standard normal 90th percentile: P10 and P90 are P50 -/+ ``Z90`` times the projected spread."""
 
 HISTORY_WINDOW_DAYS = 84
@@ -142,6 +141,8 @@ def _fit_line(days: Sequence[dt.date], cost_usd: np.ndarray) -> _Line | None:
     # Student t quantile of their degrees of freedom, expressed as a wider normal spread.
     w_fit = weight[fitted]
     n_eff = float(w_fit.sum() ** 2 / (w_fit**2).sum())
+    from scipy.stats import t as student_t  # scipy is imported when a forecast is made, not at start-up
+
     widen = float(student_t.ppf(0.9, max(n_eff - design.shape[1], 1.0))) / Z90
     return _Line(days[-1], coef, cov, weekend_factor, sigma, rho, widen)
 

@@ -264,12 +264,21 @@ def ingest_files(
     # A timestamp without an offset is UTC, whatever the session says; the caller's zone is put back.
     (zone,) = con.execute("SELECT current_setting('TimeZone')").fetchone() or ("UTC",)
     con.execute("SET TimeZone = 'UTC'")
-    mark_interrupted(con)
-    con.execute(
-        "INSERT INTO ingests (ingest_id, started_at, status, source_format, files) "
-        "VALUES (?, ?, 'running', ?, ?)",
-        [ingest_id, _now(), ",".join(sorted({f.name for f in formats})), json.dumps([str(f) for f in files])],
-    )
+    try:
+        mark_interrupted(con)
+        con.execute(
+            "INSERT INTO ingests (ingest_id, started_at, status, source_format, files) "
+            "VALUES (?, ?, 'running', ?, ?)",
+            [
+                ingest_id,
+                _now(),
+                ",".join(sorted({f.name for f in formats})),
+                json.dumps([str(f) for f in files]),
+            ],
+        )
+    except BaseException:  # no run to record as failed: only the caller's zone to give back
+        con.execute(f"SET TimeZone = {sql_literal(str(zone))}")
+        raise
     try:
         # The input is read, checked, deduplicated and priced in temp tables first, outside the
         # transaction: row ids number a file's committed rows in file order, and DuckDB scans

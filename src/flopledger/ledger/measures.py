@@ -7,14 +7,21 @@ so a summary of unpriced events costs 0 and shows its volume in ``unpriced_token
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import ibis
-import ibis.expr.types as ir
+if TYPE_CHECKING:  # Ibis is imported when a measure is built: ingest and the rollup use SQL only
+    import ibis.expr.types as ir
 
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, TOKEN_COLUMNS
 
-__all__ = ["EFFECTIVE_COSTS", "SUMMED_COSTS", "SUMMED_COUNTS", "ibis_measures", "sql_measures"]
+__all__ = [
+    "EFFECTIVE_COSTS",
+    "SUMMED_COSTS",
+    "SUMMED_COUNTS",
+    "billed_tokens",
+    "ibis_measures",
+    "sql_measures",
+]
 
 SUMMED_COUNTS: tuple[str, ...] = ("requests", *TOKEN_COLUMNS)
 EFFECTIVE_COSTS: tuple[str, ...] = (*COST_COLUMNS, "request_cost_usd", "cost_usd")
@@ -25,13 +32,19 @@ SUMMED_COSTS: tuple[str, ...] = (*EFFECTIVE_COSTS, "list_cost_usd")
 def ibis_measures(t: ir.Table, *, costs: tuple[str, ...] = SUMMED_COSTS) -> dict[str, Any]:
     """The summed measures over ``t`` (events, or groups of them), in order, then ``unpriced_tokens``:
     the billed tokens of rows whose ``priced`` is false."""
-    unpriced = ibis.ifelse(
-        t.priced, 0, sum((t[c] for c in BILLED_TOKEN_COLUMNS[1:]), t[BILLED_TOKEN_COLUMNS[0]])
-    )
+    import ibis
+
+    unpriced = ibis.ifelse(t.priced, 0, billed_tokens(t))
     out: dict[str, Any] = {c: t[c].sum() for c in SUMMED_COUNTS}
     out.update({c: t[c].fill_null(0).sum() for c in costs})
     out["unpriced_tokens"] = unpriced.sum()
     return out
+
+
+def billed_tokens(t: ir.Table) -> ir.IntegerValue:
+    """The tokens a row is billed for: every class but reasoning (which output already holds)."""
+    total: ir.IntegerValue = sum((t[c] for c in BILLED_TOKEN_COLUMNS[1:]), t[BILLED_TOKEN_COLUMNS[0]])
+    return total
 
 
 def sql_measures() -> list[str]:

@@ -17,8 +17,8 @@ import ibis
 import ibis.expr.types as ir
 
 from flopledger.errors import InputError, UnknownNameError
-from flopledger.ledger.measures import EFFECTIVE_COSTS, ibis_measures
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, DIMENSIONS, TOKEN_COLUMNS
+from flopledger.ledger.measures import EFFECTIVE_COSTS, SUMMED_COUNTS, ibis_measures
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, DIMENSIONS, TOKEN_COLUMNS
 from flopledger.ledger.spark import Engine, events_table
 
 __all__ = ["HeadlineView", "headline", "parse_dimensions", "report", "report_expr"]
@@ -102,10 +102,10 @@ def report(
         expr = expr.limit(limit)
     rows = engine.rows(expr)
     for row in rows:
-        for c in (*TOKEN_COLUMNS, "requests", "unpriced_tokens", "active_hours"):
+        for c in (*SUMMED_COUNTS, "unpriced_tokens", "active_hours"):
             if c in row and row[c] is not None:
                 row[c] = int(row[c])
-        for c in (*COST_COLUMNS, "request_cost_usd", "cost_usd", "cost_usd_per_active_hour"):
+        for c in (*EFFECTIVE_COSTS, "cost_usd_per_active_hour"):
             if c in row and row[c] is not None:
                 row[c] = round(float(row[c]), 6)
     return rows

@@ -136,10 +136,11 @@ def spend_change(
     come back largest absolute change first.
     """
     by = check_dimensions(by)
-    first, as_of = resolve_period(engine, month, as_of)
+    days = spend_days(engine)  # one min/max scan serves the period and the check below
+    first, as_of = resolve_period(engine, month, as_of, days=days)
     prev_first, prev_last = month_bounds((first - dt.timedelta(days=1)).replace(day=1))
     previous = (prev_first, min(prev_last, prev_first.replace(day=1) + dt.timedelta(days=as_of.day - 1)))
-    first_day, _ = spend_days(engine)
+    first_day, _ = days
     if first_day > previous[0]:
         # Without last month's days every token would look new (all "mix"): say so instead.
         raise InputError(

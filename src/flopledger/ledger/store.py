@@ -13,6 +13,7 @@ import duckdb
 
 from flopledger.errors import InputError
 from flopledger.ledger.fingerprints import FINGERPRINT_COLUMNS
+from flopledger.ledger.rollups import upgrade_rollup
 from flopledger.ledger.schema import EVENT_COLUMNS, PRICED_COLUMNS, Column
 
 __all__ = ["EVENTS_TABLE_COLUMNS", "count_of", "create_schema", "open_ledger"]
@@ -122,8 +123,6 @@ def open_ledger(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPy
     con.execute("SET TimeZone = 'UTC'")  # the ledger is UTC: a timestamp without an offset is UTC
     if not read_only:
         create_schema(con)
-        from flopledger.ledger.rollups import upgrade_rollup  # rollups reads through this module
-
         upgrade_rollup(con)
     return con
 
