@@ -10,6 +10,7 @@ __all__ = [
     "ConfigError",
     "FlopledgerError",
     "InputError",
+    "LedgerUnreadable",
     "SolverError",
     "UnknownNameError",
 ]
@@ -40,6 +41,10 @@ class InputError(FlopledgerError):
         prefix = f"{where}: " if where else ""
         suffix = f" (field {field!r})" if field else ""
         super().__init__(f"{prefix}{message}{suffix}")
+
+
+class LedgerUnreadable(InputError):
+    """A ledger file exists but cannot be read now (not a ledger, or held by a writer)."""
 
 
 class ConfigError(FlopledgerError):

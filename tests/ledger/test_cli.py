@@ -107,7 +107,11 @@ def test_unknown_dimension_suggests_the_closest(small_ledger: Path) -> None:
     assert "did you mean 'team'" in str(result.exception) or "did you mean 'team'" in result.output
 
 
-def test_prices_missing_quarantine_and_reprice(small_ledger: Path, tmp_path: Path) -> None:
+def test_prices_missing_quarantine_and_reprice(
+    small_ledger: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLOPLEDGER_DB", raising=False)
+    monkeypatch.chdir(tmp_path)  # no default ledger here: prices show reads the catalog alone
     assert json.loads(run("prices", "missing", "--db", str(small_ledger), "--format", "json")) == []
     bad = json.loads(run("quarantine", "list", "--db", str(small_ledger), "--format", "json"))
     assert {b["field"] for b in bad} == {"ts", "model", "input_tokens"}
@@ -151,7 +155,9 @@ def test_prices_show_with_a_ledger_says_which_rows_price_its_events(tmp_path: Pa
     run("ingest", str(src), "--db", str(db))
     rows = json.loads(run("prices", "show", "claude-sonnet-4-5", "--db", str(db), "--format", "json"))
     used = {(r["variant"], r["tier_above_tokens"], r["valid_from"]): r["events"] for r in rows if r["events"]}
-    assert used == {("standard", -1, None): 2, ("standard", 200_000, None): 1, ("batch", -1, None): 1}
+    assert used == {("standard", None, None): 2, ("standard", 200_000, None): 1, ("batch", None, None): 1}
+    assert all(r["tier_upto_tokens"] in (200_000, None) for r in rows)  # open bounds are None
+
     from flopledger.ledger.store import open_ledger
 
     con = open_ledger(db, read_only=True)
@@ -214,6 +220,30 @@ def test_prices_show_counts_events_by_their_current_mapping_and_those_no_row_cov
     assert "events" not in json.loads(result.stdout)[0]
     result = CliRunner().invoke(app, ["prices", "show", "gpt-5", "--db", "flopledger.duckdb"])
     assert result.exit_code != 0 and "cannot read the ledger" in str(result.exception)
+
+
+def test_tables_print_midnight_columns_as_days_and_align_by_the_first_filled_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import datetime as dt
+    import io
+
+    from rich.console import Console
+
+    from flopledger.cli import output
+
+    out = io.StringIO()
+    monkeypatch.setattr(output, "console", Console(file=out, width=200, color_system=None))
+    midnight, later = dt.datetime(2026, 10, 14), dt.datetime(2026, 3, 2, 9, 15)
+    rows = [
+        {"valid_to": midnight, "seen": midnight, "tier_above_tokens": None},
+        {"valid_to": None, "seen": later, "tier_above_tokens": 200_000},
+    ]
+    output.render_rows(rows, output.OutputFormat.table)
+    first, second = (line.split("│")[1:4] for line in out.getvalue().splitlines() if line.startswith("│"))
+    assert first[0].strip() == "2026-10-14"  # valid_to: midnights only, read as days
+    assert (first[1].strip(), second[1].strip()) == ("2026-10-14 00:00:00", "2026-03-02 09:15:00")  # mixed
+    assert second[2].endswith("200,000 ")  # right-aligned, though the first row's tier is blank
 
 
 def test_ingest_cli_prints_the_reconciliation_and_fails_clearly(tmp_path: Path) -> None:

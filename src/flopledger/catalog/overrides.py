@@ -112,7 +112,7 @@ class PriceOverrides:
         return None
 
     def private_rows(self, provider_id: str, model_id: str) -> list[PriceRow]:
-        from flopledger.catalog.prices import PriceRow
+        from flopledger.catalog.prices import TIER_ABOVE_ALL, TIER_BELOW_ALL, PriceRow
 
         if not provider_id.startswith(PRIVATE_PROVIDER_PREFIX):
             return []
@@ -134,8 +134,8 @@ class PriceOverrides:
                         valid_to=_as_datetime(m.valid_to, _FUTURE),
                         tod_from_s=0,
                         tod_to_s=86_400,
-                        tier_above_tokens=-1,
-                        tier_upto_tokens=2**62,
+                        tier_above_tokens=TIER_BELOW_ALL,
+                        tier_upto_tokens=TIER_ABOVE_ALL,
                         input_usd_per_mtok=m.input_usd_per_mtok,
                         cache_read_usd_per_mtok=m.input_usd_per_mtok if cache_read is None else cache_read,
                         cache_write_5m_usd_per_mtok=m.input_usd_per_mtok if write_5m is None else write_5m,

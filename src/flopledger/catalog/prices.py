@@ -37,6 +37,9 @@ __all__ = [
     "FAR_FUTURE",
     "FAR_PAST",
     "PRICE_CLASSES",
+    "PRICE_ROW_KEYS",
+    "TIER_ABOVE_ALL",
+    "TIER_BELOW_ALL",
     "TIER_CONTEXTS",
     "PriceRow",
     "catalog_rows",
@@ -44,8 +47,23 @@ __all__ = [
     "save_catalog_cache",
 ]
 
+PRICE_ROW_KEYS: tuple[str, ...] = (
+    "variant",
+    "valid_from",
+    "valid_to",
+    "tod_from_s",
+    "tod_to_s",
+    "tier_above_tokens",
+    "tier_upto_tokens",
+)
+"""What tells one flat price row of a catalog model from its others (in one price version)."""
+
 FAR_PAST = dt.datetime(1900, 1, 1)
 FAR_FUTURE = dt.datetime(2200, 1, 1)
+TIER_BELOW_ALL = -1
+"""The lower tier bound of a row for any input (a row applies above its bound)."""
+TIER_ABOVE_ALL = 2**62
+"""The upper tier bound of a row for any input."""
 _DAY_S = 86_400
 _MTOK = 1_000_000
 
@@ -172,8 +190,8 @@ def _tier_ranges(model_price: Any) -> list[tuple[int, int]]:
     for value in model_price.__dict__.values():
         if isinstance(value, TieredPrices):
             starts.update(t.start for t in value.tiers)
-    bounds = [-1, *sorted(starts)]
-    upper = [*sorted(starts), 2**62]
+    bounds = [TIER_BELOW_ALL, *sorted(starts)]
+    upper = [*sorted(starts), TIER_ABOVE_ALL]
     return list(zip(bounds, upper, strict=True))
 
 

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from flopledger.cli.options import DbOption, FormatOption, resolve_db
 from flopledger.cli.output import OutputFormat, console, err_console, render_rows, to_jsonable
-from flopledger.errors import InputError
+from flopledger.errors import InputError, LedgerUnreadable
 from flopledger.settings import SETTINGS, setting_value
 
 __all__ = ["register"]
@@ -346,13 +346,14 @@ def prices_show(
     if named and not path.is_file():
         raise InputError("no ledger at this path; check --db and $FLOPLEDGER_DB", path=str(path))
     ledger = path if path.is_file() else None
+    prices = _overrides(overrides)
     try:
-        rows = price_rows(model, provider, _overrides(overrides), ledger=ledger)
-    except InputError as exc:
-        if named or ledger is None or exc.field == "model":
+        rows = price_rows(model, provider, prices, ledger=ledger)
+    except LedgerUnreadable as exc:
+        if named:
             raise
         err_console.print(f"(the catalog alone: {exc})", highlight=False)
-        ledger, rows = None, price_rows(model, provider, _overrides(overrides))
+        ledger, rows = None, price_rows(model, provider, prices)
     if ledger is not None and rows and rows[-1].get("variant") is None:
         err_console.print(
             f"The last row: {rows[-1]['events']:,} events of the model that no price row covers "
@@ -375,11 +376,9 @@ def prices_show(
             "discount_pct",
             *(["events", "cost_usd"] if ledger is not None else []),
         ]
-    title = f"Prices of {model}" + (
-        f", and the ledger's use of each ({ledger})" if ledger is not None else ""
-    )
-    if fmt is OutputFormat.table:  # no lower threshold reads as blank, as an open date does
-        rows = [r | {"tier_above_tokens": None} if r.get("tier_above_tokens") == -1 else r for r in rows]
+    title = f"Prices of {model}"
+    if ledger is not None:
+        title += f"; the ledger's events of it, priced with these rows ({ledger})"
     render_rows(rows, fmt, title=title, columns=columns)
 
 

@@ -48,11 +48,13 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def _midnight(value: Any) -> bool:
+    return isinstance(value, dt.datetime) and value.tzinfo is None and value.time() == dt.time()
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, dt.datetime) and value.time() == dt.time() and value.tzinfo is None:
-        return value.date().isoformat()  # a boundary at midnight (a price's validity) reads as its day
     if isinstance(value, float):
         if abs(value) >= 1000:
             return f"{value:,.0f}"
@@ -80,10 +82,15 @@ def render_rows(
             writer.writerow({k: to_jsonable(r.get(k)) for k in cols})
     else:
         table = Table(title=title, show_lines=False)
+        days = set()
         for c in cols:  # numbers right-aligned, judged by the first row that has the column filled
-            first = next((r.get(c) for r in rows if r.get(c) is not None), None)
-            numeric = isinstance(first, int | float) and not isinstance(first, bool)
+            filled = [r[c] for r in rows if r.get(c) is not None]
+            numeric = bool(filled) and isinstance(filled[0], int | float) and not isinstance(filled[0], bool)
             table.add_column(c, justify="right" if numeric else "left")
+            if filled and all(_midnight(v) for v in filled):  # dates kept as midnights read as days
+                days.add(c)
         for r in rows:
-            table.add_row(*(_cell(r.get(c)) for c in cols))
+            table.add_row(
+                *(_cell(r[c].date() if c in days and r.get(c) is not None else r.get(c)) for c in cols)
+            )
         console.print(table)

@@ -14,20 +14,11 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from flopledger.catalog.prices import PRICE_ROW_KEYS
 from flopledger.ledger.schema import PRICED_COLUMNS, TOKEN_COLUMNS
 
-__all__ = ["PRICE_ROW_KEYS", "price_events", "second_of_day", "tier_requests", "total_input"]
+__all__ = ["price_events", "second_of_day", "tier_requests", "total_input"]
 
-PRICE_ROW_KEYS: tuple[str, ...] = (
-    "variant",
-    "valid_from",
-    "valid_to",
-    "tod_from_s",
-    "tod_to_s",
-    "tier_above_tokens",
-    "tier_upto_tokens",
-)
-"""What tells one flat price row of a catalog model from its others (in one price version)."""
 
 _CLASS_RATE = {
     "input_tokens": "input_usd_per_mtok",
@@ -103,13 +94,7 @@ def price_events(
     p = prices.select(
         _p_pid=prices.provider_id,
         _p_mid=prices.model_id,
-        _p_variant=prices.variant,
-        _p_from=prices.valid_from,
-        _p_to=prices.valid_to,
-        _p_tod_from=prices.tod_from_s,
-        _p_tod_to=prices.tod_to_s,
-        _p_above=prices.tier_above_tokens,
-        _p_upto=prices.tier_upto_tokens,
+        **{f"_p_{key}": prices[key] for key in PRICE_ROW_KEYS},  # what tells the row from the others
         _p_discount=prices.discount_pct,
         _p_version=prices.price_version,
         _p_fee=prices.usd_per_request,
@@ -121,12 +106,12 @@ def price_events(
             ev._pid == p._p_pid,
             ev._mid == p._p_mid,
             ev._tier == p._p_variant,
-            ev.ts >= p._p_from,
-            ev.ts < p._p_to,
-            ev._tod >= p._p_tod_from,
-            ev._tod < p._p_tod_to,
-            ev._tier_in > p._p_above,
-            ev._tier_in <= p._p_upto,
+            ev.ts >= p._p_valid_from,
+            ev.ts < p._p_valid_to,
+            ev._tod >= p._p_tod_from_s,
+            ev._tod < p._p_tod_to_s,
+            ev._tier_in > p._p_tier_above_tokens,
+            ev._tier_in <= p._p_tier_upto_tokens,
         ],
     )
     keep_share = 1.0 - joined._p_discount / 100.0
@@ -150,11 +135,5 @@ def price_events(
         input_usd_per_mtok_applied=joined._p_input_usd_per_mtok * keep_share,
         output_usd_per_mtok_applied=joined._p_output_usd_per_mtok * keep_share,
     )
-    row = [
-        joined[name].name(f"row_{key}") for key, name in zip(PRICE_ROW_KEYS, _ROW_KEY_COLUMNS, strict=True)
-    ]
+    row = [result[f"_p_{key}"].name(f"row_{key}") for key in PRICE_ROW_KEYS]
     return result.select(*keep, *(c.name for c in PRICED_COLUMNS), *(row if with_row else ()))
-
-
-_ROW_KEY_COLUMNS = ("_p_variant", "_p_from", "_p_to", "_p_tod_from", "_p_tod_to", "_p_above", "_p_upto")
-"""The joined columns holding :data:`PRICE_ROW_KEYS`, in order."""

@@ -14,8 +14,17 @@ from typing import Any
 import duckdb
 
 from flopledger.catalog.overrides import PriceOverrides
-from flopledger.catalog.prices import FAR_FUTURE, FAR_PAST, catalog_rows, resolve_catalog_model
-from flopledger.errors import InputError
+from flopledger.catalog.prices import (
+    FAR_FUTURE,
+    FAR_PAST,
+    PRICE_ROW_KEYS,
+    TIER_ABOVE_ALL,
+    TIER_BELOW_ALL,
+    catalog_rows,
+    resolve_catalog_model,
+)
+from flopledger.errors import InputError, LedgerUnreadable
+from flopledger.ledger.measures import billed_tokens
 from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.rollups import refresh_rollups
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, EVENT_COLUMNS
@@ -100,7 +109,8 @@ def price_rows(
     prices: ``events``, ``requests``, ``tokens`` (billed) and ``cost_usd``, over the ledger's events
     whose logged name maps to this model now, priced afresh with these rows (what ``flopledger
     reprice`` would store with the same overrides). Events that no row prices (a service tier or a
-    date the rows do not cover) are summed in one more row whose price columns are all None.
+    date the rows do not cover) are summed in one more row whose price columns are all None. Open
+    bounds (dates, the lowest and highest tier) are None.
     """
     key = overrides.private_key(provider, model) or resolve_catalog_model(provider, model)
     if key is None:
@@ -110,8 +120,6 @@ def price_rows(
             + "; check the name, or add it as a [[model]] in the overrides file",
             field="model",
         )
-    from flopledger.ledger.pricing import PRICE_ROW_KEYS  # Ibis, only imported when needed
-
     use = _ledger_use(ledger, key, overrides) if ledger is not None else None
     rows = []
     for r in catalog_rows(key[0], key[1], overrides):
@@ -119,16 +127,28 @@ def price_rows(
         rec.pop("price_version", None)
         if use is not None:
             rec.update(use.pop(tuple(rec[k] for k in PRICE_ROW_KEYS), dict.fromkeys(_USE, 0)))
-        for k in ("valid_from", "valid_to"):
-            if rec.get(k) in (FAR_PAST, FAR_FUTURE):
+        for k, unbounded in _OPEN.items():
+            if rec.get(k) == unbounded:
                 rec[k] = None
         rows.append(rec)
-    if use:  # only the events no row priced are left (their row key is all None)
-        unpriced = {u: sum(v[u] or 0 for v in use.values()) for u in _USE}
-        template = rows[0] if rows else {"provider_id": key[0], "model_id": key[1]}
-        keep = ("provider_id", "model_id")
-        rows.append({k: (template.get(k) if k in keep else None) for k in template} | unpriced)
+    if use is not None:
+        unpriced = use.pop((None,) * len(PRICE_ROW_KEYS), None)
+        if use:  # a bug, not the user's: say so rather than fold priced events into "unpriced"
+            raise RuntimeError(f"ledger use of price rows not matched to a row of {key}: {sorted(use)}")
+        if unpriced is not None:
+            template = rows[0] if rows else {"provider_id": key[0], "model_id": key[1]}
+            kept = ("provider_id", "model_id")
+            rows.append({k: (template.get(k) if k in kept else None) for k in template} | unpriced)
     return rows
+
+
+_OPEN = {
+    "valid_from": FAR_PAST,
+    "valid_to": FAR_FUTURE,
+    "tier_above_tokens": TIER_BELOW_ALL,
+    "tier_upto_tokens": TIER_ABOVE_ALL,
+}
+"""A flat row's bound that stands for no bound at all, shown as None."""
 
 
 _USE = ("events", "requests", "tokens", "cost_usd")
@@ -145,7 +165,7 @@ def _ledger_use(
     import ibis
 
     from flopledger.ledger.formats.tabular import sql_literal
-    from flopledger.ledger.pricing import PRICE_ROW_KEYS, price_events
+    from flopledger.ledger.pricing import price_events
 
     con = duckdb.connect()
     try:
@@ -169,18 +189,17 @@ def _ledger_use(
             mm.filter(mm.price_version == version),
             with_row=True,
         )
-        billed = sum((priced[c] for c in BILLED_TOKEN_COLUMNS[1:]), priced[BILLED_TOKEN_COLUMNS[0]])
         keys = [f"row_{k}" for k in PRICE_ROW_KEYS]
         used = priced.group_by(keys).aggregate(
             events=priced.count(),
-            requests=priced.requests.fill_null(1).sum(),
-            tokens=billed.sum(),
+            requests=priced.requests.sum(),
+            tokens=billed_tokens(priced).sum(),
             cost_usd=priced.cost_usd.fill_null(0).sum(),
         )
         return {tuple(r[k] for k in keys): {u: r[u] for u in _USE} for r in used.to_pyarrow().to_pylist()}
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
-        raise InputError(
+        raise LedgerUnreadable(
             f"cannot read the ledger: {first}; check --db (a ledger another process holds for writing, "
             "such as `flopledger serve`, cannot be read meanwhile)",
             path=str(ledger),

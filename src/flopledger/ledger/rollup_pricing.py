@@ -24,7 +24,7 @@ import ibis
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
-from flopledger.catalog.prices import FAR_FUTURE, FAR_PAST
+from flopledger.catalog.prices import FAR_FUTURE, FAR_PAST, TIER_ABOVE_ALL, TIER_BELOW_ALL
 from flopledger.ledger.measures import ibis_measures
 from flopledger.ledger.pricing import price_events, second_of_day, tier_requests, total_input
 from flopledger.ledger.schema import TOKEN_COLUMNS
@@ -55,7 +55,10 @@ def price_breaks(prices: ir.Table, rows: Any) -> PriceBreaks:
     )
     instants = {e[k] for e in edges for k in ("valid_from", "valid_to")} - {FAR_PAST, FAR_FUTURE, None}
     tods = {int(e[k]) for e in edges for k in ("tod_from_s", "tod_to_s")} - {0, 86_400}
-    tiers = {int(e[k]) for e in edges for k in ("tier_above_tokens", "tier_upto_tokens")} - {-1, 2**62}
+    tiers = {int(e[k]) for e in edges for k in ("tier_above_tokens", "tier_upto_tokens")} - {
+        TIER_BELOW_ALL,
+        TIER_ABOVE_ALL,
+    }
     return PriceBreaks(tuple(sorted(instants)), tuple(sorted(tods)), tuple(sorted(tiers)))
 
 
