@@ -9,7 +9,6 @@ derived from the accelerator catalog's peak BF16 FLOP/s times the policy's MFU.
 from __future__ import annotations
 
 import difflib
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from flopledger.catalog.accelerators import get_accelerator
+from flopledger.catalog.accelerators import Accelerator, get_accelerator
 from flopledger.errors import ConfigError, FlopledgerError
 from flopledger.fleet.spec import FleetSpecModel, PoolModel, WorkloadModel
 from flopledger.serving import estimate_serving
@@ -104,45 +103,34 @@ class EnvelopeProblem:
         )
 
 
-def _catalog_record(accelerator: str) -> Any | None:
+def _catalog_record(accelerator: str) -> Accelerator | None:
     try:
         return get_accelerator(accelerator)
     except FlopledgerError:
         return None
 
 
-def _first_attr(record: Any, names: tuple[str, ...]) -> Any | None:
-    for name in names:
-        value = getattr(record, name, None)
-        if value is not None:
-            return value
-    return None
-
-
 def _pool_facts(i: int, pool: PoolModel, spec: FleetSpecModel, source: str) -> PoolFacts:
     policy = spec.policy
     record = _catalog_record(pool.accelerator)
 
-    def need(value: Any, key: str, names: tuple[str, ...]) -> Any:
+    def need(value: Any, key: str, attribute: str) -> Any:
+        """The spec's value, else the accelerator catalog's (an error naming both when neither has it)."""
         if value is not None:
             return value
-        found = _first_attr(record, names) if record is not None else None
-        if found is None:
+        if record is None:
             raise ConfigError(
                 f"{source}: pools[{i}].{key}: not given and accelerator {pool.accelerator!r} "
                 "is not in the accelerator catalog; give it in the spec"
             )
-        return found
+        return getattr(record, attribute)
 
-    supplier = str(need(pool.supplier, "supplier", ("vendor",))).lower()
-    family = str(need(pool.family, "family", ("family",)))
+    supplier = str(need(pool.supplier, "supplier", "vendor")).lower()
+    family = str(need(pool.family, "family", "family"))
     power_kw = pool.power_kw_per_accelerator
     if power_kw is None:
-        power_kw = (
-            float(need(None, "power_kw_per_accelerator", ("server_power_w_per_accelerator", "board_power_w")))
-            / 1000.0
-        )
-    pue = pool.pue or float(_first_attr(record, ("pue",)) or policy.default_pue)
+        power_kw = float(need(None, "power_kw_per_accelerator", "server_power_w_per_accelerator")) / 1000.0
+    pue = pool.pue or (record.pue if record is not None else policy.default_pue)
     lost_hours = 0.0
     if pool.available_from is not None and pool.available_from > policy.start:
         lost_hours = (pool.available_from - policy.start).days * 24.0
@@ -186,25 +174,14 @@ def _serving_rate(w: WorkloadModel, accelerator: str, node_size: int) -> float |
     """Output tokens/s per accelerator from the serving estimator, or None when it does not know the pair."""
     if w.model is None:
         return None
-    return _estimated_rate(
-        w.model, accelerator, node_size, w.precision, w.input_tokens_per_request, w.output_tokens_per_request
-    )
-
-
-@functools.lru_cache(maxsize=1024)
-def _estimated_rate(
-    model: str, accelerator: str, node_size: int, precision: Any, input_tokens: Any, output_tokens: Any
-) -> float | None:
-    """One estimate per distinct question: pools of one accelerator and workloads of one model share it,
-    and scenario runs rebuild the envelope many times."""
     try:
         est = estimate_serving(
-            model=model,
+            model=w.model,
             accelerator=accelerator,
             count=node_size,
-            precision=precision,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
+            precision=w.precision,
+            input_tokens=w.input_tokens_per_request,
+            output_tokens=w.output_tokens_per_request,
         )
     except FlopledgerError:
         return None
