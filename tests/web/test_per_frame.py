@@ -12,7 +12,7 @@ from flopledger.web.overview_frame import Frame
 
 
 def _frame(n: int) -> Frame:
-    return Frame((n,), pa.table({"x": [n]}))
+    return Frame((n,), pa.table({"x": [n]}), "current")
 
 
 def test_concurrent_readers_of_a_new_frame_compute_its_result_once() -> None:
@@ -51,11 +51,17 @@ def test_a_failed_computation_leaves_the_next_reader_to_compute() -> None:
 def test_a_reader_waiting_on_a_failed_computation_computes_it_itself() -> None:
     frame = _frame(4)
     started = threading.Event()
+    order: list[str] = []
 
     def broken() -> object:
         started.set()
         time.sleep(0.2)
+        order.append("failed")
         raise RuntimeError("ledger busy")
+
+    def mine() -> str:
+        order.append("computed")
+        return "mine"
 
     failures: list[BaseException] = []
 
@@ -68,9 +74,10 @@ def test_a_reader_waiting_on_a_failed_computation_computes_it_itself() -> None:
     t = threading.Thread(target=first)
     t.start()
     started.wait()
-    assert frame.once("fc", lambda: "mine") == "mine"  # waited, then computed
+    assert frame.once("fc", mine) == "mine"
     t.join()
     assert len(failures) == 1
+    assert order == ["failed", "computed"]  # it waited for the failure, then computed, once
 
 
 def test_a_reader_stops_waiting_on_a_stuck_computation(monkeypatch: pytest.MonkeyPatch) -> None:

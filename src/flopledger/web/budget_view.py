@@ -15,7 +15,7 @@ import ibis
 
 from flopledger.ledger.budgets import check_budgets, load_budgets
 from flopledger.ledger.spark import Engine
-from flopledger.web.queries import Scope, rollup_source
+from flopledger.web.queries import Scope, rollup_as_events, rollup_source
 
 __all__ = ["budget_rows"]
 
@@ -37,11 +37,7 @@ def budget_rows(con: duckdb.DuckDBPyConnection, scope: Scope, path: Path | None)
         return {"configured": True, "rows": []}
     cur = con.cursor()
     try:
-        cur.execute(
-            # Unpriced rollup rows have no cost, as unpriced events have none.
-            f"CREATE OR REPLACE TEMP VIEW {_VIEW} AS SELECT CAST(day AS TIMESTAMP) AS ts, "
-            f"* REPLACE (CASE WHEN priced THEN cost_usd END AS cost_usd) FROM {rollup_source(cur)}"
-        )
+        cur.execute(f"CREATE OR REPLACE TEMP VIEW {_VIEW} AS {rollup_as_events(rollup_source(cur))}")
         engine = Engine("duckdb", ibis.duckdb.from_connection(cur), _VIEW)
         has_spend = cur.execute(f"SELECT count(*) FROM {_VIEW} WHERE cost_usd IS NOT NULL").fetchone()
         if not has_spend or not has_spend[0]:

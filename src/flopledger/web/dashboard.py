@@ -112,7 +112,7 @@ def overview_page(
             ("budgets", scope.team, str(config.budgets), _stamp(config.budgets)),
             lambda: budget_rows(con, scope, config.budgets),
         ),
-        "rollup": _ROLLUP_NOTE[rollup_state(con)],
+        "rollup": _ROLLUP_NOTE[frame.rollup if frame is not None else rollup_state(con)],
     }
     result: dict[str, Any] = plain(payload)
     return result

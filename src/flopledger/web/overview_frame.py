@@ -20,6 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from flopledger.ledger.rollups import rollup_state
 from flopledger.web.queries import overview_frame_sql
 from flopledger.web.state import ServerState
 
@@ -37,6 +38,7 @@ class Frame:
 
     version: tuple[Any, ...]
     table: pa.Table
+    rollup: str  # the rollup's state when the frame was built (rollups.rollup_state)
     _results: dict[Hashable, Any] = field(default_factory=dict, repr=False)
     _computing: dict[Hashable, threading.Event] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -92,7 +94,8 @@ def rebuild_frame(state: ServerState) -> Frame:
             return cached
         with state.cursor() as cur:
             table = cur.execute(overview_frame_sql(cur)).to_arrow_table()
-        frame = state.cache[_KEY] = Frame(version, table)
+            rollup = rollup_state(cur)
+        frame = state.cache[_KEY] = Frame(version, table, rollup)
         return frame
 
 

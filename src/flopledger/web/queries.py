@@ -33,6 +33,7 @@ __all__ = [
     "daily_usage_rows",
     "model_prices",
     "overview_frame_sql",
+    "rollup_as_events",
     "rollup_source",
     "spend_by",
     "team_exists",
@@ -165,19 +166,21 @@ def daily_usage_rows(
     """Priced usage per ``by`` group, day and price segment, as an Arrow table: the ledger's own
     :func:`~flopledger.ledger.forecast_prices.daily_usage`, run over the scope's rollup rows."""
     where, params = scope.narrowed()
-    columns = ", ".join(f'"{c}"' for c in (*by, "price_model", "service_tier", *_PAIRS))
-    scoped = (  # unpriced rows cost nothing, as unpriced events have no cost
-        f"SELECT CAST(day AS TIMESTAMP) AS ts, {columns}, CASE WHEN priced THEN cost_usd END AS cost_usd "
-        f"FROM {source or rollup_source(con)} {where}"
-    )
-    sql = _daily_usage_sql(by)
-    with_scoped = f"WITH {_SCOPED} AS ({scoped})"
-    sql = f"{with_scoped}, {sql[5:]}" if sql.startswith("WITH ") else f"{with_scoped} {sql}"
+    scoped = f"SELECT * FROM ({rollup_as_events(source or rollup_source(con))}) {where}"
+    sql = f"WITH {_SCOPED} AS ({scoped}) {_daily_usage_sql(by)}"
     return con.execute(sql, params).to_arrow_table()
 
 
+def rollup_as_events(source: str) -> str:
+    """Rollup rows (of table ``source``) as the ledger's functions read events: a ``ts`` at the start
+    of the row's day, and no cost where the row was not priced (as an unpriced event has none)."""
+    return (
+        f"SELECT CAST(day AS TIMESTAMP) AS ts, * REPLACE (CASE WHEN priced THEN cost_usd END AS cost_usd) "
+        f"FROM {source}"
+    )
+
+
 _SCOPED = "_web_scoped_rollup"
-_PAIRS = tuple(c for pair in PRICED_CLASSES for c in pair)
 
 
 @functools.lru_cache(maxsize=16)
