@@ -93,7 +93,10 @@ TIER_ALIASES = {
 def canonical_tier(value: Any) -> str:
     """A source's service tier as a canonical one; absent is standard, any other name is kept in
     lower case (validation trims it, reads the aliases again and quarantines an unknown one). The
-    staged text is part of a content-hashed event id, so it is exactly what earlier versions staged.
+    staged text is part of a content-hashed event id: for the tier names each format used to map
+    it is what earlier versions staged (``tests/ledger/formats/event_ids.json`` pins the samples); a
+    name only the shared table maps (Anthropic's ``scale``, OpenAI's ``Scale`` in capitals) stages
+    as its canonical tier, so a row of a span or report without an id carrying one gets a new id.
 
     >>> canonical_tier("scale"), canonical_tier(None), canonical_tier("Batch")
     ('priority', 'standard', 'batch')
