@@ -72,7 +72,11 @@ def rollup_select(where: str = "") -> str:
 def rollup_state(con: duckdb.DuckDBPyConnection) -> str:
     """``current``, ``outdated`` (made by an older flopledger, without this version's columns) or
     ``missing``. A rollup that only lacks ``compacted`` is current: readers never read that column."""
-    present = _present_columns(con)
+    return _state(_present_columns(con))
+
+
+def _state(present: set[str]) -> str:
+    """:func:`rollup_state` of a rollup with the columns ``present``."""
     if not present:
         return "missing"
     return "current" if set(_columns()) - {"compacted"} <= present else "outdated"
@@ -90,9 +94,10 @@ def upgrade_rollup(con: duckdb.DuckDBPyConnection) -> bool:
     other columns is rebuilt from the events, in one transaction. Called when a ledger is opened for
     writing, so readers do not sum the events until the next ingest.
     """
-    state = rollup_state(con)
+    present = _present_columns(con)
+    state = _state(present)
     if state == "current":
-        return _add_compacted(con)
+        return _add_compacted(con, present)
     if state != "outdated":
         return False
     con.execute("BEGIN TRANSACTION")
@@ -105,12 +110,12 @@ def upgrade_rollup(con: duckdb.DuckDBPyConnection) -> bool:
     return True
 
 
-def _add_compacted(con: duckdb.DuckDBPyConnection) -> bool:
-    """Give a current rollup made before appended rows its ``compacted`` column; whether it lacked it.
-
-    Such a rollup was always summed into one row per group: every row is compacted.
+def _add_compacted(con: duckdb.DuckDBPyConnection, present: set[str]) -> bool:
+    """Give a current rollup (of columns ``present``) made before appended rows its ``compacted``
+    column; whether it lacked it. Such a rollup was always summed into one row per group: every row
+    is compacted.
     """
-    if "compacted" in _present_columns(con):
+    if "compacted" in present:
         return False
     con.execute(f"ALTER TABLE {ROLLUP_TABLE} ADD COLUMN compacted BOOLEAN DEFAULT true")
     return True
@@ -133,8 +138,9 @@ def _columns() -> list[str]:
 
 def create_rollup(con: duckdb.DuckDBPyConnection) -> None:
     """Create the rollup table when it is missing; one an older flopledger made is rebuilt from the events."""
-    if rollup_is_current(con):
-        _add_compacted(con)
+    present = _present_columns(con)
+    if _state(present) == "current":
+        _add_compacted(con, present)
         return
     con.execute(f"DROP TABLE IF EXISTS {ROLLUP_TABLE}")
     con.execute(f"CREATE TABLE {ROLLUP_TABLE} AS SELECT *, true AS compacted FROM ({_select('')})")
@@ -142,10 +148,11 @@ def create_rollup(con: duckdb.DuckDBPyConnection) -> None:
 
 def refresh_rollups(con: duckdb.DuckDBPyConnection) -> None:
     """Recompute the whole rollup from the events (after a reprice); ingest adds to it instead."""
-    if not rollup_is_current(con):
+    present = _present_columns(con)
+    if _state(present) != "current":
         create_rollup(con)  # built from the events
         return
-    _add_compacted(con)
+    _add_compacted(con, present)
     con.execute(f"DELETE FROM {ROLLUP_TABLE}")
     con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME SELECT *, true AS compacted FROM ({_select('')})")
 
