@@ -295,3 +295,21 @@ def test_the_demo_bots_are_what_the_integrity_scan_flags(tmp_path_factory: pytes
     flagged = json.loads(run("integrity", "scan", "--db", str(db), "--format", "json"))
     assert {f["account"] for f in flagged if f["kind"] == "token_burn"} == set(result.files.bot_users)
     assert not [f for f in flagged if f["kind"] == "distillation"]
+
+
+def test_engine_names_of_the_cli_are_the_engines_there_are() -> None:
+    from flopledger.cli.ledger_finops import EngineName
+    from flopledger.ledger.spark import ENGINES
+
+    assert {e.value for e in EngineName} == set(ENGINES)
+
+
+def test_cli_start_up_leaves_the_analytics_libraries_unloaded() -> None:
+    """Every command pays the CLI's import time: Ibis, scipy and stix2 load when a command needs them."""
+    import subprocess
+    import sys
+
+    heavy = ("ibis", "scipy", "stix2", "pandas")
+    code = f"import sys, flopledger.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flopledger.cli.options import DbOption, FormatOption, resolve_db
 from flopledger.cli.output import OutputFormat, console, render_rows
 from flopledger.errors import InputError
-from flopledger.integrity.detectors import Thresholds, thresholds_from_json
-from flopledger.integrity.leaderboard import leaderboard as build_leaderboard
-from flopledger.integrity.outcomes import ingest_outcomes
-from flopledger.integrity.scan import scan as run_scan
-from flopledger.integrity.stix import export_stix as write_stix
-from flopledger.integrity.stix import match_indicators
 from flopledger.ledger.store import open_ledger
+
+if TYPE_CHECKING:  # the detectors (scipy, stix2) are imported when a command runs, not at start-up
+    from flopledger.integrity.detectors import Thresholds
 
 __all__ = ["app"]
 
@@ -49,6 +46,8 @@ def _thresholds(path: Path | None) -> Thresholds | None:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read the calibration file: {exc.strerror}", path=str(path)) from exc
+    from flopledger.integrity.detectors import thresholds_from_json
+
     return thresholds_from_json(text, str(path))
 
 
@@ -61,6 +60,8 @@ def outcomes(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Ingest outcomes (commits, merged changes, closed tickets) so usage is judged by what it produced."""
+    from flopledger.integrity.outcomes import ingest_outcomes
+
     result = ingest_outcomes(open_ledger(resolve_db(db)), files)
     summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "rejected"}
     render_rows([summary], fmt, title="Outcomes ingest")
@@ -78,6 +79,8 @@ def scan(
     thresholds: ThresholdsOption = None,
 ) -> None:
     """Score accounts for token burn and distillation; flagged ones by default."""
+    from flopledger.integrity.scan import scan as run_scan
+
     findings = run_scan(
         open_ledger(resolve_db(db), read_only=True), _thresholds(thresholds), flagged_only=not all_accounts
     )
@@ -102,6 +105,8 @@ def leaderboard(
     limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
 ) -> None:
     """Rank accounts by outcomes per dollar, beside the raw token rank, marking flagged token burners."""
+    from flopledger.integrity.leaderboard import leaderboard as build_leaderboard
+
     board = build_leaderboard(open_ledger(resolve_db(db), read_only=True), limit=limit)
     render_rows([dataclasses.asdict(r) for r in board], fmt, title="Outcomes per dollar")
 
@@ -117,6 +122,8 @@ def export_stix(
     db: DbOption = None,
 ) -> None:
     """Write a STIX 2.1 bundle of flagged campaigns' indicators (keyed hashes only)."""
+    from flopledger.integrity.stix import export_stix as write_stix
+
     count = write_stix(
         open_ledger(resolve_db(db), read_only=True),
         out,
@@ -135,6 +142,8 @@ def match(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Show which local accounts match a partner's indicators, and on what."""
+    from flopledger.integrity.stix import match_indicators
+
     matches = match_indicators(
         open_ledger(resolve_db(db), read_only=True), partner, consortium_key=consortium_key.encode()
     )

@@ -8,17 +8,15 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flopledger.cli.options import DbOption, FormatOption, resolve_db
 from flopledger.cli.output import OutputFormat, err_console, render_rows
-from flopledger.ledger.budgets import check_budgets, load_budgets
-from flopledger.ledger.focus import export_ledger
-from flopledger.ledger.forecast import backtest_ledger, forecast_month
-from flopledger.ledger.spark import ENGINES, Engine, connect_engine
-from flopledger.ledger.spend_change import spend_change
+
+if TYPE_CHECKING:  # the analytics (and Ibis) are imported when a command runs, not at start-up
+    from flopledger.ledger.spark import Engine
 
 __all__ = ["register"]
 
@@ -27,6 +25,8 @@ EXIT_BUDGET_OVER = 2
 
 
 class EngineName(enum.StrEnum):
+    """The engines of :data:`flopledger.ledger.spark.ENGINES` (a test keeps the two the same)."""
+
     duckdb = "duckdb"
     spark = "spark"
 
@@ -36,8 +36,6 @@ class ExportFormat(enum.StrEnum):
     parquet = "parquet"
     csv = "csv"
 
-
-assert {e.value for e in EngineName} == set(ENGINES)
 
 EngineOption = Annotated[
     EngineName,
@@ -74,6 +72,8 @@ UntilOption = Annotated[
 
 
 def _engine(db: Path | None, engine: EngineName, source: str | None, master: str | None) -> Engine:
+    from flopledger.ledger.spark import connect_engine
+
     return connect_engine(engine.value, db=resolve_db(db), source=source, master=master)
 
 
@@ -100,6 +100,9 @@ def forecast(
     spark_master: SparkMasterOption = None,
 ) -> None:
     """Month-end bill per group with P10/P50/P90, from daily history (weekday, weekend and trend)."""
+    from flopledger.ledger.forecast import backtest_ledger, forecast_month
+    from flopledger.ledger.spend_change import spend_change
+
     dims = [d.strip() for d in by.split(",") if d.strip()]
     eng = _engine(db, engine, source, spark_master)
     if run_backtest:
@@ -141,6 +144,8 @@ def budgets_check(
     The config has one table per budget: [team.NAME], [project.NAME] or [api_key."NAME"] with
     monthly_usd = 4000 and, optionally, daily_cap_usd = 250.
     """
+    from flopledger.ledger.budgets import check_budgets, load_budgets
+
     statuses = check_budgets(
         _engine(db, engine, source, spark_master), load_budgets(config), as_of=_day(as_of)
     )
@@ -186,6 +191,8 @@ def export(
     spark_master: SparkMasterOption = None,
 ) -> None:
     """Export priced usage: FinOps FOCUS 1.2 rows, or the priced events as Parquet or CSV."""
+    from flopledger.ledger.focus import export_ledger
+
     summary = export_ledger(
         _engine(db, engine, source, spark_master),
         out,
