@@ -221,3 +221,52 @@ def test_budgets_use_the_ledgers_budget_check(golden: Fixture, tmp_path: Path, a
     assert rows["infra"]["status"] == "over" and "driver" in rows["infra"]["alert"]
     assert rows["research"]["status"] == "ok"
     assert [r["name"] for r in viewer["rows"]] == ["research"]
+
+
+def test_an_edited_budgets_file_counts_at_once(golden: Fixture, tmp_path: Path, api_for: type[Api]) -> None:
+    """The overview keeps its budget check per ledger version, and per budgets file as last changed."""
+    import os
+    import shutil
+
+    from flopledger.web import WebConfig
+
+    copy = tmp_path / "ledger.duckdb"
+    shutil.copy(golden.path, copy)
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text("[team.infra]\nmonthly_usd = 100\n", "utf-8")
+    s = ServerState.open(WebConfig(db=copy, budgets=budgets))
+    try:
+        api = api_for(s)
+        before = api.get("/api/v1/overview", token=golden.tokens["admin"]).json()["budgets"]["rows"]
+        budgets.write_text("[team.infra]\nmonthly_usd = 1000000000\n", "utf-8")
+        later = budgets.stat().st_mtime_ns + 2_000_000_000  # a coarse clock could leave the stamp as it was
+        os.utime(budgets, ns=(later, later))
+        after = api.get("/api/v1/overview", token=golden.tokens["admin"]).json()["budgets"]["rows"]
+    finally:
+        s.close()
+    assert [(r["name"], r["status"], r["monthly_usd"]) for r in before] == [("infra", "over", 100)]
+    assert [(r["name"], r["status"], r["monthly_usd"]) for r in after] == [("infra", "ok", 1_000_000_000)]
+
+
+def test_an_older_rollup_is_read_around_and_said_so(golden: Fixture, tmp_path: Path) -> None:
+    """A reader of a ledger whose rollup an older flopledger made sums the events, and the page says so."""
+    import shutil
+
+    from flopledger.ledger.store import open_ledger
+    from flopledger.web import WebConfig
+    from flopledger.web.dashboard import overview_page
+    from flopledger.web.queries import Scope
+
+    copy = tmp_path / "ledger.duckdb"
+    shutil.copy(golden.path, copy)
+    con = duckdb.connect(str(copy))
+    con.execute("ALTER TABLE rollup_daily DROP COLUMN price_model")  # as flopledger kept it before
+    ((cost,),) = con.execute("SELECT sum(cost_usd) FROM events").fetchall()
+    con.close()
+    reader = open_ledger(copy, read_only=True)  # a reader cannot rebuild it
+    try:
+        body = overview_page(reader, Scope(None), WebConfig(db=copy))
+    finally:
+        reader.close()
+    assert body["rollup"].startswith("aggregated from events") and "older flopledger" in body["rollup"]
+    assert body["totals"]["cost_usd"] == pytest.approx(cost, rel=1e-9)
