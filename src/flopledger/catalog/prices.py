@@ -251,13 +251,19 @@ class BatchDiscount:
 
 
 @functools.cache
-def batch_discounts() -> dict[str, BatchDiscount]:
-    """Published batch discounts by provider (package data), used where the catalog has no batch price."""
+def _batch_discounts_data() -> bytes:
+    """The package's batch_discounts.yaml, read once: it is parsed and it names the cache file."""
     from importlib.resources import files
 
+    return files("flopledger.catalog").joinpath("data/batch_discounts.yaml").read_bytes()
+
+
+@functools.cache
+def batch_discounts() -> dict[str, BatchDiscount]:
+    """Published batch discounts by provider (package data), used where the catalog has no batch price."""
     import yaml
 
-    raw = yaml.safe_load(files("flopledger.catalog").joinpath("data/batch_discounts.yaml").read_text("utf-8"))
+    raw = yaml.safe_load(_batch_discounts_data().decode("utf-8"))
     out = {}
     for entry in raw:
         d = BatchDiscount(
@@ -356,9 +362,7 @@ def _row_from_json(raw: Mapping[str, Any]) -> PriceRow:
 
 def _cache_path() -> Path | None:
     """The cache file of this catalog version, this flattening code and its package data."""
-    from importlib.resources import files
-
-    data = files("flopledger.catalog").joinpath("data/batch_discounts.yaml").read_bytes()
+    data = _batch_discounts_data()
     return cache_file(digest_of([CATALOG_VERSION.encode(), Path(__file__).read_bytes(), data]))
 
 
