@@ -134,11 +134,11 @@ def _cli() -> typer.Typer:
 
 def test_cli_exit_code_for_cron(ledger: Path, tmp_path: Path) -> None:
     args = ["budgets", "check", "--db", str(ledger), "--as-of", "2026-02-14"]
-    over = CliRunner().invoke(_cli(), [*args, "--config", str(GOLDEN / "budgets.toml")])
+    over = CliRunner().invoke(_cli(), [*args, "--budgets", str(GOLDEN / "budgets.toml")])
     assert over.exit_code == ledger_finops.EXIT_BUDGET_OVER, over.output
     assert "leaderboard-bot" in over.output  # the alert lines
     ok = tmp_path / "ok.toml"
     ok.write_text("[team.agents]\nmonthly_usd = 50_000\n")
-    fine = CliRunner().invoke(_cli(), [*args, "--config", str(ok), "-f", "json"])
+    fine = CliRunner().invoke(_cli(), [*args, "--config", str(ok), "-f", "json"])  # the older name
     assert fine.exit_code == 0, fine.output
     assert json.loads(fine.output)[0]["status"] == "ok"

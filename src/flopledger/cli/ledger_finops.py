@@ -129,7 +129,12 @@ def forecast(
 def budgets_check(
     config: Annotated[
         Path,
-        typer.Option("--config", envvar="FLOPLEDGER_BUDGETS", help="Budgets TOML file."),
+        typer.Option(
+            "--budgets",
+            "--config",
+            envvar="FLOPLEDGER_BUDGETS",
+            help="Budgets TOML file (as `flopledger serve --budgets` and `brief --budgets` take it).",
+        ),
     ] = Path("flopledger-budgets.toml"),
     as_of: AsOfOption = None,
     db: DbOption = None,
