@@ -313,3 +313,25 @@ def test_cli_start_up_leaves_the_analytics_libraries_unloaded() -> None:
     code = f"import sys, flopledger.cli; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_names_and_messages_with_brackets_print_as_they_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rich would read "[infra]" or "[[model]]" as markup and drop it: tables and errors print text."""
+    from flopledger.cli import main
+
+    src = tmp_path / "u.jsonl"
+    src.write_text(
+        '{"ts": "2026-03-02T10:00:00Z", "provider": "openai", "model": "gpt-5", "team": "[infra]",'
+        ' "input_tokens": 100}\n',
+        encoding="utf-8",
+    )
+    db = str(tmp_path / "l.duckdb")
+    run("ingest", str(src), "--db", db)
+    table = run("report", "--by", "team", "--db", db)
+    assert "[infra]" in table
+    with pytest.raises(SystemExit) as stop:
+        main(["prices", "show", "no-such-model", "--db", db])
+    assert stop.value.code == 1
+    assert "add it as a [[model]] in the overrides file" in capsys.readouterr().err

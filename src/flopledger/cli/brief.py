@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from flopledger.cli.options import DbOption, resolve_db
 from flopledger.cli.output import err_console
@@ -104,9 +105,8 @@ def brief(
         typer.echo(run.text, nl=False)
     for d in run.deliveries:
         if not d.ok:
-            err_console.print(
-                f"[bold red]delivery failed:[/] {d.channel} {d.target}: {d.detail}", highlight=False
-            )
+            failure = escape(f"{d.channel} {d.target}: {d.detail}")
+            err_console.print(f"[bold red]delivery failed:[/] {failure}", highlight=False)
     if run.exit_code:
         raise typer.Exit(run.exit_code)
 

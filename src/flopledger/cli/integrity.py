@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from flopledger.cli.options import DbOption, FormatOption, resolve_db
 from flopledger.cli.output import OutputFormat, console, render_rows
@@ -131,7 +132,7 @@ def export_stix(
         lab_name=lab_name,
         tlp=tlp,
     )
-    console.print(f"wrote {count} indicator(s) to {out}")
+    console.print(escape(f"wrote {count} indicator(s) to {out}"))
 
 
 @app.command()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from flopledger.cli.options import DbOption, FormatOption, resolve_db
@@ -301,8 +302,10 @@ def demo(
     )
     _render_headline(headline(engine).as_dict(), OutputFormat.table)
     console.print(
-        f"Ledger: {path}. Next: `flopledger report --db {path} --by user --per-active-hour`, "
-        f"`flopledger integrity leaderboard --db {path}`, `flopledger forecast --db {path}`.",
+        escape(
+            f"Ledger: {path}. Next: `flopledger report --db {path} --by user --per-active-hour`, "
+            f"`flopledger integrity leaderboard --db {path}`, `flopledger forecast --db {path}`."
+        ),
         highlight=False,
     )
 
@@ -352,7 +355,7 @@ def prices_show(
     except LedgerUnreadable as exc:
         if named:
             raise
-        err_console.print(f"(the catalog alone: {exc})", highlight=False)
+        err_console.print(escape(f"(the catalog alone: {exc})"), highlight=False)
         ledger, rows = None, price_rows(model, provider, prices)
     if ledger is not None and rows and rows[-1].get("variant") is None:
         err_console.print(

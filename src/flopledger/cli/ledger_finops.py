@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from flopledger.cli.options import DbOption, FormatOption, resolve_db
 from flopledger.cli.output import OutputFormat, err_console, render_rows
@@ -173,12 +174,12 @@ def budgets_check(
         for s in statuses:
             if s.alert:
                 err_console.print(
-                    f"[bold {'red' if s.status == 'over' else 'yellow'}]{s.status}:[/] {s.alert}",
+                    f"[bold {'red' if s.status == 'over' else 'yellow'}]{s.status}:[/] {escape(s.alert)}",
                     highlight=False,
                     soft_wrap=True,
                 )
             if s.note:
-                err_console.print(f"[bold]note:[/] {s.note}", highlight=False, soft_wrap=True)
+                err_console.print(f"[bold]note:[/] {escape(s.note)}", highlight=False, soft_wrap=True)
     else:
         render_rows(rows, fmt)
     if any(s.status == "over" for s in statuses):

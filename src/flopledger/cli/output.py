@@ -15,6 +15,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["OutputFormat", "console", "err_console", "render_rows", "to_jsonable"]
 
@@ -81,16 +82,17 @@ def render_rows(
         for r in rows:
             writer.writerow({k: to_jsonable(r.get(k)) for k in cols})
     else:
-        table = Table(title=title, show_lines=False)
+        # Cells, headers and the title are text, never Rich markup: a name like "[infra]" prints as is.
+        table = Table(title=Text(title) if title is not None else None, show_lines=False)
         days = set()
         for c in cols:  # numbers right-aligned, judged by the first row that has the column filled
             filled = [r[c] for r in rows if r.get(c) is not None]
             numeric = bool(filled) and isinstance(filled[0], int | float) and not isinstance(filled[0], bool)
-            table.add_column(c, justify="right" if numeric else "left")
+            table.add_column(Text(c), justify="right" if numeric else "left")
             if filled and all(_midnight(v) for v in filled):  # dates kept as midnights read as days
                 days.add(c)
         for r in rows:
             table.add_row(
-                *(_cell(r[c].date() if c in days and r.get(c) is not None else r.get(c)) for c in cols)
+                *(Text(_cell(r[c].date() if c in days and r.get(c) is not None else r.get(c))) for c in cols)
             )
         console.print(table)

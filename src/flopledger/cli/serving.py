@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from flopledger.catalog.accelerators import list_accelerators
 from flopledger.catalog.architectures import list_model_architectures
@@ -250,7 +251,7 @@ def validate_command(
     render_rows(rows, fmt, title="Serving estimate versus measured output tokens/s", columns=columns)
     if fmt is OutputFormat.table:
         for line, why in report.skipped:
-            console.print(f"skipped line {line}: {why}", highlight=False)
+            console.print(escape(f"skipped line {line}: {why}"), highlight=False)
         s = report.summary()
         console.print(
             f"median absolute error {s['median_ape_pct']}% over {s['rows_compared']} rows "

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from flopledger.cli.options import DbOption, FormatOption, resolve_db
 from flopledger.cli.output import OutputFormat, err_console, render_rows
@@ -68,7 +69,8 @@ def serve(
     for path in (budgets, allocation, capacity):
         if path is not None and not path.is_file():
             raise InputError("no such file", path=str(path))
-    err_console.print(f"flopledger dashboard on http://{host}:{port}/ (ledger {config.db})", highlight=False)
+    banner = f"flopledger dashboard on http://{host}:{port}/ (ledger {config.db})"
+    err_console.print(escape(banner), highlight=False)
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
 
 
