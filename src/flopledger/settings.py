@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SETTINGS", "Setting", "default_db_path", "setting_value"]
+__all__ = ["SETTINGS", "Setting", "default_db_path", "setting_is_set", "setting_value"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,11 @@ def setting_value(name: str) -> str:
     """The value of a setting: its environment variable, else its default."""
     s = SETTINGS[name]
     return os.environ.get(s.env) or s.default
+
+
+def setting_is_set(name: str) -> bool:
+    """Whether the user set the setting's environment variable (rather than leaving its default)."""
+    return bool(os.environ.get(SETTINGS[name].env))
 
 
 def default_db_path() -> Path:

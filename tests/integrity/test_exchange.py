@@ -83,9 +83,27 @@ def test_outcomes_ingest_is_idempotent_and_reports_bad_rows(tmp_path: Path) -> N
     assert (first.read, first.stored, first.quarantined, first.duplicates) == (6, 3, 3, 0)
     assert {(r.line, r.path.endswith(".csv")) for r in first.rejected} == {(4, True), (5, True), (2, False)}
     assert "ts" in first.rejected[0].reason
+    kept = con.execute(
+        "SELECT source_format, source_line, field, raw FROM quarantine ORDER BY source_file, source_line"
+    ).fetchall()
+    assert kept == [
+        ("outcomes", 4, "ts", "human-0002,not a time,commit,1"),
+        ("outcomes", 5, "kind", "human-0003,2026-03-02T11:00:00,coffee,1"),
+        ("outcomes", 2, None, "{oops"),
+    ]
     again = ingest_outcomes(con, [csv_path])
     assert (again.stored, again.duplicates) == (0, 2)
     assert con.execute("SELECT sum(weight) FROM outcomes").fetchone() == (4.0,)
+    assert con.execute("SELECT count(*) FROM quarantine").fetchone() == (3,)  # not kept twice
+
+
+def test_outcome_rows_are_numbered_by_their_first_line(tmp_path: Path) -> None:
+    path = tmp_path / "o.csv"
+    path.write_text(
+        'user,ts,kind,weight\n\nana,2026-03-02T10:00:00Z,"merged\nchange",1\nbob,never,commit,1\n'
+    )
+    result = ingest_outcomes(open_ledger(":memory:"), [path])
+    assert [(r.line, r.field) for r in result.rejected] == [(3, "kind"), (5, "ts")]
 
 
 def test_leaderboard_ranks_by_outcomes_per_dollar_and_marks_burners(

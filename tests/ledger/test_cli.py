@@ -335,3 +335,34 @@ def test_names_and_messages_with_brackets_print_as_they_are(
         main(["prices", "show", "no-such-model", "--db", db])
     assert stop.value.code == 1
     assert "add it as a [[model]] in the overrides file" in capsys.readouterr().err
+
+
+def test_an_overrides_file_the_user_names_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mistyped --overrides would reprice history without its negotiated prices: it is an error."""
+    src = tmp_path / "u.jsonl"
+    src.write_text(
+        '{"ts": "2026-03-02T10:00:00Z", "provider": "openai", "model": "gpt-5", "input_tokens": 100}\n',
+        encoding="utf-8",
+    )
+    db = str(tmp_path / "l.duckdb")
+    monkeypatch.chdir(tmp_path)  # no ./flopledger-prices.toml here: the default means no overrides
+    monkeypatch.delenv("FLOPLEDGER_OVERRIDES", raising=False)
+    run("ingest", str(src), "--db", db)
+    run("reprice", "--db", db)
+    missing = tmp_path / "prices.tml"
+    result = CliRunner().invoke(app, ["reprice", "--db", db, "--overrides", str(missing)])
+    assert result.exit_code != 0 and "no such overrides file" in str(result.exception)
+    monkeypatch.setenv("FLOPLEDGER_OVERRIDES", str(missing))
+    result = CliRunner().invoke(app, ["ingest", str(src), "--db", db])
+    assert result.exit_code != 0 and "no such overrides file" in str(result.exception)
+
+
+def test_ingest_format_outcomes_reconciles_in_every_output(tmp_path: Path) -> None:
+    path = tmp_path / "o.csv"
+    path.write_text("user,ts,kind,weight\nana,2026-03-02T10:00:00Z,commit,1\nbob,yesterday,commit,1\n")
+    db = str(tmp_path / "l.duckdb")
+    (row,) = json.loads(run("ingest", str(path), "--format", "outcomes", "--db", db, "-o", "json"))
+    assert row == {"rows_read": 2, "rows_stored": 1, "rows_quarantined": 1, "rows_duplicate": 0}
+    (bad,) = json.loads(run("quarantine", "list", "--db", db, "--format", "json"))
+    assert (bad["source_format"], bad["source_line"], bad["field"]) == ("outcomes", 3, "ts")
+    assert "1 row(s) quarantined" in run("ingest", str(path), "--format", "outcomes", "--db", db)

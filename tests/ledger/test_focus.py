@@ -203,3 +203,30 @@ def test_cli_export(ledger: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "focus rows" in result.output
     assert pq.read_table(out).num_rows > 0
+
+
+def test_events_csv_keeps_fractions_of_a_second(tmp_path: Path) -> None:
+    from flopledger.ledger.ingest import ingest_files
+
+    src = tmp_path / "u.jsonl"
+    src.write_text(
+        '{"ts": "2026-03-02T10:00:00.250Z", "model": "gpt-5", "provider": "openai", "input_tokens": 5}\n'
+        '{"ts": "2026-03-02T10:00:01Z", "model": "gpt-5", "provider": "openai", "input_tokens": 7}\n',
+        encoding="utf-8",
+    )
+    db = tmp_path / "l.duckdb"
+    con = open_ledger(db)
+    ingest_files(con, [src])
+    con.close()
+    out = tmp_path / "events.csv"
+    export_ledger(connect_engine("duckdb", db=db), out, "csv")
+    import csv
+
+    with out.open(newline="", encoding="utf-8") as fh:
+        ts = sorted(row["ts"] for row in csv.DictReader(fh))
+    assert ts == ["2026-03-02T10:00:00.250000Z", "2026-03-02T10:00:01.000000Z"]
+    whole = pa.table({"t": pa.array([dt.datetime(2026, 3, 2, 10)], pa.timestamp("us"))})
+    from flopledger.ledger.focus import write_table
+
+    write_table(whole, tmp_path / "whole.csv", "csv")
+    assert (tmp_path / "whole.csv").read_text().splitlines() == ['"t"', '"2026-03-02T10:00:00Z"']

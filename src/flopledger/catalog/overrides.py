@@ -178,12 +178,21 @@ class PriceOverrides:
         return windows
 
 
-def load_overrides(path: str | Path | None) -> PriceOverrides:
-    """Read the overrides TOML at ``path``; no path, or a missing default file, means no overrides."""
+def load_overrides(path: str | Path | None, *, required: bool = False) -> PriceOverrides:
+    """Read the overrides TOML at ``path``; no path, or a missing default file, means no overrides.
+
+    ``required``: the user named the file (an option or the environment variable), so a missing file
+    is an error: pricing without it would drop every negotiated discount and private price unseen.
+    """
     if path is None:
         return PriceOverrides.empty()
     p = Path(path)
     if not p.exists():
+        if required:
+            raise ConfigError(
+                f"{p}: no such overrides file; check the path, or leave --overrides and "
+                "$FLOPLEDGER_OVERRIDES unset to price at catalog rates"
+            )
         return PriceOverrides.empty()
     raw_bytes = p.read_bytes()
     try:

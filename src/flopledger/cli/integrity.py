@@ -67,7 +67,8 @@ def outcomes(
     summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "rejected"}
     render_rows([summary], fmt, title="Outcomes ingest")
     if result.rejected and fmt is OutputFormat.table:
-        render_rows([dataclasses.asdict(r) for r in result.rejected], fmt, title="Rejected rows")
+        rejected = [dataclasses.asdict(r) for r in result.rejected]
+        render_rows(rejected, fmt, title="Rejected rows", columns=["path", "line", "field", "reason"])
 
 
 @app.command()

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from flopledger.cli.options import DbOption, FormatOption, resolve_db
 from flopledger.cli.output import OutputFormat, console, err_console, render_rows, to_jsonable
 from flopledger.errors import InputError, LedgerUnreadable
-from flopledger.settings import SETTINGS, setting_value
+from flopledger.settings import SETTINGS, setting_is_set, setting_value
 
 __all__ = ["register"]
 
@@ -51,7 +51,8 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
 def _overrides(path: Path | None) -> Any:
     from flopledger.catalog.overrides import load_overrides
 
-    return load_overrides(path if path is not None else setting_value("overrides"))
+    named = path is not None or setting_is_set("overrides")  # a file the user named must exist
+    return load_overrides(path if path is not None else setting_value("overrides"), required=named)
 
 
 @contextmanager
@@ -123,12 +124,17 @@ def ingest(
                     {
                         "rows_read": out.read,
                         "rows_stored": out.stored,
-                        "rows_rejected": out.rejected,
+                        "rows_quarantined": out.quarantined,
                         "rows_duplicate": out.duplicates,
                     }
                 ],
                 output,
             )
+            if out.quarantined and output is OutputFormat.table:
+                console.print(
+                    f"{out.quarantined} row(s) quarantined: see `flopledger quarantine list`.",
+                    highlight=False,
+                )
             return
         key = setting_value("fingerprint_key").encode()
         with _progress_bar("ingest") as update:

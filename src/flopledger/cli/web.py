@@ -12,7 +12,7 @@ from rich.markup import escape
 from flopledger.cli.options import DbOption, FormatOption, resolve_db
 from flopledger.cli.output import OutputFormat, err_console, render_rows
 from flopledger.errors import InputError
-from flopledger.settings import setting_value
+from flopledger.settings import setting_is_set, setting_value
 
 __all__ = ["register"]
 
@@ -56,7 +56,8 @@ def serve(
     from flopledger.web import WebConfig, create_app
 
     overrides = Path(setting_value("overrides"))
-    load_overrides(overrides)  # a broken overrides file fails now, not on the first span
+    # A broken overrides file, or one named in $FLOPLEDGER_OVERRIDES that is missing, fails now.
+    load_overrides(overrides, required=setting_is_set("overrides"))
     config = WebConfig(
         db=resolve_db(db),
         budgets=budgets,

@@ -2,7 +2,8 @@
 
 Input: CSV with a header, or JSON lines, with ``user``, ``ts`` (ISO 8601), ``kind`` and optional
 ``weight`` (default 1). Re-ingesting a file never duplicates a row; bad rows are reported with file,
-line and reason and the rest are stored.
+line and reason, kept in the ledger's quarantine as read (``flopledger quarantine list``, format
+``outcomes``), and the rest are stored.
 
 >>> import duckdb
 >>> con = duckdb.connect()
@@ -15,7 +16,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import io
 import json
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +67,8 @@ class Rejected:
     path: str
     line: int
     reason: str
+    field: str | None = None
+    raw: str = ""  # the row as read
 
 
 @dataclass(frozen=True)
@@ -75,23 +80,36 @@ class OutcomeIngest:
     rejected: tuple[Rejected, ...]
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, object] | str]]:
-    """(line, record) pairs; a record that cannot be parsed at all comes back as an error string."""
+def _csv_line(values: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(values)
+    return out.getvalue()
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, object] | str, str]]:
+    """(line, record, raw) triples; a record that cannot be parsed at all comes back as an error string."""
     with path.open(newline="", encoding="utf-8") as handle:
         if path.suffix.lower() in {".jsonl", ".ndjson", ".json"}:
             for number, text in enumerate(handle, start=1):
                 if not text.strip():
                     continue
+                raw = text.rstrip("\r\n")
                 try:
                     value = json.loads(text)
                 except json.JSONDecodeError as exc:
-                    yield number, f"not JSON: {exc.msg}"
+                    yield number, f"not JSON: {exc.msg}", raw
                     continue
-                yield number, value if isinstance(value, dict) else "not a JSON object"
+                yield number, value if isinstance(value, dict) else "not a JSON object", raw
         else:
-            # Data rows start on line 2 (a quoted field spanning lines would shift later numbers).
-            for number, record in enumerate(csv.DictReader(handle), start=2):
-                yield number, {k: v for k, v in record.items() if k is not None and v not in (None, "")}
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            start = reader.line_num + 1  # a row's first line: a quoted field may span lines
+            for values in reader:
+                number, start = start, reader.line_num + 1
+                if not values:  # a blank line
+                    continue
+                record = {k: v for k, v in zip(header, values, strict=False) if v != ""}
+                yield number, record, _csv_line(values)
 
 
 def ingest_outcomes(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path]) -> OutcomeIngest:
@@ -105,17 +123,18 @@ def ingest_outcomes(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path])
         path = Path(raw_path)
         if not path.is_file():
             raise InputError("no such outcomes file", path=str(path))
-        for line, record in _records(path):
+        for line, record, raw in _records(path):
             read += 1
             if isinstance(record, str):
-                rejected.append(Rejected(str(path), line, record))
+                rejected.append(Rejected(str(path), line, record, raw=raw))
                 continue
             try:
                 row = _OutcomeRow.model_validate(record)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 field = ".".join(str(p) for p in first["loc"]) or "row"
-                rejected.append(Rejected(str(path), line, f"field {field!r}: {first['msg']}"))
+                reason = f"field {field!r}: {first['msg']}"
+                rejected.append(Rejected(str(path), line, reason, field=field, raw=raw))
                 continue
             key = hashlib.blake2b(
                 f"{row.user}|{row.ts.isoformat()}|{row.kind}|{row.weight}".encode(), digest_size=16
@@ -133,7 +152,42 @@ def ingest_outcomes(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path])
         stored = _count(con) - before
         duplicates += len(rows) - stored
         con.execute("DROP TABLE outcome_batch")
+    _quarantine(con, rejected)
     return OutcomeIngest(read, stored, len(rejected), duplicates, tuple(rejected))
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection, rejected: Sequence[Rejected]) -> None:
+    """Keep rejected rows in the ledger's quarantine, once each (keyed like usage rows: file, line, raw)."""
+    has_table = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'quarantine'"
+    ).fetchone()
+    if not rejected or not (has_table and has_table[0]):
+        return
+    ingest_id = f"outcomes-{uuid.uuid4().hex[:12]}"
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = [
+        (
+            ingest_id,
+            "outcomes",
+            r.path,
+            r.line,
+            r.field,
+            r.reason,
+            r.raw,
+            hashlib.md5(f"{r.path}|{r.line}|{r.raw}".encode()).hexdigest(),
+            now,
+        )
+        for r in rejected
+    ]
+    con.execute("CREATE OR REPLACE TEMP TABLE _outcome_rejects AS SELECT * FROM quarantine LIMIT 0")
+    try:
+        con.executemany("INSERT INTO _outcome_rejects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.execute(
+            """INSERT INTO quarantine SELECT DISTINCT ON (row_key) * FROM _outcome_rejects
+               WHERE row_key NOT IN (SELECT row_key FROM quarantine)"""
+        )
+    finally:
+        con.execute("DROP TABLE _outcome_rejects")
 
 
 def _count(con: duckdb.DuckDBPyConnection) -> int:

@@ -261,7 +261,8 @@ def _column(name: str, values: list[Any], typ: pa.DataType) -> pa.Array:
 
 
 def write_table(table: pa.Table, out: Path, file_format: str) -> None:
-    """Write ``table`` as Parquet, or as CSV with ISO 8601 UTC times (``2026-01-01T00:00:00Z``)."""
+    """Write ``table`` as Parquet, or as CSV with ISO 8601 UTC times (``2026-01-01T00:00:00Z``; a
+    column with fractions of a second keeps them: ``2026-01-01T00:00:00.250000Z``)."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -271,7 +272,11 @@ def write_table(table: pa.Table, out: Path, file_format: str) -> None:
     cols = []
     for field, col in zip(table.schema, table.columns, strict=True):
         if pa.types.is_timestamp(field.type):
-            col = pa.compute.strftime(col.cast(pa.timestamp("s", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+            try:  # whole seconds print as such
+                utc = col.cast(pa.timestamp("s", tz="UTC"))
+            except pa.ArrowInvalid:  # fractions of a second: kept, never rounded away
+                utc = col.cast(pa.timestamp(field.type.unit, tz="UTC"))
+            col = pa.compute.strftime(utc, format="%Y-%m-%dT%H:%M:%SZ")
         cols.append(col)
     pacsv.write_csv(pa.Table.from_arrays(cols, names=table.column_names), out)
 
