@@ -108,7 +108,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, object] | str, str]]:
                 number, start = start, reader.line_num + 1
                 if not values:  # a blank line
                     continue
-                record = {k: v for k, v in zip(header, values, strict=False) if v != ""}
+                record: dict[str, object] = {k: v for k, v in zip(header, values, strict=False) if v != ""}
                 yield number, record, _csv_line(values)
 
 
