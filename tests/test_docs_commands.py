@@ -53,3 +53,26 @@ def test_a_documented_command_names_options_the_command_has(where: str, line: st
     options = _OPTION.findall(rest.split("#")[0])  # not the options a trailing comment names
     missing = [o for o in options if o not in help_text]
     assert not missing, f"{where}: `flopledger {' '.join(path)}` has no {', '.join(missing)}"
+
+
+def _commands(group: object, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], object]]:
+    found: list[tuple[tuple[str, ...], object]] = [(path, group)]
+    for name, sub in getattr(group, "commands", {}).items():  # a group's subcommands
+        found += _commands(sub, (*path, name))
+    return found
+
+
+def test_help_texts_keep_their_brackets() -> None:
+    """Rich reads "[team.NAME]" in a help text as markup and drops it unless it is escaped."""
+    import typer.main
+
+    checked = 0
+    for path, command in _commands(typer.main.get_command(app)):
+        texts = [getattr(command, "help", None) or ""]
+        texts += [getattr(p, "help", None) or "" for p in getattr(command, "params", [])]
+        shown = _help(path)
+        assert shown is not None
+        for token in re.findall(r"\\?\[[^\]\s]*\]", " ".join(texts)):
+            checked += 1
+            assert token.lstrip("\\") in shown, f"`flopledger {' '.join(path)} --help` drops {token}"
+    assert checked >= 3

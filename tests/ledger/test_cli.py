@@ -99,6 +99,38 @@ def test_headline_versus_real(small_ledger: Path) -> None:
     assert sum(c["cost_share"] for c in view["classes"] if c["billed_apart"]) == pytest.approx(1.0, abs=0.01)
     table = run("report", "--db", str(small_ledger), "--headline")
     assert "Headline versus real" in table and "overstates the real bill" in table
+    import csv
+    import io
+
+    rows = list(
+        csv.DictReader(io.StringIO(run("report", "--db", str(small_ledger), "--headline", "-f", "csv")))
+    )
+    bills = {r["item"]: float(r["cost_usd"]) for r in rows if r["kind"] == "bill"}
+    assert bills["all_as_output"] == pytest.approx(view["all_as_output_cost_usd"])
+    assert bills["real"] == pytest.approx(view["real_cost_usd"])
+    assert [r["item"] for r in rows if r["kind"] == "token_class"] == [
+        c["token_class"] for c in view["classes"]
+    ]
+    both = CliRunner().invoke(app, ["report", "--db", str(small_ledger), "--headline", "--by", "model"])
+    assert both.exit_code != 0 and "--headline is the whole bill" in str(both.exception)
+
+
+def test_report_window_with_an_offset_is_read_in_utc_and_bad_values_are_refused(small_ledger: Path) -> None:
+    def cost(*window: str) -> float:
+        rows = json.loads(run("report", "--db", str(small_ledger), "--by", "day", *window, "-f", "json"))
+        return float(sum(r["cost_usd"] for r in rows))
+
+    utc = cost("--since", "2026-10-21T00:00:00Z", "--until", "2026-10-22T00:00:00Z")
+    offset = cost("--since", "2026-10-21T05:00:00+05:00", "--until", "2026-10-22T05:00:00+05:00")
+    assert offset == pytest.approx(utc) and utc > 0
+    negative = CliRunner().invoke(app, ["report", "--db", str(small_ledger), "--limit", "-1"])
+    assert negative.exit_code == 2 and "greater than or equal to 0" in negative.output
+    negative = CliRunner().invoke(app, ["quarantine", "list", "--db", str(small_ledger), "--limit", "-1"])
+    assert negative.exit_code == 2
+    twice = CliRunner().invoke(app, ["forecast", "--db", str(small_ledger), "--by", "team,team"])
+    assert twice.exit_code != 0 and "names a dimension twice" in str(twice.exception)
+    both = CliRunner().invoke(app, ["forecast", "--db", str(small_ledger), "--changes", "--backtest"])
+    assert both.exit_code != 0 and "one at a time" in str(both.exception)
 
 
 def test_unknown_dimension_suggests_the_closest(small_ledger: Path) -> None:

@@ -178,8 +178,11 @@ _SHORT_COLUMNS = (
 
 def report(
     by: Annotated[
-        str, typer.Option("--by", help="team, user, model, provider, project, api_key, org, day, hour.")
-    ] = "team",
+        str | None,
+        typer.Option(
+            "--by", help="team, user, model, provider, project, api_key, org, day, hour (default: team)."
+        ),
+    ] = None,
     since: SinceOption = None,
     until: UntilOption = None,
     per_active_hour: Annotated[
@@ -191,7 +194,7 @@ def report(
             "--headline", help="The bill if all tokens were output, or all input uncached, vs real."
         ),
     ] = False,
-    limit: Annotated[int | None, typer.Option("--limit", help="At most this many rows.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, help="At most this many rows.")] = None,
     db: DbOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
@@ -200,11 +203,16 @@ def report(
     from flopledger.ledger.report import report as build_report
     from flopledger.ledger.spark import connect_engine
 
+    if show_headline and (by is not None or limit is not None or per_active_hour):
+        raise InputError(
+            "--headline is the whole bill: it takes --since and --until, not --by, --limit or "
+            "--per-active-hour (run those as a second report)"
+        )
     engine = connect_engine("duckdb", db=resolve_db(db))
     if show_headline:
         _render_headline(headline(engine, since=since, until=until).as_dict(), fmt)
         return
-    dims = parse_dimensions(by)
+    dims = parse_dimensions(by if by is not None else "team")
     rows = build_report(engine, dims, since=since, until=until, per_active_hour=per_active_hour, limit=limit)
     columns = None
     if fmt is OutputFormat.table:
@@ -217,8 +225,19 @@ def _render_headline(view: dict[str, Any], fmt: OutputFormat) -> None:
     if fmt is OutputFormat.json:
         typer.echo(json.dumps(to_jsonable(view), indent=2))
         return
-    if fmt is OutputFormat.csv:
-        render_rows(view["classes"], fmt)
+    if fmt is OutputFormat.csv:  # one table: the three bills, then the classes
+        bills = [
+            {
+                "item": name,
+                "kind": "bill",
+                "tokens": view["total_tokens"],
+                "cost_usd": view[f"{name}_cost_usd"],
+            }
+            for name in ("all_as_output", "all_input_uncached", "real")
+        ]
+        classes = [{"item": c["token_class"], "kind": "token_class", **c} for c in view["classes"]]
+        columns = ["item", "kind", "tokens", "token_share", "cost_usd", "cost_share", "usd_per_mtok"]
+        render_rows([*bills, *classes], fmt, columns=columns)
         return
     render_rows(
         [
@@ -319,7 +338,7 @@ def demo(
 def quarantine_list(
     db: DbOption = None,
     fmt: FormatOption = OutputFormat.table,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many rows.")] = 200,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="At most this many rows.")] = 200,
 ) -> None:
     """Rows that could not be stored, with file, line, field and reason."""
     from flopledger.ledger.store import open_ledger

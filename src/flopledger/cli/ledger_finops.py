@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from flopledger.cli.options import DbOption, FormatOption, resolve_db
 from flopledger.cli.output import OutputFormat, err_console, render_rows
+from flopledger.errors import InputError
 
 if TYPE_CHECKING:  # the analytics (and Ibis) are imported when a command runs, not at start-up
     from flopledger.ledger.spark import Engine
@@ -104,7 +105,11 @@ def forecast(
     from flopledger.ledger.forecast import backtest_ledger, forecast_month
     from flopledger.ledger.spend_change import spend_change
 
+    if run_backtest and changes:
+        raise InputError("--changes and --backtest are two different views: ask for one at a time")
     dims = [d.strip() for d in by.split(",") if d.strip()]
+    if len(set(dims)) != len(dims):
+        raise InputError(f"--by names a dimension twice: {by}", field="--by")
     eng = _engine(db, engine, source, spark_master)
     if run_backtest:
         render_rows(
@@ -147,7 +152,7 @@ def budgets_check(
     """Spend to date, forecast and status (ok, at risk, over) of each budget.
 
     Exit code 2 when any budget is over, 0 otherwise (1 on errors), so it can run from cron.
-    The config has one table per budget: [team.NAME], [project.NAME] or [api_key."NAME"] with
+    The config has one table per budget: \\[team.NAME], \\[project.NAME] or \\[api_key."NAME"] with
     monthly_usd = 4000 and, optionally, daily_cap_usd = 250.
     """
     from flopledger.ledger.budgets import check_budgets, load_budgets

@@ -40,10 +40,13 @@ def parse_dimensions(by: str | Sequence[str]) -> list[str]:
 def _window(
     t: ir.Table, since: dt.date | dt.datetime | None, until: dt.date | dt.datetime | None
 ) -> ir.Table:
-    """Events with ``since <= ts < until`` (dates mean midnight UTC; ``until`` is exclusive)."""
+    """Events with ``since <= ts < until`` (dates mean midnight UTC; ``until`` is exclusive; a time
+    with an offset is converted to UTC, the ledger's time)."""
 
     def as_ts(value: dt.date | dt.datetime) -> dt.datetime:
-        return value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
+        if not isinstance(value, dt.datetime):
+            return dt.datetime.combine(value, dt.time())
+        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo is not None else value
 
     if since is not None:
         t = t.filter(t.ts >= as_ts(since))
