@@ -381,6 +381,9 @@ def test_an_overrides_file_the_user_names_must_exist(tmp_path: Path, monkeypatch
     monkeypatch.delenv("FLOPLEDGER_OVERRIDES", raising=False)
     run("ingest", str(src), "--db", db)
     run("reprice", "--db", db)
+    typo = CliRunner().invoke(app, ["reprice", "--db", str(tmp_path / "typo.duckdb")])
+    assert typo.exit_code != 0 and "no ledger at" in str(typo.exception)
+    assert not (tmp_path / "typo.duckdb").exists()
     missing = tmp_path / "prices.tml"
     result = CliRunner().invoke(app, ["reprice", "--db", db, "--overrides", str(missing)])
     assert result.exit_code != 0 and "no such overrides file" in str(result.exception)

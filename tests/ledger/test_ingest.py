@@ -212,6 +212,65 @@ def test_no_prompt_text_reaches_the_database_unless_asked(tmp_path: Path) -> Non
     assert _rows(con, "SELECT prompt FROM events") == [(secret,)]
 
 
+def test_no_prompt_text_reaches_the_quarantine_unless_asked(tmp_path: Path) -> None:
+    """Bad rows are kept as read, but without their prompt: escaped, broken, mapped or in attributes."""
+    secrets = ["Kündigung von Herrn Müller", "confidential merger memo", "TOP SECRET acquisition", 'say "hi"']
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_text(
+        json.dumps({"model": "gpt-5", "input_tokens": 5, "prompt": secrets[0]})
+        + "\n"  # no ts; \u00fc escapes
+        + '{"ts": "2026-03-02T10:00:00Z", "model": "gpt-5", "prompt": "'
+        + secrets[1]
+        + "\n",  # broken JSON
+        encoding="utf-8",
+    )
+    litellm = tmp_path / "spend.jsonl"
+    litellm.write_text(
+        '{"request_id": "r1", "model": "gpt-5", "messages": [{"role": "user", "content": "'
+        + secrets[2]
+        + "\n",
+        encoding="utf-8",
+    )
+    csv_path = tmp_path / "u.csv"
+    csv_path.write_text(f'when,m,toks,text\nnope,gpt-5,3,"{secrets[3].replace(chr(34), chr(34) * 2)}"\n')
+    otel = tmp_path / "spans.json"
+    span = {
+        "traceId": "0" * 31 + "1",
+        "spanId": "0" * 15 + "1",
+        "name": "chat",
+        "startTimeUnixNano": "not a time",
+        "attributes": [
+            {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-5"}},
+            {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "5"}},
+            {"key": "gen_ai.prompt", "value": {"stringValue": secrets[1] + " again"}},
+        ],
+    }
+    otel.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}))
+    db = tmp_path / "l.duckdb"
+    con = open_ledger(db)
+    results = [
+        ingest_files(con, [jsonl], format="jsonl"),
+        ingest_files(con, [litellm], format="litellm"),
+        ingest_files(
+            con, [csv_path], mapping={"ts": "when", "model": "m", "input_tokens": "toks", "prompt": "text"}
+        ),
+        ingest_files(con, [otel], format="otel"),
+    ]
+    assert [r.rows_quarantined for r in results] == [2, 1, 1, 1]
+    raws = [r for (r,) in _rows(con, "SELECT raw FROM quarantine ORDER BY source_file, source_line")]
+    assert sum("[prompt withheld]" in r for r in raws) == 4, raws  # the span's raw leaves text out itself
+    assert any('"model": "gpt-5"' in r or '"model":"gpt-5"' in r for r in raws)  # the rest is kept
+    con.execute("CHECKPOINT")
+    con.close()
+    blob = db.read_bytes()
+    for secret in (*secrets, "Herrn M", "merger memo", "acquisition"):
+        assert secret.encode() not in blob and json.dumps(secret)[1:-1].encode() not in blob, secret
+    con = open_ledger(tmp_path / "kept.duckdb")
+    ingest_files(con, [jsonl], format="jsonl", keep_prompts=True)
+    kept = " ".join(r for (r,) in _rows(con, "SELECT raw FROM quarantine"))
+    assert secrets[1] in kept and "K\\u00fcndigung" in kept
+
+
 _INGEST_SCRIPT = """
 import sys
 from flopledger.ledger.store import open_ledger

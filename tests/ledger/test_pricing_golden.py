@@ -50,9 +50,10 @@ def test_golden_case(tmp_path: Path, case: dict[str, Any]) -> None:
         )
 
 
-def test_negotiated_discount_applies_from_its_date(tmp_path: Path) -> None:
+@pytest.mark.parametrize("provider", ["anthropic", "Anthropic"])  # provider ids are lower case
+def test_negotiated_discount_applies_from_its_date(tmp_path: Path, provider: str) -> None:
     overrides = tmp_path / "prices.toml"
-    overrides.write_text('[[discount]]\nprovider = "anthropic"\npercent = 20\nvalid_from = 2026-03-10\n')
+    overrides.write_text(f'[[discount]]\nprovider = "{provider}"\npercent = 20\nvalid_from = 2026-03-10\n')
     base = {"provider": "anthropic", "model": "claude-sonnet-4-5", "input_tokens": 100_000}
     before, after = _priced(
         tmp_path, [{**base, "ts": "2026-03-09T23:00:00Z"}, {**base, "ts": "2026-03-10T01:00:00Z"}], overrides

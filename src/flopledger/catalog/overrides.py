@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flopledger.errors import ConfigError
 
@@ -52,6 +52,11 @@ def _as_datetime(value: dt.date | dt.datetime | None, default: dt.datetime) -> d
     return dt.datetime.combine(value, dt.time())
 
 
+def _provider_id(value: str | None) -> str | None:
+    """Providers are lower case in the catalog and in the ledger: "Anthropic" means anthropic."""
+    return value.strip().lower() or None if value is not None else None
+
+
 class _Discount(BaseModel):
     model_config = ConfigDict(extra="forbid")
     provider: str | None = None
@@ -59,6 +64,8 @@ class _Discount(BaseModel):
     percent: float = Field(ge=0, le=100)
     valid_from: dt.date | dt.datetime | None = None
     valid_to: dt.date | dt.datetime | None = None
+
+    _provider = field_validator("provider")(_provider_id)
 
 
 class _PrivateModel(BaseModel):
@@ -74,6 +81,8 @@ class _PrivateModel(BaseModel):
     valid_from: dt.date | dt.datetime | None = None
     valid_to: dt.date | dt.datetime | None = None
     source: str = "overrides file"
+
+    _provider = field_validator("provider")(_provider_id)
 
 
 class _OverridesFile(BaseModel):

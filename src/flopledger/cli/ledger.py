@@ -435,7 +435,7 @@ def reprice_cmd(
     from flopledger.ledger.repricing import reprice
     from flopledger.ledger.store import open_ledger
 
-    con = open_ledger(resolve_db(db))
+    con = open_ledger(resolve_db(db), create=False)  # a mistyped --db is an error, not a new ledger
     try:
         result = reprice(con, _overrides(overrides))
     finally:

@@ -28,6 +28,7 @@ from flopledger.errors import InputError
 from flopledger.ledger.fingerprints import FINGERPRINT_COLUMNS, fingerprint_prompts
 from flopledger.ledger.formats import STAGE_COLUMNS, InputFormat, detect_format, get_format
 from flopledger.ledger.formats.base import RecordFormat, StagedRow
+from flopledger.ledger.formats.redact import PROMPT_KEY_PATTERN, redact_prompts
 from flopledger.ledger.formats.tabular import TableFormat, TableSource, sql_literal
 from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.rollups import add_to_rollups
@@ -331,7 +332,7 @@ def ingest_files(
         con.execute(f"SET TimeZone = {sql_literal(str(zone))}")
         for view in ("_incoming", "_new"):
             con.execute(f"DROP VIEW IF EXISTS {view}")
-        temps = ("_stage", "_checked", "_files", "_fp", "_priced", "_bad_lines")
+        temps = ("_stage", "_checked", "_files", "_fp", "_priced", "_bad_lines", "_withheld")
         for t in (*temps, *(f"_src{i}" for i in range(len(files)))):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     if progress is not None:
@@ -500,22 +501,39 @@ def _from_arrow(con: duckdb.DuckDBPyConnection, sql: str, table: pa.Table) -> No
         con.unregister(name)
 
 
+def _withheld_raw(con: duckdb.DuckDBPyConnection) -> None:
+    """``_withheld``: the raw text of each bad row that may hold prompt text, with that text withheld.
+
+    Rows with a prompt, or whose raw text names a key that may carry one, are redacted in Python
+    (:func:`redact_prompts`): a broken JSON line or an escaped prompt defeats a plain replace.
+    """
+    con.execute("CREATE OR REPLACE TEMP TABLE _withheld (_rid BIGINT, _raw VARCHAR)")
+    rows = con.execute(
+        "SELECT rowid, _raw, prompt FROM _checked WHERE error IS NOT NULL AND _raw IS NOT NULL "
+        "AND (coalesce(prompt, '') <> '' OR regexp_matches(_raw, ?))",
+        [PROMPT_KEY_PATTERN],
+    ).fetchall()
+    if rows:
+        con.executemany(
+            "INSERT INTO _withheld VALUES (?, ?)",
+            [(rid, redact_prompts(raw, prompt)) for rid, raw, prompt in rows],
+        )
+
+
 def _quarantine(con: duckdb.DuckDBPyConnection, ingest_id: str, keep_prompts: bool) -> None:
     # A bad row is kept whole so nothing is lost, except its prompt text (unless prompts are kept).
-    raw = (
-        "_raw"
-        if keep_prompts
-        else (
-            "CASE WHEN prompt IS NULL OR prompt = '' THEN _raw "
-            "ELSE replace(replace(_raw, prompt, '[prompt withheld]'), "
-            "trim(CAST(to_json(prompt) AS VARCHAR), '\"'), '[prompt withheld]') END"
-        )
-    )
+    # Its key is of the raw text as read, so a row quarantined again is recognised.
+    if keep_prompts:
+        con.execute("CREATE OR REPLACE TEMP TABLE _withheld (_rid BIGINT, _raw VARCHAR)")
+    else:
+        _withheld_raw(con)
     con.execute(
-        f"""INSERT INTO quarantine
-           SELECT ?, _format, _file, _line, error_field, error, {raw}, row_key, ?
-           FROM (SELECT *, md5(_file || '|' || _line || '|' || coalesce(_raw, '')) AS row_key
-                 FROM _checked JOIN _files USING (_fidx) WHERE error IS NOT NULL)
+        """INSERT INTO quarantine
+           SELECT ?, _format, _file, _line, error_field, error, coalesce(w._raw, c._raw), row_key, ?
+           FROM (SELECT *, _checked.rowid AS _rid,
+                        md5(_file || '|' || _line || '|' || coalesce(_raw, '')) AS row_key
+                 FROM _checked JOIN _files USING (_fidx) WHERE error IS NOT NULL) AS c
+           LEFT JOIN _withheld AS w USING (_rid)
            WHERE row_key NOT IN (SELECT row_key FROM quarantine)""",
         [ingest_id, _now()],
     )

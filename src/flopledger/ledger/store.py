@@ -103,15 +103,17 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
                 con.execute(f'ALTER TABLE "{name}" ADD COLUMN "{c.name}" {c.duckdb_type}')
 
 
-def open_ledger(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the ledger file at ``path``.
+def open_ledger(
+    path: str | Path, *, read_only: bool = False, create: bool = True
+) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed, unless ``create`` is false) the ledger file at ``path``.
 
     >>> con = open_ledger(":memory:")
     >>> con.execute("SELECT count(*) FROM events").fetchone()
     (0,)
     """
     target = str(path)
-    if read_only and target != ":memory:" and not Path(target).exists():
+    if (read_only or not create) and target != ":memory:" and not Path(target).exists():
         raise InputError(f"no ledger at {target}; run `flopledger ingest` or `flopledger demo` first")
     try:
         con = duckdb.connect(target, read_only=read_only)

@@ -220,7 +220,7 @@ def detect_format(path: Path) -> InputFormat:
         raise InputError(f"cannot read the file: {exc.strerror}", path=str(path)) from exc
     if head_bytes.startswith(b"PAR1"):
         return FORMATS["parquet"]
-    head = head_bytes.decode("utf-8", errors="replace")
+    head = head_bytes.decode("utf-8", errors="replace").removeprefix("\ufeff")  # a byte-order mark
     matches = [f for f in FORMATS.values() if f.sniff(path, head)]
     specific = [f for f in matches if f.kind == "records"]
     if specific:  # a vendor format that recognises the file beats a generic table reader
@@ -283,7 +283,7 @@ def iter_json_documents(path: Path) -> Iterator[tuple[int, Any]]:
 
     A JSONL line that is not valid JSON yields ``(line, JsonLineError)`` so the caller can quarantine it.
     """
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = path.read_text(encoding="utf-8-sig", errors="replace")  # -sig: without a byte-order mark
     stripped = text.strip()
     if not stripped:
         return
@@ -298,7 +298,8 @@ def iter_json_documents(path: Path) -> Iterator[tuple[int, Any]]:
         try:
             yield number, json.loads(line)
         except json.JSONDecodeError as exc:
-            reason = f"not valid JSON: {exc.msg} at column {exc.colno}"
+            where = "column" if exc.msg.endswith(" at") else "at column"  # "string starting at"
+            reason = f"not valid JSON: {exc.msg} {where} {exc.colno}"
             yield number, JsonLineError(reason, text=line, path=str(path), line=number)
 
 

@@ -117,7 +117,7 @@ class LiteLLMSpendLogs(RecordFormat):
 
     def rows(self, path: Path) -> Iterator[StagedRow]:
         if path.suffix.lower() == ".csv":
-            with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+            with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
                 reader = csv.DictReader(fh)
                 for record in reader:
                     yield self._row(reader.line_num, record)
