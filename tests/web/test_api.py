@@ -125,6 +125,52 @@ def test_models_mix_cache_rate_and_prices(api: Api, golden: Fixture, state: Serv
     )
 
 
+def test_model_prices_come_from_the_version_that_priced_each_model_last(
+    golden: Fixture, tmp_path: Path, api_for: type[Api]
+) -> None:
+    """An ingest of one model under other overrides leaves the other models' prices on the page."""
+    import shutil
+
+    from flopledger.catalog.overrides import load_overrides
+    from flopledger.ledger.ingest import ingest_files
+    from flopledger.ledger.repricing import reprice
+    from flopledger.ledger.store import open_ledger
+    from flopledger.web import WebConfig
+
+    copy = tmp_path / "ledger.duckdb"
+    shutil.copy(golden.path, copy)
+    overrides = tmp_path / "prices.toml"
+    overrides.write_text('[[discount]]\nprovider = "anthropic"\npercent = 50\n')
+    span = tmp_path / "one.jsonl"
+    span.write_text(
+        '{"ts": "2026-03-05T10:00:00Z", "provider": "openai", "model": "gpt-4.1-mini", "team": "agents",'
+        ' "input_tokens": 1000}\n'
+    )
+    con = open_ledger(copy)
+    ingest_files(con, [span], overrides=load_overrides(overrides))
+    con.close()
+
+    def prices() -> dict[str, dict[str, object]]:
+        s = ServerState.open(WebConfig(db=copy))
+        try:
+            body = api_for(s).get("/api/v1/models", token=golden.tokens["admin"]).json()
+        finally:
+            s.close()
+        assert {p["model"] for p in body["prices"]} == {m["name"] for m in body["models"]}
+        return {p["model"]: p for p in body["prices"]}
+
+    before = prices()
+    assert before["gpt-4.1-mini"]["discount_pct"] == 0 and before["claude-sonnet-4-5"]["discount_pct"] == 0
+    con = open_ledger(copy)
+    reprice(con, load_overrides(overrides))  # now every model is priced at these overrides
+    con.close()
+    after = prices()
+    assert after["claude-sonnet-4-5"]["discount_pct"] == 50
+    assert (
+        after["claude-sonnet-4-5"]["input_usd_per_mtok"] == before["claude-sonnet-4-5"]["input_usd_per_mtok"]
+    )
+
+
 def test_integrity_flags_the_campaign_with_evidence(api: Api, golden: Fixture) -> None:
     body = api.get("/api/v1/integrity", token=golden.tokens["admin"]).json()
     labels = golden.traffic.labels

@@ -7,6 +7,7 @@ history without re-ingesting.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,14 @@ from flopledger.ledger.rollups import refresh_rollups
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, EVENT_COLUMNS
 from flopledger.ledger.store import count_of, create_schema
 
-__all__ = ["RepriceResult", "missing_prices", "price_rows", "reprice"]
+__all__ = ["REPRICED_AT", "RepriceResult", "missing_prices", "price_rows", "reprice"]
+
+REPRICED_AT = "repriced_at:"
+"""``meta`` key prefix: ``repriced_at:<price version>`` holds when that version last repriced history."""
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,10 @@ def reprice(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides) -> Repric
         con.execute("INSERT INTO events BY NAME SELECT * FROM _repriced")
         con.execute("DROP TABLE _repriced")
         refresh_rollups(con)
+        # When this price version last priced history: the dashboard shows each model's prices from
+        # the version that priced it last (ingests record theirs in the ingests table).
+        con.execute("DELETE FROM meta WHERE key = ?", [f"{REPRICED_AT}{version}"])
+        con.execute("INSERT INTO meta VALUES (?, ?)", [f"{REPRICED_AT}{version}", _utc_now().isoformat()])
         after, events, unpriced = con.execute(
             "SELECT coalesce(sum(cost_usd), 0)::DOUBLE, count(*), count(*) FILTER (NOT priced) FROM events"
         ).fetchone() or (0.0, 0, 0)

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from flopledger.ledger.forecast_prices import PRICED_CLASSES
 from flopledger.ledger.measures import EFFECTIVE_COSTS, SUMMED_COUNTS
+from flopledger.ledger.repricing import REPRICED_AT
 from flopledger.ledger.rollups import ROLLUP_DIMENSIONS, ROLLUP_TABLE, rollup_is_current, rollup_select
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS
 
@@ -217,14 +218,25 @@ def model_prices(con: duckdb.DuckDBPyConnection, scope: Scope) -> list[dict[str,
     where, params = Scope(scope.team).narrowed()
     sql = f"""
         WITH used AS (SELECT DISTINCT provider, model FROM {rollup_source(con)} {where}),
-        latest AS (SELECT max(price_version) AS v FROM model_map),
-        mapped AS (SELECT u.provider, u.model, m.provider_id, m.model_id FROM used u
+        -- When each price version last priced events: an ingest, or a reprice of all history.
+        used_at AS (SELECT price_version AS v, max(finished_at) AS last_at FROM ingests
+                    WHERE status = 'committed' AND price_version IS NOT NULL GROUP BY 1
+                    UNION ALL
+                    SELECT substr(key, {len(REPRICED_AT) + 1}), TRY_CAST(value AS TIMESTAMP) FROM meta
+                    WHERE starts_with(key, '{REPRICED_AT}')),
+        version_at AS (SELECT v, max(last_at) AS last_at FROM used_at GROUP BY 1),
+        -- Each model's mapping in the version that priced it last (an ingest of other models under
+        -- another version leaves it as it was).
+        mapped AS (SELECT u.provider, u.model, m.provider_id, m.model_id, m.price_version FROM used u
                    JOIN model_map m ON m.provider = u.provider AND m.model = u.model
-                   WHERE m.price_version = (SELECT v FROM latest)),
+                   LEFT JOIN version_at va ON va.v = m.price_version
+                   WHERE m.provider_id IS NOT NULL
+                   QUALIFY row_number() OVER (PARTITION BY u.provider, u.model
+                                              ORDER BY va.last_at DESC NULLS LAST, m.price_version DESC) = 1),
         ranked AS (SELECT mp.provider, mp.model, p.*, row_number() OVER (
                        PARTITION BY mp.provider, mp.model ORDER BY p.valid_from DESC NULLS LAST) AS rk
                    FROM mapped mp JOIN prices p ON p.provider_id = mp.provider_id AND p.model_id = mp.model_id
-                   WHERE p.price_version = (SELECT v FROM latest) AND p.variant = 'standard'
+                   WHERE p.price_version = mp.price_version AND p.variant = 'standard'
                      AND p.tier_above_tokens = -1)
         SELECT provider, model, provider_id || '/' || model_id AS price_model,
                input_usd_per_mtok, cache_read_usd_per_mtok, cache_write_5m_usd_per_mtok,
