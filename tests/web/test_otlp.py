@@ -200,3 +200,57 @@ def test_real_sdk_exporter_to_a_running_server(server: str, golden: Fixture, sta
     assert [r[0] for r in rows] == sorted(span_ids)
     assert {(r[1], r[2], r[4]) for r in rows} == {("infra", "sdk-agent", True)}
     assert sorted(r[3] for r in rows) == [1000, 1001, 1002]
+
+
+def test_span_ids_are_case_insensitive_hex(api: Api, golden: Fixture, state: ServerState) -> None:
+    upper = _span("ABCDEF0123456789", team="case-team")
+    upper["traceId"] = "ABCDEF0123456789ABCDEF0123456789"
+    lower = {**upper, "spanId": "abcdef0123456789", "traceId": "abcdef0123456789abcdef0123456789"}
+    first = api.post("/v1/traces", json=_doc(upper), token=golden.tokens["admin"]).json()["ingest"]
+    second = api.post("/v1/traces", json=_doc(lower), token=golden.tokens["admin"]).json()["ingest"]
+    assert (first["rows_stored"], second["rows_stored"], second["rows_duplicate"]) == (1, 0, 1)
+    assert _count(state, "SELECT count(*) FROM events WHERE team = 'case-team'") == 1
+
+
+def test_an_agent_span_summing_its_model_calls_is_not_counted_again(
+    api: Api, golden: Fixture, state: ServerState
+) -> None:
+    calls = [_span(f"dd{i}19b7ec3c1b00{i}", team="agent-team", input_tokens=1000, cache_read=0) for i in (1, 2)]
+    agent = _span("dd019b7ec3c1b000", team="agent-team", input_tokens=2000, cache_read=0)
+    agent["attributes"] = [
+        _attr("gen_ai.operation.name", "invoke_agent") if a["key"] == "gen_ai.operation.name" else a
+        for a in agent["attributes"]
+    ]
+    body = api.post("/v1/traces", json=_doc(agent, *calls), token=golden.tokens["admin"]).json()["ingest"]
+    assert body["rows_stored"] == 2
+    assert _count(state, "SELECT sum(input_tokens) FROM events WHERE team = 'agent-team'") == 2000
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [5, [{"key": "gen_ai.system", "value": 5}], [{"key": "x", "value": {"arrayValue": [1]}}], ["a"]],
+)
+def test_malformed_attributes_are_quarantined_not_a_server_error(
+    api: Api, golden: Fixture, state: ServerState, attributes: Any
+) -> None:
+    bad = {**_span("ee119b7ec3c1b001"), "attributes": attributes}
+    r = api.post("/v1/traces", json=_doc(bad, _span("ee119b7ec3c1b002")), token=golden.tokens["admin"])
+    assert r.status_code == 200, r.text
+    assert r.json()["ingest"]["rows_quarantined"] == 1
+    resource = _doc(_span("ee119b7ec3c1b003"))
+    resource["resourceSpans"][0]["resource"]["attributes"] = 7
+    r = api.post("/v1/traces", json=resource, token=golden.tokens["admin"])
+    assert r.status_code == 200 and r.json()["ingest"]["rows_quarantined"] == 1
+
+
+def test_a_small_gzip_body_that_inflates_past_the_limit_is_refused(api: Api, golden: Fixture) -> None:
+    limit = api.state.config.max_body_bytes
+    body = gzip.compress(b'{"resourceSpans": []' + b" " * (limit + 10) + b"}")
+    assert len(body) < limit
+    r = api.post(
+        "/v1/traces",
+        content=body,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        token=golden.tokens["admin"],
+    )
+    assert r.status_code == 413 and "decompressed" in r.json()["detail"]

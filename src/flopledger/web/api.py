@@ -186,7 +186,11 @@ async def traces(request: Request, caller: Authed) -> Response:
         raise HTTPException(413, f"body over {state.config.max_body_bytes} bytes; send smaller batches")
     content_type = request.headers.get("content-type")
     try:
-        doc = otlp.decode_traces(body, content_type, request.headers.get("content-encoding"))
+        doc = otlp.decode_traces(
+            body, content_type, request.headers.get("content-encoding"), max_bytes=state.config.max_body_bytes
+        )
+    except otlp.BodyTooLarge as exc:
+        raise HTTPException(413, str(exc)) from exc
     except InputError as exc:
         raise HTTPException(400, str(exc)) from exc
     try:

@@ -13,7 +13,6 @@ dedupe by span id as a file would.
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import tempfile
 import uuid
@@ -52,14 +51,25 @@ def _hex_ids(node: Any) -> None:
             _hex_ids(item)
 
 
-def _inflate(body: bytes, encoding: str | None) -> bytes:
+class BodyTooLarge(InputError):
+    """A body over the size limit, before or after decompression (HTTP 413)."""
+
+
+def _inflate(body: bytes, encoding: str | None, max_bytes: int | None = None) -> bytes:
+    """The body decompressed; never more than ``max_bytes`` of it (a small gzip can inflate to gigabytes)."""
     enc = (encoding or "identity").lower().strip()
     try:
-        if enc == "gzip":
-            return gzip.decompress(body)
-        if enc == "deflate":
-            return zlib.decompress(body)
-    except (OSError, zlib.error, EOFError) as exc:
+        if enc in ("gzip", "deflate"):
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if enc == "gzip" else zlib.MAX_WBITS)
+            out = inflater.decompress(body, (max_bytes + 1) if max_bytes is not None else 0)
+            if max_bytes is not None and len(out) > max_bytes:
+                raise BodyTooLarge(
+                    f"body over {max_bytes} bytes once decompressed; send smaller batches", field="body"
+                )
+            if not inflater.eof:
+                raise InputError(f"body is not valid {enc}: it ends early", field="Content-Encoding")
+            return out
+    except zlib.error as exc:
         raise InputError(f"body is not valid {enc}: {exc}", field="Content-Encoding") from exc
     if enc != "identity":
         raise InputError(f"unsupported Content-Encoding {enc!r}; send gzip or none", field="Content-Encoding")
@@ -85,9 +95,14 @@ def _check_shape(doc: Any) -> None:
             _objects(ss.get("spans"), f"resourceSpans[{i}].scopeSpans[{j}].spans")
 
 
-def decode_traces(body: bytes, content_type: str | None, encoding: str | None) -> dict[str, Any]:
-    """An OTLP/HTTP trace export body as the OTLP JSON document the ``otel`` format reads."""
-    raw = _inflate(body, encoding)
+def decode_traces(
+    body: bytes, content_type: str | None, encoding: str | None, *, max_bytes: int | None = None
+) -> dict[str, Any]:
+    """An OTLP/HTTP trace export body as the OTLP JSON document the ``otel`` format reads.
+
+    ``max_bytes`` bounds the body once decompressed (:class:`BodyTooLarge` beyond it).
+    """
+    raw = _inflate(body, encoding, max_bytes)
     media = (content_type or "").split(";")[0].strip().lower()
     if media == PROTOBUF:
         try:

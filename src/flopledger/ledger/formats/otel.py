@@ -27,7 +27,7 @@ from flopledger.ledger.formats.base import (
     whole_count,
 )
 
-__all__ = ["OtlpTraces", "otlp_attributes", "spans_to_rows"]
+__all__ = ["AGGREGATE_OPERATIONS", "MalformedAttributes", "OtlpTraces", "otlp_attributes", "spans_to_rows"]
 
 # Each canonical field: the attribute names that carry it, newest convention first.
 _ATTRS: dict[str, tuple[str, ...]] = {
@@ -85,23 +85,51 @@ _PROVIDER_ALIASES = {
 }
 
 
-def _value(v: Mapping[str, Any]) -> Any:
+class MalformedAttributes(ValueError):
+    """OTLP attributes not in their ``[{key, value: AnyValue}]`` shape; the span is quarantined."""
+
+
+def _values_of(v: Mapping[str, Any], kind: str) -> list[Any]:
+    wrapper = v[kind]
+    values = wrapper.get("values") if isinstance(wrapper, dict) else None
+    if values is None and isinstance(wrapper, dict):
+        return []
+    if not isinstance(values, list):
+        raise MalformedAttributes(f"{kind} is not an object with a 'values' list")
+    return values
+
+
+def _value(v: Any) -> Any:
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise MalformedAttributes(f"an attribute value {compact(v)[:40]} is not an AnyValue object")
     for key in ("stringValue", "intValue", "doubleValue", "boolValue"):
         if key in v:
             return v[key]
     if "arrayValue" in v:
-        return [_value(x) for x in v["arrayValue"].get("values", [])]
+        return [_value(x) for x in _values_of(v, "arrayValue")]
     if "kvlistValue" in v:
-        return otlp_attributes(v["kvlistValue"].get("values", []))
+        return otlp_attributes(_values_of(v, "kvlistValue"))
     return None
 
 
 def otlp_attributes(attrs: Any) -> dict[str, Any]:
-    """OTLP's ``[{key, value: {stringValue: ...}}]`` as a plain dict."""
+    """OTLP's ``[{key, value: {stringValue: ...}}]`` as a plain dict.
+
+    Raises :class:`MalformedAttributes` when they are not in that shape.
+    """
+    if attrs is None:
+        return {}
+    if not isinstance(attrs, list):
+        raise MalformedAttributes(
+            f"attributes {compact(attrs)[:40]} are not a list of {{key, value}} objects"
+        )
     out: dict[str, Any] = {}
-    for a in attrs or []:
-        if isinstance(a, dict) and "key" in a:
-            out[str(a["key"])] = _value(a.get("value") or {})
+    for a in attrs:
+        if not isinstance(a, dict) or not isinstance(a.get("key"), str):
+            raise MalformedAttributes(f"an attribute {compact(a)[:40]} is not a {{key, value}} object")
+        out[a["key"]] = _value(a.get("value"))
     return out
 
 
@@ -158,7 +186,10 @@ def _prompt_text(attrs: Mapping[str, Any], events: list[Any]) -> str | None:
         parts.append(attrs["gen_ai.prompt"])
     for ev in events:
         if isinstance(ev, dict) and ev.get("name") == "gen_ai.user.message":
-            content = otlp_attributes(ev.get("attributes")).get("content")
+            try:
+                content = otlp_attributes(ev.get("attributes")).get("content")
+            except MalformedAttributes:
+                continue
             if isinstance(content, str):
                 parts.append(content)
     return "\n".join(parts) if parts else None
@@ -169,13 +200,25 @@ def _is_genai(span_attrs: Mapping[str, Any]) -> bool:
     return any(k.startswith(("gen_ai.", "llm.")) for k in span_attrs)
 
 
+AGGREGATE_OPERATIONS: tuple[str, ...] = ("invoke_agent", "create_agent", "invoke_workflow")
+"""GenAI operations whose token counts sum their child model calls (the semantic conventions'
+agent spans): counting them too would count every token twice, so only the model calls count."""
+
+
 def _is_usage(attrs: Mapping[str, Any]) -> bool:
-    """Whether a GenAI span is a model call: it names a model or counts tokens.
+    """Whether a GenAI span is a model call: it names a model or counts tokens, and is not an agent
+    or workflow span summing its children (:data:`AGGREGATE_OPERATIONS`).
 
     Tool executions and agent steps carry ``gen_ai.*`` attributes but neither; they are not usage.
     """
+    if str(attrs.get("gen_ai.operation.name") or "").lower() in AGGREGATE_OPERATIONS:
+        return False
     fields = ("model", "input_total", "output_tokens", "cache_read_tokens", "cache_write_tokens")
     return any(_first(attrs, f) is not None for f in fields)
+
+
+def _malformed(line: int, node: Any, why: str) -> StagedRow:
+    return StagedRow(line=line, raw=compact(node)[:2000], error=f"not an OTLP span: {why}")
 
 
 def spans_to_rows(doc: Any, line: int) -> Iterator[StagedRow]:
@@ -186,10 +229,29 @@ def spans_to_rows(doc: Any, line: int) -> Iterator[StagedRow]:
         )
         return
     for rs in doc["resourceSpans"]:
-        resource = otlp_attributes((rs.get("resource") or {}).get("attributes"))
-        for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []:
-            for span in ss.get("spans") or []:
-                own = otlp_attributes(span.get("attributes"))
+        if not isinstance(rs, dict) or not isinstance(rs.get("resource") or {}, dict):
+            yield _malformed(line, rs, "a resourceSpans entry (or its resource) that is not an object")
+            continue
+        try:
+            resource = otlp_attributes((rs.get("resource") or {}).get("attributes"))
+        except MalformedAttributes as exc:
+            yield _malformed(line, rs, f"resource {exc}")
+            continue
+        scopes = rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []
+        for ss in scopes if isinstance(scopes, list) else [scopes]:
+            spans = ss.get("spans") if isinstance(ss, dict) else None
+            if not isinstance(spans, list | None):
+                yield _malformed(line, ss, "a scopeSpans entry without a list of spans")
+                continue
+            for span in spans or []:
+                if not isinstance(span, dict):
+                    yield _malformed(line, span, "a span that is not an object")
+                    continue
+                try:
+                    own = otlp_attributes(span.get("attributes"))
+                except MalformedAttributes as exc:
+                    yield _malformed(line, span, str(exc))
+                    continue
                 attrs = {**resource, **own}
                 if not _is_genai(own) or not _is_usage(attrs):
                     continue
@@ -209,7 +271,8 @@ def _span_row(line: int, span: Mapping[str, Any], attrs: dict[str, Any]) -> Stag
             "attributes": raw_attrs,
         }
     )
-    source_id = f"otel:{trace_id}:{span_id}" if trace_id and span_id else None
+    # OTLP ids are case-insensitive hex: one span sent as ABCD... and as abcd... is one event.
+    source_id = f"otel:{str(trace_id).lower()}:{str(span_id).lower()}" if trace_id and span_id else None
     try:
         total_in = _count(attrs, "input_total")
         cache_read = _count(attrs, "cache_read_tokens")

@@ -47,23 +47,15 @@ _PREFIXES = (
     "traceloop.entity.input",
     "traceloop.entity.output",
 )
-PROMPT_KEY_PATTERN = (
-    r'"(?:'
-    + "|".join(re.escape(k) for k in _KEYS)
-    + "|"
-    + "|".join(re.escape(p) + r"[^\"]*" for p in _PREFIXES)
-    + r')"\s*:'
-)
-"""A JSON key that may carry prompt or completion text (for a cheap SQL pre-filter, as a regex)."""
+_NAMES = "|".join([*(re.escape(k) for k in _KEYS), *(re.escape(p) + r'[^"]*' for p in _PREFIXES)])
+_KEY_RE = r'"(?:' + _NAMES + r')"\s*:\s*'
+_ATTRIBUTE_RE = r'"key"\s*:\s*"(?:' + _NAMES + r')"\s*,\s*"value"\s*:\s*'  # an OTLP {key, value}
+PROMPT_KEY_PATTERN = f"{_KEY_RE}|{_ATTRIBUTE_RE}"
+"""A JSON key (or OTLP attribute) that may carry prompt or completion text, as a regex (for a cheap
+SQL pre-filter of the rows to redact)."""
 
-_KEY = re.compile(PROMPT_KEY_PATTERN + r"\s*")
-_ATTRIBUTE = re.compile(  # an OTLP attribute: {"key": "gen_ai.prompt.0.content", "value": {...}}
-    r'"key"\s*:\s*"(?:'
-    + "|".join(re.escape(k) for k in _KEYS)
-    + "|"
-    + "|".join(re.escape(p) + r"[^\"]*" for p in _PREFIXES)
-    + r')"\s*,\s*"value"\s*:\s*'
-)
+_KEY = re.compile(_KEY_RE)
+_ATTRIBUTE = re.compile(_ATTRIBUTE_RE)
 
 
 def _is_prompt_key(key: str) -> bool:
