@@ -495,3 +495,32 @@ def test_a_ledger_with_bare_content_hash_ids_is_not_counted_twice(tmp_path: Path
     assert (again.rows_stored, again.rows_duplicate) == (1, 1)
     assert ingest_files(con, [path]).rows_duplicate == 2
     assert _rows(con, "SELECT count(*) FROM events")[0][0] == 2
+
+
+def test_a_litellm_proxy_cache_hit_costs_nothing(tmp_path: Path) -> None:
+    """A response LiteLLM served from its own cache never reached the vendor (its spend is 0)."""
+    base = {
+        "request_id": "r-hit",
+        "spend": 0.0,
+        "prompt_tokens": 2600,
+        "completion_tokens": 400,
+        "startTime": "2026-03-03T08:00:00+00:00",
+        "model": "claude-haiku-4-5",
+        "custom_llm_provider": "anthropic",
+        "cache_hit": "True",
+    }
+    path = tmp_path / "spend.jsonl"
+    path.write_text(
+        json.dumps(base) + "\n" + json.dumps({**base, "request_id": "r-miss", "cache_hit": "False"}) + "\n"
+    )
+    con = open_ledger(":memory:")
+    assert ingest_files(con, [path], format="litellm").rows_stored == 2
+    rows = _rows(
+        con,
+        "SELECT request_id, requests, input_tokens + output_tokens, cost_usd > 0, tags FROM events "
+        "ORDER BY 1",
+    )
+    assert rows[1][:4] == ("r-miss", 1, 3000, True)
+    hit_id, requests, tokens, costs, tags = rows[0]
+    assert (hit_id, requests, tokens, costs) == ("r-hit", 0, 0, False)
+    assert json.loads(tags)["proxy_cache_hit"] is True and json.loads(tags)["cached_prompt_tokens"] == 2600

@@ -215,7 +215,9 @@ def test_span_ids_are_case_insensitive_hex(api: Api, golden: Fixture, state: Ser
 def test_an_agent_span_summing_its_model_calls_is_not_counted_again(
     api: Api, golden: Fixture, state: ServerState
 ) -> None:
-    calls = [_span(f"dd{i}19b7ec3c1b00{i}", team="agent-team", input_tokens=1000, cache_read=0) for i in (1, 2)]
+    calls = [
+        _span(f"dd{i}19b7ec3c1b00{i}", team="agent-team", input_tokens=1000, cache_read=0) for i in (1, 2)
+    ]
     agent = _span("dd019b7ec3c1b000", team="agent-team", input_tokens=2000, cache_read=0)
     agent["attributes"] = [
         _attr("gen_ai.operation.name", "invoke_agent") if a["key"] == "gen_ai.operation.name" else a

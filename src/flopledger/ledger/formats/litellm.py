@@ -102,6 +102,11 @@ def _prompt(messages: Any) -> str | None:
     return None
 
 
+def _is_true(value: Any) -> bool:
+    """LiteLLM writes flags as booleans or as the text "True"/"true" (a CSV export)."""
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
 @register
 class LiteLLMSpendLogs(RecordFormat):
     name = "litellm"
@@ -159,6 +164,16 @@ class LiteLLMSpendLogs(RecordFormat):
         tags_obj: dict[str, Any] = {"request_tags": tags} if tags else {}
         if record.get("call_type"):
             tags_obj["call_type"] = record["call_type"]
+        output = record.get("completion_tokens")
+        requests = None
+        if _is_true(record.get("cache_hit")):
+            # Served from the proxy's own cache: no vendor call, no vendor cost (LiteLLM's spend is 0).
+            # The tokens it would have cost are kept in the tags, and the event counts no request.
+            tags_obj.update(
+                proxy_cache_hit=True, cached_prompt_tokens=prompt_tokens, cached_completion_tokens=output
+            )
+            prompt_tokens = read = write = reasoning = 0
+            output, requests = 0, 0
         values = {
             "ts": record.get("startTime"),
             "request_id": record.get("request_id"),
@@ -173,10 +188,11 @@ class LiteLLMSpendLogs(RecordFormat):
             "api_key": record.get("api_key") or None,
             "org": meta.get("user_api_key_org_id") or None,
             "service_tier": "standard",
+            "requests": requests,
             "input_tokens": prompt_tokens - read - write,
             "cache_read_tokens": read,
             "cache_write_5m_tokens": write,
-            "output_tokens": record.get("completion_tokens"),
+            "output_tokens": output,
             "reasoning_tokens": reasoning,
             "tags": compact(tags_obj) if tags_obj else None,
             "prompt": _prompt(record.get("messages")),
