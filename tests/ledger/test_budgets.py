@@ -142,3 +142,17 @@ def test_cli_exit_code_for_cron(ledger: Path, tmp_path: Path) -> None:
     fine = CliRunner().invoke(_cli(), [*args, "--config", str(ok), "-f", "json"])  # the older name
     assert fine.exit_code == 0, fine.output
     assert json.loads(fine.output)[0]["status"] == "ok"
+
+
+def test_an_as_of_day_past_the_ledgers_spend_is_judged_at_its_last_day(ledger: Path) -> None:
+    """A cron job passing today while ingest lags must not read the missing days as no spend."""
+    engine = connect_engine("duckdb", db=ledger)
+    budgets = load_budgets(GOLDEN / "budgets.toml")
+    latest = check_budgets(engine, budgets)
+    last = latest[0].as_of
+    later = check_budgets(engine, budgets, as_of=last + dt.timedelta(days=5))
+    assert [(s.as_of, s.status, s.forecast_p50_usd) for s in later] == [
+        (s.as_of, s.status, s.forecast_p50_usd) for s in latest
+    ]
+    assert all(s.note and f"spend ends on {last}" in s.note for s in later)
+    assert not any(s.note and "spend ends on" in s.note for s in latest)

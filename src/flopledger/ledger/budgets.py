@@ -258,16 +258,25 @@ def check_budgets(
 ) -> list[BudgetStatus]:
     """Each budget's spend to date, forecast and status for the month of ``as_of``.
 
-    ``as_of`` defaults to the latest day with priced spend, so a cron job sees today.
+    ``as_of`` defaults to the latest day with priced spend, so a cron job sees today. A later
+    ``as_of`` is brought back to that day, with a note: days the ledger has not been given yet are
+    not days without spend, and forecasting them as such would call an overrun "ok".
     """
     daily: dict[str, list[dict[str, Any]]] = {
         scope: engine.rows(daily_usage(events_table(engine), (scope,), until=as_of))
         for scope in sorted({b.scope for b in budgets})
     }
     days = [r["day"] for rows in daily.values() for r in rows]
+    if not days:
+        raise InputError("the ledger holds no priced spend to check budgets against")
+    lag_note = None
     if as_of is None:
-        if not days:
-            raise InputError("the ledger holds no priced spend to check budgets against")
+        as_of = max(days)
+    elif as_of > max(days):
+        lag_note = (
+            f"the ledger's spend ends on {max(days)}, before the as-of day {as_of}: judged as of "
+            f"{max(days)} (ingest the days since to judge them)"
+        )
         as_of = max(days)
     month = as_of.replace(day=1)
     known = {scope: {str(r[scope]) for r in rows if r[scope] is not None} for scope, rows in daily.items()}
@@ -302,7 +311,7 @@ def check_budgets(
             status = "ok"
         driver = _driver(engine, b, as_of) if status != "ok" else None
         alert = _alert(b, status, spent, p50, day_usd, capped_days, driver) if status != "ok" else None
-        note = _unknown_note(b, known[b.scope])
+        note = "; ".join(n for n in (lag_note, _unknown_note(b, known[b.scope])) if n) or None
         out.append(
             BudgetStatus(
                 b,
