@@ -171,6 +171,18 @@ def test_cli_outcomes_ingests_and_reports_rejected_rows(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     (summary,) = json.loads(result.output)
     assert (summary["read"], summary["stored"], summary["quarantined"]) == (2, 1, 1)
+    assert [(r["line"], r["field"]) for r in summary["rejected"]] == [(3, "ts")]
+    weights = tmp_path / "w.csv"
+    weights.write_text(
+        "user,ts,kind,weight\nana,2026-03-03T10:00:00,commit,inf\nana,2026-03-03T11:00:00,commit,1e308\n"
+    )
+    result = CliRunner().invoke(app, ["integrity", "outcomes", str(weights), "--db", str(db), "-f", "json"])
+    (summary,) = json.loads(result.output)
+    assert summary["stored"] == 0 and {r["field"] for r in summary["rejected"]} == {"weight"}
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("user,ts,kind\nJos\xe9,2026-03-03T10:00:00,commit\n".encode("latin-1"))
+    result = CliRunner().invoke(app, ["integrity", "outcomes", str(latin), "--db", str(db)])
+    assert isinstance(result.exception, InputError) and "save the file as UTF-8" in str(result.exception)
     missing = CliRunner().invoke(app, ["integrity", "outcomes", str(tmp_path / "nope.csv"), "--db", str(db)])
     assert missing.exit_code == 1
     assert isinstance(missing.exception, InputError)

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flopledger.cli import app
+from flopledger.errors import InputError
 from flopledger.integrity.leaderboard import leaderboard
 from flopledger.integrity.outcomes import ingest_outcomes
 from flopledger.integrity.stix import export_stix, match_indicators
@@ -149,3 +150,33 @@ def test_cli_export_and_match(tmp_path: Path, ledger_path: Path) -> None:
     )
     assert matched.exit_code == 0, matched.output
     assert json.loads(matched.output)
+
+
+@pytest.mark.parametrize(
+    ("bundle", "says"),
+    [
+        ("[1, 2]", "expected an object with an 'objects' list"),
+        ('{"objects": 5}', "expected an object with an 'objects' list"),
+        ('{"objects": [{"type": "indicator", "pattern": "[x:y = \'z\']"}]}', "has no id"),
+    ],
+)
+def test_a_malformed_partner_bundle_is_one_clear_error(
+    tmp_path: Path, ledger_path: Path, bundle: str, says: str
+) -> None:
+    partner = tmp_path / "partner.json"
+    partner.write_text(bundle)
+    con = open_ledger(ledger_path, read_only=True)
+    try:
+        with pytest.raises(InputError, match=says):
+            match_indicators(con, partner, consortium_key=CONSORTIUM)
+    finally:
+        con.close()
+
+
+def test_export_into_a_missing_folder_is_refused_before_the_scan(tmp_path: Path, ledger_path: Path) -> None:
+    con = open_ledger(ledger_path, read_only=True)
+    try:
+        with pytest.raises(InputError, match="no such folder"):
+            export_stix(con, tmp_path / "nope" / "b.json", consortium_key=CONSORTIUM, lab_name="lab")
+    finally:
+        con.close()

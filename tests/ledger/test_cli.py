@@ -401,3 +401,17 @@ def test_ingest_format_outcomes_reconciles_in_every_output(tmp_path: Path) -> No
     (bad,) = json.loads(run("quarantine", "list", "--db", db, "--format", "json"))
     assert (bad["source_format"], bad["source_line"], bad["field"]) == ("outcomes", 3, "ts")
     assert "1 row(s) quarantined" in run("ingest", str(path), "--format", "outcomes", "--db", db)
+
+
+def test_serve_and_tokens_refuse_bad_setups_before_they_start(tmp_path: Path) -> None:
+    bad = tmp_path / "budgets.toml"
+    bad.write_text("[team.research]\nmonthly_usd = -5\n")
+    db = str(tmp_path / "l.duckdb")
+    result = CliRunner().invoke(app, ["serve", "--db", db, "--budgets", str(bad), "--port", "8"])
+    assert result.exit_code != 0 and "budgets.toml" in str(result.exception)
+    result = CliRunner().invoke(app, ["serve", "--db", db, "--port", "99999"])
+    assert result.exit_code == 2 and "65535" in result.output
+    for command in (["tokens", "list"], ["tokens", "revoke", "abc"]):
+        result = CliRunner().invoke(app, [*command, "--db", str(tmp_path / "typo.duckdb")])
+        assert result.exit_code != 0 and "no ledger at" in str(result.exception), command
+    assert not (tmp_path / "typo.duckdb").exists()

@@ -64,11 +64,13 @@ def outcomes(
     from flopledger.integrity.outcomes import ingest_outcomes
 
     result = ingest_outcomes(open_ledger(resolve_db(db)), files)
-    summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "rejected"}
+    summary: dict[str, object] = {k: v for k, v in dataclasses.asdict(result).items() if k != "rejected"}
+    rejected = [{k: getattr(r, k) for k in ("path", "line", "field", "reason")} for r in result.rejected]
+    if fmt is OutputFormat.json:  # machines get the rejected rows too (they are also in the quarantine)
+        summary["rejected"] = rejected
     render_rows([summary], fmt, title="Outcomes ingest")
-    if result.rejected and fmt is OutputFormat.table:
-        rejected = [dataclasses.asdict(r) for r in result.rejected]
-        render_rows(rejected, fmt, title="Rejected rows", columns=["path", "line", "field", "reason"])
+    if rejected and fmt is OutputFormat.table:
+        render_rows(rejected, fmt, title="Rejected rows")
 
 
 @app.command()
@@ -104,7 +106,7 @@ def scan(
 def leaderboard(
     db: DbOption = None,
     fmt: FormatOption = OutputFormat.table,
-    limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
+    limit: Annotated[int, typer.Option(min=0, help="Rows to show.")] = 50,
 ) -> None:
     """Rank accounts by outcomes per dollar, beside the raw token rank, marking flagged token burners."""
     from flopledger.integrity.leaderboard import leaderboard as build_leaderboard

@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
 def serve(
     db: DbOption = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
     budgets: Annotated[
         Path | None,
         typer.Option("--budgets", help="Budgets TOML: the overview compares the forecast with it."),
@@ -70,6 +70,10 @@ def serve(
     for path in (budgets, allocation, capacity):
         if path is not None and not path.is_file():
             raise InputError("no such file", path=str(path))
+    if budgets is not None:  # a broken budgets file fails now, not on every overview
+        from flopledger.ledger.budgets import load_budgets
+
+        load_budgets(budgets)
     banner = f"flopledger dashboard on http://{host}:{port}/ (ledger {config.db})"
     err_console.print(escape(banner), highlight=False)
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
@@ -103,7 +107,7 @@ def tokens_list(db: DbOption = None, fmt: FormatOption = OutputFormat.table) -> 
     from flopledger.ledger.store import open_ledger
     from flopledger.web.tokens import list_tokens
 
-    con = open_ledger(resolve_db(db))
+    con = open_ledger(resolve_db(db), create=False)
     try:
         rows = [dataclasses.asdict(t) for t in list_tokens(con)]
     finally:
@@ -120,7 +124,7 @@ def tokens_revoke(
     from flopledger.ledger.store import open_ledger
     from flopledger.web.tokens import revoke_token
 
-    con = open_ledger(resolve_db(db))
+    con = open_ledger(resolve_db(db), create=False)
     try:
         record = revoke_token(con, token_id)
     finally:

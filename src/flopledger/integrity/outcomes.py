@@ -46,7 +46,7 @@ class _OutcomeRow(BaseModel):
     user: str = Field(min_length=1)
     ts: dt.datetime
     kind: str
-    weight: float = Field(default=1.0, ge=0)
+    weight: float = Field(default=1.0, ge=0, le=1e6, allow_inf_nan=False)  # one outcome, not a bank
 
     @field_validator("kind")
     @classmethod
@@ -123,7 +123,13 @@ def ingest_outcomes(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path])
         path = Path(raw_path)
         if not path.is_file():
             raise InputError("no such outcomes file", path=str(path))
-        for line, record, raw in _records(path):
+        try:
+            records = list(_records(path))
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8", path=str(path)
+            ) from exc
+        for line, record, raw in records:
             read += 1
             if isinstance(record, str):
                 rejected.append(Rejected(str(path), line, record, raw=raw))

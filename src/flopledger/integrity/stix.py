@@ -74,6 +74,11 @@ def export_stix(
     marking = _TLP.get(tlp.lower())
     if marking is None:
         raise InputError(f"unknown TLP level {tlp!r}; use white, green, amber or red", field="tlp")
+    folder = Path(out_path).parent
+    if not folder.is_dir():  # said before the scan, not after it
+        raise InputError(
+            "no such folder for the bundle; create it or choose another path", path=str(out_path)
+        )
     lab = stix2.Identity(name=lab_name, identity_class="organization", object_marking_refs=[marking])
     campaigns: dict[str, list[str]] = {}
     for finding in scan(con, thresholds, flagged_only=True):
@@ -114,7 +119,10 @@ def export_stix(
         )
         objects += [indicator, sighting]
     bundle = stix2.Bundle(objects=objects, allow_custom=True)
-    Path(out_path).write_text(bundle.serialize(pretty=True), encoding="utf-8")
+    try:
+        Path(out_path).write_text(bundle.serialize(pretty=True), encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write the bundle: {exc.strerror}", path=str(out_path)) from exc
     return (len(objects) - 1) // 2
 
 
@@ -135,11 +143,21 @@ def match_indicators(
     path = Path(partner_path)
     try:
         bundle = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read the STIX bundle: {exc}", path=str(path)) from exc
-    indicators = [
-        o for o in bundle.get("objects", []) if isinstance(o, dict) and o.get("type") == "indicator"
-    ]
+    objects = bundle.get("objects", []) if isinstance(bundle, dict) else None
+    if not isinstance(objects, list):
+        raise InputError(
+            "not a STIX 2.1 bundle: expected an object with an 'objects' list",
+            path=str(path),
+            field="objects",
+        )
+    indicators = [o for o in objects if isinstance(o, dict) and o.get("type") == "indicator"]
+    unnamed = [i for i, o in enumerate(indicators) if not isinstance(o.get("id"), str) or not o["id"]]
+    if unnamed:
+        raise InputError(
+            f"not a STIX 2.1 bundle: indicator {unnamed[0]} has no id", path=str(path), field="id"
+        )
     if not indicators:
         return []
     wanted: dict[tuple[str, str], list[tuple[str, str]]] = {}
