@@ -524,3 +524,27 @@ def test_a_litellm_proxy_cache_hit_costs_nothing(tmp_path: Path) -> None:
     hit_id, requests, tokens, costs, tags = rows[0]
     assert (hit_id, requests, tokens, costs) == ("r-hit", 0, 0, False)
     assert json.loads(tags)["proxy_cache_hit"] is True and json.loads(tags)["cached_prompt_tokens"] == 2600
+
+
+def test_a_ledger_held_by_another_process_is_one_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "l.duckdb"
+    open_ledger(db).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys, time; c = duckdb.connect({str(db)!r}); print('ready'); "
+            "sys.stdout.flush(); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        with pytest.raises(
+            InputError, match=rf"in use by another process \(PID {holder.pid}\).*flopledger serve"
+        ):
+            open_ledger(db, read_only=True)
+    finally:
+        holder.kill()
+        holder.communicate()  # reaps it and closes its pipe

@@ -6,6 +6,7 @@ written by an older flopledger keeps working.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -118,9 +119,16 @@ def open_ledger(
     try:
         con = duckdb.connect(target, read_only=read_only)
     except duckdb.IOException as exc:
-        raise InputError(
-            f"cannot open the ledger {target}: {exc}. Is another flopledger process writing to it?"
-        ) from exc
+        holder = re.search(r"PID (\d+)", str(exc))
+        if "lock" in str(exc).lower():
+            raise InputError(
+                f"the ledger {target} is in use by another process"
+                + (f" (PID {holder.group(1)})" if holder else "")
+                + ": DuckDB lets one process write a ledger. If it is `flopledger serve`, use the "
+                "dashboard's API while it runs (POST /api/v1/tokens/ID/revoke, POST /v1/traces, the "
+                "/api/v1 reports), or stop it first"
+            ) from exc
+        raise InputError(f"cannot open the ledger {target}: {exc}") from exc
     con.execute("SET enable_progress_bar = false")  # flopledger draws its own progress bars
     con.execute("SET TimeZone = 'UTC'")  # the ledger is UTC: a timestamp without an offset is UTC
     if not read_only:
