@@ -142,9 +142,59 @@ def resolve_catalog_model(provider: str | None, model: str) -> tuple[str, str] |
     return found
 
 
+SELF_HOSTED_PROVIDERS: frozenset[str] = frozenset(
+    {
+        "self-hosted",
+        "self_hosted",
+        "selfhosted",
+        "local",
+        "internal",
+        "on-prem",
+        "onprem",
+        "on_prem",
+        "vllm",
+        "hosted_vllm",
+        "ollama",
+        "ollama_chat",
+        "tgi",
+        "sglang",
+        "llamacpp",
+        "llama.cpp",
+        "lmstudio",
+    }
+)
+"""Logged providers that mean the organisation's own hardware: never priced at a vendor's API rates
+(declare their prices as private models in the overrides file)."""
+
+SOLE_VENDORS: frozenset[str] = frozenset(
+    {
+        "anthropic",
+        "openai",
+        "deepseek",
+        "x-ai",
+        "mistral",
+        "cohere",
+        "moonshotai",
+        "zai",
+        "zhipuai",
+        "minimax",
+        "voyageai",
+        "perplexity",
+        "meta",
+    }
+)
+"""Catalog providers whose APIs serve only their own models: a model they do not list, logged under
+them, is a mislabelled row and stays unpriced rather than priced at another vendor's rates. Hosts and
+resellers (google's Vertex, aws, azure, openrouter, ...) fall back to the model's own vendor."""
+
+
 def _resolve(provider: str | None, model: str) -> tuple[str, str] | None:
     snap = _snapshot()
-    for provider_id in ([provider] if provider else []) + [None]:
+    named = (provider or "").strip().lower()
+    if named in SELF_HOSTED_PROVIDERS:
+        return None
+    fallback = named not in SOLE_VENDORS  # a host's or an unknown provider's model: its vendor's price
+    for provider_id in ([provider] if provider else []) + ([None] if fallback or not provider else []):
         try:
             prov, info = snap.find_provider_model(model, None, provider_id, None)
         except LookupError:
