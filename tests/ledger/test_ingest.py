@@ -548,3 +548,33 @@ def test_a_ledger_held_by_another_process_is_one_clear_error(tmp_path: Path) -> 
     finally:
         holder.kill()
         holder.communicate()  # reaps it and closes its pipe
+
+
+def test_a_usage_report_bucket_pulled_again_replaces_the_earlier_pull(tmp_path: Path) -> None:
+    """A bucket pulled before it closed comes back with its final counts: they replace the first ones,
+    the rollup follows, and pulling the final report again changes nothing."""
+    from flopledger.ledger.rollups import ROLLUP_TABLE
+
+    sample = Path(__file__).parent / "formats" / "samples" / "openai_usage_completions.json"
+    full = json.loads(sample.read_text())
+    partial = json.loads(sample.read_text())
+    first = partial["data"][0]["results"][0]
+    first["input_tokens"], first["num_model_requests"] = 1_000_000, 300  # mid-day: not all counted yet
+    partial_path = tmp_path / "partial.json"
+    partial_path.write_text(json.dumps(partial))
+    full_path = tmp_path / "full.json"
+    full_path.write_text(json.dumps(full))
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [partial_path], format="openai")
+    again = ingest_files(con, [full_path], format="openai")
+    assert again.reconciles and (again.rows_stored, again.rows_restated) == (1, 1)
+    assert again.rows_duplicate == again.rows_read - again.rows_quarantined - 1
+    fresh = open_ledger(tmp_path / "fresh.duckdb")
+    ingest_files(fresh, [full_path], format="openai")
+    totals = "SELECT count(*), sum(requests), sum(input_tokens), round(sum(cost_usd), 9) FROM events"
+    assert _rows(con, totals) == _rows(fresh, totals)
+    rollup = f"SELECT sum(requests), sum(input_tokens), round(sum(cost_usd), 9) FROM {ROLLUP_TABLE}"
+    assert _rows(con, rollup) == _rows(fresh, rollup)
+    third = ingest_files(con, [full_path], format="openai")
+    assert (third.rows_stored, third.rows_restated, third.rows_duplicate) == (0, 0, again.rows_duplicate + 1)
+    assert _rows(con, "SELECT rows_restated FROM ingests ORDER BY started_at") == [(0,), (1,), (0,)]

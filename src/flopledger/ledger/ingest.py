@@ -31,8 +31,8 @@ from flopledger.ledger.formats.base import RecordFormat, StagedRow
 from flopledger.ledger.formats.redact import PROMPT_KEY_PATTERN, redact_prompts
 from flopledger.ledger.formats.tabular import TableFormat, TableSource, sql_literal
 from flopledger.ledger.price_table import ensure_prices, priced_sql
-from flopledger.ledger.rollups import add_to_rollups
-from flopledger.ledger.schema import EVENT_COLUMNS
+from flopledger.ledger.rollups import add_to_rollups, days_sql, resum_days
+from flopledger.ledger.schema import EVENT_COLUMNS, TOKEN_COLUMNS
 from flopledger.ledger.store import count_of
 from flopledger.ledger.validate import CHECKED_COLUMNS, CHECKED_DDL, checked_sql, repeat_id_sql
 
@@ -58,6 +58,7 @@ class IngestResult:
     rows_duplicate: int
     price_version: str
     unpriced_rows: int = 0
+    rows_restated: int = 0  # of the stored rows, those that replaced a usage-report row pulled before
 
     @property
     def reconciles(self) -> bool:
@@ -71,6 +72,7 @@ class IngestResult:
             "rows_stored": self.rows_stored,
             "rows_quarantined": self.rows_quarantined,
             "rows_duplicate": self.rows_duplicate,
+            "rows_restated": self.rows_restated,
             "unpriced_rows": self.unpriced_rows,
             "reconciles": self.reconciles,
         }
@@ -306,13 +308,15 @@ def ingest_files(
             result = _commit(con, ingest_id, files, batch, keep_prompts)
             con.execute(
                 """UPDATE ingests SET finished_at = ?, status = 'committed', rows_read = ?, rows_stored = ?,
-                   rows_quarantined = ?, rows_duplicate = ?, price_version = ? WHERE ingest_id = ?""",
+                   rows_quarantined = ?, rows_duplicate = ?, rows_restated = ?, price_version = ?
+                   WHERE ingest_id = ?""",
                 [
                     _now(),
                     result.rows_read,
                     result.rows_stored,
                     result.rows_quarantined,
                     result.rows_duplicate,
+                    result.rows_restated,
                     result.price_version,
                     ingest_id,
                 ],
@@ -332,7 +336,7 @@ def ingest_files(
         con.execute(f"SET TimeZone = {sql_literal(str(zone))}")
         for view in ("_incoming", "_new"):
             con.execute(f"DROP VIEW IF EXISTS {view}")
-        temps = ("_stage", "_checked", "_files", "_fp", "_priced", "_bad_lines", "_withheld")
+        temps = ("_stage", "_checked", "_files", "_fp", "_priced", "_bad_lines", "_withheld", "_restated")
         for t in (*temps, *(f"_src{i}" for i in range(len(files)))):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     if progress is not None:
@@ -349,6 +353,7 @@ class _Batch:
     rows_duplicate: int
     window: str
     version: str
+    restated: int = 0  # rows in ``_restated``: stored usage-report rows this batch pulls again, changed
 
 
 def _prepare(
@@ -412,12 +417,18 @@ def _prepare(
     window = f"ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'" if lo is not None else "false"
     # Duplicates are counted as such, not as what is left over: repeats inside the input, and good
     # rows whose event is already stored. Stored rows are counted in the ledger after the insert.
-    stored_before = 0
+    stored_before = restated = 0
+    con.execute("CREATE OR REPLACE TEMP TABLE _restated (event_id VARCHAR)")
     if count_of(con, f"SELECT count(*) FROM events WHERE {window}"):
+        reports = [i for i, fmt in enumerate(formats) if fmt.name in RESTATED_FORMATS]
+        if reports:
+            restated = _find_restated(con, window, reports)
         # Rows of stored events are dropped from the batch once, so no later step joins the ledger
         # again; whether an event is stored depends on its id alone, so all its rows go together.
+        # A usage-report row pulled again with other counts stays: it replaces the stored one.
         (dropped,) = con.execute(
-            f"DELETE FROM _checked WHERE error IS NULL AND {_stored_sql(window)}"
+            f"DELETE FROM _checked WHERE error IS NULL AND {_stored_sql(window)} "
+            "AND event_id NOT IN (SELECT event_id FROM _restated)"
         ).fetchone() or (0,)
         if dropped:
             stored_before = distinct - count_of(
@@ -435,7 +446,28 @@ def _prepare(
     with_prompts = _fingerprints(con, key)
     version = ensure_prices(con, overrides, "(SELECT provider, model FROM _new)")
     _price_new(con, ingest_id, version, keep_prompts, with_prompts)
-    return _Batch(int(rows_read), int(bad), int(duplicates), window, version)
+    return _Batch(int(rows_read), int(bad), int(duplicates), window, version, restated)
+
+
+RESTATED_FORMATS: tuple[str, ...] = ("anthropic", "openai")
+"""Usage reports: a bucket pulled before it closed is pulled again with its final counts. Its row
+keeps its id (bucket and group) and replaces the stored one; per-request sources never restate."""
+
+_COMPARED = ("requests", *TOKEN_COLUMNS, "min_request_input_tokens", "service_tier")
+
+
+def _find_restated(con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[int]) -> int:
+    """Fill ``_restated`` with the ids of stored events that usage-report rows of this batch (files
+    ``fidx``) pull again with other counts; how many."""
+    differs = " OR ".join(f'c."{col}" IS DISTINCT FROM e."{col}"' for col in _COMPARED)
+    stored = ", ".join(f'"{col}"' for col in _COMPARED)
+    con.execute(
+        f"""INSERT INTO _restated
+            SELECT DISTINCT c.event_id FROM _checked AS c
+            JOIN (SELECT event_id, {stored} FROM events WHERE {window}) AS e USING (event_id)
+            WHERE c.error IS NULL AND c._fidx IN ({", ".join(str(i) for i in fidx)}) AND ({differs})"""
+    )
+    return count_of(con, "SELECT count(*) FROM _restated")
 
 
 def _stored_sql(window: str) -> str:
@@ -457,8 +489,26 @@ def _commit(
     """Store a prepared batch: quarantine, events and rollup (the caller holds the transaction)."""
     if batch.rows_quarantined:
         _quarantine(con, ingest_id, keep_prompts)
-    add_to_rollups(con, "_priced")  # first: a rollup an older flopledger made is rebuilt without the batch
+    days: list[dt.date] = []
+    if batch.restated:  # the stored rows a usage report restates go; their days are summed again
+        days = [
+            d
+            for (d,) in con.execute(
+                f"SELECT DISTINCT CAST(ts AS DATE) FROM events WHERE {batch.window} "
+                "AND event_id IN (SELECT event_id FROM _restated)"
+            ).fetchall()
+        ]
+        con.execute(
+            f"DELETE FROM events WHERE {batch.window} AND event_id IN (SELECT event_id FROM _restated)"
+        )
+    # First: a rollup an older flopledger made is rebuilt without the batch.
+    add_to_rollups(
+        con,
+        "_priced" if not days else f"(SELECT * FROM _priced WHERE CAST(ts AS DATE) NOT IN {days_sql(days)})",
+    )
     con.execute("INSERT INTO events BY NAME SELECT * FROM _priced")
+    if days:
+        resum_days(con, days)
     stored, unpriced = con.execute(
         f"SELECT count(*), count(*) FILTER (NOT priced) FROM events WHERE ingest_id = ? AND {batch.window}",
         [ingest_id],
@@ -470,6 +520,7 @@ def _commit(
         rows_stored=int(stored),
         rows_quarantined=batch.rows_quarantined,
         rows_duplicate=batch.rows_duplicate,
+        rows_restated=batch.restated,
         price_version=batch.version,
         unpriced_rows=int(unpriced),
     )

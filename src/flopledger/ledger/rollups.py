@@ -157,9 +157,21 @@ def refresh_rollups(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME SELECT *, true AS compacted FROM ({_select('')})")
 
 
-def _days(days: Sequence[dt.date]) -> str:
-    # Literal days let DuckDB skip the rollup's row groups of other days (zone maps).
+def days_sql(days: Sequence[dt.date]) -> str:
+    """``days`` as a SQL list of DATE literals: they let DuckDB skip other days' row groups (zone maps)."""
     return "(" + ", ".join(f"DATE '{d.isoformat()}'" for d in days) + ")"
+
+
+_days = days_sql
+
+
+def resum_days(con: duckdb.DuckDBPyConnection, days: Sequence[dt.date]) -> None:
+    """Sum ``days`` of the rollup again from the stored events (after events of those days changed)."""
+    create_rollup(con)
+    on = days_sql(days)
+    con.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE day IN {on}")
+    summed = _select(f"WHERE CAST(ts AS DATE) IN {on}")
+    con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME SELECT *, true AS compacted FROM ({summed})")
 
 
 def add_to_rollups(con: duckdb.DuckDBPyConnection, rows: str) -> None:

@@ -47,6 +47,11 @@ _TABLES: dict[str, tuple[Column, ...]] = {
         Column(
             "rows_duplicate", "BIGINT", "Rows skipped as already in the ledger (or repeated in the input)."
         ),
+        Column(
+            "rows_restated",
+            "BIGINT",
+            "Of the rows stored, usage-report rows that replaced the same bucket pulled before.",
+        ),
         Column("price_version", "VARCHAR", "Price table version used."),
         Column("message", "VARCHAR", "Error message of a failed run."),
     ),
