@@ -134,3 +134,19 @@ def test_daily_cron_does_not_repeat_unchanged_insights(demo_copy: Path) -> None:
         )
     assert any(d["held_back"] for d in days)  # the rule did hold something back
     check_golden("cron_weekly_bot_days_3_to_6.json", days)
+
+
+def test_every_evidence_link_is_a_dashboard_page() -> None:
+    """The links the golden briefs carry are pages the dashboard serves (no /models/NAME, no /overview)."""
+    from urllib.parse import urlparse
+
+    from starlette.routing import Match
+
+    from flopledger.web.pages import router
+
+    briefs = [json.loads(path.read_text()) for path in sorted(GOLDEN.glob("*.json"))]
+    links = [i["link"] for b in briefs if isinstance(b, dict) for i in b["insights"]]
+    assert links
+    for link in links:
+        scope = {"type": "http", "method": "GET", "path": urlparse(link).path}
+        assert any(route.matches(scope)[0] is Match.FULL for route in router.routes), link

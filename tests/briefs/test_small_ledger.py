@@ -168,3 +168,10 @@ def test_public_surface() -> None:
         ]
     )
     assert all(hasattr(briefs, name) for name in briefs.__all__)
+
+
+def test_a_brief_in_a_month_the_ledger_has_no_spend_in_yet_says_so(small_ledger: Path) -> None:
+    """A cron brief on the 1st, before that day's usage is ingested, is a brief, not an error."""
+    brief = brief_of(small_ledger, date=dt.date(2026, 4, 1))
+    assert "spend ends on 2026-03-15" in str(brief["headline"])
+    assert "ends on" not in str(brief_of(small_ledger, date=DAY)["headline"])

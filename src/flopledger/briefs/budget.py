@@ -16,7 +16,7 @@ from urllib.parse import quote
 from flopledger.briefs.figures import pct, usd
 from flopledger.briefs.model import DAYS_PER_MONTH, Insight
 from flopledger.ledger.budgets import Budget, BudgetStatus, check_budgets
-from flopledger.ledger.forecast import forecast_month
+from flopledger.ledger.forecast import forecast_month, spend_days
 from flopledger.ledger.spark import Engine
 
 __all__ = ["BUDGETS_FILE", "MonthOutlook", "budget_insights", "find_budgets", "month_outlook"]
@@ -38,7 +38,11 @@ class MonthOutlook:
 
 
 def month_outlook(engine: Engine, as_of: dt.date) -> MonthOutlook | None:
-    """Month-to-date spend and the month-end forecast of everything (no grouping)."""
+    """Month-to-date spend and the month-end forecast of everything (no grouping); None before the
+    month's first spend (a brief on the 1st, before that day's usage is in)."""
+    _, latest = spend_days(engine)
+    if latest < as_of.replace(day=1):
+        return None
     groups = forecast_month(engine, by=(), month=f"{as_of:%Y-%m}", as_of=as_of)
     if not groups:
         return None
@@ -106,7 +110,7 @@ def _insight(s: BudgetStatus) -> Insight:
             f"{pct(d.share_pct)} of the spend)."
         )
         numbers |= {"driver_cost_usd": d.cost_usd, "driver_share_pct": d.share_pct}
-    link = f"/teams/{quote(b.name, safe='')}" if b.scope == "team" else "/overview"
+    link = f"/teams/{quote(b.name, safe='')}" if b.scope == "team" else "/"  # the overview has all budgets
     return Insight(
         key=f"budget:{b.scope}:{b.name}",
         layer="ledger",

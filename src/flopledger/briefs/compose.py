@@ -24,7 +24,7 @@ from flopledger.briefs.history import last_sent, split_repeats
 from flopledger.briefs.model import Brief, BriefWindow, Insight, KeyNumber, window_for
 from flopledger.briefs.spend import spend_view
 from flopledger.ledger.budgets import load_budgets
-from flopledger.ledger.forecast import resolve_period
+from flopledger.ledger.forecast import resolve_period, spend_days
 from flopledger.ledger.spark import Engine
 
 __all__ = [
@@ -66,9 +66,13 @@ def _chart_days(by_day: Mapping[dt.date, float], date: dt.date) -> tuple[tuple[d
     return tuple((d, by_day.get(d, 0.0)) for d in days)
 
 
-def _headline(window: BriefWindow, cost: float, before: float, top: list[Insight]) -> str:
+def _headline(
+    window: BriefWindow, cost: float, before: float, top: list[Insight], latest: dt.date | None = None
+) -> str:
     change = f" ({signed_pct(100 * (cost - before) / before)} {window.versus})" if before else ""
     lead = f"{usd(cost)} spent {window.during}{change}."
+    if latest is not None:  # a quiet day, or one the ledger has not been given yet: say which
+        lead += f" The ledger's spend ends on {latest}; ingest the days since for a full brief."
     if not top:
         return f"{lead} Nothing new to act on."
     return f"{lead} Top of {len(top)}: {top[0].title}."
@@ -80,7 +84,8 @@ def build_brief(con: duckdb.DuckDBPyConnection, inputs: BriefInputs = BriefInput
     ``con`` is an open, writable ledger (the sent-insights table lives in it).
     """
     engine = Engine("duckdb", ibis.duckdb.from_connection(con), "events")
-    date = inputs.date or resolve_period(engine, None, None)[1]
+    first_day, latest = spend_days(engine)
+    date = inputs.date or resolve_period(engine, None, None, days=(first_day, latest))[1]
     window = window_for(inputs.period, date)
     spend = spend_view(engine, window)
     outlook = month_outlook(engine, date)
@@ -152,7 +157,9 @@ def build_brief(con: duckdb.DuckDBPyConnection, inputs: BriefInputs = BriefInput
         )
     return Brief(
         window=window,
-        headline=_headline(window, spend.cost_usd, spend.previous_cost_usd, top),
+        headline=_headline(
+            window, spend.cost_usd, spend.previous_cost_usd, top, latest if latest < date else None
+        ),
         key_numbers=tuple(keys),
         insights=tuple(top),
         suppressed=tuple(held),

@@ -78,7 +78,10 @@ def _class_name(cls: str) -> str:
 
 
 def _page(kind: str, name: str) -> str:
-    return "/overview" if name == "(none)" else f"/{kind}/{quote(name, safe='')}"
+    """The dashboard page with the evidence: a team's own page, else the models or overview page."""
+    if kind == "teams" and name != "(none)":
+        return f"/teams/{quote(name, safe='')}"
+    return "/models" if kind == "models" else "/"
 
 
 def _action(kind: str, name: str, effect: str, model: str, cls: str) -> str:
