@@ -316,3 +316,35 @@ def test_an_older_rollup_is_read_around_and_said_so(golden: Fixture, tmp_path: P
         reader.close()
     assert body["rollup"].startswith("aggregated from events") and "older flopledger" in body["rollup"]
     assert body["totals"]["cost_usd"] == pytest.approx(cost, rel=1e-9)
+
+
+def test_a_team_quiet_this_month_sees_this_months_forecast(
+    golden: Fixture, tmp_path: Path, api_for: type[Api]
+) -> None:
+    import shutil
+
+    from flopledger.ledger.ingest import ingest_files
+    from flopledger.ledger.store import open_ledger
+    from flopledger.web import WebConfig
+    from flopledger.web.tokens import create_token
+
+    copy = tmp_path / "ledger.duckdb"
+    shutil.copy(golden.path, copy)
+    old = tmp_path / "old.jsonl"
+    old.write_text(
+        '{"ts": "2026-02-10T10:00:00Z", "provider": "openai", "model": "gpt-5", "team": "oldteam",'
+        ' "input_tokens": 100000}\n'
+    )
+    con = open_ledger(copy)
+    ingest_files(con, [old])
+    viewer = create_token(con, role="viewer", team="oldteam").secret
+    con.close()
+    s = ServerState.open(WebConfig(db=copy))
+    try:
+        admin = api_for(s).get("/api/v1/overview", token=golden.tokens["admin"]).json()["forecast"]
+        quiet = api_for(s).get("/api/v1/overview", token=viewer).json()["forecast"]
+    finally:
+        s.close()
+    assert admin["month"] == "2026-03"
+    assert (quiet["month"], quiet["as_of"]) == (admin["month"], admin["as_of"])
+    assert quiet["total"] is None or quiet["total"]["spent_usd"] == 0

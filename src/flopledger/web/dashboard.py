@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow.compute as pc
 
 from flopledger.ledger.forecast import GroupForecast, forecast_groups
 from flopledger.ledger.rollups import rollup_state
@@ -71,7 +70,9 @@ def _forecast(con: duckdb.DuckDBPyConnection, scope: q.Scope, source: str | None
     team_rows = q.daily_usage_rows(con, q.Scope(scope.team), ("team",), source=source)
     if not team_rows.num_rows:
         return {"month": None, "as_of": None, "total": None, "teams": []}
-    as_of: dt.date = pc.max(team_rows.column("day")).as_py()
+    # The ledger's latest day, not the scope's: a team quiet this month gets this month's forecast
+    # (nothing spent so far), not that of the last month it spent in.
+    as_of: dt.date = q.totals(con, q.Scope(None), source=source)["last_day"]
     month = as_of.replace(day=1)
     total = forecast_groups(team_rows, (), month, as_of)
     teams = forecast_groups(team_rows, ("team",), month, as_of)
