@@ -578,3 +578,20 @@ def test_a_usage_report_bucket_pulled_again_replaces_the_earlier_pull(tmp_path: 
     third = ingest_files(con, [full_path], format="openai")
     assert (third.rows_stored, third.rows_restated, third.rows_duplicate) == (0, 0, again.rows_duplicate + 1)
     assert _rows(con, "SELECT rows_restated FROM ingests ORDER BY started_at") == [(0,), (1,), (0,)]
+
+
+def test_times_to_the_minute_are_read_and_dates_without_dashes_are_refused(tmp_path: Path) -> None:
+    rows = [
+        {**GOOD, "ts": "2026-03-02T09:00Z"},
+        {**GOOD, "ts": "2026-03-02T09:00+02:00", "input_tokens": 11},
+        {**GOOD, "ts": "20260302", "input_tokens": 12},  # would be 1970-08-23 as Unix seconds
+    ]
+    con = open_ledger(":memory:")
+    result = ingest_files(con, [write_jsonl(tmp_path / "a.jsonl", rows)])
+    assert (result.rows_stored, result.rows_quarantined) == (2, 1)
+    assert _rows(con, "SELECT CAST(ts AS VARCHAR), input_tokens FROM events ORDER BY input_tokens") == [
+        ("2026-03-02 07:00:00", 11),
+        ("2026-03-02 09:00:00", 1000),
+    ]
+    (reason,) = _rows(con, "SELECT reason FROM quarantine")[0]
+    assert "before 2000" in reason and "ISO 8601" in reason

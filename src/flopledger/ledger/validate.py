@@ -86,6 +86,12 @@ def _checks() -> list[tuple[str, str, str]]:
         ("_error IS NOT NULL", "_error", "_error_field"),
         ("_ts IS NULL AND " + _blank("ts"), "'ts is missing; every row needs a timestamp'", "'ts'"),
         (
+            f"_ts IS NULL AND TRY_CAST(ts AS DOUBLE) >= 0 AND TRY_CAST(ts AS DOUBLE) < {_EPOCH_FLOOR_S}",
+            "'ts ' || " + _shown("ts") + " || ' read as Unix seconds is before 2000, so not a usage time; "
+            "write dates as ISO 8601 (2026-03-02, not 20260302)'",
+            "'ts'",
+        ),
+        (
             "_ts IS NULL",
             "'ts ' || " + _shown("ts") + " || ' is not a timestamp (use ISO 8601 or Unix seconds)'",
             "'ts'",
@@ -131,17 +137,29 @@ def _checks() -> list[tuple[str, str, str]]:
     return checks
 
 
+_EPOCH_FLOOR_S = 946_684_800
+"""2000-01-01 in Unix seconds: a number read as an earlier time is no usage time (``20260302``, a
+date written without dashes, would be 1970-08-23)."""
+
+_MINUTES = r"'([T ]\d\d:\d\d)(Z|[+-]\d\d(:?\d\d)?)$'"
+"""A time given to the minute with a zone (``09:00Z``, ``09:00+02:00``), which DuckDB's cast refuses."""
+
+
 def _timestamp() -> str:
-    """``ts`` as a UTC timestamp: Unix seconds, ms, us or ns by magnitude, else ISO 8601 (offsets honoured;
-    a time without one is UTC, as the ledger's session time zone is). The common ``...Z`` form is
-    read directly; only other text pays for the general parsers."""
+    """``ts`` as a UTC timestamp: Unix seconds, ms, us or ns by magnitude (from 2000 on), else ISO 8601
+    (offsets honoured; a time without one is UTC, as the ledger's session time zone is; a time to the
+    minute gets its seconds). The common ``...Z`` form is read directly; only other text pays for the
+    general parsers."""
     d = "TRY_CAST(ts AS DOUBLE)"
     scale = f"CASE WHEN {d} > 1e17 THEN 1e-3 WHEN {d} > 1e14 THEN 1 WHEN {d} > 1e11 THEN 1e3 ELSE 1e6 END"
+    zoned = f"TRY_CAST(regexp_replace(ts, {_MINUTES}, '\\1:00\\2') AS TIMESTAMPTZ)"
     return (
-        "CASE WHEN ts LIKE '%Z' THEN TRY_CAST(ts AS TIMESTAMP) "
-        f"WHEN {d} >= 0 THEN make_timestamp(TRY_CAST({d} * {scale} AS BIGINT)) "
+        "CASE WHEN ts LIKE '%Z' THEN coalesce(TRY_CAST(ts AS TIMESTAMP), "
+        f"CAST(timezone('UTC', {zoned}) AS TIMESTAMP)) "
+        f"WHEN {d} >= {_EPOCH_FLOOR_S} THEN make_timestamp(TRY_CAST({d} * {scale} AS BIGINT)) "
         f"WHEN {d} IS NOT NULL THEN NULL "
-        "ELSE CAST(timezone('UTC', TRY_CAST(ts AS TIMESTAMPTZ)) AS TIMESTAMP) END"
+        "ELSE CAST(timezone('UTC', coalesce(TRY_CAST(ts AS TIMESTAMPTZ), "
+        f"{zoned})) AS TIMESTAMP) END"
     )
 
 
