@@ -10,6 +10,7 @@ burnt, or outputs served to a distillation network.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -115,8 +116,10 @@ def _insight(
     )
     body += f" They spent {usd(cost)} {window.during}, {usd(monthly)} a month at that rate."
     anchor = accounts[0] if cluster is not None else "unlinked"
+    # Who was flagged is part of the insight: another set of accounts is news whatever it costs.
+    members = hashlib.blake2b("\n".join(sorted(accounts)).encode(), digest_size=4).hexdigest()
     return Insight(
-        key=f"integrity:{'+'.join(kinds)}:{anchor}",
+        key=f"integrity:{'+'.join(kinds)}:{anchor}:{members}",
         layer="integrity",
         title=title,
         body=body,
