@@ -125,3 +125,19 @@ def test_passing_format_resolves_the_ambiguity_and_the_other_records_are_quarant
     assert (result.rows_stored, result.rows_quarantined) == (1, 1)
     reason = con.execute("SELECT source_line, field, reason FROM quarantine").fetchone()
     assert reason == (2, "data", "a page without a 'data' list")
+
+
+@pytest.mark.parametrize(
+    "name", ["anthropic_messages_report.json", "openai_usage_completions.json", "litellm_spend_logs.csv"]
+)
+def test_a_file_saved_with_a_byte_order_mark_reads_as_without(name: str, tmp_path: Path) -> None:
+    """Some Windows tools begin UTF-8 files with a BOM: detection and parsing look past it."""
+    marked = tmp_path / name
+    marked.write_bytes(b"\xef\xbb\xbf" + (SAMPLES / name).read_bytes())
+    assert detect_format(marked).name == detect_format(SAMPLES / name).name
+    with_bom = ingest_files(open_ledger(":memory:"), [marked])
+    without = ingest_files(open_ledger(":memory:"), [SAMPLES / name])
+    assert (with_bom.rows_stored, with_bom.rows_quarantined) == (
+        without.rows_stored,
+        without.rows_quarantined,
+    )
