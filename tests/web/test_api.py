@@ -348,3 +348,37 @@ def test_a_team_quiet_this_month_sees_this_months_forecast(
     assert admin["month"] == "2026-03"
     assert (quiet["month"], quiet["as_of"]) == (admin["month"], admin["as_of"])
     assert quiet["total"] is None or quiet["total"]["spent_usd"] == 0
+
+
+def test_names_with_a_slash_have_pages(golden: Fixture, tmp_path: Path, api_for: type[Api]) -> None:
+    import shutil
+    from urllib.parse import quote
+
+    from flopledger.ledger.ingest import ingest_files
+    from flopledger.ledger.store import open_ledger
+    from flopledger.web import WebConfig
+
+    copy = tmp_path / "ledger.duckdb"
+    shutil.copy(golden.path, copy)
+    rows = tmp_path / "slash.jsonl"
+    rows.write_text(
+        '{"ts": "2026-03-05T10:00:00Z", "provider": "openai", "model": "gpt-5", "team": "infra/ml",'
+        ' "user": "team/bob", "input_tokens": 1000}\n'
+    )
+    con = open_ledger(copy)
+    ingest_files(con, [rows])
+    con.close()
+    s = ServerState.open(WebConfig(db=copy))
+    try:
+        api = api_for(s)
+        admin = golden.tokens["admin"]
+        team, user = quote("infra/ml", safe=""), quote("team/bob", safe="")
+        body = api.get(f"/api/v1/teams/{team}", token=admin)
+        assert body.status_code == 200 and body.json()["totals"]["input_tokens"] == 1000
+        body = api.get(f"/api/v1/teams/{team}/users/{user}", token=admin)
+        assert body.status_code == 200 and body.json()["totals"]["input_tokens"] == 1000
+        assert api.get(f"/teams/{team}/users/{user}", token=admin).status_code == 200
+        assert api.get(f"/teams/{team}", token=admin).status_code == 200
+        assert api.get("/api/v1/teams/agents", token=admin).status_code == 200  # plain names still
+    finally:
+        s.close()

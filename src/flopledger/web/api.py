@@ -58,18 +58,11 @@ def teams(request: Request, caller: Authed, since: Since = None, until: Until = 
         return dashboard.teams_page(cur, scope_of(caller, since, until))
 
 
-@router.get("/api/v1/teams/{team}", tags=["pages"], responses={404: {"description": "No such team"}})
-def team(request: Request, caller: Authed, team: str, since: Since = None, until: Until = None) -> Payload:
-    """One team's users, models and daily spend."""
-    with server_state(request).cursor() as cur:
-        page = dashboard.team_page(cur, scope_of(caller, since, until), team)
-    if page is None:
-        raise HTTPException(404, _NOT_FOUND)
-    return page
-
-
+# Names may hold "/" (sent as %2F): whole-path parameters, the user's route first.
 @router.get(
-    "/api/v1/teams/{team}/users/{user}", tags=["pages"], responses={404: {"description": "No such user"}}
+    "/api/v1/teams/{team:path}/users/{user:path}",
+    tags=["pages"],
+    responses={404: {"description": "No such user"}},
 )
 def user(
     request: Request, caller: Authed, team: str, user: str, since: Since = None, until: Until = None
@@ -77,6 +70,16 @@ def user(
     """One user's spend in a team, by model and API key, per day."""
     with server_state(request).cursor() as cur:
         page = dashboard.user_page(cur, scope_of(caller, since, until), team, user)
+    if page is None:
+        raise HTTPException(404, _NOT_FOUND)
+    return page
+
+
+@router.get("/api/v1/teams/{team:path}", tags=["pages"], responses={404: {"description": "No such team"}})
+def team(request: Request, caller: Authed, team: str, since: Since = None, until: Until = None) -> Payload:
+    """One team's users, models and daily spend."""
+    with server_state(request).cursor() as cur:
+        page = dashboard.team_page(cur, scope_of(caller, since, until), team)
     if page is None:
         raise HTTPException(404, _NOT_FOUND)
     return page

@@ -175,20 +175,22 @@ def teams(request: Request) -> Response:
     return _scoped_page(request, "teams.html", "Teams", dashboard.teams_page)
 
 
-@router.get("/teams/{team}", response_class=HTMLResponse)
-def team(request: Request, team: str) -> Response:
-    return _scoped_page(
-        request, "team.html", f"Team {team}", lambda cur, scope: dashboard.team_page(cur, scope, team)
-    )
-
-
-@router.get("/teams/{team}/users/{user}", response_class=HTMLResponse)
+# Names may hold "/" (sent as %2F, which the path arrives decoded from): both routes take whole paths,
+# the user's first, so "/teams/infra/ml/users/bob" is user bob of team infra/ml.
+@router.get("/teams/{team:path}/users/{user:path}", response_class=HTMLResponse)
 def user(request: Request, team: str, user: str) -> Response:
     return _scoped_page(
         request,
         "user.html",
         f"User {user}",
         lambda cur, scope: dashboard.user_page(cur, scope, team, user),
+    )
+
+
+@router.get("/teams/{team:path}", response_class=HTMLResponse)
+def team(request: Request, team: str) -> Response:
+    return _scoped_page(
+        request, "team.html", f"Team {team}", lambda cur, scope: dashboard.team_page(cur, scope, team)
     )
 
 
