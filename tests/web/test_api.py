@@ -382,3 +382,17 @@ def test_names_with_a_slash_have_pages(golden: Fixture, tmp_path: Path, api_for:
         assert api.get("/api/v1/teams/agents", token=admin).status_code == 200  # plain names still
     finally:
         s.close()
+
+
+def test_request_fees_are_the_stored_fees(api: Api, golden: Fixture, state: ServerState) -> None:
+    body = api.get("/api/v1/overview", token=golden.tokens["admin"]).json()
+    ((fees,),) = _events(state, "SELECT coalesce(sum(request_cost_usd), 0) FROM events")
+    assert body["totals"]["request_cost_usd"] == pytest.approx(fees, abs=1e-9)
+    teams = api.get("/api/v1/teams", token=golden.tokens["admin"]).json()
+    assert all("request_cost_usd" in t for t in teams["teams"])
+    per_day = dict(
+        _events(state, "SELECT CAST(ts AS DATE)::VARCHAR, sum(request_cost_usd) FROM events GROUP BY 1")
+    )
+    for d in body["daily"]:
+        assert d["request_fees_usd"] == pytest.approx(per_day.get(d["day"], 0.0), abs=1e-12)
+        assert d["request_fees_usd"] >= 0

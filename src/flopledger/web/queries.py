@@ -24,7 +24,7 @@ from flopledger.ledger.forecast_prices import PRICED_CLASSES
 from flopledger.ledger.measures import EFFECTIVE_COSTS, SUMMED_COUNTS
 from flopledger.ledger.repricing import REPRICED_AT
 from flopledger.ledger.rollups import ROLLUP_DIMENSIONS, ROLLUP_TABLE, rollup_is_current, rollup_select
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
 
 __all__ = [
     "GROUPABLE",
@@ -105,7 +105,7 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[d
 
 
 def _sum_columns() -> str:
-    cols = [f'coalesce(sum("{c}"), 0) AS "{c}"' for c in (*SUMMED_COUNTS, *COST_COLUMNS, "cost_usd")]
+    cols = [f'coalesce(sum("{c}"), 0) AS "{c}"' for c in (*SUMMED_COUNTS, *EFFECTIVE_COSTS)]
     cols.append("coalesce(sum(unpriced_tokens), 0) AS unpriced_tokens")
     return ", ".join(cols)
 
@@ -152,9 +152,8 @@ def daily_by_token_class(
     """Per day: cost of each billed token class, per-request fees (the rest of ``cost_usd``) and total."""
     where, params = scope.narrowed(**filters)
     classes = ", ".join(f'coalesce(sum("{c}_cost_usd"), 0) AS "{c}_cost_usd"' for c in BILLED_TOKEN_COLUMNS)
-    billed = " + ".join(f'coalesce("{c}_cost_usd", 0)' for c in BILLED_TOKEN_COLUMNS)
-    sql = (
-        f"SELECT day, {classes}, coalesce(sum(coalesce(cost_usd, 0) - ({billed})), 0) AS request_fees_usd, "
+    sql = (  # the fees as stored, not the total less the classes (which leaves -4e-14 where there are none)
+        f"SELECT day, {classes}, coalesce(sum(request_cost_usd), 0) AS request_fees_usd, "
         f"coalesce(sum(cost_usd), 0) AS cost_usd FROM {source or rollup_source(con)} {where} "
         "GROUP BY day ORDER BY day"
     )
