@@ -123,6 +123,8 @@ def test_report_window_with_an_offset_is_read_in_utc_and_bad_values_are_refused(
     utc = cost("--since", "2026-10-21T00:00:00Z", "--until", "2026-10-22T00:00:00Z")
     offset = cost("--since", "2026-10-21T05:00:00+05:00", "--until", "2026-10-22T05:00:00+05:00")
     assert offset == pytest.approx(utc) and utc > 0
+    empty = run("report", "--db", str(small_ledger), "--since", "2030-01-01", "-f", "csv")
+    assert empty.splitlines()[0].startswith("team,requests,input_tokens") and len(empty.splitlines()) == 1
     negative = CliRunner().invoke(app, ["report", "--db", str(small_ledger), "--limit", "-1"])
     assert negative.exit_code == 2 and "greater than or equal to 0" in negative.output
     negative = CliRunner().invoke(app, ["quarantine", "list", "--db", str(small_ledger), "--limit", "-1"])

@@ -218,6 +218,11 @@ def report(
     if fmt is OutputFormat.table:
         extra = ("active_hours", "cost_usd_per_active_hour") if per_active_hour else ()
         columns = [*dims, *_SHORT_COLUMNS, *extra]
+    elif not rows:  # an empty CSV still has its header
+        from flopledger.ledger.report import report_expr
+        from flopledger.ledger.spark import events_table
+
+        columns = list(report_expr(events_table(engine), dims, per_active_hour=per_active_hour).columns)
     render_rows(rows, fmt, title=f"Cost by {', '.join(dims)}", columns=columns)
 
 
@@ -351,7 +356,7 @@ def quarantine_list(
     )
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    columns = ["source_file", "source_line", "field", "reason"] if fmt is OutputFormat.table else None
+    columns = ["source_file", "source_line", "field", "reason"] if fmt is OutputFormat.table else names
     render_rows(rows, fmt, title="Quarantine", columns=columns)
 
 
