@@ -87,8 +87,12 @@ def test_per_active_hour_and_since_until(small_ledger: Path) -> None:
     )
     assert rows
     for r in rows:
+        if r["active_hours"] == 0:  # only usage-report rows (daily buckets): no hours to spread over
+            assert r["cost_usd_per_active_hour"] is None
+            continue
         assert 1 <= r["active_hours"] <= 24
-        assert r["cost_usd_per_active_hour"] == pytest.approx(r["cost_usd"] / r["active_hours"], abs=2e-6)
+        assert r["cost_usd_per_active_hour"] <= r["cost_usd"] / r["active_hours"] + 2e-6
+    assert sum(r["active_hours"] > 0 for r in rows) >= len(rows) - 2
 
 
 def test_headline_versus_real(small_ledger: Path) -> None:
@@ -417,3 +421,34 @@ def test_serve_and_tokens_refuse_bad_setups_before_they_start(tmp_path: Path) ->
         result = CliRunner().invoke(app, [*command, "--db", str(tmp_path / "typo.duckdb")])
         assert result.exit_code != 0 and "no ledger at" in str(result.exception), command
     assert not (tmp_path / "typo.duckdb").exists()
+
+
+def test_per_active_hour_leaves_out_usage_report_rows_which_have_no_hours(tmp_path: Path) -> None:
+    sample = Path(__file__).parent / "formats" / "samples" / "openai_usage_completions.json"
+    requests = tmp_path / "r.jsonl"
+    requests.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "ts": f"2026-03-02T{h:02d}:10:00Z",
+                    "provider": "openai",
+                    "model": "gpt-5",
+                    "user": "user-Xy7pQ2wE9rT4uI1o",
+                    "input_tokens": 1_000_000,
+                }
+            )
+            + "\n"
+            for h in (9, 9, 14)
+        )
+    )
+    db = str(tmp_path / "l.duckdb")
+    run("ingest", str(sample), "--db", db)
+    run("ingest", str(requests), "--db", db)
+    rows = json.loads(run("report", "--db", db, "--by", "user", "--per-active-hour", "-f", "json"))
+    mixed = next(r for r in rows if r["user"] == "user-Xy7pQ2wE9rT4uI1o")
+    assert mixed["active_hours"] == 2  # 09:00 and 14:00; the report's daily bucket has no hour
+    assert mixed["cost_usd_per_active_hour"] == pytest.approx(3 * 1.25 / 2)  # the requests' cost only
+    only_report = [r for r in rows if r["user"] != "user-Xy7pQ2wE9rT4uI1o"]
+    assert only_report and all(
+        r["active_hours"] == 0 and r["cost_usd_per_active_hour"] is None for r in only_report
+    )

@@ -32,7 +32,7 @@ from flopledger.ledger.formats.redact import PROMPT_KEY_PATTERN, redact_prompts
 from flopledger.ledger.formats.tabular import TableFormat, TableSource, sql_literal
 from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.rollups import add_to_rollups, days_sql, resum_days
-from flopledger.ledger.schema import EVENT_COLUMNS, TOKEN_COLUMNS
+from flopledger.ledger.schema import EVENT_COLUMNS, TOKEN_COLUMNS, USAGE_REPORT_FORMATS
 from flopledger.ledger.store import count_of
 from flopledger.ledger.validate import CHECKED_COLUMNS, CHECKED_DDL, checked_sql, repeat_id_sql
 
@@ -449,7 +449,7 @@ def _prepare(
     return _Batch(int(rows_read), int(bad), int(duplicates), window, version, restated)
 
 
-RESTATED_FORMATS: tuple[str, ...] = ("anthropic", "openai")
+RESTATED_FORMATS = USAGE_REPORT_FORMATS
 """Usage reports: a bucket pulled before it closed is pulled again with its final counts. Its row
 keeps its id (bucket and group) and replaces the stored one; per-request sources never restate."""
 

@@ -18,7 +18,7 @@ import ibis.expr.types as ir
 
 from flopledger.errors import InputError, UnknownNameError
 from flopledger.ledger.measures import EFFECTIVE_COSTS, SUMMED_COUNTS, ibis_measures
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, DIMENSIONS, TOKEN_COLUMNS
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, DIMENSIONS, TOKEN_COLUMNS, USAGE_REPORT_FORMATS
 from flopledger.ledger.spark import Engine, events_table
 
 __all__ = ["HeadlineView", "headline", "parse_dimensions", "report", "report_expr"]
@@ -76,12 +76,18 @@ def report_expr(
     keys = [_dimension_expr(t, d) for d in by]
     metrics = ibis_measures(t, costs=EFFECTIVE_COSTS)  # list prices are the headline view's
     if per_active_hour:
-        metrics["active_hours"] = t.ts.truncate("h").nunique()
+        # Usage-report rows stand for a day of requests: they have no hours, so they are left out
+        # of the hours and of the cost spread over them (NULL where a group has only such rows).
+        hourly = ~t.source_format.isin(USAGE_REPORT_FORMATS).fill_null(False)
+        metrics["active_hours"] = t.ts.truncate("h").nunique(where=hourly)
+        metrics["_hourly_cost"] = t.cost_usd.fill_null(0).sum(where=hourly)
     grouped = t.group_by(keys).aggregate(**metrics)
     if per_active_hour:
         grouped = grouped.mutate(
-            cost_usd_per_active_hour=grouped.cost_usd / grouped.active_hours.cast("float64")
-        )
+            cost_usd_per_active_hour=ibis.ifelse(
+                grouped.active_hours > 0, grouped._hourly_cost / grouped.active_hours.cast("float64"), None
+            )
+        ).drop("_hourly_cost")
     return grouped.order_by([ibis.desc("cost_usd"), *[ibis.asc(d) for d in by]])
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "PRICED_COLUMNS",
     "SERVICE_TIERS",
     "TOKEN_COLUMNS",
+    "USAGE_REPORT_FORMATS",
     "Column",
 ]
 
@@ -47,6 +48,10 @@ TOKEN_COLUMNS: tuple[str, ...] = (
 BILLED_TOKEN_COLUMNS: tuple[str, ...] = TOKEN_COLUMNS[:5]
 
 SERVICE_TIERS: tuple[str, ...] = ("standard", "batch", "priority", "flex")
+
+USAGE_REPORT_FORMATS: tuple[str, ...] = ("anthropic", "openai")
+"""Input formats whose rows are vendor usage-report buckets (a day of many requests), not requests:
+a bucket pulled again restates its row, and it has no hour of use of its own."""
 
 DIMENSIONS: tuple[str, ...] = (
     "team",
