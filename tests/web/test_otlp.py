@@ -112,6 +112,11 @@ def test_bad_spans_are_quarantined_and_reported(api: Api, golden: Fixture, state
     assert body["partialSuccess"]["rejectedSpans"] == 1
     reason = _count(state, f"SELECT reason FROM quarantine WHERE ingest_id = '{body['ingest']['ingest_id']}'")
     assert "exceed input tokens" in reason
+    where = f"WHERE ingest_id = '{body['ingest']['ingest_id']}'"
+    assert (
+        _count(state, f"SELECT source_file FROM quarantine {where}") == "POST /v1/traces"
+    )  # not a temp file
+    assert _count(state, f"SELECT source_file FROM events {where}") == "POST /v1/traces"
 
 
 def test_protobuf_body_with_gzip(api: Api, golden: Fixture, state: ServerState) -> None:

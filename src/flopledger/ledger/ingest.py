@@ -231,12 +231,15 @@ def ingest_files(
     overrides: PriceOverrides | None = None,
     fingerprint_key: bytes | None = None,
     progress: Progress | None = None,
+    source_names: Sequence[str] | None = None,
 ) -> IngestResult:
     """Ingest usage files into the ledger behind ``con``; returns the run's reconciliation.
 
     ``format`` forces one input format (else each file's is detected); ``mapping`` maps canonical
     columns to source columns and ``fixed`` sets a canonical value for every row. With ``strict`` any
-    bad row fails the whole run and nothing is stored.
+    bad row fails the whole run and nothing is stored. ``source_names``: what the events, the
+    quarantine and the run's record call each file (default: its path), e.g. for a temporary file
+    that stands for a request.
     """
     mapping = dict(mapping or {})
     fixed = dict(fixed or {})
@@ -244,6 +247,9 @@ def ingest_files(
     files = [Path(p) for p in paths]
     if not files:
         raise InputError("no input files given")
+    names = [str(f) for f in files] if source_names is None else [str(n) for n in source_names]
+    if len(names) != len(files):
+        raise InputError("source_names must name each input file once")
     for f in files:
         if not f.is_file():
             raise InputError("no such file (or it is a folder); check the path", path=str(f))
@@ -276,7 +282,7 @@ def ingest_files(
                 ingest_id,
                 _now(),
                 ",".join(sorted({f.name for f in formats})),
-                json.dumps([str(f) for f in files]),
+                json.dumps(names),
             ],
         )
     except BaseException:  # no run to record as failed: only the caller's zone to give back
@@ -293,6 +299,7 @@ def ingest_files(
             con,
             ingest_id,
             files,
+            names,
             formats,
             tables,
             fixed,
@@ -305,7 +312,7 @@ def ingest_files(
         )
         con.execute("BEGIN TRANSACTION")
         try:
-            result = _commit(con, ingest_id, files, batch, keep_prompts)
+            result = _commit(con, ingest_id, names, batch, keep_prompts)
             con.execute(
                 """UPDATE ingests SET finished_at = ?, status = 'committed', rows_read = ?, rows_stored = ?,
                    rows_quarantined = ?, rows_duplicate = ?, rows_restated = ?, price_version = ?
@@ -360,6 +367,7 @@ def _prepare(
     con: duckdb.DuckDBPyConnection,
     ingest_id: str,
     files: list[Path],
+    names: Sequence[str],
     formats: list[InputFormat],
     tables: Mapping[int, TableSource],
     fixed: Mapping[str, str],
@@ -382,7 +390,7 @@ def _prepare(
     con.execute("CREATE OR REPLACE TEMP TABLE _files (_fidx INTEGER, _file VARCHAR, _format VARCHAR)")
     con.executemany(
         "INSERT INTO _files VALUES (?, ?, ?)",
-        [(i, str(f), fmt.name) for i, (f, fmt) in enumerate(zip(files, formats, strict=True))],
+        [(i, name, fmt.name) for i, (name, fmt) in enumerate(zip(names, formats, strict=True))],
     )
     for fidx, (path, fmt) in enumerate(zip(files, formats, strict=True)):
         if fidx in tables:
@@ -484,7 +492,7 @@ def _stored_sql(window: str) -> str:
 
 
 def _commit(
-    con: duckdb.DuckDBPyConnection, ingest_id: str, files: Sequence[Path], batch: _Batch, keep_prompts: bool
+    con: duckdb.DuckDBPyConnection, ingest_id: str, files: Sequence[str], batch: _Batch, keep_prompts: bool
 ) -> IngestResult:
     """Store a prepared batch: quarantine, events and rollup (the caller holds the transaction)."""
     if batch.rows_quarantined:
@@ -515,7 +523,7 @@ def _commit(
     ).fetchone() or (0, 0)
     return IngestResult(
         ingest_id=ingest_id,
-        files=tuple(str(f) for f in files),
+        files=tuple(files),
         rows_read=batch.rows_read,
         rows_stored=int(stored),
         rows_quarantined=batch.rows_quarantined,

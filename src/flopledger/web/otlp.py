@@ -151,7 +151,12 @@ def ingest_traces(state: ServerState, doc: dict[str, Any]) -> IngestResult | Non
                 format="otel",
                 overrides=load_overrides(state.config.overrides),
                 fingerprint_key=state.config.fingerprint_key or None,
+                source_names=[OTLP_SOURCE],  # the temporary file is gone once the request is done
             )
+
+
+OTLP_SOURCE = "POST /v1/traces"
+"""What events and quarantined rows received over OTLP name as their file."""
 
 
 def protobuf_response(result: IngestResult | None) -> bytes:
@@ -161,6 +166,7 @@ def protobuf_response(result: IngestResult | None) -> bytes:
         response.partial_success.rejected_spans = result.rows_quarantined
         response.partial_success.error_message = (
             f"{result.rows_quarantined} span(s) quarantined; "
-            f"see `flopledger quarantine` for ingest {result.ingest_id}"
+            "see the quarantine (`flopledger quarantine list`, once the server stops) "
+            f"for ingest {result.ingest_id}"
         )
     return response.SerializeToString()
