@@ -595,3 +595,15 @@ def test_times_to_the_minute_are_read_and_dates_without_dashes_are_refused(tmp_p
     ]
     (reason,) = _rows(con, "SELECT reason FROM quarantine")[0]
     assert "before 2000" in reason and "ISO 8601" in reason
+
+
+def test_a_bad_row_is_quarantined_once_however_its_files_path_is_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", [GOOD, {**GOOD, "ts": "never"}])
+    con = open_ledger(tmp_path / "l.duckdb")
+    monkeypatch.chdir(tmp_path)
+    ingest_files(con, ["a.jsonl"])
+    ingest_files(con, [path])
+    ingest_files(con, [tmp_path / "." / "a.jsonl"])
+    assert _rows(con, "SELECT count(*), min(source_file) FROM quarantine") == [(1, "a.jsonl")]

@@ -387,10 +387,14 @@ def _prepare(
     # INSERT into a temp table that was created from an Arrow scan in the same transaction.
     con.execute(f"CREATE OR REPLACE TEMP TABLE _stage ({_STAGE_DDL})")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _checked ({CHECKED_DDL})")
-    con.execute("CREATE OR REPLACE TEMP TABLE _files (_fidx INTEGER, _file VARCHAR, _format VARCHAR)")
+    # _key names a file in quarantine row keys whatever way its path was typed (a named source as named).
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _files (_fidx INTEGER, _file VARCHAR, _format VARCHAR, _key VARCHAR)"
+    )
+    keys = [str(f.resolve()) if name == str(f) else name for f, name in zip(files, names, strict=True)]
     con.executemany(
-        "INSERT INTO _files VALUES (?, ?, ?)",
-        [(i, name, fmt.name) for i, (name, fmt) in enumerate(zip(names, formats, strict=True))],
+        "INSERT INTO _files VALUES (?, ?, ?, ?)",
+        [(i, n, fmt.name, k) for i, (n, fmt, k) in enumerate(zip(names, formats, keys, strict=True))],
     )
     for fidx, (path, fmt) in enumerate(zip(files, formats, strict=True)):
         if fidx in tables:
@@ -590,10 +594,13 @@ def _quarantine(con: duckdb.DuckDBPyConnection, ingest_id: str, keep_prompts: bo
         """INSERT INTO quarantine
            SELECT ?, _format, _file, _line, error_field, error, coalesce(w._raw, c._raw), row_key, ?
            FROM (SELECT *, _checked.rowid AS _rid,
-                        md5(_file || '|' || _line || '|' || coalesce(_raw, '')) AS row_key
+                        md5(_key || '|' || _line || '|' || coalesce(_raw, '')) AS row_key,
+                        md5(_file || '|' || _line || '|' || coalesce(_raw, '')) AS typed_key
                  FROM _checked JOIN _files USING (_fidx) WHERE error IS NOT NULL) AS c
            LEFT JOIN _withheld AS w USING (_rid)
-           WHERE row_key NOT IN (SELECT row_key FROM quarantine)""",
+           -- typed_key: the key earlier versions gave it, from the path as typed
+           WHERE row_key NOT IN (SELECT row_key FROM quarantine)
+             AND typed_key NOT IN (SELECT row_key FROM quarantine)""",
         [ingest_id, _now()],
     )
 
