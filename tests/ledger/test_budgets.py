@@ -156,3 +156,16 @@ def test_an_as_of_day_past_the_ledgers_spend_is_judged_at_its_last_day(ledger: P
     ]
     assert all(s.note and f"spend ends on {last}" in s.note for s in later)
     assert not any(s.note and "spend ends on" in s.note for s in latest)
+
+
+def test_a_quiet_as_of_day_inside_the_ledger_is_judged_as_that_day(ledger: Path) -> None:
+    engine = connect_engine("duckdb", db=ledger)
+    budgets = load_budgets(GOLDEN / "budgets.toml")
+    last = check_budgets(engine, budgets)[0].as_of
+    first_of_next = (last.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    inside = check_budgets(engine, budgets, as_of=last - dt.timedelta(days=3))
+    assert all(
+        s.as_of == last - dt.timedelta(days=3) and not (s.note and "ends on" in s.note) for s in inside
+    )
+    later = check_budgets(engine, budgets, as_of=first_of_next)
+    assert all(s.as_of == last for s in later)

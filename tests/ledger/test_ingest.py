@@ -607,3 +607,31 @@ def test_a_bad_row_is_quarantined_once_however_its_files_path_is_typed(
     ingest_files(con, [path])
     ingest_files(con, [tmp_path / "." / "a.jsonl"])
     assert _rows(con, "SELECT count(*), min(source_file) FROM quarantine") == [(1, "a.jsonl")]
+
+
+def test_a_mapped_prompt_is_withheld_from_bad_rows_and_counts_are_kept(tmp_path: Path) -> None:
+    """Under --map prompt=question the prompt is withheld in broken JSON and in any escaping; a
+    quarantined row keeps its counts, even in columns named input and output, and a short prompt
+    is not cut out of other words."""
+    broken = tmp_path / "a.jsonl"
+    broken.write_text(
+        '{"when": "2026-03-02T10:00:00Z", "m": "gpt-5", "toks": 5, "question": "SECRET-GAMMA plans\n'
+        '{"when": "never", "m": "gpt-5", "toks": 5, "question": "SECRET-DELTA https:\\/\\/x.example \\u00FC"}\n'
+        '{"when": "never", "model_e": "gpt-5", "toks": 5, "question": "e"}\n'
+    )
+    table = tmp_path / "u.csv"
+    table.write_text("when,model,input,output\nnope,gpt-5,1200,300\n")
+    db = tmp_path / "l.duckdb"
+    con = open_ledger(db)
+    mapping = {"ts": "when", "model": "m", "input_tokens": "toks", "prompt": "question"}
+    assert ingest_files(con, [broken], format="jsonl", mapping=mapping).rows_quarantined == 3
+    csv_map = {"ts": "when", "input_tokens": "input", "output_tokens": "output"}
+    assert ingest_files(con, [table], mapping=csv_map).rows_quarantined == 1
+    raws = [r for (r,) in _rows(con, "SELECT raw FROM quarantine ORDER BY source_file, source_line")]
+    assert sum("[prompt withheld]" in r for r in raws) == 3
+    assert any('"model_e"' in r for r in raws)  # a one-letter prompt left the other text alone
+    assert any('"input":"1200"' in r and '"output":"300"' in r for r in raws)  # counts kept
+    con.execute("CHECKPOINT")
+    con.close()
+    blob = db.read_bytes()
+    assert b"SECRET-GAMMA" not in blob and b"SECRET-DELTA" not in blob

@@ -29,7 +29,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flopledger.errors import ConfigError, InputError
-from flopledger.ledger.forecast import Z90, MonthProjection, daily_usage, forecast_groups, month_bounds
+from flopledger.ledger.forecast import (
+    Z90,
+    MonthProjection,
+    daily_usage,
+    forecast_groups,
+    month_bounds,
+    spend_days,
+)
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
 from flopledger.ledger.spark import Engine, events_table
 from flopledger.ledger.spend_change import REQUESTS_CLASS, segment_spend
@@ -267,17 +274,19 @@ def check_budgets(
         for scope in sorted({b.scope for b in budgets})
     }
     days = [r["day"] for rows in daily.values() for r in rows]
-    if not days:
-        raise InputError("the ledger holds no priced spend to check budgets against")
     lag_note = None
     if as_of is None:
+        if not days:
+            raise InputError("the ledger holds no priced spend to check budgets against")
         as_of = max(days)
-    elif as_of > max(days):
-        lag_note = (
-            f"the ledger's spend ends on {max(days)}, before the as-of day {as_of}: judged as of "
-            f"{max(days)} (ingest the days since to judge them)"
-        )
-        as_of = max(days)
+    else:
+        _, latest = spend_days(engine)  # the ledger's last day, not the budgets' last before as_of
+        if as_of > latest:
+            lag_note = (
+                f"the ledger's spend ends on {latest}, before the as-of day {as_of}: judged as of "
+                f"{latest} (ingest the days since to judge them)"
+            )
+            as_of = latest
     month = as_of.replace(day=1)
     known = {scope: {str(r[scope]) for r in rows if r[scope] is not None} for scope, rows in daily.items()}
     # Per scope, the budgeted names' rows (each name's cost per day) and one forecast of them all:

@@ -28,7 +28,7 @@ from flopledger.errors import InputError
 from flopledger.ledger.fingerprints import FINGERPRINT_COLUMNS, fingerprint_prompts
 from flopledger.ledger.formats import STAGE_COLUMNS, InputFormat, detect_format, get_format
 from flopledger.ledger.formats.base import RecordFormat, StagedRow
-from flopledger.ledger.formats.redact import PROMPT_KEY_PATTERN, redact_prompts
+from flopledger.ledger.formats.redact import prompt_key_pattern, redact_prompts
 from flopledger.ledger.formats.tabular import TableFormat, TableSource, sql_literal
 from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.rollups import add_to_rollups, days_sql, resum_days
@@ -312,7 +312,9 @@ def ingest_files(
         )
         con.execute("BEGIN TRANSACTION")
         try:
-            result = _commit(con, ingest_id, names, batch, keep_prompts)
+            source = mapping.get("prompt")
+            prompt_keys = (source, source.rsplit(".", 1)[-1]) if source else ()
+            result = _commit(con, ingest_id, names, batch, keep_prompts, prompt_keys)
             con.execute(
                 """UPDATE ingests SET finished_at = ?, status = 'committed', rows_read = ?, rows_stored = ?,
                    rows_quarantined = ?, rows_duplicate = ?, rows_restated = ?, price_version = ?
@@ -496,11 +498,19 @@ def _stored_sql(window: str) -> str:
 
 
 def _commit(
-    con: duckdb.DuckDBPyConnection, ingest_id: str, files: Sequence[str], batch: _Batch, keep_prompts: bool
+    con: duckdb.DuckDBPyConnection,
+    ingest_id: str,
+    files: Sequence[str],
+    batch: _Batch,
+    keep_prompts: bool,
+    prompt_keys: tuple[str, ...] = (),
 ) -> IngestResult:
-    """Store a prepared batch: quarantine, events and rollup (the caller holds the transaction)."""
+    """Store a prepared batch: quarantine, events and rollup (the caller holds the transaction).
+
+    ``prompt_keys``: the input's own name for the prompt (a ``--map``), withheld from bad rows too.
+    """
     if batch.rows_quarantined:
-        _quarantine(con, ingest_id, keep_prompts)
+        _quarantine(con, ingest_id, keep_prompts, prompt_keys)
     days: list[dt.date] = []
     if batch.restated:  # the stored rows a usage report restates go; their days are summed again
         days = [
@@ -564,7 +574,7 @@ def _from_arrow(con: duckdb.DuckDBPyConnection, sql: str, table: pa.Table) -> No
         con.unregister(name)
 
 
-def _withheld_raw(con: duckdb.DuckDBPyConnection) -> None:
+def _withheld_raw(con: duckdb.DuckDBPyConnection, prompt_keys: tuple[str, ...]) -> None:
     """``_withheld``: the raw text of each bad row that may hold prompt text, with that text withheld.
 
     Rows with a prompt, or whose raw text names a key that may carry one, are redacted in Python
@@ -574,22 +584,27 @@ def _withheld_raw(con: duckdb.DuckDBPyConnection) -> None:
     rows = con.execute(
         "SELECT rowid, _raw, prompt FROM _checked WHERE error IS NOT NULL AND _raw IS NOT NULL "
         "AND (coalesce(prompt, '') <> '' OR regexp_matches(_raw, ?))",
-        [PROMPT_KEY_PATTERN],
+        [prompt_key_pattern(prompt_keys)],
     ).fetchall()
     if rows:
-        con.executemany(
-            "INSERT INTO _withheld VALUES (?, ?)",
-            [(rid, redact_prompts(raw, prompt)) for rid, raw, prompt in rows],
+        withheld = pa.table(
+            {
+                "_rid": pa.array([rid for rid, _, _ in rows], pa.int64()),
+                "_raw": [redact_prompts(raw, prompt, prompt_keys) for _, raw, prompt in rows],
+            }
         )
+        _from_arrow(con, "INSERT INTO _withheld SELECT * FROM {}", withheld)
 
 
-def _quarantine(con: duckdb.DuckDBPyConnection, ingest_id: str, keep_prompts: bool) -> None:
+def _quarantine(
+    con: duckdb.DuckDBPyConnection, ingest_id: str, keep_prompts: bool, prompt_keys: tuple[str, ...]
+) -> None:
     # A bad row is kept whole so nothing is lost, except its prompt text (unless prompts are kept).
     # Its key is of the raw text as read, so a row quarantined again is recognised.
     if keep_prompts:
         con.execute("CREATE OR REPLACE TEMP TABLE _withheld (_rid BIGINT, _raw VARCHAR)")
     else:
-        _withheld_raw(con)
+        _withheld_raw(con, prompt_keys)
     con.execute(
         """INSERT INTO quarantine
            SELECT ?, _format, _file, _line, error_field, error, coalesce(w._raw, c._raw), row_key, ?

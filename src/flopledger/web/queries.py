@@ -226,12 +226,15 @@ def model_prices(con: duckdb.DuckDBPyConnection, scope: Scope) -> list[dict[str,
         version_at AS (SELECT v, max(last_at) AS last_at FROM used_at GROUP BY 1),
         -- Each model's mapping in the version that priced it last (an ingest of other models under
         -- another version leaves it as it was).
-        mapped AS (SELECT u.provider, u.model, m.provider_id, m.model_id, m.price_version FROM used u
-                   JOIN model_map m ON m.provider = u.provider AND m.model = u.model
-                   LEFT JOIN version_at va ON va.v = m.price_version
-                   WHERE m.provider_id IS NOT NULL
-                   QUALIFY row_number() OVER (PARTITION BY u.provider, u.model
-                                              ORDER BY va.last_at DESC NULLS LAST, m.price_version DESC) = 1),
+        -- (a model the last version left unpriced has no price here: not an older version's)
+        mapped AS (SELECT * FROM (
+                       SELECT u.provider, u.model, m.provider_id, m.model_id, m.price_version FROM used u
+                       JOIN model_map m ON m.provider = u.provider AND m.model = u.model
+                       LEFT JOIN version_at va ON va.v = m.price_version
+                       QUALIFY row_number() OVER (
+                           PARTITION BY u.provider, u.model
+                           ORDER BY va.last_at DESC NULLS LAST, m.price_version DESC) = 1)
+                   WHERE provider_id IS NOT NULL),
         ranked AS (SELECT mp.provider, mp.model, p.*, row_number() OVER (
                        PARTITION BY mp.provider, mp.model ORDER BY p.valid_from DESC NULLS LAST) AS rk
                    FROM mapped mp JOIN prices p ON p.provider_id = mp.provider_id AND p.model_id = mp.model_id

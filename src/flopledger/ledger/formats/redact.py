@@ -18,7 +18,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["PROMPT_KEY_PATTERN", "WITHHELD", "redact_prompts"]
+__all__ = ["PROMPT_KEY_PATTERN", "WITHHELD", "prompt_key_pattern", "redact_prompts"]
 
 WITHHELD = "[prompt withheld]"
 
@@ -47,32 +47,51 @@ _PREFIXES = (
     "traceloop.entity.input",
     "traceloop.entity.output",
 )
-_NAMES = "|".join([*(re.escape(k) for k in _KEYS), *(re.escape(p) + r'[^"]*' for p in _PREFIXES)])
-_KEY_RE = r'"(?:' + _NAMES + r')"\s*:\s*'
-_ATTRIBUTE_RE = r'"key"\s*:\s*"(?:' + _NAMES + r')"\s*,\s*"value"\s*:\s*'  # an OTLP {key, value}
-PROMPT_KEY_PATTERN = f"{_KEY_RE}|{_ATTRIBUTE_RE}"
-"""A JSON key (or OTLP attribute) that may carry prompt or completion text, as a regex (for a cheap
-SQL pre-filter of the rows to redact)."""
-
-_KEY = re.compile(_KEY_RE)
-_ATTRIBUTE = re.compile(_ATTRIBUTE_RE)
 
 
-def _is_prompt_key(key: str) -> bool:
-    return key in _KEYS or key.startswith(_PREFIXES)
+def _patterns(extra: tuple[str, ...]) -> tuple[str, str]:
+    keys = [*(re.escape(k) for k in (*_KEYS, *extra)), *(re.escape(p) + r'[^"]*' for p in _PREFIXES)]
+    names = "|".join(keys)
+    key_re = r'"(?:' + names + r')"\s*:\s*'
+    attribute_re = r'"key"\s*:\s*"(?:' + names + r')"\s*,\s*"value"\s*:\s*'  # an OTLP {key, value}
+    return key_re, attribute_re
+
+
+def prompt_key_pattern(extra: tuple[str, ...] = ()) -> str:
+    """A JSON key (or OTLP attribute) that may carry prompt or completion text, as a regex (for a cheap
+    SQL pre-filter of the rows to redact); ``extra``: the input's own prompt column (``--map``)."""
+    return "|".join(_patterns(extra))
+
+
+PROMPT_KEY_PATTERN = prompt_key_pattern()
+
+_NUMBER = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*|\s*(true|false|null|none|)\s*", re.I)
+_SHORTEST_REPLACED = 8
+"""A prompt shorter than this is withheld by its key only: replacing it everywhere would eat other text."""
+
+
+def _is_prompt_key(key: str, extra: tuple[str, ...]) -> bool:
+    return key in _KEYS or key in extra or key.startswith(_PREFIXES)
 
 
 def _is_text(value: Any) -> bool:
-    return isinstance(value, str | list | dict)  # numbers and flags under such a key are kept
+    """Whether a value may be prompt text: counts, flags and empty values (CSV cells are text) are kept."""
+    if isinstance(value, str):
+        return _NUMBER.fullmatch(value) is None
+    return isinstance(value, list | dict)
 
 
-def _walk(value: Any) -> Any:
+def _walk(value: Any, extra: tuple[str, ...]) -> Any:
     if isinstance(value, dict):
-        if isinstance(value.get("key"), str) and "value" in value and _is_prompt_key(value["key"]):
+        key = value.get("key")
+        if isinstance(key, str) and "value" in value and _is_prompt_key(key, extra):
             return {**value, "value": {"stringValue": WITHHELD}}
-        return {k: WITHHELD if _is_prompt_key(k) and _is_text(v) else _walk(v) for k, v in value.items()}
+        return {
+            k: WITHHELD if _is_prompt_key(k, extra) and _is_text(v) else _walk(v, extra)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_walk(v) for v in value]
+        return [_walk(v, extra) for v in value]
     return value
 
 
@@ -112,19 +131,20 @@ def _value_end(text: str, start: int) -> int | None:
     return start  # a number or a literal: no text to withhold
 
 
-def _cut(text: str) -> str:
+def _cut(text: str, extra: tuple[str, ...]) -> str:
     """Each prompt key's value in broken JSON replaced; one that never ends takes the rest of the text."""
+    key, attribute = (re.compile(p) for p in _patterns(extra))
     out: list[str] = []
     pos = 0
     while True:
-        found = [m for m in (_KEY.search(text, pos), _ATTRIBUTE.search(text, pos)) if m is not None]
+        found = [m for m in (key.search(text, pos), attribute.search(text, pos)) if m is not None]
         if not found:
             out.append(text[pos:])
             return "".join(out)
         match = min(found, key=lambda m: m.start())
         start = match.end()
         end = _value_end(text, start)
-        if end == start:  # not text
+        if end == start or (end is not None and not _is_text(_string_at(text, start, end))):  # not text
             out.append(text[pos:start])
             pos = start
             continue
@@ -134,9 +154,19 @@ def _cut(text: str) -> str:
         pos = end
 
 
-def redact_prompts(raw: str, prompt: str | None) -> str:
-    """``raw`` with its prompt and completion text withheld (see the module's description)."""
-    if prompt:  # the row's own prompt, under whatever name the input gave it, in each escaping
+def _string_at(text: str, start: int, end: int) -> Any:
+    try:
+        return json.loads(text[start:end])
+    except json.JSONDecodeError:
+        return text[start:end]
+
+
+def redact_prompts(raw: str, prompt: str | None, prompt_keys: tuple[str, ...] = ()) -> str:
+    """``raw`` with its prompt and completion text withheld (see the module's description).
+
+    ``prompt_keys``: names the input gives its prompt under besides the usual ones (a ``--map``).
+    """
+    if prompt and len(prompt) >= _SHORTEST_REPLACED:  # the row's own prompt, under any name, escaped
         for form in {
             prompt,
             json.dumps(prompt)[1:-1],
@@ -148,7 +178,7 @@ def redact_prompts(raw: str, prompt: str | None) -> str:
     try:
         value = json.loads(raw)
     except (json.JSONDecodeError, RecursionError):
-        return _cut(raw)
+        return _cut(raw, prompt_keys)
     if not isinstance(value, dict | list):
         return raw
-    return json.dumps(_walk(value), separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(_walk(value, prompt_keys), separators=(",", ":"), ensure_ascii=False)
