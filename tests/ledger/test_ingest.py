@@ -578,6 +578,15 @@ def test_a_usage_report_bucket_pulled_again_replaces_the_earlier_pull(tmp_path: 
     third = ingest_files(con, [full_path], format="openai")
     assert (third.rows_stored, third.rows_restated, third.rows_duplicate) == (0, 0, again.rows_duplicate + 1)
     assert _rows(con, "SELECT rows_restated FROM ingests ORDER BY started_at") == [(0,), (1,), (0,)]
+    # An older pull after the final one, alone or with it in one run, leaves the final counts.
+    for paths in ([partial_path], [partial_path, full_path], [full_path, partial_path]):
+        late = ingest_files(con, paths, format="openai")
+        assert late.reconciles and (late.rows_stored, late.rows_restated) == (0, 0), paths
+        assert _rows(con, totals) == _rows(fresh, totals) and _rows(con, rollup) == _rows(fresh, rollup)
+    # Both pulls in the first run of a fresh ledger: the final counts are the ones stored.
+    both = open_ledger(tmp_path / "both.duckdb")
+    ingest_files(both, [full_path, partial_path], format="openai")
+    assert _rows(both, totals) == _rows(fresh, totals)
 
 
 def test_times_to_the_minute_are_read_and_dates_without_dashes_are_refused(tmp_path: Path) -> None:
@@ -616,7 +625,8 @@ def test_a_mapped_prompt_is_withheld_from_bad_rows_and_counts_are_kept(tmp_path:
     broken = tmp_path / "a.jsonl"
     broken.write_text(
         '{"when": "2026-03-02T10:00:00Z", "m": "gpt-5", "toks": 5, "question": "SECRET-GAMMA plans\n'
-        '{"when": "never", "m": "gpt-5", "toks": 5, "question": "SECRET-DELTA https:\\/\\/x.example \\u00FC"}\n'
+        '{"when": "never", "m": "gpt-5", "toks": 5,'
+        ' "question": "SECRET-DELTA https:\\/\\/x.example \\u00FC"}\n'
         '{"when": "never", "model_e": "gpt-5", "toks": 5, "question": "e"}\n'
     )
     table = tmp_path / "u.csv"

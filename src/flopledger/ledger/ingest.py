@@ -433,13 +433,13 @@ def _prepare(
     # rows whose event is already stored. Stored rows are counted in the ledger after the insert.
     stored_before = restated = 0
     con.execute("CREATE OR REPLACE TEMP TABLE _restated (event_id VARCHAR)")
+    reports = [i for i, fmt in enumerate(formats) if fmt.name in RESTATED_FORMATS]
     if count_of(con, f"SELECT count(*) FROM events WHERE {window}"):
-        reports = [i for i, fmt in enumerate(formats) if fmt.name in RESTATED_FORMATS]
         if reports:
             restated = _find_restated(con, window, reports)
         # Rows of stored events are dropped from the batch once, so no later step joins the ledger
         # again; whether an event is stored depends on its id alone, so all its rows go together.
-        # A usage-report row pulled again with other counts stays: it replaces the stored one.
+        # A usage-report row pulled again with grown counts stays: it replaces the stored one.
         (dropped,) = con.execute(
             f"DELETE FROM _checked WHERE error IS NULL AND {_stored_sql(window)} "
             "AND event_id NOT IN (SELECT event_id FROM _restated)"
@@ -452,7 +452,10 @@ def _prepare(
     con.execute(
         "CREATE OR REPLACE TEMP VIEW _new AS SELECT * FROM _checked WHERE error IS NULL"
         + (
-            " QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _fidx, _line) = 1"
+            # one row per event: the first, or of a usage-report bucket pulled more than once the
+            # largest (the latest pull: a bucket's counts only grow until it closes)
+            " QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY "
+            f"{_largest_pull(reports)} _fidx, _line) = 1"
             if distinct < good
             else ""
         )
@@ -467,19 +470,30 @@ RESTATED_FORMATS = USAGE_REPORT_FORMATS
 """Usage reports: a bucket pulled before it closed is pulled again with its final counts. Its row
 keeps its id (bucket and group) and replaces the stored one; per-request sources never restate."""
 
-_COMPARED = ("requests", *TOKEN_COLUMNS, "min_request_input_tokens", "service_tier")
+_COMPARED = ("requests", *TOKEN_COLUMNS)
+
+
+def _largest_pull(fidx: Sequence[int]) -> str:
+    """An ORDER BY prefix putting a usage-report row with the largest counts first ('' without reports)."""
+    if not fidx:
+        return ""
+    total = " + ".join(f'coalesce("{col}", 0)' for col in _COMPARED)
+    return f"CASE WHEN _fidx IN ({', '.join(str(i) for i in fidx)}) THEN -({total}) ELSE 0 END,"
 
 
 def _find_restated(con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[int]) -> int:
     """Fill ``_restated`` with the ids of stored events that usage-report rows of this batch (files
-    ``fidx``) pull again with other counts; how many."""
-    differs = " OR ".join(f'c."{col}" IS DISTINCT FROM e."{col}"' for col in _COMPARED)
+    ``fidx``) pull again with grown counts (none smaller, one larger: a bucket pulled before it
+    closed); how many. An older pull ingested after the final one restates nothing."""
+    grown = " AND ".join(f'coalesce(c."{col}", 0) >= coalesce(e."{col}", 0)' for col in _COMPARED)
+    larger = " OR ".join(f'coalesce(c."{col}", 0) > coalesce(e."{col}", 0)' for col in _COMPARED)
     stored = ", ".join(f'"{col}"' for col in _COMPARED)
     con.execute(
         f"""INSERT INTO _restated
             SELECT DISTINCT c.event_id FROM _checked AS c
             JOIN (SELECT event_id, {stored} FROM events WHERE {window}) AS e USING (event_id)
-            WHERE c.error IS NULL AND c._fidx IN ({", ".join(str(i) for i in fidx)}) AND ({differs})"""
+            WHERE c.error IS NULL AND c._fidx IN ({", ".join(str(i) for i in fidx)})
+              AND {grown} AND ({larger})"""
     )
     return count_of(con, "SELECT count(*) FROM _restated")
 
