@@ -234,20 +234,65 @@ def test_an_agent_span_summing_its_model_calls_is_not_counted_again(
 
 
 @pytest.mark.parametrize(
-    "attributes",
-    [5, [{"key": "gen_ai.system", "value": 5}], [{"key": "x", "value": {"arrayValue": [1]}}], ["a"]],
+    ("attributes", "quarantined"),
+    [
+        (5, 1),  # no list at all
+        ([{"key": "gen_ai.system", "value": 5}], 1),  # an attribute usage is read from
+        (["a"], 1),  # an entry without a key
+        ([{"key": "x.note", "value": {"arrayValue": [1]}}], 0),  # another attribute: left out
+    ],
 )
 def test_malformed_attributes_are_quarantined_not_a_server_error(
-    api: Api, golden: Fixture, state: ServerState, attributes: Any
+    api: Api, golden: Fixture, state: ServerState, attributes: Any, quarantined: int
 ) -> None:
-    bad = {**_span("ee119b7ec3c1b001"), "attributes": attributes}
+    bad = _span("ee119b7ec3c1b001")
+    bad["attributes"] = attributes if not isinstance(attributes, list) else [*bad["attributes"], *attributes]
     r = api.post("/v1/traces", json=_doc(bad, _span("ee119b7ec3c1b002")), token=golden.tokens["admin"])
     assert r.status_code == 200, r.text
-    assert r.json()["ingest"]["rows_quarantined"] == 1
-    resource = _doc(_span("ee119b7ec3c1b003"))
-    resource["resourceSpans"][0]["resource"]["attributes"] = 7
-    r = api.post("/v1/traces", json=resource, token=golden.tokens["admin"])
-    assert r.status_code == 200 and r.json()["ingest"]["rows_quarantined"] == 1
+    assert (r.json()["ingest"]["rows_quarantined"], r.json()["ingest"]["rows_read"]) == (quarantined, 2)
+
+
+def test_a_malformed_resource_attribute_leaves_its_spans_counted(
+    api: Api, golden: Fixture, state: ServerState
+) -> None:
+    doc = _doc(_span("ee119b7ec3c1b003"), _span("ee119b7ec3c1b004"))
+    doc["resourceSpans"][0]["resource"]["attributes"].append({"key": "service.version", "value": "3"})
+    r = api.post("/v1/traces", json=doc, token=golden.tokens["admin"])
+    assert (
+        r.status_code == 200 and r.json()["ingest"]["rows_stored"] + r.json()["ingest"]["rows_duplicate"] == 2
+    )
+
+
+def test_a_malformed_prompt_attribute_names_its_key_not_its_text(
+    api: Api, golden: Fixture, state: ServerState
+) -> None:
+    bad = _span("ee119b7ec3c1b005")
+    bad["attributes"].append({"key": "gen_ai.prompt", "value": "SECRET-ALPHA board memo"})
+    body = api.post("/v1/traces", json=_doc(bad), token=golden.tokens["admin"]).json()["ingest"]
+    assert body["rows_quarantined"] == 1
+    where = f"WHERE ingest_id = '{body['ingest_id']}'"
+    reason, raw = (_count(state, f"SELECT {c} FROM quarantine {where}") for c in ("reason", "raw"))
+    assert "'gen_ai.prompt'" in reason and "SECRET" not in reason and "SECRET" not in raw
+
+
+def test_agent_spans_count_when_they_are_the_only_record_of_their_model_calls(
+    api: Api, golden: Fixture, state: ServerState
+) -> None:
+    def agent(span_id: str, kind: int, team: str) -> dict[str, Any]:
+        span = _span(span_id, team=team, input_tokens=5000, cache_read=0)
+        span["kind"] = kind
+        span["traceId"] = span_id * 2
+        span["attributes"] = [
+            _attr("gen_ai.operation.name", "invoke_agent") if a["key"] == "gen_ai.operation.name" else a
+            for a in span["attributes"]
+        ]
+        return span
+
+    remote, local = agent("ab119b7ec3c1b001", 3, "remote-agent"), agent("ab119b7ec3c1b002", 1, "local-agent")
+    body = api.post("/v1/traces", json=_doc(remote, local), token=golden.tokens["admin"]).json()["ingest"]
+    assert body["rows_stored"] == 1  # the remote (CLIENT) agent; the in-process one sums traced calls
+    assert _count(state, "SELECT sum(input_tokens) FROM events WHERE team = 'remote-agent'") == 5000
+    assert _count(state, "SELECT count(*) FROM events WHERE team = 'local-agent'") == 0
 
 
 def test_a_small_gzip_body_that_inflates_past_the_limit_is_refused(api: Api, golden: Fixture) -> None:

@@ -27,7 +27,14 @@ from flopledger.ledger.formats.base import (
     whole_count,
 )
 
-__all__ = ["AGGREGATE_OPERATIONS", "MalformedAttributes", "OtlpTraces", "otlp_attributes", "spans_to_rows"]
+__all__ = [
+    "AGGREGATE_OPERATIONS",
+    "MalformedAttributes",
+    "OtlpTraces",
+    "otlp_attributes",
+    "read_attributes",
+    "spans_to_rows",
+]
 
 # Each canonical field: the attribute names that carry it, newest convention first.
 _ATTRS: dict[str, tuple[str, ...]] = {
@@ -86,7 +93,8 @@ _PROVIDER_ALIASES = {
 
 
 class MalformedAttributes(ValueError):
-    """OTLP attributes not in their ``[{key, value: AnyValue}]`` shape; the span is quarantined."""
+    """OTLP attributes not in their ``[{key, value: AnyValue}]`` shape. The message names keys only,
+    never values (a value may be prompt text)."""
 
 
 def _values_of(v: Mapping[str, Any], kind: str) -> list[Any]:
@@ -95,7 +103,7 @@ def _values_of(v: Mapping[str, Any], kind: str) -> list[Any]:
     if values is None and isinstance(wrapper, dict):
         return []
     if not isinstance(values, list):
-        raise MalformedAttributes(f"{kind} is not an object with a 'values' list")
+        raise MalformedAttributes(f"its {kind} is not an object with a 'values' list")
     return values
 
 
@@ -103,7 +111,7 @@ def _value(v: Any) -> Any:
     if v is None:
         return None
     if not isinstance(v, dict):
-        raise MalformedAttributes(f"an attribute value {compact(v)[:40]} is not an AnyValue object")
+        raise MalformedAttributes("its value is not an AnyValue object")
     for key in ("stringValue", "intValue", "doubleValue", "boolValue"):
         if key in v:
             return v[key]
@@ -114,22 +122,32 @@ def _value(v: Any) -> Any:
     return None
 
 
-def otlp_attributes(attrs: Any) -> dict[str, Any]:
-    """OTLP's ``[{key, value: {stringValue: ...}}]`` as a plain dict.
-
-    Raises :class:`MalformedAttributes` when they are not in that shape.
-    """
+def read_attributes(attrs: Any) -> tuple[dict[str, Any], list[tuple[str | None, str]]]:
+    """OTLP's ``[{key, value: {stringValue: ...}}]`` as a plain dict, and what was not in that shape:
+    (its key, or None when there is none, and why, which names no value); the rest are all read."""
     if attrs is None:
-        return {}
+        return {}, []
     if not isinstance(attrs, list):
-        raise MalformedAttributes(
-            f"attributes {compact(attrs)[:40]} are not a list of {{key, value}} objects"
-        )
+        return {}, [(None, "attributes are not a list of {key, value} objects")]
     out: dict[str, Any] = {}
+    problems: list[tuple[str | None, str]] = []
     for a in attrs:
         if not isinstance(a, dict) or not isinstance(a.get("key"), str):
-            raise MalformedAttributes(f"an attribute {compact(a)[:40]} is not a {{key, value}} object")
-        out[a["key"]] = _value(a.get("value"))
+            problems.append((None, "an attribute is not a {key, value} object"))
+            continue
+        try:
+            out[a["key"]] = _value(a.get("value"))
+        except MalformedAttributes as exc:
+            problems.append((a["key"], f"attribute {a['key'][:80]!r}: {exc}"))
+    return out, problems
+
+
+def otlp_attributes(attrs: Any) -> dict[str, Any]:
+    """OTLP's ``[{key, value: {stringValue: ...}}]`` as a plain dict; :class:`MalformedAttributes`
+    when any is not in that shape."""
+    out, problems = read_attributes(attrs)
+    if problems:
+        raise MalformedAttributes(problems[0][1])
     return out
 
 
@@ -201,24 +219,46 @@ def _is_genai(span_attrs: Mapping[str, Any]) -> bool:
 
 
 AGGREGATE_OPERATIONS: tuple[str, ...] = ("invoke_agent", "create_agent", "invoke_workflow")
-"""GenAI operations whose token counts sum their child model calls (the semantic conventions'
-agent spans): counting them too would count every token twice, so only the model calls count."""
+"""GenAI operations whose token counts sum the model calls made inside them (the semantic
+conventions' agent spans). An in-process agent's model calls are traced as its children, so its own
+counts are not counted again; a remote agent's (a CLIENT span) are the only record of its use."""
+
+_CLIENT_KINDS = (3, "3", "SPAN_KIND_CLIENT")
+_INTERNAL_KINDS = (1, "1", "SPAN_KIND_INTERNAL")
 
 
 def _is_usage(attrs: Mapping[str, Any]) -> bool:
-    """Whether a GenAI span is a model call: it names a model or counts tokens, and is not an agent
-    or workflow span summing its children (:data:`AGGREGATE_OPERATIONS`).
+    """Whether a GenAI span records usage: it names a model or counts tokens.
 
     Tool executions and agent steps carry ``gen_ai.*`` attributes but neither; they are not usage.
     """
-    if str(attrs.get("gen_ai.operation.name") or "").lower() in AGGREGATE_OPERATIONS:
-        return False
     fields = ("model", "input_total", "output_tokens", "cache_read_tokens", "cache_write_tokens")
     return any(_first(attrs, f) is not None for f in fields)
 
 
+def _is_aggregate(attrs: Mapping[str, Any]) -> bool:
+    return str(attrs.get("gen_ai.operation.name") or "").lower() in AGGREGATE_OPERATIONS
+
+
+def _counts_itself(span: Mapping[str, Any], traced_calls: set[Any]) -> bool:
+    """Whether an agent span's own counts are counted: a remote agent's (CLIENT) are; an in-process
+    agent's (INTERNAL) never are, its model calls are; with no kind, only when this export holds no
+    model call of its trace."""
+    kind = span.get("kind")
+    if kind in _CLIENT_KINDS:
+        return True
+    if kind in _INTERNAL_KINDS:
+        return False
+    return span.get("traceId") not in traced_calls
+
+
+_MATTERS = ("gen_ai.", "llm.")
+"""Attributes a span's usage is read from: one of these out of shape quarantines the span."""
+
+
 def _malformed(line: int, node: Any, why: str) -> StagedRow:
-    return StagedRow(line=line, raw=compact(node)[:2000], error=f"not an OTLP span: {why}")
+    """A quarantined row for a span (or an entry above spans) out of OTLP's shape, kept whole."""
+    return StagedRow(line=line, raw=compact(node), error=f"not an OTLP span: {why}")
 
 
 def spans_to_rows(doc: Any, line: int) -> Iterator[StagedRow]:
@@ -228,34 +268,35 @@ def spans_to_rows(doc: Any, line: int) -> Iterator[StagedRow]:
             line=line, raw=compact(doc)[:2000], error="not an OTLP trace document (no resourceSpans)"
         )
         return
+    usage: list[tuple[Mapping[str, Any], dict[str, Any]]] = []
     for rs in doc["resourceSpans"]:
         if not isinstance(rs, dict) or not isinstance(rs.get("resource") or {}, dict):
             yield _malformed(line, rs, "a resourceSpans entry (or its resource) that is not an object")
             continue
-        try:
-            resource = otlp_attributes((rs.get("resource") or {}).get("attributes"))
-        except MalformedAttributes as exc:
-            yield _malformed(line, rs, f"resource {exc}")
-            continue
+        # A resource attribute out of shape is left out; its spans are read with the rest.
+        resource, _ = read_attributes((rs.get("resource") or {}).get("attributes"))
         scopes = rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []
         for ss in scopes if isinstance(scopes, list) else [scopes]:
             spans = ss.get("spans") if isinstance(ss, dict) else None
-            if not isinstance(spans, list | None):
-                yield _malformed(line, ss, "a scopeSpans entry without a list of spans")
+            if not isinstance(ss, dict) or not isinstance(spans, list | None):
+                yield _malformed(line, ss, "a scopeSpans entry that is not an object with a list of spans")
                 continue
             for span in spans or []:
                 if not isinstance(span, dict):
                     yield _malformed(line, span, "a span that is not an object")
                     continue
-                try:
-                    own = otlp_attributes(span.get("attributes"))
-                except MalformedAttributes as exc:
-                    yield _malformed(line, span, str(exc))
+                own, problems = read_attributes(span.get("attributes"))
+                bad = [why for key, why in problems if key is None or key.startswith(_MATTERS)]
+                if bad:  # what its usage is read from is out of shape: the span waits in quarantine
+                    yield _malformed(line, span, "; ".join(bad))
                     continue
                 attrs = {**resource, **own}
-                if not _is_genai(own) or not _is_usage(attrs):
-                    continue
-                yield _span_row(line, span, attrs)
+                if _is_genai(own) and _is_usage(attrs):
+                    usage.append((span, attrs))
+    traced_calls = {span.get("traceId") for span, attrs in usage if not _is_aggregate(attrs)}
+    for span, attrs in usage:
+        if not _is_aggregate(attrs) or _counts_itself(span, traced_calls):
+            yield _span_row(line, span, attrs)
 
 
 def _span_row(line: int, span: Mapping[str, Any], attrs: dict[str, Any]) -> StagedRow:
