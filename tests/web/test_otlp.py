@@ -306,3 +306,20 @@ def test_a_small_gzip_body_that_inflates_past_the_limit_is_refused(api: Api, gol
         token=golden.tokens["admin"],
     )
     assert r.status_code == 413 and "decompressed" in r.json()["detail"]
+
+
+def test_gzip_bodies_of_several_members_are_read_whole_and_trailing_bytes_refused(
+    api: Api, golden: Fixture, state: ServerState
+) -> None:
+    import json
+
+    text = json.dumps(_doc(_span("cd119b7ec3c1b001", team="gzip-team"))).encode()
+    half = len(text) // 2
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    two = gzip.compress(text[:half]) + gzip.compress(text[half:])
+    r = api.post("/v1/traces", content=two, headers=headers, token=golden.tokens["admin"])
+    assert r.status_code == 200 and r.json()["ingest"]["rows_stored"] == 1, r.text
+    r = api.post(
+        "/v1/traces", content=gzip.compress(text) + b"junk", headers=headers, token=golden.tokens["admin"]
+    )
+    assert r.status_code == 400 and "data follows its end" in r.json()["detail"]

@@ -58,22 +58,32 @@ class BodyTooLarge(InputError):
 def _inflate(body: bytes, encoding: str | None, max_bytes: int | None = None) -> bytes:
     """The body decompressed; never more than ``max_bytes`` of it (a small gzip can inflate to gigabytes)."""
     enc = (encoding or "identity").lower().strip()
+    if enc not in ("gzip", "deflate"):
+        if enc != "identity":
+            raise InputError(
+                f"unsupported Content-Encoding {enc!r}; send gzip or none", field="Content-Encoding"
+            )
+        return body
+    limit = max_bytes
+    out = bytearray()
+    rest = body
     try:
-        if enc in ("gzip", "deflate"):
+        while True:  # a gzip body may hold several members, one after the other
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if enc == "gzip" else zlib.MAX_WBITS)
-            out = inflater.decompress(body, (max_bytes + 1) if max_bytes is not None else 0)
-            if max_bytes is not None and len(out) > max_bytes:
+            out += inflater.decompress(rest, (limit + 1 - len(out)) if limit is not None else 0)
+            if limit is not None and len(out) > limit:
                 raise BodyTooLarge(
-                    f"body over {max_bytes} bytes once decompressed; send smaller batches", field="body"
+                    f"body over {limit} bytes once decompressed; send smaller batches", field="body"
                 )
             if not inflater.eof:
                 raise InputError(f"body is not valid {enc}: it ends early", field="Content-Encoding")
-            return out
+            rest = inflater.unused_data
+            if not rest:
+                return bytes(out)
+            if enc != "gzip" or not rest.startswith(b"\x1f\x8b"):
+                raise InputError(f"body is not valid {enc}: data follows its end", field="Content-Encoding")
     except zlib.error as exc:
         raise InputError(f"body is not valid {enc}: {exc}", field="Content-Encoding") from exc
-    if enc != "identity":
-        raise InputError(f"unsupported Content-Encoding {enc!r}; send gzip or none", field="Content-Encoding")
-    return body
 
 
 def _objects(node: Any, where: str) -> list[dict[str, Any]]:
