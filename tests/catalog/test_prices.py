@@ -23,3 +23,30 @@ def test_which_logged_providers_fall_back_to_the_models_vendor(
     provider: str | None, model: str, priced_as: tuple[str, str] | None
 ) -> None:
     assert resolve_catalog_model(provider, model) == priced_as
+
+
+def test_a_ledger_mapped_by_earlier_rules_is_mapped_again_by_reprice(tmp_path: object) -> None:
+    """The mapping rules are part of the price version: reprice maps every logged name anew."""
+    from pathlib import Path
+
+    from flopledger.catalog.overrides import PriceOverrides
+    from flopledger.ledger.ingest import ingest_files
+    from flopledger.ledger.price_table import price_version
+    from flopledger.ledger.repricing import reprice
+    from flopledger.ledger.store import open_ledger
+
+    assert isinstance(tmp_path, Path)
+    rows = tmp_path / "a.jsonl"
+    rows.write_text(
+        '{"ts": "2026-03-02T10:00:00Z", "provider": "anthropic", "model": "gpt-4o", "input_tokens": 1000}\n'
+    )
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [rows])
+    now = price_version(PriceOverrides.empty())
+    old = now.replace("; mapping 2", "")  # as an earlier flopledger named its version
+    # An earlier version mapped (anthropic, gpt-4o) to OpenAI's gpt-4o and priced the event so.
+    con.execute("UPDATE model_map SET price_version = ?, provider_id = 'openai', model_id = 'gpt-4o'", [old])
+    con.execute("UPDATE events SET price_version = ?, priced = true, cost_usd = 0.0025", [old])
+    result = reprice(con, PriceOverrides.empty())
+    assert result.price_version == now
+    assert con.execute("SELECT priced, cost_usd FROM events").fetchall() == [(False, None)]

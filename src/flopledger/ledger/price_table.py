@@ -8,12 +8,19 @@ import pyarrow as pa
 from flopledger.catalog.overrides import PriceOverrides
 from flopledger.catalog.prices import CATALOG_VERSION, catalog_rows, resolve_catalog_model, save_catalog_cache
 
-__all__ = ["ensure_prices", "price_version", "priced_sql"]
+__all__ = ["MAPPING_RULES", "ensure_prices", "price_version", "priced_sql"]
+
+
+MAPPING_RULES = 2
+"""The rules that map a logged (provider, model) to a catalog model (2: a self-hosted provider, or a
+vendor that sells only its own models, no longer falls back to another vendor's model). A change
+makes a new price version, so ingest and ``reprice`` map every name again instead of reusing the
+mappings an earlier version made."""
 
 
 def price_version(overrides: PriceOverrides) -> str:
-    """The version every priced event records: catalog version and overrides digest."""
-    return f"{CATALOG_VERSION}; overrides {overrides.digest}"
+    """The version every priced event records: catalog version, mapping rules and overrides digest."""
+    return f"{CATALOG_VERSION}; mapping {MAPPING_RULES}; overrides {overrides.digest}"
 
 
 def ensure_prices(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides, source: str) -> str:

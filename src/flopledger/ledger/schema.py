@@ -112,7 +112,11 @@ PRICED_COLUMNS: tuple[Column, ...] = (
     Column("cost_usd", "DOUBLE", "Total effective cost, USD (NULL when the model has no price)."),
     Column("priced", "BOOLEAN", "False when no price applies: unknown models are never silently free."),
     Column("price_model", "VARCHAR", "The catalog model the event was priced as (provider/model)."),
-    Column("price_version", "VARCHAR", "Version of the price table used (catalog version + overrides hash)."),
+    Column(
+        "price_version",
+        "VARCHAR",
+        "Version of the price table used (catalog version, mapping rules and overrides hash).",
+    ),
     Column("input_usd_per_mtok_applied", "DOUBLE", "Uncached input rate applied, after discounts."),
     Column("output_usd_per_mtok_applied", "DOUBLE", "Output rate applied, after discounts."),
 )

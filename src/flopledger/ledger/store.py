@@ -56,7 +56,7 @@ _TABLES: dict[str, tuple[Column, ...]] = {
         Column("message", "VARCHAR", "Error message of a failed run."),
     ),
     "prices": (
-        Column("price_version", "VARCHAR", "Catalog version and overrides hash."),
+        Column("price_version", "VARCHAR", "Catalog version, mapping rules and overrides hash."),
         Column("provider_id", "VARCHAR", "Catalog provider."),
         Column("model_id", "VARCHAR", "Catalog model."),
         Column("variant", "VARCHAR", "Service tier the row applies to: standard, batch, priority, flex."),
