@@ -27,6 +27,27 @@ def _events(state: ServerState, sql: str, params: list[object] | None = None) ->
         return cur.execute(sql, params or []).fetchall()
 
 
+def _ledger_copy(golden: Fixture, tmp_path: Path, rows: str = "", overrides: Path | None = None) -> Path:
+    """A copy of the web fixture's ledger, with ``rows`` (JSON lines) ingested into it."""
+    import shutil
+
+    from flopledger.catalog.overrides import load_overrides
+    from flopledger.ledger.ingest import ingest_files
+    from flopledger.ledger.store import open_ledger
+
+    copy = tmp_path / "ledger.duckdb"
+    shutil.copy(golden.path, copy)
+    if rows:
+        extra = tmp_path / "extra.jsonl"
+        extra.write_text(rows)
+        con = open_ledger(copy)
+        try:
+            ingest_files(con, [extra], overrides=load_overrides(overrides) if overrides else None)
+        finally:
+            con.close()
+    return copy
+
+
 def test_overview_matches_the_events(api: Api, golden: Fixture, state: ServerState) -> None:
     r = api.get("/api/v1/overview", token=golden.tokens["admin"])
     assert r.status_code == 200, r.text
@@ -129,26 +150,15 @@ def test_model_prices_come_from_the_version_that_priced_each_model_last(
     golden: Fixture, tmp_path: Path, api_for: type[Api]
 ) -> None:
     """An ingest of one model under other overrides leaves the other models' prices on the page."""
-    import shutil
-
     from flopledger.catalog.overrides import load_overrides
-    from flopledger.ledger.ingest import ingest_files
     from flopledger.ledger.repricing import reprice
     from flopledger.ledger.store import open_ledger
     from flopledger.web import WebConfig
 
-    copy = tmp_path / "ledger.duckdb"
-    shutil.copy(golden.path, copy)
     overrides = tmp_path / "prices.toml"
     overrides.write_text('[[discount]]\nprovider = "anthropic"\npercent = 50\n')
-    span = tmp_path / "one.jsonl"
-    span.write_text(
-        '{"ts": "2026-03-05T10:00:00Z", "provider": "openai", "model": "gpt-4.1-mini", "team": "agents",'
-        ' "input_tokens": 1000}\n'
-    )
-    con = open_ledger(copy)
-    ingest_files(con, [span], overrides=load_overrides(overrides))
-    con.close()
+    row = '{"ts": "2026-03-05T10:00:00Z", "provider": "openai", "model": "gpt-4.1-mini", "team": "agents",'
+    copy = _ledger_copy(golden, tmp_path, row + ' "input_tokens": 1000}\n', overrides)
 
     def prices() -> dict[str, dict[str, object]]:
         s = ServerState.open(WebConfig(db=copy))
@@ -321,22 +331,13 @@ def test_an_older_rollup_is_read_around_and_said_so(golden: Fixture, tmp_path: P
 def test_a_team_quiet_this_month_sees_this_months_forecast(
     golden: Fixture, tmp_path: Path, api_for: type[Api]
 ) -> None:
-    import shutil
-
-    from flopledger.ledger.ingest import ingest_files
     from flopledger.ledger.store import open_ledger
     from flopledger.web import WebConfig
     from flopledger.web.tokens import create_token
 
-    copy = tmp_path / "ledger.duckdb"
-    shutil.copy(golden.path, copy)
-    old = tmp_path / "old.jsonl"
-    old.write_text(
-        '{"ts": "2026-02-10T10:00:00Z", "provider": "openai", "model": "gpt-5", "team": "oldteam",'
-        ' "input_tokens": 100000}\n'
-    )
+    row = '{"ts": "2026-02-10T10:00:00Z", "provider": "openai", "model": "gpt-5", "team": "oldteam",'
+    copy = _ledger_copy(golden, tmp_path, row + ' "input_tokens": 100000}\n')
     con = open_ledger(copy)
-    ingest_files(con, [old])
     viewer = create_token(con, role="viewer", team="oldteam").secret
     con.close()
     s = ServerState.open(WebConfig(db=copy))
@@ -351,23 +352,12 @@ def test_a_team_quiet_this_month_sees_this_months_forecast(
 
 
 def test_names_with_a_slash_have_pages(golden: Fixture, tmp_path: Path, api_for: type[Api]) -> None:
-    import shutil
     from urllib.parse import quote
 
-    from flopledger.ledger.ingest import ingest_files
-    from flopledger.ledger.store import open_ledger
     from flopledger.web import WebConfig
 
-    copy = tmp_path / "ledger.duckdb"
-    shutil.copy(golden.path, copy)
-    rows = tmp_path / "slash.jsonl"
-    rows.write_text(
-        '{"ts": "2026-03-05T10:00:00Z", "provider": "openai", "model": "gpt-5", "team": "infra/ml",'
-        ' "user": "team/bob", "input_tokens": 1000}\n'
-    )
-    con = open_ledger(copy)
-    ingest_files(con, [rows])
-    con.close()
+    row = '{"ts": "2026-03-05T10:00:00Z", "provider": "openai", "model": "gpt-5", "team": "infra/ml",'
+    copy = _ledger_copy(golden, tmp_path, row + ' "user": "team/bob", "input_tokens": 1000}\n')
     s = ServerState.open(WebConfig(db=copy))
     try:
         api = api_for(s)
