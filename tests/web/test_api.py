@@ -259,12 +259,9 @@ def test_rollup_absent_falls_back_to_events(golden: Fixture, tmp_path: Path, api
 
 
 def test_budgets_use_the_ledgers_budget_check(golden: Fixture, tmp_path: Path, api_for: type[Api]) -> None:
-    import shutil
-
     from flopledger.web import WebConfig
 
-    copy = tmp_path / "ledger.duckdb"
-    shutil.copy(golden.path, copy)
+    copy = _ledger_copy(golden, tmp_path)
     budgets = tmp_path / "budgets.toml"
     budgets.write_text("[team.infra]\nmonthly_usd = 100\n\n[team.research]\nmonthly_usd = 100000\n", "utf-8")
     s = ServerState.open(WebConfig(db=copy, budgets=budgets))
@@ -282,12 +279,10 @@ def test_budgets_use_the_ledgers_budget_check(golden: Fixture, tmp_path: Path, a
 def test_an_edited_budgets_file_counts_at_once(golden: Fixture, tmp_path: Path, api_for: type[Api]) -> None:
     """The overview keeps its budget check per ledger version, and per budgets file as last changed."""
     import os
-    import shutil
 
     from flopledger.web import WebConfig
 
-    copy = tmp_path / "ledger.duckdb"
-    shutil.copy(golden.path, copy)
+    copy = _ledger_copy(golden, tmp_path)
     budgets = tmp_path / "budgets.toml"
     budgets.write_text("[team.infra]\nmonthly_usd = 100\n", "utf-8")
     s = ServerState.open(WebConfig(db=copy, budgets=budgets))
