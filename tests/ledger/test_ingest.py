@@ -559,7 +559,8 @@ def test_a_usage_report_bucket_pulled_again_replaces_the_earlier_pull(tmp_path: 
     full = json.loads(sample.read_text())
     partial = json.loads(sample.read_text())
     first = partial["data"][0]["results"][0]
-    first["input_tokens"], first["num_model_requests"] = 1_000_000, 300  # mid-day: not all counted yet
+    # Mid-day: not all counted yet, and less of it read from the cache (so its uncached part is larger).
+    first["input_tokens"], first["input_cached_tokens"], first["num_model_requests"] = 1_000_000, 200_000, 300
     partial_path = tmp_path / "partial.json"
     partial_path.write_text(json.dumps(partial))
     full_path = tmp_path / "full.json"

@@ -263,16 +263,23 @@ def test_a_malformed_resource_attribute_leaves_its_spans_counted(
     )
 
 
-def test_a_malformed_prompt_attribute_names_its_key_not_its_text(
+def test_a_malformed_attribute_is_named_by_its_key_never_its_value(
     api: Api, golden: Fixture, state: ServerState
 ) -> None:
-    bad = _span("ee119b7ec3c1b005")
-    bad["attributes"].append({"key": "gen_ai.prompt", "value": "SECRET-ALPHA board memo"})
-    body = api.post("/v1/traces", json=_doc(bad), token=golden.tokens["admin"]).json()["ingest"]
-    assert body["rows_quarantined"] == 1
+    prompt = _span("ee119b7ec3c1b005")
+    prompt["attributes"].append({"key": "gen_ai.prompt", "value": "SECRET-ALPHA board memo"})
+    body = api.post("/v1/traces", json=_doc(prompt), token=golden.tokens["admin"]).json()["ingest"]
+    assert (body["rows_quarantined"], body["rows_stored"]) == (0, 1)  # usage is not read from it
     where = f"WHERE ingest_id = '{body['ingest_id']}'"
-    reason, raw = (_count(state, f"SELECT {c} FROM quarantine {where}") for c in ("reason", "raw"))
-    assert "'gen_ai.prompt'" in reason and "SECRET" not in reason and "SECRET" not in raw
+    assert "SECRET" not in str(
+        _count(state, f"SELECT coalesce(prompt, '') || coalesce(tags, '') FROM events {where}")
+    )
+    model = _span("ee119b7ec3c1b006")
+    model["attributes"].append({"key": "gen_ai.response.model", "value": "secret-model-name"})
+    body = api.post("/v1/traces", json=_doc(model), token=golden.tokens["admin"]).json()["ingest"]
+    assert body["rows_quarantined"] == 1
+    reason = _count(state, f"SELECT reason FROM quarantine WHERE ingest_id = '{body['ingest_id']}'")
+    assert "'gen_ai.response.model'" in reason and "secret-model-name" not in reason
 
 
 def test_agent_spans_count_when_they_are_the_only_record_of_their_model_calls(
@@ -293,6 +300,49 @@ def test_agent_spans_count_when_they_are_the_only_record_of_their_model_calls(
     assert body["rows_stored"] == 1  # the remote (CLIENT) agent; the in-process one sums traced calls
     assert _count(state, "SELECT sum(input_tokens) FROM events WHERE team = 'remote-agent'") == 5000
     assert _count(state, "SELECT count(*) FROM events WHERE team = 'local-agent'") == 0
+    # A CLIENT agent span whose model call is in the same export sums it: only the call counts.
+    client = agent("ab119b7ec3c1b003", 3, "client-agent")
+    call = _span("ab119b7ec3c1b004", team="client-agent", input_tokens=5000, cache_read=0)
+    call["traceId"], call["kind"] = client["traceId"], 3
+    body = api.post("/v1/traces", json=_doc(client, call), token=golden.tokens["admin"]).json()["ingest"]
+    assert body["rows_stored"] == 1
+    assert _count(state, "SELECT sum(input_tokens) FROM events WHERE team = 'client-agent'") == 5000
+
+
+def test_an_agent_span_in_a_later_export_of_a_file_is_not_counted_again(tmp_path: Any) -> None:
+    import json
+
+    from flopledger.ledger.ingest import ingest_files
+    from flopledger.ledger.store import open_ledger
+
+    call = _span("ac119b7ec3c1b001", team="file-agent", input_tokens=1000, cache_read=0)
+    agent = _span("ac119b7ec3c1b002", team="file-agent", input_tokens=1000, cache_read=0)
+    agent["attributes"] = [
+        _attr("gen_ai.operation.name", "invoke_agent") if a["key"] == "gen_ai.operation.name" else a
+        for a in agent["attributes"]
+    ]
+    path = tmp_path / "spans.jsonl"
+    path.write_text(json.dumps(_doc(call)) + "\n" + json.dumps(_doc(agent)) + "\n")  # two exports
+    con = open_ledger(":memory:")
+    assert ingest_files(con, [path], format="otel").rows_stored == 1
+    assert con.execute("SELECT sum(input_tokens) FROM events").fetchone() == (1000,)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "quarantined"),
+    [
+        ({"key": "openai.response.service_tier", "value": "flex"}, 1),  # read for the price
+        ({"key": "user.id", "value": {"bogus": "alice"}}, 1),  # read for attribution (not an AnyValue)
+        ({"key": "gen_ai.completion.0.content", "value": "text"}, 0),  # read for nothing: left out
+    ],
+)
+def test_a_malformed_attribute_quarantines_its_span_when_the_span_is_read_by_it(
+    api: Api, golden: Fixture, attribute: dict[str, Any], quarantined: int
+) -> None:
+    span = _span(f"ad119b7ec3c1b00{quarantined}{len(attribute['key'])}")
+    span["attributes"].append(attribute)
+    body = api.post("/v1/traces", json=_doc(span), token=golden.tokens["admin"]).json()["ingest"]
+    assert (body["rows_quarantined"], body["rows_read"]) == (quarantined, 1)
 
 
 def test_a_small_gzip_body_that_inflates_past_the_limit_is_refused(api: Api, golden: Fixture) -> None:

@@ -470,24 +470,38 @@ RESTATED_FORMATS = USAGE_REPORT_FORMATS
 """Usage reports: a bucket pulled before it closed is pulled again with its final counts. Its row
 keeps its id (bucket and group) and replaces the stored one; per-request sources never restate."""
 
-_COMPARED = ("requests", *TOKEN_COLUMNS)
+
+def _pulled_totals(alias: str) -> dict[str, str]:
+    """A usage-report row's totals as the vendor reports them: requests, all input (its uncached
+    part shrinks when more of the input was read from the cache), output."""
+
+    def col(name: str) -> str:
+        return f'coalesce({alias}."{name}", 0)'
+
+    parts = ("input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")
+    all_input = " + ".join(col(c) for c in parts)
+    return {"requests": col("requests"), "input": f"({all_input})", "output": col("output_tokens")}
 
 
 def _largest_pull(fidx: Sequence[int]) -> str:
-    """An ORDER BY prefix putting a usage-report row with the largest counts first ('' without reports)."""
+    """An ORDER BY prefix putting a usage-report row with the largest totals first ('' without reports)."""
     if not fidx:
         return ""
-    total = " + ".join(f'coalesce("{col}", 0)' for col in _COMPARED)
-    return f"CASE WHEN _fidx IN ({', '.join(str(i) for i in fidx)}) THEN -({total}) ELSE 0 END,"
+    totals = _pulled_totals("_checked")
+    return (
+        f"CASE WHEN _fidx IN ({', '.join(str(i) for i in fidx)}) THEN -({totals['input']}) ELSE 0 END, "
+        f"CASE WHEN _fidx IN ({', '.join(str(i) for i in fidx)}) THEN -({totals['requests']}) ELSE 0 END,"
+    )
 
 
 def _find_restated(con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[int]) -> int:
     """Fill ``_restated`` with the ids of stored events that usage-report rows of this batch (files
-    ``fidx``) pull again with grown counts (none smaller, one larger: a bucket pulled before it
+    ``fidx``) pull again with grown totals (none smaller, one larger: a bucket pulled before it
     closed); how many. An older pull ingested after the final one restates nothing."""
-    grown = " AND ".join(f'coalesce(c."{col}", 0) >= coalesce(e."{col}", 0)' for col in _COMPARED)
-    larger = " OR ".join(f'coalesce(c."{col}", 0) > coalesce(e."{col}", 0)' for col in _COMPARED)
-    stored = ", ".join(f'"{col}"' for col in _COMPARED)
+    new, old = _pulled_totals("c"), _pulled_totals("e")
+    grown = " AND ".join(f"{new[k]} >= {old[k]}" for k in new)
+    larger = " OR ".join(f"{new[k]} > {old[k]}" for k in new)
+    stored = ", ".join(f'"{c}"' for c in ("requests", *TOKEN_COLUMNS))
     con.execute(
         f"""INSERT INTO _restated
             SELECT DISTINCT c.event_id FROM _checked AS c

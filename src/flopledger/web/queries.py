@@ -229,7 +229,7 @@ def model_prices(con: duckdb.DuckDBPyConnection, scope: Scope) -> list[dict[str,
         -- (a model the last version left unpriced has no price here: not an older version's)
         mapped AS (SELECT * FROM (
                        SELECT u.provider, u.model, m.provider_id, m.model_id, m.price_version FROM used u
-                       JOIN model_map m ON m.provider = u.provider AND m.model = u.model
+                       JOIN model_map m ON m.provider = coalesce(u.provider, '') AND m.model = u.model
                        LEFT JOIN version_at va ON va.v = m.price_version
                        QUALIFY row_number() OVER (
                            PARTITION BY u.provider, u.model

@@ -119,7 +119,9 @@ def _value(v: Any) -> Any:
         return [_value(x) for x in _values_of(v, "arrayValue")]
     if "kvlistValue" in v:
         return otlp_attributes(_values_of(v, "kvlistValue"))
-    return None
+    if v:  # fields an AnyValue does not have
+        raise MalformedAttributes("its value is not an AnyValue object")
+    return None  # an empty AnyValue
 
 
 def read_attributes(attrs: Any) -> tuple[dict[str, Any], list[tuple[str | None, str]]]:
@@ -241,19 +243,21 @@ def _is_aggregate(attrs: Mapping[str, Any]) -> bool:
 
 
 def _counts_itself(span: Mapping[str, Any], traced_calls: set[Any]) -> bool:
-    """Whether an agent span's own counts are counted: a remote agent's (CLIENT) are; an in-process
-    agent's (INTERNAL) never are, its model calls are; with no kind, only when this export holds no
-    model call of its trace."""
-    kind = span.get("kind")
-    if kind in _CLIENT_KINDS:
-        return True
-    if kind in _INTERNAL_KINDS:
-        return False
-    return span.get("traceId") not in traced_calls
+    """Whether an agent span's own counts are counted: only a remote agent's (a CLIENT span) whose
+    trace has no model call in the file or request. An in-process agent's (INTERNAL, or no kind)
+    never are: its model calls are traced, and may have been exported before it ended."""
+    return span.get("kind") in _CLIENT_KINDS and _trace(span) not in traced_calls
 
 
-_MATTERS = ("gen_ai.", "llm.")
-"""Attributes a span's usage is read from: one of these out of shape quarantines the span."""
+def _trace(span: Mapping[str, Any]) -> str:
+    return str(span.get("traceId") or "").lower()
+
+
+_READ: frozenset[str] = frozenset(
+    {*(name for names in _ATTRS.values() for name in names), "gen_ai.operation.name", "service.name"}
+)
+"""Attributes a span's usage, price or attribution is read from: one of these out of shape
+quarantines the span (others are left out)."""
 
 
 def _malformed(line: int, node: Any, why: str) -> StagedRow:
@@ -261,20 +265,22 @@ def _malformed(line: int, node: Any, why: str) -> StagedRow:
     return StagedRow(line=line, raw=compact(node), error=f"not an OTLP span: {why}")
 
 
-def spans_to_rows(doc: Any, line: int) -> Iterator[StagedRow]:
-    """Staged rows of every GenAI span in one OTLP ``ExportTraceServiceRequest`` (as JSON)."""
+def _usage_spans(doc: Any, line: int) -> Iterator[StagedRow | tuple[Mapping[str, Any], dict[str, Any]]]:
+    """Quarantined rows of one export's parts out of OTLP's shape, and its usage spans with their
+    attributes (the resource's under the span's own)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("resourceSpans"), list):
         yield StagedRow(
             line=line, raw=compact(doc)[:2000], error="not an OTLP trace document (no resourceSpans)"
         )
         return
-    usage: list[tuple[Mapping[str, Any], dict[str, Any]]] = []
     for rs in doc["resourceSpans"]:
         if not isinstance(rs, dict) or not isinstance(rs.get("resource") or {}, dict):
             yield _malformed(line, rs, "a resourceSpans entry (or its resource) that is not an object")
             continue
-        # A resource attribute out of shape is left out; its spans are read with the rest.
-        resource, _ = read_attributes((rs.get("resource") or {}).get("attributes"))
+        resource, problems = read_attributes((rs.get("resource") or {}).get("attributes"))
+        # What the spans are attributed or priced by, out of shape on the resource: each of its
+        # usage spans waits in quarantine, whole; anything else out of shape is left out.
+        resource_bad = [f"resource {why}" for key, why in problems if key is None or key in _READ]
         scopes = rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []
         for ss in scopes if isinstance(scopes, list) else [scopes]:
             spans = ss.get("spans") if isinstance(ss, dict) else None
@@ -286,15 +292,31 @@ def spans_to_rows(doc: Any, line: int) -> Iterator[StagedRow]:
                     yield _malformed(line, span, "a span that is not an object")
                     continue
                 own, problems = read_attributes(span.get("attributes"))
-                bad = [why for key, why in problems if key is None or key.startswith(_MATTERS)]
-                if bad:  # what its usage is read from is out of shape: the span waits in quarantine
-                    yield _malformed(line, span, "; ".join(bad))
-                    continue
                 attrs = {**resource, **own}
-                if _is_genai(own) and _is_usage(attrs):
-                    usage.append((span, attrs))
-    traced_calls = {span.get("traceId") for span, attrs in usage if not _is_aggregate(attrs)}
-    for span, attrs in usage:
+                unreadable = any(key is None for key, _ in problems)  # can't tell what span it is
+                genai = _is_genai(own) or any(k is not None and _is_genai({k: None}) for k, _ in problems)
+                bad = [why for key, why in problems if key is None or key in _READ]
+                if unreadable or (genai and (bad or (resource_bad and _is_usage(attrs)))):
+                    yield _malformed(line, span, "; ".join([*resource_bad, *bad]))
+                    continue
+                if genai and _is_usage(attrs):
+                    yield span, attrs
+
+
+def spans_to_rows(doc: Any, line: int, traced_calls: set[str] | None = None) -> Iterator[StagedRow]:
+    """Staged rows of every GenAI span in one OTLP ``ExportTraceServiceRequest`` (as JSON).
+
+    ``traced_calls``: the traces with a model-call span anywhere in the input (default: this export's).
+    """
+    found = list(_usage_spans(doc, line))
+    usage = [f for f in found if isinstance(f, tuple)]
+    if traced_calls is None:
+        traced_calls = {_trace(span) for span, attrs in usage if not _is_aggregate(attrs)}
+    for item in found:
+        if isinstance(item, StagedRow):
+            yield item
+            continue
+        span, attrs = item
         if not _is_aggregate(attrs) or _counts_itself(span, traced_calls):
             yield _span_row(line, span, attrs)
 
@@ -381,8 +403,17 @@ class OtlpTraces(RecordFormat):
         return '"resourceSpans"' in head
 
     def rows(self, path: Path) -> Iterator[StagedRow]:
-        for line, doc in iter_json_documents(path):
+        docs = list(iter_json_documents(path))
+        # An agent span and its model calls may be in different exports (lines) of one file.
+        traced = {
+            _trace(item[0])
+            for line, doc in docs
+            if not isinstance(doc, JsonLineError)
+            for item in _usage_spans(doc, line)
+            if isinstance(item, tuple) and not _is_aggregate(item[1])
+        }
+        for line, doc in docs:
             if isinstance(doc, JsonLineError):
                 yield doc.staged()
                 continue
-            yield from spans_to_rows(doc, line)
+            yield from spans_to_rows(doc, line, traced)
