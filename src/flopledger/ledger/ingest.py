@@ -433,7 +433,8 @@ def _prepare(
     # rows whose event is already stored. Stored rows are counted in the ledger after the insert.
     stored_before = restated = 0
     con.execute("CREATE OR REPLACE TEMP TABLE _restated (event_id VARCHAR)")
-    reports = [i for i, fmt in enumerate(formats) if fmt.name in RESTATED_FORMATS]
+    # Usage-report buckets pulled again with grown totals restate their rows; requests never do.
+    reports = [i for i, fmt in enumerate(formats) if fmt.name in USAGE_REPORT_FORMATS]
     if count_of(con, f"SELECT count(*) FROM events WHERE {window}"):
         if reports:
             restated = _find_restated(con, window, reports)
@@ -464,11 +465,6 @@ def _prepare(
     version = ensure_prices(con, overrides, "(SELECT provider, model FROM _new)")
     _price_new(con, ingest_id, version, keep_prompts, with_prompts)
     return _Batch(int(rows_read), int(bad), int(duplicates), window, version, restated)
-
-
-RESTATED_FORMATS = USAGE_REPORT_FORMATS
-"""Usage reports: a bucket pulled before it closed is pulled again with its final counts. Its row
-keeps its id (bucket and group) and replaces the stored one; per-request sources never restate."""
 
 
 def _pulled_totals(alias: str) -> dict[str, str]:

@@ -162,9 +162,6 @@ def days_sql(days: Sequence[dt.date]) -> str:
     return "(" + ", ".join(f"DATE '{d.isoformat()}'" for d in days) + ")"
 
 
-_days = days_sql
-
-
 def resum_days(con: duckdb.DuckDBPyConnection, days: Sequence[dt.date]) -> None:
     """Sum ``days`` of the rollup again from the stored events (after events of those days changed)."""
     create_rollup(con)
@@ -190,15 +187,15 @@ def add_to_rollups(con: duckdb.DuckDBPyConnection, rows: str) -> None:
         day: (compacted, appended)
         for day, compacted, appended in con.execute(
             f"SELECT day, count(*) FILTER (compacted), count(*) FILTER (NOT compacted) FROM {ROLLUP_TABLE} "
-            f"WHERE day IN {_days(sorted(batch))} GROUP BY day"
+            f"WHERE day IN {days_sql(sorted(batch))} GROUP BY day"
         ).fetchall()
     }
     new = sorted(set(batch) - set(kept))
     merge = sorted(d for d, (compacted, appended) in kept.items() if appended + batch[d] > compacted)
     append = sorted(set(kept) - set(merge))
     if new or append:
-        where = f"WHERE CAST(ts AS DATE) IN {_days([*new, *append])}" if merge else ""
-        compacted = f"day NOT IN {_days(append)}" if append else "true"
+        where = f"WHERE CAST(ts AS DATE) IN {days_sql([*new, *append])}" if merge else ""
+        compacted = f"day NOT IN {days_sql(append)}" if append else "true"
         summed = _select(where, rows)
         con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME SELECT *, {compacted} AS compacted FROM ({summed})")
     if merge:
@@ -211,7 +208,7 @@ def _compact(con: duckdb.DuckDBPyConnection, rows: str, days: Sequence[dt.date])
     kinds = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {ROLLUP_TABLE})").fetchall())
     names = [_measure_name(m) for m in _MEASURES]
     sums = ", ".join(f"CAST(sum({c}) AS {kinds[c.strip(chr(34))]}) AS {c}" for c in names)
-    on = _days(days)
+    on = days_sql(days)
     try:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _rollup_sum AS

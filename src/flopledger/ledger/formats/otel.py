@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -294,7 +294,7 @@ def _usage_spans(doc: Any, line: int) -> Iterator[StagedRow | tuple[Mapping[str,
                 own, problems = read_attributes(span.get("attributes"))
                 attrs = {**resource, **own}
                 unreadable = any(key is None for key, _ in problems)  # can't tell what span it is
-                genai = _is_genai(own) or any(k is not None and _is_genai({k: None}) for k, _ in problems)
+                genai = _is_genai(own) or _is_genai({k: None for k, _ in problems if k is not None})
                 bad = [why for key, why in problems if key is None or key in _READ]
                 if unreadable or (genai and (bad or (resource_bad and _is_usage(attrs)))):
                     yield _malformed(line, span, "; ".join([*resource_bad, *bad]))
@@ -303,22 +303,25 @@ def _usage_spans(doc: Any, line: int) -> Iterator[StagedRow | tuple[Mapping[str,
                     yield span, attrs
 
 
-def spans_to_rows(doc: Any, line: int, traced_calls: set[str] | None = None) -> Iterator[StagedRow]:
-    """Staged rows of every GenAI span in one OTLP ``ExportTraceServiceRequest`` (as JSON).
+def spans_to_rows(documents: Iterable[tuple[int, Any]]) -> Iterator[StagedRow]:
+    """Staged rows of every GenAI span of OTLP ``ExportTraceServiceRequest`` documents (as JSON),
+    given as (line, document); a :class:`JsonLineError` document is quarantined.
 
-    ``traced_calls``: the traces with a model-call span anywhere in the input (default: this export's).
+    Each document is read once. Agent spans are judged against the model calls of all of them: an
+    agent span and its model calls may be in different exports (lines) of one file.
     """
-    found = list(_usage_spans(doc, line))
-    usage = [f for f in found if isinstance(f, tuple)]
-    if traced_calls is None:
-        traced_calls = {_trace(span) for span, attrs in usage if not _is_aggregate(attrs)}
-    for item in found:
+    found: list[tuple[int, StagedRow | tuple[Mapping[str, Any], dict[str, Any]]]] = []
+    for line, doc in documents:
+        if isinstance(doc, JsonLineError):
+            found.append((line, doc.staged()))
+        else:
+            found.extend((line, item) for item in _usage_spans(doc, line))
+    traced = {_trace(i[0]) for _, i in found if isinstance(i, tuple) and not _is_aggregate(i[1])}
+    for line, item in found:
         if isinstance(item, StagedRow):
             yield item
-            continue
-        span, attrs = item
-        if not _is_aggregate(attrs) or _counts_itself(span, traced_calls):
-            yield _span_row(line, span, attrs)
+        elif not _is_aggregate(item[1]) or _counts_itself(item[0], traced):
+            yield _span_row(line, *item)
 
 
 def _span_row(line: int, span: Mapping[str, Any], attrs: dict[str, Any]) -> StagedRow:
@@ -403,17 +406,4 @@ class OtlpTraces(RecordFormat):
         return '"resourceSpans"' in head
 
     def rows(self, path: Path) -> Iterator[StagedRow]:
-        docs = list(iter_json_documents(path))
-        # An agent span and its model calls may be in different exports (lines) of one file.
-        traced = {
-            _trace(item[0])
-            for line, doc in docs
-            if not isinstance(doc, JsonLineError)
-            for item in _usage_spans(doc, line)
-            if isinstance(item, tuple) and not _is_aggregate(item[1])
-        }
-        for line, doc in docs:
-            if isinstance(doc, JsonLineError):
-                yield doc.staged()
-                continue
-            yield from spans_to_rows(doc, line, traced)
+        yield from spans_to_rows(iter_json_documents(path))

@@ -18,7 +18,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["PROMPT_KEY_PATTERN", "WITHHELD", "prompt_key_pattern", "redact_prompts"]
+__all__ = ["WITHHELD", "prompt_key_pattern", "redact_prompts"]
 
 WITHHELD = "[prompt withheld]"
 
@@ -62,8 +62,6 @@ def prompt_key_pattern(extra: tuple[str, ...] = ()) -> str:
     SQL pre-filter of the rows to redact); ``extra``: the input's own prompt column (``--map``)."""
     return "|".join(_patterns(extra))
 
-
-PROMPT_KEY_PATTERN = prompt_key_pattern()
 
 _NUMBER = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*|\s*(true|false|null|none|)\s*", re.I)
 _SHORTEST_REPLACED = 8
