@@ -16,7 +16,7 @@ from urllib.parse import quote
 from flopledger.briefs.figures import pct, usd
 from flopledger.briefs.model import DAYS_PER_MONTH, Insight
 from flopledger.ledger.budgets import Budget, BudgetStatus, check_budgets
-from flopledger.ledger.forecast import forecast_month, spend_days
+from flopledger.ledger.forecast import forecast_month
 from flopledger.ledger.spark import Engine
 
 __all__ = ["BUDGETS_FILE", "MonthOutlook", "budget_insights", "find_budgets", "month_outlook"]
@@ -37,13 +37,13 @@ class MonthOutlook:
     last_month_usd: float
 
 
-def month_outlook(engine: Engine, as_of: dt.date) -> MonthOutlook | None:
+def month_outlook(engine: Engine, as_of: dt.date, days: tuple[dt.date, dt.date]) -> MonthOutlook | None:
     """Month-to-date spend and the month-end forecast of everything (no grouping); None before the
-    month's first spend (a brief on the 1st, before that day's usage is in)."""
-    _, latest = spend_days(engine)
-    if latest < as_of.replace(day=1):
+    month's first spend (a brief on the 1st, before that day's usage is in). ``days``: the ledger's
+    :func:`~flopledger.ledger.forecast.spend_days`."""
+    if days[1] < as_of.replace(day=1):
         return None
-    groups = forecast_month(engine, by=(), month=f"{as_of:%Y-%m}", as_of=as_of)
+    groups = forecast_month(engine, by=(), month=f"{as_of:%Y-%m}", as_of=as_of, days=days)
     if not groups:
         return None
     g = groups[0]

@@ -88,7 +88,7 @@ def build_brief(con: duckdb.DuckDBPyConnection, inputs: BriefInputs = BriefInput
     date = inputs.date or resolve_period(engine, None, None, days=(first_day, latest))[1]
     window = window_for(inputs.period, date)
     spend = spend_view(engine, window)
-    outlook = month_outlook(engine, date)
+    outlook = month_outlook(engine, date, (first_day, latest))
     floor_usd = MIN_LEDGER_IMPACT_SHARE * spend.cost_usd * window.per_month
     candidates = [i for i in spend.insights if i.impact_usd_per_month >= floor_usd]
     sources = ["ledger: spend change (volume, mix, price) and cache reads by team and model"]

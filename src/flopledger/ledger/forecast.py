@@ -211,14 +211,19 @@ def resolve_period(
 
 
 def forecast_month(
-    engine: Engine, *, by: Sequence[str], month: str | None = None, as_of: dt.date | None = None
+    engine: Engine,
+    *,
+    by: Sequence[str],
+    month: str | None = None,
+    as_of: dt.date | None = None,
+    days: tuple[dt.date, dt.date] | None = None,
 ) -> list[GroupForecast]:
     """Forecast ``month`` (default: the latest month with spend) per ``by`` group on ``engine``.
 
-    Largest P50 first; see :func:`resolve_period` for the defaults.
+    Largest P50 first; see :func:`resolve_period` for the defaults (and ``days``).
     """
     by = check_dimensions(by)
-    first, as_of = resolve_period(engine, month, as_of)
+    first, as_of = resolve_period(engine, month, as_of, days=days)
     return forecast_groups(engine.rows(daily_usage(events_table(engine), by, until=as_of)), by, first, as_of)
 
 
