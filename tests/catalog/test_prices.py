@@ -43,7 +43,9 @@ def test_a_ledger_mapped_by_earlier_rules_is_mapped_again_by_reprice(tmp_path: o
     con = open_ledger(tmp_path / "l.duckdb")
     ingest_files(con, [rows])
     now = price_version(PriceOverrides.empty())
-    old = now.replace("; mapping 2", "")  # as an earlier flopledger named its version
+    from flopledger.catalog.prices import MAPPING_RULES
+
+    old = now.replace(f"; mapping {MAPPING_RULES}", "")  # as an earlier flopledger named its version
     # An earlier version mapped (anthropic, gpt-4o) to OpenAI's gpt-4o and priced the event so.
     con.execute("UPDATE model_map SET price_version = ?, provider_id = 'openai', model_id = 'gpt-4o'", [old])
     con.execute("UPDATE events SET price_version = ?, priced = true, cost_usd = 0.0025", [old])

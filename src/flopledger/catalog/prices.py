@@ -36,6 +36,7 @@ __all__ = [
     "CATALOG_VERSION",
     "FAR_FUTURE",
     "FAR_PAST",
+    "MAPPING_RULES",
     "PRICE_CLASSES",
     "PRICE_ROW_KEYS",
     "TIER_ABOVE_ALL",
@@ -128,6 +129,7 @@ def resolve_catalog_model(provider: str | None, model: str) -> tuple[str, str] |
     >>> resolve_catalog_model("anthropic", "claude-sonnet-4-20250514")
     ('anthropic', 'claude-sonnet-4-0')
     """
+    provider = (provider or "").strip().lower() or None  # provider ids are lower case, as the ledger's
     cache = _disk_cache()
     name = f"{provider or ''}\t{model}"
     if name in cache.models:
@@ -188,13 +190,21 @@ them, is a mislabelled row and stays unpriced rather than priced at another vend
 resellers (google's Vertex, aws, azure, openrouter, ...) fall back to the model's own vendor."""
 
 
+MAPPING_RULES = digest_of(
+    ["\n".join(sorted(names)).encode() + b"|" for names in (SELF_HOSTED_PROVIDERS, SOLE_VENDORS)]
+)[:8]
+"""A digest of the rules that map a logged provider to catalog models (the two sets above): part
+of the price version, so changing them makes ingest and ``reprice`` map every name again."""
+
+
 def _resolve(provider: str | None, model: str) -> tuple[str, str] | None:
     snap = _snapshot()
-    named = (provider or "").strip().lower()
-    if named in SELF_HOSTED_PROVIDERS:
+    if provider in SELF_HOSTED_PROVIDERS:
         return None
-    fallback = named not in SOLE_VENDORS  # a host's or an unknown provider's model: its vendor's price
-    for provider_id in ([provider] if provider else []) + ([None] if fallback or not provider else []):
+    candidates: list[str | None] = [provider] if provider else []
+    if provider not in SOLE_VENDORS:  # a host's or an unknown provider's model: its vendor's price
+        candidates.append(None)
+    for provider_id in candidates:
         try:
             prov, info = snap.find_provider_model(model, None, provider_id, None)
         except LookupError:

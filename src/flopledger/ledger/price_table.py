@@ -6,16 +6,15 @@ import duckdb
 import pyarrow as pa
 
 from flopledger.catalog.overrides import PriceOverrides
-from flopledger.catalog.prices import CATALOG_VERSION, catalog_rows, resolve_catalog_model, save_catalog_cache
+from flopledger.catalog.prices import (
+    CATALOG_VERSION,
+    MAPPING_RULES,
+    catalog_rows,
+    resolve_catalog_model,
+    save_catalog_cache,
+)
 
-__all__ = ["MAPPING_RULES", "ensure_prices", "price_version", "priced_sql"]
-
-
-MAPPING_RULES = 2
-"""The rules that map a logged (provider, model) to a catalog model (2: a self-hosted provider, or a
-vendor that sells only its own models, no longer falls back to another vendor's model). A change
-makes a new price version, so ingest and ``reprice`` map every name again instead of reusing the
-mappings an earlier version made."""
+__all__ = ["ensure_prices", "price_version", "priced_sql"]
 
 
 def price_version(overrides: PriceOverrides) -> str:
