@@ -124,8 +124,11 @@ def _insight(s: BudgetStatus) -> Insight:
     )
 
 
-def budget_insights(engine: Engine, budgets: Sequence[Budget], as_of: dt.date) -> tuple[Insight, ...]:
-    """One candidate per budget that is over or at risk on ``as_of``."""
+def budget_insights(
+    engine: Engine, budgets: Sequence[Budget], as_of: dt.date, days: tuple[dt.date, dt.date] | None = None
+) -> tuple[Insight, ...]:
+    """One candidate per budget that is over or at risk on ``as_of`` (``days``: as for check_budgets)."""
     if not budgets:
         return ()
-    return tuple(_insight(s) for s in check_budgets(engine, budgets, as_of=as_of) if s.status != "ok")
+    statuses = check_budgets(engine, budgets, as_of=as_of, days=days)
+    return tuple(_insight(s) for s in statuses if s.status != "ok")

@@ -24,7 +24,7 @@ from flopledger.briefs.history import last_sent, split_repeats
 from flopledger.briefs.model import Brief, BriefWindow, Insight, KeyNumber, window_for
 from flopledger.briefs.spend import spend_view
 from flopledger.ledger.budgets import load_budgets
-from flopledger.ledger.forecast import resolve_period, spend_days
+from flopledger.ledger.forecast import spend_days
 from flopledger.ledger.spark import Engine
 
 __all__ = [
@@ -84,16 +84,16 @@ def build_brief(con: duckdb.DuckDBPyConnection, inputs: BriefInputs = BriefInput
     ``con`` is an open, writable ledger (the sent-insights table lives in it).
     """
     engine = Engine("duckdb", ibis.duckdb.from_connection(con), "events")
-    first_day, latest = spend_days(engine)
-    date = inputs.date or resolve_period(engine, None, None, days=(first_day, latest))[1]
+    days = spend_days(engine)  # read once: the month outlook and the budgets need them too
+    date = inputs.date or days[1]
     window = window_for(inputs.period, date)
     spend = spend_view(engine, window)
-    outlook = month_outlook(engine, date, (first_day, latest))
+    outlook = month_outlook(engine, date, days)
     floor_usd = MIN_LEDGER_IMPACT_SHARE * spend.cost_usd * window.per_month
     candidates = [i for i in spend.insights if i.impact_usd_per_month >= floor_usd]
     sources = ["ledger: spend change (volume, mix, price) and cache reads by team and model"]
     if inputs.budgets is not None:
-        candidates += budget_insights(engine, load_budgets(inputs.budgets), date)
+        candidates += budget_insights(engine, load_budgets(inputs.budgets), date, days)
         sources.append(f"ledger: budgets from {inputs.budgets.name}")
     flagged = flagged_view(con, engine, window)
     candidates += flagged.insights
@@ -158,7 +158,7 @@ def build_brief(con: duckdb.DuckDBPyConnection, inputs: BriefInputs = BriefInput
     return Brief(
         window=window,
         headline=_headline(
-            window, spend.cost_usd, spend.previous_cost_usd, top, latest if latest < date else None
+            window, spend.cost_usd, spend.previous_cost_usd, top, days[1] if days[1] < date else None
         ),
         key_numbers=tuple(keys),
         insights=tuple(top),

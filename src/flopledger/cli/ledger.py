@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +16,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from flopledger.cli.options import DbOption, FormatOption, resolve_db
 from flopledger.cli.output import OutputFormat, console, err_console, render_rows, to_jsonable
 from flopledger.errors import InputError, LedgerUnreadable
-from flopledger.settings import SETTINGS, setting_is_set, setting_value
+from flopledger.settings import setting_is_set, setting_value
 
 __all__ = ["register"]
 
@@ -374,7 +373,7 @@ def prices_show(
     from flopledger.ledger.repricing import price_rows
 
     # A ledger named by --db or $FLOPLEDGER_DB must be there; the default one is used when it is.
-    named = db is not None or bool(os.environ.get(SETTINGS["db"].env))
+    named = db is not None or setting_is_set("db")
     path = resolve_db(db)
     if named and not path.is_file():
         raise InputError("no ledger at this path; check --db and $FLOPLEDGER_DB", path=str(path))

@@ -108,8 +108,6 @@ def forecast(
     if run_backtest and changes:
         raise InputError("--changes and --backtest are two different views: ask for one at a time")
     dims = [d.strip() for d in by.split(",") if d.strip()]
-    if len(set(dims)) != len(dims):
-        raise InputError(f"--by names a dimension twice: {by}", field="--by")
     eng = _engine(db, engine, source, spark_master)
     if run_backtest:
         render_rows(

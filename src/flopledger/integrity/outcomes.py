@@ -27,6 +27,7 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from flopledger.errors import InputError
+from flopledger.ledger.store import count_of
 
 __all__ = ["OUTCOME_KINDS", "OutcomeIngest", "Rejected", "ingest_outcomes"]
 
@@ -164,10 +165,10 @@ def ingest_outcomes(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path])
 
 def _quarantine(con: duckdb.DuckDBPyConnection, rejected: Sequence[Rejected]) -> None:
     """Keep rejected rows in the ledger's quarantine, once each (keyed like usage rows: file, line, raw)."""
-    has_table = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'quarantine'"
-    ).fetchone()
-    if not rejected or not (has_table and has_table[0]):
+    has_table = count_of(
+        con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'quarantine'"
+    )
+    if not rejected or not has_table:  # a bare connection (no ledger) has no quarantine
         return
     ingest_id = f"outcomes-{uuid.uuid4().hex[:12]}"
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -180,7 +181,8 @@ def _quarantine(con: duckdb.DuckDBPyConnection, rejected: Sequence[Rejected]) ->
             r.field,
             r.reason,
             r.raw,
-            hashlib.md5(f"{r.path}|{r.line}|{r.raw}".encode()).hexdigest(),
+            # keyed like usage rows: by the resolved path, so another spelling of it is the same row
+            hashlib.md5(f"{Path(r.path).resolve()}|{r.line}|{r.raw}".encode()).hexdigest(),
             now,
         )
         for r in rejected

@@ -153,11 +153,11 @@ def match_indicators(
             field="objects",
         )
     indicators = [o for o in objects if isinstance(o, dict) and o.get("type") == "indicator"]
-    unnamed = [i for i, o in enumerate(indicators) if not isinstance(o.get("id"), str) or not o["id"]]
-    if unnamed:
-        raise InputError(
-            f"not a STIX 2.1 bundle: indicator {unnamed[0]} has no id", path=str(path), field="id"
-        )
+    unnamed = next(
+        (i for i, o in enumerate(indicators) if not isinstance(o.get("id"), str) or not o["id"]), None
+    )
+    if unnamed is not None:
+        raise InputError(f"not a STIX 2.1 bundle: indicator {unnamed} has no id", path=str(path), field="id")
     if not indicators:
         return []
     wanted: dict[tuple[str, str], list[tuple[str, str]]] = {}

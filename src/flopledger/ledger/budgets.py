@@ -261,26 +261,31 @@ def _unknown_note(b: Budget, known: set[str]) -> str | None:
 
 
 def check_budgets(
-    engine: Engine, budgets: Sequence[Budget], *, as_of: dt.date | None = None
+    engine: Engine,
+    budgets: Sequence[Budget],
+    *,
+    as_of: dt.date | None = None,
+    days: tuple[dt.date, dt.date] | None = None,
 ) -> list[BudgetStatus]:
     """Each budget's spend to date, forecast and status for the month of ``as_of``.
 
     ``as_of`` defaults to the latest day with priced spend, so a cron job sees today. A later
     ``as_of`` is brought back to that day, with a note: days the ledger has not been given yet are
     not days without spend, and forecasting them as such would call an overrun "ok".
+    ``days``: the ledger's :func:`~flopledger.ledger.forecast.spend_days`, when the caller has them.
     """
     daily: dict[str, list[dict[str, Any]]] = {
         scope: engine.rows(daily_usage(events_table(engine), (scope,), until=as_of))
         for scope in sorted({b.scope for b in budgets})
     }
-    days = [r["day"] for rows in daily.values() for r in rows]
+    seen = [r["day"] for rows in daily.values() for r in rows]
     lag_note = None
     if as_of is None:
-        if not days:
+        if not seen:
             raise InputError("the ledger holds no priced spend to check budgets against")
-        as_of = max(days)
+        as_of = max(seen)
     else:
-        _, latest = spend_days(engine)  # the ledger's last day, not the budgets' last before as_of
+        _, latest = days or spend_days(engine)  # the ledger's last day, not the budgets' before as_of
         if as_of > latest:
             lag_note = (
                 f"the ledger's spend ends on {latest}, before the as-of day {as_of}: judged as of "

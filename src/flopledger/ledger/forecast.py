@@ -112,6 +112,8 @@ def check_dimensions(by: Sequence[str]) -> tuple[str, ...]:
     for d in by:
         if d not in FORECAST_DIMENSIONS:
             raise UnknownNameError("dimension", d, list(FORECAST_DIMENSIONS))
+    if len(set(by)) != len(by):
+        raise InputError(f"--by names a dimension twice: {','.join(by)}", field="--by")
     return tuple(by)
 
 

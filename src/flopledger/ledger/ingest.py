@@ -31,7 +31,7 @@ from flopledger.ledger.formats.base import RecordFormat, StagedRow
 from flopledger.ledger.formats.redact import prompt_key_pattern, redact_prompts
 from flopledger.ledger.formats.tabular import TableFormat, TableSource, sql_literal
 from flopledger.ledger.price_table import ensure_prices, priced_sql
-from flopledger.ledger.rollups import add_to_rollups, days_sql, resum_days
+from flopledger.ledger.rollups import add_to_rollups, days_sql, refresh_rollups
 from flopledger.ledger.schema import EVENT_COLUMNS, TOKEN_COLUMNS, USAGE_REPORT_FORMATS
 from flopledger.ledger.store import count_of
 from flopledger.ledger.validate import CHECKED_COLUMNS, CHECKED_DDL, checked_sql, repeat_id_sql
@@ -554,7 +554,7 @@ def _commit(
     )
     con.execute("INSERT INTO events BY NAME SELECT * FROM _priced")
     if days:
-        resum_days(con, days)
+        refresh_rollups(con, days)
     stored, unpriced = con.execute(
         f"SELECT count(*), count(*) FILTER (NOT priced) FROM events WHERE ingest_id = ? AND {batch.window}",
         [ingest_id],

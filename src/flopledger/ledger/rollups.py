@@ -146,29 +146,25 @@ def create_rollup(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE {ROLLUP_TABLE} AS SELECT *, true AS compacted FROM ({_select('')})")
 
 
-def refresh_rollups(con: duckdb.DuckDBPyConnection) -> None:
-    """Recompute the whole rollup from the events (after a reprice); ingest adds to it instead."""
+def refresh_rollups(con: duckdb.DuckDBPyConnection, days: Sequence[dt.date] | None = None) -> None:
+    """Recompute the rollup from the events: all of it (after a reprice), or only ``days`` (after
+    events of those days were replaced); ingest adds to it instead."""
+    if days is not None and not days:
+        return
     present = _present_columns(con)
     if _state(present) != "current":
         create_rollup(con)  # built from the events
         return
     _add_compacted(con, present)
-    con.execute(f"DELETE FROM {ROLLUP_TABLE}")
-    con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME SELECT *, true AS compacted FROM ({_select('')})")
+    on = f"day IN {days_sql(days)}" if days is not None else "true"
+    where = f"WHERE CAST(ts AS DATE) IN {days_sql(days)}" if days is not None else ""
+    con.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE {on}")
+    con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME SELECT *, true AS compacted FROM ({_select(where)})")
 
 
 def days_sql(days: Sequence[dt.date]) -> str:
     """``days`` as a SQL list of DATE literals: they let DuckDB skip other days' row groups (zone maps)."""
     return "(" + ", ".join(f"DATE '{d.isoformat()}'" for d in days) + ")"
-
-
-def resum_days(con: duckdb.DuckDBPyConnection, days: Sequence[dt.date]) -> None:
-    """Sum ``days`` of the rollup again from the stored events (after events of those days changed)."""
-    create_rollup(con)
-    on = days_sql(days)
-    con.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE day IN {on}")
-    summed = _select(f"WHERE CAST(ts AS DATE) IN {on}")
-    con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME SELECT *, true AS compacted FROM ({summed})")
 
 
 def add_to_rollups(con: duckdb.DuckDBPyConnection, rows: str) -> None:

@@ -72,7 +72,9 @@ def _forecast(con: duckdb.DuckDBPyConnection, scope: q.Scope, source: str | None
         return {"month": None, "as_of": None, "total": None, "teams": []}
     # The ledger's latest day, not the scope's: a team quiet this month gets this month's forecast
     # (nothing spent so far), not that of the last month it spent in.
-    as_of: dt.date = q.totals(con, q.Scope(None), source=source)["last_day"]
+    as_of = q.last_priced_day(con, source=source)
+    if as_of is None:
+        return {"month": None, "as_of": None, "total": None, "teams": []}
     month = as_of.replace(day=1)
     total = forecast_groups(team_rows, (), month, as_of)
     teams = forecast_groups(team_rows, ("team",), month, as_of)

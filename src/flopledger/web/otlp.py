@@ -64,16 +64,15 @@ def _inflate(body: bytes, encoding: str | None, max_bytes: int | None = None) ->
                 f"unsupported Content-Encoding {enc!r}; send gzip or none", field="Content-Encoding"
             )
         return body
-    limit = max_bytes
     out = bytearray()
     rest = body
     try:
         while True:  # a gzip body may hold several members, one after the other
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if enc == "gzip" else zlib.MAX_WBITS)
-            out += inflater.decompress(rest, (limit + 1 - len(out)) if limit is not None else 0)
-            if limit is not None and len(out) > limit:
+            out += inflater.decompress(rest, (max_bytes + 1 - len(out)) if max_bytes is not None else 0)
+            if max_bytes is not None and len(out) > max_bytes:
                 raise BodyTooLarge(
-                    f"body over {limit} bytes once decompressed; send smaller batches", field="body"
+                    f"body over {max_bytes} bytes once decompressed; send smaller batches", field="body"
                 )
             if not inflater.eof:
                 raise InputError(f"body is not valid {enc}: it ends early", field="Content-Encoding")

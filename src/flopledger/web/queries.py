@@ -122,6 +122,12 @@ def totals(
     return _rows(con, sql, params)[0]
 
 
+def last_priced_day(con: duckdb.DuckDBPyConnection, *, source: str | None = None) -> dt.date | None:
+    """The ledger's latest day with priced spend (every scope's), as the budget check reads it."""
+    row = con.execute(f"SELECT max(day) FROM {source or rollup_source(con)} WHERE priced").fetchone()
+    return row[0] if row else None
+
+
 def spend_by(
     con: duckdb.DuckDBPyConnection,
     scope: Scope,

@@ -26,6 +26,7 @@ from flopledger.ledger.formats.base import (
     register,
     whole_count,
 )
+from flopledger.ledger.formats.redact import PROMPT_PREFIXES
 
 __all__ = [
     "AGGREGATE_OPERATIONS",
@@ -226,7 +227,6 @@ conventions' agent spans). An in-process agent's model calls are traced as its c
 counts are not counted again; a remote agent's (a CLIENT span) are the only record of its use."""
 
 _CLIENT_KINDS = (3, "3", "SPAN_KIND_CLIENT")
-_INTERNAL_KINDS = (1, "1", "SPAN_KIND_INTERNAL")
 
 
 def _is_usage(attrs: Mapping[str, Any]) -> bool:
@@ -326,8 +326,7 @@ def spans_to_rows(documents: Iterable[tuple[int, Any]]) -> Iterator[StagedRow]:
 
 def _span_row(line: int, span: Mapping[str, Any], attrs: dict[str, Any]) -> StagedRow:
     trace_id, span_id = span.get("traceId"), span.get("spanId")
-    text_keys = ("gen_ai.prompt", "gen_ai.input", "gen_ai.output")
-    raw_attrs = {k: v for k, v in attrs.items() if not k.startswith(text_keys)}
+    raw_attrs = {k: v for k, v in attrs.items() if not k.startswith(PROMPT_PREFIXES)}
     raw = compact(
         {
             "traceId": trace_id,

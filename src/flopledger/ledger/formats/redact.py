@@ -18,7 +18,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["WITHHELD", "prompt_key_pattern", "redact_prompts"]
+__all__ = ["PROMPT_PREFIXES", "WITHHELD", "prompt_key_pattern", "redact_prompts"]
 
 WITHHELD = "[prompt withheld]"
 
@@ -36,7 +36,7 @@ _KEYS = (
     "proxy_server_request",
     "system_instructions",
 )
-_PREFIXES = (
+PROMPT_PREFIXES: tuple[str, ...] = (
     "gen_ai.prompt",
     "gen_ai.completion",
     "gen_ai.input",
@@ -50,7 +50,7 @@ _PREFIXES = (
 
 
 def _patterns(extra: tuple[str, ...]) -> tuple[str, str]:
-    keys = [*(re.escape(k) for k in (*_KEYS, *extra)), *(re.escape(p) + r'[^"]*' for p in _PREFIXES)]
+    keys = [*(re.escape(k) for k in (*_KEYS, *extra)), *(re.escape(p) + r'[^"]*' for p in PROMPT_PREFIXES)]
     names = "|".join(keys)
     key_re = r'"(?:' + names + r')"\s*:\s*'
     attribute_re = r'"key"\s*:\s*"(?:' + names + r')"\s*,\s*"value"\s*:\s*'  # an OTLP {key, value}
@@ -69,7 +69,7 @@ _SHORTEST_REPLACED = 8
 
 
 def _is_prompt_key(key: str, extra: tuple[str, ...]) -> bool:
-    return key in _KEYS or key in extra or key.startswith(_PREFIXES)
+    return key in _KEYS or key in extra or key.startswith(PROMPT_PREFIXES)
 
 
 def _is_text(value: Any) -> bool:
