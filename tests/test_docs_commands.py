@@ -17,6 +17,15 @@ _COMMAND = re.compile(r"(?:^|[\s`])flopledger ((?:[a-z][a-z-]*\s?)+)(.*)")
 _OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 
 
+def _command(path: tuple[str, ...]) -> object:
+    import typer.main
+
+    command: object = typer.main.get_command(app)
+    for word in path:
+        command = getattr(command, "commands", {})[word]
+    return command
+
+
 @functools.cache
 def _help(path: tuple[str, ...]) -> str | None:
     """The help text of ``flopledger PATH``, None when PATH is no command."""
@@ -43,12 +52,14 @@ def test_a_documented_command_names_options_the_command_has(where: str, line: st
     assert match is not None
     words = match.group(1).split()
     path: tuple[str, ...] = ()
-    for word in words:  # the longest run of words that is a command
-        if _help((*path, word)) is None:
+    for word in words:  # the longest run of words that names a command
+        if word not in getattr(_command(path), "commands", {}):
             break
         path = (*path, word)
     help_text = _help(path)
     assert help_text is not None
+    if path and getattr(_command(path), "commands", None) and len(words) > len(path):  # a group, then a typo
+        raise AssertionError(f"{where}: `flopledger {' '.join(path)}` has no subcommand {words[len(path)]!r}")
     rest = " ".join(words[len(path) :]) + " " + match.group(2)
     options = _OPTION.findall(rest.split("#")[0])  # not the options a trailing comment names
     missing = [o for o in options if o not in help_text]

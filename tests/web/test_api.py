@@ -343,7 +343,8 @@ def test_a_team_quiet_this_month_sees_this_months_forecast(
         s.close()
     assert admin["month"] == "2026-03"
     assert (quiet["month"], quiet["as_of"]) == (admin["month"], admin["as_of"])
-    assert quiet["total"] is None or quiet["total"]["spent_usd"] == 0
+    assert quiet["total"]["month"] == "2026-03" and quiet["total"]["spent_usd"] == 0
+    assert [t["team"] for t in quiet["teams"]] == ["oldteam"]
 
 
 def test_names_with_a_slash_have_pages(golden: Fixture, tmp_path: Path, api_for: type[Api]) -> None:
@@ -369,15 +370,35 @@ def test_names_with_a_slash_have_pages(golden: Fixture, tmp_path: Path, api_for:
         s.close()
 
 
-def test_request_fees_are_the_stored_fees(api: Api, golden: Fixture, state: ServerState) -> None:
-    body = api.get("/api/v1/overview", token=golden.tokens["admin"]).json()
-    ((fees,),) = _events(state, "SELECT coalesce(sum(request_cost_usd), 0) FROM events")
-    assert body["totals"]["request_cost_usd"] == pytest.approx(fees, abs=1e-9)
-    teams = api.get("/api/v1/teams", token=golden.tokens["admin"]).json()
-    assert all("request_cost_usd" in t for t in teams["teams"])
-    per_day = dict(
-        _events(state, "SELECT CAST(ts AS DATE)::VARCHAR, sum(request_cost_usd) FROM events GROUP BY 1")
+def test_request_fees_are_the_stored_fees(golden: Fixture, tmp_path: Path, api_for: type[Api]) -> None:
+    """Daily fees, totals and per-team figures are the fees the events were priced with."""
+    from flopledger.web import WebConfig
+
+    overrides = tmp_path / "prices.toml"
+    overrides.write_text(
+        '[[model]]\nprovider = "internal"\nmodel = "fee-model"\ninput_usd_per_mtok = 1.0\n'
+        "output_usd_per_mtok = 2.0\nusd_per_request = 0.25\n"
     )
-    for d in body["daily"]:
-        assert d["request_fees_usd"] == pytest.approx(per_day.get(d["day"], 0.0), abs=1e-12)
-        assert d["request_fees_usd"] >= 0
+    rows = "".join(
+        f'{{"ts": "2026-03-0{d}T10:00:00Z", "provider": "internal", "model": "fee-model", "team": "{t}",'
+        f' "requests": {n}, "input_tokens": 1000}}\n'
+        for d, t, n in ((5, "agents", 4), (5, "search", 2), (6, "agents", 1))
+    )
+    s = ServerState.open(WebConfig(db=_ledger_copy(golden, tmp_path, rows, overrides)))
+    try:
+        api = api_for(s)
+        body = api.get("/api/v1/overview", token=golden.tokens["admin"]).json()
+        teams = api.get("/api/v1/teams", token=golden.tokens["admin"]).json()["teams"]
+        per_team = dict(_events(s, "SELECT team, sum(request_cost_usd) FROM events GROUP BY 1"))
+        per_day = dict(
+            _events(s, "SELECT CAST(ts AS DATE)::VARCHAR, sum(request_cost_usd) FROM events GROUP BY 1")
+        )
+    finally:
+        s.close()
+    assert body["totals"]["request_cost_usd"] == pytest.approx(7 * 0.25)
+    assert {t["name"]: t["request_cost_usd"] for t in teams} == pytest.approx(per_team)
+    fees = {d["day"]: d["request_fees_usd"] for d in body["daily"]}
+    assert fees["2026-03-05"] == pytest.approx(1.5) and fees["2026-03-06"] == pytest.approx(0.25)
+    assert all(
+        fees[day] == pytest.approx(per_day.get(day, 0.0), abs=1e-12) and fees[day] >= 0 for day in fees
+    )
