@@ -273,7 +273,7 @@ def test_prices_show_counts_events_by_their_current_mapping_and_those_no_row_cov
     assert result.exit_code != 0 and "cannot read the ledger" in str(result.exception)
 
 
-def test_tables_print_midnight_columns_as_days_and_align_by_the_first_filled_value(
+def test_tables_print_values_as_they_are_and_align_by_the_first_filled_value(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import datetime as dt
@@ -292,8 +292,8 @@ def test_tables_print_midnight_columns_as_days_and_align_by_the_first_filled_val
     ]
     output.render_rows(rows, output.OutputFormat.table)
     first, second = (line.split("│")[1:4] for line in out.getvalue().splitlines() if line.startswith("│"))
-    assert first[0].strip() == "2026-10-14"  # valid_to: midnights only, read as days
-    assert (first[1].strip(), second[1].strip()) == ("2026-10-14 00:00:00", "2026-03-02 09:15:00")  # mixed
+    assert first[0].strip() == "2026-10-14 00:00:00"  # a midnight is a time like any other (report --by hour)
+    assert (first[1].strip(), second[1].strip()) == ("2026-10-14 00:00:00", "2026-03-02 09:15:00")
     assert second[2].endswith("200,000 ")  # right-aligned, though the first row's tier is blank
 
 
@@ -466,3 +466,14 @@ def test_per_active_hour_leaves_out_usage_report_rows_which_have_no_hours(tmp_pa
     assert only_report and all(
         r["active_hours"] == 0 and r["cost_usd_per_active_hour"] is None for r in only_report
     )
+
+
+def test_prices_show_prints_its_midnight_bounds_as_days(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLOPLEDGER_DB", raising=False)
+    table = run("prices", "show", "gpt-5")
+    assert "2026-10-12" in table and "2026-10-12 00:00:00" not in table
+    (row, *_) = json.loads(run("prices", "show", "gpt-5", "-f", "json"))
+    assert str(row["valid_to"]).startswith("2026-10-12T00:00:00")  # machines keep the instant

@@ -408,6 +408,11 @@ def prices_show(
             "discount_pct",
             *(["events", "cost_usd"] if ledger is not None else []),
         ]
+        for bound in ("valid_from", "valid_to"):  # price changes fall at midnight: shown as days
+            filled = [r[bound] for r in rows if r.get(bound) is not None]
+            if filled and all(isinstance(v, dt.datetime) and v.time() == dt.time() for v in filled):
+                for r in rows:
+                    r[bound] = r[bound].date() if r.get(bound) is not None else None
     title = f"Prices of {model}"
     if ledger is not None:
         title += f"; the ledger's events of it, priced with these rows ({ledger})"

@@ -49,10 +49,6 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def _midnight(value: Any) -> bool:
-    return isinstance(value, dt.datetime) and value.tzinfo is None and value.time() == dt.time()
-
-
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -84,15 +80,12 @@ def render_rows(
     else:
         # Cells, headers and the title are text, never Rich markup: a name like "[infra]" prints as is.
         table = Table(title=Text(title) if title is not None else None, show_lines=False)
-        days = set()
         for c in cols:  # numbers right-aligned, judged by the first row that has the column filled
             filled = [r[c] for r in rows if r.get(c) is not None]
             numeric = bool(filled) and isinstance(filled[0], int | float) and not isinstance(filled[0], bool)
             table.add_column(Text(c), justify="right" if numeric else "left")
-            if filled and all(_midnight(v) for v in filled):  # dates kept as midnights read as days
-                days.add(c)
         for r in rows:
             table.add_row(
-                *(Text(_cell(r[c].date() if c in days and r.get(c) is not None else r.get(c))) for c in cols)
+                *(Text(_cell(r.get(c))) for c in cols)
             )
         console.print(table)
