@@ -376,3 +376,23 @@ def test_gzip_bodies_of_several_members_are_read_whole_and_trailing_bytes_refuse
         "/v1/traces", content=gzip.compress(text) + b"junk", headers=headers, token=golden.tokens["admin"]
     )
     assert r.status_code == 400 and "data follows its end" in r.json()["detail"]
+
+
+def test_a_named_overrides_file_gone_while_serving_stops_otlp_pricing(
+    golden: Fixture, tmp_path: Any, api_for: Any
+) -> None:
+    """Spans are never priced without the negotiated prices the server was started with."""
+    import shutil
+
+    from flopledger.web import WebConfig
+
+    copy = tmp_path / "ledger.duckdb"
+    shutil.copy(golden.path, copy)
+    config = WebConfig(db=copy, overrides=tmp_path / "gone.toml", overrides_required=True)
+    s = ServerState.open(config)
+    try:
+        r = api_for(s).post("/v1/traces", json=_doc(_span("fa119b7ec3c1b001")), token=golden.tokens["admin"])
+        assert r.status_code == 500 and "no such overrides file" in r.json()["detail"]
+        assert _count(s, "SELECT count(*) FROM events WHERE request_id = 'fa119b7ec3c1b001'") == 0
+    finally:
+        s.close()

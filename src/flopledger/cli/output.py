@@ -85,7 +85,5 @@ def render_rows(
             numeric = bool(filled) and isinstance(filled[0], int | float) and not isinstance(filled[0], bool)
             table.add_column(Text(c), justify="right" if numeric else "left")
         for r in rows:
-            table.add_row(
-                *(Text(_cell(r.get(c))) for c in cols)
-            )
+            table.add_row(*(Text(_cell(r.get(c))) for c in cols))
         console.print(table)

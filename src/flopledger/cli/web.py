@@ -56,8 +56,10 @@ def serve(
     from flopledger.web import WebConfig, create_app
 
     overrides = Path(setting_value("overrides"))
-    # A broken overrides file, or one named in $FLOPLEDGER_OVERRIDES that is missing, fails now.
-    load_overrides(overrides, required=setting_is_set("overrides"))
+    # A broken overrides file, or one named in $FLOPLEDGER_OVERRIDES that is missing, fails now (and
+    # on each OTLP request after, should it go while the server runs).
+    required = setting_is_set("overrides")
+    load_overrides(overrides, required=required)
     config = WebConfig(
         db=resolve_db(db),
         budgets=budgets,
@@ -65,6 +67,7 @@ def serve(
         capacity=capacity,
         secure_cookies=secure_cookies,
         overrides=overrides,
+        overrides_required=required,
         fingerprint_key=setting_value("fingerprint_key").encode("utf-8"),
     )
     for path in (budgets, allocation, capacity):

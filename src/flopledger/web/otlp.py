@@ -158,7 +158,7 @@ def ingest_traces(state: ServerState, doc: dict[str, Any]) -> IngestResult | Non
                 cur,
                 [path],
                 format="otel",
-                overrides=load_overrides(state.config.overrides),
+                overrides=load_overrides(state.config.overrides, required=state.config.overrides_required),
                 fingerprint_key=state.config.fingerprint_key or None,
                 source_names=[OTLP_SOURCE],  # the temporary file is gone once the request is done
             )

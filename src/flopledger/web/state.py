@@ -36,6 +36,7 @@ class WebConfig:
     secure_cookies: bool = False
     max_body_bytes: int = 16 * 1024 * 1024
     overrides: Path | None = None  # negotiated prices for spans received over OTLP
+    overrides_required: bool = False  # named by the user: a missing file is an error, not no prices
     fingerprint_key: bytes = b""
 
 
