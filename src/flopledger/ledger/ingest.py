@@ -273,7 +273,7 @@ def ingest_files(
     # A timestamp without an offset is UTC, whatever the session says; the caller's zone is put back.
     (zone,) = con.execute("SELECT current_setting('TimeZone')").fetchone() or ("UTC",)
     con.execute("SET TimeZone = 'UTC'")
-    try:
+    try:  # whatever happens, the caller's zone is given back
         mark_interrupted(con)
         con.execute(
             "INSERT INTO ingests (ingest_id, started_at, status, source_format, files) "
@@ -285,69 +285,67 @@ def ingest_files(
                 json.dumps(names),
             ],
         )
-    except BaseException:  # no run to record as failed: only the caller's zone to give back
-        con.execute(f"SET TimeZone = {sql_literal(str(zone))}")
-        raise
-    try:
-        # The input is read, checked, deduplicated and priced in temp tables first, outside the
-        # transaction: row ids number a file's committed rows in file order, and DuckDB scans
-        # committed tables in parallel. Only storing the batch is the transaction.
-        tables = _read_tables(con, files, formats, mapping, fixed, tick)
-        # From here rows carry their file and line, so no step depends on the order DuckDB keeps.
-        con.execute("SET preserve_insertion_order = false")
-        batch = _prepare(
-            con,
-            ingest_id,
-            files,
-            names,
-            formats,
-            tables,
-            fixed,
-            strict,
-            keep_prompts,
-            input_includes_cache,
-            overrides,
-            key,
-            tick,
-        )
-        con.execute("BEGIN TRANSACTION")
         try:
-            source = mapping.get("prompt")
-            prompt_keys = (source, source.rsplit(".", 1)[-1]) if source else ()
-            result = _commit(con, ingest_id, names, batch, keep_prompts, prompt_keys)
-            con.execute(
-                """UPDATE ingests SET finished_at = ?, status = 'committed', rows_read = ?, rows_stored = ?,
-                   rows_quarantined = ?, rows_duplicate = ?, rows_restated = ?, price_version = ?
-                   WHERE ingest_id = ?""",
-                [
-                    _now(),
-                    result.rows_read,
-                    result.rows_stored,
-                    result.rows_quarantined,
-                    result.rows_duplicate,
-                    result.rows_restated,
-                    result.price_version,
-                    ingest_id,
-                ],
+            # The input is read, checked, deduplicated and priced in temp tables first, outside the
+            # transaction: row ids number a file's committed rows in file order, and DuckDB scans
+            # committed tables in parallel. Only storing the batch is the transaction.
+            tables = _read_tables(con, files, formats, mapping, fixed, tick)
+            # From here rows carry their file and line, so no step depends on the order DuckDB keeps.
+            con.execute("SET preserve_insertion_order = false")
+            batch = _prepare(
+                con,
+                ingest_id,
+                files,
+                names,
+                formats,
+                tables,
+                fixed,
+                strict,
+                keep_prompts,
+                input_includes_cache,
+                overrides,
+                key,
+                tick,
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
+            con.execute("BEGIN TRANSACTION")
+            try:
+                source = mapping.get("prompt")
+                prompt_keys = (source, source.rsplit(".", 1)[-1]) if source else ()
+                result = _commit(con, ingest_id, names, batch, keep_prompts, prompt_keys)
+                con.execute(
+                    """UPDATE ingests SET finished_at = ?, status = 'committed', rows_read = ?,
+                       rows_stored = ?, rows_quarantined = ?, rows_duplicate = ?, rows_restated = ?,
+                       price_version = ? WHERE ingest_id = ?""",
+                    [
+                        _now(),
+                        result.rows_read,
+                        result.rows_stored,
+                        result.rows_quarantined,
+                        result.rows_duplicate,
+                        result.rows_restated,
+                        result.price_version,
+                        ingest_id,
+                    ],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        except BaseException as exc:
+            con.execute(
+                "UPDATE ingests SET finished_at = ?, status = 'failed', message = ? WHERE ingest_id = ?",
+                [_now(), str(exc)[:2000] or type(exc).__name__, ingest_id],
+            )
             raise
-    except BaseException as exc:
-        con.execute(
-            "UPDATE ingests SET finished_at = ?, status = 'failed', message = ? WHERE ingest_id = ?",
-            [_now(), str(exc)[:2000] or type(exc).__name__, ingest_id],
-        )
-        raise
+        finally:
+            con.execute("RESET preserve_insertion_order")
+            for view in ("_incoming", "_new"):
+                con.execute(f"DROP VIEW IF EXISTS {view}")
+            temps = ("_stage", "_checked", "_files", "_fp", "_priced", "_bad_lines", "_withheld", "_restated")
+            for t in (*temps, *(f"_src{i}" for i in range(len(files)))):
+                con.execute(f"DROP TABLE IF EXISTS {t}")
     finally:
-        con.execute("RESET preserve_insertion_order")
         con.execute(f"SET TimeZone = {sql_literal(str(zone))}")
-        for view in ("_incoming", "_new"):
-            con.execute(f"DROP VIEW IF EXISTS {view}")
-        temps = ("_stage", "_checked", "_files", "_fp", "_priced", "_bad_lines", "_withheld", "_restated")
-        for t in (*temps, *(f"_src{i}" for i in range(len(files)))):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
     if progress is not None:
         progress(total_bytes, total_bytes)
     return result
