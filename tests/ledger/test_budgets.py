@@ -158,14 +158,31 @@ def test_an_as_of_day_past_the_ledgers_spend_is_judged_at_its_last_day(ledger: P
     assert not any(s.note and "spend ends on" in s.note for s in latest)
 
 
-def test_a_quiet_as_of_day_inside_the_ledger_is_judged_as_that_day(ledger: Path) -> None:
-    engine = connect_engine("duckdb", db=ledger)
-    budgets = load_budgets(GOLDEN / "budgets.toml")
-    last = check_budgets(engine, budgets)[0].as_of
-    first_of_next = (last.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
-    inside = check_budgets(engine, budgets, as_of=last - dt.timedelta(days=3))
-    assert all(
-        s.as_of == last - dt.timedelta(days=3) and not (s.note and "ends on" in s.note) for s in inside
+def test_a_quiet_as_of_day_inside_the_ledger_is_judged_as_that_day(tmp_path: Path) -> None:
+    """A day without spend before the ledger's last day is a day without spend, not ingest lag."""
+    import shutil
+
+    from flopledger.ledger.ingest import ingest_files
+    from flopledger.ledger.store import open_ledger
+
+    from .conftest import write_jsonl
+
+    row = {"provider": "openai", "model": "gpt-5", "team": "agents", "input_tokens": 1_000_000}
+    days = ("2026-03-02", "2026-03-03", "2026-03-06")  # nothing on the 4th and 5th
+    db = tmp_path / "l.duckdb"
+    con = open_ledger(db)
+    ingest_files(con, [write_jsonl(tmp_path / "a.jsonl", [{**row, "ts": f"{d}T10:00:00Z"} for d in days])])
+    con.close()
+    shutil.copy(GOLDEN / "budgets.toml", tmp_path / "budgets.toml")
+    budgets = [b for b in load_budgets(tmp_path / "budgets.toml") if b.scope == "team" and b.name == "agents"]
+    engine = connect_engine("duckdb", db=db)
+    (quiet,) = check_budgets(engine, budgets, as_of=dt.date(2026, 3, 5))
+    assert (
+        quiet.as_of == dt.date(2026, 3, 5)
+        and quiet.day_usd == 0
+        and not (quiet.note and "ends on" in quiet.note)
     )
-    later = check_budgets(engine, budgets, as_of=first_of_next)
-    assert all(s.as_of == last for s in later)
+    assert quiet.spent_usd == pytest.approx(2 * 1.25)  # the 2nd and 3rd
+    (later,) = check_budgets(engine, budgets, as_of=dt.date(2026, 4, 2))
+    assert later.as_of == dt.date(2026, 3, 6) and later.note and "spend ends on 2026-03-06" in later.note
+    assert later.spent_usd == pytest.approx(3 * 1.25)

@@ -301,15 +301,12 @@ def test_an_edited_budgets_file_counts_at_once(golden: Fixture, tmp_path: Path, 
 
 def test_an_older_rollup_is_read_around_and_said_so(golden: Fixture, tmp_path: Path) -> None:
     """A reader of a ledger whose rollup an older flopledger made sums the events, and the page says so."""
-    import shutil
-
     from flopledger.ledger.store import open_ledger
     from flopledger.web import WebConfig
     from flopledger.web.dashboard import overview_page
     from flopledger.web.queries import Scope
 
-    copy = tmp_path / "ledger.duckdb"
-    shutil.copy(golden.path, copy)
+    copy = _ledger_copy(golden, tmp_path)
     con = duckdb.connect(str(copy))
     con.execute("ALTER TABLE rollup_daily DROP COLUMN price_model")  # as flopledger kept it before
     ((cost,),) = con.execute("SELECT sum(cost_usd) FROM events").fetchall()

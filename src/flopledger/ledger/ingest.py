@@ -30,9 +30,10 @@ from flopledger.ledger.formats import STAGE_COLUMNS, InputFormat, detect_format,
 from flopledger.ledger.formats.base import RecordFormat, StagedRow
 from flopledger.ledger.formats.redact import prompt_key_pattern, redact_prompts
 from flopledger.ledger.formats.tabular import TableFormat, TableSource, sql_literal
+from flopledger.ledger.measures import SUMMED_COUNTS
 from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.rollups import add_to_rollups, days_sql, refresh_rollups
-from flopledger.ledger.schema import EVENT_COLUMNS, TOKEN_COLUMNS, USAGE_REPORT_FORMATS
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, EVENT_COLUMNS, USAGE_REPORT_FORMATS
 from flopledger.ledger.store import count_of
 from flopledger.ledger.validate import CHECKED_COLUMNS, CHECKED_DDL, checked_sql, repeat_id_sql
 
@@ -472,8 +473,7 @@ def _pulled_totals(alias: str) -> dict[str, str]:
     def col(name: str) -> str:
         return f'coalesce({alias}."{name}", 0)'
 
-    parts = ("input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")
-    all_input = " + ".join(col(c) for c in parts)
+    all_input = " + ".join(col(c) for c in BILLED_TOKEN_COLUMNS[:4])  # every input class
     return {"requests": col("requests"), "input": f"({all_input})", "output": col("output_tokens")}
 
 
@@ -495,7 +495,7 @@ def _find_restated(con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[i
     new, old = _pulled_totals("c"), _pulled_totals("e")
     grown = " AND ".join(f"{new[k]} >= {old[k]}" for k in new)
     larger = " OR ".join(f"{new[k]} > {old[k]}" for k in new)
-    stored = ", ".join(f'"{c}"' for c in ("requests", *TOKEN_COLUMNS))
+    stored = ", ".join(f'"{c}"' for c in SUMMED_COUNTS)
     con.execute(
         f"""INSERT INTO _restated
             SELECT DISTINCT c.event_id FROM _checked AS c
