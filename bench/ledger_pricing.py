@@ -109,7 +109,7 @@ else:
         rollup = priced.group_by([priced.team, priced.model, pday]).aggregate(
             cost_usd=priced.cost_usd.sum(), events=priced.count())
     else:  # flopledger's priced rollup: aggregate between price breakpoints, then price the groups
-        breaks = price_breaks(prices, lambda e: e.to_pyarrow().to_pylist())
+        breaks = price_breaks(prices, lambda e: e.to_pyarrow().to_pylist(), mm)
         rollup = priced_rollup(ev, prices, mm, breaks, [ev.team, ev.model, day])
     sql = b.compile(rollup, pretty=False)  # as executing the expression does; pretty-printing is slow
 t1 = time.perf_counter()  # setup done: catalog flattened, breakpoints read, expression compiled

@@ -25,6 +25,10 @@ _MODELS = [
     ("deepseek", "deepseek-chat"),  # off-peak hours: time-of-day breakpoints
     ("acme", "unknown-model"),
 ]
+_SECOND_PROVIDERS = [
+    ("openrouter", "gpt-5-mini"),  # a model logged under a second provider: it no longer names one
+    (None, "deepseek-chat"),  # and one logged without a provider besides with one
+]
 
 _KEYS: dict[str, Any] = {
     "team": lambda t: t.team,
@@ -43,7 +47,7 @@ _KEY_SETS = [("team", "model", "day"), ("team", "model", "day_cast"), ("team",),
     events=st.lists(
         st.fixed_dictionaries(
             {
-                "model": st.sampled_from(_MODELS),
+                "model": st.sampled_from(_MODELS + _SECOND_PROVIDERS),
                 "ts": st.datetimes(min_value=dt.datetime(2026, 3, 11), max_value=dt.datetime(2026, 3, 12)),
                 "team": st.sampled_from(["a", "b"]),
                 "service_tier": st.sampled_from(["standard", "batch"]),
@@ -59,9 +63,13 @@ _KEY_SETS = [("team", "model", "day"), ("team", "model", "day_cast"), ("team",),
         max_size=40,
     ),
     key_set=st.sampled_from(_KEY_SETS),
+    read_map=st.booleans(),
 )
 def test_priced_rollup_equals_per_event_pricing(
-    tmp_path_factory: pytest.TempPathFactory, events: list[dict[str, Any]], key_set: tuple[str, ...]
+    tmp_path_factory: pytest.TempPathFactory,
+    events: list[dict[str, Any]],
+    key_set: tuple[str, ...],
+    read_map: bool,
 ) -> None:
     tmp = tmp_path_factory.mktemp("rp")
     rows = []
@@ -79,7 +87,13 @@ def test_priced_rollup_equals_per_event_pricing(
     prices = backend.table("prices").filter(lambda p: p.price_version == version)
     model_map = backend.table("model_map").filter(lambda m: m.price_version == version)
     events_t = backend.table("events")
-    breaks = price_breaks(prices, lambda e: e.to_pyarrow().to_pylist())
+    # With the model map read, a model logged under one provider only is rolled up without its
+    # provider as a key (the model names it); a model logged under two keeps it.
+    breaks = price_breaks(prices, lambda e: e.to_pyarrow().to_pylist(), model_map if read_map else None)
+    logged: dict[str, set[str]] = {}
+    for r in rows:
+        logged.setdefault(r["model"], set()).add(r["provider"] or "")
+    assert breaks.provider_follows_model == (read_map and all(len(p) == 1 for p in logged.values()))
     # The cases this test is for: off-peak hours, a long-context tier, a discount starting mid-morning.
     seen = {r["model"] for r in rows}
     assert "deepseek-chat" not in seen or breaks.tod_s
@@ -140,3 +154,28 @@ def test_a_zero_request_event_does_not_push_its_group_over_a_tier(tmp_path: Any)
     rolled = priced_rollup(events, b.table("prices"), b.table("model_map"), breaks, [events.team])
     ((per_event,),) = con.execute("SELECT sum(cost_usd) FROM events").fetchall()
     assert rolled.to_pyarrow().to_pylist()[0]["cost_usd"] == pytest.approx(per_event, rel=1e-12)
+
+
+def test_a_model_logged_under_a_second_provider_is_grouped_by_provider_again(tmp_path: Any) -> None:
+    """A model's provider is joined to its groups only while the model map gives it one provider."""
+    row = {"ts": "2026-03-11T10:00:00Z", "model": "gpt-5-mini", "team": "a", "input_tokens": 9_000}
+    row |= {"output_tokens": 700}
+    con = open_ledger(tmp_path / "l.duckdb")
+    b = ibis.duckdb.from_connection(con)
+    rows = lambda e: e.to_pyarrow().to_pylist()  # noqa: E731
+    for n, provider in enumerate(("openai", "openrouter")):
+        ingest_files(
+            con, [write_jsonl(tmp_path / f"{n}.jsonl", [{**row, "provider": provider, "team": provider}])]
+        )
+        events, prices, model_map = b.table("events"), b.table("prices"), b.table("model_map")
+        breaks = price_breaks(prices, rows, model_map)
+        assert breaks.provider_follows_model == (n == 0)
+        rolled = priced_rollup(events, prices, model_map, breaks, [events.team])
+        got = {r["team"]: (r["cost_usd"], r["unpriced_tokens"]) for r in rows(rolled)}
+        want = con.execute(
+            "SELECT team, sum(coalesce(cost_usd, 0)), sum(CASE WHEN priced THEN 0 ELSE input_tokens + "
+            "output_tokens END) FROM events GROUP BY team"
+        ).fetchall()
+        assert got.keys() == {t for t, _, _ in want}
+        for team, cost, unpriced in want:
+            assert got[team][0] == pytest.approx(cost, rel=1e-12) and got[team][1] == unpriced

@@ -92,7 +92,8 @@ def test_priced_rollup_on_spark_equals_duckdb(tmp_path: Path) -> None:
             prices = backend.table(f"{prefix}prices").filter(lambda p: p.price_version == version)
             model_map = backend.table(f"{prefix}model_map").filter(lambda m: m.price_version == version)
             ev = backend.table(f"{prefix}events")
-            breaks = price_breaks(prices, engine.rows)
+            breaks = price_breaks(prices, engine.rows, model_map)
+            assert breaks.provider_follows_model  # the rollup joins each model's provider to its groups
             assert breaks.tod_s and breaks.tier_tokens
             by_day = priced_rollup(ev, prices, model_map, breaks, [ev.team, ev.ts.date().name("day")])
             by_team = priced_rollup(ev, prices, model_map, breaks, [ev.team])  # the rollup adds its own day

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import duckdb
-import pyarrow as pa
 
 from flopledger.catalog.overrides import PriceOverrides
 from flopledger.catalog.prices import (
@@ -53,14 +52,28 @@ def ensure_prices(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides, sou
         for row in catalog_rows(provider_id, model_id, overrides)
     ]
     if records:
-        con.register("_price_rows", pa.Table.from_pylist(records))
-        try:
-            con.execute("INSERT INTO prices BY NAME SELECT * FROM _price_rows")
-        finally:
-            con.unregister("_price_rows")
+        _insert_rows(con, "prices", records)
     if pairs or records:
         save_catalog_cache()
     return version
+
+
+_ROWS_PER_INSERT = 500
+
+
+def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, records: list[dict[str, object]]) -> None:
+    """Insert ``records`` (dicts of the same keys) by column name, as parameters: a few hundred price
+    rows, for which registering an Arrow table would cost more (its first use imports pyarrow's
+    dataset module) than inserting them."""
+    names = list(records[0])
+    columns = ", ".join(f'"{n}"' for n in names)
+    row = "(" + ", ".join("?" * len(names)) + ")"
+    for start in range(0, len(records), _ROWS_PER_INSERT):
+        chunk = records[start : start + _ROWS_PER_INSERT]
+        con.execute(
+            f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))}",
+            [r[n] for r in chunk for n in names],
+        )
 
 
 _PRICED_SQL: dict[tuple[str, str], str] = {}

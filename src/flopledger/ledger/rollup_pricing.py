@@ -34,15 +34,23 @@ __all__ = ["PriceBreaks", "price_breaks", "priced_rollup"]
 
 @dataclass(frozen=True)
 class PriceBreaks:
-    """Every breakpoint of one price version: instants, seconds of the day, tier thresholds."""
+    """Every breakpoint of one price version: instants, seconds of the day, tier thresholds; and
+    whether each model of its model map is logged under one provider only (then a rollup need not
+    group by the provider: the model names it)."""
 
     instants: tuple[dt.datetime, ...]
     tod_s: tuple[int, ...]
     tier_tokens: tuple[int, ...]
+    provider_follows_model: bool = False
 
 
-def price_breaks(prices: ir.Table, rows: Any) -> PriceBreaks:
-    """Read the breakpoints of ``prices`` (one price version) with ``rows`` (an engine's row runner)."""
+def price_breaks(prices: ir.Table, rows: Any, model_map: ir.Table | None = None) -> PriceBreaks:
+    """Read the breakpoints of ``prices`` (one price version) with ``rows`` (an engine's row runner).
+
+    With ``model_map`` (of the same version, holding every logged provider and model of the events
+    to roll up, as :func:`~flopledger.ledger.price_table.ensure_prices` leaves it) it also reads
+    whether a model's provider follows from the model.
+    """
     edges = rows(
         prices.select(
             prices.valid_from,
@@ -59,7 +67,13 @@ def price_breaks(prices: ir.Table, rows: Any) -> PriceBreaks:
         TIER_BELOW_ALL,
         TIER_ABOVE_ALL,
     }
-    return PriceBreaks(tuple(sorted(instants)), tuple(sorted(tods)), tuple(sorted(tiers)))
+    follows = False
+    if model_map is not None:
+        logged = model_map.select(model=model_map.model, provider=model_map.provider.fill_null("")).distinct()
+        per_model = logged.group_by("model").aggregate(n=logged.count())
+        (most,) = rows(per_model.aggregate(most=per_model.n.max().fill_null(0)))
+        follows = int(most["most"]) <= 1
+    return PriceBreaks(tuple(sorted(instants)), tuple(sorted(tods)), tuple(sorted(tiers)), follows)
 
 
 def _side(terms: list[ir.BooleanValue]) -> ir.IntegerValue:
@@ -170,7 +184,7 @@ def priced_rollup(
 
     ``prices`` and ``model_map`` are of one price version; ``breaks`` are its breakpoints.
 
-    >>> # breaks = price_breaks(prices, lambda e: e.to_pyarrow().to_pylist())
+    >>> # breaks = price_breaks(prices, lambda e: e.to_pyarrow().to_pylist(), model_map)
     >>> # priced_rollup(events, prices, model_map, breaks, [events.team, events.ts.date().name("day")])
     """
     t = events
@@ -184,7 +198,11 @@ def priced_rollup(
         k.get_name() if k.get_name() in plain and k.equals(t[k.get_name()]) else f"_key{i}"
         for i, k in enumerate(keys)
     ]
-    extra = [c for c in ("provider", "model", "service_tier") if c not in inner]
+    # A model logged under one provider only names it: the provider is joined to the groups, not
+    # grouped by (a string key less per event).
+    joined_provider = breaks.provider_follows_model and "provider" not in inner
+    pricing = ("model", "service_tier") if joined_provider else ("provider", "model", "service_tier")
+    extra = [c for c in pricing if c not in inner]
     computed: dict[str, ir.Value] = {n: k for n, k in zip(inner, keys, strict=True) if n.startswith("_key")}
     # The day settles midnight price changes and anchors the representative time; a day key is reused.
     day = next((n for n, k in zip(inner, keys, strict=True) if _is_day_of(t.ts, k)), None)
@@ -204,6 +222,11 @@ def priced_rollup(
             **{c: (lambda g, c=c: g[c].sum()) for c in TOKEN_COLUMNS},
         )
     )
+    if joined_provider:
+        logged = model_map.select(
+            _pf_model=model_map.model, provider=model_map.provider.fill_null("")
+        ).distinct()
+        groups = groups.left_join(logged, groups.model == logged._pf_model).drop("_pf_model")
     # Only times and inputs inside each group's buckets reach price_events: one price row applies.
     bucket = groups._bucket if number is not None else ibis.literal(0)
     groups = groups.mutate(
