@@ -3,8 +3,8 @@
 Every run reconciles: ``rows_read = rows_stored + rows_quarantined + rows_duplicate``. A bad row never
 stops a good file and is never lost (it goes to ``quarantine`` with file, line, field and reason); a
 re-run never double counts (stable event ids); a run killed half way leaves the ledger as it was
-before the run: the input is read, checked and priced in temp tables, and storing it (quarantine,
-events, rollup, the run's record) is one DuckDB transaction.
+before the run: the input is read and checked in temp tables, and storing it (quarantine, events
+priced as they are stored, rollup, the run's record) is one DuckDB transaction.
 
 >>> from flopledger.ledger.store import open_ledger
 >>> con = open_ledger(":memory:")
@@ -287,9 +287,9 @@ def ingest_files(
             ],
         )
         try:
-            # The input is read, checked, deduplicated and priced in temp tables first, outside the
+            # The input is read, checked and deduplicated in temp tables first, outside the
             # transaction: row ids number a file's committed rows in file order, and DuckDB scans
-            # committed tables in parallel. Only storing the batch is the transaction.
+            # committed tables in parallel. Only storing (and so pricing) the batch is the transaction.
             tables = _read_tables(con, files, formats, mapping, fixed, tick)
             # From here rows carry their file and line, so no step depends on the order DuckDB keeps.
             con.execute("SET preserve_insertion_order = false")
@@ -340,9 +340,9 @@ def ingest_files(
             raise
         finally:
             con.execute("RESET preserve_insertion_order")
-            for view in ("_incoming", "_new"):
+            for view in ("_priced", "_incoming", "_new"):
                 con.execute(f"DROP VIEW IF EXISTS {view}")
-            temps = ("_stage", "_checked", "_files", "_fp", "_priced", "_bad_lines", "_withheld", "_restated")
+            temps = ("_stage", "_checked", "_files", "_fp", "_bad_lines", "_withheld", "_restated")
             for t in (*temps, *(f"_src{i}" for i in range(len(files)))):
                 con.execute(f"DROP TABLE IF EXISTS {t}")
     finally:
@@ -379,7 +379,7 @@ def _prepare(
     key: bytes,
     tick: Callable[[int], None],
 ) -> _Batch:
-    """Stage, check, deduplicate and price the input into temp tables (``_checked``, ``_priced``).
+    """Stage, check and deduplicate the input into temp table ``_checked``; view ``_priced`` prices it.
 
     Nothing of the ledger's usage changes here; only the price table may gain the rows of models it
     had not seen (a cache of the catalog, the same whoever fills it).
@@ -663,7 +663,12 @@ def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> bool:
 def _price_new(
     con: duckdb.DuckDBPyConnection, ingest_id: str, version: str, keep_prompts: bool, with_prompts: bool
 ) -> None:
-    """Price the new events once, into temp table ``_priced``, as the events rows they will be."""
+    """View ``_priced``: the new events priced, as the events rows they will be.
+
+    A view, not a table: the rollup and the insert each price the rows as they read them, which
+    costs less than writing every priced row to a temp table first (a join of a few price rows per
+    event against copying 46 columns).
+    """
     computed = {
         "prompt": "n.prompt" if keep_prompts else "CAST(NULL AS VARCHAR)",
         "source_format": "fl._format",
@@ -685,4 +690,4 @@ def _price_new(
         f"CREATE OR REPLACE TEMP VIEW _incoming AS SELECT {', '.join(select)} "
         f"FROM _new n JOIN _files fl ON fl._fidx = n._fidx{join}"
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _priced AS {priced_sql(con, '_incoming', version)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _priced AS {priced_sql(con, '_incoming', version)}")
