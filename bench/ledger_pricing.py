@@ -47,6 +47,9 @@ def make_events(n: int, seed: int = 0) -> pa.Table:
     rng = np.random.default_rng(seed)
     m = rng.integers(0, len(MODELS), n)
     ts = np.datetime64(START) + rng.integers(0, 30 * 86_400, n).astype("timedelta64[s]")
+    # Each engineer works in one team, as in an organisation (and in `flopledger demo`).
+    users = rng.integers(0, 500, n)
+    team_of_user = rng.integers(0, 24, 500)
     return pa.table(
         {
             "event_id": pa.array(np.char.add("e", np.arange(n).astype(str)))
@@ -55,8 +58,8 @@ def make_events(n: int, seed: int = 0) -> pa.Table:
             "ts": pa.array(ts.astype("datetime64[us]")),
             "provider": pa.array([MODELS[i][0] for i in range(len(MODELS))]).take(pa.array(m)),
             "model": pa.array([MODELS[i][1] for i in range(len(MODELS))]).take(pa.array(m)),
-            "team": pa.array([f"team-{i:02d}" for i in range(24)]).take(pa.array(rng.integers(0, 24, n))),
-            "user": pa.array([f"eng-{i:04d}" for i in range(500)]).take(pa.array(rng.integers(0, 500, n))),
+            "team": pa.array([f"team-{i:02d}" for i in range(24)]).take(pa.array(team_of_user[users])),
+            "user": pa.array([f"eng-{i:04d}" for i in range(500)]).take(pa.array(users)),
             "service_tier": pa.array(["standard", "batch"]).take(pa.array((rng.random(n) < 0.1).astype(int))),
             "requests": pa.array(np.ones(n, dtype=np.int64)),
             "input_tokens": pa.array(rng.integers(0, 8_000, n)),
@@ -174,17 +177,17 @@ _STAGES = (  # (stage, how its statements start), in pipeline order; the first m
         ),
     ),
     (
-        "price",
+        "price table",
         (
             "SELECT DISTINCT coalesce(provider",
             "INSERT INTO model_map",
             "SELECT DISTINCT provider_id",
             "INSERT INTO prices",
-            "CREATE OR REPLACE TEMP TABLE _priced",
+            "CREATE OR REPLACE TEMP VIEW _priced",
         ),
     ),
-    (
-        "rollup",
+    (  # the batch is priced as the rollup and the events' insert read it
+        "price and roll up",
         (
             "SELECT CAST(ts AS DATE), count(*)",
             "SELECT day, count(*) FILTER (compacted)",
@@ -193,7 +196,10 @@ _STAGES = (  # (stage, how its statements start), in pipeline order; the first m
             "DELETE FROM rollup_daily",
         ),
     ),
-    ("store the events", ("INSERT INTO events", "SELECT count(*), count(*) FILTER (NOT priced)", "COMMIT")),
+    (
+        "price and store the events",
+        ("INSERT INTO events", "SELECT count(*), count(*) FILTER (NOT priced)", "COMMIT"),
+    ),
 )
 
 
