@@ -546,10 +546,8 @@ def _commit(
             f"DELETE FROM events WHERE {batch.window} AND event_id IN (SELECT event_id FROM _restated)"
         )
     # First: a rollup an older flopledger made is rebuilt without the batch.
-    add_to_rollups(
-        con,
-        "_priced" if not days else f"(SELECT * FROM _priced WHERE CAST(ts AS DATE) NOT IN {days_sql(days)})",
-    )
+    outside = f" WHERE CAST(ts AS DATE) NOT IN {days_sql(days)}" if days else ""
+    add_to_rollups(con, f"(SELECT * FROM _priced{outside})", f"(SELECT ts FROM _new{outside})")
     con.execute("INSERT INTO events BY NAME SELECT * FROM _priced")
     if days:
         refresh_rollups(con, days)
