@@ -170,11 +170,13 @@ def days_sql(days: Sequence[dt.date]) -> str:
 def add_to_rollups(con: duckdb.DuckDBPyConnection, rows: str, times: str | None = None) -> None:
     """Add a batch of priced events (table ``rows``), before they are stored, to the rollup.
 
-    ``times``: the same rows' ``ts`` from a table cheaper to read than ``rows`` (a view that prices
-    them as it is read); the batch's days are counted there. The events are not read. A day the rollup does not have yet gets the batch's sums, compacted;
+    The events are not read. A day the rollup does not have yet gets the batch's sums, compacted;
     a day it has gets them appended, or, once its appended rows (these included, counted as the
     batch's events there) would outnumber its compacted ones, is summed again from its rollup rows
     and the batch. Summed by group, the result equals :func:`refresh_rollups` of those days.
+
+    ``times``: the same rows' ``ts`` from a table cheaper to read than ``rows`` (a view that prices
+    them as it is read); the batch's days are counted there.
     """
     create_rollup(con)
     batch = dict(con.execute(f"SELECT CAST(ts AS DATE), count(*) FROM {times or rows} GROUP BY 1").fetchall())
