@@ -82,6 +82,17 @@ def test_cli_create_list_revoke(tmp_path: Path) -> None:
     con.close()
 
 
+def test_a_token_for_a_ledger_not_there_yet_says_a_new_one_is_made(tmp_path: Path) -> None:
+    """A mistyped --db would otherwise give a token that works on an empty ledger nobody serves."""
+    db = tmp_path / "typo.duckdb"
+    first = runner.invoke(app, ["tokens", "create", "--role", "admin", "--db", str(db)])
+    assert first.exit_code == 0, first.output
+    assert f"there was no ledger at {db}" in first.stderr and "check --db" in first.stderr
+    assert first.stdout.strip().splitlines()[-1].startswith("flt_")  # the secret stays alone, last
+    again = runner.invoke(app, ["tokens", "create", "--role", "admin", "--db", str(db)])
+    assert again.exit_code == 0 and "no ledger" not in again.stderr
+
+
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     from flopledger.cli import main
 

@@ -78,8 +78,17 @@ def serve(
 
         load_budgets(budgets)
     banner = f"flopledger dashboard on http://{host}:{port}/ (ledger {config.db})"
+    if not config.db.exists():
+        typer.echo(_new_ledger_note(config.db), err=True)
     err_console.print(escape(banner), highlight=False)
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+
+
+def _new_ledger_note(path: Path) -> str:
+    return (
+        f"note: there was no ledger at {path}; a new, empty one is used. If you meant another, "
+        "check --db or $FLOPLEDGER_DB."
+    )
 
 
 @tokens_app.command("create")
@@ -92,11 +101,15 @@ def tokens_create(
     from flopledger.ledger.store import open_ledger
     from flopledger.web.tokens import create_token
 
-    con = open_ledger(resolve_db(db))
+    path = resolve_db(db)
+    new = not path.exists()
+    con = open_ledger(path)
     try:
         issued = create_token(con, role=role, team=team)
     finally:
         con.close()
+    if new:  # a token for a ledger about to be filled, or a mistyped --db: either way, say so
+        typer.echo(_new_ledger_note(path), err=True)
     scope = f"team {issued.record.team}" if issued.record.team else "every team"
     typer.echo(
         f"token {issued.record.id}: {issued.record.role}, sees {scope}. Keep it now; it is not shown again:"
