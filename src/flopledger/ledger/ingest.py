@@ -343,7 +343,8 @@ def ingest_files(
             for view in ("_priced", "_incoming", "_new"):
                 con.execute(f"DROP VIEW IF EXISTS {view}")
             temps = ("_stage", "_checked", "_files", "_fp", "_bad_lines", "_withheld", "_restated")
-            for t in (*temps, *(f"_src{i}" for i in range(len(files)))):
+            sources = [f"_src{i}{part}" for i in range(len(files)) for part in ("", "_starts")]
+            for t in (*temps, *sources):
                 con.execute(f"DROP TABLE IF EXISTS {t}")
     finally:
         con.execute(f"SET TimeZone = {sql_literal(str(zone))}")

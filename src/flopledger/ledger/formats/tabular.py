@@ -67,9 +67,9 @@ class TableFormat(InputFormat):
         raise NotImplementedError
 
     def _rows(self, con: duckdb.DuckDBPyConnection, path: Path, table: str) -> tuple[str, str]:
-        """The file's rows as a relation and the SQL of each row's index (0-based) in it."""
+        """The file's rows as a relation (read as ``src``) and the SQL of each row's line in the file."""
         _numbered_copy(con, table, f"SELECT * FROM {self._reader(path)}")
-        return table, "rowid"
+        return table, f"CAST(src.rowid AS BIGINT) + {self._line_offset + 1}"
 
     def source_columns(self, con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
         try:
@@ -109,8 +109,7 @@ class TableFormat(InputFormat):
             else:
                 expr = "CAST(NULL AS VARCHAR)"
             exprs.append(f"{expr} AS {_quote_ident(canonical)}")
-        rows, index = self._rows(con, path, table)
-        line = f"CAST(src.{index} AS BIGINT) + {self._line_offset + 1}"
+        rows, line = self._rows(con, path, table)
         whole = "{" + ", ".join(f"{sql_literal(c)}: src.{_quote_ident(c)}" for c in columns) + "}"
         return TableSource(
             f"SELECT {', '.join(exprs)}, {line} AS _line, {_NO_PARSER_VERDICT} FROM {rows} AS src",
@@ -128,6 +127,16 @@ class Csv(TableFormat):
     def sniff(self, path: Path, head: str) -> bool:
         return path.suffix.lower() in (".csv", ".tsv")
 
+    def _rows(self, con: duckdb.DuckDBPyConnection, path: Path, table: str) -> tuple[str, str]:
+        rows, line = super()._rows(con, path, table)
+        starts = _record_lines(con, path, table)
+        if starts is None:  # one line per record: the record's number is its line's
+            return rows, line
+        return (
+            f"(SELECT r.*, m._line AS _record_line FROM {table} AS r JOIN {starts} AS m ON m._rec = r.rowid)",
+            "src._record_line",
+        )
+
     def _reader(self, path: Path) -> str:
         # The dialect is RFC 4180, stated rather than sniffed: on a small file DuckDB's sniffer can take
         # the doubled quote of a quoted value for an escape of its own and mangle or merge rows.
@@ -136,6 +145,52 @@ class Csv(TableFormat):
             f"read_csv({sql_literal(str(path))}, header=true, all_varchar=true, strict_mode=false, "
             f"delim='{delim}', quote='\"', escape='\"')"
         )
+
+
+def _physical_lines(path: Path) -> int:
+    """How many lines the file has (a last line without a newline counts)."""
+    lines, last = 0, b"\n"
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (last != b"\n")
+
+
+def _record_lines(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> str | None:
+    """A table of ``(_rec, _line)``: the line each data record of CSV ``path`` (read into ``table``)
+    starts on, where that is not its number plus the header's line: a quoted value holding a
+    newline, or a blank line (which DuckDB skips), comes before it. None when every record is one
+    line, or when the lines cannot be told (then records are numbered as read).
+
+    A line starts a record when the quotes before it are balanced (RFC 4180 doubles a quote inside a
+    quoted value, so doubling keeps the balance) and it is not blank.
+    """
+    records = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    if records is None or _physical_lines(path) == records[0] + 1:
+        return None
+    text, starts = f"{table}_text", f"{table}_starts"
+    _numbered_copy(
+        con,
+        text,
+        f"SELECT j FROM read_csv({sql_literal(str(path))}, columns={{'j': 'VARCHAR'}}, header=false, "
+        "delim=chr(1), quote='', escape='', auto_detect=false, strict_mode=false)",
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {starts} AS
+            SELECT CAST(row_number() OVER (ORDER BY _line) AS BIGINT) - 2 AS _rec, _line FROM (
+                SELECT CAST(n AS BIGINT) + 1 AS _line, j,
+                       coalesce(sum(q) OVER (ORDER BY n ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                           AS _quotes_before
+                FROM (SELECT rowid AS n, j, length(j) - length(replace(j, '"', '')) AS q FROM {text})
+            ) WHERE _quotes_before % 2 = 0 AND j IS NOT NULL AND j <> ''"""
+    )
+    con.execute(f"DROP TABLE {text}")
+    found = con.execute(f"SELECT count(*) FROM {starts}").fetchone()
+    if found is None or found[0] != records[0] + 1:  # not as DuckDB read it (not RFC 4180)
+        con.execute(f"DROP TABLE {starts}")
+        return None
+    return starts
 
 
 @register
@@ -153,7 +208,10 @@ class Parquet(TableFormat):
 
     def _rows(self, con: duckdb.DuckDBPyConnection, path: Path, table: str) -> tuple[str, str]:
         # Parquet numbers its own rows: no copy needed.
-        return f"read_parquet({sql_literal(str(path))}, file_row_number=true)", "file_row_number"
+        return (
+            f"read_parquet({sql_literal(str(path))}, file_row_number=true)",
+            "CAST(src.file_row_number AS BIGINT) + 1",
+        )
 
 
 @register

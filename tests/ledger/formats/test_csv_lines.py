@@ -1,0 +1,73 @@
+"""CSV records are numbered by the line they start on, also after quoted newlines and blank lines."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flopledger.ledger.ingest import ingest_files
+from flopledger.ledger.store import open_ledger
+
+_TEXT = st.text(alphabet='ab ,"\n', min_size=1, max_size=8).filter(lambda t: t.strip() != "")
+
+
+def _write(records: list[tuple[str, bool]], blank_after: list[bool]) -> tuple[str, list[int], list[int]]:
+    """The CSV text, the lines good records start on and those bad ones (no model) start on."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["ts", "model", "team", "input_tokens"])
+    good, bad = [], []
+    for (team, ok), blank in zip(records, blank_after, strict=True):
+        line = out.getvalue().count("\n") + 1
+        (good if ok else bad).append(line)
+        writer.writerow(["2026-03-01T10:00:00Z", "gpt-5" if ok else "", team, "7"])
+        if blank:
+            out.write("\n")
+    return out.getvalue(), good, bad
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    records=st.lists(st.tuples(_TEXT, st.booleans()), min_size=1, max_size=12),
+    blanks=st.data(),
+)
+def test_each_row_has_the_line_it_starts_on(
+    tmp_path_factory: pytest.TempPathFactory, records: list[tuple[str, bool]], blanks: st.DataObject
+) -> None:
+    blank_after = blanks.draw(st.lists(st.booleans(), min_size=len(records), max_size=len(records)))
+    text, good, bad = _write(records, blank_after)
+    tmp = tmp_path_factory.mktemp("csv")
+    (tmp / "u.csv").write_text(text)
+    con = open_ledger(tmp / "l.duckdb")
+    result = ingest_files(con, [tmp / "u.csv"])
+    assert (result.rows_stored, result.rows_quarantined) == (len(good), len(bad))
+    stored = sorted(r[0] for r in con.execute("SELECT source_line FROM events").fetchall())
+    quarantined = sorted(r[0] for r in con.execute("SELECT source_line FROM quarantine").fetchall())
+    assert (stored, quarantined) == (good, bad)
+    con.close()
+
+
+def test_a_quoted_newline_moves_the_lines_of_the_rows_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "u.csv"
+    path.write_text(
+        "ts,model,team,input_tokens\n"
+        '2026-03-01T10:00:00Z,gpt-5,"two\nlines",10\n'
+        "\n"
+        "2026-03-01T11:00:00Z,gpt-5,c,x\n"
+        "2026-03-01T12:00:00Z,,c,1\n"
+    )
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [path])
+    rows = con.execute("SELECT source_line, field FROM quarantine ORDER BY 1").fetchall()
+    assert rows == [(5, "input_tokens"), (6, "model")]
+    assert con.execute("SELECT source_line, team FROM events").fetchall() == [(2, "two\nlines")]
+    # read the same way again: nothing new, the quarantined rows recognised
+    again = ingest_files(con, [path])
+    assert (again.rows_stored, again.rows_duplicate, again.rows_quarantined) == (0, 1, 2)
+    assert con.execute("SELECT count(*) FROM quarantine").fetchone() == (2,)
+    con.close()
