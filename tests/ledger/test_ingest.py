@@ -646,3 +646,43 @@ def test_a_mapped_prompt_is_withheld_from_bad_rows_and_counts_are_kept(tmp_path:
     con.close()
     blob = db.read_bytes()
     assert b"SECRET-GAMMA" not in blob and b"SECRET-DELTA" not in blob
+
+
+def test_a_ledger_from_before_the_upper_bound_gets_it_from_the_context_window(tmp_path: Path) -> None:
+    """Anthropic 0-200k rows stored before ``max_request_input_tokens`` existed get it on opening,
+    and ``reprice`` then prices them below the long-context tier."""
+    from flopledger.catalog.overrides import PriceOverrides
+    from flopledger.ledger.repricing import reprice
+
+    report = {
+        "data": [
+            {
+                "starting_at": "2026-03-02T00:00:00Z",
+                "ending_at": "2026-03-03T00:00:00Z",
+                "results": [
+                    {
+                        "uncached_input_tokens": 5_000_000,
+                        "output_tokens": 100_000,
+                        "model": "claude-sonnet-4-5-20250929",
+                        "context_window": "0-200k",
+                    }
+                ],
+            }
+        ],
+        "has_more": False,
+    }
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    db = tmp_path / "l.duckdb"
+    con = open_ledger(db)
+    ingest_files(con, [path])
+    ((cost,),) = con.execute("SELECT cost_usd FROM events").fetchall()
+    # as an older flopledger stored it: no bound, priced as one request of 5M tokens
+    con.execute("ALTER TABLE events DROP COLUMN max_request_input_tokens")
+    con.execute("UPDATE events SET cost_usd = cost_usd * 2")
+    con.close()
+    con = open_ledger(db)
+    assert con.execute("SELECT max_request_input_tokens FROM events").fetchall() == [(200_000,)]
+    reprice(con, PriceOverrides.empty())
+    assert con.execute("SELECT cost_usd FROM events").fetchall() == [(pytest.approx(cost, rel=1e-12),)]
+    con.close()

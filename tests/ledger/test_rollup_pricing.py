@@ -56,6 +56,7 @@ _KEY_SETS = [("team", "model", "day"), ("team", "model", "day_cast"), ("team",),
                 "cache_read_tokens": st.integers(0, 200_000),
                 "cache_write_5m_tokens": st.integers(0, 50_000),
                 "min_request_input_tokens": st.sampled_from([None, None, 200_001]),
+                "max_request_input_tokens": st.sampled_from([None, None, 200_000, 1_000_000]),
                 "output_tokens": st.integers(0, 50_000),
             }
         ),

@@ -45,6 +45,12 @@ def second_of_day(ts: ir.TimestampValue) -> ir.IntegerValue:
     return ts.hour() * 3600 + ts.minute() * 60 + ts.second()
 
 
+def request_input_cap(events: ir.Table) -> ir.IntegerValue | None:
+    """The stated upper bound of each request's input (NULL: none), or None for events without the
+    column (an export made before flopledger had it)."""
+    return events.max_request_input_tokens if "max_request_input_tokens" in events.columns else None
+
+
 def tier_requests(events: ir.Table) -> ir.IntegerValue:
     """The requests an event's input is spread over for the long-context tier: NULL or below 1 is 1."""
     return ibis.greatest(events.requests.fill_null(1), 1)
@@ -81,15 +87,21 @@ def price_events(
         _mid=model_map.model_id,
     )
     # A long-context tier is judged on each request's own input. A usage report row stands for many
-    # requests: its per-request mean, raised to the source's stated lower bound (a context-window bucket).
-    ev = ev.mutate(
-        _tier_in=ev["_tier_input"].cast("float64")
-        if "_tier_input" in ev.columns
-        else ibis.greatest(
+    # requests: its per-request mean, raised to the source's stated lower bound and lowered to its
+    # upper bound (a context-window bucket: 0-200k, 200k-1M).
+    if "_tier_input" in ev.columns:
+        tier_in = ev["_tier_input"].cast("float64")
+    else:
+        tier_in = ibis.greatest(
             ev._total_in.cast("float64") / ev._requests.cast("float64"),
             ev.min_request_input_tokens.fill_null(0).cast("float64"),
         )
-    )
+        cap = request_input_cap(ev)
+        if cap is not None:
+            tier_in = ibis.cases(
+                (cap.notnull() & (tier_in > cap.cast("float64")), cap.cast("float64")), else_=tier_in
+            )
+    ev = ev.mutate(_tier_in=tier_in)
     ev = ev.left_join(mm, [ev._prov == mm._mm_prov, ev.model == mm._mm_model]).drop("_mm_prov", "_mm_model")
     p = prices.select(
         _p_pid=prices.provider_id,

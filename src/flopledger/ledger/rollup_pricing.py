@@ -26,7 +26,13 @@ import ibis.expr.types as ir
 
 from flopledger.catalog.prices import FAR_FUTURE, FAR_PAST, TIER_ABOVE_ALL, TIER_BELOW_ALL
 from flopledger.ledger.measures import ibis_measures
-from flopledger.ledger.pricing import price_events, second_of_day, tier_requests, total_input
+from flopledger.ledger.pricing import (
+    price_events,
+    request_input_cap,
+    second_of_day,
+    tier_requests,
+    total_input,
+)
 from flopledger.ledger.schema import TOKEN_COLUMNS
 
 __all__ = ["PriceBreaks", "price_breaks", "priced_rollup"]
@@ -112,11 +118,15 @@ class _Buckets:
             tod = second_of_day(t.ts)
             parts.append((_side([tod >= b for b in self.tod_s]), len(self.tod_s) + 1))
         if self.tier_tokens:
-            # price_events judges max(total input / max(requests, 1), min_request_input_tokens) > T in
-            # floating point; for integers below 2**53 that is exactly this integer test.
+            # price_events judges min(max(total input / max(requests, 1), min_request_input_tokens),
+            # max_request_input_tokens) > T in floating point; for integers below 2**53 that is
+            # exactly this integer test.
             total_in = total_input(t)
             requests = tier_requests(t)
+            cap = request_input_cap(t)
             above = [(total_in > b * requests) | (t.min_request_input_tokens > b) for b in self.tier_tokens]
+            if cap is not None:
+                above = [a & (cap.isnull() | (cap > b)) for a, b in zip(above, self.tier_tokens, strict=True)]
             parts.append((_side(above), len(self.tier_tokens) + 1))
         if not parts:
             return None

@@ -90,6 +90,11 @@ EVENT_COLUMNS: tuple[Column, ...] = (
         "BIGINT",
         "Lower bound of each request's total input when the source says so (e.g. a 200k-1M context bucket).",
     ),
+    Column(
+        "max_request_input_tokens",
+        "BIGINT",
+        "Upper bound of each request's total input when the source says so (e.g. a 0-200k context bucket).",
+    ),
     Column("tags", "VARCHAR", "Free-form tags, a JSON object."),
     Column("prompt", "VARCHAR", "Prompt text; NULL unless ingested with --keep-prompts."),
     Column("source_format", "VARCHAR", "Input format the row came from."),

@@ -107,6 +107,20 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
         for c in columns:
             if c.name not in present:
                 con.execute(f'ALTER TABLE "{name}" ADD COLUMN "{c.name}" {c.duckdb_type}')
+                if (name, c.name) == ("events", "max_request_input_tokens"):
+                    _bound_anthropic_requests(con)
+
+
+def _bound_anthropic_requests(con: duckdb.DuckDBPyConnection) -> None:
+    """Give Anthropic report rows stored before the upper bound existed the bound of their context
+    window (kept in their tags); ``flopledger reprice`` then prices a 0-200k row below the tier."""
+    con.execute(
+        """UPDATE events SET max_request_input_tokens =
+               CASE json_extract_string(tags, '$.context_window') WHEN '0-200k' THEN 200000
+                    WHEN '200k-1m' THEN 1000000 END
+           WHERE source_format = 'anthropic' AND json_valid(tags)
+             AND json_extract_string(tags, '$.context_window') IN ('0-200k', '200k-1m')"""
+    )
 
 
 def open_ledger(

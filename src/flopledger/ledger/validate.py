@@ -35,6 +35,7 @@ CHECKED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("requests", "BIGINT"),
     *((c, "BIGINT") for c in _INT_FIELDS),
     ("min_request_input_tokens", "BIGINT"),
+    ("max_request_input_tokens", "BIGINT"),
     ("tags", "VARCHAR"),
     ("prompt", "VARCHAR"),
 )
@@ -163,10 +164,16 @@ def _timestamp() -> str:
     )
 
 
+_NOT_CONTENT = ("prompt", "max_request_input_tokens")
+"""Left out of a row's content: the prompt, and the upper bound of its requests' input (a field
+added after ids were first given, so ids stay as they were; only a usage report's context-window
+bucket sets it, and report rows have ids of their own)."""
+
+
 def _content() -> str:
-    """The row's content as the source wrote it, the id of an event without a source id (the prompt
-    is left out). A file is always read the same way, so the same rows give the same ids."""
-    return "concat(" + ", '|', ".join(f'"{c}"' for c in STAGE_COLUMNS if c != "prompt") + ")"
+    """The row's content as the source wrote it, the id of an event without a source id (without
+    :data:`_NOT_CONTENT`). A file is always read the same way, so the same rows give the same ids."""
+    return "concat(" + ", '|', ".join(f'"{c}"' for c in STAGE_COLUMNS if c not in _NOT_CONTENT) + ")"
 
 
 def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
@@ -212,6 +219,7 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
                  ELSE CASE lower(trim(service_tier)) {tiers} END END AS _tier,
             CASE WHEN "_d_requests" IS NULL THEN 1 ELSE TRY_CAST("_d_requests" AS BIGINT) END AS _requests,
             TRY_CAST(min_request_input_tokens AS BIGINT) AS _min_in,
+            TRY_CAST(max_request_input_tokens AS BIGINT) AS _max_in,
             {ints}
         FROM parsed
     ), adjusted AS (
@@ -229,6 +237,7 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
         _content_hash,
         _ts AS ts, coalesce(request_id, _sid) AS request_id, _provider AS provider, {text},
         _tier AS service_tier, _requests AS requests, {tokens}, _min_in AS min_request_input_tokens,
+        _max_in AS max_request_input_tokens,
         tags, prompt
     FROM hashed
     """

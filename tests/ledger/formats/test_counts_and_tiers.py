@@ -30,7 +30,8 @@ def _sql_verdict(text: str) -> tuple[str | None, int | None]:
     row = {c: None for c in ("ts", "request_id", "provider", "org", "project", "team", "user", "api_key")}
     row |= {"model": "m", "service_tier": None, "requests": None, "prompt": None, "tags": None}
     row |= {c: None for c in ("cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")}
-    row |= {"output_tokens": "1", "reasoning_tokens": None, "min_request_input_tokens": None}
+    row |= {"output_tokens": "1", "reasoning_tokens": None}
+    row |= {"min_request_input_tokens": None, "max_request_input_tokens": None}
     row |= {"ts": "2026-01-01T00:00:00Z", "input_tokens": text}
     cols = ", ".join(f'CAST(? AS VARCHAR) AS "{k}"' for k in row)
     source = (

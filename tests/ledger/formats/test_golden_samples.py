@@ -26,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 SAMPLES = HERE / "samples"
 CASES = sorted((HERE / "expected").glob("*.json"))
 
-DIMENSIONS = ("provider", "model", "org", "project", "team", "user", "api_key", "min_request_input_tokens")
+DIMENSIONS = ("provider", "model", "org", "project", "team", "user", "api_key")
+DIMENSIONS += ("min_request_input_tokens", "max_request_input_tokens")
 TOKENS = TOKEN_COLUMNS
 COLUMNS = ("ts", *DIMENSIONS, "service_tier", "requests", *TOKENS, "source_line")
 

@@ -36,7 +36,9 @@ _GROUP_KEYS = (
     "inference_geo",
     "speed",
 )
-_LONG_CONTEXT_FLOOR = {"200k-1m": 200_001}
+_CONTEXT_BOUNDS = {"0-200k": (None, 200_000), "200k-1m": (200_001, 1_000_000)}
+"""Each request's total input as a context-window bucket bounds it (a report row has no request
+count, so its mean per request cannot tell the long-context tier)."""
 
 
 def _is_report(value: Any) -> bool:
@@ -102,7 +104,8 @@ class AnthropicUsageReport(RecordFormat):
             "cache_write_5m_tokens": cache.get("ephemeral_5m_input_tokens"),
             "cache_write_1h_tokens": cache.get("ephemeral_1h_input_tokens"),
             "output_tokens": result.get("output_tokens"),
-            "min_request_input_tokens": _LONG_CONTEXT_FLOOR.get(context),
+            "min_request_input_tokens": _CONTEXT_BOUNDS.get(context, (None, None))[0],
+            "max_request_input_tokens": _CONTEXT_BOUNDS.get(context, (None, None))[1],
             "tags": compact(tags),
         }
         # A usage report has no request id: a bucket x group is identified by its keys, not its counts.

@@ -50,6 +50,7 @@ STAGE_COLUMNS: tuple[str, ...] = (
     "output_tokens",
     "reasoning_tokens",
     "min_request_input_tokens",
+    "max_request_input_tokens",
     "tags",
     "prompt",
 )
