@@ -57,13 +57,23 @@ def _not_count(col: str) -> str:
     d = f'"_d_{col}"'
     return (
         f"CASE WHEN {d} IS NULL THEN NOT {_blank(col)} "
-        f"ELSE NOT isfinite({d}) OR {d} < 0 OR {d} <> floor({d}) OR {d} > {float(MAX_COUNT)} "
+        f"ELSE NOT isfinite({d}) OR {d} < 0 OR {d} <> floor({d}) "
         # digits grouped by underscores: DuckDB reads some of them wrongly ('9_007_199' as 9)
         f"""OR contains("{col}", '_') """
         # beyond 2**53 a double is not exact: the text itself is judged, as whole_count does
-        # (a CASE, so that only those rare rows pay for reading the text as a decimal)
-        f"OR CASE WHEN abs({d}) >= {EXACT_DOUBLE} THEN coalesce({_exact(col)} <> floor({_exact(col)}) "
-        f"OR {_exact(col)} > {MAX_COUNT}, true) ELSE false END END"
+        # (a CASE, so that only those rare rows pay for reading the text as a decimal; beyond
+        # what the decimal holds the number is too large, judged next)
+        f"OR CASE WHEN abs({d}) >= {EXACT_DOUBLE} "
+        f"THEN coalesce({_exact(col)} <> floor({_exact(col)}), false) ELSE false END END"
+    )
+
+
+def _too_large(col: str) -> str:
+    """A whole count beyond :data:`MAX_COUNT` (judged on the exact text beyond 2**53)."""
+    d = f'"_d_{col}"'
+    return (
+        f"coalesce({d} > {float(MAX_COUNT)} OR (abs({d}) >= {EXACT_DOUBLE} "
+        f"AND coalesce({_exact(col)} > {MAX_COUNT}, {d} >= {float(MAX_COUNT)})), false)"
     )
 
 
@@ -109,6 +119,13 @@ def _checks() -> list[tuple[str, str, str]]:
     for c in (*_INT_FIELDS, "requests"):
         checks.append(
             (_not_count(c), f"'{c} ' || {_shown(c)} || ' is not a whole, non-negative number'", f"'{c}'")
+        )
+        checks.append(
+            (
+                _too_large(c),
+                f"'{c} ' || {_shown(c)} || ' is more than {MAX_COUNT:,}, the most one row may count'",
+                f"'{c}'",
+            )
         )
     checks += [
         (

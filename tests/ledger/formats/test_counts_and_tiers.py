@@ -91,9 +91,31 @@ def test_decimal_text_beyond_2_53_is_read_exactly_and_a_fraction_there_is_reject
 
 def test_counts_beyond_the_limit_and_non_numbers_are_rejected() -> None:
     assert whole_count(str(MAX_COUNT), "f") == MAX_COUNT
-    for bad in (str(MAX_COUNT + 1), "1e43", "9_007_199_254_740_993", True, [1], {"n": 1}, 1.5, -1):
+    for bad in ("9_007_199_254_740_993", True, [1], {"n": 1}, 1.5, -1):
         with pytest.raises(BadCount, match="is not a whole, non-negative number"):
             whole_count(bad, "f")
+    # a whole number beyond the limit is said to be too large, in both paths
+    for big in (str(MAX_COUNT + 1), "1e43", 9 * 10**18, "9000000000000000001"):
+        with pytest.raises(BadCount, match="is more than 10,000,000,000,000,000"):
+            whole_count(big, "f")
+        assert _sql_verdict(str(big)) == ("input_tokens", None)
+
+
+def test_a_count_beyond_the_limit_is_quarantined_as_too_large(tmp_path: Path) -> None:
+    """9e18 tokens fit BIGINT but no bill: once stored as unpriced; two such rows overflowed the rollup."""
+    path = tmp_path / "u.csv"
+    path.write_text(
+        "ts,model,input_tokens,output_tokens\n"
+        + "".join(f"2026-03-01T10:00:0{i}Z,gpt-4o,9000000000000000000,1\n" for i in range(2))
+        + f"2026-03-01T10:00:05Z,gpt-4o,{MAX_COUNT},1\n"
+    )
+    con = open_ledger(tmp_path / "l.duckdb")
+    result = ingest_files(con, [path])
+    assert (result.rows_stored, result.rows_quarantined, result.unpriced_rows) == (1, 2, 0)
+    reasons = {r[0] for r in con.execute("SELECT reason FROM quarantine").fetchall()}
+    assert reasons == {
+        "input_tokens '9000000000000000000' is more than 10,000,000,000,000,000, the most one row may count"
+    }
 
 
 def test_every_alias_is_one_of_the_four_tiers_and_unknown_names_are_kept() -> None:

@@ -108,8 +108,10 @@ def canonical_tier(value: Any) -> str:
     return TIER_ALIASES.get(name, name)
 
 
-MAX_COUNT = 9 * 10**18
-"""The largest count accepted: a count beyond BIGINT is not a count."""
+MAX_COUNT = 10**16
+"""The largest count one row may carry: ten quadrillion, beyond any organisation's day of tokens
+(a larger number is a unit or export error), and small enough that sums of many rows stay exact
+in BIGINT."""
 
 COUNT_SCALE = 18
 """Decimal places to which text beyond 2**53 is read: ``DECIMAL(38, 18)`` holds every count to MAX_COUNT."""
@@ -131,10 +133,16 @@ def _exact_count(text: str, field: str, value: Any) -> int:
 
 
 class BadCount(ValueError):
-    """A token count that is not a whole, non-negative number; ``field`` names the source's field."""
+    """A token count that is not a whole, non-negative number, or is more than :data:`MAX_COUNT`;
+    ``field`` names the source's field."""
 
-    def __init__(self, field: str, value: Any) -> None:
-        super().__init__(f"{field} {value!r} is not a whole, non-negative number of tokens")
+    def __init__(self, field: str, value: Any, *, too_large: bool = False) -> None:
+        what = (
+            f"is more than {MAX_COUNT:,}, the most one row may count"
+            if too_large
+            else "is not a whole, non-negative number of tokens"
+        )
+        super().__init__(f"{field} {value!r} {what}")
         self.field = field
 
 
@@ -143,7 +151,7 @@ def whole_count(value: Any, field: str) -> int:
 
     Absent (None or blank) is 0. A whole, non-negative, finite number is a count, written as an int,
     a float (``12.0``) or text (``"12"``, ``"12.0"``, ``"1e3"``); anything else (a fraction, a
-    negative, a boolean, other text, beyond BIGINT) raises :class:`BadCount`.
+    negative, a boolean, other text, beyond MAX_COUNT) raises :class:`BadCount`.
 
     >>> whole_count("12.0", "input_tokens"), whole_count(None, "input_tokens")
     (12, 0)
@@ -166,7 +174,7 @@ def whole_count(value: Any, field: str) -> int:
                 number = float(text)
             except ValueError:
                 raise BadCount(field, value) from None
-            if math.isfinite(number) and EXACT_DOUBLE <= abs(number) <= MAX_COUNT:
+            if math.isfinite(number) and EXACT_DOUBLE <= abs(number) <= 10**20:
                 number = _exact_count(text, field, value)
     else:
         number = value
@@ -174,8 +182,10 @@ def whole_count(value: Any, field: str) -> int:
         if not number.is_integer():  # also NaN and infinity
             raise BadCount(field, value)
         number = int(number)
-    if number < 0 or number > MAX_COUNT:
+    if number < 0:
         raise BadCount(field, value)
+    if number > MAX_COUNT:
+        raise BadCount(field, value, too_large=True)
     return number
 
 
