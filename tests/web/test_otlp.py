@@ -396,3 +396,42 @@ def test_a_named_overrides_file_gone_while_serving_stops_otlp_pricing(
         assert _count(s, "SELECT count(*) FROM events WHERE request_id = 'fa119b7ec3c1b001'") == 0
     finally:
         s.close()
+
+
+def test_a_body_nested_too_deeply_is_refused_not_a_server_error(api: Api, golden: Fixture) -> None:
+    import json
+
+    deep_json = b'{"resourceSpans": [], "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    # a span whose attribute nests 320 arrays: under the parser's own limit, deep enough to exhaust a
+    # recursive walk (written as text: json.dumps itself cannot write it)
+    span = json.dumps(_doc(_span("dee19b7ec3c1b001")))
+    nested = '{"arrayValue": {"values": [' * 320 + '{"stringValue": "leaf"}' + "]}}" * 320
+    attribute = '{"key": "app.nested", "value": ' + nested + "}, "
+    deep_span = span.replace('"attributes": [', '"attributes": [' + attribute, 1)
+    assert deep_span != span
+    for body in (deep_json, deep_span.encode()):
+        r = api.post(
+            "/v1/traces",
+            content=body,
+            headers={"Content-Type": "application/json"},
+            token=golden.tokens["admin"],
+        )
+        assert r.status_code == 400 and "nests deeper than" in r.json()["detail"]
+
+
+def test_a_body_declared_over_the_limit_is_refused_before_it_is_sent(
+    server: str, golden: Fixture, state: ServerState
+) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server)
+    declared = state.config.max_body_bytes + 1
+    head = (
+        f"POST /v1/traces HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {golden.tokens['admin']}\r\nContent-Length: {declared}\r\n\r\n"
+    )
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(head.encode())  # and not one byte of the body: the answer must not wait for it
+        status_line = sock.recv(4096).split(b"\r\n", 1)[0]
+    assert b" 413 " in status_line

@@ -159,6 +159,22 @@ def revoke(request: Request, caller: Authed, token_id: str, csrf: CsrfHeader = N
     return _token_row(record)
 
 
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to be over ``limit`` bytes: by its
+    Content-Length before any of it is read, else while it streams in."""
+    too_large = HTTPException(413, f"body over {limit} bytes; send smaller batches")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @router.post(
     "/v1/traces",
     tags=["otlp"],
@@ -184,9 +200,7 @@ async def traces(request: Request, caller: Authed) -> Response:
         raise HTTPException(403, "send spans with `Authorization: Bearer TOKEN`, not a browser session")
     require_admin(caller)
     state = server_state(request)
-    body = await request.body()
-    if len(body) > state.config.max_body_bytes:
-        raise HTTPException(413, f"body over {state.config.max_body_bytes} bytes; send smaller batches")
+    body = await _bounded_body(request, state.config.max_body_bytes)
     content_type = request.headers.get("content-type")
     try:
         doc = otlp.decode_traces(

@@ -104,6 +104,26 @@ def _check_shape(doc: Any) -> None:
             _objects(ss.get("spans"), f"resourceSpans[{i}].scopeSpans[{j}].spans")
 
 
+MAX_DEPTH = 64
+"""How deeply an OTLP JSON body may nest: an export nests a span's attributes about ten levels down;
+far deeper nesting is no export, and would exhaust the stack of whatever walks it."""
+
+_TOO_DEEP = f"body nests deeper than {MAX_DEPTH} levels; an OTLP export nests about ten"
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether JSON ``value`` nests deeper than ``limit`` containers (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def decode_traces(
     body: bytes, content_type: str | None, encoding: str | None, *, max_bytes: int | None = None
 ) -> dict[str, Any]:
@@ -127,6 +147,10 @@ def decode_traces(
             parsed = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"body is not JSON: {exc}", field="body") from exc
+        except RecursionError as exc:
+            raise InputError(_TOO_DEEP, field="body") from exc
+        if _depth_over(parsed, MAX_DEPTH):
+            raise InputError(_TOO_DEEP, field="body")
         _check_shape(parsed)
         checked: dict[str, Any] = parsed
         return checked
