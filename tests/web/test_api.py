@@ -299,6 +299,37 @@ def test_an_edited_budgets_file_counts_at_once(golden: Fixture, tmp_path: Path, 
     assert [(r["name"], r["status"], r["monthly_usd"]) for r in after] == [("infra", "ok", 1_000_000_000)]
 
 
+def test_a_budgets_file_broken_while_serving_leaves_the_overview_up(
+    golden: Fixture, tmp_path: Path, api_for: type[Api]
+) -> None:
+    """The budgets section says what is wrong with the file; the rest of the overview still shows."""
+    import os
+
+    from flopledger.web import WebConfig
+
+    copy = _ledger_copy(golden, tmp_path)
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text("[team.infra]\nmonthly_usd = 100\n", "utf-8")
+    s = ServerState.open(WebConfig(db=copy, budgets=budgets))
+    try:
+        api = api_for(s)
+        budgets.write_text("[team.infra]\nmonthly_usd = -5\n", "utf-8")
+        later = budgets.stat().st_mtime_ns + 2_000_000_000
+        os.utime(budgets, ns=(later, later))
+        broken = api.get("/api/v1/overview", token=golden.tokens["admin"])
+        page = api.get("/", token=golden.tokens["admin"])
+        budgets.unlink()
+        gone = api.get("/api/v1/overview", token=golden.tokens["admin"])
+    finally:
+        s.close()
+    assert broken.status_code == 200 and broken.json()["totals"]["cost_usd"] > 0
+    assert "monthly_usd" in broken.json()["budgets"]["error"] and broken.json()["budgets"]["rows"] == []
+    assert (
+        page.status_code == 200 and "monthly_usd" in page.text and "reads the budgets file again" in page.text
+    )
+    assert gone.status_code == 200 and gone.json()["budgets"]["error"]
+
+
 def test_an_older_rollup_is_read_around_and_said_so(golden: Fixture, tmp_path: Path) -> None:
     """A reader of a ledger whose rollup an older flopledger made sums the events, and the page says so."""
     from flopledger.ledger.store import open_ledger

@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import ibis
 
+from flopledger.errors import FlopledgerError
 from flopledger.ledger.budgets import check_budgets, load_budgets
 from flopledger.ledger.spark import Engine
 from flopledger.web.queries import Scope, rollup_as_events, rollup_source
@@ -23,14 +24,22 @@ _VIEW = "web_budget_days"
 
 
 def budget_rows(con: duckdb.DuckDBPyConnection, scope: Scope, path: Path | None) -> dict[str, Any]:
-    """``{"configured": bool, "rows": [...]}``; a viewer sees its own team's budget only."""
+    """``{"configured": bool, "rows": [...]}`` (and an ``error`` when the budgets file cannot be
+    read now); a viewer sees its own team's budget only."""
     if path is None:
         return {
             "configured": False,
             "rows": [],
             "hint": "start `flopledger serve --budgets BUDGETS.toml` to compare the forecast with budgets",
         }
-    budgets = load_budgets(path)
+    try:  # an edited (or removed) file is read on each request: a mistake in it stays in this section
+        budgets = load_budgets(path)
+    except FlopledgerError as exc:
+        return {
+            "configured": True,
+            "rows": [],
+            "error": f"{exc}; the overview reads the budgets file again once it is fixed",
+        }
     if scope.team is not None:
         budgets = tuple(b for b in budgets if b.scope == "team" and b.name == scope.team)
     if not budgets:
