@@ -686,3 +686,22 @@ def test_a_ledger_from_before_the_upper_bound_gets_it_from_the_context_window(tm
     reprice(con, PriceOverrides.empty())
     assert con.execute("SELECT cost_usd FROM events").fetchall() == [(pytest.approx(cost, rel=1e-12),)]
     con.close()
+
+
+def test_a_table_file_without_the_required_columns_is_one_clear_error(tmp_path: Path) -> None:
+    """Not every row quarantined as 'ts is missing': the file is refused, naming its columns."""
+    semi = tmp_path / "semi.csv"
+    semi.write_text("ts;model;input_tokens\n2026-03-01T10:00:00Z;gpt-4o;10\n")
+    plain = tmp_path / "plain.csv"
+    plain.write_text("when,model_name,input_tokens\n2026-03-01T10:00:00Z,gpt-4o,10\n")
+    con = open_ledger(tmp_path / "l.duckdb")
+    with pytest.raises(InputError, match="separated by something other than commas"):
+        ingest_files(con, [semi])
+    with pytest.raises(InputError, match="--map input_tokens=nope: the file has no column 'nope'"):
+        ingest_files(con, [plain], mapping={"input_tokens": "nope"})  # a wrong --map is named first
+    with pytest.raises(InputError, match=r"no column for ts or model; its columns are: when, model_name"):
+        ingest_files(con, [plain])
+    result = ingest_files(con, [plain], mapping={"ts": "when", "model": "model_name"})
+    assert result.rows_stored == 1
+    assert con.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
+    con.close()

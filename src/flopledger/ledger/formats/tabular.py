@@ -109,6 +109,7 @@ class TableFormat(InputFormat):
             else:
                 expr = "CAST(NULL AS VARCHAR)"
             exprs.append(f"{expr} AS {_quote_ident(canonical)}")
+        _check_required(columns, mapping, fixed, path)  # after each --map is checked: that error is plainer
         rows, line = self._rows(con, path, table)
         whole = "{" + ", ".join(f"{sql_literal(c)}: src.{_quote_ident(c)}" for c in columns) + "}"
         return TableSource(
@@ -116,6 +117,35 @@ class TableFormat(InputFormat):
             f"SELECT {line} AS _line, CAST(to_json({whole}) AS VARCHAR) AS _raw FROM {rows} AS src "
             f"WHERE {line} IN (SELECT _line FROM {{lines}})",
         )
+
+
+_COUNTS = (
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
+
+
+def _check_required(
+    columns: list[str], mapping: Mapping[str, str], fixed: Mapping[str, str], path: Path
+) -> None:
+    """One clear error for a file none of whose rows could be stored: it has no column for ``ts``,
+    for ``model`` or for any token count, under its canonical name, ``--map``ped or ``--set``."""
+    available = set(columns) | set(mapping) | set(fixed)
+    missing = [c for c in ("ts", "model") if c not in available]
+    if not any(c in available for c in _COUNTS):
+        missing.append("a token count (input_tokens, output_tokens, ...)")
+    if not missing:
+        return
+    known = ", ".join(columns[:30])
+    hint = "name the file's columns with --map, e.g. --map ts=time,model=model_name,input_tokens=prompt"
+    if len(columns) == 1 and any(sep in columns[0] for sep in ";\t|"):
+        hint = "it looks separated by something other than commas: save it as comma-separated (or .tsv)"
+    names = " or ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+    raise InputError(f"the file has no column for {names}; its columns are: {known}; {hint}", path=str(path))
 
 
 @register
