@@ -128,6 +128,11 @@ def test_headline_versus_real(small_ledger: Path) -> None:
     assert [r["item"] for r in rows if r["kind"] == "token_class"] == [
         c["token_class"] for c in view["classes"]
     ]
+    # the CSV holds what the table and the JSON say besides the bills
+    (output,) = [r for r in rows if r["item"] == "all_as_output"]
+    assert float(output["overstatement_x"]) == pytest.approx(view["overstatement_x"])
+    (unpriced,) = [r for r in rows if r["kind"] == "unpriced"]
+    assert int(unpriced["tokens"]) == view["unpriced_tokens"]
     both = CliRunner().invoke(app, ["report", "--db", str(small_ledger), "--headline", "--by", "model"])
     assert both.exit_code != 0 and "--headline is the whole bill" in str(both.exception)
 
@@ -477,3 +482,21 @@ def test_prices_show_prints_its_midnight_bounds_as_days(
     assert "2026-10-12" in table and "2026-10-12 00:00:00" not in table
     (row, *_) = json.loads(run("prices", "show", "gpt-5", "-f", "json"))
     assert str(row["valid_to"]).startswith("2026-10-12T00:00:00")  # machines keep the instant
+
+
+def test_a_report_with_unpriced_tokens_says_their_cost_counts_as_zero(tmp_path: Path) -> None:
+    path = tmp_path / "u.csv"
+    path.write_text(
+        "ts,provider,model,input_tokens,output_tokens\n"
+        "2026-03-01T10:00:00Z,vllm,llama-3.1-70b,1000,10\n"
+        "2026-03-01T10:00:00Z,openai,gpt-4o,1000,10\n"
+    )
+    db = str(tmp_path / "l.duckdb")
+    run("ingest", str(path), "--db", db)
+    for fmt in ("table", "json", "csv"):
+        result = CliRunner().invoke(app, ["report", "--db", db, "--by", "model", "-f", fmt])
+        assert result.exit_code == 0
+        assert "1,010 tokens have no price" in result.stderr and "prices missing" in result.stderr
+        assert "no price" not in result.stdout  # JSON and CSV stay whole
+    priced = CliRunner().invoke(app, ["report", "--db", db, "--by", "model", "--since", "2030-01-01"])
+    assert "no price" not in priced.stderr

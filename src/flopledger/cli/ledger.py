@@ -223,6 +223,13 @@ def report(
 
         columns = list(report_expr(events_table(engine), dims, per_active_hour=per_active_hour).columns)
     render_rows(rows, fmt, title=f"Cost by {', '.join(dims)}", columns=columns)
+    unpriced = sum(int(r.get("unpriced_tokens") or 0) for r in rows)
+    if unpriced:  # on stderr, so JSON and CSV on stdout stay whole
+        typer.echo(
+            f"{unpriced:,} tokens have no price: their cost_usd counts them as 0. "
+            "See `flopledger prices missing`.",
+            err=True,
+        )
 
 
 def _render_headline(view: dict[str, Any], fmt: OutputFormat) -> None:
@@ -236,11 +243,15 @@ def _render_headline(view: dict[str, Any], fmt: OutputFormat) -> None:
                 "kind": "bill",
                 "tokens": view["total_tokens"],
                 "cost_usd": view[f"{name}_cost_usd"],
+                "overstatement_x": view["overstatement_x"] if name == "all_as_output" else None,
             }
             for name in ("all_as_output", "all_input_uncached", "real")
         ]
+        # tokens without a price, left out of every bill
+        bills.append({"item": "unpriced", "kind": "unpriced", "tokens": view["unpriced_tokens"]})
         classes = [{"item": c["token_class"], "kind": "token_class", **c} for c in view["classes"]]
         columns = ["item", "kind", "tokens", "token_share", "cost_usd", "cost_share", "usd_per_mtok"]
+        columns.append("overstatement_x")
         render_rows([*bills, *classes], fmt, columns=columns)
         return
     render_rows(
