@@ -312,6 +312,34 @@ def test_agent_spans_count_when_they_are_the_only_record_of_their_model_calls(
     assert _count(state, "SELECT sum(input_tokens) FROM events WHERE team = 'client-agent'") == 5000
 
 
+def test_an_agent_span_posted_after_its_model_calls_is_not_counted_again(
+    api: Api, golden: Fixture, state: ServerState
+) -> None:
+    """A collector exports spans as they end: the model calls first, their agent's span later."""
+    trace = "ee" * 16
+    calls = []
+    for n, tokens in enumerate((1000, 2000)):
+        call = _span(f"ae119b7ec3c1b10{n}", team="split-agent", input_tokens=tokens, cache_read=0)
+        call["traceId"], call["parentSpanId"] = trace, "ae119b7ec3c1b1ff"
+        calls.append(call)
+    agent = _span("ae119b7ec3c1b1ff", team="split-agent", input_tokens=3000, cache_read=0)
+    agent["traceId"], agent["kind"] = trace, 3
+    agent["attributes"] = [
+        _attr("gen_ai.operation.name", "invoke_agent") if a["key"] == "gen_ai.operation.name" else a
+        for a in agent["attributes"]
+    ]
+    admin = golden.tokens["admin"]
+    first = api.post("/v1/traces", json=_doc(*calls), token=admin).json()["ingest"]
+    later = api.post("/v1/traces", json=_doc(agent), token=admin).json()["ingest"]
+    assert first["rows_stored"] == 2
+    assert (later["rows_read"], later["rows_stored"], later["rows_duplicate"]) == (1, 0, 1)
+    assert _count(state, "SELECT sum(requests) FROM events WHERE team = 'split-agent'") == 2
+    assert _count(state, "SELECT sum(input_tokens) FROM events WHERE team = 'split-agent'") == 3000
+    # a remote agent of another trace, with no model call anywhere, still counts
+    alone = dict(agent, traceId="ef" * 16, spanId="ae119b7ec3c1b2ff")
+    assert api.post("/v1/traces", json=_doc(alone), token=admin).json()["ingest"]["rows_stored"] == 1
+
+
 def test_an_agent_span_in_a_later_export_of_a_file_is_not_counted_again(tmp_path: Any) -> None:
     import json
 

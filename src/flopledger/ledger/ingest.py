@@ -28,6 +28,7 @@ from flopledger.errors import InputError
 from flopledger.ledger.fingerprints import FINGERPRINT_COLUMNS, fingerprint_prompts
 from flopledger.ledger.formats import STAGE_COLUMNS, InputFormat, detect_format, get_format
 from flopledger.ledger.formats.base import RecordFormat, StagedRow
+from flopledger.ledger.formats.otel import AGGREGATE_OPERATIONS, REMOTE_AGENT_TAG
 from flopledger.ledger.formats.redact import prompt_key_pattern, redact_prompts
 from flopledger.ledger.formats.tabular import TableFormat, TableSource, sql_literal
 from flopledger.ledger.measures import SUMMED_COUNTS
@@ -426,6 +427,10 @@ def _prepare(
     if distinct < good:  # identical rows inside a file, or repeated source ids
         con.execute(repeat_id_sql("_checked"))
         distinct = count_of(con, "SELECT count(DISTINCT event_id) FROM _checked")
+    # A remote agent's span counted for want of its model calls, whose model calls the ledger has
+    # already (exported before it ended, in an earlier request): they count, it does not.
+    superseded = _drop_superseded_agents(con) if any(f.name == "otel" for f in formats) else 0
+    good, distinct = good - superseded, distinct - superseded
     # An id covers the event's time, so only stored events inside this batch's time span can share
     # it: literal bounds let DuckDB skip the rest of a large ledger.
     window = f"ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'" if lo is not None else "false"
@@ -449,7 +454,7 @@ def _prepare(
             stored_before = distinct - count_of(
                 con, "SELECT count(DISTINCT event_id) FROM _checked WHERE error IS NULL"
             )
-    duplicates = good - distinct + stored_before
+    duplicates = good - distinct + stored_before + superseded
     con.execute(
         "CREATE OR REPLACE TEMP VIEW _new AS SELECT * FROM _checked WHERE error IS NULL"
         + (
@@ -465,6 +470,32 @@ def _prepare(
     version = ensure_prices(con, overrides, "(SELECT provider, model FROM _new)")
     _price_new(con, ingest_id, version, keep_prompts, with_prompts)
     return _Batch(int(rows_read), int(bad), int(duplicates), window, version, restated)
+
+
+_AGENT_WINDOW = "INTERVAL 1 DAY"
+"""How long after its agent span a model call of the same trace may start (an agent's longest run)."""
+
+
+def _drop_superseded_agents(con: duckdb.DuckDBPyConnection) -> int:
+    """Delete the good rows of remote agents' spans (tagged so) whose trace has model calls stored
+    in the ledger; how many. Their usage is their model calls' usage."""
+    tag = f"$.{REMOTE_AGENT_TAG}"
+    agents = "error IS NULL AND json_valid(tags) AND json_extract_string(tags, ?) = 'true'"
+    bounds = con.execute(f"SELECT min(ts), max(ts) FROM _checked WHERE {agents}", [tag]).fetchone()
+    if bounds is None or bounds[0] is None:
+        return 0
+    aggregate = ", ".join(sql_literal(op) for op in AGGREGATE_OPERATIONS)
+    (dropped,) = con.execute(
+        f"""DELETE FROM _checked WHERE {agents}
+            AND json_extract_string(tags, '$.trace_id') IN (
+                SELECT json_extract_string(tags, '$.trace_id') FROM events
+                WHERE ts BETWEEN TIMESTAMP '{bounds[0]}' AND TIMESTAMP '{bounds[1]}' + {_AGENT_WINDOW}
+                  AND source_format = 'otel' AND json_valid(tags)
+                  AND lower(coalesce(json_extract_string(tags, '$."gen_ai.operation.name"'), ''))
+                      NOT IN ({aggregate}))""",
+        [tag],
+    ).fetchone() or (0,)
+    return int(dropped)
 
 
 def _pulled_totals(alias: str) -> dict[str, str]:

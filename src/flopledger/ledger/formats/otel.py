@@ -30,6 +30,7 @@ from flopledger.ledger.formats.redact import PROMPT_PREFIXES
 
 __all__ = [
     "AGGREGATE_OPERATIONS",
+    "REMOTE_AGENT_TAG",
     "MalformedAttributes",
     "OtlpTraces",
     "otlp_attributes",
@@ -320,11 +321,20 @@ def spans_to_rows(documents: Iterable[tuple[int, Any]]) -> Iterator[StagedRow]:
     for line, item in found:
         if isinstance(item, StagedRow):
             yield item
-        elif not _is_aggregate(item[1]) or _counts_itself(item[0], traced):
+        elif not _is_aggregate(item[1]):
             yield _span_row(line, *item)
+        elif _counts_itself(item[0], traced):
+            # counted unless the ledger already holds model calls of its trace (ingest looks)
+            yield _span_row(line, *item, remote_agent=True)
 
 
-def _span_row(line: int, span: Mapping[str, Any], attrs: dict[str, Any]) -> StagedRow:
+REMOTE_AGENT_TAG = "remote_agent"
+"""Tag of a remote agent's span counted for its model calls: none of them was in its file or request."""
+
+
+def _span_row(
+    line: int, span: Mapping[str, Any], attrs: dict[str, Any], *, remote_agent: bool = False
+) -> StagedRow:
     trace_id, span_id = span.get("traceId"), span.get("spanId")
     raw_attrs = {k: v for k, v in attrs.items() if not k.startswith(PROMPT_PREFIXES)}
     raw = compact(
@@ -374,6 +384,10 @@ def _span_row(line: int, span: Mapping[str, Any], attrs: dict[str, Any]) -> Stag
     tier = _first(attrs, "service_tier")
     tag_keys = ("service.name", "gen_ai.operation.name", "deployment.environment")
     tags = {k: v for k, v in attrs.items() if k in tag_keys}
+    if trace_id:  # which trace a span is of: its agent span and model calls may come apart
+        tags["trace_id"] = str(trace_id).lower()
+    if remote_agent:
+        tags[REMOTE_AGENT_TAG] = True
     values: dict[str, Any] = {
         "ts": ts,
         "request_id": _first(attrs, "request_id") or span_id,
