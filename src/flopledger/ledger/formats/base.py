@@ -24,6 +24,7 @@ __all__ = [
     "JsonLineError",
     "RecordFormat",
     "StagedRow",
+    "array_item_lines",
     "canonical_tier",
     "detect_format",
     "get_format",
@@ -312,6 +313,53 @@ def iter_json_documents(path: Path) -> Iterator[tuple[int, Any]]:
             where = "column" if exc.msg.endswith(" at") else "at column"  # "string starting at"
             reason = f"not valid JSON: {exc.msg} {where} {exc.colno}"
             yield number, JsonLineError(reason, text=line, path=str(path), line=number)
+
+
+def _skip_space(text: str, at: int) -> int:
+    while at < len(text) and text[at] in " \t\r\n":
+        at += 1
+    return at
+
+
+def array_item_lines(text: str, key: str | None = None) -> list[int] | None:
+    """The line each item of a JSON document's array starts on: the document itself, or its member
+    ``key`` (an object's ``data``); None when the document is not shaped so."""
+    decoder = json.JSONDecoder()
+    at = _skip_space(text, 0)
+    try:
+        if key is not None:  # walk the object's members to the array
+            if text[at : at + 1] != "{":
+                return None
+            at = _skip_space(text, at + 1)
+            while text[at : at + 1] == '"':
+                name, at = decoder.raw_decode(text, at)
+                at = _skip_space(text, at)
+                if text[at : at + 1] != ":":
+                    return None
+                at = _skip_space(text, at + 1)
+                if name == key:
+                    break
+                _, at = decoder.raw_decode(text, at)
+                at = _skip_space(text, at)
+                if text[at : at + 1] == ",":
+                    at = _skip_space(text, at + 1)
+            else:
+                return None
+        if text[at : at + 1] != "[":
+            return None
+        lines, line, counted = [], 1, 0
+        at = _skip_space(text, at + 1)
+        while at < len(text) and text[at] != "]":
+            line += text.count("\n", counted, at)
+            counted = at
+            lines.append(line)
+            _, at = decoder.raw_decode(text, at)
+            at = _skip_space(text, at)
+            if text[at : at + 1] == ",":
+                at = _skip_space(text, at + 1)
+        return lines
+    except (json.JSONDecodeError, IndexError):
+        return None
 
 
 ReportRow = Callable[[int, str, dict[str, Any], Any], StagedRow]

@@ -18,6 +18,7 @@ from flopledger.ledger.formats.base import (
     JsonLineError,
     RecordFormat,
     StagedRow,
+    array_item_lines,
     compact,
     first_json_value,
     iter_json_documents,
@@ -107,6 +108,14 @@ def _is_true(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
+def _record_lines(path: Path, doc: Any) -> list[int] | None:
+    """The line each record of a whole-document spend log (a list, or an object's ``data``) starts on."""
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    lines = array_item_lines(text, None if isinstance(doc, list) else "data")
+    records = doc if isinstance(doc, list) else doc["data"]
+    return lines if lines is not None and len(lines) == len(records) else None
+
+
 @register
 class LiteLLMSpendLogs(RecordFormat):
     name = "litellm"
@@ -131,13 +140,20 @@ class LiteLLMSpendLogs(RecordFormat):
             if isinstance(doc, JsonLineError):
                 yield doc.staged()
                 continue
+            listed = isinstance(doc, list) or (isinstance(doc, dict) and isinstance(doc.get("data"), list))
             if isinstance(doc, list):
                 records = doc
             else:
                 records = doc.get("data", [doc]) if isinstance(doc, dict) else [doc]
+            # A whole JSON document's records are numbered by the line each starts on.
+            starts = _record_lines(path, doc) if listed and line == 1 else None
             for i, record in enumerate(records):
-                # In a JSON list the record number stands for the line.
-                yield self._row(i + 1 if isinstance(doc, list) else line, record, index=i)
+                where = (
+                    starts[i]
+                    if starts is not None and i < len(starts)
+                    else (i + 1 if isinstance(doc, list) else line)
+                )
+                yield self._row(where, record, index=i)
 
     def _row(self, line: int, record: Any, index: int | None = None) -> StagedRow:
         if not isinstance(record, dict):

@@ -1,4 +1,5 @@
-"""CSV records are numbered by the line they start on, also after quoted newlines and blank lines."""
+"""Rows are numbered by the line they start on: CSV rows after quoted newlines and blank lines, the
+records of a whole-document JSON spend log."""
 
 from __future__ import annotations
 
@@ -71,3 +72,24 @@ def test_a_quoted_newline_moves_the_lines_of_the_rows_after_it(tmp_path: Path) -
     assert (again.rows_stored, again.rows_duplicate, again.rows_quarantined) == (0, 1, 2)
     assert con.execute("SELECT count(*) FROM quarantine").fetchone() == (2,)
     con.close()
+
+
+def test_a_whole_document_spend_log_numbers_records_by_their_first_line(tmp_path: Path) -> None:
+    import json
+
+    records = [
+        {"request_id": f"r{i}", "model": "gpt-4o", "startTime": "2026-03-01T10:00:00", "prompt_tokens": n}
+        for i, n in enumerate((10, "n/a", 30))
+    ]
+    for doc in (records, {"data": records, "total": 3}):
+        path = tmp_path / "spend.json"
+        path.write_text(json.dumps(doc, indent=2))
+        lines = path.read_text().splitlines()
+        starts = [n for n, text in enumerate(lines, start=1) if '"request_id"' in text]
+        con = open_ledger(tmp_path / f"l{len(str(doc))}.duckdb")
+        ingest_files(con, [path], format="litellm")
+        # the line each record's object opens on: the one before its first key
+        stored = sorted(r[0] for r in con.execute("SELECT source_line FROM events").fetchall())
+        (bad,) = con.execute("SELECT source_line FROM quarantine").fetchone() or (None,)
+        assert stored == [starts[0] - 1, starts[2] - 1] and bad == starts[1] - 1
+        con.close()
