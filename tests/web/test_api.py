@@ -101,6 +101,26 @@ def test_date_range_filters(api: Api, golden: Fixture, state: ServerState) -> No
     assert r.json()["totals"]["cost_usd"] == pytest.approx(cost, rel=1e-9)
     assert {d["day"] for d in r.json()["daily"]} == {"2026-03-05", "2026-03-06"}
     assert api.get("/api/v1/overview?since=yesterday", token=golden.tokens["admin"]).status_code == 422
+    backwards = api.get("/api/v1/teams?since=2026-03-06&until=2026-03-05", token=golden.tokens["admin"])
+    assert backwards.status_code == 400 and "is after until" in backwards.json()["detail"]
+
+
+def test_pages_show_the_days_asked_for_as_their_json_twins_do(api: Api, golden: Fixture) -> None:
+    import json
+    import re
+
+    admin = golden.tokens["admin"]
+    window = "since=2026-03-05&until=2026-03-06"
+    for page, twin in (("/", "/api/v1/overview"), ("/teams", "/api/v1/teams"), ("/models", "/api/v1/models")):
+        html = api.get(f"{page}?{window}", token=admin)
+        assert html.status_code == 200
+        embedded = re.search(r'<script type="application/json" id="payload">(.*?)</script>', html.text, re.S)
+        assert embedded is not None
+        assert json.loads(embedded.group(1)) == api.get(f"{twin}?{window}", token=admin).json(), page
+        assert 'name="since" value="2026-03-05"' in html.text and 'href="?">all days' in html.text
+    whole = api.get("/teams", token=admin).text
+    assert 'name="since" value=""' in whole and "all days" not in whole
+    assert api.get("/teams?since=March", token=admin).status_code == 400
 
 
 def test_teams_team_and_user_drill_down(api: Api, golden: Fixture, state: ServerState) -> None:

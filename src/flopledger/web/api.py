@@ -32,6 +32,9 @@ _NOT_FOUND = "not found"
 
 
 def scope_of(caller: Caller, since: dt.date | None = None, until: dt.date | None = None) -> Scope:
+    """What the caller may see, over the days from ``since`` to ``until`` (both inclusive)."""
+    if since is not None and until is not None and since > until:
+        raise HTTPException(400, f"since ({since}) is after until ({until}); both days are inclusive")
     return Scope(caller.principal.team, since, until)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import json
 import secrets
@@ -73,12 +74,16 @@ def _login_page(request: Request, status: int, error: str | None = None) -> Resp
     return response
 
 
-def _page(request: Request, template: str, title: str, payload: Any, caller: Caller) -> Response:
+def _page(
+    request: Request, template: str, title: str, payload: Any, caller: Caller, scope: Scope | None = None
+) -> Response:
+    """``scope``: the days a page covers, shown (and chosen) above it."""
     context = {
         "title": title,
         "payload": payload,
         "caller": caller.principal,
         "csrf": caller.session.csrf if caller.session else "",
+        "period": None if scope is None else {"since": scope.since or "", "until": scope.until or ""},
     }
     return templates.TemplateResponse(request, template, context)
 
@@ -142,6 +147,18 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
     return response
 
 
+def _days(request: Request) -> tuple[dt.date | None, dt.date | None]:
+    """The page's ``?since=`` and ``?until=`` (days, inclusive, as its JSON twin takes them)."""
+    days: list[dt.date | None] = []
+    for name in ("since", "until"):
+        text = (request.query_params.get(name) or "").strip()
+        try:
+            days.append(dt.date.fromisoformat(text) if text else None)
+        except ValueError as exc:
+            raise HTTPException(400, f"{name} {text!r} is not a day; write it as YYYY-MM-DD") from exc
+    return days[0], days[1]
+
+
 def _scoped_page(
     request: Request,
     template: str,
@@ -152,11 +169,12 @@ def _scoped_page(
     caller = _caller_or_login(request)
     if isinstance(caller, Response):
         return caller
+    scope = scope_of(caller, *_days(request))
     with server_state(request).cursor() as cur:
-        payload = build(cur, scope_of(caller))
+        payload = build(cur, scope)
     if payload is None:
         return _not_found(request, caller)
-    return _page(request, template, title, payload, caller)
+    return _page(request, template, title, payload, caller, scope)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -204,8 +222,9 @@ def integrity(request: Request) -> Response:
     caller = _caller_or_login(request)
     if isinstance(caller, Response):
         return caller
-    payload = integrity_page(server_state(request), scope_of(caller))
-    return _page(request, "integrity.html", "Integrity", payload, caller)
+    scope = scope_of(caller, *_days(request))
+    payload = integrity_page(server_state(request), scope)
+    return _page(request, "integrity.html", "Integrity", payload, caller, scope)
 
 
 @router.get("/fleet", response_class=HTMLResponse)
