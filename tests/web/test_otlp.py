@@ -110,6 +110,7 @@ def test_bad_spans_are_quarantined_and_reported(api: Api, golden: Fixture, state
     body = api.post("/v1/traces", json=doc, token=golden.tokens["admin"]).json()
     assert (body["ingest"]["rows_stored"], body["ingest"]["rows_quarantined"]) == (1, 1)
     assert body["partialSuccess"]["rejectedSpans"] == 1
+    assert body["ingest"]["ingest_id"] in body["partialSuccess"]["errorMessage"]  # as protobuf's says
     reason = _count(state, f"SELECT reason FROM quarantine WHERE ingest_id = '{body['ingest']['ingest_id']}'")
     assert "exceed input tokens" in reason
     where = f"WHERE ingest_id = '{body['ingest']['ingest_id']}'"
@@ -148,7 +149,7 @@ def test_protobuf_body_with_gzip(api: Api, golden: Fixture, state: ServerState) 
     [
         (b"{not json", {"Content-Type": "application/json"}, 400),
         (b"\x0a\xff\xff", {"Content-Type": "application/x-protobuf"}, 400),
-        (b"<xml/>", {"Content-Type": "text/xml"}, 400),
+        (b"<xml/>", {"Content-Type": "text/xml"}, 415),
         (b"{}", {"Content-Type": "application/json", "Content-Encoding": "br"}, 400),
         (b"[1, 2]", {"Content-Type": "application/json"}, 400),
     ],

@@ -211,6 +211,8 @@ async def traces(request: Request, caller: Authed) -> Response:
         )
     except otlp.BodyTooLarge as exc:
         raise HTTPException(413, str(exc)) from exc
+    except otlp.UnsupportedMedia as exc:
+        raise HTTPException(415, str(exc)) from exc
     except InputError as exc:
         raise HTTPException(400, str(exc)) from exc
     try:
@@ -227,6 +229,12 @@ async def traces(request: Request, caller: Authed) -> Response:
         return Response(otlp.protobuf_response(result), media_type=otlp.PROTOBUF, headers=headers)
     rejected = result.rows_quarantined if result is not None else 0
     partial = (
-        {"rejectedSpans": rejected, "errorMessage": f"{rejected} span(s) quarantined"} if rejected else {}
+        {
+            "rejectedSpans": rejected,
+            "errorMessage": f"{rejected} span(s) quarantined; see the quarantine (`flopledger quarantine "
+            f"list`, once the server stops) for ingest {result.ingest_id}",
+        }
+        if result is not None and rejected
+        else {}
     )
     return JSONResponse({"partialSuccess": partial, "ingest": counts})

@@ -154,10 +154,14 @@ def decode_traces(
         _check_shape(parsed)
         checked: dict[str, Any] = parsed
         return checked
-    raise InputError(
+    raise UnsupportedMedia(
         f"unsupported Content-Type {media or 'none'!r}; send application/json or {PROTOBUF}",
         field="Content-Type",
     )
+
+
+class UnsupportedMedia(InputError):
+    """A body in a media type OTLP/HTTP does not use (HTTP 415)."""
 
 
 def _span_count(doc: dict[str, Any]) -> int:
