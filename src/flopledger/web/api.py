@@ -185,6 +185,7 @@ async def _bounded_body(request: Request, limit: int) -> bytes:
         200: {"content": {"application/json": {}, otlp.PROTOBUF: {}}, "description": "Reconciliation counts"},
         400: {"description": "Not an OTLP trace export"},
         413: {"description": "Body too large"},
+        415: {"description": "Neither application/json nor application/x-protobuf"},
     },
     openapi_extra={
         "requestBody": {
