@@ -500,3 +500,25 @@ def test_a_report_with_unpriced_tokens_says_their_cost_counts_as_zero(tmp_path: 
         assert "no price" not in result.stdout  # JSON and CSV stay whole
     priced = CliRunner().invoke(app, ["report", "--db", db, "--by", "model", "--since", "2030-01-01"])
     assert "no price" not in priced.stderr
+
+
+def test_prices_show_of_a_model_priced_by_overrides_names_the_overrides_it_needs(tmp_path: Path) -> None:
+    overrides = tmp_path / "ov.toml"
+    overrides.write_text(
+        '[[model]]\nprovider = "vllm"\nmodel = "llama-3.1-70b"\n'
+        "input_usd_per_mtok = 0.4\noutput_usd_per_mtok = 0.8\n"
+    )
+    path = tmp_path / "u.csv"
+    path.write_text(
+        "ts,provider,model,input_tokens,output_tokens\n2026-03-01T10:00:00Z,vllm,llama-3.1-70b,1000,10\n"
+    )
+    db = str(tmp_path / "l.duckdb")
+    run("ingest", str(path), "--db", db, "--overrides", str(overrides))
+    without = CliRunner().invoke(app, ["prices", "show", "llama-3.1-70b", "--db", db])
+    assert without.exit_code != 0
+    message = str(without.exception)
+    assert "the ledger's 1 events of it were priced with" in message and "--overrides" in message
+    shown = run("prices", "show", "llama-3.1-70b", "--db", db, "--overrides", str(overrides), "-f", "json")
+    assert {r["input_usd_per_mtok"] for r in json.loads(shown)} == {0.4}
+    unknown = CliRunner().invoke(app, ["prices", "show", "no-such-model", "--db", db])
+    assert "add it as a [[model]]" in str(unknown.exception)

@@ -126,10 +126,17 @@ def price_rows(
     """
     key = overrides.private_key(provider, model) or resolve_catalog_model(provider, model)
     if key is None:
+        priced = _priced_in_ledger(ledger, provider, model) if ledger is not None else None
         raise InputError(
             f"no price for model {model!r}"
             + (f" of provider {provider!r}" if provider else "")
-            + "; check the name, or add it as a [[model]] in the overrides file",
+            + (
+                f" in the catalog or these overrides (overrides {overrides.digest}); the ledger's "
+                f"{priced[0]:,} events of it were priced with {priced[1]!r}: pass the overrides file "
+                "they were priced with (--overrides or $FLOPLEDGER_OVERRIDES)"
+                if priced
+                else "; check the name, or add it as a [[model]] in the overrides file"
+            ),
             field="model",
         )
     use = _ledger_use(ledger, key, overrides) if ledger is not None else None
@@ -152,6 +159,27 @@ def price_rows(
             kept = ("provider_id", "model_id")
             rows.append({k: (template.get(k) if k in kept else None) for k in template} | unpriced)
     return rows
+
+
+def _priced_in_ledger(ledger: Path, provider: str | None, model: str) -> tuple[int, str] | None:
+    """How many of the ledger's events of the model are priced, and the price version that priced
+    the latest of them; None when none is (or the ledger cannot be read)."""
+    from flopledger.ledger.formats.tabular import sql_literal
+
+    where = f"model = {sql_literal(model)} AND priced"
+    if provider:
+        where += f" AND lower(provider) = {sql_literal(provider.lower())}"
+    try:
+        con = duckdb.connect(str(ledger), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        row = con.execute(f"SELECT count(*), arg_max(price_version, ts) FROM events WHERE {where}").fetchone()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    return (int(row[0]), str(row[1])) if row and row[0] else None
 
 
 _OPEN = {
