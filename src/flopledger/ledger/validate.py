@@ -69,11 +69,13 @@ def _not_count(col: str) -> str:
 
 
 def _too_large(col: str) -> str:
-    """A whole count beyond :data:`MAX_COUNT` (judged on the exact text beyond 2**53)."""
+    """A whole count beyond :data:`MAX_COUNT` (judged on the exact text beyond 2**53; a CASE, so
+    that only those rare rows pay for reading the text as a decimal)."""
     d = f'"_d_{col}"'
     return (
-        f"coalesce({d} > {float(MAX_COUNT)} OR (abs({d}) >= {EXACT_DOUBLE} "
-        f"AND coalesce({_exact(col)} > {MAX_COUNT}, {d} >= {float(MAX_COUNT)})), false)"
+        f"coalesce(CASE WHEN abs({d}) >= {EXACT_DOUBLE} "
+        f"THEN coalesce({_exact(col)} > {MAX_COUNT}, {d} >= {float(MAX_COUNT)}) "
+        f"ELSE {d} > {float(MAX_COUNT)} END, false)"
     )
 
 
