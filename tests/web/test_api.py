@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -278,18 +280,35 @@ def test_rollup_absent_falls_back_to_events(golden: Fixture, tmp_path: Path, api
     assert body["rollup"].startswith("aggregated from events")
 
 
-def test_budgets_use_the_ledgers_budget_check(golden: Fixture, tmp_path: Path, api_for: type[Api]) -> None:
+@contextlib.contextmanager
+def _served_with_budgets(
+    golden: Fixture, tmp_path: Path, api_for: type[Api], text: str
+) -> Iterator[tuple[Api, Path]]:
+    """An API over a copy of the golden ledger, served with a budgets file holding ``text``."""
     from flopledger.web import WebConfig
 
-    copy = _ledger_copy(golden, tmp_path)
     budgets = tmp_path / "budgets.toml"
-    budgets.write_text("[team.infra]\nmonthly_usd = 100\n\n[team.research]\nmonthly_usd = 100000\n", "utf-8")
-    s = ServerState.open(WebConfig(db=copy, budgets=budgets))
+    budgets.write_text(text, "utf-8")
+    s = ServerState.open(WebConfig(db=_ledger_copy(golden, tmp_path), budgets=budgets))
     try:
-        admin = api_for(s).get("/api/v1/overview", token=golden.tokens["admin"]).json()["budgets"]
-        viewer = api_for(s).get("/api/v1/overview", token=golden.tokens["research"]).json()["budgets"]
+        yield api_for(s), budgets
     finally:
         s.close()
+
+
+def _touch_later(path: Path) -> None:
+    """Move a file's stamp on: a coarse clock could leave an edited file's stamp as it was."""
+    import os
+
+    later = path.stat().st_mtime_ns + 2_000_000_000
+    os.utime(path, ns=(later, later))
+
+
+def test_budgets_use_the_ledgers_budget_check(golden: Fixture, tmp_path: Path, api_for: type[Api]) -> None:
+    text = "[team.infra]\nmonthly_usd = 100\n\n[team.research]\nmonthly_usd = 100000\n"
+    with _served_with_budgets(golden, tmp_path, api_for, text) as (api, _):
+        admin = api.get("/api/v1/overview", token=golden.tokens["admin"]).json()["budgets"]
+        viewer = api.get("/api/v1/overview", token=golden.tokens["research"]).json()["budgets"]
     rows = {r["name"]: r for r in admin["rows"]}
     assert rows["infra"]["status"] == "over" and "driver" in rows["infra"]["alert"]
     assert rows["research"]["status"] == "ok"
@@ -298,23 +317,14 @@ def test_budgets_use_the_ledgers_budget_check(golden: Fixture, tmp_path: Path, a
 
 def test_an_edited_budgets_file_counts_at_once(golden: Fixture, tmp_path: Path, api_for: type[Api]) -> None:
     """The overview keeps its budget check per ledger version, and per budgets file as last changed."""
-    import os
-
-    from flopledger.web import WebConfig
-
-    copy = _ledger_copy(golden, tmp_path)
-    budgets = tmp_path / "budgets.toml"
-    budgets.write_text("[team.infra]\nmonthly_usd = 100\n", "utf-8")
-    s = ServerState.open(WebConfig(db=copy, budgets=budgets))
-    try:
-        api = api_for(s)
+    with _served_with_budgets(golden, tmp_path, api_for, "[team.infra]\nmonthly_usd = 100\n") as (
+        api,
+        budgets,
+    ):
         before = api.get("/api/v1/overview", token=golden.tokens["admin"]).json()["budgets"]["rows"]
         budgets.write_text("[team.infra]\nmonthly_usd = 1000000000\n", "utf-8")
-        later = budgets.stat().st_mtime_ns + 2_000_000_000  # a coarse clock could leave the stamp as it was
-        os.utime(budgets, ns=(later, later))
+        _touch_later(budgets)
         after = api.get("/api/v1/overview", token=golden.tokens["admin"]).json()["budgets"]["rows"]
-    finally:
-        s.close()
     assert [(r["name"], r["status"], r["monthly_usd"]) for r in before] == [("infra", "over", 100)]
     assert [(r["name"], r["status"], r["monthly_usd"]) for r in after] == [("infra", "ok", 1_000_000_000)]
 
@@ -323,25 +333,16 @@ def test_a_budgets_file_broken_while_serving_leaves_the_overview_up(
     golden: Fixture, tmp_path: Path, api_for: type[Api]
 ) -> None:
     """The budgets section says what is wrong with the file; the rest of the overview still shows."""
-    import os
-
-    from flopledger.web import WebConfig
-
-    copy = _ledger_copy(golden, tmp_path)
-    budgets = tmp_path / "budgets.toml"
-    budgets.write_text("[team.infra]\nmonthly_usd = 100\n", "utf-8")
-    s = ServerState.open(WebConfig(db=copy, budgets=budgets))
-    try:
-        api = api_for(s)
+    with _served_with_budgets(golden, tmp_path, api_for, "[team.infra]\nmonthly_usd = 100\n") as (
+        api,
+        budgets,
+    ):
         budgets.write_text("[team.infra]\nmonthly_usd = -5\n", "utf-8")
-        later = budgets.stat().st_mtime_ns + 2_000_000_000
-        os.utime(budgets, ns=(later, later))
+        _touch_later(budgets)
         broken = api.get("/api/v1/overview", token=golden.tokens["admin"])
         page = api.get("/", token=golden.tokens["admin"])
         budgets.unlink()
         gone = api.get("/api/v1/overview", token=golden.tokens["admin"])
-    finally:
-        s.close()
     assert broken.status_code == 200 and broken.json()["totals"]["cost_usd"] > 0
     assert "monthly_usd" in broken.json()["budgets"]["error"] and broken.json()["budgets"]["rows"] == []
     assert (

@@ -16,6 +16,7 @@ import duckdb
 
 from flopledger.errors import FlopledgerError, InputError
 from flopledger.ledger.formats.base import STAGE_COLUMNS, InputFormat, register
+from flopledger.ledger.schema import TOKEN_COLUMNS
 
 __all__ = ["Csv", "Jsonl", "Parquet", "TableFormat", "TableSource"]
 
@@ -119,16 +120,6 @@ class TableFormat(InputFormat):
         )
 
 
-_COUNTS = (
-    "input_tokens",
-    "cache_read_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-)
-
-
 def _check_required(
     columns: list[str], mapping: Mapping[str, str], fixed: Mapping[str, str], path: Path
 ) -> None:
@@ -136,7 +127,7 @@ def _check_required(
     for ``model`` or for any token count, under its canonical name, ``--map``ped or ``--set``."""
     available = set(columns) | set(mapping) | set(fixed)
     missing = [c for c in ("ts", "model") if c not in available]
-    if not any(c in available for c in _COUNTS):
+    if not any(c in available for c in TOKEN_COLUMNS):
         missing.append("a token count (input_tokens, output_tokens, ...)")
     if not missing:
         return
