@@ -590,6 +590,28 @@ def test_a_usage_report_bucket_pulled_again_replaces_the_earlier_pull(tmp_path: 
     assert _rows(both, totals) == _rows(fresh, totals)
 
 
+def test_of_two_pages_of_one_document_the_pull_with_grown_output_is_kept(tmp_path: Path) -> None:
+    """Pages of one JSON document share a line: the larger pull wins on output too, not by read order."""
+    sample = Path(__file__).parent / "formats" / "samples" / "openai_usage_completions.json"
+    page = json.loads(sample.read_text())
+    bucket = dict(page["data"][0], results=[page["data"][0]["results"][0]])
+    early = dict(page, data=[bucket])
+    grown = json.loads(json.dumps(early))
+    grown["data"][0]["results"][0]["output_tokens"] += 1000
+    first = tmp_path / "early.json"
+    first.write_text(json.dumps(early))
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [first], format="openai")
+    (before,) = _rows(con, "SELECT output_tokens FROM events")
+    for pages in ([early, grown], [grown, early]):
+        path = tmp_path / "pages.json"
+        path.write_text(json.dumps(pages))  # a list of pages: every row of it is on line 1
+        result = ingest_files(con, [path], format="openai")
+        assert result.reconciles
+        assert _rows(con, "SELECT output_tokens FROM events") == [(before[0] + 1000,)], pages
+        assert _rows(con, "SELECT sum(output_tokens) FROM rollup_daily") == [(before[0] + 1000,)]
+
+
 def test_times_to_the_minute_are_read_and_dates_without_dashes_are_refused(tmp_path: Path) -> None:
     rows = [
         {**GOOD, "ts": "2026-03-02T09:00Z"},

@@ -430,7 +430,9 @@ def _prepare(
     # A remote agent's span counted for want of its model calls, whose model calls the ledger has
     # already (exported before it ended, in an earlier request): they count, it does not.
     superseded = _drop_superseded_agents(con) if any(f.name == "otel" for f in formats) else 0
-    good, distinct = good - superseded, distinct - superseded
+    if superseded:  # rows, not ids: a span exported twice is two rows of one id
+        good -= superseded
+        distinct = count_of(con, "SELECT count(DISTINCT event_id) FROM _checked")
     # An id covers the event's time, so only stored events inside this batch's time span can share
     # it: literal bounds let DuckDB skip the rest of a large ledger.
     window = f"ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'" if lo is not None else "false"
@@ -461,7 +463,9 @@ def _prepare(
             # one row per event: the first, or of a usage-report bucket pulled more than once the
             # largest (the latest pull: a bucket's counts only grow until it closes)
             " QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY "
-            f"{_largest_pull(reports)} _fidx, _line) = 1"
+            # rowid last: pages of one document share a line, and the rollup and the insert each
+            # read this view, so the row kept must not depend on the order DuckDB reads them in
+            f"{_largest_pull(reports)} _fidx, _line, _checked.rowid) = 1"
             if distinct < good
             else ""
         )
@@ -513,10 +517,11 @@ def _largest_pull(fidx: Sequence[int]) -> str:
     """An ORDER BY prefix putting a usage-report row with the largest totals first ('' without reports)."""
     if not fidx:
         return ""
-    totals = _pulled_totals("_checked")
-    return (
-        f"CASE WHEN _fidx IN ({', '.join(str(i) for i in fidx)}) THEN -({totals['input']}) ELSE 0 END, "
-        f"CASE WHEN _fidx IN ({', '.join(str(i) for i in fidx)}) THEN -({totals['requests']}) ELSE 0 END,"
+    files = ", ".join(str(i) for i in fidx)
+    # every total a restatement is judged on (_find_restated), so the pull kept is the one judged
+    return "".join(
+        f"CASE WHEN _fidx IN ({files}) THEN -({total}) ELSE 0 END, "
+        for total in _pulled_totals("_checked").values()
     )
 
 
