@@ -157,14 +157,22 @@ def refresh_rollups(con: duckdb.DuckDBPyConnection, days: Sequence[dt.date] | No
         return
     _add_compacted(con, present)
     on = f"day IN {days_sql(days)}" if days is not None else "true"
-    where = f"WHERE CAST(ts AS DATE) IN {days_sql(days)}" if days is not None else ""
+    where = f"WHERE {events_on_days(days)}" if days is not None else ""
     con.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE {on}")
     con.execute(f"INSERT INTO {ROLLUP_TABLE} BY NAME SELECT *, true AS compacted FROM ({_select(where)})")
 
 
 def days_sql(days: Sequence[dt.date]) -> str:
-    """``days`` as a SQL list of DATE literals: they let DuckDB skip other days' row groups (zone maps)."""
+    """``days`` as a SQL list of DATE literals: they let DuckDB skip other days' rollup row groups
+    (zone maps on ``day``)."""
     return "(" + ", ".join(f"DATE '{d.isoformat()}'" for d in days) + ")"
+
+
+def events_on_days(days: Sequence[dt.date]) -> str:
+    """A filter on ``events`` for ``days``: the span of them on ``ts`` itself, which lets DuckDB skip
+    other days' row groups (a cast of ``ts`` would not), then the days themselves."""
+    lo, hi = min(days), max(days) + dt.timedelta(days=1)
+    return f"ts >= TIMESTAMP '{lo}' AND ts < TIMESTAMP '{hi}' AND CAST(ts AS DATE) IN {days_sql(days)}"
 
 
 def add_to_rollups(con: duckdb.DuckDBPyConnection, rows: str, times: str | None = None) -> None:
