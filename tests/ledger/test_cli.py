@@ -227,6 +227,12 @@ def test_prices_show_with_a_ledger_says_which_rows_price_its_events(tmp_path: Pa
         app, ["prices", "show", "claude-sonnet-4-5", "--db", str(tmp_path / "no.duckdb")]
     )
     assert missing.exit_code != 0 and "no ledger at this path" in str(missing.exception)
+    # a ledger an older flopledger wrote, without the newest column, is read as it is (not upgraded)
+    con = open_ledger(db)
+    con.execute("ALTER TABLE events DROP COLUMN max_request_input_tokens")
+    con.close()
+    older = json.loads(run("prices", "show", "claude-sonnet-4-5", "--db", str(db), "--format", "json"))
+    assert older == rows
 
 
 def test_prices_show_counts_events_by_their_current_mapping_and_those_no_row_covers(

@@ -163,20 +163,19 @@ def price_rows(
 
 def _priced_in_ledger(ledger: Path, provider: str | None, model: str) -> tuple[int, str] | None:
     """How many of the ledger's events of the model are priced, and the price version that priced
-    the latest of them; None when none is (or the ledger cannot be read)."""
-    from flopledger.ledger.formats.tabular import sql_literal
+    the latest of them; None when none is (or the ledger cannot be read: the caller's error stands)."""
+    from flopledger.ledger.store import open_ledger
 
-    where = f"model = {sql_literal(model)} AND priced"
-    if provider:
-        where += f" AND lower(provider) = {sql_literal(provider.lower())}"
     try:
-        con = duckdb.connect(str(ledger), read_only=True)
-    except duckdb.Error:
+        con = open_ledger(ledger, read_only=True)
+    except InputError:
         return None
     try:
-        row = con.execute(f"SELECT count(*), arg_max(price_version, ts) FROM events WHERE {where}").fetchone()
-    except duckdb.Error:
-        return None
+        row = con.execute(
+            "SELECT count(*), arg_max(price_version, ts) FROM events WHERE model = ? AND priced "
+            "AND (? IS NULL OR provider = lower(?))",
+            [model, provider, provider],
+        ).fetchone()
     finally:
         con.close()
     return (int(row[0]), str(row[1])) if row and row[0] else None
@@ -214,7 +213,18 @@ def _ledger_use(
         # Every logged name is mapped as reprice would map it; the events of those that map to the
         # model are priced (whatever they were priced as when stored).
         version = ensure_prices(con, overrides, "(SELECT DISTINCT provider, model FROM ledger.events)")
-        columns = ", ".join(f'e."{c.name}"' for c in EVENT_COLUMNS)
+        # a ledger an older flopledger wrote (read, not upgraded) may lack newer columns: NULL
+        present = {
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() "
+                "WHERE database_name = 'ledger' AND table_name = 'events'"
+            ).fetchall()
+        }
+        columns = ", ".join(
+            f'e."{c.name}"' if c.name in present else f'CAST(NULL AS {c.duckdb_type}) AS "{c.name}"'
+            for c in EVENT_COLUMNS
+        )
         con.execute(
             f"""CREATE TEMP VIEW _model_events AS SELECT {columns} FROM ledger.events e
                 JOIN model_map m ON m.price_version = {sql_literal(version)}
