@@ -699,6 +699,7 @@ def test_a_ledger_from_before_the_upper_bound_gets_it_from_the_context_window(tm
     con = open_ledger(db)
     ingest_files(con, [path])
     ((cost,),) = con.execute("SELECT cost_usd FROM events").fetchall()
+    assert cost == pytest.approx(16.5, rel=1e-12)  # 5M x $3 + 100k x $15: below the tier, however large
     # as an older flopledger stored it: no bound, priced as one request of 5M tokens
     con.execute("ALTER TABLE events DROP COLUMN max_request_input_tokens")
     con.execute("UPDATE events SET cost_usd = cost_usd * 2")

@@ -7,7 +7,7 @@ written by an older flopledger keeps working.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import duckdb
@@ -106,21 +106,45 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
         }
         for c in columns:
             if c.name not in present:
-                con.execute(f'ALTER TABLE "{name}" ADD COLUMN "{c.name}" {c.duckdb_type}')
-                if (name, c.name) == ("events", "max_request_input_tokens"):
-                    _bound_anthropic_requests(con)
+                _add_column(con, name, c)
+
+
+def _add_column(con: duckdb.DuckDBPyConnection, table: str, column: Column) -> None:
+    """Add a column a newer flopledger declares, with what the stored rows already tell of it,
+    in one transaction (a column added but not filled in would never be filled in)."""
+    backfill = _BACKFILLS.get((table, column.name))
+    if backfill is None:
+        con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column.name}" {column.duckdb_type}')
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column.name}" {column.duckdb_type}')
+        backfill(con)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def _bound_anthropic_requests(con: duckdb.DuckDBPyConnection) -> None:
     """Give Anthropic report rows stored before the upper bound existed the bound of their context
     window (kept in their tags); ``flopledger reprice`` then prices a 0-200k row below the tier."""
+    from flopledger.ledger.formats.anthropic import CONTEXT_BOUNDS
+
+    bounded = {window: upper for window, (_, upper) in CONTEXT_BOUNDS.items() if upper is not None}
+    window = "json_extract_string(tags, '$.context_window')"
+    cases = " ".join(f"WHEN '{w}' THEN {upper}" for w, upper in bounded.items())
     con.execute(
-        """UPDATE events SET max_request_input_tokens =
-               CASE json_extract_string(tags, '$.context_window') WHEN '0-200k' THEN 200000
-                    WHEN '200k-1m' THEN 1000000 END
-           WHERE source_format = 'anthropic' AND json_valid(tags)
-             AND json_extract_string(tags, '$.context_window') IN ('0-200k', '200k-1m')"""
+        f"""UPDATE events SET max_request_input_tokens = CASE {window} {cases} END
+            WHERE source_format = 'anthropic' AND json_valid(tags)
+              AND {window} IN ({", ".join(f"'{w}'" for w in bounded)})"""
     )
+
+
+_BACKFILLS: dict[tuple[str, str], Callable[[duckdb.DuckDBPyConnection], None]] = {
+    ("events", "max_request_input_tokens"): _bound_anthropic_requests,
+}
+"""Columns whose values older rows already hold elsewhere: filled in as the column is added."""
 
 
 def open_ledger(

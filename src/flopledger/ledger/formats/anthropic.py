@@ -22,7 +22,7 @@ from flopledger.ledger.formats.base import (
     register,
 )
 
-__all__ = ["AnthropicUsageReport"]
+__all__ = ["CONTEXT_BOUNDS", "AnthropicUsageReport"]
 
 # Grouping dimensions of a result: two results of one bucket differ in at least one of them.
 _GROUP_KEYS = (
@@ -36,7 +36,10 @@ _GROUP_KEYS = (
     "inference_geo",
     "speed",
 )
-_CONTEXT_BOUNDS = {"0-200k": (None, 200_000), "200k-1m": (200_001, 1_000_000)}
+CONTEXT_BOUNDS: dict[str, tuple[int | None, int | None]] = {
+    "0-200k": (None, 200_000),
+    "200k-1m": (200_001, 1_000_000),
+}
 """Each request's total input as a context-window bucket bounds it (a report row has no request
 count, so its mean per request cannot tell the long-context tier)."""
 
@@ -90,6 +93,7 @@ class AnthropicUsageReport(RecordFormat):
         tool_use = result.get("server_tool_use")
         if isinstance(tool_use, dict) and tool_use.get("web_search_requests"):
             tags["web_search_requests"] = tool_use["web_search_requests"]
+        lower, upper = CONTEXT_BOUNDS.get(context, (None, None))
         values = {
             "ts": bucket.get("starting_at"),
             "provider": "anthropic",
@@ -104,8 +108,8 @@ class AnthropicUsageReport(RecordFormat):
             "cache_write_5m_tokens": cache.get("ephemeral_5m_input_tokens"),
             "cache_write_1h_tokens": cache.get("ephemeral_1h_input_tokens"),
             "output_tokens": result.get("output_tokens"),
-            "min_request_input_tokens": _CONTEXT_BOUNDS.get(context, (None, None))[0],
-            "max_request_input_tokens": _CONTEXT_BOUNDS.get(context, (None, None))[1],
+            "min_request_input_tokens": lower,
+            "max_request_input_tokens": upper,
             "tags": compact(tags),
         }
         # A usage report has no request id: a bucket x group is identified by its keys, not its counts.
