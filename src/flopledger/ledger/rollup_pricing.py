@@ -75,11 +75,17 @@ def price_breaks(prices: ir.Table, rows: Any, model_map: ir.Table | None = None)
     }
     follows = False
     if model_map is not None:
-        logged = model_map.select(model=model_map.model, provider=model_map.provider.fill_null("")).distinct()
-        per_model = logged.group_by("model").aggregate(n=logged.count())
-        (most,) = rows(per_model.aggregate(most=per_model.n.max().fill_null(0)))
+        per_model = _providers_of_models(model_map)
+        (most,) = rows(per_model.aggregate(most=per_model._providers.max().fill_null(0)))
         follows = int(most["most"]) <= 1
     return PriceBreaks(tuple(sorted(instants)), tuple(sorted(tods)), tuple(sorted(tiers)), follows)
+
+
+def _providers_of_models(model_map: ir.Table) -> ir.Table:
+    """Per logged model: how many providers it is logged under (``_providers``) and one of them
+    (``provider``, the one when there is one; the model map writes a missing provider as '')."""
+    provider = model_map.provider.fill_null("")
+    return model_map.group_by("model").aggregate(_providers=provider.nunique(), provider=provider.max())
 
 
 def _side(terms: list[ir.BooleanValue]) -> ir.IntegerValue:
@@ -232,10 +238,8 @@ def priced_rollup(
             **{c: (lambda g, c=c: g[c].sum()) for c in TOKEN_COLUMNS},
         )
     )
-    if joined_provider:
-        logged = model_map.select(
-            _pf_model=model_map.model, provider=model_map.provider.fill_null("")
-        ).distinct()
+    if joined_provider:  # one row per model, so the join never multiplies a group
+        logged = _providers_of_models(model_map).drop("_providers").rename(_pf_model="model")
         groups = groups.left_join(logged, groups.model == logged._pf_model).drop("_pf_model")
     # Only times and inputs inside each group's buckets reach price_events: one price row applies.
     bucket = groups._bucket if number is not None else ibis.literal(0)
