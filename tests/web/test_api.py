@@ -122,7 +122,12 @@ def test_pages_show_the_days_asked_for_as_their_json_twins_do(api: Api, golden: 
         assert 'name="since" value="2026-03-05"' in html.text and 'href="?">all days' in html.text
     whole = api.get("/teams", token=admin).text
     assert 'name="since" value=""' in whole and "all days" not in whole
-    assert api.get("/teams?since=March", token=admin).status_code == 400
+    for bad, said in (
+        ("since=March", "is not a day"),
+        ("since=2026-03-06&until=2026-03-05", "is after until"),
+    ):
+        page = api.get(f"/teams?{bad}", token=admin)
+        assert page.status_code == 400 and said in page.text and 'name="since"' in page.text  # a page
 
 
 def test_teams_team_and_user_drill_down(api: Api, golden: Fixture, state: ServerState) -> None:

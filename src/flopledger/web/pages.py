@@ -169,7 +169,14 @@ def _scoped_page(
     caller = _caller_or_login(request)
     if isinstance(caller, Response):
         return caller
-    scope = scope_of(caller, *_days(request))
+    try:
+        scope = scope_of(caller, *_days(request))
+    except HTTPException as exc:  # a page, with the days picker to put it right, not bare JSON
+        response = _page(
+            request, "bad_request.html", title, {"message": exc.detail}, caller, Scope(caller.principal.team)
+        )
+        response.status_code = exc.status_code
+        return response
     with server_state(request).cursor() as cur:
         payload = build(cur, scope)
     if payload is None:
@@ -222,9 +229,8 @@ def integrity(request: Request) -> Response:
     caller = _caller_or_login(request)
     if isinstance(caller, Response):
         return caller
-    scope = scope_of(caller, *_days(request))
-    payload = integrity_page(server_state(request), scope)
-    return _page(request, "integrity.html", "Integrity", payload, caller, scope)
+    payload = integrity_page(server_state(request), scope_of(caller))  # all days: it takes no window
+    return _page(request, "integrity.html", "Integrity", payload, caller)
 
 
 @router.get("/fleet", response_class=HTMLResponse)
