@@ -466,3 +466,36 @@ def test_a_body_declared_over_the_limit_is_refused_before_it_is_sent(
         sock.sendall(head.encode())  # and not one byte of the body: the answer must not wait for it
         status_line = sock.recv(4096).split(b"\r\n", 1)[0]
     assert b" 413 " in status_line
+
+
+def test_a_file_nested_too_deeply_quarantines_its_lines_and_spans_not_a_traceback(tmp_path: Any) -> None:
+    import json
+
+    from flopledger.ledger.ingest import ingest_files
+    from flopledger.ledger.store import open_ledger
+
+    def nested(levels: int) -> str:
+        return (
+            '{"kvlistValue": {"values": [{"key": "k", "value": ' * levels
+            + '{"stringValue": "x"}'
+            + "}]}}" * levels
+        )
+
+    read, unread = _span("dd119b7ec3c1b001"), _span("dd119b7ec3c1b002")
+    text = [json.dumps(_doc(s)) for s in (read, unread)]
+    # a deep value under a key usage is read by quarantines its span; under any other key it is left out
+    text[0] = text[0].replace(
+        '"attributes": [', '"attributes": [{"key": "gen_ai.request.model", "value": ' + nested(100) + "}, ", 1
+    )
+    text[1] = text[1].replace(
+        '"attributes": [', '"attributes": [{"key": "app.deep", "value": ' + nested(100) + "}, ", 1
+    )
+    path = tmp_path / "deep.jsonl"
+    path.write_text("[" * 5000 + "]" * 5000 + "\n" + "\n".join(text) + "\n")
+    con = open_ledger(tmp_path / "l.duckdb")
+    result = ingest_files(con, [path], format="otel")
+    assert (result.rows_read, result.rows_stored, result.rows_quarantined) == (3, 1, 2) and result.reconciles
+    reasons = sorted(r[0] for r in con.execute("SELECT reason FROM quarantine").fetchall())
+    assert reasons[0] == "not a usage record: it nests too deeply"  # the line no parser can read
+    assert reasons[1].endswith("attribute 'gen_ai.request.model': its value nests deeper than 32 levels")
+    con.close()

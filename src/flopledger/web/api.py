@@ -228,14 +228,4 @@ async def traces(request: Request, caller: Authed) -> Response:
             f"X-Flopledger-{k.replace('_', '-')}": str(v) for k, v in counts.items() if k.startswith("rows")
         }
         return Response(otlp.protobuf_response(result), media_type=otlp.PROTOBUF, headers=headers)
-    rejected = result.rows_quarantined if result is not None else 0
-    partial = (
-        {
-            "rejectedSpans": rejected,
-            "errorMessage": f"{rejected} span(s) quarantined; see the quarantine (`flopledger quarantine "
-            f"list`, once the server stops) for ingest {result.ingest_id}",
-        }
-        if result is not None and rejected
-        else {}
-    )
-    return JSONResponse({"partialSuccess": partial, "ingest": counts})
+    return JSONResponse({"partialSuccess": otlp.partial_success(result), "ingest": counts})

@@ -196,14 +196,22 @@ OTLP_SOURCE = "POST /v1/traces"
 """What events and quarantined rows received over OTLP name as their file."""
 
 
+def partial_success(result: IngestResult | None) -> dict[str, Any]:
+    """OTLP's partial success: the spans quarantined and where to look them up ({} when none was)."""
+    if result is None or not result.rows_quarantined:
+        return {}
+    return {
+        "rejectedSpans": result.rows_quarantined,
+        "errorMessage": f"{result.rows_quarantined} span(s) quarantined; see the quarantine "
+        f"(`flopledger quarantine list`, once the server stops) for ingest {result.ingest_id}",
+    }
+
+
 def protobuf_response(result: IngestResult | None) -> bytes:
     """The OTLP response; quarantined spans are reported as rejected (partial success)."""
     response = ExportTraceServiceResponse()
-    if result is not None and result.rows_quarantined:
-        response.partial_success.rejected_spans = result.rows_quarantined
-        response.partial_success.error_message = (
-            f"{result.rows_quarantined} span(s) quarantined; "
-            "see the quarantine (`flopledger quarantine list`, once the server stops) "
-            f"for ingest {result.ingest_id}"
-        )
+    partial = partial_success(result)
+    if partial:
+        response.partial_success.rejected_spans = partial["rejectedSpans"]
+        response.partial_success.error_message = partial["errorMessage"]
     return response.SerializeToString()

@@ -302,13 +302,20 @@ def iter_json_documents(path: Path) -> Iterator[tuple[int, Any]]:
     try:
         yield 1, json.loads(stripped)
         return
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # JSONL, or a line of it too deep: read by line
         pass
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             yield number, json.loads(line)
+        except RecursionError:
+            yield (
+                number,
+                JsonLineError(
+                    "not a usage record: it nests too deeply", text=line, path=str(path), line=number
+                ),
+            )
         except json.JSONDecodeError as exc:
             where = "column" if exc.msg.endswith(" at") else "at column"  # "string starting at"
             reason = f"not valid JSON: {exc.msg} {where} {exc.colno}"

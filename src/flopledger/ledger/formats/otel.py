@@ -109,7 +109,16 @@ def _values_of(v: Mapping[str, Any], kind: str) -> list[Any]:
     return values
 
 
-def _value(v: Any) -> Any:
+class _TooDeep(MalformedAttributes):
+    """A value nested beyond :data:`_MAX_VALUE_DEPTH`: named by its top-level attribute alone."""
+
+
+_MAX_VALUE_DEPTH = 32
+"""How deeply an attribute's value may nest arrays and key-value lists (far beyond any real one;
+deeper is malformed, rather than a walk that exhausts the stack)."""
+
+
+def _value(v: Any, depth: int = 0) -> Any:
     if v is None:
         return None
     if not isinstance(v, dict):
@@ -117,16 +126,18 @@ def _value(v: Any) -> Any:
     for key in ("stringValue", "intValue", "doubleValue", "boolValue"):
         if key in v:
             return v[key]
+    if depth >= _MAX_VALUE_DEPTH and ("arrayValue" in v or "kvlistValue" in v):
+        raise _TooDeep(f"its value nests deeper than {_MAX_VALUE_DEPTH} levels")
     if "arrayValue" in v:
-        return [_value(x) for x in _values_of(v, "arrayValue")]
+        return [_value(x, depth + 1) for x in _values_of(v, "arrayValue")]
     if "kvlistValue" in v:
-        return otlp_attributes(_values_of(v, "kvlistValue"))
+        return otlp_attributes(_values_of(v, "kvlistValue"), depth + 1)
     if v:  # fields an AnyValue does not have
         raise MalformedAttributes("its value is not an AnyValue object")
     return None  # an empty AnyValue
 
 
-def read_attributes(attrs: Any) -> tuple[dict[str, Any], list[tuple[str | None, str]]]:
+def read_attributes(attrs: Any, depth: int = 0) -> tuple[dict[str, Any], list[tuple[str | None, str]]]:
     """OTLP's ``[{key, value: {stringValue: ...}}]`` as a plain dict, and what was not in that shape:
     (its key, or None when there is none, and why, which names no value); the rest are all read."""
     if attrs is None:
@@ -140,16 +151,18 @@ def read_attributes(attrs: Any) -> tuple[dict[str, Any], list[tuple[str | None, 
             problems.append((None, "an attribute is not a {key, value} object"))
             continue
         try:
-            out[a["key"]] = _value(a.get("value"))
+            out[a["key"]] = _value(a.get("value"), depth)
         except MalformedAttributes as exc:
+            if depth and isinstance(exc, _TooDeep):  # told once, by the attribute it is under
+                raise
             problems.append((a["key"], f"attribute {a['key'][:80]!r}: {exc}"))
     return out, problems
 
 
-def otlp_attributes(attrs: Any) -> dict[str, Any]:
+def otlp_attributes(attrs: Any, depth: int = 0) -> dict[str, Any]:
     """OTLP's ``[{key, value: {stringValue: ...}}]`` as a plain dict; :class:`MalformedAttributes`
-    when any is not in that shape."""
-    out, problems = read_attributes(attrs)
+    when any is not in that shape (``depth``: how deep inside another value it is)."""
+    out, problems = read_attributes(attrs, depth)
     if problems:
         raise MalformedAttributes(problems[0][1])
     return out
