@@ -265,6 +265,11 @@ def test_a_malformed_resource_attribute_leaves_its_spans_counted(
         "SELECT DISTINCT project FROM events WHERE request_id IN ('ef119b7ec3c1b003', 'ef119b7ec3c1b004')"
     )
     assert _count(state, project) == "coding-agent"  # the resource's well-formed attributes are kept
+    # resource attributes not a list at all: no span of it can be attributed, so they are quarantined
+    broken = _doc(_span("ef119b7ec3c1b005"), _span("ef119b7ec3c1b006"))
+    broken["resourceSpans"][0]["resource"]["attributes"] = 7
+    counts = api.post("/v1/traces", json=broken, token=golden.tokens["admin"]).json()["ingest"]
+    assert (counts["rows_stored"], counts["rows_quarantined"]) == (0, 2)
 
 
 def test_a_malformed_attribute_is_named_by_its_key_never_its_value(
@@ -351,6 +356,7 @@ def test_an_agent_span_in_a_later_export_of_a_file_is_not_counted_again(tmp_path
 
     call = _span("ac119b7ec3c1b001", team="file-agent", input_tokens=1000, cache_read=0)
     agent = _span("ac119b7ec3c1b002", team="file-agent", input_tokens=1000, cache_read=0)
+    agent["kind"] = 3  # a remote agent: counted unless its model call is in the file, in any export
     agent["attributes"] = [
         _attr("gen_ai.operation.name", "invoke_agent") if a["key"] == "gen_ai.operation.name" else a
         for a in agent["attributes"]
@@ -359,7 +365,9 @@ def test_an_agent_span_in_a_later_export_of_a_file_is_not_counted_again(tmp_path
     path.write_text(json.dumps(_doc(call)) + "\n" + json.dumps(_doc(agent)) + "\n")  # two exports
     con = open_ledger(":memory:")
     assert ingest_files(con, [path], format="otel").rows_stored == 1
-    assert con.execute("SELECT sum(input_tokens) FROM events").fetchone() == (1000,)
+    assert con.execute("SELECT request_id, input_tokens FROM events").fetchall() == [
+        ("ac119b7ec3c1b001", 1000)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -371,12 +379,15 @@ def test_an_agent_span_in_a_later_export_of_a_file_is_not_counted_again(tmp_path
     ],
 )
 def test_a_malformed_attribute_quarantines_its_span_when_the_span_is_read_by_it(
-    api: Api, golden: Fixture, attribute: dict[str, Any], quarantined: int
+    api: Api, golden: Fixture, attribute: dict[str, Any], quarantined: int, state: ServerState
 ) -> None:
-    span = _span(f"ad119b7ec3c1b00{quarantined}{len(attribute['key'])}")
+    span = _span(f"ad119b7ec3c1{quarantined}{len(attribute['key']):03d}")  # 16 hex digits
     span["attributes"].append(attribute)
     body = api.post("/v1/traces", json=_doc(span), token=golden.tokens["admin"]).json()["ingest"]
     assert (body["rows_quarantined"], body["rows_read"]) == (quarantined, 1)
+    if quarantined:  # and the reason names the attribute that was out of shape
+        reason = _count(state, f"SELECT reason FROM quarantine WHERE ingest_id = '{body['ingest_id']}'")
+        assert repr(attribute["key"]) in reason
 
 
 def test_a_small_gzip_body_that_inflates_past_the_limit_is_refused(api: Api, golden: Fixture) -> None:
