@@ -73,6 +73,7 @@ def make_events(n: int, seed: int = 0) -> pa.Table:
 
 
 _VIEW = """CREATE OR REPLACE VIEW events_src AS SELECT *, CAST(NULL AS BIGINT) AS min_request_input_tokens,
+    CAST(NULL AS BIGINT) AS max_request_input_tokens,
     CAST(NULL AS VARCHAR) AS org, CAST(NULL AS VARCHAR) AS project, CAST(NULL AS VARCHAR) AS api_key,
     CAST(NULL AS VARCHAR) AS request_id FROM read_parquet('{path}')"""
 

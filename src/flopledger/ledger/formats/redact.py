@@ -14,6 +14,7 @@ ends, or to the end of the text when it never does), CSV, or carry the prompt un
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -55,6 +56,13 @@ def _patterns(extra: tuple[str, ...]) -> tuple[str, str]:
     key_re = r'"(?:' + names + r')"\s*:\s*'
     attribute_re = r'"key"\s*:\s*"(?:' + names + r')"\s*,\s*"value"\s*:\s*'  # an OTLP {key, value}
     return key_re, attribute_re
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(extra: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """The key and attribute patterns, compiled once per prompt column (not once per row)."""
+    key_re, attribute_re = _patterns(extra)
+    return re.compile(key_re), re.compile(attribute_re)
 
 
 def prompt_key_pattern(extra: tuple[str, ...] = ()) -> str:
@@ -131,7 +139,7 @@ def _value_end(text: str, start: int) -> int | None:
 
 def _cut(text: str, extra: tuple[str, ...]) -> str:
     """Each prompt key's value in broken JSON replaced; one that never ends takes the rest of the text."""
-    key, attribute = (re.compile(p) for p in _patterns(extra))
+    key, attribute = _compiled(extra)
     out: list[str] = []
     pos = 0
     while True:
