@@ -147,6 +147,12 @@ _BACKFILLS: dict[tuple[str, str], Callable[[duckdb.DuckDBPyConnection], None]] =
 """Columns whose values older rows already hold elsewhere: filled in as the column is added."""
 
 
+_NEW_FILE = {"storage_compatibility_version": "v1.5.0"}
+"""How a new ledger file is written: DuckDB's 1.5 storage, whose string compression writes a
+million-row ingest's events about a quarter faster than the 1.0 storage DuckDB writes by default (at
+the same size). Such a file needs DuckDB 1.5 or newer to open; a ledger written before keeps its own."""
+
+
 def open_ledger(
     path: str | Path, *, read_only: bool = False, create: bool = True
 ) -> duckdb.DuckDBPyConnection:
@@ -160,7 +166,8 @@ def open_ledger(
     if (read_only or not create) and target != ":memory:" and not Path(target).exists():
         raise InputError(f"no ledger at {target}; run `flopledger ingest` or `flopledger demo` first")
     try:
-        con = duckdb.connect(target, read_only=read_only)
+        fresh = target != ":memory:" and not Path(target).exists()
+        con = duckdb.connect(target, read_only=read_only, config=_NEW_FILE if fresh else {})
     except duckdb.IOException as exc:
         holder = re.search(r"PID (\d+)", str(exc))
         if "lock" in str(exc).lower():
