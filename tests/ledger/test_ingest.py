@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from flopledger.errors import InputError, UnknownNameError
 from flopledger.ledger.ingest import ingest_files
-from flopledger.ledger.store import open_ledger
+from flopledger.ledger.store import count_of, open_ledger
 
 from .conftest import write_jsonl
 
@@ -728,3 +728,24 @@ def test_a_table_file_without_the_required_columns_is_one_clear_error(tmp_path: 
     assert result.rows_stored == 1
     assert con.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
     con.close()
+
+
+def _storage(con: duckdb.DuckDBPyConnection) -> str:
+    here = "SELECT tags FROM duckdb_databases() WHERE database_name = current_database()"
+    (tags,) = con.execute(here).fetchone() or ({},)
+    return str(tags.get("storage_version"))
+
+
+def test_a_new_ledger_is_written_in_the_newer_storage_and_an_older_file_keeps_its_own(tmp_path: Path) -> None:
+    sample = Path(__file__).parent / "formats" / "samples" / "anthropic_messages_report.json"
+    con = open_ledger(tmp_path / "new.duckdb")
+    assert _storage(con).startswith("v1.5")
+    con.close()
+    old = tmp_path / "old.duckdb"
+    duckdb.connect(str(old)).close()  # what DuckDB writes by default, as ledgers were before
+    con = open_ledger(old)
+    assert _storage(con).startswith("v1.0")
+    assert ingest_files(con, [sample]).rows_stored > 0
+    con.close()
+    con = open_ledger(old, read_only=True)
+    assert _storage(con).startswith("v1.0") and count_of(con, "SELECT count(*) FROM events") > 0

@@ -370,6 +370,200 @@ def test_an_agent_span_in_a_later_export_of_a_file_is_not_counted_again(tmp_path
     ]
 
 
+def _remote_agent(span_id: str, trace: str, *, team: str, input_tokens: int, hours_before: int = 0) -> Any:
+    agent = _span(span_id, team=team, input_tokens=input_tokens, cache_read=0)
+    agent["traceId"], agent["kind"] = trace, 3  # a CLIENT span: the agent runs in another service
+    agent["startTimeUnixNano"] = str(START_NS - hours_before * 3600 * 10**9)
+    agent["attributes"] = [
+        _attr("gen_ai.operation.name", "invoke_agent") if a["key"] == "gen_ai.operation.name" else a
+        for a in agent["attributes"]
+    ]
+    return agent
+
+
+def _model_calls(prefix: str, trace: str, *, team: str, tokens: tuple[int, ...]) -> list[Any]:
+    calls = []
+    for n, count in enumerate(tokens):
+        call = _span(f"{prefix}{n:02d}", team=team, input_tokens=count, cache_read=0)
+        call["traceId"] = trace
+        calls.append(call)
+    return calls
+
+
+def _sums(con: Any, team: str) -> tuple[Any, ...]:
+    """Events, input tokens and cost of ``team`` in the events and in the rollup."""
+    events = con.execute(
+        "SELECT count(*), sum(input_tokens), round(sum(cost_usd), 9) FROM events WHERE team = ?", [team]
+    ).fetchone()
+    rollup = con.execute(
+        "SELECT sum(events), sum(input_tokens), round(sum(cost_usd), 9) FROM rollup_daily WHERE team = ?",
+        [team],
+    ).fetchone()
+    return events, rollup
+
+
+def test_model_calls_exported_after_their_remote_agents_span_replace_it(tmp_path: Any) -> None:
+    """The remote agent's service exports its model calls after the caller exported the agent's
+    span: the span was counted for want of them; once they come they count, and it goes."""
+    import json
+
+    from flopledger.ledger.ingest import ingest_files
+    from flopledger.ledger.store import open_ledger
+
+    trace = "a7" * 16
+    # the agent's own figure differs from its calls' sum: counting both would show 2,500 more
+    agent = _remote_agent("a7119b7ec3c1b0ff", trace, team="late-calls", input_tokens=2500, hours_before=21)
+    calls = _model_calls("a7119b7ec3c1b0", trace, team="late-calls", tokens=(1000, 2000))
+    lone = _remote_agent("a7119b7ec3c1b1ff", "a8" * 16, team="late-calls", input_tokens=700)
+    first, later = tmp_path / "caller.json", tmp_path / "agent-service.json"
+    first.write_text(json.dumps(_doc(agent, lone)))
+    later.write_text(json.dumps(_doc(*calls)))
+    con = open_ledger(tmp_path / "ledger.duckdb")
+    assert ingest_files(con, [first], format="otel").rows_stored == 2
+    events, rollup = _sums(con, "late-calls")
+    assert events[:2] == (2, 3200) and rollup == events  # counted for want of its calls
+    result = ingest_files(con, [later], format="otel")
+    assert result.reconciles and (result.rows_stored, result.rows_superseded) == (2, 1)
+    assert result.as_row()["rows_superseded"] == 1
+    events, rollup = _sums(con, "late-calls")
+    assert events[:2] == (3, 3700) and rollup == events  # the calls and the lone agent; the rollup agrees
+    # the agent's span started the day before its calls: that day of the rollup was summed again
+    days = con.execute("SELECT DISTINCT day FROM rollup_daily WHERE team = 'late-calls'").fetchall()
+    assert [str(d) for (d,) in days] == ["2026-03-08"]
+    assert con.execute(
+        "SELECT rows_superseded FROM ingests WHERE ingest_id = ?", [result.ingest_id]
+    ).fetchone() == (1,)
+    # the agent's span exported once more is a duplicate of its calls, as when it comes after them
+    again = ingest_files(con, [first], format="otel")
+    assert (again.rows_stored, again.rows_duplicate, again.rows_superseded) == (0, 2, 0)
+    assert _sums(con, "late-calls")[0][:2] == (3, 3700)
+
+
+def test_a_remote_agents_span_and_its_model_calls_in_two_files_of_one_ingest_count_once(
+    tmp_path: Any,
+) -> None:
+    import json
+
+    from flopledger.ledger.ingest import ingest_files
+    from flopledger.ledger.store import open_ledger
+
+    trace = "b7" * 16
+    agent = _remote_agent("b7119b7ec3c1b0ff", trace, team="two-files", input_tokens=2500)
+    calls = _model_calls("b7119b7ec3c1b0", trace, team="two-files", tokens=(1000, 2000))
+    caller, service = tmp_path / "caller.json", tmp_path / "service.json"
+    caller.write_text(json.dumps(_doc(agent)))
+    service.write_text(json.dumps(_doc(*calls)))
+    con = open_ledger(tmp_path / "ledger.duckdb")
+    result = ingest_files(con, [caller, service], format="otel")
+    assert result.reconciles and (result.rows_stored, result.rows_duplicate) == (2, 1)
+    events, rollup = _sums(con, "two-files")
+    assert events[:2] == (2, 3000) and rollup == events
+
+
+def _ingest_doc(con: Any, path: Any, *spans: Any) -> Any:
+    import json
+
+    from flopledger.ledger.ingest import ingest_files
+
+    path.write_text(json.dumps(_doc(*spans)))
+    result = ingest_files(con, [path], format="otel")
+    assert result.reconciles
+    return result
+
+
+def _shifted(span: Any, minutes: int) -> Any:
+    return {**span, "startTimeUnixNano": str(int(span["startTimeUnixNano"]) + minutes * 60 * 10**9)}
+
+
+def test_model_calls_split_over_later_exports_each_count_and_the_agent_goes_once(tmp_path: Any) -> None:
+    from flopledger.ledger.store import open_ledger
+
+    trace = "c7" * 16
+    agent = _remote_agent("c7119b7ec3c1b0ff", trace, team="split-later", input_tokens=2500)
+    first, second = _model_calls("c7119b7ec3c1b0", trace, team="split-later", tokens=(1000, 2000))
+    con = open_ledger(tmp_path / "ledger.duckdb")
+    _ingest_doc(con, tmp_path / "a.json", agent)
+    assert _ingest_doc(con, tmp_path / "b.json", first).rows_superseded == 1
+    assert _sums(con, "split-later")[0][:2] == (1, 1000)
+    # the second call of the trace supersedes nothing more: the first call stays
+    assert _ingest_doc(con, tmp_path / "c.json", second).rows_superseded == 0
+    events, rollup = _sums(con, "split-later")
+    assert events[:2] == (2, 3000) and rollup == events
+    assert con.execute("SELECT count(*) FROM agent_spans").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("agent_first", [True, False])
+def test_a_remote_agents_service_clock_behind_its_callers_still_counts_once(
+    tmp_path: Any, agent_first: bool
+) -> None:
+    """The agent's service logs its model call 30 minutes 'before' the caller's agent span."""
+    from flopledger.ledger.store import open_ledger
+
+    trace = "d7" * 16
+    agent = _remote_agent("d7119b7ec3c1b0ff", trace, team="skewed", input_tokens=2500)
+    (call,) = _model_calls("d7119b7ec3c1b0", trace, team="skewed", tokens=(1000,))
+    con = open_ledger(tmp_path / "ledger.duckdb")
+    spans = [agent, _shifted(call, -30)]
+    for n, span in enumerate(spans if agent_first else spans[::-1]):
+        _ingest_doc(con, tmp_path / f"{n}.json", span)
+    assert _sums(con, "skewed")[0][:2] == (1, 1000)
+
+
+def test_rows_of_other_formats_tagged_like_a_remote_agent_are_never_dropped(tmp_path: Any) -> None:
+    import json
+
+    from flopledger.ledger.ingest import ingest_files
+    from flopledger.ledger.store import open_ledger
+
+    trace = "e7" * 16
+    tags = json.dumps({"remote_agent": True, "trace_id": trace})
+    row = {"ts": "2026-03-08T20:00:00Z", "model": "claude-sonnet-4-5", "team": "tagged-rows"}
+    jsonl = tmp_path / "usage.jsonl"
+    jsonl.write_text(json.dumps({**row, "input_tokens": 700, "tags": tags}) + "\n")
+    (call,) = _model_calls("e7119b7ec3c1b0", trace, team="tagged-rows", tokens=(1000,))
+    spans = tmp_path / "spans.json"
+    spans.write_text(json.dumps(_doc(call)))
+    con = open_ledger(tmp_path / "ledger.duckdb")
+    both = ingest_files(con, [jsonl, spans])  # one ingest: the row and a model call of its "trace"
+    assert both.reconciles and (both.rows_stored, both.rows_duplicate) == (2, 0)
+    later = tmp_path / "later.jsonl"
+    later.write_text(json.dumps({**row, "input_tokens": 800, "tags": tags}) + "\n")
+    assert ingest_files(con, [later]).rows_stored == 1
+    (call2,) = _model_calls("e7119b7ec3c1b1", trace, team="tagged-rows", tokens=(1000,))
+    assert _ingest_doc(con, tmp_path / "more.json", call2).rows_superseded == 0
+    assert _sums(con, "tagged-rows")[0][:2] == (4, 3500)
+
+
+def test_a_ledger_that_counted_an_agent_and_its_calls_is_mended_when_the_calls_come_again(
+    tmp_path: Any,
+) -> None:
+    """A ledger an older flopledger wrote has no list of agents' spans: it is made from the events
+    when the ledger is opened, and model calls sent again then replace the agent they sum."""
+    from flopledger.ledger.store import open_ledger
+
+    trace = "f7" * 16
+    agent = _remote_agent("f7119b7ec3c1b0ff", trace, team="mended", input_tokens=2500)
+    calls = _model_calls("f7119b7ec3c1b0", trace, team="mended", tokens=(1000, 2000))
+    db = tmp_path / "ledger.duckdb"
+    con = open_ledger(db)
+    _ingest_doc(con, tmp_path / "a.json", agent)
+    con.execute("DROP TABLE agent_spans")  # as an older flopledger stored it: no list, so
+    con.execute("CREATE TABLE agent_spans (trace_id VARCHAR, event_id VARCHAR, ts TIMESTAMP)")
+    _ingest_doc(con, tmp_path / "b.json", *calls)  # ... the calls were counted besides it
+    assert _sums(con, "mended")[0][:2] == (3, 5500)
+    con.execute("DROP TABLE agent_spans")
+    con.close()
+    con = open_ledger(db)  # the list is made from the stored events
+    assert (
+        con.execute("SELECT event_id FROM agent_spans").fetchall()
+        == con.execute("SELECT event_id FROM events WHERE request_id = 'f7119b7ec3c1b0ff'").fetchall()
+    )
+    again = _ingest_doc(con, tmp_path / "c.json", *calls)
+    assert (again.rows_stored, again.rows_duplicate, again.rows_superseded) == (0, 2, 1)
+    events, rollup = _sums(con, "mended")
+    assert events[:2] == (2, 3000) and rollup == events
+
+
 @pytest.mark.parametrize(
     ("attribute", "quarantined"),
     [

@@ -44,6 +44,8 @@ Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes in all) as files are read."""
 
 _BATCH_ROWS = 50_000
+_TEMP_TABLES = ("_stage", "_checked", "_files", "_fp", "_bad_lines", "_withheld", "_restated", "_superseded")
+"""The temp tables an ingest makes (besides each file's ``_src`` tables), dropped when it ends."""
 _RAW_LIMIT = 4_000
 _MAX_STRICT_ERRORS = 5
 
@@ -61,6 +63,7 @@ class IngestResult:
     price_version: str
     unpriced_rows: int = 0
     rows_restated: int = 0  # of the stored rows, those that replaced a usage-report row pulled before
+    rows_superseded: int = 0  # stored remote agents' spans removed: their model calls came in this run
 
     @property
     def reconciles(self) -> bool:
@@ -75,6 +78,7 @@ class IngestResult:
             "rows_quarantined": self.rows_quarantined,
             "rows_duplicate": self.rows_duplicate,
             "rows_restated": self.rows_restated,
+            "rows_superseded": self.rows_superseded,
             "unpriced_rows": self.unpriced_rows,
             "reconciles": self.reconciles,
         }
@@ -317,7 +321,7 @@ def ingest_files(
                 con.execute(
                     """UPDATE ingests SET finished_at = ?, status = 'committed', rows_read = ?,
                        rows_stored = ?, rows_quarantined = ?, rows_duplicate = ?, rows_restated = ?,
-                       price_version = ? WHERE ingest_id = ?""",
+                       rows_superseded = ?, price_version = ? WHERE ingest_id = ?""",
                     [
                         _now(),
                         result.rows_read,
@@ -325,6 +329,7 @@ def ingest_files(
                         result.rows_quarantined,
                         result.rows_duplicate,
                         result.rows_restated,
+                        result.rows_superseded,
                         result.price_version,
                         ingest_id,
                     ],
@@ -343,9 +348,8 @@ def ingest_files(
             con.execute("RESET preserve_insertion_order")
             for view in ("_priced", "_incoming", "_new"):
                 con.execute(f"DROP VIEW IF EXISTS {view}")
-            temps = ("_stage", "_checked", "_files", "_fp", "_bad_lines", "_withheld", "_restated")
             sources = [f"_src{i}{part}" for i in range(len(files)) for part in ("", "_starts")]
-            for t in (*temps, *sources):
+            for t in (*_TEMP_TABLES, *sources):
                 con.execute(f"DROP TABLE IF EXISTS {t}")
     finally:
         con.execute(f"SET TimeZone = {sql_literal(str(zone))}")
@@ -364,6 +368,8 @@ class _Batch:
     window: str
     version: str
     restated: int = 0  # rows in ``_restated``: stored usage-report rows this batch pulls again, changed
+    superseded: int = 0  # rows in ``_superseded``: stored remote agents' spans its model calls replace
+    otel: tuple[int, ...] = ()  # the OpenTelemetry files (indexes): their remote agents' spans are listed
 
 
 def _prepare(
@@ -429,10 +435,13 @@ def _prepare(
         distinct = count_of(con, "SELECT count(DISTINCT event_id) FROM _checked")
     # A remote agent's span counted for want of its model calls, whose model calls the ledger has
     # already (exported before it ended, in an earlier request): they count, it does not.
-    superseded = _drop_superseded_agents(con) if any(f.name == "otel" for f in formats) else 0
+    otel = [i for i, fmt in enumerate(formats) if fmt.name == "otel"]
+    superseded = _drop_superseded_agents(con, otel) if otel else 0
     if superseded:  # rows, not ids: a span exported twice is two rows of one id
         good -= superseded
         distinct = count_of(con, "SELECT count(DISTINCT event_id) FROM _checked")
+    # The reverse: a remote agent's span stored for want of its model calls, which come now.
+    replaced = _find_superseded_agents(con, otel) if otel else 0
     # An id covers the event's time, so only stored events inside this batch's time span can share
     # it: literal bounds let DuckDB skip the rest of a large ledger.
     window = f"ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'" if lo is not None else "false"
@@ -473,33 +482,77 @@ def _prepare(
     with_prompts = _fingerprints(con, key)
     version = ensure_prices(con, overrides, "(SELECT provider, model FROM _new)")
     _price_new(con, ingest_id, version, keep_prompts, with_prompts)
-    return _Batch(int(rows_read), int(bad), int(duplicates), window, version, restated)
+    return _Batch(int(rows_read), int(bad), int(duplicates), window, version, restated, replaced, tuple(otel))
 
 
 _AGENT_WINDOW = "INTERVAL 1 DAY"
 """How long after its agent span a model call of the same trace may start (an agent's longest run)."""
 
+_CLOCK_SKEW = "INTERVAL 1 HOUR"
+"""How far a remote agent's service's clock may run behind its caller's: its model calls may seem to
+start before the agent's span that made them."""
 
-def _drop_superseded_agents(con: duckdb.DuckDBPyConnection) -> int:
+_REMOTE_AGENTS = f"json_valid(tags) AND json_extract_string(tags, '$.{REMOTE_AGENT_TAG}') = 'true'"
+"""Rows (good ones, of OpenTelemetry spans) that are a remote agent's span counted for its model calls."""
+
+
+def _model_call_traces(table: str, where: str) -> str:
+    """The traces of the OpenTelemetry model calls among the rows of ``table`` that ``where`` keeps."""
+    aggregate = ", ".join(sql_literal(op) for op in AGGREGATE_OPERATIONS)
+    return f"""SELECT json_extract_string(tags, '$.trace_id') FROM {table}
+               WHERE {where} AND json_valid(tags)
+                 AND lower(coalesce(json_extract_string(tags, '$."gen_ai.operation.name"'), ''))
+                     NOT IN ({aggregate})"""
+
+
+def _otel_rows(otel: Sequence[int]) -> str:
+    """Which good rows of ``_checked`` come from the OpenTelemetry files ``otel`` (file indexes)."""
+    return f"error IS NULL AND _fidx IN ({', '.join(str(i) for i in otel)})"
+
+
+def _drop_superseded_agents(con: duckdb.DuckDBPyConnection, otel: Sequence[int]) -> int:
     """Delete the good rows of remote agents' spans (tagged so) whose trace has model calls stored
-    in the ledger; how many. Their usage is their model calls' usage."""
-    tag = f"$.{REMOTE_AGENT_TAG}"
-    agents = "error IS NULL AND json_valid(tags) AND json_extract_string(tags, ?) = 'true'"
-    bounds = con.execute(f"SELECT min(ts), max(ts) FROM _checked WHERE {agents}", [tag]).fetchone()
+    in the ledger, or in another of the batch's files; how many. Their usage is their model calls'."""
+    agents = f"{_otel_rows(otel)} AND {_REMOTE_AGENTS}"
+    bounds = con.execute(f"SELECT min(ts), max(ts) FROM _checked WHERE {agents}").fetchone()
     if bounds is None or bounds[0] is None:
         return 0
-    aggregate = ", ".join(sql_literal(op) for op in AGGREGATE_OPERATIONS)
+    stored = _model_call_traces(
+        "events",
+        f"ts BETWEEN TIMESTAMP '{bounds[0]}' - {_CLOCK_SKEW} AND TIMESTAMP '{bounds[1]}' + {_AGENT_WINDOW} "
+        "AND source_format = 'otel'",
+    )
     (dropped,) = con.execute(
         f"""DELETE FROM _checked WHERE {agents}
-            AND json_extract_string(tags, '$.trace_id') IN (
-                SELECT json_extract_string(tags, '$.trace_id') FROM events
-                WHERE ts BETWEEN TIMESTAMP '{bounds[0]}' AND TIMESTAMP '{bounds[1]}' + {_AGENT_WINDOW}
-                  AND source_format = 'otel' AND json_valid(tags)
-                  AND lower(coalesce(json_extract_string(tags, '$."gen_ai.operation.name"'), ''))
-                      NOT IN ({aggregate}))""",
-        [tag],
+            AND json_extract_string(tags, '$.trace_id') IN ({stored}
+                UNION ALL {_model_call_traces("_checked", _otel_rows(otel))})"""
     ).fetchone() or (0,)
     return int(dropped)
+
+
+def _find_superseded_agents(con: duckdb.DuckDBPyConnection, otel: Sequence[int]) -> int:
+    """Put in temp table ``_superseded`` the stored remote agents' spans whose trace has model calls
+    in this batch (exported after their agent's span, or by the agent's own service); how many.
+
+    The model calls count, so their agent's span goes, as it would had they come first. Looked up in
+    ``agent_spans`` by trace, whatever the time: a trace id is the trace's alone. Run before stored
+    events are dropped from the batch, so model calls sent again also mend a ledger that counted both.
+    """
+    (found,) = con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _superseded AS
+            SELECT DISTINCT event_id, ts FROM agent_spans
+            WHERE trace_id IN ({_model_call_traces("_checked", _otel_rows(otel))})"""
+    ).fetchone() or (0,)
+    return int(found)
+
+
+def index_agent_spans(con: duckdb.DuckDBPyConnection, rows: str) -> None:
+    """Add the remote agents' spans among the events ``rows`` (a query) to ``agent_spans``."""
+    con.execute(
+        f"""INSERT INTO agent_spans
+            SELECT json_extract_string(tags, '$.trace_id'), event_id, ts FROM ({rows})
+            WHERE {_REMOTE_AGENTS} AND json_extract_string(tags, '$.trace_id') IS NOT NULL"""
+    )
 
 
 def _pulled_totals(alias: str) -> dict[str, str]:
@@ -570,24 +623,39 @@ def _commit(
     """
     if batch.rows_quarantined:
         _quarantine(con, ingest_id, keep_prompts, prompt_keys)
-    days: list[dt.date] = []
+    days: set[dt.date] = set()
+    superseded = 0
     if batch.restated:  # the stored rows a usage report restates go; their days are summed again
-        days = [
+        days |= {
             d
             for (d,) in con.execute(
                 f"SELECT DISTINCT CAST(ts AS DATE) FROM events WHERE {batch.window} "
                 "AND event_id IN (SELECT event_id FROM _restated)"
             ).fetchall()
-        ]
+        }
         con.execute(
             f"DELETE FROM events WHERE {batch.window} AND event_id IN (SELECT event_id FROM _restated)"
         )
+    if batch.superseded:  # so do the agent spans whose model calls come now
+        lo, hi = con.execute("SELECT min(ts), max(ts) FROM _superseded").fetchone() or (None, None)
+        spans = (
+            f"ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}' "
+            "AND event_id IN (SELECT event_id FROM _superseded)"
+        )
+        days |= {
+            d
+            for (d,) in con.execute(f"SELECT DISTINCT CAST(ts AS DATE) FROM events WHERE {spans}").fetchall()
+        }
+        (superseded,) = con.execute(f"DELETE FROM events WHERE {spans}").fetchone() or (0,)
+        con.execute("DELETE FROM agent_spans WHERE event_id IN (SELECT event_id FROM _superseded)")
     # First: a rollup an older flopledger made is rebuilt without the batch.
-    outside = f" WHERE CAST(ts AS DATE) NOT IN {days_sql(days)}" if days else ""
+    outside = f" WHERE CAST(ts AS DATE) NOT IN {days_sql(sorted(days))}" if days else ""
     add_to_rollups(con, f"(SELECT * FROM _priced{outside})", f"(SELECT ts FROM _new{outside})")
     con.execute("INSERT INTO events BY NAME SELECT * FROM _priced")
+    if batch.otel:
+        index_agent_spans(con, f"SELECT * FROM _new WHERE {_otel_rows(batch.otel)}")
     if days:
-        refresh_rollups(con, days)
+        refresh_rollups(con, sorted(days))
     stored, unpriced = con.execute(
         f"SELECT count(*), count(*) FILTER (NOT priced) FROM events WHERE ingest_id = ? AND {batch.window}",
         [ingest_id],
@@ -600,6 +668,7 @@ def _commit(
         rows_quarantined=batch.rows_quarantined,
         rows_duplicate=batch.rows_duplicate,
         rows_restated=batch.restated,
+        rows_superseded=int(superseded),
         price_version=batch.version,
         unpriced_rows=int(unpriced),
     )

@@ -17,7 +17,7 @@ from flopledger.ledger.fingerprints import FINGERPRINT_COLUMNS
 from flopledger.ledger.rollups import upgrade_rollup
 from flopledger.ledger.schema import EVENT_COLUMNS, PRICED_COLUMNS, Column
 
-__all__ = ["EVENTS_TABLE_COLUMNS", "count_of", "create_schema", "open_ledger"]
+__all__ = ["EVENTS_TABLE_COLUMNS", "NEW_LEDGER_CONFIG", "count_of", "create_schema", "open_ledger"]
 
 EVENTS_TABLE_COLUMNS: tuple[Column, ...] = (*EVENT_COLUMNS, *FINGERPRINT_COLUMNS, *PRICED_COLUMNS)
 
@@ -52,6 +52,11 @@ _TABLES: dict[str, tuple[Column, ...]] = {
             "BIGINT",
             "Of the rows stored, usage-report rows that replaced the same bucket pulled before.",
         ),
+        Column(
+            "rows_superseded",
+            "BIGINT",
+            "Stored remote agents' spans this run removed: their model calls, which they summed, came in it.",
+        ),
         Column("price_version", "VARCHAR", "Price table version used."),
         Column("message", "VARCHAR", "Error message of a failed run."),
     ),
@@ -82,6 +87,13 @@ _TABLES: dict[str, tuple[Column, ...]] = {
         Column("provider_id", "VARCHAR", "Catalog provider it maps to (NULL = unknown)."),
         Column("model_id", "VARCHAR", "Catalog model it maps to (NULL = unknown)."),
     ),
+    "agent_spans": (
+        Column("trace_id", "VARCHAR", "Trace of a remote agent's span stored for want of its model calls."),
+        Column(
+            "event_id", "VARCHAR", "That span's event, which model calls of the trace arriving later replace."
+        ),
+        Column("ts", "TIMESTAMP", "Its start, UTC."),
+    ),
     "meta": (
         Column("key", "VARCHAR", "Setting name."),
         Column("value", "VARCHAR", "Setting value."),
@@ -96,7 +108,17 @@ def _ddl(name: str, columns: Iterable[Column]) -> str:
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ledger's tables in ``con`` and add any column a newer flopledger declares."""
+    existing = {
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main'"
+        ).fetchall()
+    }
     for name, columns in _TABLES.items():
+        if name not in existing and "events" in existing and name in _TABLE_BACKFILLS:
+            _add_table(con, name, columns)
+            continue
         con.execute(_ddl(name, columns))
         present = {
             row[0]
@@ -107,6 +129,19 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
         for c in columns:
             if c.name not in present:
                 _add_column(con, name, c)
+
+
+def _add_table(con: duckdb.DuckDBPyConnection, name: str, columns: Iterable[Column]) -> None:
+    """Add a table a newer flopledger declares to a ledger that has events, filled from them in the
+    same transaction."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(_ddl(name, columns))
+        _TABLE_BACKFILLS[name](con)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def _add_column(con: duckdb.DuckDBPyConnection, table: str, column: Column) -> None:
@@ -141,13 +176,27 @@ def _bound_anthropic_requests(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _index_agent_spans(con: duckdb.DuckDBPyConnection) -> None:
+    """List the remote agents' spans a ledger stored before their index existed."""
+    from flopledger.ledger.ingest import index_agent_spans
+
+    index_agent_spans(con, "SELECT * FROM events WHERE source_format = 'otel'")
+
+
+_TABLE_BACKFILLS: dict[str, Callable[[duckdb.DuckDBPyConnection], None]] = {
+    "agent_spans": _index_agent_spans,
+}
+"""Tables whose rows the stored events already tell: filled from them as the table is added."""
+
 _BACKFILLS: dict[tuple[str, str], Callable[[duckdb.DuckDBPyConnection], None]] = {
     ("events", "max_request_input_tokens"): _bound_anthropic_requests,
 }
 """Columns whose values older rows already hold elsewhere: filled in as the column is added."""
 
 
-_NEW_FILE = {"storage_compatibility_version": "v1.5.0"}
+NEW_LEDGER_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "storage_compatibility_version": "v1.5.0"
+}
 """How a new ledger file is written: DuckDB's 1.5 storage, whose string compression writes a
 million-row ingest's events about a quarter faster than the 1.0 storage DuckDB writes by default (at
 the same size). Such a file needs DuckDB 1.5 or newer to open; a ledger written before keeps its own."""
@@ -167,7 +216,8 @@ def open_ledger(
         raise InputError(f"no ledger at {target}; run `flopledger ingest` or `flopledger demo` first")
     try:
         fresh = target != ":memory:" and not Path(target).exists()
-        con = duckdb.connect(target, read_only=read_only, config=_NEW_FILE if fresh else {})
+        config = dict(NEW_LEDGER_CONFIG) if fresh else {}  # (the binding takes no None)
+        con = duckdb.connect(target, read_only=read_only, config=config)
     except duckdb.IOException as exc:
         holder = re.search(r"PID (\d+)", str(exc))
         if "lock" in str(exc).lower():
