@@ -5,9 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
-import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -530,49 +528,3 @@ def test_prices_show_of_a_model_priced_by_overrides_names_the_overrides_it_needs
     assert {r["input_usd_per_mtok"] for r in json.loads(shown)} == {0.4}
     unknown = CliRunner().invoke(app, ["prices", "show", "no-such-model", "--db", db])
     assert "add it as a [[model]]" in str(unknown.exception)
-
-
-def _anthropic_day(day: str, results: list[dict[str, object]]) -> dict[str, object]:
-    nxt = f"{day[:8]}{int(day[8:10]) + 1:02d}"
-    return {
-        "data": [{"starting_at": f"{day}T00:00:00Z", "ending_at": f"{nxt}T00:00:00Z", "results": results}],
-        "has_more": False,
-        "next_page": None,
-    }
-
-
-def test_a_usage_report_bucket_pulled_under_another_grouping_is_stored_and_warned_of(tmp_path: Path) -> None:
-    """Pulled by model, then by model and api key: each pull is right, both together count the day
-    twice. flopledger cannot tell two views of one usage from two usages, so it stores and says so."""
-    usage = {"uncached_input_tokens": 1000, "cache_read_input_tokens": 0, "output_tokens": 500}
-    model = {"model": "claude-sonnet-4-5-20250929", "service_tier": "standard"}
-    by_model = _anthropic_day("2026-03-02", [{**usage, **model}])
-    halves = [
-        {**model, **usage, "uncached_input_tokens": 500, "output_tokens": 250, "api_key_id": k} for k in "ab"
-    ]
-    by_key = _anthropic_day("2026-03-02", halves)
-    later_day = _anthropic_day("2026-03-03", halves)
-    files = {}
-    for name, doc in (("by_model", by_model), ("by_key", by_key), ("later", later_day)):
-        files[name] = tmp_path / f"{name}.json"
-        files[name].write_text(json.dumps(doc))
-    db = str(tmp_path / "l.duckdb")
-    runner = CliRunner()
-
-    def ingest(name: str) -> Any:
-        result = runner.invoke(app, ["ingest", "--db", db, str(files[name]), "--output", "json"])
-        assert result.exit_code == 0, result.output
-        assert json.loads(result.stdout)[0]["reconciles"]  # stdout stays whole JSON
-        return result
-
-    assert "warning" not in ingest("by_model").stderr
-    warned = ingest("by_key")
-    assert json.loads(warned.stdout)[0]["rows_stored"] == 2  # stored: each pull alone is right
-    assert "1 anthropic usage-report bucket (starting 2026-03-02 00:00 UTC) is in" in warned.stderr
-    assert "grouped by model; this pull groups it by model, api key." in warned.stderr
-    assert "counts twice" in warned.stderr
-    assert "warning" not in ingest("by_key").stderr  # the same grouping again: a duplicate, no warning
-    assert "warning" not in ingest("later").stderr  # a day the ledger has only one way
-    con = duckdb.connect(db, read_only=True)
-    messages = [m for (m,) in con.execute("SELECT message FROM ingests ORDER BY started_at").fetchall()]
-    assert [m is not None and "counts twice" in m for m in messages] == [False, True, False, False]

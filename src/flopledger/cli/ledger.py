@@ -153,8 +153,6 @@ def ingest(
     finally:
         con.close()
     _print_reconciliation([result.as_row()], output)
-    for warning in result.warnings:  # on stderr, so JSON and CSV on stdout stay whole
-        typer.echo(f"warning: {warning}", err=True)
     if result.rows_quarantined and output is OutputFormat.table:
         console.print(
             f"{result.rows_quarantined} row(s) quarantined: see `flopledger quarantine list`.",

@@ -64,7 +64,6 @@ class IngestResult:
     unpriced_rows: int = 0
     rows_restated: int = 0  # of the stored rows, those that replaced a usage-report row pulled before
     rows_superseded: int = 0  # stored remote agents' spans removed: their model calls came in this run
-    warnings: tuple[str, ...] = ()  # what the run stored but a user should know of (also in its record)
 
     @property
     def reconciles(self) -> bool:
@@ -322,7 +321,7 @@ def ingest_files(
                 con.execute(
                     """UPDATE ingests SET finished_at = ?, status = 'committed', rows_read = ?,
                        rows_stored = ?, rows_quarantined = ?, rows_duplicate = ?, rows_restated = ?,
-                       rows_superseded = ?, price_version = ?, message = ? WHERE ingest_id = ?""",
+                       rows_superseded = ?, price_version = ? WHERE ingest_id = ?""",
                     [
                         _now(),
                         result.rows_read,
@@ -332,7 +331,6 @@ def ingest_files(
                         result.rows_restated,
                         result.rows_superseded,
                         result.price_version,
-                        "\n".join(result.warnings) or None,
                         ingest_id,
                     ],
                 )
@@ -372,7 +370,6 @@ class _Batch:
     restated: int = 0  # rows in ``_restated``: stored usage-report rows this batch pulls again, changed
     superseded: int = 0  # rows in ``_superseded``: stored remote agents' spans its model calls replace
     otel: tuple[int, ...] = ()  # the OpenTelemetry files (indexes): their remote agents' spans are listed
-    warnings: tuple[str, ...] = ()
 
 
 def _prepare(
@@ -454,11 +451,9 @@ def _prepare(
     con.execute("CREATE OR REPLACE TEMP TABLE _restated (event_id VARCHAR)")
     # Usage-report buckets pulled again with grown totals restate their rows; requests never do.
     reports = [i for i, fmt in enumerate(formats) if fmt.name in USAGE_REPORT_FORMATS]
-    warnings: tuple[str, ...] = ()
     if count_of(con, f"SELECT count(*) FROM events WHERE {window}"):
         if reports:
             restated = _find_restated(con, window, reports)
-            warnings = _regrouped(con, window, reports)
         # Rows of stored events are dropped from the batch once, so no later step joins the ledger
         # again; whether an event is stored depends on its id alone, so all its rows go together.
         # A usage-report row pulled again with grown counts stays: it replaces the stored one.
@@ -487,9 +482,7 @@ def _prepare(
     with_prompts = _fingerprints(con, key)
     version = ensure_prices(con, overrides, "(SELECT provider, model FROM _new)")
     _price_new(con, ingest_id, version, keep_prompts, with_prompts)
-    return _Batch(
-        int(rows_read), int(bad), int(duplicates), window, version, restated, replaced, tuple(otel), warnings
-    )
+    return _Batch(int(rows_read), int(bad), int(duplicates), window, version, restated, replaced, tuple(otel))
 
 
 _AGENT_WINDOW = "INTERVAL 1 DAY"
@@ -603,54 +596,6 @@ def _find_restated(con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[i
     return count_of(con, "SELECT count(*) FROM _restated")
 
 
-_GROUPINGS = {"project": "workspace or project", "user": "user", "api_key": "api key"}
-"""What a usage report may be grouped by besides the model, as the ledger names it and as said."""
-
-
-def _regrouped(con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[int]) -> tuple[str, ...]:
-    """Warnings for usage-report buckets of this batch (files ``fidx``) that the ledger holds grouped
-    otherwise (by model then, by model and api key now): both pulls' rows are stored, so when they
-    cover the same usage it counts twice. Each pull alone is right, so neither is dropped; a bucket's
-    grouping is read from which of its rows' dimensions are ever set.
-    """
-    shape = ", ".join(f'bool_or("{d}" IS NOT NULL) AS "{d}"' for d in _GROUPINGS)
-    formats = ", ".join(sql_literal(f) for f in USAGE_REPORT_FORMATS)
-    differs = " OR ".join(f'n."{d}" <> o."{d}"' for d in _GROUPINGS)
-    shapes = ", ".join(f'n."{d}"' for d in _GROUPINGS) + ", " + ", ".join(f'o."{d}"' for d in _GROUPINGS)
-    found = con.execute(
-        f"""WITH n AS (SELECT provider, org, ts, {shape} FROM _checked
-                       WHERE error IS NULL AND _fidx IN ({", ".join(str(i) for i in fidx)}) GROUP BY ALL),
-                 o AS (SELECT provider, org, ts, {shape} FROM events
-                       WHERE {window} AND source_format IN ({formats}) GROUP BY ALL)
-            SELECT n.provider, count(*), min(n.ts), max(n.ts), {shapes}
-            FROM n JOIN o ON n.provider IS NOT DISTINCT FROM o.provider
-                         AND n.org IS NOT DISTINCT FROM o.org AND n.ts = o.ts
-            WHERE {differs} GROUP BY ALL ORDER BY 3"""
-    ).fetchall()
-    n = len(_GROUPINGS)
-
-    def grouping(flags: Sequence[bool]) -> str:
-        return ", ".join(
-            ["model", *(name for name, on in zip(_GROUPINGS.values(), flags, strict=True) if on)]
-        )
-
-    def said(provider: str, count: int, lo: dt.datetime, hi: dt.datetime, now: str, before: str) -> str:
-        one = count == 1
-        when = f"{lo:%Y-%m-%d %H:%M}" + ("" if lo == hi else f" to {hi:%Y-%m-%d %H:%M}")
-        it, is_ = ("it", "is") if one else ("them", "are")
-        return (
-            f"{count} {provider} usage-report bucket{'' if one else 's'} (starting {when} UTC) {is_} in "
-            f"the ledger grouped by {before}; this pull groups {it} by {now}. Both are stored: if the two "
-            f"pulls cover the same usage, it now counts twice. Pull {it} grouped as before, or keep one "
-            "grouping per ledger."
-        )
-
-    return tuple(
-        said(str(row[0]), int(row[1]), row[2], row[3], grouping(row[4 : 4 + n]), grouping(row[4 + n :]))
-        for row in found
-    )
-
-
 def _stored_sql(window: str) -> str:
     """Whether a checked row's event is already in the ledger (stored events inside ``window``).
 
@@ -724,7 +669,6 @@ def _commit(
         rows_duplicate=batch.rows_duplicate,
         rows_restated=batch.restated,
         rows_superseded=int(superseded),
-        warnings=batch.warnings,
         price_version=batch.version,
         unpriced_rows=int(unpriced),
     )

@@ -58,7 +58,7 @@ _TABLES: dict[str, tuple[Column, ...]] = {
             "Stored remote agents' spans this run removed: their model calls, which they summed, came in it.",
         ),
         Column("price_version", "VARCHAR", "Price table version used."),
-        Column("message", "VARCHAR", "Error message of a failed run; warnings of a committed one."),
+        Column("message", "VARCHAR", "Error message of a failed run."),
     ),
     "prices": (
         Column("price_version", "VARCHAR", "Catalog version, mapping rules and overrides hash."),
