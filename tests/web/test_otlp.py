@@ -489,7 +489,7 @@ def test_model_calls_split_over_later_exports_each_count_and_the_agent_goes_once
     assert _ingest_doc(con, tmp_path / "c.json", second).rows_superseded == 0
     events, rollup = _sums(con, "split-later")
     assert events[:2] == (2, 3000) and rollup == events
-    assert con.execute("SELECT count(*) FROM agent_spans").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FILTER (NOT superseded) FROM agent_spans").fetchone() == (0,)
 
 
 @pytest.mark.parametrize("agent_first", [True, False])
@@ -507,6 +507,46 @@ def test_a_remote_agents_service_clock_behind_its_callers_still_counts_once(
     for n, span in enumerate(spans if agent_first else spans[::-1]):
         _ingest_doc(con, tmp_path / f"{n}.json", span)
     assert _sums(con, "skewed")[0][:2] == (1, 1000)
+
+
+def test_a_remote_agent_is_matched_to_model_calls_of_its_run_only(tmp_path: Any) -> None:
+    """A trace's calls three days after its agent's span are not of its run; spans of the invalid
+    all-zero trace id, which many share, are of no trace at all."""
+    from flopledger.ledger.store import open_ledger
+
+    con = open_ledger(tmp_path / "ledger.duckdb")
+    old = _remote_agent("b8119b7ec3c1b0ff", "b8" * 16, team="runs", input_tokens=2500, hours_before=72)
+    (late,) = _model_calls("b8119b7ec3c1b0", "b8" * 16, team="runs", tokens=(1000,))
+    zeros = [
+        _remote_agent(f"b9119b7ec3c1b{n}ff", "0" * 32, team="runs", input_tokens=700, hours_before=24 * n)
+        for n in (0, 1, 2)
+    ]
+    (anonymous,) = _model_calls("b9119b7ec3c1b0", "0" * 32, team="runs", tokens=(100,))
+    _ingest_doc(con, tmp_path / "agents.json", old, *zeros)
+    assert _sums(con, "runs")[0][:2] == (4, 4600)
+    result = _ingest_doc(con, tmp_path / "calls.json", late, anonymous)
+    assert (result.rows_stored, result.rows_superseded) == (2, 0)
+    assert _sums(con, "runs")[0][:2] == (6, 5700)
+    # and the other way round: the agent's span after calls of its trace from days before stays too
+    (early,) = _model_calls("b8119b7ec3c1b1", "ba" * 16, team="later-agent", tokens=(1000,))
+    _ingest_doc(con, tmp_path / "early.json", _shifted(early, -72 * 60))
+    agent = _remote_agent("ba119b7ec3c1b0ff", "ba" * 16, team="later-agent", input_tokens=2500)
+    assert _ingest_doc(con, tmp_path / "agent.json", agent).rows_stored == 1
+
+
+def test_a_replaced_agent_span_sent_again_is_a_duplicate(tmp_path: Any) -> None:
+    from flopledger.ledger.store import open_ledger
+
+    trace = "bb" * 16
+    agent = _remote_agent("bb119b7ec3c1b0ff", trace, team="resent", input_tokens=2500, hours_before=20)
+    calls = _model_calls("bb119b7ec3c1b0", trace, team="resent", tokens=(1000, 2000))
+    con = open_ledger(tmp_path / "ledger.duckdb")
+    _ingest_doc(con, tmp_path / "a.json", agent)
+    assert _ingest_doc(con, tmp_path / "b.json", *calls).rows_superseded == 1
+    assert con.execute("SELECT superseded FROM agent_spans").fetchall() == [(True,)]
+    again = _ingest_doc(con, tmp_path / "c.json", agent)
+    assert (again.rows_stored, again.rows_duplicate) == (0, 1)
+    assert _sums(con, "resent")[0][:2] == (2, 3000)
 
 
 def test_rows_of_other_formats_tagged_like_a_remote_agent_are_never_dropped(tmp_path: Any) -> None:
@@ -547,8 +587,7 @@ def test_a_ledger_that_counted_an_agent_and_its_calls_is_mended_when_the_calls_c
     db = tmp_path / "ledger.duckdb"
     con = open_ledger(db)
     _ingest_doc(con, tmp_path / "a.json", agent)
-    con.execute("DROP TABLE agent_spans")  # as an older flopledger stored it: no list, so
-    con.execute("CREATE TABLE agent_spans (trace_id VARCHAR, event_id VARCHAR, ts TIMESTAMP)")
+    con.execute("DELETE FROM agent_spans")  # as an older flopledger stored it: no list, so
     _ingest_doc(con, tmp_path / "b.json", *calls)  # ... the calls were counted besides it
     assert _sums(con, "mended")[0][:2] == (3, 5500)
     con.execute("DROP TABLE agent_spans")

@@ -496,13 +496,24 @@ _REMOTE_AGENTS = f"json_valid(tags) AND json_extract_string(tags, '$.{REMOTE_AGE
 """Rows (good ones, of OpenTelemetry spans) that are a remote agent's span counted for its model calls."""
 
 
-def _model_call_traces(table: str, where: str) -> str:
-    """The traces of the OpenTelemetry model calls among the rows of ``table`` that ``where`` keeps."""
+def _model_calls(table: str, where: str) -> str:
+    """The trace and start of the OpenTelemetry model calls among the rows of ``table`` that
+    ``where`` keeps."""
     aggregate = ", ".join(sql_literal(op) for op in AGGREGATE_OPERATIONS)
-    return f"""SELECT json_extract_string(tags, '$.trace_id') FROM {table}
+    return f"""SELECT json_extract_string(tags, '$.trace_id') AS trace_id, ts FROM {table}
                WHERE {where} AND json_valid(tags)
                  AND lower(coalesce(json_extract_string(tags, '$."gen_ai.operation.name"'), ''))
                      NOT IN ({aggregate})"""
+
+
+def _made_by(agent: str, call: str) -> str:
+    """Whether model call ``call`` (a row with ``trace_id`` and ``ts``) is of the run of remote agent
+    span ``agent`` (the same): of its trace, from an hour before it (the other service's clock) to
+    an agent's longest run after it."""
+    return (
+        f"{call}.trace_id = {agent}.trace_id AND {call}.ts BETWEEN {agent}.ts - {_CLOCK_SKEW} "
+        f"AND {agent}.ts + {_AGENT_WINDOW}"
+    )
 
 
 def _otel_rows(otel: Sequence[int]) -> str:
@@ -511,37 +522,43 @@ def _otel_rows(otel: Sequence[int]) -> str:
 
 
 def _drop_superseded_agents(con: duckdb.DuckDBPyConnection, otel: Sequence[int]) -> int:
-    """Delete the good rows of remote agents' spans (tagged so) whose trace has model calls stored
-    in the ledger, or in another of the batch's files; how many. Their usage is their model calls'."""
+    """Delete the good rows of remote agents' spans (tagged so) whose model calls are stored in the
+    ledger, or in another of the batch's files, or that such calls replaced before; how many.
+    Their usage is their model calls'."""
     agents = f"{_otel_rows(otel)} AND {_REMOTE_AGENTS}"
     bounds = con.execute(f"SELECT min(ts), max(ts) FROM _checked WHERE {agents}").fetchone()
     if bounds is None or bounds[0] is None:
         return 0
-    stored = _model_call_traces(
+    stored = _model_calls(
         "events",
         f"ts BETWEEN TIMESTAMP '{bounds[0]}' - {_CLOCK_SKEW} AND TIMESTAMP '{bounds[1]}' + {_AGENT_WINDOW} "
         "AND source_format = 'otel'",
     )
     (dropped,) = con.execute(
-        f"""DELETE FROM _checked WHERE {agents}
-            AND json_extract_string(tags, '$.trace_id') IN ({stored}
-                UNION ALL {_model_call_traces("_checked", _otel_rows(otel))})"""
+        f"""DELETE FROM _checked WHERE rowid IN (
+                SELECT a.rowid FROM (
+                    SELECT rowid, json_extract_string(tags, '$.trace_id') AS trace_id, ts
+                    FROM _checked WHERE {agents}) AS a
+                SEMI JOIN ({stored} UNION ALL {_model_calls("_checked", _otel_rows(otel))}) AS c
+                    ON {_made_by("a", "c")})
+            OR ({agents} AND event_id IN (SELECT event_id FROM agent_spans WHERE superseded))"""
     ).fetchone() or (0,)
     return int(dropped)
 
 
 def _find_superseded_agents(con: duckdb.DuckDBPyConnection, otel: Sequence[int]) -> int:
-    """Put in temp table ``_superseded`` the stored remote agents' spans whose trace has model calls
-    in this batch (exported after their agent's span, or by the agent's own service); how many.
+    """Put in temp table ``_superseded`` the stored remote agents' spans whose model calls are in
+    this batch (exported after their agent's span, or by the agent's own service); how many.
 
     The model calls count, so their agent's span goes, as it would had they come first. Looked up in
-    ``agent_spans`` by trace, whatever the time: a trace id is the trace's alone. Run before stored
-    events are dropped from the batch, so model calls sent again also mend a ledger that counted both.
+    ``agent_spans``, by trace and time. Run before stored events are dropped from the batch, so model
+    calls sent again also mend a ledger that counted both.
     """
     (found,) = con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _superseded AS
-            SELECT DISTINCT event_id, ts FROM agent_spans
-            WHERE trace_id IN ({_model_call_traces("_checked", _otel_rows(otel))})"""
+            SELECT DISTINCT a.event_id, a.ts FROM agent_spans AS a
+            SEMI JOIN ({_model_calls("_checked", _otel_rows(otel))}) AS c ON {_made_by("a", "c")}
+            WHERE NOT a.superseded"""
     ).fetchone() or (0,)
     return int(found)
 
@@ -549,8 +566,8 @@ def _find_superseded_agents(con: duckdb.DuckDBPyConnection, otel: Sequence[int])
 def index_agent_spans(con: duckdb.DuckDBPyConnection, rows: str) -> None:
     """Add the remote agents' spans among the events ``rows`` (a query) to ``agent_spans``."""
     con.execute(
-        f"""INSERT INTO agent_spans
-            SELECT json_extract_string(tags, '$.trace_id'), event_id, ts FROM ({rows})
+        f"""INSERT INTO agent_spans (trace_id, event_id, ts, superseded)
+            SELECT json_extract_string(tags, '$.trace_id'), event_id, ts, false FROM ({rows})
             WHERE {_REMOTE_AGENTS} AND json_extract_string(tags, '$.trace_id') IS NOT NULL"""
     )
 
@@ -647,7 +664,10 @@ def _commit(
             for (d,) in con.execute(f"SELECT DISTINCT CAST(ts AS DATE) FROM events WHERE {spans}").fetchall()
         }
         (superseded,) = con.execute(f"DELETE FROM events WHERE {spans}").fetchone() or (0,)
-        con.execute("DELETE FROM agent_spans WHERE event_id IN (SELECT event_id FROM _superseded)")
+        # kept, marked: the span sent again is a duplicate of its model calls, whenever it comes
+        con.execute(
+            "UPDATE agent_spans SET superseded = true WHERE event_id IN (SELECT event_id FROM _superseded)"
+        )
     # First: a rollup an older flopledger made is rebuilt without the batch.
     outside = f" WHERE CAST(ts AS DATE) NOT IN {days_sql(sorted(days))}" if days else ""
     add_to_rollups(con, f"(SELECT * FROM _priced{outside})", f"(SELECT ts FROM _new{outside})")

@@ -93,6 +93,11 @@ _TABLES: dict[str, tuple[Column, ...]] = {
             "event_id", "VARCHAR", "That span's event, which model calls of the trace arriving later replace."
         ),
         Column("ts", "TIMESTAMP", "Its start, UTC."),
+        Column(
+            "superseded",
+            "BOOLEAN",
+            "Its model calls came and replaced it: the span sent again is a duplicate.",
+        ),
     ),
     "meta": (
         Column("key", "VARCHAR", "Setting name."),

@@ -260,11 +260,15 @@ def _counts_itself(span: Mapping[str, Any], traced_calls: set[Any]) -> bool:
     """Whether an agent span's own counts are counted: only a remote agent's (a CLIENT span) whose
     trace has no model call in the file or request. An in-process agent's (INTERNAL, or no kind)
     never are: its model calls are traced, and may have been exported before it ended."""
-    return span.get("kind") in _CLIENT_KINDS and _trace(span) not in traced_calls
+    trace = _trace(span)
+    return span.get("kind") in _CLIENT_KINDS and (trace is None or trace not in traced_calls)
 
 
-def _trace(span: Mapping[str, Any]) -> str:
-    return str(span.get("traceId") or "").lower()
+def _trace(span: Mapping[str, Any]) -> str | None:
+    """A span's trace id, lower case; None when it has none or the invalid all-zero one (which many
+    spans may share: it links nothing)."""
+    trace = str(span.get("traceId") or "").lower()
+    return trace if trace.strip("0") else None
 
 
 _READ: frozenset[str] = frozenset(
@@ -330,7 +334,7 @@ def spans_to_rows(documents: Iterable[tuple[int, Any]]) -> Iterator[StagedRow]:
             found.append((line, doc.staged()))
         else:
             found.extend((line, item) for item in _usage_spans(doc, line))
-    traced = {_trace(i[0]) for _, i in found if isinstance(i, tuple) and not _is_aggregate(i[1])}
+    traced = {_trace(i[0]) for _, i in found if isinstance(i, tuple) and not _is_aggregate(i[1])} - {None}
     for line, item in found:
         if isinstance(item, StagedRow):
             yield item
@@ -397,8 +401,9 @@ def _span_row(
     tier = _first(attrs, "service_tier")
     tag_keys = ("service.name", "gen_ai.operation.name", "deployment.environment")
     tags = {k: v for k, v in attrs.items() if k in tag_keys}
-    if trace_id:  # which trace a span is of: its agent span and model calls may come apart
-        tags["trace_id"] = str(trace_id).lower()
+    trace = _trace(span)
+    if trace:  # which trace a span is of: its agent span and model calls may come apart
+        tags["trace_id"] = trace
     if remote_agent:
         tags[REMOTE_AGENT_TAG] = True
     values: dict[str, Any] = {
