@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import duckdb
 
 from flopledger.briefs.model import BriefWindow, Insight, Suppressed
+from flopledger.ledger.transaction import transaction
 
 __all__ = [
     "LOOKBACK_DAYS",
@@ -91,12 +92,7 @@ def record_sent(con: duckdb.DuckDBPyConnection, window: BriefWindow, insights: S
     rows = [
         (i.key, window.period, window.date, i.impact_usd_per_month, digest(i), i.title, now) for i in insights
     ]
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f"DELETE FROM {TABLE} WHERE period = ? AND brief_date = ?", [window.period, window.date])
         if rows:
             con.executemany(f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise

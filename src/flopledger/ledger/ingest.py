@@ -36,6 +36,7 @@ from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.rollups import add_to_rollups, days_sql, refresh_rollups
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, EVENT_COLUMNS, USAGE_REPORT_FORMATS
 from flopledger.ledger.store import count_of
+from flopledger.ledger.transaction import transaction
 from flopledger.ledger.validate import CHECKED_COLUMNS, CHECKED_DDL, checked_sql, repeat_id_sql
 
 __all__ = ["IngestResult", "Progress", "ingest_files", "mark_interrupted"]
@@ -313,8 +314,7 @@ def ingest_files(
                 key,
                 tick,
             )
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(con):
                 source = mapping.get("prompt")
                 prompt_keys = (source, source.rsplit(".", 1)[-1]) if source else ()
                 result = _commit(con, ingest_id, names, batch, keep_prompts, prompt_keys)
@@ -334,10 +334,6 @@ def ingest_files(
                         ingest_id,
                     ],
                 )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
         except BaseException as exc:
             con.execute(
                 "UPDATE ingests SET finished_at = ?, status = 'failed', message = ? WHERE ingest_id = ?",

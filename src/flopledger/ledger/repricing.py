@@ -30,6 +30,7 @@ from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.rollups import refresh_rollups
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, EVENT_COLUMNS
 from flopledger.ledger.store import count_of, create_schema
+from flopledger.ledger.transaction import transaction
 
 __all__ = ["REPRICED_AT", "RepriceResult", "missing_prices", "price_rows", "reprice"]
 
@@ -63,8 +64,7 @@ class RepriceResult:
 
 def reprice(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides) -> RepriceResult:
     """Re-price every event with the current catalog and ``overrides``; returns what changed."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         version = ensure_prices(con, overrides, "events")
         (before,) = con.execute("SELECT coalesce(sum(cost_usd), 0)::DOUBLE FROM events").fetchone() or (0.0,)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _repriced AS {priced_sql(con, 'events', version)}")
@@ -85,10 +85,6 @@ def reprice(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides) -> Repric
         after, events, unpriced = con.execute(
             "SELECT coalesce(sum(cost_usd), 0)::DOUBLE, count(*), count(*) FILTER (NOT priced) FROM events"
         ).fetchone() or (0.0, 0, 0)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return RepriceResult(events, changed, before, after, version, unpriced)
 
 

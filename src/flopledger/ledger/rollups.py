@@ -22,6 +22,7 @@ import duckdb
 
 from flopledger.ledger.measures import sql_measures
 from flopledger.ledger.schema import DIMENSIONS
+from flopledger.ledger.transaction import transaction
 
 __all__ = [
     "ROLLUP_DIMENSIONS",
@@ -100,13 +101,8 @@ def upgrade_rollup(con: duckdb.DuckDBPyConnection) -> bool:
         return _add_compacted(con, present)
     if state != "outdated":
         return False
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         create_rollup(con)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return True
 
 

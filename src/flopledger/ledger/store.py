@@ -16,6 +16,7 @@ from flopledger.errors import InputError
 from flopledger.ledger.fingerprints import FINGERPRINT_COLUMNS
 from flopledger.ledger.rollups import upgrade_rollup
 from flopledger.ledger.schema import EVENT_COLUMNS, PRICED_COLUMNS, Column
+from flopledger.ledger.transaction import transaction
 
 __all__ = ["EVENTS_TABLE_COLUMNS", "NEW_LEDGER_CONFIG", "count_of", "create_schema", "open_ledger"]
 
@@ -139,14 +140,9 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
 def _add_table(con: duckdb.DuckDBPyConnection, name: str, columns: Iterable[Column]) -> None:
     """Add a table a newer flopledger declares to a ledger that has events, filled from them in the
     same transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(_ddl(name, columns))
         _TABLE_BACKFILLS[name](con)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _add_column(con: duckdb.DuckDBPyConnection, table: str, column: Column) -> None:
@@ -156,14 +152,9 @@ def _add_column(con: duckdb.DuckDBPyConnection, table: str, column: Column) -> N
     if backfill is None:
         con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column.name}" {column.duckdb_type}')
         return
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column.name}" {column.duckdb_type}')
         backfill(con)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _bound_anthropic_requests(con: duckdb.DuckDBPyConnection) -> None:
