@@ -28,14 +28,14 @@ from flopledger.errors import InputError
 from flopledger.ledger.fingerprints import FINGERPRINT_COLUMNS, fingerprint_prompts
 from flopledger.ledger.formats import STAGE_COLUMNS, InputFormat, detect_format, get_format
 from flopledger.ledger.formats.base import RecordFormat, StagedRow
-from flopledger.ledger.formats.otel import AGGREGATE_OPERATIONS, REMOTE_AGENT_TAG
+from flopledger.ledger.formats.otel import AGGREGATE_OPERATIONS
 from flopledger.ledger.formats.redact import prompt_key_pattern, redact_prompts
 from flopledger.ledger.formats.tabular import TableFormat, TableSource, sql_literal
 from flopledger.ledger.measures import SUMMED_COUNTS
 from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.rollups import add_to_rollups, days_sql, refresh_rollups
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, EVENT_COLUMNS, USAGE_REPORT_FORMATS
-from flopledger.ledger.store import count_of
+from flopledger.ledger.store import REMOTE_AGENTS, count_of, index_agent_spans
 from flopledger.ledger.transaction import transaction
 from flopledger.ledger.validate import CHECKED_COLUMNS, CHECKED_DDL, checked_sql, repeat_id_sql
 
@@ -488,9 +488,6 @@ _CLOCK_SKEW = "INTERVAL 1 HOUR"
 """How far a remote agent's service's clock may run behind its caller's: its model calls may seem to
 start before the agent's span that made them."""
 
-_REMOTE_AGENTS = f"json_valid(tags) AND json_extract_string(tags, '$.{REMOTE_AGENT_TAG}') = 'true'"
-"""Rows (good ones, of OpenTelemetry spans) that are a remote agent's span counted for its model calls."""
-
 
 def _model_calls(table: str, where: str) -> str:
     """The trace and start of the OpenTelemetry model calls among the rows of ``table`` that
@@ -519,9 +516,9 @@ def _otel_rows(otel: Sequence[int]) -> str:
 
 def _drop_superseded_agents(con: duckdb.DuckDBPyConnection, otel: Sequence[int]) -> int:
     """Delete the good rows of remote agents' spans (tagged so) whose model calls are stored in the
-    ledger, or in another of the batch's files, or that such calls replaced before; how many.
-    Their usage is their model calls'."""
-    agents = f"{_otel_rows(otel)} AND {_REMOTE_AGENTS}"
+    ledger (so too a span those calls replaced, sent again), or are in another of the batch's
+    files; how many. Their usage is their model calls'."""
+    agents = f"{_otel_rows(otel)} AND {REMOTE_AGENTS}"
     bounds = con.execute(f"SELECT min(ts), max(ts) FROM _checked WHERE {agents}").fetchone()
     if bounds is None or bounds[0] is None:
         return 0
@@ -536,8 +533,7 @@ def _drop_superseded_agents(con: duckdb.DuckDBPyConnection, otel: Sequence[int])
                     SELECT rowid, json_extract_string(tags, '$.trace_id') AS trace_id, ts
                     FROM _checked WHERE {agents}) AS a
                 SEMI JOIN ({stored} UNION ALL {_model_calls("_checked", _otel_rows(otel))}) AS c
-                    ON {_made_by("a", "c")})
-            OR ({agents} AND event_id IN (SELECT event_id FROM agent_spans WHERE superseded))"""
+                    ON {_made_by("a", "c")})"""
     ).fetchone() or (0,)
     return int(dropped)
 
@@ -550,22 +546,17 @@ def _find_superseded_agents(con: duckdb.DuckDBPyConnection, otel: Sequence[int])
     ``agent_spans``, by trace and time. Run before stored events are dropped from the batch, so model
     calls sent again also mend a ledger that counted both.
     """
+    calls = _model_calls("_checked", _otel_rows(otel))
+    lo, hi = con.execute(f"SELECT min(ts), max(ts) FROM ({calls})").fetchone() or (None, None)
+    if lo is None:
+        return 0
     (found,) = con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _superseded AS
             SELECT DISTINCT a.event_id, a.ts FROM agent_spans AS a
-            SEMI JOIN ({_model_calls("_checked", _otel_rows(otel))}) AS c ON {_made_by("a", "c")}
-            WHERE NOT a.superseded"""
+            SEMI JOIN ({calls}) AS c ON {_made_by("a", "c")}
+            WHERE a.ts BETWEEN TIMESTAMP '{lo}' - {_AGENT_WINDOW} AND TIMESTAMP '{hi}' + {_CLOCK_SKEW}"""
     ).fetchone() or (0,)
     return int(found)
-
-
-def index_agent_spans(con: duckdb.DuckDBPyConnection, rows: str) -> None:
-    """Add the remote agents' spans among the events ``rows`` (a query) to ``agent_spans``."""
-    con.execute(
-        f"""INSERT INTO agent_spans (trace_id, event_id, ts, superseded)
-            SELECT json_extract_string(tags, '$.trace_id'), event_id, ts, false FROM ({rows})
-            WHERE {_REMOTE_AGENTS} AND json_extract_string(tags, '$.trace_id') IS NOT NULL"""
-    )
 
 
 def _pulled_totals(alias: str) -> dict[str, str]:
@@ -622,6 +613,17 @@ def _stored_sql(window: str) -> str:
     )
 
 
+def _remove_stored(con: duckdb.DuckDBPyConnection, window: str, ids: str) -> list[dt.date]:
+    """Delete the stored events inside ``window`` whose ids are in table ``ids``; the day of each."""
+    return [
+        d
+        for (d,) in con.execute(
+            f"DELETE FROM events WHERE {window} AND event_id IN (SELECT event_id FROM {ids}) "
+            "RETURNING CAST(ts AS DATE)"
+        ).fetchall()
+    ]
+
+
 def _commit(
     con: duckdb.DuckDBPyConnection,
     ingest_id: str,
@@ -636,42 +638,24 @@ def _commit(
     """
     if batch.rows_quarantined:
         _quarantine(con, ingest_id, keep_prompts, prompt_keys)
-    days: set[dt.date] = set()
+    days: list[dt.date] = []
     superseded = 0
     if batch.restated:  # the stored rows a usage report restates go; their days are summed again
-        days |= {
-            d
-            for (d,) in con.execute(
-                f"SELECT DISTINCT CAST(ts AS DATE) FROM events WHERE {batch.window} "
-                "AND event_id IN (SELECT event_id FROM _restated)"
-            ).fetchall()
-        }
-        con.execute(
-            f"DELETE FROM events WHERE {batch.window} AND event_id IN (SELECT event_id FROM _restated)"
-        )
+        days += _remove_stored(con, batch.window, "_restated")
     if batch.superseded:  # so do the agent spans whose model calls come now
-        lo, hi = con.execute("SELECT min(ts), max(ts) FROM _superseded").fetchone() or (None, None)
-        spans = (
-            f"ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}' "
-            "AND event_id IN (SELECT event_id FROM _superseded)"
-        )
-        days |= {
-            d
-            for (d,) in con.execute(f"SELECT DISTINCT CAST(ts AS DATE) FROM events WHERE {spans}").fetchall()
-        }
-        (superseded,) = con.execute(f"DELETE FROM events WHERE {spans}").fetchone() or (0,)
-        # kept, marked: the span sent again is a duplicate of its model calls, whenever it comes
-        con.execute(
-            "UPDATE agent_spans SET superseded = true WHERE event_id IN (SELECT event_id FROM _superseded)"
-        )
+        (lo, hi) = con.execute("SELECT min(ts), max(ts) FROM _superseded").fetchone() or (None, None)
+        removed = _remove_stored(con, f"ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'", "_superseded")
+        superseded, days = len(removed), days + removed
+        con.execute("DELETE FROM agent_spans WHERE event_id IN (SELECT event_id FROM _superseded)")
     # First: a rollup an older flopledger made is rebuilt without the batch.
-    outside = f" WHERE CAST(ts AS DATE) NOT IN {days_sql(sorted(days))}" if days else ""
+    days = sorted(set(days))
+    outside = f" WHERE CAST(ts AS DATE) NOT IN {days_sql(days)}" if days else ""
     add_to_rollups(con, f"(SELECT * FROM _priced{outside})", f"(SELECT ts FROM _new{outside})")
     con.execute("INSERT INTO events BY NAME SELECT * FROM _priced")
     if batch.otel:
         index_agent_spans(con, f"SELECT * FROM _new WHERE {_otel_rows(batch.otel)}")
     if days:
-        refresh_rollups(con, sorted(days))
+        refresh_rollups(con, days)
     stored, unpriced = con.execute(
         f"SELECT count(*), count(*) FILTER (NOT priced) FROM events WHERE ingest_id = ? AND {batch.window}",
         [ingest_id],

@@ -14,11 +14,20 @@ import duckdb
 
 from flopledger.errors import InputError
 from flopledger.ledger.fingerprints import FINGERPRINT_COLUMNS
+from flopledger.ledger.formats.otel import REMOTE_AGENT_TAG
 from flopledger.ledger.rollups import upgrade_rollup
 from flopledger.ledger.schema import EVENT_COLUMNS, PRICED_COLUMNS, Column
 from flopledger.ledger.transaction import transaction
 
-__all__ = ["EVENTS_TABLE_COLUMNS", "NEW_LEDGER_CONFIG", "count_of", "create_schema", "open_ledger"]
+__all__ = [
+    "EVENTS_TABLE_COLUMNS",
+    "NEW_LEDGER_CONFIG",
+    "REMOTE_AGENTS",
+    "count_of",
+    "create_schema",
+    "index_agent_spans",
+    "open_ledger",
+]
 
 EVENTS_TABLE_COLUMNS: tuple[Column, ...] = (*EVENT_COLUMNS, *FINGERPRINT_COLUMNS, *PRICED_COLUMNS)
 
@@ -94,11 +103,6 @@ _TABLES: dict[str, tuple[Column, ...]] = {
             "event_id", "VARCHAR", "That span's event, which model calls of the trace arriving later replace."
         ),
         Column("ts", "TIMESTAMP", "Its start, UTC."),
-        Column(
-            "superseded",
-            "BOOLEAN",
-            "Its model calls came and replaced it: the span sent again is a duplicate.",
-        ),
     ),
     "meta": (
         Column("key", "VARCHAR", "Setting name."),
@@ -172,15 +176,23 @@ def _bound_anthropic_requests(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _index_agent_spans(con: duckdb.DuckDBPyConnection) -> None:
-    """List the remote agents' spans a ledger stored before their index existed."""
-    from flopledger.ledger.ingest import index_agent_spans
+REMOTE_AGENTS = f"json_valid(tags) AND json_extract_string(tags, '$.{REMOTE_AGENT_TAG}') = 'true'"
+"""Rows (good ones, of OpenTelemetry spans) that are a remote agent's span counted for its model calls."""
 
-    index_agent_spans(con, "SELECT * FROM events WHERE source_format = 'otel'")
+
+def index_agent_spans(con: duckdb.DuckDBPyConnection, rows: str) -> None:
+    """Add the remote agents' spans among the events ``rows`` (a query) to ``agent_spans``: the
+    index by trace that lets model calls arriving later find the span they replace without reading
+    the tags of the events around them."""
+    con.execute(
+        f"""INSERT INTO agent_spans (trace_id, event_id, ts)
+            SELECT json_extract_string(tags, '$.trace_id'), event_id, ts FROM ({rows})
+            WHERE {REMOTE_AGENTS} AND json_extract_string(tags, '$.trace_id') IS NOT NULL"""
+    )
 
 
 _TABLE_BACKFILLS: dict[str, Callable[[duckdb.DuckDBPyConnection], None]] = {
-    "agent_spans": _index_agent_spans,
+    "agent_spans": lambda con: index_agent_spans(con, "SELECT * FROM events WHERE source_format = 'otel'"),
 }
 """Tables whose rows the stored events already tell: filled from them as the table is added."""
 
@@ -208,10 +220,10 @@ def open_ledger(
     (0,)
     """
     target = str(path)
-    if (read_only or not create) and target != ":memory:" and not Path(target).exists():
+    fresh = target != ":memory:" and not Path(target).exists()
+    if (read_only or not create) and fresh:
         raise InputError(f"no ledger at {target}; run `flopledger ingest` or `flopledger demo` first")
     try:
-        fresh = target != ":memory:" and not Path(target).exists()
         config = dict(NEW_LEDGER_CONFIG) if fresh else {}  # (the binding takes no None)
         con = duckdb.connect(target, read_only=read_only, config=config)
     except duckdb.IOException as exc:
