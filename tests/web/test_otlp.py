@@ -696,6 +696,24 @@ def test_a_body_nested_too_deeply_is_refused_not_a_server_error(api: Api, golden
         assert r.status_code == 400 and "nests deeper than" in r.json()["detail"]
 
 
+def test_an_attribute_nested_too_deeply_is_judged_as_in_a_file_not_the_whole_request_refused(
+    api: Api, golden: Fixture, state: ServerState
+) -> None:
+    def nested(levels: int) -> dict[str, Any]:
+        value: dict[str, Any] = {"stringValue": "x"}
+        for _ in range(levels):
+            value = {"kvlistValue": {"values": [{"key": "k", "value": value}]}}
+        return value
+
+    read, unread = _span("de219b7ec3c1b001"), _span("de219b7ec3c1b002")
+    read["attributes"].insert(0, {"key": "gen_ai.request.model", "value": nested(40)})
+    unread["attributes"].insert(0, {"key": "app.deep", "value": nested(40)})
+    r = api.post("/v1/traces", json=_doc(read, unread), token=golden.tokens["admin"])
+    assert r.status_code == 200, r.text
+    body = r.json()["ingest"]
+    assert (body["rows_read"], body["rows_stored"], body["rows_quarantined"]) == (2, 1, 1)
+
+
 def test_a_body_declared_over_the_limit_is_refused_before_it_is_sent(
     server: str, golden: Fixture, state: ServerState
 ) -> None:

@@ -104,9 +104,11 @@ def _check_shape(doc: Any) -> None:
             _objects(ss.get("spans"), f"resourceSpans[{i}].scopeSpans[{j}].spans")
 
 
-MAX_DEPTH = 64
+MAX_DEPTH = 256
 """How deeply an OTLP JSON body may nest: an export nests a span's attributes about ten levels down;
-far deeper nesting is no export, and would exhaust the stack of whatever walks it."""
+far deeper nesting is no export, and would exhaust the stack of whatever walks it. Set above what the
+``otel`` reader allows an attribute's value (32 levels of values, about 140 containers in all), so an
+over-deep attribute is the reader's to judge, as in a file: its span quarantined, or it left out."""
 
 _TOO_DEEP = f"body nests deeper than {MAX_DEPTH} levels; an OTLP export nests about ten"
 

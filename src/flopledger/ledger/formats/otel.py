@@ -256,12 +256,11 @@ def _is_aggregate(attrs: Mapping[str, Any]) -> bool:
     return str(attrs.get("gen_ai.operation.name") or "").lower() in AGGREGATE_OPERATIONS
 
 
-def _counts_itself(span: Mapping[str, Any], traced_calls: set[Any]) -> bool:
+def _counts_itself(span: Mapping[str, Any], traced_calls: set[str]) -> bool:
     """Whether an agent span's own counts are counted: only a remote agent's (a CLIENT span) whose
     trace has no model call in the file or request. An in-process agent's (INTERNAL, or no kind)
     never are: its model calls are traced, and may have been exported before it ended."""
-    trace = _trace(span)
-    return span.get("kind") in _CLIENT_KINDS and (trace is None or trace not in traced_calls)
+    return span.get("kind") in _CLIENT_KINDS and _trace(span) not in traced_calls
 
 
 def _trace(span: Mapping[str, Any]) -> str | None:
@@ -334,7 +333,8 @@ def spans_to_rows(documents: Iterable[tuple[int, Any]]) -> Iterator[StagedRow]:
             found.append((line, doc.staged()))
         else:
             found.extend((line, item) for item in _usage_spans(doc, line))
-    traced = {_trace(i[0]) for _, i in found if isinstance(i, tuple) and not _is_aggregate(i[1])} - {None}
+    calls = (_trace(i[0]) for _, i in found if isinstance(i, tuple) and not _is_aggregate(i[1]))
+    traced = {trace for trace in calls if trace is not None}
     for line, item in found:
         if isinstance(item, StagedRow):
             yield item
