@@ -285,8 +285,9 @@ def jsonl_bench(rows: int, runs: int, tmp: Path) -> dict[str, float]:
         con = open_ledger(older)
         os.sync()
         t0 = time.perf_counter()
-        ingest_files(con, [path], format="jsonl")
+        result = ingest_files(con, [path], format="jsonl")
         ours10.append(time.perf_counter() - t0)
+        assert result.rows_stored == rows and result.reconciles
         con.close()
         con = open_ledger(tmp / f"overlap{i}.duckdb")
         ingest_files(con, [prefix], format="jsonl")
