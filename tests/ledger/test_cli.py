@@ -233,6 +233,10 @@ def test_prices_show_with_a_ledger_says_which_rows_price_its_events(tmp_path: Pa
     con.close()
     older = json.loads(run("prices", "show", "claude-sonnet-4-5", "--db", str(db), "--format", "json"))
     assert older == rows
+    con = open_ledger(db, read_only=True)
+    columns = {c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE events)").fetchall()}
+    con.close()
+    assert "max_request_input_tokens" not in columns  # read around, not upgraded
 
 
 def test_prices_show_counts_events_by_their_current_mapping_and_those_no_row_covers(
@@ -496,6 +500,7 @@ def test_a_report_with_unpriced_tokens_says_their_cost_counts_as_zero(tmp_path: 
         "ts,provider,model,input_tokens,output_tokens\n"
         "2026-03-01T10:00:00Z,vllm,llama-3.1-70b,1000,10\n"
         "2026-03-01T10:00:00Z,openai,gpt-4o,1000,10\n"
+        "2026-03-02T10:00:00Z,openai,gpt-4o,1000,10\n"
     )
     db = str(tmp_path / "l.duckdb")
     run("ingest", str(path), "--db", db)
@@ -504,7 +509,11 @@ def test_a_report_with_unpriced_tokens_says_their_cost_counts_as_zero(tmp_path: 
         assert result.exit_code == 0
         assert "1,010 tokens have no price" in result.stderr and "prices missing" in result.stderr
         assert "no price" not in result.stdout  # JSON and CSV stay whole
-    priced = CliRunner().invoke(app, ["report", "--db", db, "--by", "model", "--since", "2030-01-01"])
+    # a window with priced rows only: rows, and no word of unpriced tokens
+    priced = CliRunner().invoke(
+        app, ["report", "--db", db, "--by", "model", "--since", "2026-03-02", "-f", "json"]
+    )
+    assert priced.exit_code == 0 and [r["model"] for r in json.loads(priced.stdout)] == ["gpt-4o"]
     assert "no price" not in priced.stderr
 
 
