@@ -749,3 +749,63 @@ def test_a_new_ledger_is_written_in_the_newer_storage_and_an_older_file_keeps_it
     con.close()
     con = open_ledger(old, read_only=True)
     assert _storage(con).startswith("v1.0") and count_of(con, "SELECT count(*) FROM events") > 0
+
+
+def test_names_are_stored_without_surrounding_whitespace_and_keep_their_ids(tmp_path: Path) -> None:
+    """``web `` is team ``web`` and a model with a stray space finds its price; a blank name is no
+    name. The id stays the one earlier versions gave the row as written (golden), so re-ingesting a
+    file into a ledger they filled finds its events."""
+    row = {**GOOD, "provider": "openai", "model": "gpt-5 ", "team": " web ", "user": "\tann\n"}
+    row |= {"project": "  ", "api_key": " key-1", "org": "acme\r"}
+    path = write_jsonl(tmp_path / "pad.jsonl", [row, {**GOOD, "team": "web", "ts": "2026-03-02T11:00:00Z"}])
+    con = open_ledger(tmp_path / "l.duckdb")
+    assert ingest_files(con, [path]).rows_stored == 2
+    stored = _rows(
+        con,
+        'SELECT event_id, team, "user", project, api_key, org, model, priced FROM events '
+        "WHERE provider = 'openai'",
+    )
+    golden_id = "f2e0400071e84575782463e38ac1e927"
+    assert stored == [(golden_id, "web", "ann", None, "key-1", "acme", "gpt-5", True)]
+    assert _rows(con, "SELECT count(DISTINCT team) FROM events") == [(1,)]
+    assert ingest_files(con, [path]).rows_duplicate == 2
+
+
+def test_a_model_of_whitespace_is_missing_and_the_row_quarantined(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "blank.jsonl", [{**GOOD, "model": "\t \n"}])
+    con = open_ledger(tmp_path / "l.duckdb")
+    result = ingest_files(con, [path])
+    assert (result.rows_stored, result.rows_quarantined) == (0, 1)
+    assert _rows(con, "SELECT field, reason FROM quarantine") == [
+        ("model", "model is missing; every row needs a model")
+    ]
+
+
+def test_reprice_prices_a_model_name_an_older_version_stored_with_spaces(tmp_path: Path) -> None:
+    from flopledger.catalog.overrides import PriceOverrides
+    from flopledger.ledger.repricing import reprice
+
+    path = write_jsonl(tmp_path / "a.jsonl", [{**GOOD, "provider": "openai", "model": "gpt-5"}])
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [path])
+    (cost,) = con.execute("SELECT cost_usd FROM events").fetchone() or (None,)
+    # as an older flopledger stored it: the name as written, unpriced
+    con.execute("UPDATE events SET model = 'gpt-5 ', priced = false, cost_usd = NULL, price_version = 'old'")
+    reprice(con, PriceOverrides.empty())
+    assert _rows(con, "SELECT model, priced, cost_usd FROM events") == [("gpt-5 ", True, cost)]
+
+
+def test_a_private_model_is_matched_without_surrounding_whitespace(tmp_path: Path) -> None:
+    from flopledger.catalog.overrides import load_overrides
+
+    overrides = tmp_path / "prices.toml"
+    overrides.write_text(
+        '[[model]]\nprovider = "internal"\nmodel = " llama-x "\ninput_usd_per_mtok = 1.0\n'
+        "output_usd_per_mtok = 2.0\n",
+        encoding="utf-8",
+    )
+    row = {**GOOD, "provider": "internal", "model": "llama-x ", "input_tokens": 1_000_000, "output_tokens": 0}
+    path = write_jsonl(tmp_path / "a.jsonl", [{**row, "cache_read_tokens": 0}])
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [path], overrides=load_overrides(overrides))
+    assert _rows(con, "SELECT model, priced, cost_usd FROM events") == [("llama-x", True, 1.0)]

@@ -84,6 +84,14 @@ class _PrivateModel(BaseModel):
 
     _provider = field_validator("provider")(_provider_id)
 
+    @field_validator("model")
+    @classmethod
+    def _model_name(cls, value: str) -> str:
+        """Names are matched without the whitespace around them, as ingest stores them."""
+        if not value.strip():
+            raise ValueError("a private model needs a name")
+        return value.strip()
+
 
 class _OverridesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -115,6 +123,7 @@ class PriceOverrides:
 
     def private_key(self, provider: str | None, model: str) -> tuple[str, str] | None:
         """The price key of a logged model declared private in this file, if it is."""
+        model = model.strip()
         for m in self.private_models:
             if m.model == model and (m.provider is None or provider is None or m.provider == provider):
                 return f"{PRIVATE_PROVIDER_PREFIX}{m.provider or '*'}", m.model

@@ -130,6 +130,7 @@ def resolve_catalog_model(provider: str | None, model: str) -> tuple[str, str] |
     ('anthropic', 'claude-sonnet-4-0')
     """
     provider = (provider or "").strip().lower() or None  # provider ids are lower case, as the ledger's
+    model = model.strip()  # as ingest stores it; a name stored with spaces by an older flopledger too
     cache = _disk_cache()
     name = f"{provider or ''}\t{model}"
     if name in cache.models:
@@ -191,10 +192,14 @@ resellers (google's Vertex, aws, azure, openrouter, ...) fall back to the model'
 
 
 MAPPING_RULES = digest_of(
-    ["\n".join(sorted(names)).encode() + b"|" for names in (SELF_HOSTED_PROVIDERS, SOLE_VENDORS)]
+    [
+        *("\n".join(sorted(names)).encode() + b"|" for names in (SELF_HOSTED_PROVIDERS, SOLE_VENDORS)),
+        b"model names trimmed|",
+    ]
 )[:8]
-"""A digest of the rules that map a logged provider to catalog models (the two sets above): part
-of the price version, so changing them makes ingest and ``reprice`` map every name again."""
+"""A digest of the rules that map a logged provider to catalog models (the two sets above, and a
+model name matched without the whitespace around it): part of the price version, so changing them
+makes ingest and ``reprice`` map every name again."""
 
 
 def _resolve(provider: str | None, model: str) -> tuple[str, str] | None:

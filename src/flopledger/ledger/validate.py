@@ -16,7 +16,22 @@ __all__ = ["CHECKED_COLUMNS", "CHECKED_DDL", "TIER_ALIASES", "checked_sql", "rep
 
 _INT_FIELDS = TOKEN_COLUMNS
 _NAMES = ("model", "org", "project", "team", "user", "api_key")
-"""Text fields kept as the source wrote them."""
+"""Names: stored without the whitespace around them (``web `` is team ``web``; a model name with a
+stray space still finds its price), and a blank one as no name. A row's content hash, and so its
+id, is of the text as the source wrote it."""
+
+_SPACES = ("' '", "e'\\t'", "e'\\n'", "e'\\r'", "e'\\x0b'", "e'\\x0c'")
+"""The whitespace a name is trimmed of (DuckDB's ``trim`` alone trims spaces only)."""
+
+
+def _trimmed(col: str) -> str:
+    """``col`` without the whitespace around it, NULL when nothing is left. Trimming copies the
+    text, so only a value that starts or ends with whitespace (or is empty) pays for it."""
+    ends = " AND ".join(f'NOT suffix("{col}", {ch})' for ch in _SPACES)
+    return (
+        f'CASE WHEN ascii("{col}") > 32 AND {ends} THEN "{col}" '
+        f"""ELSE nullif(trim("{col}", {' || '.join(_SPACES)}), '') END"""
+    )
 
 CHECKED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("_fidx", "INTEGER"),
@@ -44,7 +59,7 @@ CHECKED_DDL = ", ".join(f'"{name}" {kind}' for name, kind in CHECKED_COLUMNS)
 
 
 def _blank(col: str) -> str:
-    return f'("{col}" IS NULL OR trim("{col}") = \'\')'
+    return f"({_trimmed(col)} IS NULL)"
 
 
 def _shown(col: str) -> str:
@@ -221,7 +236,7 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
         "WHEN _sid IS NOT NULL THEN md5(concat(_sid, '|', _ts)) "
         "ELSE md5(concat(_content_hash, '|1')) END"
     )
-    text = ", ".join(f'"{c}"' for c in _NAMES)
+    text = ", ".join(f'{_trimmed(c)} AS "{c}"' for c in _NAMES)
     tokens = ", ".join(f'_{c} AS "{c}"' for c in _INT_FIELDS)
     return f"""
     WITH parsed AS (
@@ -254,7 +269,7 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
         {error} AS error, {field} AS error_field,
         CASE WHEN _check IS NOT NULL THEN {raw} END AS _raw, _sid AS _source_id, {ident} AS event_id,
         _content_hash,
-        _ts AS ts, coalesce(request_id, _sid) AS request_id, _provider AS provider, {text},
+        _ts AS ts, coalesce({_trimmed("request_id")}, _sid) AS request_id, _provider AS provider, {text},
         _tier AS service_tier, _requests AS requests, {tokens}, _min_in AS min_request_input_tokens,
         _max_in AS max_request_input_tokens,
         tags, prompt
