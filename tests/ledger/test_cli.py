@@ -515,6 +515,12 @@ def test_a_report_with_unpriced_tokens_says_their_cost_counts_as_zero(tmp_path: 
     )
     assert priced.exit_code == 0 and [r["model"] for r in json.loads(priced.stdout)] == ["gpt-4o"]
     assert "no price" not in priced.stderr
+    # --limit shows the costliest row, priced: the window's unpriced tokens are still told
+    top = CliRunner().invoke(app, ["report", "--db", db, "--by", "model", "--limit", "1", "-f", "json"])
+    assert top.exit_code == 0 and [r["model"] for r in json.loads(top.stdout)] == ["gpt-4o"]
+    assert "1,010 tokens have no price (0 in the rows shown)" in top.stderr
+    whole = CliRunner().invoke(app, ["report", "--db", db, "--by", "model", "--limit", "5", "-f", "json"])
+    assert "1,010 tokens have no price:" in whole.stderr  # every row shown: nothing more to say
 
 
 def test_prices_show_of_a_model_priced_by_overrides_names_the_overrides_it_needs(tmp_path: Path) -> None:

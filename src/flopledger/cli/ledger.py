@@ -198,7 +198,7 @@ def report(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Cost by any dimensions, with tokens and cost per class; or the headline-versus-real view."""
-    from flopledger.ledger.report import headline, parse_dimensions
+    from flopledger.ledger.report import headline, parse_dimensions, unpriced_tokens
     from flopledger.ledger.report import report as build_report
     from flopledger.ledger.spark import connect_engine
 
@@ -224,9 +224,12 @@ def report(
         columns = list(report_expr(events_table(engine), dims, per_active_hour=per_active_hour).columns)
     render_rows(rows, fmt, title=f"Cost by {', '.join(dims)}", columns=columns)
     unpriced = sum(int(r.get("unpriced_tokens") or 0) for r in rows)
-    if unpriced:  # on stderr, so JSON and CSV on stdout stay whole
+    # rows cut by --limit: the window's unpriced tokens, of the rows not shown too
+    in_window = unpriced_tokens(engine, since=since, until=until) if limit is not None else unpriced
+    if in_window:  # on stderr, so JSON and CSV on stdout stay whole
+        shown = f" ({unpriced:,} in the rows shown)" if in_window != unpriced else ""
         typer.echo(
-            f"{unpriced:,} tokens have no price: their cost_usd counts them as 0. "
+            f"{in_window:,} tokens have no price{shown}: their cost_usd counts them as 0. "
             "See `flopledger prices missing`.",
             err=True,
         )

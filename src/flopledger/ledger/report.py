@@ -17,11 +17,11 @@ import ibis
 import ibis.expr.types as ir
 
 from flopledger.errors import InputError, UnknownNameError
-from flopledger.ledger.measures import EFFECTIVE_COSTS, SUMMED_COUNTS, ibis_measures
+from flopledger.ledger.measures import EFFECTIVE_COSTS, SUMMED_COUNTS, billed_tokens, ibis_measures
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, DIMENSIONS, TOKEN_COLUMNS, USAGE_REPORT_FORMATS
 from flopledger.ledger.spark import Engine, events_table
 
-__all__ = ["HeadlineView", "headline", "parse_dimensions", "report", "report_expr"]
+__all__ = ["HeadlineView", "headline", "parse_dimensions", "report", "report_expr", "unpriced_tokens"]
 
 
 def parse_dimensions(by: str | Sequence[str]) -> list[str]:
@@ -118,6 +118,20 @@ def report(
             if c in row and row[c] is not None:
                 row[c] = round(float(row[c]), 6)
     return rows
+
+
+def unpriced_tokens(
+    engine: Engine,
+    *,
+    since: dt.date | dt.datetime | None = None,
+    until: dt.date | dt.datetime | None = None,
+) -> int:
+    """The billed tokens of the window's unpriced events: what the ``unpriced_tokens`` of all of a
+    report's rows add up to, whatever ``limit`` shows of them."""
+    t = _window(events_table(engine), since, until)
+    unpriced = ibis.ifelse(t.priced.fill_null(False), 0, billed_tokens(t)).sum()
+    (row,) = engine.rows(t.aggregate(unpriced=unpriced))
+    return int(row["unpriced"] or 0)
 
 
 @dataclass(frozen=True)
