@@ -732,6 +732,28 @@ def test_a_body_declared_over_the_limit_is_refused_before_it_is_sent(
     assert b" 413 " in status_line
 
 
+def test_a_body_of_the_wrong_type_is_refused_before_it_is_sent(
+    server: str, golden: Fixture, state: ServerState
+) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server)
+    head = (
+        f"POST /v1/traces HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: text/csv; charset=utf-8\r\n"
+        f"Authorization: Bearer {golden.tokens['admin']}\r\nContent-Length: 1000\r\n\r\n"
+    )
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(head.encode())  # no body: a 415 that read it first would wait until the timeout
+        reply = b""
+        while b"application/json or" not in reply:  # the status line, then the reason
+            chunk = sock.recv(4096)
+            assert chunk, reply
+            reply += chunk
+    assert b" 415 " in reply.split(b"\r\n", 1)[0]
+    assert b"text/csv" in reply and b"application/json" in reply
+
+
 def test_a_file_nested_too_deeply_quarantines_its_lines_and_spans_not_a_traceback(tmp_path: Any) -> None:
     import json
 

@@ -204,16 +204,17 @@ async def traces(request: Request, caller: Authed) -> Response:
         raise HTTPException(403, "send spans with `Authorization: Bearer TOKEN`, not a browser session")
     require_admin(caller)
     state = server_state(request)
+    try:  # a body of the wrong type is refused before it is read
+        media = otlp.media_type(request.headers.get("content-type"))
+    except otlp.UnsupportedMedia as exc:
+        raise HTTPException(415, str(exc)) from exc
     body = await _bounded_body(request, state.config.max_body_bytes)
-    content_type = request.headers.get("content-type")
     try:
         doc = otlp.decode_traces(
-            body, content_type, request.headers.get("content-encoding"), max_bytes=state.config.max_body_bytes
+            body, media, request.headers.get("content-encoding"), max_bytes=state.config.max_body_bytes
         )
     except otlp.BodyTooLarge as exc:
         raise HTTPException(413, str(exc)) from exc
-    except otlp.UnsupportedMedia as exc:
-        raise HTTPException(415, str(exc)) from exc
     except InputError as exc:
         raise HTTPException(400, str(exc)) from exc
     try:
@@ -223,7 +224,7 @@ async def traces(request: Request, caller: Authed) -> Response:
     if result is not None and result.rows_stored:
         await run_in_threadpool(rebuild_frame, state)  # the writer pays, not the next reader
     counts = dashboard.plain(dataclasses.asdict(result)) if result is not None else {"rows_read": 0}
-    if (content_type or "").split(";")[0].strip().lower() == otlp.PROTOBUF:
+    if media == otlp.PROTOBUF:
         headers = {
             f"X-Flopledger-{k.replace('_', '-')}": str(v) for k, v in counts.items() if k.startswith("rows")
         }

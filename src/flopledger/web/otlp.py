@@ -32,7 +32,7 @@ from flopledger.errors import InputError
 from flopledger.ledger.ingest import IngestResult, ingest_files
 from flopledger.web.state import ServerState
 
-__all__ = ["PROTOBUF", "decode_traces", "ingest_traces", "protobuf_response"]
+__all__ = ["PROTOBUF", "decode_traces", "ingest_traces", "media_type", "protobuf_response"]
 
 PROTOBUF = "application/x-protobuf"
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
@@ -126,15 +126,30 @@ def _depth_over(value: Any, limit: int) -> bool:
     return False
 
 
+def media_type(content_type: str | None) -> str:
+    """The media type a Content-Type names, lower case: ``application/json`` or :data:`PROTOBUF`.
+
+    Anything else is :class:`UnsupportedMedia` (HTTP 415), told before the body is read.
+    """
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media not in (PROTOBUF, "application/json"):
+        raise UnsupportedMedia(
+            f"unsupported Content-Type {media or 'none'!r}; send application/json or {PROTOBUF}",
+            field="Content-Type",
+        )
+    return media
+
+
 def decode_traces(
     body: bytes, content_type: str | None, encoding: str | None, *, max_bytes: int | None = None
 ) -> dict[str, Any]:
     """An OTLP/HTTP trace export body as the OTLP JSON document the ``otel`` format reads.
 
-    ``max_bytes`` bounds the body once decompressed (:class:`BodyTooLarge` beyond it).
+    ``content_type``: the request's Content-Type (or its :func:`media_type`). ``max_bytes`` bounds
+    the body once decompressed (:class:`BodyTooLarge` beyond it).
     """
+    media = media_type(content_type)
     raw = _inflate(body, encoding, max_bytes)
-    media = (content_type or "").split(";")[0].strip().lower()
     if media == PROTOBUF:
         try:
             message = ExportTraceServiceRequest.FromString(raw)
@@ -144,22 +159,17 @@ def decode_traces(
         _hex_ids(doc)
         doc.setdefault("resourceSpans", [])
         return doc
-    if media == "application/json":
-        try:
-            parsed = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"body is not JSON: {exc}", field="body") from exc
-        except RecursionError as exc:
-            raise InputError(_TOO_DEEP, field="body") from exc
-        if _depth_over(parsed, MAX_DEPTH):
-            raise InputError(_TOO_DEEP, field="body")
-        _check_shape(parsed)
-        checked: dict[str, Any] = parsed
-        return checked
-    raise UnsupportedMedia(
-        f"unsupported Content-Type {media or 'none'!r}; send application/json or {PROTOBUF}",
-        field="Content-Type",
-    )
+    try:
+        parsed = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"body is not JSON: {exc}", field="body") from exc
+    except RecursionError as exc:
+        raise InputError(_TOO_DEEP, field="body") from exc
+    if _depth_over(parsed, MAX_DEPTH):
+        raise InputError(_TOO_DEEP, field="body")
+    _check_shape(parsed)
+    checked: dict[str, Any] = parsed
+    return checked
 
 
 class UnsupportedMedia(InputError):
