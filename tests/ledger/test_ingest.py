@@ -809,3 +809,64 @@ def test_a_private_model_is_matched_without_surrounding_whitespace(tmp_path: Pat
     con = open_ledger(tmp_path / "l.duckdb")
     ingest_files(con, [path], overrides=load_overrides(overrides))
     assert _rows(con, "SELECT model, priced, cost_usd FROM events") == [("llama-x", True, 1.0)]
+
+
+def _one_bucket(tmp_path: Path, name: str, output_tokens: int) -> Path:
+    """An OpenAI usage report of one bucket and group (grouped by model only), its output set."""
+    sample = Path(__file__).parent / "formats" / "samples" / "openai_usage_completions.json"
+    page = json.loads(sample.read_text())
+    result = dict(page["data"][0]["results"][0], output_tokens=output_tokens)
+    for key in ("project_id", "user_id", "api_key_id"):
+        result[key] = None
+    doc = dict(page, data=[dict(page["data"][0], results=[result])], has_more=False, next_page=None)
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _by_org(con: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
+    return _rows(con, "SELECT org, sum(output_tokens) FROM events GROUP BY org ORDER BY org NULLS FIRST")
+
+
+def test_two_organisations_reports_of_one_bucket_are_told_apart_by_their_org(tmp_path: Path) -> None:
+    """Rows of one bucket and groups from two organisations' reports share an id; ``--set org``
+    keeps both, and each organisation's later pulls restate its row only."""
+    a, b = _one_bucket(tmp_path, "a.json", 500), _one_bucket(tmp_path, "b.json", 700)
+    con = open_ledger(tmp_path / "l.duckdb")
+    assert ingest_files(con, [a], fixed={"org": "acme"}).rows_stored == 1
+    second = ingest_files(con, [b], fixed={"org": "globex"})
+    assert (second.rows_stored, second.rows_duplicate, second.rows_restated) == (1, 0, 0)
+    assert _by_org(con) == [("acme", 500), ("globex", 700)]
+    for path, org in ((a, "acme"), (b, "globex")):  # pulled again: duplicates
+        again = ingest_files(con, [path], fixed={"org": org})
+        assert (again.rows_stored, again.rows_duplicate) == (0, 1)
+    # globex's bucket grows: its row is restated, acme's is left as it is
+    grown = ingest_files(con, [_one_bucket(tmp_path, "b2.json", 900)], fixed={"org": "globex"})
+    assert (grown.rows_stored, grown.rows_restated) == (1, 1)
+    assert _by_org(con) == [("acme", 500), ("globex", 900)]
+    # a pull without an organisation cannot say whose it is: a duplicate, nothing replaced or lost
+    blind = ingest_files(con, [_one_bucket(tmp_path, "c.json", 2000)])
+    assert (blind.rows_stored, blind.rows_duplicate, blind.rows_restated) == (0, 1, 0)
+    assert _by_org(con) == [("acme", 500), ("globex", 900)]
+    from flopledger.catalog.overrides import PriceOverrides
+    from flopledger.ledger.repricing import reprice
+
+    assert reprice(con, PriceOverrides.empty()).changed == 0  # each row matched to itself, once
+
+
+def test_a_report_ingested_with_and_without_its_organisation_is_one_row(tmp_path: Path) -> None:
+    """A row without an organisation stands for any: the same pull ingested with and without
+    ``--set org`` counts once, either way round, and a grown pull restates it."""
+    first, grown = _one_bucket(tmp_path, "a.json", 500), _one_bucket(tmp_path, "a2.json", 800)
+    # a ledger filled without the organisation, then pulled with it
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [first])
+    assert ingest_files(con, [first], fixed={"org": "acme"}).rows_duplicate == 1
+    assert ingest_files(con, [grown], fixed={"org": "acme"}).rows_restated == 1
+    assert _by_org(con) == [("acme", 800)]
+    # the other way round: the grown pull without it restates the row, which keeps its organisation
+    other = open_ledger(tmp_path / "other.duckdb")
+    ingest_files(other, [first], fixed={"org": "acme"})
+    assert ingest_files(other, [first]).rows_duplicate == 1
+    assert ingest_files(other, [grown]).rows_restated == 1
+    assert _by_org(other) == [("acme", 800)]

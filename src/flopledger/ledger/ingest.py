@@ -444,17 +444,18 @@ def _prepare(
     # Duplicates are counted as such, not as what is left over: repeats inside the input, and good
     # rows whose event is already stored. Stored rows are counted in the ledger after the insert.
     stored_before = restated = 0
-    con.execute("CREATE OR REPLACE TEMP TABLE _restated (event_id VARCHAR)")
+    con.execute("CREATE OR REPLACE TEMP TABLE _restated (event_id VARCHAR, org VARCHAR)")
     # Usage-report buckets pulled again with grown totals restate their rows; requests never do.
     reports = [i for i, fmt in enumerate(formats) if fmt.name in USAGE_REPORT_FORMATS]
     if count_of(con, f"SELECT count(*) FROM events WHERE {window}"):
         if reports:
             restated = _find_restated(con, window, reports)
         # Rows of stored events are dropped from the batch once, so no later step joins the ledger
-        # again; whether an event is stored depends on its id alone, so all its rows go together.
+        # again; whether an event is stored depends on its id alone (and a usage-report row's on
+        # its organisation), so all its rows go together.
         # A usage-report row pulled again with grown counts stays: it replaces the stored one.
         (dropped,) = con.execute(
-            f"DELETE FROM _checked WHERE error IS NULL AND {_stored_sql(window)} "
+            f"DELETE FROM _checked WHERE error IS NULL AND {_stored_sql(window, reports)} "
             "AND event_id NOT IN (SELECT event_id FROM _restated)"
         ).fetchone() or (0,)
         if dropped:
@@ -582,44 +583,86 @@ def _largest_pull(fidx: Sequence[int]) -> str:
     )
 
 
+def _same_org(row: str, stored: str) -> str:
+    """Whether a usage-report row and a stored event of its id can be one bucket's row: of one
+    organisation, or either of none said.
+
+    A report row is known by its bucket and groups, which two organisations' reports share; their
+    ``org`` (from ``--set org``) tells them apart. A row ingested without one stands for any: the
+    same pull ingested once with and once without its organisation is one row.
+    """
+    return f"({row}.org IS NULL OR {stored}.org IS NULL OR {row}.org = {stored}.org)"
+
+
 def _find_restated(con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[int]) -> int:
-    """Fill ``_restated`` with the ids of stored events that usage-report rows of this batch (files
-    ``fidx``) pull again with grown totals (none smaller, one larger: a bucket pulled before it
-    closed); how many. An older pull ingested after the final one restates nothing."""
+    """Fill ``_restated`` with the id and organisation of each stored event that usage-report rows
+    of this batch (files ``fidx``) pull again with grown totals (none smaller, one larger: a bucket
+    pulled before it closed); how many. An older pull ingested after the final one restates nothing.
+
+    A row without an organisation restates only an id stored once: stored for two organisations,
+    it cannot say whose it is, and counts as a duplicate. Restating a row of an organisation, it
+    takes that organisation.
+    """
     new, old = _pulled_totals("c"), _pulled_totals("e")
     grown = " AND ".join(f"{new[k]} >= {old[k]}" for k in new)
     larger = " OR ".join(f"{new[k]} > {old[k]}" for k in new)
     stored = ", ".join(f'"{c}"' for c in SUMMED_COUNTS)
+    reports = f"c.error IS NULL AND c._fidx IN ({', '.join(str(i) for i in fidx)})"
     con.execute(
         f"""INSERT INTO _restated
-            SELECT DISTINCT c.event_id FROM _checked AS c
-            JOIN (SELECT event_id, {stored} FROM events WHERE {window}) AS e USING (event_id)
-            WHERE c.error IS NULL AND c._fidx IN ({", ".join(str(i) for i in fidx)})
+            SELECT DISTINCT e.event_id, e.org FROM _checked AS c
+            JOIN (SELECT event_id, org, {stored}, count(*) OVER (PARTITION BY event_id) AS _stored
+                  FROM events WHERE {window}
+                    AND event_id IN (SELECT event_id FROM _checked AS c WHERE {reports})) AS e
+              ON e.event_id = c.event_id
+            WHERE {reports} AND {_same_org("c", "e")} AND (c.org IS NOT NULL OR e._stored = 1)
               AND {grown} AND ({larger})"""
     )
-    return count_of(con, "SELECT count(*) FROM _restated")
+    restated = count_of(con, "SELECT count(*) FROM _restated")
+    if restated:
+        con.execute(
+            f"""UPDATE _checked AS c SET org = r.org FROM _restated AS r
+                WHERE {reports} AND c.event_id = r.event_id AND c.org IS NULL AND r.org IS NOT NULL"""
+        )
+    return restated
 
 
-def _stored_sql(window: str) -> str:
-    """Whether a checked row's event is already in the ledger (stored events inside ``window``).
+def _stored_sql(window: str, reports: Sequence[int] = ()) -> str:
+    """Whether a checked row's event is already in the ledger (stored events inside ``window``); a
+    row of the usage-report files ``reports`` only as its organisation's (:func:`_same_org`).
 
     A few earlier flopledger versions gave the first occurrence of a row without a source id its bare
     content hash as its id; in a ledger they wrote, that id counts as the event too.
     """
     ids = f"(SELECT event_id FROM events WHERE {window})"
-    return (
+    stored = (
         f"(event_id IN {ids} OR (_content_hash IS NOT NULL "
         f"AND event_id = md5(concat(_content_hash, '|1')) AND _content_hash IN {ids}))"
     )
+    if not reports:
+        return stored
+    ours = (
+        f"EXISTS (SELECT 1 FROM events AS e WHERE {window} AND e.event_id = _checked.event_id "
+        f"AND {_same_org('_checked', 'e')})"
+    )
+    return f"(CASE WHEN _fidx IN ({', '.join(str(i) for i in reports)}) THEN {ours} ELSE {stored} END)"
 
 
-def _remove_stored(con: duckdb.DuckDBPyConnection, window: str, ids: str) -> list[dt.date]:
-    """Delete the stored events inside ``window`` whose ids are in table ``ids``; the day of each."""
+def _remove_stored(
+    con: duckdb.DuckDBPyConnection, window: str, ids: str, *, by_org: bool = False
+) -> list[dt.date]:
+    """Delete the stored events inside ``window`` whose ids are in table ``ids`` (with their
+    organisation too, ``by_org``: an ``org`` column, NULL for none); the day of each."""
+    match = (
+        f"EXISTS (SELECT 1 FROM {ids} AS r WHERE r.event_id = events.event_id "
+        "AND r.org IS NOT DISTINCT FROM events.org)"
+        if by_org
+        else f"event_id IN (SELECT event_id FROM {ids})"
+    )
     return [
         d
         for (d,) in con.execute(
-            f"DELETE FROM events WHERE {window} AND event_id IN (SELECT event_id FROM {ids}) "
-            "RETURNING CAST(ts AS DATE)"
+            f"DELETE FROM events WHERE {window} AND {match} RETURNING CAST(ts AS DATE)"
         ).fetchall()
     ]
 
@@ -641,7 +684,7 @@ def _commit(
     days: list[dt.date] = []
     superseded = 0
     if batch.restated:  # the stored rows a usage report restates go; their days are summed again
-        days += _remove_stored(con, batch.window, "_restated")
+        days += _remove_stored(con, batch.window, "_restated", by_org=True)
     if batch.superseded:  # so do the agent spans whose model calls come now
         (lo, hi) = con.execute("SELECT min(ts), max(ts) FROM _superseded").fetchone() or (None, None)
         removed = _remove_stored(con, f"ts BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}'", "_superseded")

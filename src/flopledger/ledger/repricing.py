@@ -70,7 +70,9 @@ def reprice(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides) -> Repric
         con.execute(f"CREATE OR REPLACE TEMP TABLE _repriced AS {priced_sql(con, 'events', version)}")
         changed = count_of(
             con,
-            """SELECT count(*) FROM _repriced r JOIN events e USING (event_id)
+            # two organisations' rows of one usage-report bucket share an id
+            """SELECT count(*) FROM _repriced r JOIN events e
+                 ON r.event_id = e.event_id AND r.org IS NOT DISTINCT FROM e.org
                WHERE r.cost_usd IS DISTINCT FROM e.cost_usd
                   OR r.price_version IS DISTINCT FROM e.price_version""",
         )
