@@ -424,6 +424,38 @@ def test_names_with_a_slash_have_pages(golden: Fixture, tmp_path: Path, api_for:
         s.close()
 
 
+def test_names_holding_the_users_separator_have_pages(
+    golden: Fixture, tmp_path: Path, api_for: type[Api]
+) -> None:
+    """A team named "a/users/b" and a user named "x/users/y", sent encoded, are read from the path
+    as sent: the team's page is the team's, not user "b" of team "a"."""
+    from urllib.parse import quote
+
+    from flopledger.web import WebConfig
+
+    rows = [
+        '{"ts": "2026-03-05T10:00:00Z", "provider": "openai", "model": "gpt-5", "team": "a/users/b", '
+        '"user": "x/users/y", "input_tokens": 1000}',
+        '{"ts": "2026-03-05T11:00:00Z", "provider": "openai", "model": "gpt-5", "team": "a", '
+        '"user": "b", "input_tokens": 7}',
+    ]
+    s = ServerState.open(WebConfig(db=_ledger_copy(golden, tmp_path, "\n".join(rows) + "\n")))
+    try:
+        api = api_for(s)
+        admin = golden.tokens["admin"]
+        team, user = quote("a/users/b", safe=""), quote("x/users/y", safe="")
+        body = api.get(f"/api/v1/teams/{team}", token=admin)
+        assert body.status_code == 200 and body.json()["totals"]["input_tokens"] == 1000
+        body = api.get(f"/api/v1/teams/{team}/users/{user}", token=admin)
+        assert body.status_code == 200 and body.json()["totals"]["input_tokens"] == 1000
+        assert api.get("/api/v1/teams/a/users/b", token=admin).json()["totals"]["input_tokens"] == 7
+        for path in (f"/teams/{team}", f"/teams/{team}/users/{user}"):
+            page = api.get(path, token=admin)
+            assert page.status_code == 200 and "1,000" in page.text, path
+    finally:
+        s.close()
+
+
 def test_request_fees_are_the_stored_fees(golden: Fixture, tmp_path: Path, api_for: type[Api]) -> None:
     """Daily fees, totals and per-team figures are the fees the events were priced with."""
     from flopledger.web import WebConfig

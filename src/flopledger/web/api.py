@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -61,7 +62,28 @@ def teams(request: Request, caller: Authed, since: Since = None, until: Until = 
         return dashboard.teams_page(cur, scope_of(caller, since, until))
 
 
-# Names may hold "/" (sent as %2F): whole-path parameters, the user's route first.
+def team_and_user(request: Request, team: str, user: str | None = None) -> tuple[str, str | None]:
+    """The team and user a ``.../teams/TEAM[/users/USER]`` path names, read from the path as sent.
+
+    Names may hold "/" and even "/users/", sent encoded (``%2F``); the routes see the path decoded,
+    where they could not be told from the separator. ``team`` and ``user`` (the route's reading)
+    stand when the path as sent is not known. Of a path sent with names unencoded, the last
+    "/users/" separates them, as the routes read it.
+    """
+    raw = request.scope.get("raw_path")
+    if not raw:
+        return team, user
+    path = raw.decode("ascii", "replace").split("?", 1)[0]
+    _, sep, rest = path.partition("/teams/")
+    if not sep:
+        return team, user
+    head, sep, tail = rest.rpartition("/users/")
+    return (unquote(head), unquote(tail)) if sep else (unquote(rest), None)
+
+
+# Names may hold "/" (sent as %2F): whole-path parameters, the user's route first; the names
+# themselves are read from the path as sent (team_and_user), so a decoded "/users/" inside a
+# team's name still reaches the team's page.
 @router.get(
     "/api/v1/teams/{team:path}/users/{user:path}",
     tags=["pages"],
@@ -71,8 +93,13 @@ def user(
     request: Request, caller: Authed, team: str, user: str, since: Since = None, until: Until = None
 ) -> Payload:
     """One user's spend in a team, by model and API key, per day."""
+    team_name, user_name = team_and_user(request, team, user)
     with server_state(request).cursor() as cur:
-        page = dashboard.user_page(cur, scope_of(caller, since, until), team, user)
+        scope = scope_of(caller, since, until)
+        if user_name is None:
+            page = dashboard.team_page(cur, scope, team_name)
+        else:
+            page = dashboard.user_page(cur, scope, team_name, user_name)
     if page is None:
         raise HTTPException(404, _NOT_FOUND)
     return page

@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from flopledger.web import dashboard
-from flopledger.web.api import scope_of
+from flopledger.web.api import scope_of, team_and_user
 from flopledger.web.auth import SESSION_COOKIE, Caller, caller_of, check_csrf, server_state
 from flopledger.web.fleet_view import fleet_page
 from flopledger.web.integrity_view import integrity_page
@@ -201,19 +201,27 @@ def teams(request: Request) -> Response:
 
 
 # Names may hold "/" (sent as %2F, which the path arrives decoded from): both routes take whole paths,
-# the user's first, so "/teams/infra/ml/users/bob" is user bob of team infra/ml.
+# the user's first, so "/teams/infra/ml/users/bob" is user bob of team infra/ml; the names are read
+# from the path as sent (team_and_user), so a team or user named with "/users/" has its page too.
 @router.get("/teams/{team:path}/users/{user:path}", response_class=HTMLResponse)
 def user(request: Request, team: str, user: str) -> Response:
+    team_name, user_name = team_and_user(request, team, user)
+    if user_name is None:
+        return _team(request, team_name)
     return _scoped_page(
         request,
         "user.html",
-        f"User {user}",
-        lambda cur, scope: dashboard.user_page(cur, scope, team, user),
+        f"User {user_name}",
+        lambda cur, scope: dashboard.user_page(cur, scope, team_name, user_name),
     )
 
 
 @router.get("/teams/{team:path}", response_class=HTMLResponse)
 def team(request: Request, team: str) -> Response:
+    return _team(request, team)
+
+
+def _team(request: Request, team: str) -> Response:
     return _scoped_page(
         request, "team.html", f"Team {team}", lambda cur, scope: dashboard.team_page(cur, scope, team)
     )
