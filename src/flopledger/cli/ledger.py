@@ -1,4 +1,4 @@
-"""Ledger commands: demo, ingest, report, prices, reprice, quarantine."""
+"""Ledger commands: demo, ingest, ingests, report, prices, reprice, quarantine."""
 
 from __future__ import annotations
 
@@ -373,6 +373,54 @@ def quarantine_list(
     render_rows(rows, fmt, title="Quarantine", columns=columns)
 
 
+def ingests_list(
+    db: DbOption = None,
+    fmt: FormatOption = OutputFormat.table,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="At most this many runs.")] = 50,
+) -> None:
+    """Ingest runs, newest first, with their reconciliation: read = stored + quarantined + duplicates."""
+    from flopledger.ledger.runs import list_runs
+    from flopledger.ledger.store import open_ledger
+
+    con = open_ledger(resolve_db(db), read_only=True)
+    try:
+        rows = list_runs(con, limit)
+    finally:
+        con.close()
+    columns = None
+    if fmt is OutputFormat.table:
+        columns = ["ingest_id", "started_at", "status", "source_format", "rows_read", "rows_stored"]
+        columns += ["rows_quarantined", "rows_duplicate", "rows_restated", "rows_superseded"]
+    render_rows(rows, fmt, title="Ingest runs (newest first)", columns=columns)
+
+
+def ingests_undo(
+    run: Annotated[str, typer.Argument(help="The run's id, or a unique prefix of it (`ingests list`).")],
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Undo a run that replaced stored rows (they are not brought back)."),
+    ] = False,
+    db: DbOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Remove the events one ingest run stored, e.g. to ingest its files again with the right --set
+    or --map (its quarantined rows stay listed)."""
+    from flopledger.ledger.runs import undo_run
+    from flopledger.ledger.store import open_ledger
+
+    con = open_ledger(resolve_db(db), create=False)
+    try:
+        result = undo_run(con, run, force=force)
+    finally:
+        con.close()
+    render_rows([result.as_row()], fmt, title="Undone")
+    if result.rows_replaced and fmt is OutputFormat.table:
+        console.print(
+            f"It had replaced {result.rows_replaced} stored row(s): ingest again the files they came from.",
+            highlight=False,
+        )
+
+
 def prices_show(
     model: Annotated[str, typer.Argument(help="Model as logged, e.g. claude-sonnet-4-5.")],
     provider: Annotated[
@@ -476,6 +524,10 @@ def register(app: typer.Typer) -> None:
     prices.command("show")(prices_show)
     prices.command("missing")(prices_missing)
     app.add_typer(prices, name="prices")
+    ingests = typer.Typer(help="Ingest runs: their reconciliation, and undoing one.", no_args_is_help=True)
+    ingests.command("list")(ingests_list)
+    ingests.command("undo")(ingests_undo)
+    app.add_typer(ingests, name="ingests")
     quarantine = typer.Typer(help="Rows that could not be stored.", no_args_is_help=True)
     quarantine.command("list")(quarantine_list)
     app.add_typer(quarantine, name="quarantine")

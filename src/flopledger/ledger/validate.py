@@ -30,8 +30,9 @@ def _trimmed(col: str) -> str:
     ends = " AND ".join(f'NOT suffix("{col}", {ch})' for ch in _SPACES)
     return (
         f'CASE WHEN ascii("{col}") > 32 AND {ends} THEN "{col}" '
-        f"""ELSE nullif(trim("{col}", {' || '.join(_SPACES)}), '') END"""
+        f"""ELSE nullif(trim("{col}", {" || ".join(_SPACES)}), '') END"""
     )
+
 
 CHECKED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("_fidx", "INTEGER"),

@@ -1,0 +1,174 @@
+"""Ingest runs: listing their reconciliation, and undoing one (events, quarantine, rollup, index)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from flopledger.cli import app
+from flopledger.errors import InputError
+from flopledger.ledger.ingest import ingest_files
+from flopledger.ledger.runs import list_runs, undo_run
+from flopledger.ledger.store import open_ledger
+
+from .conftest import write_jsonl
+
+ROW = {
+    "ts": "2026-03-02T10:00:00Z",
+    "provider": "anthropic",
+    "model": "claude-sonnet-4-5",
+    "team": "core",
+    "user": "ann",
+    "input_tokens": 1000,
+    "output_tokens": 500,
+}
+_EVENTS = (
+    "SELECT team, count(*), sum(input_tokens), round(sum(cost_usd), 9) FROM events GROUP BY 1 ORDER BY 1"
+)
+_ROLLUP = (
+    "SELECT team, sum(events), sum(input_tokens), round(sum(cost_usd), 9) FROM rollup_daily "
+    "GROUP BY 1 ORDER BY 1"
+)
+
+
+def _usage(tmp_path: Path) -> Path:
+    rows = [ROW, {**ROW, "ts": "2026-03-03T09:00:00Z", "user": "bob"}, {**ROW, "model": ""}]
+    return write_jsonl(tmp_path / "usage.jsonl", rows)
+
+
+def _same(con: duckdb.DuckDBPyConnection, other: duckdb.DuckDBPyConnection, sql: str) -> bool:
+    return con.execute(sql).fetchall() == other.execute(sql).fetchall()
+
+
+def test_undoing_a_run_ingested_with_the_wrong_set_leaves_the_ledger_as_before_it(tmp_path: Path) -> None:
+    """The same file ingested again under another ``--set`` is new content, so it counts twice:
+    undoing that run removes its events and sums its days again; the quarantine keeps its bad row
+    (quarantined once, by the first run)."""
+    path = _usage(tmp_path)
+    con = open_ledger(tmp_path / "l.duckdb")
+    first = ingest_files(con, [path])
+    wrong = ingest_files(con, [path], fixed={"team": "ops"})
+    assert (wrong.rows_stored, wrong.rows_quarantined) == (2, 1)  # counted twice
+    before = open_ledger(tmp_path / "before.duckdb")
+    ingest_files(before, [path])
+    done = undo_run(con, wrong.ingest_id[:6])
+    assert done.as_row() == {
+        "ingest_id": wrong.ingest_id,
+        "events_removed": 2,
+        "days_summed_again": 2,
+        "rows_replaced": 0,
+    }
+    assert _same(con, before, _EVENTS) and _same(con, before, _ROLLUP)
+    assert con.execute("SELECT ingest_id, field FROM quarantine").fetchall() == [(first.ingest_id, "model")]
+    runs = {r["ingest_id"]: r for r in list_runs(con)}
+    assert runs[wrong.ingest_id]["status"] == "undone" and "2 event(s)" in runs[wrong.ingest_id]["message"]
+    assert [r["ingest_id"] for r in list_runs(con)] == [wrong.ingest_id, first.ingest_id]  # newest first
+    # its file ingested again, rightly: stored anew, once
+    right = ingest_files(con, [path], fixed={"team": "platform"})
+    assert (right.rows_stored, right.rows_duplicate) == (2, 0)
+    assert ingest_files(con, [path], fixed={"team": "platform"}).rows_duplicate == 2
+    teams = [t for t, *_ in con.execute(_EVENTS).fetchall()]
+    assert teams == ["core", "platform"] and _same(con, con, _ROLLUP)
+    assert con.execute(_ROLLUP).fetchall() == con.execute(_EVENTS).fetchall()
+
+
+def test_only_a_committed_run_named_once_is_undone(tmp_path: Path) -> None:
+    path = _usage(tmp_path)
+    con = open_ledger(tmp_path / "l.duckdb")
+    run = ingest_files(con, [path])
+    for name, message in (
+        ("ab", "at least 4 characters"),
+        ("ffffffff", "no ingest run 'ffffffff'"),
+    ):
+        with pytest.raises(InputError, match=message):
+            undo_run(con, name)
+    failed = run.ingest_id[:8] + "00000000"  # a run that shares the first 8 characters
+    con.execute("INSERT INTO ingests (ingest_id, status) VALUES (?, 'failed')", [failed])
+    with pytest.raises(InputError, match="ambiguous"):
+        undo_run(con, run.ingest_id[:8])
+    with pytest.raises(InputError, match="is failed: it stored nothing"):
+        undo_run(con, failed)
+    undo_run(con, run.ingest_id)
+    with pytest.raises(InputError, match="already undone"):
+        undo_run(con, run.ingest_id)
+    assert con.execute("SELECT count(*) FROM events").fetchone() == (0,)
+
+
+def test_a_run_that_replaced_stored_rows_is_undone_only_when_forced(tmp_path: Path) -> None:
+    """A usage-report pull that restated an earlier pull's bucket: undoing it cannot bring the
+    earlier row back, so it is refused unless forced, and the earlier file can then be ingested again."""
+    sample = Path(__file__).parent / "formats" / "samples" / "openai_usage_completions.json"
+    partial = json.loads(sample.read_text())
+    partial["data"][0]["results"][0]["num_model_requests"] = 1
+    early, final = tmp_path / "early.json", tmp_path / "final.json"
+    early.write_text(json.dumps(partial))
+    final.write_text(sample.read_text())
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [early], format="openai")
+    grown = ingest_files(con, [final], format="openai")
+    assert grown.rows_restated == 1
+    with pytest.raises(InputError, match="replaced 1 stored row"):
+        undo_run(con, grown.ingest_id)
+    assert con.execute("SELECT status FROM ingests WHERE ingest_id = ?", [grown.ingest_id]).fetchone() == (
+        "committed",
+    )
+    assert undo_run(con, grown.ingest_id, force=True).rows_replaced == 1
+    again = ingest_files(con, [early], format="openai")  # the replaced row comes back from its file
+    assert (again.rows_stored, again.rows_duplicate) == (1, again.rows_read - again.rows_quarantined - 1)
+    fresh = open_ledger(tmp_path / "fresh.duckdb")
+    ingest_files(fresh, [early], format="openai")
+    assert _same(con, fresh, _EVENTS) and _same(con, fresh, _ROLLUP)
+
+
+def test_an_undone_runs_remote_agents_leave_the_index(tmp_path: Path) -> None:
+    span = {
+        "traceId": "c4" * 16,
+        "spanId": "c4119b7ec3c1b0ff",
+        "kind": 3,
+        "name": "invoke_agent planner",
+        "startTimeUnixNano": "1772445600000000000",
+        "endTimeUnixNano": "1772445601000000000",
+        "attributes": [
+            {"key": k, "value": {"stringValue": v} if isinstance(v, str) else {"intValue": str(v)}}
+            for k, v in {
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.provider.name": "anthropic",
+                "gen_ai.request.model": "claude-sonnet-4-5",
+                "gen_ai.usage.input_tokens": 900,
+                "gen_ai.usage.output_tokens": 100,
+            }.items()
+        ],
+    }
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}))
+    con = open_ledger(tmp_path / "l.duckdb")
+    run = ingest_files(con, [path], format="otel")
+    assert run.rows_stored == 1 and con.execute("SELECT count(*) FROM agent_spans").fetchone() == (1,)
+    undo_run(con, run.ingest_id)
+    assert con.execute("SELECT count(*) FROM agent_spans").fetchone() == (0,)
+    assert ingest_files(con, [path], format="otel").rows_stored == 1  # stored anew, listed again
+    assert con.execute("SELECT count(*) FROM agent_spans").fetchone() == (1,)
+
+
+def test_ingests_list_and_undo_on_the_command_line(tmp_path: Path) -> None:
+    path, db = _usage(tmp_path), str(tmp_path / "l.duckdb")
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", str(path), "--db", db]).exit_code == 0
+    listed = runner.invoke(app, ["ingests", "list", "--db", db, "-f", "json"])
+    assert listed.exit_code == 0, listed.output
+    (run,) = json.loads(listed.stdout)
+    counts = (run["status"], run["rows_read"], run["rows_stored"], run["rows_quarantined"])
+    assert counts == ("committed", 3, 2, 1)
+    undone = runner.invoke(app, ["ingests", "undo", run["ingest_id"][:5], "--db", db, "-f", "json"])
+    assert undone.exit_code == 0, undone.output
+    assert json.loads(undone.stdout)[0]["events_removed"] == 2
+    again = runner.invoke(app, ["ingests", "undo", run["ingest_id"], "--db", db])
+    assert again.exit_code != 0 and "already undone" in str(again.exception)
+    quarantined = runner.invoke(app, ["quarantine", "list", "--db", db, "-f", "json"])
+    assert [r["field"] for r in json.loads(quarantined.stdout)] == ["model"]  # bad rows stay listed
+    table = runner.invoke(app, ["ingests", "list", "--db", db])
+    assert table.exit_code == 0 and "undone" in table.stdout
