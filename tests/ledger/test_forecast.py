@@ -84,6 +84,27 @@ def test_no_weekend_spend_at_all() -> None:
     assert short.p50_usd == pytest.approx(short.spent_usd + 15 * 100)
 
 
+def test_one_stray_old_day_does_not_move_the_forecast() -> None:
+    """A single event months before a group's steady use (a test call, a stray import) pads its
+    history with empty days; the forecast reads the history from where the use starts anew."""
+    from flopledger.ledger.forecast_model import GAP_DAYS, history_start
+
+    days = [dt.date(2025, 12, 1) + dt.timedelta(d) for d in range(40)]
+    spend = np.array([20.0 if d.weekday() >= 5 else 100.0 for d in days])
+    steady = project_month_end(days, spend, dt.date(2026, 1, 9))
+    padded_days = [days[0] - dt.timedelta(d) for d in range(200, 0, -1)] + days
+    padded = np.concatenate([[3.0], np.zeros(199), spend])
+    assert history_start(padded) == 200
+    stray = project_month_end(padded_days, padded, dt.date(2026, 1, 9))
+    assert (stray.p10_usd, stray.p50_usd, stray.p90_usd) == pytest.approx(
+        (steady.p10_usd, steady.p50_usd, steady.p90_usd)
+    )
+    # a quiet spell shorter than the gap is part of the history; quiet days at the end are too
+    short = np.concatenate([[3.0], np.zeros(GAP_DAYS - 1), spend])
+    assert history_start(short) == 0
+    assert history_start(np.concatenate([spend, np.zeros(60)])) == 0
+
+
 def test_trend_is_carried_forward() -> None:
     days = [dt.date(2025, 12, 1) + dt.timedelta(d) for d in range(45)]
     spend = np.linspace(100.0, 190.0, 45)  # +2 USD a day

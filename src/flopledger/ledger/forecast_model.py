@@ -15,6 +15,9 @@ five standard deviations of that line's projection. The interval comes from the 
 for their day-to-day correlation), the uncertainty of the line (the whole of the slope's, shrunk or
 not) and that of the step, at a Student t quantile of the fit's effective number of days.
 
+A group's history starts anew after four weeks without spend: what came before (one stray old
+event, a project that paused) says nothing of the level it came back at.
+
 Prices are not the model's business: the caller hands it spend at one set of prices (see
 :mod:`flopledger.ledger.forecast_prices`), so a price change is not mistaken for a change in use.
 
@@ -34,7 +37,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["Z90", "Step", "find_step", "project_days"]
+__all__ = ["GAP_DAYS", "Z90", "Step", "find_step", "history_start", "project_days"]
 
 Z90 = NormalDist().inv_cdf(0.9)
 """The standard normal 90th percentile: P10 and P90 are P50 -/+ ``Z90`` times the projected spread."""
@@ -55,6 +58,8 @@ STEP_MIN_DAYS = 3
 """A step needs this many days after it: one lumpy day is not a step."""
 STEP_MIN_HISTORY_DAYS = 14
 """History needed before the searched days, to fit the line the step is measured against."""
+GAP_DAYS = 28
+"""A run of this many days without spend, followed by spend, starts a group's history anew."""
 STEP_Z = 5.0
 """Standard deviations the summed residual after a step must exceed. The change point is the best of
 about twenty (days x two forms), and daily spend is heavy-tailed: a lower bar fires on noise."""
@@ -193,13 +198,27 @@ def _find_step(days: Sequence[dt.date], cost_usd: np.ndarray, line: _Line) -> St
     return Step(w0 + tau, form, size, se)
 
 
+def history_start(cost_usd: np.ndarray) -> int:
+    """Where a history's last stretch of use starts: the first day with spend after the last run
+    of :data:`GAP_DAYS` or more days without (0 when there is none). Days without spend at the end
+    are no such run: a group gone quiet is forecast from the history that shows it so."""
+    active = np.flatnonzero(cost_usd > 0)
+    if len(active) < 2:
+        return 0
+    gaps = np.flatnonzero(np.diff(active) - 1 >= GAP_DAYS)
+    return int(active[gaps[-1] + 1]) if len(gaps) else 0
+
+
 def project_days(
     days: Sequence[dt.date], cost_usd: np.ndarray, horizon: Sequence[dt.date]
 ) -> tuple[np.ndarray, float]:
     """Expected spend on each ``horizon`` day and the standard deviation of their sum, USD.
 
-    ``days`` are consecutive (oldest first) and ``cost_usd`` their spend, at one set of prices.
+    ``days`` are consecutive (oldest first) and ``cost_usd`` their spend, at one set of prices;
+    only the days from :func:`history_start` on are read.
     """
+    start = history_start(cost_usd)
+    days, cost_usd = days[start:], cost_usd[start:]
     if len(cost_usd) == 0 or not horizon:
         return np.zeros(len(horizon)), 0.0
     line = _line_before_search(days, cost_usd)  # fitted once: it finds the step and carries it on
