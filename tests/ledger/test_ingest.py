@@ -769,6 +769,14 @@ def test_names_are_stored_without_surrounding_whitespace_and_keep_their_ids(tmp_
     assert stored == [(golden_id, "web", "ann", None, "key-1", "acme", "gpt-5", True)]
     assert _rows(con, "SELECT count(DISTINCT team) FROM events") == [(1,)]
     assert ingest_files(con, [path]).rows_duplicate == 2
+    # a service tier is read the same way: trimmed of any whitespace, blank is standard
+    tiers = [{**GOOD, "service_tier": "Batch\t"}, {**GOOD, "service_tier": " \n", "output_tokens": 7}]
+    assert ingest_files(con, [write_jsonl(tmp_path / "tiers.jsonl", tiers)]).rows_stored == 2
+    assert _rows(
+        con,
+        "SELECT service_tier FROM events WHERE ingest_id = (SELECT max_by(ingest_id, started_at) "
+        "FROM ingests) ORDER BY output_tokens",
+    ) == [("standard",), ("batch",)]
 
 
 def test_a_model_of_whitespace_is_missing_and_the_row_quarantined(tmp_path: Path) -> None:
