@@ -543,3 +543,15 @@ def test_prices_show_of_a_model_priced_by_overrides_names_the_overrides_it_needs
     assert {r["input_usd_per_mtok"] for r in json.loads(shown)} == {0.4}
     unknown = CliRunner().invoke(app, ["prices", "show", "no-such-model", "--db", db])
     assert "add it as a [[model]]" in str(unknown.exception)
+
+
+def test_ingest_says_when_an_organisations_rows_are_taken_for_rows_stored_without_one(tmp_path: Path) -> None:
+    sample = Path(__file__).parent / "formats" / "samples" / "openai_usage_completions.json"
+    db = str(tmp_path / "l.duckdb")
+    run("ingest", str(sample), "--db", db)
+    labelled = CliRunner().invoke(app, ["ingest", str(sample), "--db", db, "--set", "org=globex"])
+    assert labelled.exit_code == 0
+    assert "taken for rows stored without an organisation" in labelled.stderr
+    assert "flopledger ingests undo" in labelled.stderr and "--set org" in labelled.stderr
+    again = CliRunner().invoke(app, ["ingest", str(sample), "--db", db])  # none said: nothing to tell
+    assert again.exit_code == 0 and "organisation" not in again.stderr

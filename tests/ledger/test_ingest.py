@@ -868,8 +868,11 @@ def test_a_report_ingested_with_and_without_its_organisation_is_one_row(tmp_path
     first, grown = _one_bucket(tmp_path, "a.json", 500), _one_bucket(tmp_path, "a2.json", 800)
     # a ledger filled without the organisation, then pulled with it
     con = open_ledger(tmp_path / "l.duckdb")
-    ingest_files(con, [first])
-    assert ingest_files(con, [first], fixed={"org": "acme"}).rows_duplicate == 1
+    blind = ingest_files(con, [first])
+    labelled = ingest_files(con, [first], fixed={"org": "acme"})
+    assert labelled.rows_duplicate == 1
+    # taken for the row stored without one: said, with the run that stored it
+    assert (labelled.rows_matched_unlabelled, labelled.unlabelled_runs) == (1, (blind.ingest_id,))
     assert ingest_files(con, [grown], fixed={"org": "acme"}).rows_restated == 1
     assert _by_org(con) == [("acme", 800)]
     # the other way round: the grown pull without it restates the row, which keeps its organisation
@@ -878,3 +881,48 @@ def test_a_report_ingested_with_and_without_its_organisation_is_one_row(tmp_path
     assert ingest_files(other, [first]).rows_duplicate == 1
     assert ingest_files(other, [grown]).rows_restated == 1
     assert _by_org(other) == [("acme", 800)]
+
+
+def test_another_organisations_rows_stored_without_one_are_told_and_mended_by_undo(tmp_path: Path) -> None:
+    """A ledger filled without ``--set org`` (one organisation's, as before organisations were told
+    apart), then a second organisation's reports with theirs: its rows are taken for the stored ones,
+    which the run says; undoing the first run and ingesting it again with its own org mends it."""
+    from flopledger.ledger.runs import undo_run
+
+    acme, globex = _one_bucket(tmp_path, "a.json", 500), _one_bucket(tmp_path, "g.json", 300)
+    con = open_ledger(tmp_path / "l.duckdb")
+    old = ingest_files(con, [acme])
+    hidden = ingest_files(con, [globex], fixed={"org": "globex"})
+    assert (hidden.rows_stored, hidden.rows_matched_unlabelled, hidden.unlabelled_runs) == (
+        0,
+        1,
+        (old.ingest_id,),
+    )
+    undo_run(con, old.ingest_id)
+    ingest_files(con, [acme], fixed={"org": "acme"})
+    again = ingest_files(con, [globex], fixed={"org": "globex"})
+    assert (again.rows_stored, again.rows_matched_unlabelled) == (1, 0)
+    assert _by_org(con) == [("acme", 500), ("globex", 300)]
+
+
+def test_an_organisation_is_matched_trimmed_and_in_any_case(tmp_path: Path) -> None:
+    """``--set org=" Acme"`` is the organisation stored as ``acme `` by an older flopledger: a
+    duplicate, not a second organisation's row."""
+    path = _one_bucket(tmp_path, "a.json", 500)
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [path], fixed={"org": "acme"})
+    con.execute("UPDATE events SET org = 'acme '")  # as written before names were trimmed
+    again = ingest_files(con, [path], fixed={"org": " Acme"})
+    assert (again.rows_stored, again.rows_duplicate, again.rows_matched_unlabelled) == (0, 1, 0)
+    grown = ingest_files(con, [_one_bucket(tmp_path, "b.json", 800)], fixed={"org": "ACME"})
+    assert (grown.rows_stored, grown.rows_restated) == (1, 1)
+    assert _rows(con, "SELECT count(*), sum(output_tokens) FROM events") == [(1, 800)]
+
+
+def test_two_grown_pulls_of_one_bucket_in_one_run_restate_it_once(tmp_path: Path) -> None:
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [_one_bucket(tmp_path, "a.json", 500)])
+    both = [_one_bucket(tmp_path, "b.json", 800), _one_bucket(tmp_path, "c.json", 900)]
+    run = ingest_files(con, both)
+    assert run.reconciles and (run.rows_stored, run.rows_restated, run.rows_duplicate) == (1, 1, 1)
+    assert _rows(con, "SELECT count(*), sum(output_tokens) FROM events") == [(1, 900)]

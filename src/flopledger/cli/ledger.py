@@ -162,6 +162,15 @@ def ingest(
         console.print(
             f"{result.unpriced_rows} row(s) have no price: see `flopledger prices missing`.", highlight=False
         )
+    if result.rows_matched_unlabelled:  # on stderr whatever the output: it may hide usage
+        runs = ", ".join(result.unlabelled_runs)
+        typer.echo(
+            f"{result.rows_matched_unlabelled} usage-report row(s) were taken for rows stored without an "
+            f"organisation (by run(s) {runs}). If those runs hold another organisation's reports, this "
+            "one's rows are hidden by them: undo them (`flopledger ingests undo ID`) and ingest their "
+            "files again with their own --set org.",
+            err=True,
+        )
 
 
 _SHORT_COLUMNS = (

@@ -65,6 +65,10 @@ class IngestResult:
     unpriced_rows: int = 0
     rows_restated: int = 0  # of the stored rows, those that replaced a usage-report row pulled before
     rows_superseded: int = 0  # stored remote agents' spans removed: their model calls came in this run
+    # Usage-report rows of an organisation (--set org) taken for rows stored without one, and the
+    # runs that stored those: another organisation's reports, if so, hide this one's (undo them).
+    rows_matched_unlabelled: int = 0
+    unlabelled_runs: tuple[str, ...] = ()
 
     @property
     def reconciles(self) -> bool:
@@ -366,6 +370,7 @@ class _Batch:
     restated: int = 0  # rows in ``_restated``: stored usage-report rows this batch pulls again, changed
     superseded: int = 0  # rows in ``_superseded``: stored remote agents' spans its model calls replace
     otel: tuple[int, ...] = ()  # the OpenTelemetry files (indexes): their remote agents' spans are listed
+    unlabelled: tuple[int, tuple[str, ...]] = (0, ())  # IngestResult.rows_matched_unlabelled, its runs
 
 
 def _prepare(
@@ -447,8 +452,10 @@ def _prepare(
     con.execute("CREATE OR REPLACE TEMP TABLE _restated (event_id VARCHAR, org VARCHAR)")
     # Usage-report buckets pulled again with grown totals restate their rows; requests never do.
     reports = [i for i, fmt in enumerate(formats) if fmt.name in USAGE_REPORT_FORMATS]
+    unlabelled: tuple[int, tuple[str, ...]] = (0, ())
     if count_of(con, f"SELECT count(*) FROM events WHERE {window}"):
         if reports:
+            unlabelled = _matched_unlabelled(con, window, reports)
             restated = _find_restated(con, window, reports)
         # Rows of stored events are dropped from the batch once, so no later step joins the ledger
         # again; whether an event is stored depends on its id alone (and a usage-report row's on
@@ -479,7 +486,17 @@ def _prepare(
     with_prompts = _fingerprints(con, key)
     version = ensure_prices(con, overrides, "(SELECT provider, model FROM _new)")
     _price_new(con, ingest_id, version, keep_prompts, with_prompts)
-    return _Batch(int(rows_read), int(bad), int(duplicates), window, version, restated, replaced, tuple(otel))
+    return _Batch(
+        int(rows_read),
+        int(bad),
+        int(duplicates),
+        window,
+        version,
+        restated,
+        replaced,
+        tuple(otel),
+        unlabelled,
+    )
 
 
 _AGENT_WINDOW = "INTERVAL 1 DAY"
@@ -583,6 +600,12 @@ def _largest_pull(fidx: Sequence[int]) -> str:
     )
 
 
+def _org_key(alias: str) -> str:
+    """A row's organisation as matched: trimmed and lower case (``Acme`` and ``acme `` are one; a
+    ledger an older flopledger wrote may hold names with spaces), NULL when none."""
+    return f"nullif(lower(trim({alias}.org, ' ' || chr(9) || chr(10) || chr(13))), '')"
+
+
 def _same_org(row: str, stored: str) -> str:
     """Whether a usage-report row and a stored event of its id can be one bucket's row: of one
     organisation, or either of none said.
@@ -591,7 +614,30 @@ def _same_org(row: str, stored: str) -> str:
     ``org`` (from ``--set org``) tells them apart. A row ingested without one stands for any: the
     same pull ingested once with and once without its organisation is one row.
     """
-    return f"({row}.org IS NULL OR {stored}.org IS NULL OR {row}.org = {stored}.org)"
+    mine, theirs = _org_key(row), _org_key(stored)
+    return f"({mine} IS NULL OR {theirs} IS NULL OR {mine} = {theirs})"
+
+
+def _matched_unlabelled(
+    con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[int]
+) -> tuple[int, tuple[str, ...]]:
+    """How many usage-report rows of this batch (files ``fidx``) with an organisation share their
+    id with rows stored without one, and the runs that stored those.
+
+    Such a row is taken for the stored one (a duplicate, or its restatement): right when the stored
+    row is the same organisation's pull, ingested before without ``--set org``; wrong when it is
+    another organisation's, whose run is then to be undone and ingested again with its own.
+    """
+    row = con.execute(
+        f"""SELECT count(DISTINCT c.event_id), list(DISTINCT e.ingest_id ORDER BY e.ingest_id)
+            FROM _checked AS c JOIN (SELECT event_id, org, ingest_id FROM events WHERE {window}) AS e
+              ON e.event_id = c.event_id
+            WHERE c.error IS NULL AND c._fidx IN ({", ".join(str(i) for i in fidx)})
+              AND {_org_key("c")} IS NOT NULL AND {_org_key("e")} IS NULL"""
+    ).fetchone()
+    if row is None or not row[0]:
+        return 0, ()
+    return int(row[0]), tuple(str(r) for r in row[1] or () if r is not None)
 
 
 def _find_restated(con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[int]) -> int:
@@ -615,14 +661,15 @@ def _find_restated(con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[i
                   FROM events WHERE {window}
                     AND event_id IN (SELECT event_id FROM _checked AS c WHERE {reports})) AS e
               ON e.event_id = c.event_id
-            WHERE {reports} AND {_same_org("c", "e")} AND (c.org IS NOT NULL OR e._stored = 1)
+            WHERE {reports} AND {_same_org("c", "e")} AND ({_org_key("c")} IS NOT NULL OR e._stored = 1)
               AND {grown} AND ({larger})"""
     )
     restated = count_of(con, "SELECT count(*) FROM _restated")
     if restated:
         con.execute(
             f"""UPDATE _checked AS c SET org = r.org FROM _restated AS r
-                WHERE {reports} AND c.event_id = r.event_id AND c.org IS NULL AND r.org IS NOT NULL"""
+                WHERE {reports} AND c.event_id = r.event_id AND {_org_key("c")} IS NULL
+                  AND r.org IS NOT NULL"""
         )
     return restated
 
@@ -714,6 +761,8 @@ def _commit(
         rows_superseded=int(superseded),
         price_version=batch.version,
         unpriced_rows=int(unpriced),
+        rows_matched_unlabelled=batch.unlabelled[0],
+        unlabelled_runs=batch.unlabelled[1],
     )
 
 

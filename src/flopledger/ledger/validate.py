@@ -251,7 +251,7 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
             lower(nullif(trim(provider), '')) AS _provider,
             CASE WHEN service_tier IS NULL THEN 'standard'
                  WHEN service_tier IN ('standard', 'batch', 'priority', 'flex') THEN service_tier
-                 ELSE CASE lower(coalesce({_trimmed('service_tier')}, '')) {tiers} END END AS _tier,
+                 ELSE CASE lower(coalesce({_trimmed("service_tier")}, '')) {tiers} END END AS _tier,
             CASE WHEN "_d_requests" IS NULL THEN 1 ELSE TRY_CAST("_d_requests" AS BIGINT) END AS _requests,
             TRY_CAST(min_request_input_tokens AS BIGINT) AS _min_in,
             TRY_CAST(max_request_input_tokens AS BIGINT) AS _max_in,
