@@ -521,6 +521,8 @@ def test_a_report_with_unpriced_tokens_says_their_cost_counts_as_zero(tmp_path: 
     assert "1,010 tokens have no price (0 in the rows shown)" in top.stderr
     whole = CliRunner().invoke(app, ["report", "--db", db, "--by", "model", "--limit", "5", "-f", "json"])
     assert "1,010 tokens have no price:" in whole.stderr  # every row shown: nothing more to say
+    later = ["report", "--db", db, "--by", "model", "--since", "2026-03-02", "--limit", "1", "-f", "json"]
+    assert "no price" not in CliRunner().invoke(app, later).stderr  # the window's unpriced tokens only
 
 
 def test_prices_show_of_a_model_priced_by_overrides_names_the_overrides_it_needs(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def test_no_weekend_spend_at_all() -> None:
 def test_one_stray_old_day_does_not_move_the_forecast() -> None:
     """A single event months before a group's steady use (a test call, a stray import) pads its
     history with empty days; the forecast reads the history from where the use starts anew."""
-    from flopledger.ledger.forecast_model import GAP_DAYS, history_start
+    from flopledger.ledger.forecast_model import GAP_DAYS, RESTART_MIN_DAYS, history_start
 
     days = [dt.date(2025, 12, 1) + dt.timedelta(d) for d in range(40)]
     spend = np.array([20.0 if d.weekday() >= 5 else 100.0 for d in days])
@@ -102,7 +102,21 @@ def test_one_stray_old_day_does_not_move_the_forecast() -> None:
     # a quiet spell shorter than the gap is part of the history; quiet days at the end are too
     short = np.concatenate([[3.0], np.zeros(GAP_DAYS - 1), spend])
     assert history_start(short) == 0
+    assert history_start(np.concatenate([[3.0], np.zeros(GAP_DAYS), spend])) == GAP_DAYS + 1
     assert history_start(np.concatenate([spend, np.zeros(60)])) == 0
+    # of two gaps, the later one starts the history, once use has been back long enough after it
+    twice = np.concatenate([[3.0], np.zeros(50), spend, np.zeros(30), spend[:RESTART_MIN_DAYS]])
+    assert history_start(twice) == 1 + 50 + 40 + 30
+    assert history_start(twice[:-1]) == 51  # back a day too few after the later gap: the earlier one
+
+
+def test_a_group_back_for_a_day_after_a_long_quiet_spell_keeps_a_wide_interval() -> None:
+    """One day of spend after a month without cannot tell a level: the whole history is read,
+    and its quiet weeks keep the interval open."""
+    days = [dt.date(2025, 11, 1) + dt.timedelta(d) for d in range(59)]
+    spend = np.concatenate([np.full(30, 100.0), np.zeros(28), [150.0]])
+    p = project_month_end(days, spend, days[-1])
+    assert p.p90_usd - p.p10_usd > 50
 
 
 def test_trend_is_carried_forward() -> None:

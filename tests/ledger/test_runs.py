@@ -61,6 +61,7 @@ def test_undoing_a_run_ingested_with_the_wrong_set_leaves_the_ledger_as_before_i
         "events_removed": 2,
         "days_summed_again": 2,
         "rows_replaced": 0,
+        "later_runs_with_duplicates": 0,
     }
     assert _same(con, before, _EVENTS) and _same(con, before, _ROLLUP)
     assert con.execute("SELECT ingest_id, field FROM quarantine").fetchall() == [(first.ingest_id, "model")]
@@ -124,27 +125,79 @@ def test_a_run_that_replaced_stored_rows_is_undone_only_when_forced(tmp_path: Pa
     assert _same(con, fresh, _EVENTS) and _same(con, fresh, _ROLLUP)
 
 
-def test_an_undone_runs_remote_agents_leave_the_index(tmp_path: Path) -> None:
-    span = {
+def test_a_run_whose_events_a_later_run_skipped_as_duplicates_is_undone_only_when_forced(
+    tmp_path: Path,
+) -> None:
+    """Undoing a run removes its events, among them those a later run read again and skipped: the
+    later run's file is then to be ingested again, which stores them."""
+    days = [{**ROW, "ts": f"2026-03-0{d}T10:00:00Z"} for d in range(2, 6)]
+    early = write_jsonl(tmp_path / "early.jsonl", days[:2])
+    later = write_jsonl(tmp_path / "later.jsonl", days)
+    con = open_ledger(tmp_path / "l.duckdb")
+    first = ingest_files(con, [early])
+    second = ingest_files(con, [later])
+    assert (second.rows_stored, second.rows_duplicate) == (2, 2)
+    with pytest.raises(InputError, match=f"later run\\(s\\) {second.ingest_id} skipped rows as duplicates"):
+        undo_run(con, first.ingest_id)
+    assert con.execute("SELECT count(*) FROM events").fetchone() == (4,)  # nothing undone
+    done = undo_run(con, first.ingest_id, force=True)
+    assert (done.events_removed, done.later_runs) == (2, (second.ingest_id,))
+    assert ingest_files(con, [later]).rows_stored == 2  # what the later run skipped is stored now
+    fresh = open_ledger(tmp_path / "fresh.duckdb")
+    ingest_files(fresh, [later])
+    assert _same(con, fresh, _EVENTS) and _same(con, fresh, _ROLLUP)
+
+
+def test_the_runs_of_a_ledger_an_older_flopledger_wrote_are_listed_without_upgrading_it(
+    tmp_path: Path,
+) -> None:
+    con = open_ledger(tmp_path / "old.duckdb")
+    run = ingest_files(con, [_usage(tmp_path)])
+    con.execute("ALTER TABLE ingests DROP COLUMN rows_superseded")
+    con.execute("ALTER TABLE ingests DROP COLUMN rows_restated")
+    con.close()
+    old = open_ledger(tmp_path / "old.duckdb", read_only=True)
+    (listed,) = list_runs(old)
+    assert (listed["ingest_id"], listed["rows_stored"], listed["rows_restated"]) == (run.ingest_id, 2, None)
+    old.close()
+    listed_cli = CliRunner().invoke(
+        app, ["ingests", "list", "--db", str(tmp_path / "old.duckdb"), "-f", "json"]
+    )
+    assert listed_cli.exit_code == 0, listed_cli.output
+    assert json.loads(listed_cli.stdout)[0]["rows_superseded"] is None
+
+
+def _span(span_id: str, operation: str, *, kind: int | None = None) -> dict[str, object]:
+    attrs = {
+        "gen_ai.operation.name": operation,
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-sonnet-4-5",
+        "gen_ai.usage.input_tokens": 900,
+        "gen_ai.usage.output_tokens": 100,
+    }
+    span: dict[str, object] = {
         "traceId": "c4" * 16,
-        "spanId": "c4119b7ec3c1b0ff",
-        "kind": 3,
-        "name": "invoke_agent planner",
+        "spanId": span_id,
+        "name": f"{operation} planner",
         "startTimeUnixNano": "1772445600000000000",
         "endTimeUnixNano": "1772445601000000000",
         "attributes": [
             {"key": k, "value": {"stringValue": v} if isinstance(v, str) else {"intValue": str(v)}}
-            for k, v in {
-                "gen_ai.operation.name": "invoke_agent",
-                "gen_ai.provider.name": "anthropic",
-                "gen_ai.request.model": "claude-sonnet-4-5",
-                "gen_ai.usage.input_tokens": 900,
-                "gen_ai.usage.output_tokens": 100,
-            }.items()
+            for k, v in attrs.items()
         ],
     }
-    path = tmp_path / "spans.json"
-    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}))
+    if kind is not None:
+        span["kind"] = kind
+    return span
+
+
+def _spans(path: Path, *spans: dict[str, object]) -> Path:
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": list(spans)}]}]}))
+    return path
+
+
+def test_an_undone_runs_remote_agents_leave_the_index(tmp_path: Path) -> None:
+    path = _spans(tmp_path / "spans.json", _span("c4119b7ec3c1b0ff", "invoke_agent", kind=3))
     con = open_ledger(tmp_path / "l.duckdb")
     run = ingest_files(con, [path], format="otel")
     assert run.rows_stored == 1 and con.execute("SELECT count(*) FROM agent_spans").fetchone() == (1,)
@@ -152,6 +205,20 @@ def test_an_undone_runs_remote_agents_leave_the_index(tmp_path: Path) -> None:
     assert con.execute("SELECT count(*) FROM agent_spans").fetchone() == (0,)
     assert ingest_files(con, [path], format="otel").rows_stored == 1  # stored anew, listed again
     assert con.execute("SELECT count(*) FROM agent_spans").fetchone() == (1,)
+
+
+def test_a_run_whose_model_calls_superseded_a_remote_agent_is_undone_only_when_forced(tmp_path: Path) -> None:
+    agent = _spans(tmp_path / "agent.json", _span("c4119b7ec3c1b0ff", "invoke_agent", kind=3))
+    calls = _spans(
+        tmp_path / "calls.json", _span("c4119b7ec3c1b001", "chat"), _span("c4119b7ec3c1b002", "chat")
+    )
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [agent], format="otel")
+    replacing = ingest_files(con, [calls], format="otel")
+    assert replacing.rows_superseded == 1
+    with pytest.raises(InputError, match="replaced 1 stored row"):
+        undo_run(con, replacing.ingest_id)
+    assert undo_run(con, replacing.ingest_id, force=True).rows_replaced == 1
 
 
 def test_ingests_list_and_undo_on_the_command_line(tmp_path: Path) -> None:

@@ -438,6 +438,8 @@ def test_names_holding_the_users_separator_have_pages(
         '"user": "x/users/y", "input_tokens": 1000}',
         '{"ts": "2026-03-05T11:00:00Z", "provider": "openai", "model": "gpt-5", "team": "a", '
         '"user": "b", "input_tokens": 7}',
+        '{"ts": "2026-03-05T12:00:00Z", "provider": "openai", "model": "gpt-5", "team": "a/users/b", '
+        '"user": "c", "input_tokens": 5}',
     ]
     s = ServerState.open(WebConfig(db=_ledger_copy(golden, tmp_path, "\n".join(rows) + "\n")))
     try:
@@ -445,13 +447,18 @@ def test_names_holding_the_users_separator_have_pages(
         admin = golden.tokens["admin"]
         team, user = quote("a/users/b", safe=""), quote("x/users/y", safe="")
         body = api.get(f"/api/v1/teams/{team}", token=admin)
-        assert body.status_code == 200 and body.json()["totals"]["input_tokens"] == 1000
+        assert body.status_code == 200 and body.json()["totals"]["input_tokens"] == 1005
         body = api.get(f"/api/v1/teams/{team}/users/{user}", token=admin)
         assert body.status_code == 200 and body.json()["totals"]["input_tokens"] == 1000
         assert api.get("/api/v1/teams/a/users/b", token=admin).json()["totals"]["input_tokens"] == 7
-        for path in (f"/teams/{team}", f"/teams/{team}/users/{user}"):
+        for path, shown in ((f"/teams/{team}", "1,005"), (f"/teams/{team}/users/{user}", "1,000")):
             page = api.get(path, token=admin)
-            assert page.status_code == 200 and "1,000" in page.text, path
+            assert page.status_code == 200 and shown in page.text, path
+        # the user page links back to its team, encoded
+        assert f'href="/teams/{team}"' in api.get(f"/teams/{team}/users/{user}", token=admin).text
+        # sent unencoded, the last "/users/" separates team and user, as the routes read it
+        plain = api.get("/api/v1/teams/a/users/b/users/c", token=admin)
+        assert plain.status_code == 200 and plain.json()["totals"]["input_tokens"] == 5
     finally:
         s.close()
 

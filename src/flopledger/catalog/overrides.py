@@ -34,6 +34,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from flopledger.errors import ConfigError
 
+NAME_WHITESPACE = " \t\n\r\x0b\x0c"
+"""What a name is trimmed of wherever it is matched: ASCII whitespace, as ingest trims names in SQL
+(a no-break space is part of a name, there and here)."""
+
+
+def trimmed_name(value: str) -> str:
+    """``value`` without the :data:`NAME_WHITESPACE` around it."""
+    return value.strip(NAME_WHITESPACE)
+
+
 if TYPE_CHECKING:
     from flopledger.catalog.prices import PriceRow
 
@@ -88,9 +98,9 @@ class _PrivateModel(BaseModel):
     @classmethod
     def _model_name(cls, value: str) -> str:
         """Names are matched without the whitespace around them, as ingest stores them."""
-        if not value.strip():
+        if not trimmed_name(value):
             raise ValueError("a private model needs a name")
-        return value.strip()
+        return trimmed_name(value)
 
 
 class _OverridesFile(BaseModel):
@@ -123,7 +133,7 @@ class PriceOverrides:
 
     def private_key(self, provider: str | None, model: str) -> tuple[str, str] | None:
         """The price key of a logged model declared private in this file, if it is."""
-        model = model.strip()
+        model = trimmed_name(model)
         for m in self.private_models:
             if m.model == model and (m.provider is None or provider is None or m.provider == provider):
                 return f"{PRIVATE_PROVIDER_PREFIX}{m.provider or '*'}", m.model

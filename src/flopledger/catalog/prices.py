@@ -29,7 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from flopledger.catalog.overrides import PriceOverrides
+from flopledger.catalog.overrides import PriceOverrides, trimmed_name
 from flopledger.catalog.price_cache import DiskCache, cache_file, digest_of, load_cache
 
 __all__ = [
@@ -130,7 +130,7 @@ def resolve_catalog_model(provider: str | None, model: str) -> tuple[str, str] |
     ('anthropic', 'claude-sonnet-4-0')
     """
     provider = (provider or "").strip().lower() or None  # provider ids are lower case, as the ledger's
-    model = model.strip()  # as ingest stores it; a name stored with spaces by an older flopledger too
+    model = trimmed_name(model)  # as ingest stores it; a name stored with spaces by an older flopledger too
     cache = _disk_cache()
     name = f"{provider or ''}\t{model}"
     if name in cache.models:

@@ -167,8 +167,8 @@ def ingest(
         typer.echo(
             f"{result.rows_matched_unlabelled} usage-report row(s) were taken for rows stored without an "
             f"organisation (by run(s) {runs}). If those runs hold another organisation's reports, this "
-            "one's rows are hidden by them: undo them (`flopledger ingests undo ID`) and ingest their "
-            "files again with their own --set org.",
+            "one's rows are hidden by them: undo them (`flopledger ingests undo ID --force`), ingest "
+            "their files again with their own --set org, then this run's files again.",
             err=True,
         )
 
@@ -407,7 +407,10 @@ def ingests_undo(
     run: Annotated[str, typer.Argument(help="The run's id, or a unique prefix of it (`ingests list`).")],
     force: Annotated[
         bool,
-        typer.Option("--force", help="Undo a run that replaced stored rows (they are not brought back)."),
+        typer.Option(
+            "--force",
+            help="Undo a run that replaced stored rows, or after which later runs skipped duplicates.",
+        ),
     ] = False,
     db: DbOption = None,
     fmt: FormatOption = OutputFormat.table,
@@ -426,6 +429,11 @@ def ingests_undo(
     if result.rows_replaced and fmt is OutputFormat.table:
         console.print(
             f"It had replaced {result.rows_replaced} stored row(s): ingest again the files they came from.",
+            highlight=False,
+        )
+    if result.later_runs and fmt is OutputFormat.table:
+        console.print(
+            f"Later run(s) {', '.join(result.later_runs)} skipped duplicates: ingest their files again.",
             highlight=False,
         )
 

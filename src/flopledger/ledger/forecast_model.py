@@ -15,8 +15,10 @@ five standard deviations of that line's projection. The interval comes from the 
 for their day-to-day correlation), the uncertainty of the line (the whole of the slope's, shrunk or
 not) and that of the step, at a Student t quantile of the fit's effective number of days.
 
-A group's history starts anew after four weeks without spend: what came before (one stray old
-event, a project that paused) says nothing of the level it came back at.
+A group's history starts anew after four weeks without spend, once it has two weeks of use since:
+what came before (one stray old event, a project that paused) says nothing of the level it came
+back at. A group back for fewer days keeps its whole history, whose quiet weeks widen the interval
+as they should: a few days cannot tell a level.
 
 Prices are not the model's business: the caller hands it spend at one set of prices (see
 :mod:`flopledger.ledger.forecast_prices`), so a price change is not mistaken for a change in use.
@@ -37,7 +39,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["GAP_DAYS", "Z90", "Step", "find_step", "history_start", "project_days"]
+__all__ = ["GAP_DAYS", "RESTART_MIN_DAYS", "Z90", "Step", "find_step", "history_start", "project_days"]
 
 Z90 = NormalDist().inv_cdf(0.9)
 """The standard normal 90th percentile: P10 and P90 are P50 -/+ ``Z90`` times the projected spread."""
@@ -59,7 +61,9 @@ STEP_MIN_DAYS = 3
 STEP_MIN_HISTORY_DAYS = 14
 """History needed before the searched days, to fit the line the step is measured against."""
 GAP_DAYS = 28
-"""A run of this many days without spend, followed by spend, starts a group's history anew."""
+"""A run of this many days without spend, followed by spend, starts a group's history anew..."""
+RESTART_MIN_DAYS = 14
+""" ... once this many days have passed since its spend came back (the first day included)."""
 STEP_Z = 5.0
 """Standard deviations the summed residual after a step must exceed. The change point is the best of
 about twenty (days x two forms), and daily spend is heavy-tailed: a lower bar fires on noise."""
@@ -200,13 +204,17 @@ def _find_step(days: Sequence[dt.date], cost_usd: np.ndarray, line: _Line) -> St
 
 def history_start(cost_usd: np.ndarray) -> int:
     """Where a history's last stretch of use starts: the first day with spend after the last run
-    of :data:`GAP_DAYS` or more days without (0 when there is none). Days without spend at the end
-    are no such run: a group gone quiet is forecast from the history that shows it so."""
+    of :data:`GAP_DAYS` or more days without that has :data:`RESTART_MIN_DAYS` of history after it
+    (0 when there is none). Days without spend at the end are no such run: a group gone quiet is
+    forecast from the history that shows it so."""
     active = np.flatnonzero(cost_usd > 0)
     if len(active) < 2:
         return 0
-    gaps = np.flatnonzero(np.diff(active) - 1 >= GAP_DAYS)
-    return int(active[gaps[-1] + 1]) if len(gaps) else 0
+    for gap in np.flatnonzero(np.diff(active) - 1 >= GAP_DAYS)[::-1]:
+        start = int(active[gap + 1])
+        if len(cost_usd) - start >= RESTART_MIN_DAYS:
+            return start
+    return 0
 
 
 def project_days(

@@ -37,7 +37,13 @@ from flopledger.ledger.rollups import add_to_rollups, days_sql, refresh_rollups
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, EVENT_COLUMNS, USAGE_REPORT_FORMATS
 from flopledger.ledger.store import REMOTE_AGENTS, count_of, index_agent_spans
 from flopledger.ledger.transaction import transaction
-from flopledger.ledger.validate import CHECKED_COLUMNS, CHECKED_DDL, checked_sql, repeat_id_sql
+from flopledger.ledger.validate import (
+    CHECKED_COLUMNS,
+    CHECKED_DDL,
+    WHITESPACE_SQL,
+    checked_sql,
+    repeat_id_sql,
+)
 
 __all__ = ["IngestResult", "Progress", "ingest_files", "mark_interrupted"]
 
@@ -603,7 +609,7 @@ def _largest_pull(fidx: Sequence[int]) -> str:
 def _org_key(alias: str) -> str:
     """A row's organisation as matched: trimmed and lower case (``Acme`` and ``acme `` are one; a
     ledger an older flopledger wrote may hold names with spaces), NULL when none."""
-    return f"nullif(lower(trim({alias}.org, ' ' || chr(9) || chr(10) || chr(13))), '')"
+    return f"nullif(lower(trim({alias}.org, {WHITESPACE_SQL})), '')"
 
 
 def _same_org(row: str, stored: str) -> str:

@@ -49,8 +49,16 @@ _MIN_PREFIX = 4
 
 
 def list_runs(con: duckdb.DuckDBPyConnection, limit: int | None = None) -> list[dict[str, Any]]:
-    """The ingest runs, newest first (at most ``limit``)."""
-    cols = ", ".join(f'"{c}"' for c in RUN_COLUMNS)
+    """The ingest runs, newest first (at most ``limit``). Of a ledger an older flopledger wrote, read
+    without upgrading it, a count it did not keep is None."""
+    present = {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'ingests' AND schema_name = 'main' "
+            "AND database_name = current_database()"
+        ).fetchall()
+    }
+    cols = ", ".join(f'"{c}"' if c in present else f'NULL AS "{c}"' for c in RUN_COLUMNS)
     sql = f"SELECT {cols} FROM ingests ORDER BY started_at DESC, ingest_id"
     params: list[object] = []
     if limit is not None:
@@ -67,6 +75,7 @@ class UndoResult:
     events_removed: int
     days_summed_again: int
     rows_replaced: int  # stored rows the run had replaced (restated or superseded): not brought back
+    later_runs: tuple[str, ...] = ()  # later runs that skipped duplicates: maybe of this run's events
 
     def as_row(self) -> dict[str, object]:
         return {
@@ -74,6 +83,7 @@ class UndoResult:
             "events_removed": self.events_removed,
             "days_summed_again": self.days_summed_again,
             "rows_replaced": self.rows_replaced,
+            "later_runs_with_duplicates": len(self.later_runs),
         }
 
 
@@ -102,9 +112,13 @@ def undo_run(con: duckdb.DuckDBPyConnection, run: str, *, force: bool = False) -
     """Remove what run ``run`` (its id, or a unique prefix) stored, in one transaction.
 
     Its events go, the rollup days they were in are summed again, and the run is marked ``undone``.
-    A run that replaced stored rows (usage-report buckets it restated, remote agents' spans their
-    model calls superseded) is undone only with ``force``: those rows are gone, and come back only
-    when the files that held them are ingested again.
+    Undone only with ``force``, as the ledger cannot be put back as it would have been without it:
+
+    * a run that replaced stored rows (usage-report buckets it restated, remote agents' spans their
+      model calls superseded): those rows are gone, and come back only when the files that held
+      them are ingested again;
+    * a run after which a later run skipped duplicates: they may have been this run's events, which
+      then go with it, and come back only when that later run's files are ingested again.
     """
     with transaction(con):
         ingest_id, status, replaced = _resolve(con, run)
@@ -117,6 +131,22 @@ def undo_run(con: duckdb.DuckDBPyConnection, run: str, *, force: bool = False) -
                 f"run {ingest_id} replaced {replaced} stored row(s) (usage-report buckets pulled again, "
                 "or remote agents' spans whose model calls came): undoing it cannot bring them back. "
                 "Pass --force to undo it anyway, then ingest again the files those rows came from"
+            )
+        later = tuple(
+            str(r)
+            for (r,) in con.execute(
+                """SELECT ingest_id FROM ingests
+                   WHERE status = 'committed' AND coalesce(rows_duplicate, 0) > 0
+                     AND started_at > (SELECT started_at FROM ingests WHERE ingest_id = ?)
+                   ORDER BY started_at""",
+                [ingest_id],
+            ).fetchall()
+        )
+        if later and not force:
+            raise InputError(
+                f"later run(s) {', '.join(later[:5])} skipped rows as duplicates, which may be run "
+                f"{ingest_id}'s events: undoing it removes them too. Pass --force to undo it anyway, "
+                "then ingest those runs' files again (what they skipped is stored then)"
             )
         days = [
             d
@@ -140,4 +170,4 @@ def undo_run(con: duckdb.DuckDBPyConnection, run: str, *, force: bool = False) -
                 ingest_id,
             ],
         )
-    return UndoResult(ingest_id, int(removed), len(days), replaced)
+    return UndoResult(ingest_id, int(removed), len(days), replaced, later)

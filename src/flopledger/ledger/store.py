@@ -48,7 +48,7 @@ _TABLES: dict[str, tuple[Column, ...]] = {
         Column("ingest_id", "VARCHAR", "Id of the run."),
         Column("started_at", "TIMESTAMP", "UTC."),
         Column("finished_at", "TIMESTAMP", "UTC; NULL while running or after a crash."),
-        Column("status", "VARCHAR", "committed, failed or running."),
+        Column("status", "VARCHAR", "running, committed, failed, interrupted or undone."),
         Column("source_format", "VARCHAR", "Format(s) read."),
         Column("files", "VARCHAR", "JSON list of files."),
         Column("rows_read", "BIGINT", "Rows read."),

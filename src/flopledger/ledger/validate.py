@@ -9,10 +9,11 @@ is parsed once, every check evaluated once, and a good row's raw text is never k
 
 from __future__ import annotations
 
+from flopledger.catalog.overrides import NAME_WHITESPACE
 from flopledger.ledger.formats.base import COUNT_SCALE, EXACT_DOUBLE, MAX_COUNT, STAGE_COLUMNS, TIER_ALIASES
 from flopledger.ledger.schema import TOKEN_COLUMNS
 
-__all__ = ["CHECKED_COLUMNS", "CHECKED_DDL", "TIER_ALIASES", "checked_sql", "repeat_id_sql"]
+__all__ = ["CHECKED_COLUMNS", "CHECKED_DDL", "TIER_ALIASES", "WHITESPACE_SQL", "checked_sql", "repeat_id_sql"]
 
 _INT_FIELDS = TOKEN_COLUMNS
 _NAMES = ("model", "org", "project", "team", "user", "api_key")
@@ -20,8 +21,10 @@ _NAMES = ("model", "org", "project", "team", "user", "api_key")
 stray space still finds its price), and a blank one as no name. A row's content hash, and so its
 id, is of the text as the source wrote it."""
 
-_SPACES = ("' '", "e'\\t'", "e'\\n'", "e'\\r'", "e'\\x0b'", "e'\\x0c'")
-"""The whitespace a name is trimmed of (DuckDB's ``trim`` alone trims spaces only)."""
+_SPACES = tuple(f"e'\\x{ord(c):02x}'" for c in NAME_WHITESPACE)
+"""The whitespace a name is trimmed of, as SQL literals (DuckDB's ``trim`` alone trims spaces only)."""
+WHITESPACE_SQL = " || ".join(_SPACES)
+"""The same as one SQL string, for ``trim(value, WHITESPACE_SQL)``."""
 
 
 def _trimmed(col: str) -> str:
@@ -30,7 +33,7 @@ def _trimmed(col: str) -> str:
     ends = " AND ".join(f'NOT suffix("{col}", {ch})' for ch in _SPACES)
     return (
         f'CASE WHEN ascii("{col}") > 32 AND {ends} THEN "{col}" '
-        f"""ELSE nullif(trim("{col}", {" || ".join(_SPACES)}), '') END"""
+        f"""ELSE nullif(trim("{col}", {WHITESPACE_SQL}), '') END"""
     )
 
 
