@@ -13,6 +13,17 @@ import pytest
 from flopledger.errors import InputError
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+GOOD: dict[str, Any] = {
+    "ts": "2026-03-02T10:00:00Z",
+    "provider": "anthropic",
+    "model": "claude-sonnet-4-5",
+    "team": "core",
+    "user": "ann",
+    "input_tokens": 1000,
+    "cache_read_tokens": 20000,
+    "output_tokens": 500,
+}
+"""A good canonical usage row, priced by the catalog."""
 FINOPS_GOLDEN = Path(__file__).parent / "golden" / "finops"
 """The FinOps fixture's events (``events.csv.gz``, from ``bench/ledger_forecast.py --write-fixture``)
 and its goldens."""

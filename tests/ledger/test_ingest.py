@@ -19,18 +19,7 @@ from flopledger.errors import InputError, UnknownNameError
 from flopledger.ledger.ingest import ingest_files
 from flopledger.ledger.store import count_of, open_ledger
 
-from .conftest import write_jsonl
-
-GOOD = {
-    "ts": "2026-03-02T10:00:00Z",
-    "provider": "anthropic",
-    "model": "claude-sonnet-4-5",
-    "team": "core",
-    "user": "ann",
-    "input_tokens": 1000,
-    "cache_read_tokens": 20000,
-    "output_tokens": 500,
-}
+from .conftest import GOOD, write_jsonl
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[object, ...]]:

@@ -15,17 +15,9 @@ from flopledger.ledger.ingest import ingest_files
 from flopledger.ledger.runs import list_runs, undo_run
 from flopledger.ledger.store import open_ledger
 
+from .conftest import GOOD as ROW
 from .conftest import write_jsonl
 
-ROW = {
-    "ts": "2026-03-02T10:00:00Z",
-    "provider": "anthropic",
-    "model": "claude-sonnet-4-5",
-    "team": "core",
-    "user": "ann",
-    "input_tokens": 1000,
-    "output_tokens": 500,
-}
 _EVENTS = (
     "SELECT team, count(*), sum(input_tokens), round(sum(cost_usd), 9) FROM events GROUP BY 1 ORDER BY 1"
 )
