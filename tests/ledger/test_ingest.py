@@ -915,39 +915,3 @@ def test_two_grown_pulls_of_one_bucket_in_one_run_restate_it_once(tmp_path: Path
     run = ingest_files(con, both)
     assert run.reconciles and (run.rows_stored, run.rows_restated, run.rows_duplicate) == (1, 1, 1)
     assert _rows(con, "SELECT count(*), sum(output_tokens) FROM events") == [(1, 900)]
-
-
-def test_an_export_of_two_organisations_rows_of_one_bucket_is_ingested_whole(tmp_path: Path) -> None:
-    """Two organisations' rows of one usage-report bucket share an id; exported and ingested into
-    another ledger, both come in (told apart by their organisation), once."""
-    import csv
-
-    from typer.testing import CliRunner
-
-    from flopledger.cli import app
-
-    db = tmp_path / "two.duckdb"
-    con = open_ledger(db)
-    ingest_files(con, [_one_bucket(tmp_path, "a.json", 500)], fixed={"org": "acme"})
-    ingest_files(con, [_one_bucket(tmp_path, "g.json", 700)], fixed={"org": "globex"})
-    con.close()
-    export = tmp_path / "events.csv"
-    result = CliRunner().invoke(app, ["export", "--db", str(db), "-f", "csv", str(export)])
-    assert result.exit_code == 0, result.output
-    merged = open_ledger(tmp_path / "merged.duckdb")
-    first = ingest_files(merged, [export])
-    assert first.reconciles and (first.rows_stored, first.rows_duplicate) == (2, 0)
-    assert _by_org(merged) == [("acme", 500), ("globex", 700)]
-    assert ingest_files(merged, [export]).rows_duplicate == 2
-    # one organisation's rows alone, into a ledger that holds the other's: stored, not a duplicate
-    with export.open(newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["org"] == "acme"]
-    acme = tmp_path / "acme.csv"
-    with acme.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    other = open_ledger(tmp_path / "other.duckdb")
-    ingest_files(other, [_one_bucket(tmp_path, "g2.json", 700)], fixed={"org": "globex"})
-    assert ingest_files(other, [acme]).rows_stored == 1
-    assert _by_org(other) == [("acme", 500), ("globex", 700)]

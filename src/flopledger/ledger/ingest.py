@@ -34,12 +34,7 @@ from flopledger.ledger.formats.tabular import TableFormat, TableSource, sql_lite
 from flopledger.ledger.measures import SUMMED_COUNTS
 from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.rollups import add_to_rollups, days_sql, refresh_rollups
-from flopledger.ledger.schema import (
-    BILLED_TOKEN_COLUMNS,
-    EVENT_COLUMNS,
-    USAGE_REPORT_FORMATS,
-    USAGE_REPORT_ID_PREFIXES,
-)
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, EVENT_COLUMNS, USAGE_REPORT_FORMATS
 from flopledger.ledger.store import REMOTE_AGENTS, count_of, index_agent_spans
 from flopledger.ledger.transaction import transaction
 from flopledger.ledger.validate import (
@@ -428,13 +423,9 @@ def _prepare(
         staged = checked_sql("SELECT * FROM _stage", fidx="_fidx", incl_cache="false", raw="_raw")
         con.execute(f"INSERT INTO _checked {staged}")
 
-    # Usage-report rows (their id tells: a report's, or an export of one ingested again) are one
-    # event per id and organisation; other events, per id.
-    has_reports = bool(count_of(con, f"SELECT count(*) FROM _checked WHERE {_REPORT_ROW}"))
-    event_key = _EVENT_KEY if has_reports else "event_id"
     rows_read, bad, good, distinct, lo, hi = con.execute(
-        f"""SELECT count(*), count(*) FILTER (error IS NOT NULL), count(*) FILTER (error IS NULL),
-                  count(DISTINCT {event_key}), min(ts) FILTER (error IS NULL), max(ts) FILTER (error IS NULL)
+        """SELECT count(*), count(*) FILTER (error IS NOT NULL), count(*) FILTER (error IS NULL),
+                  count(DISTINCT event_id), min(ts) FILTER (error IS NULL), max(ts) FILTER (error IS NULL)
            FROM _checked"""
     ).fetchone() or (0, 0, 0, 0, None, None)
     if strict and bad:
@@ -448,14 +439,14 @@ def _prepare(
         _raw_of_bad_rows(con, tables)
     if distinct < good:  # identical rows inside a file, or repeated source ids
         con.execute(repeat_id_sql("_checked"))
-        distinct = count_of(con, f"SELECT count(DISTINCT {event_key}) FROM _checked")
+        distinct = count_of(con, "SELECT count(DISTINCT event_id) FROM _checked")
     # A remote agent's span counted for want of its model calls, whose model calls the ledger has
     # already (exported before it ended, in an earlier request): they count, it does not.
     otel = [i for i, fmt in enumerate(formats) if fmt.name == "otel"]
     superseded = _drop_superseded_agents(con, otel) if otel else 0
     if superseded:  # rows, not ids: a span exported twice is two rows of one id
         good -= superseded
-        distinct = count_of(con, f"SELECT count(DISTINCT {event_key}) FROM _checked")
+        distinct = count_of(con, "SELECT count(DISTINCT event_id) FROM _checked")
     # The reverse: a remote agent's span stored for want of its model calls, which come now.
     replaced = _find_superseded_agents(con, otel) if otel else 0
     # An id covers the event's time, so only stored events inside this batch's time span can share
@@ -477,12 +468,12 @@ def _prepare(
         # its organisation), so all its rows go together.
         # A usage-report row pulled again with grown counts stays: it replaces the stored one.
         (dropped,) = con.execute(
-            f"DELETE FROM _checked WHERE error IS NULL AND {_stored_sql(window, has_reports)} "
+            f"DELETE FROM _checked WHERE error IS NULL AND {_stored_sql(window, reports)} "
             "AND event_id NOT IN (SELECT event_id FROM _restated)"
         ).fetchone() or (0,)
         if dropped:
             stored_before = distinct - count_of(
-                con, f"SELECT count(DISTINCT {event_key}) FROM _checked WHERE error IS NULL"
+                con, "SELECT count(DISTINCT event_id) FROM _checked WHERE error IS NULL"
             )
     duplicates = good - distinct + stored_before + superseded
     con.execute(
@@ -490,7 +481,7 @@ def _prepare(
         + (
             # one row per event: the first, or of a usage-report bucket pulled more than once the
             # largest (the latest pull: a bucket's counts only grow until it closes)
-            f" QUALIFY row_number() OVER (PARTITION BY {event_key} ORDER BY "
+            " QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY "
             # rowid last: pages of one document share a line, and the rollup and the insert each
             # read this view, so the row kept must not depend on the order DuckDB reads them in
             f"{_largest_pull(reports)} _fidx, _line, _checked.rowid) = 1"
@@ -633,24 +624,6 @@ def _same_org(row: str, stored: str) -> str:
     return f"({mine} IS NULL OR {theirs} IS NULL OR {mine} = {theirs})"
 
 
-_REPORT_ROW = (
-    "("
-    + " OR ".join(
-        f"starts_with(_checked.request_id, {sql_literal(p)})" for p in USAGE_REPORT_ID_PREFIXES.values()
-    )
-    + ")"
-)
-"""Whether a checked row is a usage-report row, by its id: a report's own, or one exported and
-ingested again (its request id is the report's source id)."""
-
-_EVENT_KEY = (
-    f"CASE WHEN {_REPORT_ROW} THEN _checked.event_id || '|' || coalesce({_org_key('_checked')}, '') "
-    "ELSE _checked.event_id END"
-)
-"""What tells a batch's events apart: the id, and of a usage-report row its organisation too (two
-organisations' rows of one bucket share an id; an export of both, ingested again, holds both)."""
-
-
 def _matched_unlabelled(
     con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[int]
 ) -> tuple[int, tuple[str, ...]]:
@@ -707,10 +680,9 @@ def _find_restated(con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[i
     return restated
 
 
-def _stored_sql(window: str, reports: bool = False) -> str:
-    """Whether a checked row's event is already in the ledger (stored events inside ``window``); with
-    ``reports`` (the batch has usage-report rows), such a row only as its organisation's
-    (:func:`_same_org`).
+def _stored_sql(window: str, reports: Sequence[int] = ()) -> str:
+    """Whether a checked row's event is already in the ledger (stored events inside ``window``); a
+    row of the usage-report files ``reports`` only as its organisation's (:func:`_same_org`).
 
     A few earlier flopledger versions gave the first occurrence of a row without a source id its bare
     content hash as its id; in a ledger they wrote, that id counts as the event too.
@@ -726,7 +698,7 @@ def _stored_sql(window: str, reports: bool = False) -> str:
         f"EXISTS (SELECT 1 FROM events AS e WHERE {window} AND e.event_id = _checked.event_id "
         f"AND {_same_org('_checked', 'e')})"
     )
-    return f"(CASE WHEN {_REPORT_ROW} THEN {ours} ELSE {stored} END)"
+    return f"(CASE WHEN _fidx IN ({', '.join(str(i) for i in reports)}) THEN {ours} ELSE {stored} END)"
 
 
 def _remove_stored(

@@ -24,7 +24,6 @@ __all__ = [
     "SERVICE_TIERS",
     "TOKEN_COLUMNS",
     "USAGE_REPORT_FORMATS",
-    "USAGE_REPORT_ID_PREFIXES",
     "Column",
 ]
 
@@ -51,9 +50,6 @@ BILLED_TOKEN_COLUMNS: tuple[str, ...] = TOKEN_COLUMNS[:5]
 SERVICE_TIERS: tuple[str, ...] = ("standard", "batch", "priority", "flex")
 
 USAGE_REPORT_FORMATS: tuple[str, ...] = ("anthropic", "openai")
-USAGE_REPORT_ID_PREFIXES: dict[str, str] = {"anthropic": "anthropic-report:", "openai": "openai-usage:"}
-"""How each usage-report format's source ids (a bucket and its groups) begin: a row whose request id
-begins so is a report row wherever it comes from (an export of events ingested again too)."""
 """Input formats whose rows are vendor usage-report buckets (a day of many requests), not requests:
 a bucket pulled again restates its row, and it has no hour of use of its own."""
 

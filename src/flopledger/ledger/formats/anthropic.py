@@ -21,7 +21,6 @@ from flopledger.ledger.formats.base import (
     iter_report_results,
     register,
 )
-from flopledger.ledger.schema import USAGE_REPORT_ID_PREFIXES
 
 __all__ = ["CONTEXT_BOUNDS", "AnthropicUsageReport"]
 
@@ -117,5 +116,4 @@ class AnthropicUsageReport(RecordFormat):
         identity = compact(
             [bucket.get("starting_at"), bucket.get("ending_at"), *(result.get(k) for k in _GROUP_KEYS)]
         )
-        source_id = f"{USAGE_REPORT_ID_PREFIXES['anthropic']}{identity}"
-        return StagedRow(line=line, raw=raw, values=values, source_id=source_id)
+        return StagedRow(line=line, raw=raw, values=values, source_id=f"anthropic-report:{identity}")

@@ -23,7 +23,6 @@ from flopledger.ledger.formats.base import (
     register,
     whole_count,
 )
-from flopledger.ledger.schema import USAGE_REPORT_ID_PREFIXES
 
 __all__ = ["OpenAIUsage"]
 
@@ -107,5 +106,4 @@ class OpenAIUsage(RecordFormat):
                 result.get("service_tier"),
             ]
         )
-        source_id = f"{USAGE_REPORT_ID_PREFIXES['openai']}{identity}"
-        return StagedRow(line=line, raw=raw, values=values, source_id=source_id)
+        return StagedRow(line=line, raw=raw, values=values, source_id=f"openai-usage:{identity}")
