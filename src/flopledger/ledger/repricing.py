@@ -25,6 +25,7 @@ from flopledger.catalog.prices import (
     resolve_catalog_model,
 )
 from flopledger.errors import InputError, LedgerUnreadable
+from flopledger.ledger.columns import table_columns
 from flopledger.ledger.measures import billed_tokens
 from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.rollups import refresh_rollups
@@ -212,13 +213,7 @@ def _ledger_use(
         # model are priced (whatever they were priced as when stored).
         version = ensure_prices(con, overrides, "(SELECT DISTINCT provider, model FROM ledger.events)")
         # a ledger an older flopledger wrote (read, not upgraded) may lack newer columns: NULL
-        present = {
-            r[0]
-            for r in con.execute(
-                "SELECT column_name FROM duckdb_columns() "
-                "WHERE database_name = 'ledger' AND table_name = 'events'"
-            ).fetchall()
-        }
+        present = table_columns(con, "events", database="ledger")
         columns = ", ".join(
             f'e."{c.name}"' if c.name in present else f'CAST(NULL AS {c.duckdb_type}) AS "{c.name}"'
             for c in EVENT_COLUMNS

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import duckdb
 
+from flopledger.ledger.columns import table_columns
 from flopledger.ledger.measures import sql_measures
 from flopledger.ledger.schema import DIMENSIONS
 from flopledger.ledger.transaction import transaction
@@ -118,14 +119,7 @@ def _add_compacted(con: duckdb.DuckDBPyConnection, present: set[str]) -> bool:
 
 
 def _present_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' "
-            "AND database_name = current_database()",
-            [ROLLUP_TABLE],
-        ).fetchall()
-    }
+    return table_columns(con, ROLLUP_TABLE)
 
 
 def _columns() -> list[str]:

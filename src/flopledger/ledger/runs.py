@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 
 from flopledger.errors import InputError
+from flopledger.ledger.columns import table_columns
 from flopledger.ledger.rollups import refresh_rollups
 from flopledger.ledger.transaction import transaction
 
@@ -51,13 +52,7 @@ _MIN_PREFIX = 4
 def list_runs(con: duckdb.DuckDBPyConnection, limit: int | None = None) -> list[dict[str, Any]]:
     """The ingest runs, newest first (at most ``limit``). Of a ledger an older flopledger wrote, read
     without upgrading it, a count it did not keep is None."""
-    present = {
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'ingests' AND schema_name = 'main' "
-            "AND database_name = current_database()"
-        ).fetchall()
-    }
+    present = table_columns(con, "ingests")
     cols = ", ".join(f'"{c}"' if c in present else f'NULL AS "{c}"' for c in RUN_COLUMNS)
     sql = f"SELECT {cols} FROM ingests ORDER BY started_at DESC, ingest_id"
     params: list[object] = []

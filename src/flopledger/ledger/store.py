@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from flopledger.errors import InputError
+from flopledger.ledger.columns import columns_by_table
 from flopledger.ledger.fingerprints import FINGERPRINT_COLUMNS
 from flopledger.ledger.formats.otel import REMOTE_AGENT_TAG
 from flopledger.ledger.rollups import upgrade_rollup
@@ -118,26 +119,16 @@ def _ddl(name: str, columns: Iterable[Column]) -> str:
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ledger's tables in ``con`` and add any column a newer flopledger declares."""
-    existing = {
-        row[0]
-        for row in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = 'main'"
-        ).fetchall()
-    }
+    existing = columns_by_table(con)  # one lookup for every table
     for name, columns in _TABLES.items():
-        if name not in existing and "events" in existing and name in _TABLE_BACKFILLS:
-            _add_table(con, name, columns)
+        if name not in existing:
+            if "events" in existing and name in _TABLE_BACKFILLS:
+                _add_table(con, name, columns)
+            else:
+                con.execute(_ddl(name, columns))
             continue
-        con.execute(_ddl(name, columns))
-        present = {
-            row[0]
-            for row in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [name]
-            ).fetchall()
-        }
         for c in columns:
-            if c.name not in present:
+            if c.name not in existing[name]:
                 _add_column(con, name, c)
 
 
