@@ -234,7 +234,8 @@ def report(
     render_rows(rows, fmt, title=f"Cost by {', '.join(dims)}", columns=columns)
     unpriced = sum(int(r.get("unpriced_tokens") or 0) for r in rows)
     # rows cut by --limit: the window's unpriced tokens, of the rows not shown too
-    in_window = unpriced_tokens(engine, since=since, until=until) if limit is not None else unpriced
+    cut = limit is not None and len(rows) >= limit
+    in_window = unpriced_tokens(engine, since=since, until=until) if cut else unpriced
     if in_window:  # on stderr, so JSON and CSV on stdout stay whole
         shown = f" ({unpriced:,} in the rows shown)" if in_window != unpriced else ""
         typer.echo(

@@ -21,6 +21,7 @@ __all__ = [
     "billed_tokens",
     "ibis_measures",
     "sql_measures",
+    "unpriced_tokens",
 ]
 
 SUMMED_COUNTS: tuple[str, ...] = ("requests", *TOKEN_COLUMNS)
@@ -32,13 +33,18 @@ SUMMED_COSTS: tuple[str, ...] = (*EFFECTIVE_COSTS, "list_cost_usd")
 def ibis_measures(t: ir.Table, *, costs: tuple[str, ...] = SUMMED_COSTS) -> dict[str, Any]:
     """The summed measures over ``t`` (events, or groups of them), in order, then ``unpriced_tokens``:
     the billed tokens of rows whose ``priced`` is false."""
-    import ibis
 
-    unpriced = ibis.ifelse(t.priced, 0, billed_tokens(t))
     out: dict[str, Any] = {c: t[c].sum() for c in SUMMED_COUNTS}
     out.update({c: t[c].fill_null(0).sum() for c in costs})
-    out["unpriced_tokens"] = unpriced.sum()
+    out["unpriced_tokens"] = unpriced_tokens(t).sum()
     return out
+
+
+def unpriced_tokens(t: ir.Table) -> ir.IntegerValue:
+    """A row's billed tokens when no price applies to it (``priced`` false or unknown), else 0."""
+    import ibis
+
+    return ibis.ifelse(t.priced.fill_null(False), 0, billed_tokens(t))
 
 
 def billed_tokens(t: ir.Table) -> ir.IntegerValue:

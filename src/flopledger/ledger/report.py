@@ -17,7 +17,8 @@ import ibis
 import ibis.expr.types as ir
 
 from flopledger.errors import InputError, UnknownNameError
-from flopledger.ledger.measures import EFFECTIVE_COSTS, SUMMED_COUNTS, billed_tokens, ibis_measures
+from flopledger.ledger.measures import EFFECTIVE_COSTS, SUMMED_COUNTS, ibis_measures
+from flopledger.ledger.measures import unpriced_tokens as unpriced_of
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, DIMENSIONS, TOKEN_COLUMNS, USAGE_REPORT_FORMATS
 from flopledger.ledger.spark import Engine, events_table
 
@@ -129,8 +130,7 @@ def unpriced_tokens(
     """The billed tokens of the window's unpriced events: what the ``unpriced_tokens`` of all of a
     report's rows add up to, whatever ``limit`` shows of them."""
     t = _window(events_table(engine), since, until)
-    unpriced = ibis.ifelse(t.priced.fill_null(False), 0, billed_tokens(t)).sum()
-    (row,) = engine.rows(t.aggregate(unpriced=unpriced))
+    (row,) = engine.rows(t.aggregate(unpriced=unpriced_of(t).sum()))
     return int(row["unpriced"] or 0)
 
 
@@ -189,7 +189,7 @@ def headline(
             + t.output_tokens_cost_usd
             + t.request_cost_usd.fill_null(0)
         ).sum(),
-        "unpriced": ibis.ifelse(is_priced, 0, all_in + t.output_tokens).sum(),
+        "unpriced": unpriced_of(t).sum(),
     }
     agg.update({f"tok_{c}": when_priced(t[c]).sum() for c in TOKEN_COLUMNS})
     agg.update({f"cost_{c}": t[f"{c}_cost_usd"].sum() for c in TOKEN_COLUMNS})
