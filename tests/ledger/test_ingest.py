@@ -744,7 +744,7 @@ def test_names_are_stored_without_surrounding_whitespace_and_keep_their_ids(tmp_
     """``web `` is team ``web`` and a model with a stray space finds its price; a blank name is no
     name. The id stays the one earlier versions gave the row as written (golden), so re-ingesting a
     file into a ledger they filled finds its events."""
-    row = {**GOOD, "provider": "openai", "model": "gpt-5 ", "team": " web ", "user": "\tann\n"}
+    row = {**GOOD, "provider": " OpenAI\t", "model": "gpt-5 ", "team": " web ", "user": "\tann\n"}
     row |= {"project": "  ", "api_key": " key-1\x0b", "org": "acme\x0c\r"}
     path = write_jsonl(tmp_path / "pad.jsonl", [row, {**GOOD, "team": "web", "ts": "2026-03-02T11:00:00Z"}])
     con = open_ledger(tmp_path / "l.duckdb")
@@ -754,7 +754,7 @@ def test_names_are_stored_without_surrounding_whitespace_and_keep_their_ids(tmp_
         'SELECT event_id, team, "user", project, api_key, org, model, priced FROM events '
         "WHERE provider = 'openai'",
     )
-    golden_id = "7ff4278133e087aec30a3bba1dd12213"  # as the version before names were trimmed gave it
+    golden_id = "9b05db8b659eff17f875f8ae7a7b99b7"  # as the version before names were trimmed gave it
     assert stored == [(golden_id, "web", "ann", None, "key-1", "acme", "gpt-5", True)]
     assert _rows(con, "SELECT count(DISTINCT team) FROM events") == [(1,)]
     assert ingest_files(con, [path]).rows_duplicate == 2
@@ -806,6 +806,12 @@ def test_a_private_model_is_matched_without_surrounding_whitespace(tmp_path: Pat
     con = open_ledger(tmp_path / "l.duckdb")
     ingest_files(con, [path], overrides=load_overrides(overrides))
     assert _rows(con, "SELECT model, priced, cost_usd FROM events") == [("llama-x", True, 1.0)]
+    # as an older flopledger stored it, with the space: reprice still finds the private model
+    con.execute("UPDATE events SET model = 'llama-x ', priced = false, cost_usd = NULL")
+    from flopledger.ledger.repricing import reprice
+
+    reprice(con, load_overrides(overrides))
+    assert _rows(con, "SELECT model, priced, cost_usd FROM events") == [("llama-x ", True, 1.0)]
 
 
 def _one_bucket(tmp_path: Path, name: str, output_tokens: int) -> Path:

@@ -64,7 +64,7 @@ def _as_datetime(value: dt.date | dt.datetime | None, default: dt.datetime) -> d
 
 def _provider_id(value: str | None) -> str | None:
     """Providers are lower case in the catalog and in the ledger: "Anthropic" means anthropic."""
-    return value.strip().lower() or None if value is not None else None
+    return trimmed_name(value).lower() or None if value is not None else None
 
 
 class _Discount(BaseModel):
@@ -98,9 +98,10 @@ class _PrivateModel(BaseModel):
     @classmethod
     def _model_name(cls, value: str) -> str:
         """Names are matched without the whitespace around them, as ingest stores them."""
-        if not trimmed_name(value):
+        name = trimmed_name(value)
+        if not name:
             raise ValueError("a private model needs a name")
-        return trimmed_name(value)
+        return name
 
 
 class _OverridesFile(BaseModel):

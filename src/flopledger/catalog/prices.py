@@ -129,7 +129,7 @@ def resolve_catalog_model(provider: str | None, model: str) -> tuple[str, str] |
     >>> resolve_catalog_model("anthropic", "claude-sonnet-4-20250514")
     ('anthropic', 'claude-sonnet-4-0')
     """
-    provider = (provider or "").strip().lower() or None  # provider ids are lower case, as the ledger's
+    provider = trimmed_name(provider or "").lower() or None  # provider ids are lower case, as the ledger's
     model = trimmed_name(model)  # as ingest stores it; a name stored with spaces by an older flopledger too
     cache = _disk_cache()
     name = f"{provider or ''}\t{model}"

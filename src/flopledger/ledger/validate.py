@@ -251,7 +251,7 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
     ), typed AS (
         SELECT *,
             {_timestamp()} AS _ts,
-            lower(nullif(trim(provider), '')) AS _provider,
+            lower({_trimmed("provider")}) AS _provider,
             CASE WHEN service_tier IS NULL THEN 'standard'
                  WHEN service_tier IN ('standard', 'batch', 'priority', 'flex') THEN service_tier
                  ELSE CASE lower(coalesce({_trimmed("service_tier")}, '')) {tiers} END END AS _tier,
