@@ -210,7 +210,13 @@ def test_a_run_whose_model_calls_superseded_a_remote_agent_is_undone_only_when_f
     assert replacing.rows_superseded == 1
     with pytest.raises(InputError, match="replaced 1 stored row"):
         undo_run(con, replacing.ingest_id)
+    assert con.execute("SELECT count(*) FROM events").fetchone() == (2,)  # the calls, not undone
     assert undo_run(con, replacing.ingest_id, force=True).rows_replaced == 1
+    # the calls are gone and the agent's span, which they replaced, is not brought back ...
+    assert con.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM rollup_daily").fetchone() == (0,)
+    # ... until its file is ingested again
+    assert ingest_files(con, [agent], format="otel").rows_stored == 1
 
 
 def test_ingests_list_and_undo_on_the_command_line(tmp_path: Path) -> None:

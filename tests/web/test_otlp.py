@@ -489,9 +489,8 @@ def test_model_calls_split_over_later_exports_each_count_and_the_agent_goes_once
     assert _ingest_doc(con, tmp_path / "c.json", second).rows_superseded == 0
     events, rollup = _sums(con, "split-later")
     assert events[:2] == (2, 3000) and rollup == events
-    assert con.execute("SELECT count(*) FROM agent_spans").fetchone() == (
-        0,
-    )  # the replaced span is off the list
+    # the replaced span is off the list
+    assert con.execute("SELECT count(*) FROM agent_spans").fetchone() == (0,)
 
 
 @pytest.mark.parametrize("agent_first", [True, False])
