@@ -128,7 +128,7 @@ def _checks() -> list[tuple[str, str, str]]:
             "'ts ' || " + _shown("ts") + " || ' is not a timestamp (use ISO 8601 or Unix seconds)'",
             "'ts'",
         ),
-        (_blank("model"), "'model is missing; every row needs a model'", "'model'"),
+        ("_model IS NULL", "'model is missing; every row needs a model'", "'model'"),
         (
             # a field that parsed as a number is not blank: the text is looked at only when none did
             f"coalesce({', '.join(f'_d_{c}' for c in _INT_FIELDS)}) IS NULL AND "
@@ -240,7 +240,7 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
         "WHEN _sid IS NOT NULL THEN md5(concat(_sid, '|', _ts)) "
         "ELSE md5(concat(_content_hash, '|1')) END"
     )
-    text = ", ".join(f'{_trimmed(c)} AS "{c}"' for c in _NAMES)
+    text = ", ".join(f'_model AS "{c}"' if c == "model" else f'{_trimmed(c)} AS "{c}"' for c in _NAMES)
     tokens = ", ".join(f'_{c} AS "{c}"' for c in _INT_FIELDS)
     return f"""
     WITH parsed AS (
@@ -252,6 +252,7 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
         SELECT *,
             {_timestamp()} AS _ts,
             lower({_trimmed("provider")}) AS _provider,
+            {_trimmed("model")} AS _model,
             CASE WHEN service_tier IS NULL THEN 'standard'
                  WHEN service_tier IN ('standard', 'batch', 'priority', 'flex') THEN service_tier
                  ELSE CASE lower(coalesce({_trimmed("service_tier")}, '')) {tiers} END END AS _tier,
