@@ -171,6 +171,17 @@ def ingest(
             "their files again with their own --set org, then this run's files again.",
             err=True,
         )
+    if result.rows_overlapping:  # on stderr whatever the output: the usage may count twice
+        runs = (
+            f" and stored by run(s) {', '.join(result.overlapping_runs)}" if result.overlapping_runs else ""
+        )
+        typer.echo(
+            f"{result.rows_overlapping} usage-report row(s) overlap another pull of their window{runs}, "
+            "of another bucket width or grouping (e.g. daily and hourly buckets, or by model and by model "
+            "and api key): the same usage may count twice. Keep one pull of a window: undo the other "
+            "run (`flopledger ingests undo ID`), or pull the same width and grouping each time.",
+            err=True,
+        )
 
 
 _SHORT_COLUMNS = (

@@ -33,6 +33,7 @@ from flopledger.ledger.formats.redact import prompt_key_pattern, redact_prompts
 from flopledger.ledger.formats.tabular import TableFormat, TableSource, sql_literal
 from flopledger.ledger.measures import SUMMED_COUNTS
 from flopledger.ledger.price_table import ensure_prices, priced_sql
+from flopledger.ledger.pulls import PULLS_TABLE, org_key, overlapping_pulls
 from flopledger.ledger.rollups import add_to_rollups, days_sql, refresh_rollups
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, EVENT_COLUMNS, USAGE_REPORT_FORMATS
 from flopledger.ledger.store import REMOTE_AGENTS, count_of, index_agent_spans
@@ -40,7 +41,6 @@ from flopledger.ledger.transaction import transaction
 from flopledger.ledger.validate import (
     CHECKED_COLUMNS,
     CHECKED_DDL,
-    WHITESPACE_SQL,
     checked_sql,
     repeat_id_sql,
 )
@@ -51,7 +51,17 @@ Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes in all) as files are read."""
 
 _BATCH_ROWS = 50_000
-_TEMP_TABLES = ("_stage", "_checked", "_files", "_fp", "_bad_lines", "_withheld", "_restated", "_superseded")
+_TEMP_TABLES = (
+    "_stage",
+    "_checked",
+    "_files",
+    "_fp",
+    "_bad_lines",
+    "_withheld",
+    "_restated",
+    "_superseded",
+    PULLS_TABLE,
+)
 """The temp tables an ingest makes (besides each file's ``_src`` tables), dropped when it ends."""
 _RAW_LIMIT = 4_000
 _MAX_STRICT_ERRORS = 5
@@ -75,6 +85,10 @@ class IngestResult:
     # runs that stored those: another organisation's reports, if so, hide this one's (undo them).
     rows_matched_unlabelled: int = 0
     unlabelled_runs: tuple[str, ...] = ()
+    # Usage-report rows that overlap another pull of their window, of another bucket width or
+    # grouping (this run's or stored), and the runs that stored the others: the usage may count twice.
+    rows_overlapping: int = 0
+    overlapping_runs: tuple[str, ...] = ()
 
     @property
     def reconciles(self) -> bool:
@@ -377,6 +391,7 @@ class _Batch:
     superseded: int = 0  # rows in ``_superseded``: stored remote agents' spans its model calls replace
     otel: tuple[int, ...] = ()  # the OpenTelemetry files (indexes): their remote agents' spans are listed
     unlabelled: tuple[int, tuple[str, ...]] = (0, ())  # IngestResult.rows_matched_unlabelled, its runs
+    overlapping: tuple[int, tuple[str, ...]] = (0, ())  # IngestResult.rows_overlapping, its runs
 
 
 def _prepare(
@@ -459,6 +474,7 @@ def _prepare(
     # Usage-report buckets pulled again with grown totals restate their rows; requests never do.
     reports = [i for i, fmt in enumerate(formats) if fmt.name in USAGE_REPORT_FORMATS]
     unlabelled: tuple[int, tuple[str, ...]] = (0, ())
+    overlapping = overlapping_pulls(con, "_checked", reports)
     if count_of(con, f"SELECT count(*) FROM events WHERE {window}"):
         if reports:
             unlabelled = _matched_unlabelled(con, window, reports)
@@ -502,6 +518,7 @@ def _prepare(
         replaced,
         tuple(otel),
         unlabelled,
+        overlapping,
     )
 
 
@@ -606,12 +623,6 @@ def _largest_pull(fidx: Sequence[int]) -> str:
     )
 
 
-def _org_key(alias: str) -> str:
-    """A row's organisation as matched: trimmed and lower case (``Acme`` and ``acme `` are one; a
-    ledger an older flopledger wrote may hold names with spaces), NULL when none."""
-    return f"nullif(lower(trim({alias}.org, {WHITESPACE_SQL})), '')"
-
-
 def _same_org(row: str, stored: str) -> str:
     """Whether a usage-report row and a stored event of its id can be one bucket's row: of one
     organisation, or either of none said.
@@ -620,7 +631,7 @@ def _same_org(row: str, stored: str) -> str:
     ``org`` (from ``--set org``) tells them apart. A row ingested without one stands for any: the
     same pull ingested once with and once without its organisation is one row.
     """
-    mine, theirs = _org_key(row), _org_key(stored)
+    mine, theirs = org_key(row), org_key(stored)
     return f"({mine} IS NULL OR {theirs} IS NULL OR {mine} = {theirs})"
 
 
@@ -639,7 +650,7 @@ def _matched_unlabelled(
             FROM _checked AS c JOIN (SELECT event_id, org, ingest_id FROM events WHERE {window}) AS e
               ON e.event_id = c.event_id
             WHERE c.error IS NULL AND c._fidx IN ({", ".join(str(i) for i in fidx)})
-              AND {_org_key("c")} IS NOT NULL AND {_org_key("e")} IS NULL"""
+              AND {org_key("c")} IS NOT NULL AND {org_key("e")} IS NULL"""
     ).fetchone()
     if row is None or not row[0]:
         return 0, ()
@@ -667,14 +678,14 @@ def _find_restated(con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[i
                   FROM events WHERE {window}
                     AND event_id IN (SELECT event_id FROM _checked AS c WHERE {reports})) AS e
               ON e.event_id = c.event_id
-            WHERE {reports} AND {_same_org("c", "e")} AND ({_org_key("c")} IS NOT NULL OR e._stored = 1)
+            WHERE {reports} AND {_same_org("c", "e")} AND ({org_key("c")} IS NOT NULL OR e._stored = 1)
               AND {grown} AND ({larger})"""
     )
     restated = count_of(con, "SELECT count(*) FROM _restated")
     if restated:
         con.execute(
             f"""UPDATE _checked AS c SET org = r.org FROM _restated AS r
-                WHERE {reports} AND c.event_id = r.event_id AND {_org_key("c")} IS NULL
+                WHERE {reports} AND c.event_id = r.event_id AND {org_key("c")} IS NULL
                   AND r.org IS NOT NULL"""
         )
     return restated
@@ -769,6 +780,8 @@ def _commit(
         unpriced_rows=int(unpriced),
         rows_matched_unlabelled=batch.unlabelled[0],
         unlabelled_runs=batch.unlabelled[1],
+        rows_overlapping=batch.overlapping[0],
+        overlapping_runs=batch.overlapping[1],
     )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "DIMENSIONS",
     "EVENT_COLUMNS",
     "PRICED_COLUMNS",
+    "REPORT_ID_PREFIXES",
     "SERVICE_TIERS",
     "TOKEN_COLUMNS",
     "USAGE_REPORT_FORMATS",
@@ -52,6 +53,10 @@ SERVICE_TIERS: tuple[str, ...] = ("standard", "batch", "priority", "flex")
 USAGE_REPORT_FORMATS: tuple[str, ...] = ("anthropic", "openai")
 """Input formats whose rows are vendor usage-report buckets (a day of many requests), not requests:
 a bucket pulled again restates its row, and it has no hour of use of its own."""
+
+REPORT_ID_PREFIXES: dict[str, str] = {"anthropic": "anthropic-report:", "openai": "openai-usage:"}
+"""What a usage-report row's source id (stored as its ``request_id``) starts with, by format: the
+prefix, then a JSON list of the bucket's start and end, the model and the row's group values."""
 
 DIMENSIONS: tuple[str, ...] = (
     "team",

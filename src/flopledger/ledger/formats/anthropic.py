@@ -21,6 +21,7 @@ from flopledger.ledger.formats.base import (
     iter_report_results,
     register,
 )
+from flopledger.ledger.schema import REPORT_ID_PREFIXES
 
 __all__ = ["CONTEXT_BOUNDS", "AnthropicUsageReport"]
 
@@ -116,4 +117,6 @@ class AnthropicUsageReport(RecordFormat):
         identity = compact(
             [bucket.get("starting_at"), bucket.get("ending_at"), *(result.get(k) for k in _GROUP_KEYS)]
         )
-        return StagedRow(line=line, raw=raw, values=values, source_id=f"anthropic-report:{identity}")
+        return StagedRow(
+            line=line, raw=raw, values=values, source_id=REPORT_ID_PREFIXES[self.name] + identity
+        )

@@ -23,6 +23,7 @@ from flopledger.ledger.formats.base import (
     register,
     whole_count,
 )
+from flopledger.ledger.schema import REPORT_ID_PREFIXES
 
 __all__ = ["OpenAIUsage"]
 
@@ -106,4 +107,6 @@ class OpenAIUsage(RecordFormat):
                 result.get("service_tier"),
             ]
         )
-        return StagedRow(line=line, raw=raw, values=values, source_id=f"openai-usage:{identity}")
+        return StagedRow(
+            line=line, raw=raw, values=values, source_id=REPORT_ID_PREFIXES[self.name] + identity
+        )

@@ -1,0 +1,162 @@
+"""Usage-report pulls of one window under another bucket width or grouping: said, with the runs to undo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from flopledger.cli import app
+from flopledger.ledger.ingest import ingest_files
+from flopledger.ledger.store import open_ledger
+
+DAY = 1_772_409_600  # 2026-03-02T00:00:00Z
+HOUR = 3600
+
+
+def _result(model: str = "gpt-5", output: int = 1000, **groups: Any) -> dict[str, Any]:
+    """One OpenAI completions result; the groups it names (project_id, user_id, api_key_id, batch,
+    service_tier) as given, the rest NULL: not grouped by."""
+    return {
+        "object": "organization.usage.completions.result",
+        "input_tokens": 10_000,
+        "input_cached_tokens": 0,
+        "output_tokens": output,
+        "num_model_requests": 10,
+        "model": model,
+        **{k: None for k in ("project_id", "user_id", "api_key_id", "batch", "service_tier")},
+        **groups,
+    }
+
+
+def _openai(path: Path, buckets: list[tuple[int, int, list[dict[str, Any]]]]) -> Path:
+    data = [{"object": "bucket", "start_time": s, "end_time": e, "results": r} for s, e, r in buckets]
+    path.write_text(json.dumps({"object": "page", "data": data, "has_more": False, "next_page": None}))
+    return path
+
+
+def _hours(n: int, first: int = 0, **groups: Any) -> list[tuple[int, int, list[dict[str, Any]]]]:
+    hours = range(first, first + n)
+    return [(DAY + h * HOUR, DAY + (h + 1) * HOUR, [_result(output=40, **groups)]) for h in hours]
+
+
+def test_a_daily_pull_then_an_hourly_one_of_the_same_day_is_said_to_overlap(tmp_path: Path) -> None:
+    daily = _openai(tmp_path / "daily.json", [(DAY, DAY + 24 * HOUR, [_result()])])
+    hourly = _openai(tmp_path / "hourly.json", _hours(24))
+    con = open_ledger(tmp_path / "l.duckdb")
+    first = ingest_files(con, [daily])
+    assert first.rows_overlapping == 0
+    second = ingest_files(con, [hourly])
+    # both are stored (which to keep is the user's), every hourly row is said, with the daily run
+    assert second.reconciles and second.rows_stored == 24
+    assert (second.rows_overlapping, second.overlapping_runs) == (24, (first.ingest_id,))
+    # hours inside the stored day, not at its start
+    evening = ingest_files(con, [_openai(tmp_path / "evening.json", _hours(3, first=20))])
+    assert (evening.rows_overlapping, evening.overlapping_runs) == (3, (first.ingest_id,))
+    # the other way round: a daily pull over stored hourly rows (which start after its start)
+    other = open_ledger(tmp_path / "other.duckdb")
+    hours = ingest_files(other, [hourly])
+    day = ingest_files(other, [daily])
+    assert (day.rows_overlapping, day.overlapping_runs) == (1, (hours.ingest_id,))
+    # both in one run: said, no stored run to name
+    both = ingest_files(open_ledger(tmp_path / "both.duckdb"), [daily, hourly])
+    assert (both.rows_overlapping, both.overlapping_runs) == (25, ())
+
+
+def test_the_same_pull_again_or_grown_or_of_the_next_day_overlaps_nothing(tmp_path: Path) -> None:
+    rows = [_result(user_id="user-a"), _result(user_id=None, output=5)]  # grouped by user: one of none
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [_openai(tmp_path / "a.json", [(DAY, DAY + 24 * HOUR, rows)])])
+    grown = [_result(user_id="user-a", output=2000), _result(user_id=None, output=5)]
+    later = [(DAY, DAY + 24 * HOUR, grown), (DAY + 24 * HOUR, DAY + 48 * HOUR, grown)]
+    for name, buckets in (("a.json", [(DAY, DAY + 24 * HOUR, rows)]), ("b.json", later)):
+        run = ingest_files(con, [_openai(tmp_path / name, buckets)])
+        assert run.reconciles and run.rows_overlapping == 0, name
+    assert con.execute("SELECT count(*), sum(output_tokens) FROM events").fetchone() == (4, 4010)
+    # grouped by user and api key: the dimensions any of a pull's rows of the bucket names count
+    both = [_result("gpt-4.1", user_id="user-a", api_key_id="k1")]
+    apart = [_result("gpt-4.1", user_id="user-a"), _result("gpt-4.1", 7, api_key_id="k2")]
+    keyed = open_ledger(tmp_path / "keyed.duckdb")
+    ingest_files(keyed, [_openai(tmp_path / "k1.json", [(DAY, DAY + 24 * HOUR, both)])])
+    assert (
+        ingest_files(keyed, [_openai(tmp_path / "k2.json", [(DAY, DAY + 24 * HOUR, apart)])]).rows_overlapping
+        == 0
+    )
+    # hourly buckets side by side in one pull, and the next hours pulled later: no overlap
+    hourly = open_ledger(tmp_path / "hourly.json.duckdb")
+    ingest_files(hourly, [_openai(tmp_path / "h1.json", _hours(3))])
+    assert ingest_files(hourly, [_openai(tmp_path / "h2.json", _hours(6))]).rows_overlapping == 0
+
+
+def test_a_bucket_pulled_by_model_then_by_model_and_api_key_is_said_to_overlap(tmp_path: Path) -> None:
+    bounds = (DAY, DAY + 24 * HOUR)
+    by_model = _openai(tmp_path / "m.json", [(*bounds, [_result(output=900), _result("gpt-5-mini", 90)])])
+    keys = [_result(api_key_id="key_a", output=600), _result(api_key_id="key_b", output=300)]
+    by_key = _openai(tmp_path / "k.json", [(*bounds, keys)])
+    con = open_ledger(tmp_path / "l.duckdb")
+    first = ingest_files(con, [by_model])
+    second = ingest_files(con, [by_key])
+    # the gpt-5 rows of the bucket overlap; gpt-5-mini, pulled once, does not
+    assert (second.rows_overlapping, second.overlapping_runs) == (2, (first.ingest_id,))
+    # another model's bucket pulled by key overlaps nothing: its rows were pulled once
+    mini = _openai(
+        tmp_path / "mini.json", [(DAY + 24 * HOUR, DAY + 48 * HOUR, [_result("gpt-5-mini", api_key_id="k")])]
+    )
+    assert ingest_files(con, [mini]).rows_overlapping == 0
+
+
+def test_two_organisations_pulls_of_other_widths_do_not_overlap(tmp_path: Path) -> None:
+    daily = _openai(tmp_path / "daily.json", [(DAY, DAY + 24 * HOUR, [_result()])])
+    hourly = _openai(tmp_path / "hourly.json", _hours(2))
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [daily], fixed={"org": "acme"})
+    assert ingest_files(con, [hourly], fixed={"org": "globex"}).rows_overlapping == 0
+    assert ingest_files(con, [hourly], fixed={"org": "ACME "}).rows_overlapping == 2
+
+
+def test_anthropic_pulls_of_other_widths_are_said_to_overlap(tmp_path: Path) -> None:
+    def report(name: str, buckets: list[tuple[str, str]]) -> Path:
+        result = {
+            "uncached_input_tokens": 100,
+            "cache_read_input_tokens": 0,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "output_tokens": 50,
+            "model": "claude-sonnet-4-5-20250929",
+        }
+        data = [{"starting_at": s, "ending_at": e, "results": [result]} for s, e in buckets]
+        path = tmp_path / name
+        path.write_text(json.dumps({"data": data, "has_more": False, "next_page": None}))
+        return path
+
+    con = open_ledger(tmp_path / "l.duckdb")
+    first = ingest_files(con, [report("d.json", [("2026-03-02T00:00:00Z", "2026-03-03T00:00:00Z")])])
+    hours = [(f"2026-03-02T{h:02d}:00:00Z", f"2026-03-02T{h + 1:02d}:00:00Z") for h in range(3)]
+    second = ingest_files(con, [report("h.json", hours)])
+    assert (second.rows_overlapping, second.overlapping_runs) == (3, (first.ingest_id,))
+    # the next day, daily: nothing
+    assert (
+        ingest_files(
+            con, [report("n.json", [("2026-03-03T00:00:00Z", "2026-03-04T00:00:00Z")])]
+        ).rows_overlapping
+        == 0
+    )
+
+
+def test_the_cli_says_on_stderr_which_run_to_undo(tmp_path: Path) -> None:
+    db = str(tmp_path / "l.duckdb")
+    daily = _openai(tmp_path / "daily.json", [(DAY, DAY + 24 * HOUR, [_result()])])
+    hourly = _openai(tmp_path / "hourly.json", _hours(2))
+    runner = CliRunner()
+    first = runner.invoke(app, ["ingest", str(daily), "--db", db, "--output", "json"])
+    assert first.exit_code == 0, first.output
+    (run,) = json.loads(first.stdout)
+    second = runner.invoke(app, ["ingest", str(hourly), "--db", db, "--output", "json"])
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.stdout)[0]["rows_stored"] == 2  # the output stays the reconciliation
+    assert (
+        f"2 usage-report row(s) overlap another pull of their window and stored by run(s) {run['ingest_id']}"
+        in (second.stderr)
+    )
+    assert "ingests undo" in second.stderr
