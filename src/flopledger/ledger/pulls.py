@@ -91,9 +91,10 @@ def overlapping_pulls(
     if not reports:
         return 0, ()
     files = ", ".join(str(i) for i in reports)
+    okey = f"coalesce({org_key('c')}, '')"  # '' for none, so that it joins as a value
     batch = (
-        f"SELECT _fidx AS src, CAST(NULL AS VARCHAR) AS run, event_id, provider, {org_key('c')} AS okey, "
-        f"model, request_id FROM {checked} AS c "
+        f"SELECT _fidx AS src, CAST(NULL AS VARCHAR) AS run, event_id, provider, {okey} AS okey, model, "
+        f"request_id FROM {checked} AS c "
         f"WHERE error IS NULL AND _fidx IN ({files}) AND ({_is_report('request_id')})"
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE {PULLS_TABLE} AS {_pulls_sql(batch)}")
@@ -103,31 +104,41 @@ def overlapping_pulls(
     first = dt.datetime.fromtimestamp(lo, dt.UTC).replace(tzinfo=None) - _WIDEST_BUCKET
     last = dt.datetime.fromtimestamp(hi, dt.UTC).replace(tzinfo=None)
     stored = (
-        f"SELECT -1 AS src, ingest_id AS run, event_id, provider, {org_key('c')} AS okey, model, request_id "
+        f"SELECT -1 AS src, ingest_id AS run, event_id, provider, {okey} AS okey, model, request_id "
         f"FROM events AS c WHERE ts >= ? AND ts < ? AND ({_is_report('request_id')})"
     )
     con.execute(f"INSERT INTO {PULLS_TABLE} {_pulls_sql(stored)}", [first, last])
-    same = "a.provider = b.provider AND a.model = b.model AND a.okey IS NOT DISTINCT FROM b.okey"
+    part = "PARTITION BY provider, okey, model ORDER BY s, e"
     row = con.execute(
-        f"""WITH pulled AS (  -- the dimensions each pull's rows of a bucket name
+        f"""WITH spans AS (  -- each pull's buckets, once
+                SELECT DISTINCT src, run, provider, okey, model, s, e FROM {PULLS_TABLE}
+            ), reached AS (  -- how far the buckets before each one reach
+                SELECT *, max(e) OVER ({part} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
+                FROM spans
+            ), runs AS (  -- buckets that intersect, chained: a bucket no earlier one reaches starts a run
+                SELECT *, sum(CASE WHEN reach IS NULL OR s >= reach THEN 1 ELSE 0 END)
+                              OVER ({part} ROWS UNBOUNDED PRECEDING) AS chain
+                FROM reached
+            ), crossing AS (  -- a batch's bucket and another of other bounds it intersects, in one run
+                SELECT a.src, provider, okey, model, a.s, a.e, b.src AS b_src, b.run AS b_run FROM runs AS a
+                JOIN runs AS b USING (provider, okey, model, chain)
+                WHERE a.src >= 0 AND a.s < b.e AND b.s < a.e AND (a.s <> b.s OR a.e <> b.e)
+            ), pulled AS (  -- the dimensions each pull's rows of a bucket name
                 SELECT src, provider, okey, model, s, e, bit_or(dims) AS dims FROM {PULLS_TABLE} GROUP BY ALL
-            ), regrouped AS (  -- buckets pulled under two groupings
-                SELECT provider, okey, model, s, e FROM pulled GROUP BY ALL HAVING count(DISTINCT dims) > 1
-            ), crossing AS (
-                SELECT a.event_id, b.run FROM {PULLS_TABLE} AS a JOIN {PULLS_TABLE} AS b
-                  ON {same} AND a.s < b.e AND b.s < a.e AND (a.s <> b.s OR a.e <> b.e)
-                WHERE a.src >= 0
-                UNION ALL
-                SELECT a.event_id, NULL FROM {PULLS_TABLE} AS a JOIN regrouped AS b
-                  ON {same} AND a.s = b.s AND a.e = b.e
-                WHERE a.src >= 0
-                UNION ALL
-                SELECT NULL, a.run FROM {PULLS_TABLE} AS a JOIN regrouped AS b
-                  ON {same} AND a.s = b.s AND a.e = b.e
-                WHERE a.src < 0
+            ), regrouped AS (  -- buckets pulled under two groupings, this batch's among them
+                SELECT provider, okey, model, s, e FROM pulled GROUP BY ALL
+                HAVING count(DISTINCT dims) > 1 AND bool_or(src >= 0)
+            ), overlapped AS (  -- the batch's buckets that overlap, and the runs of the others
+                SELECT DISTINCT src, provider, okey, model, s, e, NULL AS run FROM crossing
+                UNION
+                SELECT DISTINCT NULL, NULL, NULL, NULL, NULL, NULL, b_run FROM crossing WHERE b_src < 0
+                UNION
+                SELECT src, provider, okey, model, s, e, run FROM spans
+                JOIN regrouped USING (provider, okey, model, s, e)
             )
-            SELECT count(DISTINCT event_id), list(DISTINCT run ORDER BY run) FILTER (run IS NOT NULL)
-            FROM crossing"""
+            SELECT (SELECT count(DISTINCT event_id) FROM {PULLS_TABLE}
+                    JOIN overlapped USING (src, provider, okey, model, s, e) WHERE src >= 0),
+                   (SELECT list(DISTINCT run ORDER BY run) FROM overlapped WHERE run IS NOT NULL)"""
     ).fetchone()
     if row is None or not row[0]:
         return 0, ()
