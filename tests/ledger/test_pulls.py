@@ -75,36 +75,96 @@ def test_the_same_pull_again_or_grown_or_of_the_next_day_overlaps_nothing(tmp_pa
         run = ingest_files(con, [_openai(tmp_path / name, buckets)])
         assert run.reconciles and run.rows_overlapping == 0, name
     assert con.execute("SELECT count(*), sum(output_tokens) FROM events").fetchone() == (4, 4010)
-    # grouped by user and api key: the dimensions any of a pull's rows of the bucket names count
-    both = [_result("gpt-4.1", user_id="user-a", api_key_id="k1")]
-    apart = [_result("gpt-4.1", user_id="user-a"), _result("gpt-4.1", 7, api_key_id="k2")]
+    # a group of no value (Console usage, of no api key) that later gains valued groups: one
+    # grouping pulled twice, and so is the earlier pull ingested after the later one
+    day = (DAY, DAY + 24 * HOUR)
+    console = [_result("gpt-4.1", 5, api_key_id=None)]
+    later_keys = [_result("gpt-4.1", 8, api_key_id=None), _result("gpt-4.1", 100, api_key_id="k1")]
     keyed = open_ledger(tmp_path / "keyed.duckdb")
-    ingest_files(keyed, [_openai(tmp_path / "k1.json", [(DAY, DAY + 24 * HOUR, both)])])
-    assert (
-        ingest_files(keyed, [_openai(tmp_path / "k2.json", [(DAY, DAY + 24 * HOUR, apart)])]).rows_overlapping
-        == 0
+    early = _openai(tmp_path / "k1.json", [(*day, console)])
+    ingest_files(keyed, [early])
+    for path in (_openai(tmp_path / "k2.json", [(*day, later_keys)]), early):
+        run = ingest_files(keyed, [path])
+        assert (run.rows_overlapping, run.overlapping_runs) == (0, ()), path.name
+    assert keyed.execute("SELECT sum(output_tokens) FROM events").fetchone() == (108,)
+    # a document of two pages that both hold a row (pulled at two times): its largest counts
+    pages = tmp_path / "pages.json"
+    keys = [_result("gpt-4.1", 100, api_key_id="k1"), _result("gpt-4.1", 3, api_key_id="k2")]
+    grown, smaller = (
+        [_result("gpt-4.1", 9, api_key_id=None), *keys],
+        [_result("gpt-4.1", 7, api_key_id=None), *keys],
     )
+    docs = [
+        json.loads(_openai(tmp_path / n, [(*day, r)]).read_text())
+        for n, r in (("p1", smaller), ("p2", grown))
+    ]
+    pages.write_text(json.dumps(docs))
+    assert ingest_files(keyed, [pages]).rows_overlapping == 0
     # hourly buckets side by side in one pull, and the next hours pulled later: no overlap
     hourly = open_ledger(tmp_path / "hourly.json.duckdb")
     ingest_files(hourly, [_openai(tmp_path / "h1.json", _hours(3))])
     assert ingest_files(hourly, [_openai(tmp_path / "h2.json", _hours(6))]).rows_overlapping == 0
 
 
-def test_a_bucket_pulled_by_model_then_by_model_and_api_key_is_said_to_overlap(tmp_path: Path) -> None:
-    bounds = (DAY, DAY + 24 * HOUR)
-    by_model = _openai(tmp_path / "m.json", [(*bounds, [_result(output=900), _result("gpt-5-mini", 90)])])
-    keys = [_result(api_key_id="key_a", output=600), _result(api_key_id="key_b", output=300)]
-    by_key = _openai(tmp_path / "k.json", [(*bounds, keys)])
-    con = open_ledger(tmp_path / "l.duckdb")
-    first = ingest_files(con, [by_model])
-    second = ingest_files(con, [by_key])
-    # the gpt-5 rows of the bucket overlap; gpt-5-mini, pulled once, does not
-    assert (second.rows_overlapping, second.overlapping_runs) == (2, (first.ingest_id,))
-    # another model's bucket pulled by key overlaps nothing: its rows were pulled once
+def test_a_bucket_pulled_under_another_grouping_is_said_to_overlap(tmp_path: Path) -> None:
+    """By model, then by model and api key (whose row of no api key is the by-model row's id, and
+    smaller); the other way round (that row grows); by api key, then by project (no group in common)."""
+    day = (DAY, DAY + 24 * HOUR)
+    by_model = [_result(output=900), _result("gpt-5-mini", 90)]
+    by_key = [
+        _result(output=50),
+        _result(api_key_id="key_a", output=600),
+        _result(api_key_id="key_b", output=250),
+    ]
+    by_project = [_result(project_id="proj_a", output=500), _result(project_id="proj_b", output=400)]
+    cases = (("model", "key", by_model, by_key, 3), ("key", "model", by_key, by_model, 1))
+    for first_name, second_name, first_rows, second_rows, said in (
+        *cases,
+        ("key", "project", by_key, by_project, 2),
+    ):
+        con = open_ledger(tmp_path / f"{first_name}-{second_name}.duckdb")
+        first = ingest_files(con, [_openai(tmp_path / f"{first_name}.json", [(*day, first_rows)])])
+        second = ingest_files(con, [_openai(tmp_path / f"{second_name}.json", [(*day, second_rows)])])
+        # gpt-5's rows of the bucket overlap; gpt-5-mini, pulled once, does not
+        assert (second.rows_overlapping, second.overlapping_runs) == (said, (first.ingest_id,)), second_name
+    # another model's bucket, pulled by key: its rows were pulled once
+    con = open_ledger(tmp_path / "model-key.duckdb")
     mini = _openai(
         tmp_path / "mini.json", [(DAY + 24 * HOUR, DAY + 48 * HOUR, [_result("gpt-5-mini", api_key_id="k")])]
     )
     assert ingest_files(con, [mini]).rows_overlapping == 0
+
+
+def test_only_the_same_model_and_the_runs_whose_buckets_cross_are_named(tmp_path: Path) -> None:
+    con = open_ledger(tmp_path / "l.duckdb")
+    early = ingest_files(con, [_openai(tmp_path / "h1.json", _hours(2))])
+    late = ingest_files(con, [_openai(tmp_path / "h2.json", _hours(2, first=2))])
+    other = ingest_files(con, [_openai(tmp_path / "h3.json", _hours(2, first=12))])
+    mini = [(DAY, DAY + 24 * HOUR, [_result("gpt-5-mini")])]
+    assert ingest_files(con, [_openai(tmp_path / "mini.json", mini)]).rows_overlapping == 0  # another model
+    morning = [(DAY, DAY + 4 * HOUR, [_result()])]  # four hours at once: crosses the first two runs only
+    run = ingest_files(con, [_openai(tmp_path / "m.json", morning)])
+    assert (run.rows_overlapping, run.overlapping_runs) == (
+        1,
+        tuple(sorted((early.ingest_id, late.ingest_id))),
+    )
+    assert other.ingest_id not in run.overlapping_runs
+
+
+def test_an_export_of_events_is_checked_like_the_report_it_holds(tmp_path: Path) -> None:
+    """Report rows ingested from an export of events (CSV) overlap an hourly pull as the daily
+    report they came from does."""
+    source = tmp_path / "source.duckdb"
+    ingest_files(
+        open_ledger(source), [_openai(tmp_path / "daily.json", [(DAY, DAY + 24 * HOUR, [_result()])])]
+    )
+    export = tmp_path / "events.csv"
+    out = CliRunner().invoke(app, ["export", str(export), "-f", "csv", "--db", str(source)])
+    assert out.exit_code == 0, out.output
+    con = open_ledger(tmp_path / "l.duckdb")
+    hourly = ingest_files(con, [_openai(tmp_path / "hourly.json", _hours(3))])
+    run = ingest_files(con, [export])
+    assert run.rows_stored == 1 and (run.rows_overlapping, run.overlapping_runs) == (1, (hourly.ingest_id,))
 
 
 def test_two_organisations_pulls_of_other_widths_do_not_overlap(tmp_path: Path) -> None:
@@ -114,6 +174,10 @@ def test_two_organisations_pulls_of_other_widths_do_not_overlap(tmp_path: Path) 
     ingest_files(con, [daily], fixed={"org": "acme"})
     assert ingest_files(con, [hourly], fixed={"org": "globex"}).rows_overlapping == 0
     assert ingest_files(con, [hourly], fixed={"org": "ACME "}).rows_overlapping == 2
+    # a pull without an organisation stands for any: it overlaps acme's
+    blind = open_ledger(tmp_path / "blind.duckdb")
+    ingest_files(blind, [daily], fixed={"org": "acme"})
+    assert ingest_files(blind, [hourly]).rows_overlapping == 2
 
 
 def test_anthropic_pulls_of_other_widths_are_said_to_overlap(tmp_path: Path) -> None:

@@ -33,9 +33,9 @@ from flopledger.ledger.formats.redact import prompt_key_pattern, redact_prompts
 from flopledger.ledger.formats.tabular import TableFormat, TableSource, sql_literal
 from flopledger.ledger.measures import SUMMED_COUNTS
 from flopledger.ledger.price_table import ensure_prices, priced_sql
-from flopledger.ledger.pulls import PULLS_TABLE, org_key, overlapping_pulls
+from flopledger.ledger.pulls import PULLS_TABLE, org_key, overlapping_pulls, pulled_totals
 from flopledger.ledger.rollups import add_to_rollups, days_sql, refresh_rollups
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, EVENT_COLUMNS, USAGE_REPORT_FORMATS
+from flopledger.ledger.schema import EVENT_COLUMNS, USAGE_REPORT_FORMATS
 from flopledger.ledger.store import REMOTE_AGENTS, count_of, index_agent_spans
 from flopledger.ledger.transaction import transaction
 from flopledger.ledger.validate import (
@@ -474,7 +474,7 @@ def _prepare(
     # Usage-report buckets pulled again with grown totals restate their rows; requests never do.
     reports = [i for i, fmt in enumerate(formats) if fmt.name in USAGE_REPORT_FORMATS]
     unlabelled: tuple[int, tuple[str, ...]] = (0, ())
-    overlapping = overlapping_pulls(con, "_checked", reports)
+    overlapping = overlapping_pulls(con, "_checked")
     if count_of(con, f"SELECT count(*) FROM events WHERE {window}"):
         if reports:
             unlabelled = _matched_unlabelled(con, window, reports)
@@ -600,17 +600,6 @@ def _find_superseded_agents(con: duckdb.DuckDBPyConnection, otel: Sequence[int])
     return int(found)
 
 
-def _pulled_totals(alias: str) -> dict[str, str]:
-    """A usage-report row's totals as the vendor reports them: requests, all input (its uncached
-    part shrinks when more of the input was read from the cache), output."""
-
-    def col(name: str) -> str:
-        return f'coalesce({alias}."{name}", 0)'
-
-    all_input = " + ".join(col(c) for c in BILLED_TOKEN_COLUMNS[:4])  # every input class
-    return {"requests": col("requests"), "input": f"({all_input})", "output": col("output_tokens")}
-
-
 def _largest_pull(fidx: Sequence[int]) -> str:
     """An ORDER BY prefix putting a usage-report row with the largest totals first ('' without reports)."""
     if not fidx:
@@ -619,7 +608,7 @@ def _largest_pull(fidx: Sequence[int]) -> str:
     # every total a restatement is judged on (_find_restated), so the pull kept is the one judged
     return "".join(
         f"CASE WHEN _fidx IN ({files}) THEN -({total}) ELSE 0 END, "
-        for total in _pulled_totals("_checked").values()
+        for total in pulled_totals("_checked").values()
     )
 
 
@@ -666,7 +655,7 @@ def _find_restated(con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[i
     it cannot say whose it is, and counts as a duplicate. Restating a row of an organisation, it
     takes that organisation.
     """
-    new, old = _pulled_totals("c"), _pulled_totals("e")
+    new, old = pulled_totals("c"), pulled_totals("e")
     grown = " AND ".join(f"{new[k]} >= {old[k]}" for k in new)
     larger = " OR ".join(f"{new[k]} > {old[k]}" for k in new)
     stored = ", ".join(f'"{c}"' for c in SUMMED_COUNTS)

@@ -3,38 +3,41 @@
 A usage report (Anthropic, OpenAI) is pulled with a bucket width (a minute, an hour, a day) and a
 grouping (by model; by model and api key; ...), and its rows say neither. Two pulls of one window
 under different widths or groupings give the same usage rows of different ids, so both are stored
-and it counts twice. Their ids tell them apart: a row's source id (stored as its ``request_id``)
-names its bucket's start and end, its model and its group values, NULL for a dimension the pull was
-not grouped by.
+and it counts twice. A row's source id (stored as its ``request_id``) names its bucket's start and
+end, its model and its group values, which is what tells the pulls apart.
 
-Rows of one provider, organisation and model overlap when
+A pull is a file of the batch; the ledger's stored rows of an organisation count as one pull. Of one
+provider and model, and organisations that can be one (the same, or either none, as the ingest
+matches them), a pull of the batch overlaps another when
 
-* their buckets intersect without being the same bucket (a daily pull and an hourly one), or
-* they are of one bucket, from different pulls, whose rows of that bucket name different dimensions
-  (by model, then by model and api key).
+* a bucket of one intersects a bucket of the other without being the same bucket (daily and hourly
+  pulls), or
+* their rows of one bucket are not the same groups, and cannot be one grouping pulled at two
+  times. A bucket's counts only grow until it closes, and a group once in it stays, so of one
+  grouping, the later pull has every group of the earlier one, each as large or larger. So: each
+  pull has a group the other lacks (by api key, then by workspace), or the pull with more groups
+  has a smaller count of a group both have (by model, then by model and api key: the row of no
+  api key, Console usage, is the by-model row's group and smaller), or the pull with fewer groups a
+  larger one (the other way round).
 
-A pull's dimensions of a bucket are those any of its rows of that bucket names: a pull grouped by
-user may have a row of no user (usage without one), so one row alone does not tell. A pull is a
-file of the batch; the ledger's stored rows count as one pull.
+A group of a NULL value (usage of no api key) that later gains valued groups is one grouping pulled
+twice, and a pull older than the stored one is too: neither is said.
 
 This cannot be told from one pull's files, so the ingest stores both and says so, naming the runs
-that stored the other pull; which pull to keep is the user's (``flopledger ingests undo``). Two pulls
-of one window under different filters (one workspace's usage, then another's) overlap in the same
-way and are said to as well.
+that stored the other pull; which pull to keep is the user's (``flopledger ingests undo``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 
 import duckdb
 
 from flopledger.ledger.formats.tabular import sql_literal
-from flopledger.ledger.schema import REPORT_ID_PREFIXES
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, REPORT_ID_PREFIXES
 from flopledger.ledger.validate import WHITESPACE_SQL
 
-__all__ = ["PULLS_TABLE", "org_key", "overlapping_pulls"]
+__all__ = ["PULLS_TABLE", "org_key", "overlapping_pulls", "pulled_totals"]
 
 PULLS_TABLE = "_pulls"
 """The temp table :func:`overlapping_pulls` fills (the caller drops it)."""
@@ -43,14 +46,22 @@ _WIDEST_BUCKET = dt.timedelta(days=1)
 """The widest bucket the vendors' usage APIs give: a stored bucket that starts this long before the
 batch's first one may still reach into it."""
 
-_MAX_PARTS = 16
-"""More parts than any report's source id has (Anthropic's: start, end, model and eight groups)."""
-
 
 def org_key(alias: str) -> str:
     """A row's organisation as matched: trimmed and lower case (``Acme`` and ``acme `` are one; a
     ledger an older flopledger wrote may hold names with spaces), NULL when none."""
     return f"nullif(lower(trim({alias}.org, {WHITESPACE_SQL})), '')"
+
+
+def pulled_totals(alias: str) -> dict[str, str]:
+    """A usage-report row's totals as the vendor reports them: requests, all input (its uncached
+    part shrinks when more of the input was read from the cache), output."""
+
+    def col(name: str) -> str:
+        return f'coalesce({alias}."{name}", 0)'
+
+    all_input = " + ".join(col(c) for c in BILLED_TOKEN_COLUMNS[:4])  # every input class
+    return {"requests": col("requests"), "input": f"({all_input})", "output": col("output_tokens")}
 
 
 def _is_report(column: str) -> str:
@@ -65,81 +76,102 @@ def _seconds(part: str) -> str:
     )
 
 
-def _pulls_sql(source: str) -> str:
-    """The pulls table's columns over ``source``, a relation of ``src``, ``run``, ``event_id``,
-    ``provider``, ``okey``, ``model`` and ``request_id``: each row's bucket bounds and, as bits, the
-    dimensions it names (its source id's parts after start, end and model)."""
-    dims = " + ".join(
-        f"CASE WHEN json_type(parts[{i}]) <> 'NULL' THEN {1 << i} ELSE 0 END"
-        for i in range(4, _MAX_PARTS + 1)
-    )
+def _rows_sql(src: str, run: str, table: str, where: str) -> str:
+    """The pulls table's rows of ``table`` (alias ``c``) that ``where`` keeps and whose id is a
+    usage report's: each with its pull (``src``, ``run``), organisation (``''`` for none, so that
+    it joins as a value), bucket bounds and totals."""
+    totals = pulled_totals("c")
     return f"""SELECT src, run, event_id, provider, okey, model, {_seconds("parts[1]")} AS s,
-                      {_seconds("parts[2]")} AS e, CAST({dims} AS BIGINT) AS dims
-               FROM (SELECT *, TRY_CAST(substr(request_id, strpos(request_id, ':') + 1) AS JSON[]) AS parts
-                     FROM ({source}))
-               WHERE parts IS NOT NULL"""
+                      {_seconds("parts[2]")} AS e, req, inp, outp
+               FROM (SELECT {src} AS src, {run} AS run, event_id, provider,
+                            coalesce({org_key("c")}, '') AS okey, model,
+                            {totals["requests"]} AS req, {totals["input"]} AS inp, {totals["output"]} AS outp,
+                            TRY_CAST(substr(request_id, strpos(request_id, ':') + 1) AS JSON[]) AS parts
+                     FROM {table} AS c WHERE ({where}) AND ({_is_report("request_id")}))
+               WHERE parts IS NOT NULL AND s IS NOT NULL AND e IS NOT NULL"""
 
 
-def overlapping_pulls(
-    con: duckdb.DuckDBPyConnection, checked: str, reports: Sequence[int]
-) -> tuple[int, tuple[str, ...]]:
-    """How many good rows of the usage-report files ``reports`` (file indexes) in table ``checked``
-    overlap rows of another pull, of this batch or stored, and the runs that stored the others.
+_ONE_ORG = "(a.okey = b.okey OR a.okey = '' OR b.okey = '')"
+"""Whether pulls ``a`` and ``b`` can be of one organisation (a row without one stands for any)."""
 
-    Rows of one pull, and the same pull ingested again, never overlap.
+_BUCKET = ("provider", "model", "s", "e")
+
+
+def _same_bucket(a: str, b: str) -> str:
+    return " AND ".join(f"{a}.{c} = {b}.{c}" for c in _BUCKET)
+
+
+_OVERLAPS = f"""
+WITH spans AS (  -- each pull's buckets, once
+    SELECT DISTINCT src, okey, run, provider, model, s, e FROM {PULLS_TABLE}
+), reached AS (  -- how far the buckets before each one reach
+    SELECT *, max(e) OVER (PARTITION BY provider, model ORDER BY s, e
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
+    FROM spans
+), chained AS (  -- intersecting buckets, chained: a bucket no earlier one reaches starts a chain
+    SELECT *, sum(CASE WHEN reach IS NULL OR s >= reach THEN 1 ELSE 0 END)
+                  OVER (PARTITION BY provider, model ORDER BY s, e ROWS UNBOUNDED PRECEDING) AS chain
+    FROM reached
+), crossing AS (  -- a batch's bucket and another pull's of other bounds it intersects
+    SELECT a.src, a.okey, provider, model, a.s, a.e, b.src AS b_src, b.okey AS b_okey, b.run AS b_run
+    FROM chained AS a JOIN chained AS b USING (provider, model, chain)
+    WHERE a.src >= 0 AND {_ONE_ORG} AND a.s < b.e AND b.s < a.e AND (a.s <> b.s OR a.e <> b.e)
+), grouped AS (  -- each pull's rows of a bucket, by id (a row in a pull twice: its largest)
+    SELECT src, okey, provider, model, s, e, event_id, max(req) AS req, max(inp) AS inp, max(outp) AS outp
+    FROM {PULLS_TABLE} GROUP BY ALL
+), pulls_of AS (
+    SELECT DISTINCT src, okey, provider, model, s, e FROM grouped
+), pairs AS (  -- a batch's pull of a bucket, and another pull of it of an organisation it can be
+    SELECT a.src, a.okey, b.src AS b_src, b.okey AS b_okey, provider, model, s, e
+    FROM pulls_of AS a JOIN pulls_of AS b USING (provider, model, s, e)
+    WHERE a.src >= 0 AND (a.src <> b.src OR a.okey <> b.okey) AND {_ONE_ORG}
+), compared AS (  -- their groups: each one's own, and how the counts of the groups both have differ
+    SELECT src, okey, b_src, b_okey, provider, model, s, e,
+        count(*) FILTER (y.event_id IS NULL) AS only_a, count(*) FILTER (x.event_id IS NULL) AS only_b,
+        coalesce(bool_or(x.req > y.req OR x.inp > y.inp OR x.outp > y.outp), false) AS grew,
+        coalesce(bool_or(x.req < y.req OR x.inp < y.inp OR x.outp < y.outp), false) AS shrank
+    FROM (SELECT p.*, g.event_id, g.req, g.inp, g.outp FROM pairs AS p JOIN grouped AS g
+            ON g.src = p.src AND g.okey = p.okey AND {_same_bucket("g", "p")}) AS x
+    FULL JOIN (SELECT p.*, g.event_id, g.req, g.inp, g.outp FROM pairs AS p JOIN grouped AS g
+            ON g.src = p.b_src AND g.okey = p.b_okey AND {_same_bucket("g", "p")}) AS y
+      USING (src, okey, b_src, b_okey, provider, model, s, e, event_id)
+    GROUP BY ALL
+), regrouped AS (  -- not one grouping pulled at two times
+    SELECT * FROM compared
+    WHERE (only_a > 0 AND only_b > 0) OR (only_a > 0 AND shrank) OR (only_b > 0 AND grew)
+), overlapped AS (  -- the batch's pulls of buckets that overlap, and the other pulls
+    SELECT src, okey, provider, model, s, e, b_src, b_okey, b_run FROM crossing
+    UNION ALL
+    SELECT src, okey, provider, model, s, e, b_src, b_okey, NULL FROM regrouped
+)
+SELECT
+    (SELECT count(DISTINCT event_id) FROM {PULLS_TABLE}
+     WHERE src >= 0 AND (src, okey, provider, model, s, e) IN
+           (SELECT (src, okey, provider, model, s, e) FROM overlapped)),
+    (SELECT list(DISTINCT run ORDER BY run) FROM (
+        SELECT b_run AS run FROM crossing WHERE b_src < 0
+        UNION ALL
+        SELECT p.run FROM regrouped AS r JOIN {PULLS_TABLE} AS p
+          ON p.src = r.b_src AND p.okey = r.b_okey AND {_same_bucket("p", "r")}
+        WHERE r.b_src < 0))
+"""
+
+
+def overlapping_pulls(con: duckdb.DuckDBPyConnection, checked: str) -> tuple[int, tuple[str, ...]]:
+    """How many good usage-report rows in table ``checked`` (of a report file, or an export of
+    events) overlap another pull of their window, of this batch or stored, and the runs that stored
+    the others.
     """
-    if not reports:
-        return 0, ()
-    files = ", ".join(str(i) for i in reports)
-    okey = f"coalesce({org_key('c')}, '')"  # '' for none, so that it joins as a value
-    batch = (
-        f"SELECT _fidx AS src, CAST(NULL AS VARCHAR) AS run, event_id, provider, {okey} AS okey, model, "
-        f"request_id FROM {checked} AS c "
-        f"WHERE error IS NULL AND _fidx IN ({files}) AND ({_is_report('request_id')})"
-    )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {PULLS_TABLE} AS {_pulls_sql(batch)}")
+    batch = _rows_sql("_fidx", "CAST(NULL AS VARCHAR)", checked, "error IS NULL")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {PULLS_TABLE} AS {batch}")
     lo, hi = con.execute(f"SELECT min(s), max(e) FROM {PULLS_TABLE}").fetchone() or (None, None)
     if lo is None or hi is None:
         return 0, ()
     first = dt.datetime.fromtimestamp(lo, dt.UTC).replace(tzinfo=None) - _WIDEST_BUCKET
     last = dt.datetime.fromtimestamp(hi, dt.UTC).replace(tzinfo=None)
-    stored = (
-        f"SELECT -1 AS src, ingest_id AS run, event_id, provider, {okey} AS okey, model, request_id "
-        f"FROM events AS c WHERE ts >= ? AND ts < ? AND ({_is_report('request_id')})"
-    )
-    con.execute(f"INSERT INTO {PULLS_TABLE} {_pulls_sql(stored)}", [first, last])
-    part = "PARTITION BY provider, okey, model ORDER BY s, e"
-    row = con.execute(
-        f"""WITH spans AS (  -- each pull's buckets, once
-                SELECT DISTINCT src, run, provider, okey, model, s, e FROM {PULLS_TABLE}
-            ), reached AS (  -- how far the buckets before each one reach
-                SELECT *, max(e) OVER ({part} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
-                FROM spans
-            ), runs AS (  -- buckets that intersect, chained: a bucket no earlier one reaches starts a run
-                SELECT *, sum(CASE WHEN reach IS NULL OR s >= reach THEN 1 ELSE 0 END)
-                              OVER ({part} ROWS UNBOUNDED PRECEDING) AS chain
-                FROM reached
-            ), crossing AS (  -- a batch's bucket and another of other bounds it intersects, in one run
-                SELECT a.src, provider, okey, model, a.s, a.e, b.src AS b_src, b.run AS b_run FROM runs AS a
-                JOIN runs AS b USING (provider, okey, model, chain)
-                WHERE a.src >= 0 AND a.s < b.e AND b.s < a.e AND (a.s <> b.s OR a.e <> b.e)
-            ), pulled AS (  -- the dimensions each pull's rows of a bucket name
-                SELECT src, provider, okey, model, s, e, bit_or(dims) AS dims FROM {PULLS_TABLE} GROUP BY ALL
-            ), regrouped AS (  -- buckets pulled under two groupings, this batch's among them
-                SELECT provider, okey, model, s, e FROM pulled GROUP BY ALL
-                HAVING count(DISTINCT dims) > 1 AND bool_or(src >= 0)
-            ), overlapped AS (  -- the batch's buckets that overlap, and the runs of the others
-                SELECT DISTINCT src, provider, okey, model, s, e, NULL AS run FROM crossing
-                UNION
-                SELECT DISTINCT NULL, NULL, NULL, NULL, NULL, NULL, b_run FROM crossing WHERE b_src < 0
-                UNION
-                SELECT src, provider, okey, model, s, e, run FROM spans
-                JOIN regrouped USING (provider, okey, model, s, e)
-            )
-            SELECT (SELECT count(DISTINCT event_id) FROM {PULLS_TABLE}
-                    JOIN overlapped USING (src, provider, okey, model, s, e) WHERE src >= 0),
-                   (SELECT list(DISTINCT run ORDER BY run) FROM overlapped WHERE run IS NOT NULL)"""
-    ).fetchone()
+    stored = _rows_sql("-1", "ingest_id", "events", "ts >= ? AND ts < ?")
+    con.execute(f"INSERT INTO {PULLS_TABLE} {stored}", [first, last])
+    row = con.execute(_OVERLAPS).fetchone()
     if row is None or not row[0]:
         return 0, ()
-    return int(row[0]), tuple(str(r) for r in row[1] or ())
+    return int(row[0]), tuple(str(r) for r in row[1] or () if r is not None)
