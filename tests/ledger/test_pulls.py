@@ -63,6 +63,9 @@ def test_a_daily_pull_then_an_hourly_one_of_the_same_day_is_said_to_overlap(tmp_
     # both in one run: said, no stored run to name
     both = ingest_files(open_ledger(tmp_path / "both.duckdb"), [daily, hourly])
     assert (both.rows_overlapping, both.overlapping_runs) == (25, ())
+    # a file given twice: its rows are counted once
+    twice = ingest_files(open_ledger(tmp_path / "twice.duckdb"), [daily, hourly, hourly])
+    assert (twice.rows_overlapping, twice.rows_stored) == (25, 25)
 
 
 def test_the_same_pull_again_or_grown_or_of_the_next_day_overlaps_nothing(tmp_path: Path) -> None:
@@ -135,6 +138,42 @@ def test_a_bucket_pulled_under_another_grouping_is_said_to_overlap(tmp_path: Pat
     assert ingest_files(con, [mini]).rows_overlapping == 0
 
 
+def test_a_run_is_named_only_while_it_holds_rows_the_batch_overlaps(tmp_path: Path) -> None:
+    """By project (run A), by api key (run B), then by api key again, grown: B's rows are restated by it,
+    so only A is named."""
+    day = (DAY, DAY + 24 * HOUR)
+    con = open_ledger(tmp_path / "l.duckdb")
+    a = ingest_files(con, [_openai(tmp_path / "p.json", [(*day, [_result(project_id="p1")])])])
+    keys = [_result(api_key_id="k1"), _result(api_key_id="k2")]
+    b = ingest_files(con, [_openai(tmp_path / "k.json", [(*day, keys)])])
+    assert b.overlapping_runs == (a.ingest_id,)
+    grown = [_result(api_key_id="k1", output=1500), _result(api_key_id="k2", output=1500)]
+    c = ingest_files(con, [_openai(tmp_path / "k2.json", [(*day, grown)])])
+    assert (c.rows_restated, c.rows_overlapping, c.overlapping_runs) == (2, 2, (a.ingest_id,))
+
+
+def test_every_count_tells_a_smaller_or_larger_group(tmp_path: Path) -> None:
+    """The row of no api key of a pull by key, against the by-model row of the same id: smaller in
+    requests only, or in input only, is another grouping; as large or larger in all, the same pulled later."""
+    day = (DAY, DAY + 24 * HOUR)
+    key = _result(api_key_id="k1")
+    for name, fewer, said in (
+        ("requests", {"num_model_requests": 9}, 2),
+        ("input", {"input_tokens": 9_999}, 2),
+        ("none", {}, 0),
+        ("cached", {"input_cached_tokens": 500}, 0),  # more of the same input read from the cache
+    ):
+        con = open_ledger(tmp_path / f"{name}.duckdb")
+        ingest_files(con, [_openai(tmp_path / f"m-{name}.json", [(*day, [_result()])])])
+        later = _openai(tmp_path / f"k-{name}.json", [(*day, [{**_result(), **fewer}, key])])
+        assert ingest_files(con, [later]).rows_overlapping == said, name
+        # the other way round: by key first, then by model, larger in that count only
+        back = open_ledger(tmp_path / f"back-{name}.duckdb")
+        ingest_files(back, [later])
+        by_model = ingest_files(back, [_openai(tmp_path / f"b-{name}.json", [(*day, [_result()])])])
+        assert by_model.rows_overlapping == (1 if said else 0), name
+
+
 def test_only_the_same_model_and_the_runs_whose_buckets_cross_are_named(tmp_path: Path) -> None:
     con = open_ledger(tmp_path / "l.duckdb")
     early = ingest_files(con, [_openai(tmp_path / "h1.json", _hours(2))])
@@ -174,10 +213,41 @@ def test_two_organisations_pulls_of_other_widths_do_not_overlap(tmp_path: Path) 
     ingest_files(con, [daily], fixed={"org": "acme"})
     assert ingest_files(con, [hourly], fixed={"org": "globex"}).rows_overlapping == 0
     assert ingest_files(con, [hourly], fixed={"org": "ACME "}).rows_overlapping == 2
-    # a pull without an organisation stands for any: it overlaps acme's
-    blind = open_ledger(tmp_path / "blind.duckdb")
-    ingest_files(blind, [daily], fixed={"org": "acme"})
-    assert ingest_files(blind, [hourly]).rows_overlapping == 2
+    # a pull without an organisation stands for any: it overlaps acme's, and acme's overlaps one stored
+    # without an organisation
+    for first, second in (({"org": "acme"}, {}), ({}, {"org": "acme"})):
+        blind = open_ledger(tmp_path / f"blind{len(first)}.duckdb")
+        ingest_files(blind, [daily], fixed=first)
+        assert ingest_files(blind, [hourly], fixed=second).rows_overlapping == 2, first
+    # only the runs of the organisation the batch overlaps are named
+    both = open_ledger(tmp_path / "both.duckdb")
+    acme = ingest_files(both, [daily], fixed={"org": "acme"})
+    ingest_files(both, [hourly], fixed={"org": "globex"})
+    again = ingest_files(both, [_openai(tmp_path / "h.json", _hours(3, first=5))], fixed={"org": "acme"})
+    assert (again.rows_overlapping, again.overlapping_runs) == (3, (acme.ingest_id,))
+
+
+def test_a_pull_without_an_organisation_that_agrees_with_one_organisations_overlaps_nothing(
+    tmp_path: Path,
+) -> None:
+    """Acme's pull by api key and globex's (other keys), each with its organisation, then acme's pulled
+    again without one: it is acme's, whatever globex's holds."""
+    day = (DAY, DAY + 24 * HOUR)
+    acme_rows = [_result(api_key_id="k1"), _result(api_key_id="k2")]
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [_openai(tmp_path / "a.json", [(*day, acme_rows)])], fixed={"org": "acme"})
+    ingest_files(
+        con, [_openai(tmp_path / "g.json", [(*day, [_result(api_key_id="k3")])])], fixed={"org": "globex"}
+    )
+    grown = [_result(api_key_id="k1", output=2000), _result(api_key_id="k2")]
+    run = ingest_files(con, [_openai(tmp_path / "a2.json", [(*day, grown)])])
+    assert (run.rows_overlapping, run.rows_restated) == (0, 1)
+    # the same the other way round: globex's stored without one, acme's pulled again with its own
+    other = open_ledger(tmp_path / "other.duckdb")
+    ingest_files(other, [_openai(tmp_path / "a.json", [(*day, acme_rows)])], fixed={"org": "acme"})
+    ingest_files(other, [_openai(tmp_path / "g.json", [(*day, [_result(api_key_id="k3")])])])
+    again = ingest_files(other, [_openai(tmp_path / "a2.json", [(*day, grown)])], fixed={"org": "acme"})
+    assert (again.rows_overlapping, again.rows_restated) == (0, 1)
 
 
 def test_anthropic_pulls_of_other_widths_are_said_to_overlap(tmp_path: Path) -> None:

@@ -179,7 +179,9 @@ def ingest(
             f"{result.rows_overlapping} usage-report row(s) overlap another pull of their window{runs}, "
             "of another bucket width or grouping (e.g. daily and hourly buckets, or by model and by model "
             "and api key): the same usage may count twice. Keep one pull of a window: undo the other "
-            "run (`flopledger ingests undo ID`), or pull the same width and grouping each time.",
+            "run (`flopledger ingests undo ID`), and pull the same width and grouping each time. If the "
+            "other run holds another organisation's reports, stored without --set org, ingest them again "
+            "with it.",
             err=True,
         )
 

@@ -21,7 +21,16 @@ matches them), a pull of the batch overlaps another when
   larger one (the other way round).
 
 A group of a NULL value (usage of no api key) that later gains valued groups is one grouping pulled
-twice, and a pull older than the stored one is too: neither is said.
+twice, and a pull older than the stored one is too: neither is said. Pulls filtered to part of the
+usage (one workspace each) cannot be told from these: grouped alike they are one row, grouped by
+what they are filtered by they are said to overlap.
+
+Organisations: a pull overlaps when a pull of its own organisation differs from it, or, with none of
+its own, when every pull of an organisation it can be differs. A pull without an organisation is any
+organisation's, so it is the one's it agrees with, if any (acme's pull again, beside globex's).
+
+The runs named are those that hold rows of the other pull that stay: not rows this batch restates
+(they leave), nor its duplicates.
 
 This cannot be told from one pull's files, so the ingest stores both and says so, naming the runs
 that stored the other pull; which pull to keep is the user's (``flopledger ingests undo``).
@@ -101,30 +110,28 @@ def _same_bucket(a: str, b: str) -> str:
     return " AND ".join(f"{a}.{c} = {b}.{c}" for c in _BUCKET)
 
 
+_ORDER = "PARTITION BY provider, model ORDER BY s, e, src, okey, run"
+"""Buckets in time order, ties broken by pull: each window over them sees one order."""
+
 _OVERLAPS = f"""
-WITH spans AS (  -- each pull's buckets, once
+WITH spans AS (  -- each pull's buckets (a stored pull's, of each run), once
     SELECT DISTINCT src, okey, run, provider, model, s, e FROM {PULLS_TABLE}
 ), reached AS (  -- how far the buckets before each one reach
-    SELECT *, max(e) OVER (PARTITION BY provider, model ORDER BY s, e
-                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
-    FROM spans
+    SELECT *, max(e) OVER ({_ORDER} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach FROM spans
 ), chained AS (  -- intersecting buckets, chained: a bucket no earlier one reaches starts a chain
     SELECT *, sum(CASE WHEN reach IS NULL OR s >= reach THEN 1 ELSE 0 END)
-                  OVER (PARTITION BY provider, model ORDER BY s, e ROWS UNBOUNDED PRECEDING) AS chain
+                  OVER ({_ORDER} ROWS UNBOUNDED PRECEDING) AS chain
     FROM reached
-), crossing AS (  -- a batch's bucket and another pull's of other bounds it intersects
-    SELECT a.src, a.okey, provider, model, a.s, a.e, b.src AS b_src, b.okey AS b_okey, b.run AS b_run
+), touching AS (  -- a batch's bucket, and another pull's that intersects it, of an organisation it can be
+    SELECT a.src, a.okey, provider, model, a.s, a.e, b.src AS b_src, b.okey AS b_okey, b.run AS b_run,
+        b.s AS b_s, b.e AS b_e
     FROM chained AS a JOIN chained AS b USING (provider, model, chain)
-    WHERE a.src >= 0 AND {_ONE_ORG} AND a.s < b.e AND b.s < a.e AND (a.s <> b.s OR a.e <> b.e)
+    WHERE a.src >= 0 AND (a.src <> b.src OR a.okey <> b.okey) AND {_ONE_ORG} AND a.s < b.e AND b.s < a.e
 ), grouped AS (  -- each pull's rows of a bucket, by id (a row in a pull twice: its largest)
     SELECT src, okey, provider, model, s, e, event_id, max(req) AS req, max(inp) AS inp, max(outp) AS outp
     FROM {PULLS_TABLE} GROUP BY ALL
-), pulls_of AS (
-    SELECT DISTINCT src, okey, provider, model, s, e FROM grouped
-), pairs AS (  -- a batch's pull of a bucket, and another pull of it of an organisation it can be
-    SELECT a.src, a.okey, b.src AS b_src, b.okey AS b_okey, provider, model, s, e
-    FROM pulls_of AS a JOIN pulls_of AS b USING (provider, model, s, e)
-    WHERE a.src >= 0 AND (a.src <> b.src OR a.okey <> b.okey) AND {_ONE_ORG}
+), pairs AS (  -- the same bucket in two pulls
+    SELECT DISTINCT src, okey, b_src, b_okey, provider, model, s, e FROM touching WHERE b_s = s AND b_e = e
 ), compared AS (  -- their groups: each one's own, and how the counts of the groups both have differ
     SELECT src, okey, b_src, b_okey, provider, model, s, e,
         count(*) FILTER (y.event_id IS NULL) AS only_a, count(*) FILTER (x.event_id IS NULL) AS only_b,
@@ -136,24 +143,43 @@ WITH spans AS (  -- each pull's buckets, once
             ON g.src = p.b_src AND g.okey = p.b_okey AND {_same_bucket("g", "p")}) AS y
       USING (src, okey, b_src, b_okey, provider, model, s, e, event_id)
     GROUP BY ALL
-), regrouped AS (  -- not one grouping pulled at two times
-    SELECT * FROM compared
-    WHERE (only_a > 0 AND only_b > 0) OR (only_a > 0 AND shrank) OR (only_b > 0 AND grew)
-), overlapped AS (  -- the batch's pulls of buckets that overlap, and the other pulls
-    SELECT src, okey, provider, model, s, e, b_src, b_okey, b_run FROM crossing
-    UNION ALL
-    SELECT src, okey, provider, model, s, e, b_src, b_okey, NULL FROM regrouped
+), verdicts AS (  -- whether the other pull cannot be one width and grouping pulled at another time
+    SELECT src, okey, provider, model, s, e, b_src, b_okey, okey = b_okey AS own, bool_or(differs) AS differs
+    FROM (
+        SELECT src, okey, provider, model, s, e, b_src, b_okey, true AS differs FROM touching
+        WHERE b_s <> s OR b_e <> e
+        UNION ALL
+        SELECT src, okey, provider, model, s, e, b_src, b_okey,
+            (only_a > 0 AND only_b > 0) OR (only_a > 0 AND shrank) OR (only_b > 0 AND grew)
+        FROM compared)
+    GROUP BY ALL
+), judged AS (  -- a batch's bucket overlaps when a pull of its own organisation differs, or, with none
+    -- of its own, every pull of another it can be does (a pull of none is any one's: of the one it
+    -- agrees with, if any)
+    SELECT src, okey, provider, model, s, e,
+        coalesce(bool_or(differs) FILTER (own), false) AS by_own,
+        count(*) FILTER (own) = 0 AND coalesce(bool_and(differs) FILTER (NOT own), false) AS by_other
+    FROM verdicts GROUP BY ALL
+), blamed AS (  -- the other pulls behind each overlapping bucket
+    SELECT v.* FROM verdicts AS v JOIN judged AS j USING (src, okey, provider, model, s, e)
+    WHERE v.differs AND CASE WHEN v.own THEN j.by_own ELSE j.by_other END
+), kept AS (  -- a stored run's rows of a bucket that this batch does not pull again as large or larger
+    -- (those it restates leave with their run, and its duplicates are the same rows)
+    SELECT DISTINCT run, okey, provider, model, s, e FROM {PULLS_TABLE} AS b
+    WHERE src < 0 AND NOT EXISTS (
+        SELECT 1 FROM {PULLS_TABLE} AS a
+        WHERE a.src >= 0 AND a.event_id = b.event_id AND {_ONE_ORG}
+          AND a.req >= b.req AND a.inp >= b.inp AND a.outp >= b.outp)
 )
 SELECT
     (SELECT count(DISTINCT event_id) FROM {PULLS_TABLE}
      WHERE src >= 0 AND (src, okey, provider, model, s, e) IN
-           (SELECT (src, okey, provider, model, s, e) FROM overlapped)),
-    (SELECT list(DISTINCT run ORDER BY run) FROM (
-        SELECT b_run AS run FROM crossing WHERE b_src < 0
-        UNION ALL
-        SELECT p.run FROM regrouped AS r JOIN {PULLS_TABLE} AS p
-          ON p.src = r.b_src AND p.okey = r.b_okey AND {_same_bucket("p", "r")}
-        WHERE r.b_src < 0))
+           (SELECT (src, okey, provider, model, s, e) FROM blamed)),
+    (SELECT list(DISTINCT t.b_run ORDER BY t.b_run) FROM touching AS t
+     JOIN blamed USING (src, okey, provider, model, s, e, b_src, b_okey)
+     JOIN kept AS k ON k.run = t.b_run AND k.okey = t.b_okey AND k.provider = t.provider AND k.model = t.model
+                   AND k.s = t.b_s AND k.e = t.b_e
+     WHERE t.b_src < 0)
 """
 
 
