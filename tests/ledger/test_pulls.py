@@ -242,12 +242,69 @@ def test_a_pull_without_an_organisation_that_agrees_with_one_organisations_overl
     grown = [_result(api_key_id="k1", output=2000), _result(api_key_id="k2")]
     run = ingest_files(con, [_openai(tmp_path / "a2.json", [(*day, grown)])])
     assert (run.rows_overlapping, run.rows_restated) == (0, 1)
-    # the same the other way round: globex's stored without one, acme's pulled again with its own
+    # the other way round, globex's stored without one: a row stored without an organisation is
+    # taken for each one's, acme's too, so acme's pull is said to overlap it, naming its run
     other = open_ledger(tmp_path / "other.duckdb")
     ingest_files(other, [_openai(tmp_path / "a.json", [(*day, acme_rows)])], fixed={"org": "acme"})
-    ingest_files(other, [_openai(tmp_path / "g.json", [(*day, [_result(api_key_id="k3")])])])
+    blind = ingest_files(other, [_openai(tmp_path / "g.json", [(*day, [_result(api_key_id="k3")])])])
     again = ingest_files(other, [_openai(tmp_path / "a2.json", [(*day, grown)])], fixed={"org": "acme"})
-    assert (again.rows_overlapping, again.rows_restated) == (0, 1)
+    assert (again.rows_overlapping, again.overlapping_runs, again.rows_restated) == (2, (blind.ingest_id,), 1)
+
+
+def test_another_file_of_the_run_does_not_excuse_an_overlap(tmp_path: Path) -> None:
+    """A copy of the stored pull, or the same hours twice, beside the overlapping file of one run."""
+    daily = _openai(tmp_path / "daily.json", [(DAY, DAY + 24 * HOUR, [_result()])])
+    copy = _openai(tmp_path / "copy.json", [(DAY, DAY + 24 * HOUR, [_result()])])
+    hourly, hourly_copy = (_openai(tmp_path / n, _hours(2)) for n in ("h.json", "h2.json"))
+    con = open_ledger(tmp_path / "l.duckdb")
+    stored = ingest_files(con, [daily])
+    run = ingest_files(con, [copy, hourly])
+    assert (run.rows_overlapping, run.overlapping_runs) == (3, (stored.ingest_id,))
+    for first, second in (({}, {"org": "acme"}), ({"org": "acme"}, {})):  # with organisations either way
+        mixed = open_ledger(tmp_path / f"mixed{len(first)}.duckdb")
+        day = ingest_files(mixed, [daily], fixed=first)
+        both = ingest_files(mixed, [hourly, hourly_copy], fixed=second)
+        assert (both.rows_overlapping, both.overlapping_runs) == (2, (day.ingest_id,)), first
+    # a pull restated in the run beside a copy of the other grouping's: the other run stays named
+    bucket = (DAY, DAY + 24 * HOUR)
+    con = open_ledger(tmp_path / "regrouped.duckdb")
+    by_project = _openai(tmp_path / "p.json", [(*bucket, [_result(project_id="p1")])])
+    a = ingest_files(con, [by_project])
+    ingest_files(con, [_openai(tmp_path / "k.json", [(*bucket, [_result(api_key_id="k1")])])])
+    grown = _openai(tmp_path / "k2.json", [(*bucket, [_result(api_key_id="k1", output=5000)])])
+    c = ingest_files(con, [grown, by_project])
+    # the by-key run is restated by the grown pull: of the runs, only the by-project one holds the other
+    assert (c.rows_restated, c.overlapping_runs) == (1, (a.ingest_id,))
+
+
+def test_a_pull_of_an_organisation_that_agrees_with_its_own_still_overlaps_one_stored_without(
+    tmp_path: Path,
+) -> None:
+    """A daily pull stored without an organisation, then acme's hour pulled by key, then again with a
+    new key: each time said, naming the daily run."""
+    con = open_ledger(tmp_path / "l.duckdb")
+    daily = ingest_files(con, [_openai(tmp_path / "d.json", [(DAY, DAY + 24 * HOUR, [_result()])])])
+    hour = (DAY, DAY + HOUR)
+    first = ingest_files(
+        con, [_openai(tmp_path / "h.json", [(*hour, [_result(api_key_id="k1")])])], fixed={"org": "acme"}
+    )
+    later = [_result(api_key_id="k1", output=2000), _result(api_key_id="k2")]
+    second = ingest_files(con, [_openai(tmp_path / "h2.json", [(*hour, later)])], fixed={"org": "acme"})
+    assert (first.overlapping_runs, second.rows_restated) == ((daily.ingest_id,), 1)
+    assert (second.rows_overlapping, second.overlapping_runs) == (2, (daily.ingest_id,))
+
+
+def test_bounds_given_as_text_are_read_and_bounds_no_vendor_gives_are_left_out(tmp_path: Path) -> None:
+    con = open_ledger(tmp_path / "l.duckdb")
+    daily = ingest_files(con, [_openai(tmp_path / "d.json", [(DAY, DAY + 24 * HOUR, [_result()])])])
+    text = [(str(s), str(e), rows) for s, e, rows in _hours(2)]
+    run = ingest_files(con, [_openai(tmp_path / "t.json", text)])  # type: ignore[arg-type]
+    assert (run.rows_overlapping, run.overlapping_runs) == (2, (daily.ingest_id,))
+    # an end in milliseconds: no bucket of a day or less, so nothing to match, and the run completes
+    odd = ingest_files(
+        con, [_openai(tmp_path / "ms.json", [(DAY, (DAY + HOUR) * 1000, [_result(api_key_id="x")])])]
+    )
+    assert odd.reconciles and (odd.rows_stored, odd.rows_overlapping) == (1, 0)
 
 
 def test_anthropic_pulls_of_other_widths_are_said_to_overlap(tmp_path: Path) -> None:
@@ -289,8 +346,13 @@ def test_the_cli_says_on_stderr_which_run_to_undo(tmp_path: Path) -> None:
     second = runner.invoke(app, ["ingest", str(hourly), "--db", db, "--output", "json"])
     assert second.exit_code == 0, second.output
     assert json.loads(second.stdout)[0]["rows_stored"] == 2  # the output stays the reconciliation
-    assert (
-        f"2 usage-report row(s) overlap another pull of their window and stored by run(s) {run['ingest_id']}"
-        in (second.stderr)
+    assert "2 usage-report row(s) of this run's files overlap another pull of their window" in second.stderr
+    assert f"The other pull was stored by run(s) {run['ingest_id']}" in second.stderr
+    assert "ingests undo ID" in second.stderr and "--force" in second.stderr
+    # both pulls in one run: that run is the one to undo
+    both = runner.invoke(
+        app, ["ingest", str(daily), str(hourly), "--db", str(tmp_path / "b.duckdb"), "--output", "json"]
     )
-    assert "ingests undo" in second.stderr
+    (result,) = json.loads(both.stdout)
+    undo = f"Both pulls are among this run's files: undo it (`flopledger ingests undo {result['ingest_id']}`)"
+    assert undo in both.stderr

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -17,6 +17,9 @@ from flopledger.cli.options import DbOption, FormatOption, resolve_db
 from flopledger.cli.output import OutputFormat, console, err_console, render_rows, to_jsonable
 from flopledger.errors import InputError, LedgerUnreadable
 from flopledger.settings import setting_is_set, setting_value
+
+if TYPE_CHECKING:
+    from flopledger.ledger.ingest import IngestResult
 
 __all__ = ["register"]
 
@@ -172,18 +175,29 @@ def ingest(
             err=True,
         )
     if result.rows_overlapping:  # on stderr whatever the output: the usage may count twice
-        runs = (
-            f" and stored by run(s) {', '.join(result.overlapping_runs)}" if result.overlapping_runs else ""
+        typer.echo(_overlap_warning(result), err=True)
+
+
+def _overlap_warning(result: IngestResult) -> str:
+    """What the ingest says of usage-report rows that overlap another pull of their window."""
+    said = (
+        f"{result.rows_overlapping} usage-report row(s) of this run's files overlap another pull of their "
+        "window, of another bucket width or grouping (e.g. daily and hourly buckets, or by model and by "
+        "model and api key): the same usage may count twice."
+    )
+    if not result.overlapping_runs:  # the pulls are this run's files
+        return (
+            f"{said} Both pulls are among this run's files: undo it (`flopledger ingests undo "
+            f"{result.ingest_id}`) and ingest one of them. Pull a window with the same width and grouping "
+            "each time."
         )
-        typer.echo(
-            f"{result.rows_overlapping} usage-report row(s) overlap another pull of their window{runs}, "
-            "of another bucket width or grouping (e.g. daily and hourly buckets, or by model and by model "
-            "and api key): the same usage may count twice. Keep one pull of a window: undo the other "
-            "run (`flopledger ingests undo ID`), and pull the same width and grouping each time. If the "
-            "other run holds another organisation's reports, stored without --set org, ingest them again "
-            "with it.",
-            err=True,
-        )
+    return (
+        f"{said} The other pull was stored by run(s) {', '.join(result.overlapping_runs)}. Keep one pull "
+        "of a window: undo the other run (`flopledger ingests undo ID`, with --force once later runs "
+        "skipped rows as its duplicates), and pull a window with the same width and grouping each time. "
+        "If the other run holds another organisation's reports, stored without --set org, ingest them "
+        "again with it."
+    )
 
 
 _SHORT_COLUMNS = (

@@ -25,12 +25,14 @@ twice, and a pull older than the stored one is too: neither is said. Pulls filte
 usage (one workspace each) cannot be told from these: grouped alike they are one row, grouped by
 what they are filtered by they are said to overlap.
 
-Organisations: a pull overlaps when a pull of its own organisation differs from it, or, with none of
-its own, when every pull of an organisation it can be differs. A pull without an organisation is any
-organisation's, so it is the one's it agrees with, if any (acme's pull again, beside globex's).
+Organisations: a pull of an organisation overlaps when a pull of its own differs from it, or one
+stored without an organisation (which is taken for each organisation's, as the ingest takes it). A
+pull without one is any organisation's: it overlaps when a pull without one differs, or every
+organisation's pull it meets does; of one it agrees with, it is that one's (acme's pull again,
+beside globex's).
 
-The runs named are those that hold rows of the other pull that stay: not rows this batch restates
-(they leave), nor its duplicates.
+The runs named are those that hold rows of the other pull that stay, for the pull judged: not rows
+it restates (they leave), nor rows it has again (its own pull, earlier).
 
 This cannot be told from one pull's files, so the ingest stores both and says so, naming the runs
 that stored the other pull; which pull to keep is the user's (``flopledger ingests undo``).
@@ -78,17 +80,19 @@ def _is_report(column: str) -> str:
 
 
 def _seconds(part: str) -> str:
-    """A bucket bound as Unix seconds: OpenAI's are numbers, Anthropic's ISO 8601 text."""
+    """A bucket bound as Unix seconds: OpenAI's are numbers (or their text), Anthropic's ISO 8601 text."""
     return (
         f"CASE WHEN json_type({part}) IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN TRY_CAST({part} AS DOUBLE) "
-        f"ELSE epoch(TRY_CAST(json_extract_string({part}, '$') AS TIMESTAMPTZ)) END"
+        f"ELSE coalesce(TRY_CAST(json_extract_string({part}, '$') AS DOUBLE), "
+        f"epoch(TRY_CAST(json_extract_string({part}, '$') AS TIMESTAMPTZ))) END"
     )
 
 
 def _rows_sql(src: str, run: str, table: str, where: str) -> str:
     """The pulls table's rows of ``table`` (alias ``c``) that ``where`` keeps and whose id is a
     usage report's: each with its pull (``src``, ``run``), organisation (``''`` for none, so that
-    it joins as a value), bucket bounds and totals."""
+    it joins as a value), bucket bounds and totals. A bucket no vendor gives (empty, or wider than
+    :data:`_WIDEST_BUCKET`: its end in milliseconds, say) is left out."""
     totals = pulled_totals("c")
     return f"""SELECT src, run, event_id, provider, okey, model, {_seconds("parts[1]")} AS s,
                       {_seconds("parts[2]")} AS e, req, inp, outp
@@ -97,7 +101,7 @@ def _rows_sql(src: str, run: str, table: str, where: str) -> str:
                             {totals["requests"]} AS req, {totals["input"]} AS inp, {totals["output"]} AS outp,
                             TRY_CAST(substr(request_id, strpos(request_id, ':') + 1) AS JSON[]) AS parts
                      FROM {table} AS c WHERE ({where}) AND ({_is_report("request_id")}))
-               WHERE parts IS NOT NULL AND s IS NOT NULL AND e IS NOT NULL"""
+               WHERE parts IS NOT NULL AND e > s AND e - s <= {_WIDEST_BUCKET.total_seconds()}"""
 
 
 _ONE_ORG = "(a.okey = b.okey OR a.okey = '' OR b.okey = '')"
@@ -153,22 +157,26 @@ WITH spans AS (  -- each pull's buckets (a stored pull's, of each run), once
             (only_a > 0 AND only_b > 0) OR (only_a > 0 AND shrank) OR (only_b > 0 AND grew)
         FROM compared)
     GROUP BY ALL
-), judged AS (  -- a batch's bucket overlaps when a pull of its own organisation differs, or, with none
-    -- of its own, every pull of another it can be does (a pull of none is any one's: of the one it
-    -- agrees with, if any)
+), judged AS (  -- whether a batch's bucket overlaps, by what its organisation can be
+    -- A pull of an organisation overlaps when any pull it can be one with differs: its own, or one
+    -- stored without one (any organisation's, its own too). A pull of none is any organisation's:
+    -- it overlaps when a pull of none differs, or every organisation's pull does (of one it agrees
+    -- with, it is that one's).
     SELECT src, okey, provider, model, s, e,
-        coalesce(bool_or(differs) FILTER (own), false) AS by_own,
-        count(*) FILTER (own) = 0 AND coalesce(bool_and(differs) FILTER (NOT own), false) AS by_other
-    FROM verdicts GROUP BY ALL
+        okey <> '' OR coalesce(bool_and(differs) FILTER (NOT own), false) AS by_others
+    FROM verdicts GROUP BY src, okey, provider, model, s, e
 ), blamed AS (  -- the other pulls behind each overlapping bucket
     SELECT v.* FROM verdicts AS v JOIN judged AS j USING (src, okey, provider, model, s, e)
-    WHERE v.differs AND CASE WHEN v.own THEN j.by_own ELSE j.by_other END
-), kept AS (  -- a stored run's rows of a bucket that this batch does not pull again as large or larger
-    -- (those it restates leave with their run, and its duplicates are the same rows)
-    SELECT DISTINCT run, okey, provider, model, s, e FROM {PULLS_TABLE} AS b
-    WHERE src < 0 AND NOT EXISTS (
+    WHERE v.differs AND (v.own OR j.by_others)
+), batch_pulls AS (
+    SELECT DISTINCT src, okey FROM {PULLS_TABLE} WHERE src >= 0
+), kept AS (  -- of each batch pull, a stored run's rows of a bucket that it does not have again as large
+    -- or larger (those it restates leave with their run, and its duplicates are its own pull's)
+    SELECT DISTINCT p.src, p.okey, b.run, b.okey AS b_okey, b.provider, b.model, b.s, b.e
+    FROM batch_pulls AS p JOIN {PULLS_TABLE} AS b ON b.src < 0
+    WHERE NOT EXISTS (
         SELECT 1 FROM {PULLS_TABLE} AS a
-        WHERE a.src >= 0 AND a.event_id = b.event_id AND {_ONE_ORG}
+        WHERE a.src = p.src AND a.okey = p.okey AND a.event_id = b.event_id
           AND a.req >= b.req AND a.inp >= b.inp AND a.outp >= b.outp)
 )
 SELECT
@@ -177,8 +185,8 @@ SELECT
            (SELECT (src, okey, provider, model, s, e) FROM blamed)),
     (SELECT list(DISTINCT t.b_run ORDER BY t.b_run) FROM touching AS t
      JOIN blamed USING (src, okey, provider, model, s, e, b_src, b_okey)
-     JOIN kept AS k ON k.run = t.b_run AND k.okey = t.b_okey AND k.provider = t.provider AND k.model = t.model
-                   AND k.s = t.b_s AND k.e = t.b_e
+     JOIN kept AS k ON k.src = t.src AND k.okey = t.okey AND k.run = t.b_run AND k.b_okey = t.b_okey
+                   AND k.provider = t.provider AND k.model = t.model AND k.s = t.b_s AND k.e = t.b_e
      WHERE t.b_src < 0)
 """
 
@@ -193,8 +201,11 @@ def overlapping_pulls(con: duckdb.DuckDBPyConnection, checked: str) -> tuple[int
     lo, hi = con.execute(f"SELECT min(s), max(e) FROM {PULLS_TABLE}").fetchone() or (None, None)
     if lo is None or hi is None:
         return 0, ()
-    first = dt.datetime.fromtimestamp(lo, dt.UTC).replace(tzinfo=None) - _WIDEST_BUCKET
-    last = dt.datetime.fromtimestamp(hi, dt.UTC).replace(tzinfo=None)
+    try:
+        first = dt.datetime.fromtimestamp(lo, dt.UTC).replace(tzinfo=None) - _WIDEST_BUCKET
+        last = dt.datetime.fromtimestamp(hi, dt.UTC).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError):  # bounds beyond what a timestamp holds: nothing to match
+        return 0, ()
     stored = _rows_sql("-1", "ingest_id", "events", "ts >= ? AND ts < ?")
     con.execute(f"INSERT INTO {PULLS_TABLE} {stored}", [first, last])
     row = con.execute(_OVERLAPS).fetchone()
