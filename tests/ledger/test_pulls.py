@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -277,6 +278,53 @@ def test_another_file_of_the_run_does_not_excuse_an_overlap(tmp_path: Path) -> N
     assert (c.rows_restated, c.overlapping_runs) == (1, (a.ingest_id,))
 
 
+def test_a_run_whose_rows_another_file_of_the_run_restates_is_not_named(tmp_path: Path) -> None:
+    """A daily pull, then an hourly one beside the daily pull again, grown: the daily row of the first
+    run is restated, so the overlap is between this run's own files."""
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [_openai(tmp_path / "d.json", [(DAY, DAY + 24 * HOUR, [_result()])])])
+    grown = _openai(tmp_path / "d2.json", [(DAY, DAY + 24 * HOUR, [_result(output=5000)])])
+    run = ingest_files(con, [_openai(tmp_path / "h.json", _hours(2)), grown])
+    assert (run.rows_restated, run.rows_overlapping, run.overlapping_runs) == (1, 3, ())
+
+
+def test_one_pull_ingested_with_and_without_its_organisation_overlaps_nothing(tmp_path: Path) -> None:
+    """Rows stored without an organisation are taken for each one's, so they and acme's rows of a bucket
+    are one pull of acme's: a pull restated under acme, then an earlier one without it, or the other way."""
+    day = (DAY, DAY + 24 * HOUR)
+    early = [_result(api_key_id="k1", output=10), _result(api_key_id="k2", output=5)]
+    grown = [_result(api_key_id="k1", output=12), _result(api_key_id="k2", output=5)]
+    more = [*grown, _result(api_key_id="k3", output=1)]
+    first = _openai(tmp_path / "e.json", [(*day, early)])
+    acme = {"org": "acme"}
+    for name, runs in (
+        ("a", [(first, {}), (_openai(tmp_path / "g.json", [(*day, grown)]), acme), (first, {})]),
+        ("b", [(first, acme), (_openai(tmp_path / "m.json", [(*day, more)]), {}), (first, acme)]),
+    ):
+        con = open_ledger(tmp_path / f"{name}.duckdb")
+        said = [ingest_files(con, [path], fixed=fixed).rows_overlapping for path, fixed in runs]
+        assert said == [0, 0, 0], name
+        con.close()
+    # an export of such a ledger, ingested into it: all duplicates, and nothing said
+    export = tmp_path / "events.csv"
+    out = CliRunner().invoke(app, ["export", str(export), "-f", "csv", "--db", str(tmp_path / "b.duckdb")])
+    assert out.exit_code == 0, out.output
+    again = ingest_files(open_ledger(tmp_path / "b.duckdb"), [export])
+    assert (again.rows_stored, again.rows_overlapping) == (0, 0)
+
+
+def test_the_same_groups_some_larger_some_smaller_are_another_grouping(tmp_path: Path) -> None:
+    """A by-model pull, then by key (said), then by key again: its row of no key is smaller than the
+    stored by-model row while its keys grew, which one grouping pulled later never gives."""
+    day = (DAY, DAY + 24 * HOUR)
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [_openai(tmp_path / "m.json", [(*day, [_result(output=60)])])])
+    keys = [_result(output=40), _result(api_key_id="k1", output=30), _result(api_key_id="k2", output=20)]
+    assert ingest_files(con, [_openai(tmp_path / "k.json", [(*day, keys)])]).rows_overlapping == 3
+    later = [_result(output=45), _result(api_key_id="k1", output=35), _result(api_key_id="k2", output=20)]
+    assert ingest_files(con, [_openai(tmp_path / "k2.json", [(*day, later)])]).rows_overlapping == 3
+
+
 def test_a_pull_of_an_organisation_that_agrees_with_its_own_still_overlaps_one_stored_without(
     tmp_path: Path,
 ) -> None:
@@ -292,6 +340,16 @@ def test_a_pull_of_an_organisation_that_agrees_with_its_own_still_overlaps_one_s
     second = ingest_files(con, [_openai(tmp_path / "h2.json", [(*hour, later)])], fixed={"org": "acme"})
     assert (first.overlapping_runs, second.rows_restated) == ((daily.ingest_id,), 1)
     assert (second.rows_overlapping, second.overlapping_runs) == (2, (daily.ingest_id,))
+    # the same where the ledger holds only another organisation's rows beside those stored without one
+    other = open_ledger(tmp_path / "other.duckdb")
+    blind = ingest_files(other, [_openai(tmp_path / "d.json", [(DAY, DAY + 24 * HOUR, [_result()])])])
+    ingest_files(
+        other, [_openai(tmp_path / "g.json", [(*hour, [_result("gpt-4.1")])])], fixed={"org": "globex"}
+    )
+    run = ingest_files(
+        other, [_openai(tmp_path / "h.json", [(*hour, [_result(api_key_id="k1")])])], fixed={"org": "acme"}
+    )
+    assert (run.rows_overlapping, run.overlapping_runs) == (1, (blind.ingest_id,))
 
 
 def test_bounds_given_as_text_are_read_and_bounds_no_vendor_gives_are_left_out(tmp_path: Path) -> None:
@@ -300,11 +358,18 @@ def test_bounds_given_as_text_are_read_and_bounds_no_vendor_gives_are_left_out(t
     text = [(str(s), str(e), rows) for s, e, rows in _hours(2)]
     run = ingest_files(con, [_openai(tmp_path / "t.json", text)])  # type: ignore[arg-type]
     assert (run.rows_overlapping, run.overlapping_runs) == (2, (daily.ingest_id,))
-    # an end in milliseconds: no bucket of a day or less, so nothing to match, and the run completes
-    odd = ingest_files(
-        con, [_openai(tmp_path / "ms.json", [(DAY, (DAY + HOUR) * 1000, [_result(api_key_id="x")])])]
+    # an end in milliseconds, or both bounds: no bucket a vendor gives, so nothing to match, and the run
+    # completes (a start in milliseconds is read as the time it is)
+    for name, bounds in (("end", (DAY, (DAY + HOUR) * 1000)), ("both", (DAY * 1000, (DAY + HOUR) * 1000))):
+        odd = ingest_files(con, [_openai(tmp_path / f"{name}.json", [(*bounds, [_result(api_key_id=name)])])])
+        assert odd.reconciles and (odd.rows_stored, odd.rows_overlapping) == (1, 0), name
+    assert con.execute("SELECT min(ts) FROM events WHERE api_key = 'both'").fetchone() == (
+        dt.datetime(2026, 3, 2),
     )
-    assert odd.reconciles and (odd.rows_stored, odd.rows_overlapping) == (1, 0)
+    # beside an overlapping file of the run, such a bucket leaves the check as it is
+    nonsense = _openai(tmp_path / "n.json", [(DAY * 1000, DAY * 1000 + HOUR, [_result(api_key_id="n")])])
+    both = ingest_files(con, [_openai(tmp_path / "h.json", _hours(2, first=5)), nonsense])
+    assert (both.rows_overlapping, both.overlapping_runs) == (2, (daily.ingest_id,))
 
 
 def test_anthropic_pulls_of_other_widths_are_said_to_overlap(tmp_path: Path) -> None:

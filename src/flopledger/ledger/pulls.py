@@ -6,9 +6,11 @@ under different widths or groupings give the same usage rows of different ids, s
 and it counts twice. A row's source id (stored as its ``request_id``) names its bucket's start and
 end, its model and its group values, which is what tells the pulls apart.
 
-A pull is a file of the batch; the ledger's stored rows of an organisation count as one pull. Of one
-provider and model, and organisations that can be one (the same, or either none, as the ingest
-matches them), a pull of the batch overlaps another when
+A source is a file of the batch, or the ledger's stored rows. A source's pull of an organisation is
+its rows of that organisation and those of none (a row without one is taken for each organisation's,
+as the ingest takes it): so the same pull ingested once with ``--set org`` and once without is one
+pull. A source of no organisation's rows is one pull of none. Of one provider and model, a pull of
+the batch overlaps another source's pull of its organisation (or of none) when
 
 * a bucket of one intersects a bucket of the other without being the same bucket (daily and hourly
   pulls), or
@@ -18,21 +20,22 @@ matches them), a pull of the batch overlaps another when
   pull has a group the other lacks (by api key, then by workspace), or the pull with more groups
   has a smaller count of a group both have (by model, then by model and api key: the row of no
   api key, Console usage, is the by-model row's group and smaller), or the pull with fewer groups a
-  larger one (the other way round).
+  larger one (the other way round), or of the same groups some are larger and some smaller.
 
 A group of a NULL value (usage of no api key) that later gains valued groups is one grouping pulled
 twice, and a pull older than the stored one is too: neither is said. Pulls filtered to part of the
 usage (one workspace each) cannot be told from these: grouped alike they are one row, grouped by
 what they are filtered by they are said to overlap.
 
-Organisations: a pull of an organisation overlaps when a pull of its own differs from it, or one
-stored without an organisation (which is taken for each organisation's, as the ingest takes it). A
-pull without one is any organisation's: it overlaps when a pull without one differs, or every
-organisation's pull it meets does; of one it agrees with, it is that one's (acme's pull again,
-beside globex's).
+A pull of none is any organisation's: it overlaps a source only when it differs from every one of
+the source's pulls it meets (of one it agrees with, it is that one's: acme's pull again, without
+``--set org``, beside globex's).
+
+Buckets no vendor gives (empty, wider than a day, or starting after the year 9999: bounds in
+milliseconds) are left out.
 
 The runs named are those that hold rows of the other pull that stay, for the pull judged: not rows
-it restates (they leave), nor rows it has again (its own pull, earlier).
+the batch restates (they leave), nor rows the pull has again, as large or larger (its own, earlier).
 
 This cannot be told from one pull's files, so the ingest stores both and says so, naming the runs
 that stored the other pull; which pull to keep is the user's (``flopledger ingests undo``).
@@ -56,6 +59,10 @@ PULLS_TABLE = "_pulls"
 _WIDEST_BUCKET = dt.timedelta(days=1)
 """The widest bucket the vendors' usage APIs give: a stored bucket that starts this long before the
 batch's first one may still reach into it."""
+
+
+_LAST_SECOND = 253_402_300_799
+"""9999-12-31T23:59:59Z in Unix seconds: a bucket that starts later (a bound in milliseconds) is none."""
 
 
 def org_key(alias: str) -> str:
@@ -101,11 +108,12 @@ def _rows_sql(src: str, run: str, table: str, where: str) -> str:
                             {totals["requests"]} AS req, {totals["input"]} AS inp, {totals["output"]} AS outp,
                             TRY_CAST(substr(request_id, strpos(request_id, ':') + 1) AS JSON[]) AS parts
                      FROM {table} AS c WHERE ({where}) AND ({_is_report("request_id")}))
-               WHERE parts IS NOT NULL AND e > s AND e - s <= {_WIDEST_BUCKET.total_seconds()}"""
+               WHERE parts IS NOT NULL AND s >= 0 AND s < {_LAST_SECOND} AND e > s
+                 AND e - s <= {_WIDEST_BUCKET.total_seconds()}"""
 
 
-_ONE_ORG = "(a.okey = b.okey OR a.okey = '' OR b.okey = '')"
-"""Whether pulls ``a`` and ``b`` can be of one organisation (a row without one stands for any)."""
+_ONE_ORG = "(a.{k} = b.{k} OR a.{k} = '' OR b.{k} = '')"
+"""Whether ``a`` and ``b`` can be of one organisation, by their column ``{k}`` ('' for none: any)."""
 
 _BUCKET = ("provider", "model", "s", "e")
 
@@ -114,78 +122,94 @@ def _same_bucket(a: str, b: str) -> str:
     return " AND ".join(f"{a}.{c} = {b}.{c}" for c in _BUCKET)
 
 
-_ORDER = "PARTITION BY provider, model ORDER BY s, e, src, okey, run"
+def _no_smaller(a: str, b: str) -> str:
+    """Whether row ``a`` counts as much as row ``b`` or more, in every total."""
+    return f"{a}.req >= {b}.req AND {a}.inp >= {b}.inp AND {a}.outp >= {b}.outp"
+
+
+_ORDER = "PARTITION BY provider, model ORDER BY s, e, src, org, run"
 """Buckets in time order, ties broken by pull: each window over them sees one order."""
 
 _OVERLAPS = f"""
-WITH spans AS (  -- each pull's buckets (a stored pull's, of each run), once
-    SELECT DISTINCT src, okey, run, provider, model, s, e FROM {PULLS_TABLE}
+WITH labelled AS (  -- the organisations each source holds rows of; the stored rows, the batch's too
+    SELECT DISTINCT src, okey AS org FROM {PULLS_TABLE} WHERE okey <> ''
+    UNION
+    SELECT -1, okey FROM {PULLS_TABLE} WHERE src >= 0 AND okey <> ''
+), pull_orgs AS (  -- the pulls: a source as each organisation's it holds, or of none when it holds none
+    SELECT src, org FROM labelled
+    UNION
+    SELECT DISTINCT src, '' FROM {PULLS_TABLE} WHERE src NOT IN (SELECT src FROM labelled)
+), members AS (  -- a pull's rows: its organisation's and those of none (taken for each one's)
+    SELECT o.src, o.org, p.run, p.event_id, p.okey, p.provider, p.model, p.s, p.e, p.req, p.inp, p.outp
+    FROM pull_orgs AS o JOIN {PULLS_TABLE} AS p ON p.src = o.src AND (p.okey = o.org OR p.okey = '')
+), spans AS (  -- each pull's buckets (the stored pull's, of each run), once
+    SELECT DISTINCT src, org, run, provider, model, s, e FROM members
 ), reached AS (  -- how far the buckets before each one reach
     SELECT *, max(e) OVER ({_ORDER} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach FROM spans
 ), chained AS (  -- intersecting buckets, chained: a bucket no earlier one reaches starts a chain
     SELECT *, sum(CASE WHEN reach IS NULL OR s >= reach THEN 1 ELSE 0 END)
                   OVER ({_ORDER} ROWS UNBOUNDED PRECEDING) AS chain
     FROM reached
-), touching AS (  -- a batch's bucket, and another pull's that intersects it, of an organisation it can be
-    SELECT a.src, a.okey, provider, model, a.s, a.e, b.src AS b_src, b.okey AS b_okey, b.run AS b_run,
+), touching AS (  -- a batch's bucket, and another source's pull's that intersects it, of one organisation
+    SELECT a.src, a.org, provider, model, a.s, a.e, b.src AS b_src, b.org AS b_org, b.run AS b_run,
         b.s AS b_s, b.e AS b_e
     FROM chained AS a JOIN chained AS b USING (provider, model, chain)
-    WHERE a.src >= 0 AND (a.src <> b.src OR a.okey <> b.okey) AND {_ONE_ORG} AND a.s < b.e AND b.s < a.e
+    WHERE a.src >= 0 AND a.src <> b.src AND {_ONE_ORG.format(k="org")} AND a.s < b.e AND b.s < a.e
 ), grouped AS (  -- each pull's rows of a bucket, by id (a row in a pull twice: its largest)
-    SELECT src, okey, provider, model, s, e, event_id, max(req) AS req, max(inp) AS inp, max(outp) AS outp
-    FROM {PULLS_TABLE} GROUP BY ALL
+    SELECT src, org, provider, model, s, e, event_id, max(req) AS req, max(inp) AS inp, max(outp) AS outp
+    FROM members GROUP BY ALL
 ), pairs AS (  -- the same bucket in two pulls
-    SELECT DISTINCT src, okey, b_src, b_okey, provider, model, s, e FROM touching WHERE b_s = s AND b_e = e
+    SELECT DISTINCT src, org, b_src, b_org, provider, model, s, e FROM touching WHERE b_s = s AND b_e = e
 ), compared AS (  -- their groups: each one's own, and how the counts of the groups both have differ
-    SELECT src, okey, b_src, b_okey, provider, model, s, e,
+    SELECT src, org, b_src, b_org, provider, model, s, e,
         count(*) FILTER (y.event_id IS NULL) AS only_a, count(*) FILTER (x.event_id IS NULL) AS only_b,
         coalesce(bool_or(x.req > y.req OR x.inp > y.inp OR x.outp > y.outp), false) AS grew,
         coalesce(bool_or(x.req < y.req OR x.inp < y.inp OR x.outp < y.outp), false) AS shrank
     FROM (SELECT p.*, g.event_id, g.req, g.inp, g.outp FROM pairs AS p JOIN grouped AS g
-            ON g.src = p.src AND g.okey = p.okey AND {_same_bucket("g", "p")}) AS x
+            ON g.src = p.src AND g.org = p.org AND {_same_bucket("g", "p")}) AS x
     FULL JOIN (SELECT p.*, g.event_id, g.req, g.inp, g.outp FROM pairs AS p JOIN grouped AS g
-            ON g.src = p.b_src AND g.okey = p.b_okey AND {_same_bucket("g", "p")}) AS y
-      USING (src, okey, b_src, b_okey, provider, model, s, e, event_id)
+            ON g.src = p.b_src AND g.org = p.b_org AND {_same_bucket("g", "p")}) AS y
+      USING (src, org, b_src, b_org, provider, model, s, e, event_id)
     GROUP BY ALL
 ), verdicts AS (  -- whether the other pull cannot be one width and grouping pulled at another time
-    SELECT src, okey, provider, model, s, e, b_src, b_okey, okey = b_okey AS own, bool_or(differs) AS differs
+    SELECT src, org, provider, model, s, e, b_src, b_org, bool_or(differs) AS differs
     FROM (
-        SELECT src, okey, provider, model, s, e, b_src, b_okey, true AS differs FROM touching
+        SELECT src, org, provider, model, s, e, b_src, b_org, true AS differs FROM touching
         WHERE b_s <> s OR b_e <> e
         UNION ALL
-        SELECT src, okey, provider, model, s, e, b_src, b_okey,
+        SELECT src, org, provider, model, s, e, b_src, b_org,
             (only_a > 0 AND only_b > 0) OR (only_a > 0 AND shrank) OR (only_b > 0 AND grew)
+            OR (grew AND shrank)
         FROM compared)
     GROUP BY ALL
-), judged AS (  -- whether a batch's bucket overlaps, by what its organisation can be
-    -- A pull of an organisation overlaps when any pull it can be one with differs: its own, or one
-    -- stored without one (any organisation's, its own too). A pull of none is any organisation's:
-    -- it overlaps when a pull of none differs, or every organisation's pull does (of one it agrees
-    -- with, it is that one's).
-    SELECT src, okey, provider, model, s, e,
-        okey <> '' OR coalesce(bool_and(differs) FILTER (NOT own), false) AS by_others
-    FROM verdicts GROUP BY src, okey, provider, model, s, e
+), judged AS (  -- of a batch's bucket, whether another source's pulls overlap it: a pull of an
+    -- organisation meets one pull of the source (that organisation's); a pull of none is any
+    -- organisation's, and overlaps only when it differs from every one's it meets (of one it agrees
+    -- with, it is that one's)
+    SELECT src, org, provider, model, s, e, b_src, bool_and(differs) AS overlaps
+    FROM verdicts GROUP BY src, org, provider, model, s, e, b_src
 ), blamed AS (  -- the other pulls behind each overlapping bucket
-    SELECT v.* FROM verdicts AS v JOIN judged AS j USING (src, okey, provider, model, s, e)
-    WHERE v.differs AND (v.own OR j.by_others)
-), batch_pulls AS (
-    SELECT DISTINCT src, okey FROM {PULLS_TABLE} WHERE src >= 0
-), kept AS (  -- of each batch pull, a stored run's rows of a bucket that it does not have again as large
-    -- or larger (those it restates leave with their run, and its duplicates are its own pull's)
-    SELECT DISTINCT p.src, p.okey, b.run, b.okey AS b_okey, b.provider, b.model, b.s, b.e
-    FROM batch_pulls AS p JOIN {PULLS_TABLE} AS b ON b.src < 0
-    WHERE NOT EXISTS (
-        SELECT 1 FROM {PULLS_TABLE} AS a
-        WHERE a.src = p.src AND a.okey = p.okey AND a.event_id = b.event_id
-          AND a.req >= b.req AND a.inp >= b.inp AND a.outp >= b.outp)
+    SELECT v.* FROM verdicts AS v JOIN judged AS j USING (src, org, provider, model, s, e, b_src)
+    WHERE j.overlaps AND v.differs
+), restated AS (  -- stored rows this batch restates (pulls again grown, as the ingest judges it): they leave
+    SELECT DISTINCT b.event_id, b.okey FROM {PULLS_TABLE} AS b JOIN {PULLS_TABLE} AS a USING (event_id)
+    WHERE b.src < 0 AND a.src >= 0 AND {_ONE_ORG.format(k="okey")} AND {_no_smaller("a", "b")}
+      AND (a.req > b.req OR a.inp > b.inp OR a.outp > b.outp)
+), kept AS (  -- of each batch pull, a stored run's rows of a bucket that stay and that it does not
+    -- have again as large or larger (those are its own pull's, earlier)
+    SELECT DISTINCT p.src, p.org, m.run, m.org AS b_org, m.provider, m.model, m.s, m.e
+    FROM (SELECT DISTINCT src, org FROM members WHERE src >= 0) AS p JOIN members AS m ON m.src < 0
+    WHERE NOT EXISTS (SELECT 1 FROM restated AS r WHERE r.event_id = m.event_id AND r.okey = m.okey)
+      AND NOT EXISTS (SELECT 1 FROM members AS a WHERE a.src = p.src AND a.org = p.org
+                      AND a.event_id = m.event_id AND {_no_smaller("a", "m")})
 )
 SELECT
-    (SELECT count(DISTINCT event_id) FROM {PULLS_TABLE}
-     WHERE src >= 0 AND (src, okey, provider, model, s, e) IN
-           (SELECT (src, okey, provider, model, s, e) FROM blamed)),
+    (SELECT count(DISTINCT event_id) FROM members
+     WHERE src >= 0
+       AND (src, org, provider, model, s, e) IN (SELECT (src, org, provider, model, s, e) FROM blamed)),
     (SELECT list(DISTINCT t.b_run ORDER BY t.b_run) FROM touching AS t
-     JOIN blamed USING (src, okey, provider, model, s, e, b_src, b_okey)
-     JOIN kept AS k ON k.src = t.src AND k.okey = t.okey AND k.run = t.b_run AND k.b_okey = t.b_okey
+     JOIN blamed USING (src, org, provider, model, s, e, b_src, b_org)
+     JOIN kept AS k ON k.src = t.src AND k.org = t.org AND k.run = t.b_run AND k.b_org = t.b_org
                    AND k.provider = t.provider AND k.model = t.model AND k.s = t.b_s AND k.e = t.b_e
      WHERE t.b_src < 0)
 """

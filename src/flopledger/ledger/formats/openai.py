@@ -30,7 +30,10 @@ __all__ = ["OpenAIUsage"]
 
 def _ts(value: Any) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(value, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            return dt.datetime.fromtimestamp(value, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        except (OverflowError, OSError, ValueError):  # beyond a date: judged as the number it is (ms, ...)
+            return str(value)
     return None if value is None else str(value)
 
 
