@@ -410,7 +410,11 @@ def test_the_cli_says_on_stderr_which_run_to_undo(tmp_path: Path) -> None:
     (run,) = json.loads(first.stdout)
     second = runner.invoke(app, ["ingest", str(hourly), "--db", db, "--output", "json"])
     assert second.exit_code == 0, second.output
-    assert json.loads(second.stdout)[0]["rows_stored"] == 2  # the output stays the reconciliation
+    # the output is the reconciliation, with the overlapping rows for a script to act on
+    assert {k: json.loads(second.stdout)[0][k] for k in ("rows_stored", "rows_overlapping")} == {
+        "rows_stored": 2,
+        "rows_overlapping": 2,
+    }
     assert "2 usage-report row(s) of this run's files overlap another pull of their window" in second.stderr
     assert f"The other pull was stored by run(s) {run['ingest_id']}" in second.stderr
     assert "ingests undo ID" in second.stderr and "--force" in second.stderr

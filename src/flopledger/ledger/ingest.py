@@ -104,6 +104,7 @@ class IngestResult:
             "rows_duplicate": self.rows_duplicate,
             "rows_restated": self.rows_restated,
             "rows_superseded": self.rows_superseded,
+            "rows_overlapping": self.rows_overlapping,
             "unpriced_rows": self.unpriced_rows,
             "reconciles": self.reconciles,
         }
