@@ -425,3 +425,34 @@ def test_the_cli_says_on_stderr_which_run_to_undo(tmp_path: Path) -> None:
     (result,) = json.loads(both.stdout)
     undo = f"Both pulls are among this run's files: undo it (`flopledger ingests undo {result['ingest_id']}`)"
     assert undo in both.stderr
+
+
+def test_files_of_the_run_that_overlap_each_other_are_said_beside_a_stored_run(tmp_path: Path) -> None:
+    """A stored hour, then a run of a daily pull and an hourly one of that hour and another: the stored
+    run is named, and the run's own files are said to overlap each other too."""
+    from flopledger.cli.ledger import _overlap_warning
+
+    con = open_ledger(tmp_path / "l.duckdb")
+    stored = ingest_files(con, [_openai(tmp_path / "s.json", _hours(1, first=5))])
+    hours = [*_hours(1), *_hours(1, first=5)]
+    run = ingest_files(
+        con,
+        [
+            _openai(tmp_path / "d.json", [(DAY, DAY + 24 * HOUR, [_result()])]),
+            _openai(tmp_path / "h.json", hours),
+        ],
+    )
+    assert (run.rows_overlapping, run.overlapping_runs, run.overlaps_within_run) == (
+        3,
+        (stored.ingest_id,),
+        True,
+    )
+    assert "This run's own files overlap each other too" in _overlap_warning(run)
+    alone = ingest_files(
+        open_ledger(tmp_path / "alone.duckdb"), [_openai(tmp_path / "s.json", _hours(1, first=5))]
+    )
+    assert not alone.overlaps_within_run
+    again = ingest_files(
+        con, [_openai(tmp_path / "d2.json", [(DAY + 24 * HOUR, DAY + 48 * HOUR, [_result()])])]
+    )
+    assert (again.rows_overlapping, again.overlaps_within_run) == (0, False)

@@ -191,12 +191,17 @@ def _overlap_warning(result: IngestResult) -> str:
             f"{result.ingest_id}`) and ingest one of them. Pull a window with the same width and grouping "
             "each time."
         )
+    within = (
+        " This run's own files overlap each other too: ingest only one pull of a window at a time."
+        if result.overlaps_within_run
+        else ""
+    )
     return (
         f"{said} The other pull was stored by run(s) {', '.join(result.overlapping_runs)}. Keep one pull "
-        "of a window: undo the other run (`flopledger ingests undo ID`, with --force once later runs "
-        "skipped rows as its duplicates), and pull a window with the same width and grouping each time. "
-        "If the other run holds another organisation's reports, stored without --set org, ingest them "
-        "again with it."
+        "of a window: undo the other run (`flopledger ingests undo ID`; it says when --force is needed, "
+        "as for a run that restated rows), and pull a window with the same width and grouping each time. "
+        f"If the other run holds another organisation's reports, stored without --set org, ingest them "
+        f"again with it.{within}"
     )
 
 

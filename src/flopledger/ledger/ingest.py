@@ -17,7 +17,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -33,7 +33,7 @@ from flopledger.ledger.formats.redact import prompt_key_pattern, redact_prompts
 from flopledger.ledger.formats.tabular import TableFormat, TableSource, sql_literal
 from flopledger.ledger.measures import SUMMED_COUNTS
 from flopledger.ledger.price_table import ensure_prices, priced_sql
-from flopledger.ledger.pulls import PULLS_TABLE, org_key, overlapping_pulls, pulled_totals
+from flopledger.ledger.pulls import PULLS_TABLE, Overlap, org_key, overlapping_pulls, pulled_totals
 from flopledger.ledger.rollups import add_to_rollups, days_sql, refresh_rollups
 from flopledger.ledger.schema import EVENT_COLUMNS, USAGE_REPORT_FORMATS
 from flopledger.ledger.store import REMOTE_AGENTS, count_of, index_agent_spans
@@ -89,6 +89,7 @@ class IngestResult:
     # grouping (this run's or stored), and the runs that stored the others: the usage may count twice.
     rows_overlapping: int = 0
     overlapping_runs: tuple[str, ...] = ()
+    overlaps_within_run: bool = False  # files of this run overlap each other too
 
     @property
     def reconciles(self) -> bool:
@@ -392,7 +393,7 @@ class _Batch:
     superseded: int = 0  # rows in ``_superseded``: stored remote agents' spans its model calls replace
     otel: tuple[int, ...] = ()  # the OpenTelemetry files (indexes): their remote agents' spans are listed
     unlabelled: tuple[int, tuple[str, ...]] = (0, ())  # IngestResult.rows_matched_unlabelled, its runs
-    overlapping: tuple[int, tuple[str, ...]] = (0, ())  # IngestResult.rows_overlapping, its runs
+    overlapping: Overlap = field(default_factory=Overlap)  # IngestResult.rows_overlapping, its runs
 
 
 def _prepare(
@@ -770,8 +771,9 @@ def _commit(
         unpriced_rows=int(unpriced),
         rows_matched_unlabelled=batch.unlabelled[0],
         unlabelled_runs=batch.unlabelled[1],
-        rows_overlapping=batch.overlapping[0],
-        overlapping_runs=batch.overlapping[1],
+        rows_overlapping=batch.overlapping.rows,
+        overlapping_runs=batch.overlapping.runs,
+        overlaps_within_run=batch.overlapping.within_run,
     )
 
 

@@ -44,6 +44,7 @@ that stored the other pull; which pull to keep is the user's (``flopledger inges
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import duckdb
 
@@ -51,7 +52,7 @@ from flopledger.ledger.formats.tabular import sql_literal
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, REPORT_ID_PREFIXES
 from flopledger.ledger.validate import WHITESPACE_SQL
 
-__all__ = ["PULLS_TABLE", "org_key", "overlapping_pulls", "pulled_totals"]
+__all__ = ["PULLS_TABLE", "Overlap", "org_key", "overlapping_pulls", "pulled_totals"]
 
 PULLS_TABLE = "_pulls"
 """The temp table :func:`overlapping_pulls` fills (the caller drops it)."""
@@ -195,6 +196,9 @@ WITH labelled AS (  -- the organisations each source holds rows of; the stored r
     SELECT DISTINCT b.event_id, b.okey FROM {PULLS_TABLE} AS b JOIN {PULLS_TABLE} AS a USING (event_id)
     WHERE b.src < 0 AND a.src >= 0 AND {_ONE_ORG.format(k="okey")} AND {_no_smaller("a", "b")}
       AND (a.req > b.req OR a.inp > b.inp OR a.outp > b.outp)
+      -- a row of none restates only an id stored once: of two organisations', it cannot say whose
+      AND (a.okey <> '' OR (SELECT count(*) FROM {PULLS_TABLE} AS x
+                            WHERE x.src < 0 AND x.event_id = b.event_id) = 1)
 ), kept AS (  -- of each batch pull, a stored run's rows of a bucket that stay and that it does not
     -- have again as large or larger (those are its own pull's, earlier)
     SELECT DISTINCT p.src, p.org, m.run, m.org AS b_org, m.provider, m.model, m.s, m.e
@@ -211,28 +215,40 @@ SELECT
      JOIN blamed USING (src, org, provider, model, s, e, b_src, b_org)
      JOIN kept AS k ON k.src = t.src AND k.org = t.org AND k.run = t.b_run AND k.b_org = t.b_org
                    AND k.provider = t.provider AND k.model = t.model AND k.s = t.b_s AND k.e = t.b_e
-     WHERE t.b_src < 0)
+     WHERE t.b_src < 0),
+    (SELECT count(*) > 0 FROM blamed WHERE b_src >= 0)
 """
 
 
-def overlapping_pulls(con: duckdb.DuckDBPyConnection, checked: str) -> tuple[int, tuple[str, ...]]:
-    """How many good usage-report rows in table ``checked`` (of a report file, or an export of
-    events) overlap another pull of their window, of this batch or stored, and the runs that stored
-    the others.
+@dataclass(frozen=True)
+class Overlap:
+    """What :func:`overlapping_pulls` found."""
+
+    rows: int = 0
+    """Good usage-report rows of the batch that overlap another pull of their window."""
+    runs: tuple[str, ...] = ()
+    """The stored runs that hold rows of the other pulls (rows that stay)."""
+    within_run: bool = False
+    """Whether files of the batch overlap each other too."""
+
+
+def overlapping_pulls(con: duckdb.DuckDBPyConnection, checked: str) -> Overlap:
+    """What good usage-report rows in table ``checked`` (of a report file, or an export of events)
+    overlap another pull of their window, of this batch or stored, and the runs that stored the others.
     """
     batch = _rows_sql("_fidx", "CAST(NULL AS VARCHAR)", checked, "error IS NULL")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {PULLS_TABLE} AS {batch}")
     lo, hi = con.execute(f"SELECT min(s), max(e) FROM {PULLS_TABLE}").fetchone() or (None, None)
     if lo is None or hi is None:
-        return 0, ()
+        return Overlap()
     try:
         first = dt.datetime.fromtimestamp(lo, dt.UTC).replace(tzinfo=None) - _WIDEST_BUCKET
         last = dt.datetime.fromtimestamp(hi, dt.UTC).replace(tzinfo=None)
     except (OverflowError, OSError, ValueError):  # bounds beyond what a timestamp holds: nothing to match
-        return 0, ()
+        return Overlap()
     stored = _rows_sql("-1", "ingest_id", "events", "ts >= ? AND ts < ?")
     con.execute(f"INSERT INTO {PULLS_TABLE} {stored}", [first, last])
     row = con.execute(_OVERLAPS).fetchone()
     if row is None or not row[0]:
-        return 0, ()
-    return int(row[0]), tuple(str(r) for r in row[1] or () if r is not None)
+        return Overlap()
+    return Overlap(int(row[0]), tuple(str(r) for r in row[1] or () if r is not None), bool(row[2]))
