@@ -53,6 +53,10 @@ def test_a_daily_pull_then_an_hourly_one_of_the_same_day_is_said_to_overlap(tmp_
     # both are stored (which to keep is the user's), every hourly row is said, with the daily run
     assert second.reconciles and second.rows_stored == 24
     assert (second.rows_overlapping, second.overlapping_runs) == (24, (first.ingest_id,))
+    # the run's record keeps the count, and `ingests list` shows it
+    from flopledger.ledger.runs import list_runs
+
+    assert [r["rows_overlapping"] for r in list_runs(con)] == [24, 0]
     # hours inside the stored day, not at its start
     evening = ingest_files(con, [_openai(tmp_path / "evening.json", _hours(3, first=20))])
     assert (evening.rows_overlapping, evening.overlapping_runs) == (3, (first.ingest_id,))

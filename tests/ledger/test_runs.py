@@ -147,16 +147,28 @@ def test_the_runs_of_a_ledger_an_older_flopledger_wrote_are_listed_without_upgra
     run = ingest_files(con, [_usage(tmp_path)])
     con.execute("ALTER TABLE ingests DROP COLUMN rows_superseded")
     con.execute("ALTER TABLE ingests DROP COLUMN rows_restated")
+    con.execute("ALTER TABLE ingests DROP COLUMN rows_overlapping")
     con.close()
     old = open_ledger(tmp_path / "old.duckdb", read_only=True)
     (listed,) = list_runs(old)
     assert (listed["ingest_id"], listed["rows_stored"], listed["rows_restated"]) == (run.ingest_id, 2, None)
+    assert listed["rows_overlapping"] is None
     old.close()
     listed_cli = CliRunner().invoke(
         app, ["ingests", "list", "--db", str(tmp_path / "old.duckdb"), "-f", "json"]
     )
     assert listed_cli.exit_code == 0, listed_cli.output
     assert json.loads(listed_cli.stdout)[0]["rows_superseded"] is None
+    # opened to write, the ledger gains the columns, and the next run records its counts
+    upgraded = open_ledger(tmp_path / "old.duckdb")
+    again = ingest_files(upgraded, [_usage(tmp_path)])
+    newest, oldest = list_runs(upgraded)
+    assert (
+        (newest["rows_overlapping"], oldest["rows_overlapping"])
+        == (again.rows_overlapping, None)
+        == (0, None)
+    )
+    upgraded.close()
 
 
 def _span(span_id: str, operation: str, *, kind: int | None = None) -> dict[str, object]:

@@ -432,7 +432,13 @@ def ingests_list(
     columns = None
     if fmt is OutputFormat.table:
         columns = ["ingest_id", "started_at", "status", "source_format", "rows_read", "rows_stored"]
-        columns += ["rows_quarantined", "rows_duplicate", "rows_restated", "rows_superseded"]
+        columns += [
+            "rows_quarantined",
+            "rows_duplicate",
+            "rows_restated",
+            "rows_superseded",
+            "rows_overlapping",
+        ]
     render_rows(rows, fmt, title="Ingest runs (newest first)", columns=columns)
 
 

@@ -347,7 +347,7 @@ def ingest_files(
                 con.execute(
                     """UPDATE ingests SET finished_at = ?, status = 'committed', rows_read = ?,
                        rows_stored = ?, rows_quarantined = ?, rows_duplicate = ?, rows_restated = ?,
-                       rows_superseded = ?, price_version = ? WHERE ingest_id = ?""",
+                       rows_superseded = ?, rows_overlapping = ?, price_version = ? WHERE ingest_id = ?""",
                     [
                         _now(),
                         result.rows_read,
@@ -356,6 +356,7 @@ def ingest_files(
                         result.rows_duplicate,
                         result.rows_restated,
                         result.rows_superseded,
+                        result.rows_overlapping,
                         result.price_version,
                         ingest_id,
                     ],

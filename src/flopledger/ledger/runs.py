@@ -40,6 +40,7 @@ RUN_COLUMNS: tuple[str, ...] = (
     "rows_duplicate",
     "rows_restated",
     "rows_superseded",
+    "rows_overlapping",
     "price_version",
     "message",
 )

@@ -68,6 +68,12 @@ _TABLES: dict[str, tuple[Column, ...]] = {
             "BIGINT",
             "Stored remote agents' spans this run removed: their model calls, which they summed, came in it.",
         ),
+        Column(
+            "rows_overlapping",
+            "BIGINT",
+            "Usage-report rows read that overlap another pull of their window, of another bucket width or "
+            "grouping: the same usage may count twice.",
+        ),
         Column("price_version", "VARCHAR", "Price table version used."),
         Column("message", "VARCHAR", "Error message of a failed run."),
     ),
