@@ -477,11 +477,17 @@ def _prepare(
     # Usage-report buckets pulled again with grown totals restate their rows; requests never do.
     reports = [i for i, fmt in enumerate(formats) if fmt.name in USAGE_REPORT_FORMATS]
     unlabelled: tuple[int, tuple[str, ...]] = (0, ())
-    overlapping = overlapping_pulls(con, "_checked")
-    if count_of(con, f"SELECT count(*) FROM events WHERE {window}"):
-        if reports:
-            unlabelled = _matched_unlabelled(con, window, reports)
-            restated = _find_restated(con, window, reports)
+    stored_any = count_of(con, f"SELECT count(*) FROM events WHERE {window}") > 0
+    if stored_any and reports:
+        unlabelled = _matched_unlabelled(con, window, reports)
+        restated = _find_restated(con, window, reports)
+    # A usage report's rows, or an export of events that may carry them; requests never pull.
+    overlapping = Overlap()
+    if reports or tables:
+        overlapping = overlapping_pulls(con, "_checked", "_restated")
+    if restated:
+        _take_restated_orgs(con, reports)
+    if stored_any:
         # Rows of stored events are dropped from the batch once, so no later step joins the ledger
         # again; whether an event is stored depends on its id alone (and a usage-report row's on
         # its organisation), so all its rows go together.
@@ -656,7 +662,7 @@ def _find_restated(con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[i
 
     A row without an organisation restates only an id stored once: stored for two organisations,
     it cannot say whose it is, and counts as a duplicate. Restating a row of an organisation, it
-    takes that organisation.
+    takes that organisation (:func:`_take_restated_orgs`, once the pulls are compared).
     """
     new, old = pulled_totals("c"), pulled_totals("e")
     grown = " AND ".join(f"{new[k]} >= {old[k]}" for k in new)
@@ -673,14 +679,17 @@ def _find_restated(con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[i
             WHERE {reports} AND {_same_org("c", "e")} AND ({org_key("c")} IS NOT NULL OR e._stored = 1)
               AND {grown} AND ({larger})"""
     )
-    restated = count_of(con, "SELECT count(*) FROM _restated")
-    if restated:
-        con.execute(
-            f"""UPDATE _checked AS c SET org = r.org FROM _restated AS r
-                WHERE {reports} AND c.event_id = r.event_id AND {org_key("c")} IS NULL
-                  AND r.org IS NOT NULL"""
-        )
-    return restated
+    return count_of(con, "SELECT count(*) FROM _restated")
+
+
+def _take_restated_orgs(con: duckdb.DuckDBPyConnection, fidx: Sequence[int]) -> None:
+    """Give each usage-report row of this batch (files ``fidx``) without an organisation that
+    restates a stored row of one (``_restated``) that organisation: the row it replaces is its."""
+    con.execute(
+        f"""UPDATE _checked AS c SET org = r.org FROM _restated AS r
+            WHERE c.error IS NULL AND c._fidx IN ({", ".join(str(i) for i in fidx)})
+              AND c.event_id = r.event_id AND {org_key("c")} IS NULL AND r.org IS NOT NULL"""
+    )
 
 
 def _stored_sql(window: str, reports: Sequence[int] = ()) -> str:

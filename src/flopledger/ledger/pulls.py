@@ -192,13 +192,8 @@ WITH labelled AS (  -- the organisations each source holds rows of; the stored r
 ), blamed AS (  -- the other pulls behind each overlapping bucket
     SELECT v.* FROM verdicts AS v JOIN judged AS j USING (src, org, provider, model, s, e, b_src)
     WHERE j.overlaps AND v.differs
-), restated AS (  -- stored rows this batch restates (pulls again grown, as the ingest judges it): they leave
-    SELECT DISTINCT b.event_id, b.okey FROM {PULLS_TABLE} AS b JOIN {PULLS_TABLE} AS a USING (event_id)
-    WHERE b.src < 0 AND a.src >= 0 AND {_ONE_ORG.format(k="okey")} AND {_no_smaller("a", "b")}
-      AND (a.req > b.req OR a.inp > b.inp OR a.outp > b.outp)
-      -- a row of none restates only an id stored once: of two organisations', it cannot say whose
-      AND (a.okey <> '' OR (SELECT count(*) FROM {PULLS_TABLE} AS x
-                            WHERE x.src < 0 AND x.event_id = b.event_id) = 1)
+), restated AS (  -- stored rows this batch restates, as the ingest judged: they leave
+    SELECT DISTINCT event_id, coalesce({org_key("r")}, '') AS okey FROM {{restated}} AS r
 ), kept AS (  -- of each batch pull, a stored run's rows of a bucket that stay and that it does not
     -- have again as large or larger (those are its own pull's, earlier)
     SELECT DISTINCT p.src, p.org, m.run, m.org AS b_org, m.provider, m.model, m.s, m.e
@@ -232,9 +227,12 @@ class Overlap:
     """Whether files of the batch overlap each other too."""
 
 
-def overlapping_pulls(con: duckdb.DuckDBPyConnection, checked: str) -> Overlap:
+def overlapping_pulls(con: duckdb.DuckDBPyConnection, checked: str, restated: str) -> Overlap:
     """What good usage-report rows in table ``checked`` (of a report file, or an export of events)
     overlap another pull of their window, of this batch or stored, and the runs that stored the others.
+
+    ``restated`` holds the ``event_id`` and ``org`` of the stored rows the batch restates (they
+    leave, so no run is named for them).
     """
     batch = _rows_sql("_fidx", "CAST(NULL AS VARCHAR)", checked, "error IS NULL")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {PULLS_TABLE} AS {batch}")
@@ -248,7 +246,7 @@ def overlapping_pulls(con: duckdb.DuckDBPyConnection, checked: str) -> Overlap:
         return Overlap()
     stored = _rows_sql("-1", "ingest_id", "events", "ts >= ? AND ts < ?")
     con.execute(f"INSERT INTO {PULLS_TABLE} {stored}", [first, last])
-    row = con.execute(_OVERLAPS).fetchone()
+    row = con.execute(_OVERLAPS.format(restated=restated)).fetchone()
     if row is None or not row[0]:
         return Overlap()
     return Overlap(int(row[0]), tuple(str(r) for r in row[1] or () if r is not None), bool(row[2]))
