@@ -292,6 +292,58 @@ def test_a_run_whose_rows_another_file_of_the_run_restates_is_not_named(tmp_path
     assert (run.rows_restated, run.rows_overlapping, run.overlapping_runs) == (1, 3, ())
 
 
+def test_an_export_of_a_grown_pull_restates_nothing_so_the_run_it_meets_is_named(tmp_path: Path) -> None:
+    """A daily row grown, from an export of events, beside an hourly pull: the ingest restates only
+    from reports, so the stored daily row stays, and its run is the one to undo."""
+    source = tmp_path / "source.duckdb"
+    grown = [(DAY, DAY + 24 * HOUR, [_result(output=5000)])]
+    ingest_files(open_ledger(source), [_openai(tmp_path / "grown.json", grown)])
+    export = tmp_path / "events.csv"
+    out = CliRunner().invoke(app, ["export", str(export), "-f", "csv", "--db", str(source)])
+    assert out.exit_code == 0, out.output
+    con = open_ledger(tmp_path / "l.duckdb")
+    daily = ingest_files(con, [_openai(tmp_path / "d.json", [(DAY, DAY + 24 * HOUR, [_result()])])])
+    run = ingest_files(con, [export, _openai(tmp_path / "h.json", _hours(2))])
+    assert (run.rows_restated, run.rows_duplicate, run.rows_stored) == (0, 1, 2)
+    stored = con.execute("SELECT output_tokens FROM events WHERE ingest_id = ?", [daily.ingest_id])
+    assert stored.fetchall() == [(1000,)]  # the daily row stays: the export's grown copy is a duplicate
+    assert (run.rows_overlapping, run.overlapping_runs, run.overlaps_within_run) == (
+        3,
+        (daily.ingest_id,),
+        True,
+    )
+
+
+def test_requests_are_never_pulls_whatever_their_id(tmp_path: Path) -> None:
+    """A LiteLLM request whose id reads like an hourly report row's is a request, alone or beside a
+    report: it neither overlaps a pull nor is named as one."""
+    con = open_ledger(tmp_path / "l.duckdb")
+    daily = ingest_files(con, [_openai(tmp_path / "d.json", [(DAY, DAY + 24 * HOUR, [_result()])])])
+
+    def spend(name: str, hour: int) -> Path:
+        bounds = [DAY + hour * HOUR, DAY + (hour + 1) * HOUR, "gpt-5", None, None, None, None, None]
+        record = {
+            "request_id": "openai-usage:" + json.dumps(bounds, separators=(",", ":")),
+            "model": "gpt-5",
+            "custom_llm_provider": "openai",
+            "prompt_tokens": 10,
+            "completion_tokens": 5,
+            "spend": 0.01,
+            "startTime": f"2026-03-02T{hour:02d}:10:00Z",
+            "endTime": f"2026-03-02T{hour:02d}:10:01Z",
+        }
+        path = tmp_path / name
+        path.write_text(json.dumps([record]))
+        return path
+
+    alone = ingest_files(con, [spend("s1.json", 0)])
+    assert (alone.rows_stored, alone.rows_overlapping) == (1, 0)
+    # the report's hour is the stored request's: it overlaps the daily run alone
+    beside = ingest_files(con, [spend("s2.json", 1), _openai(tmp_path / "h.json", _hours(1))])
+    assert beside.rows_stored == 2
+    assert (beside.rows_overlapping, beside.overlapping_runs) == (1, (daily.ingest_id,))
+
+
 def test_one_pull_ingested_with_and_without_its_organisation_overlaps_nothing(tmp_path: Path) -> None:
     """Rows stored without an organisation are taken for each one's, so they and acme's rows of a bucket
     are one pull of acme's: a pull restated under acme, then an earlier one without it, or the other way."""

@@ -33,7 +33,14 @@ from flopledger.ledger.formats.redact import prompt_key_pattern, redact_prompts
 from flopledger.ledger.formats.tabular import TableFormat, TableSource, sql_literal
 from flopledger.ledger.measures import SUMMED_COUNTS
 from flopledger.ledger.price_table import ensure_prices, priced_sql
-from flopledger.ledger.pulls import PULLS_TABLE, Overlap, org_key, overlapping_pulls, pulled_totals
+from flopledger.ledger.pulls import (
+    PULLS_TABLE,
+    Overlap,
+    org_key,
+    overlapping_pulls,
+    pulled_totals,
+    pulling_formats,
+)
 from flopledger.ledger.rollups import add_to_rollups, days_sql, refresh_rollups
 from flopledger.ledger.schema import EVENT_COLUMNS, USAGE_REPORT_FORMATS
 from flopledger.ledger.store import REMOTE_AGENTS, count_of, index_agent_spans
@@ -482,9 +489,8 @@ def _prepare(
         unlabelled = _matched_unlabelled(con, window, reports)
         restated = _find_restated(con, window, reports)
     # A usage report's rows, or an export of events that may carry them; requests never pull.
-    overlapping = Overlap()
-    if reports or tables:
-        overlapping = overlapping_pulls(con, "_checked", "_restated")
+    pulling = [i for i, fmt in enumerate(formats) if fmt.name in pulling_formats()]
+    overlapping = overlapping_pulls(con, "_checked", pulling, "_restated")
     if restated:
         _take_restated_orgs(con, reports)
     if stored_any:

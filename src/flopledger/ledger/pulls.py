@@ -6,11 +6,15 @@ under different widths or groupings give the same usage rows of different ids, s
 and it counts twice. A row's source id (stored as its ``request_id``) names its bucket's start and
 end, its model and its group values, which is what tells the pulls apart.
 
-A source is a file of the batch, or the ledger's stored rows. A source's pull of an organisation is
-its rows of that organisation and those of none (a row without one is taken for each organisation's,
-as the ingest takes it): so the same pull ingested once with ``--set org`` and once without is one
-pull. A source of no organisation's rows is one pull of none. Of one provider and model, a pull of
-the batch overlaps another source's pull of its organisation (or of none) when
+A source is a file of the batch, or the ledger's stored rows, of a report format or a table format
+(an export of events holds the report rows it was filled from); requests (OpenTelemetry spans,
+LiteLLM logs) are never pulls.
+
+A source's pull of an organisation is its rows of that organisation and those of none (a row
+without one is taken for each organisation's, as the ingest takes it): so the same pull ingested
+once with ``--set org`` and once without is one pull. A source of no organisation's rows is one pull
+of none. Of one provider and model, a pull of the batch overlaps another source's pull of its
+organisation (or of none) when
 
 * a bucket of one intersects a bucket of the other without being the same bucket (daily and hourly
   pulls), or
@@ -44,15 +48,17 @@ that stored the other pull; which pull to keep is the user's (``flopledger inges
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
 
+from flopledger.ledger.formats.base import FORMATS
 from flopledger.ledger.formats.tabular import sql_literal
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, REPORT_ID_PREFIXES
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, REPORT_ID_PREFIXES, USAGE_REPORT_FORMATS
 from flopledger.ledger.validate import WHITESPACE_SQL
 
-__all__ = ["PULLS_TABLE", "Overlap", "org_key", "overlapping_pulls", "pulled_totals"]
+__all__ = ["PULLS_TABLE", "Overlap", "org_key", "overlapping_pulls", "pulled_totals", "pulling_formats"]
 
 PULLS_TABLE = "_pulls"
 """The temp table :func:`overlapping_pulls` fills (the caller drops it)."""
@@ -227,14 +233,27 @@ class Overlap:
     """Whether files of the batch overlap each other too."""
 
 
-def overlapping_pulls(con: duckdb.DuckDBPyConnection, checked: str, restated: str) -> Overlap:
-    """What good usage-report rows in table ``checked`` (of a report file, or an export of events)
-    overlap another pull of their window, of this batch or stored, and the runs that stored the others.
+def pulling_formats() -> tuple[str, ...]:
+    """The input formats whose rows may be usage-report rows: the reports', and the tables' (an
+    export of events holds the rows of the reports it was filled from). Requests never are."""
+    tables = (name for name, fmt in FORMATS.items() if fmt.kind == "table")
+    return (*USAGE_REPORT_FORMATS, *sorted(tables))
+
+
+def overlapping_pulls(
+    con: duckdb.DuckDBPyConnection, checked: str, files: Sequence[int], restated: str
+) -> Overlap:
+    """What good usage-report rows in table ``checked``, of its files ``files`` (indexes; of a
+    :func:`pulling_formats` format), overlap another pull of their window, of this batch or stored,
+    and the runs that stored the others.
 
     ``restated`` holds the ``event_id`` and ``org`` of the stored rows the batch restates (they
     leave, so no run is named for them).
     """
-    batch = _rows_sql("_fidx", "CAST(NULL AS VARCHAR)", checked, "error IS NULL")
+    if not files:
+        return Overlap()
+    ours = f"error IS NULL AND _fidx IN ({', '.join(str(int(i)) for i in files)})"
+    batch = _rows_sql("_fidx", "CAST(NULL AS VARCHAR)", checked, ours)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {PULLS_TABLE} AS {batch}")
     lo, hi = con.execute(f"SELECT min(s), max(e) FROM {PULLS_TABLE}").fetchone() or (None, None)
     if lo is None or hi is None:
@@ -244,7 +263,8 @@ def overlapping_pulls(con: duckdb.DuckDBPyConnection, checked: str, restated: st
         last = dt.datetime.fromtimestamp(hi, dt.UTC).replace(tzinfo=None)
     except (OverflowError, OSError, ValueError):  # bounds beyond what a timestamp holds: nothing to match
         return Overlap()
-    stored = _rows_sql("-1", "ingest_id", "events", "ts >= ? AND ts < ?")
+    formats = ", ".join(sql_literal(f) for f in pulling_formats())
+    stored = _rows_sql("-1", "ingest_id", "events", f"ts >= ? AND ts < ? AND source_format IN ({formats})")
     con.execute(f"INSERT INTO {PULLS_TABLE} {stored}", [first, last])
     row = con.execute(_OVERLAPS.format(restated=restated)).fetchone()
     if row is None or not row[0]:
