@@ -52,3 +52,23 @@ def test_a_ledger_mapped_by_earlier_rules_is_mapped_again_by_reprice(tmp_path: o
     result = reprice(con, PriceOverrides.empty())
     assert result.price_version == now
     assert con.execute("SELECT priced, cost_usd FROM events").fetchall() == [(False, None)]
+
+
+def test_every_catalog_model_has_price_rows_by_its_own_id() -> None:
+    """A logged name maps to a catalog model id, and its prices are found by that id: some models'
+    match rules match only the names they are logged under (``regional.anthropic...`` on aws,
+    ``ft:gpt-4o-mini``, ``codestral``), never their own id."""
+    from genai_prices import data_snapshot
+
+    from flopledger.catalog.prices import catalog_rows
+
+    models = [(p.id, m.id) for p in data_snapshot.get_snapshot().providers for m in p.models]
+    assert len(models) > 1000
+    assert [m for m in models if not catalog_rows(*m)] == []
+    for logged in [
+        ("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("openai", "ft:gpt-4o-mini-2024-07-18:acme::AbC123"),
+        ("mistral", "codestral-latest"),
+    ]:
+        found = resolve_catalog_model(*logged)
+        assert found is not None and catalog_rows(*found), logged

@@ -219,7 +219,18 @@ def _resolve(provider: str | None, model: str) -> tuple[str, str] | None:
 
 
 def _find(provider_id: str, model_id: str) -> tuple[Any, Any, bool]:
+    """The catalog provider and model of ids ``provider_id`` and ``model_id`` (as
+    :func:`resolve_catalog_model` gives them), and whether the model is the provider's own.
+
+    By id first: some models' match rules do not match their own id (``regional.anthropic...`` on
+    aws, ``ft:gpt-4o-mini``, ``codestral``), only the names they are logged under.
+    """
     snap = _snapshot()
+    for prov in snap.providers:
+        if prov.id == provider_id:
+            for info in prov.models:
+                if info.id == model_id:
+                    return prov, info, True
     prov, info = snap.find_provider_model(model_id, None, provider_id, None)
     owns_model = any(info is m for m in prov.models)
     return prov, info, owns_model
