@@ -70,6 +70,8 @@ _TEMP_TABLES = (
     PULLS_TABLE,
 )
 """The temp tables an ingest makes (besides each file's ``_src`` tables), dropped when it ends."""
+_SOURCE_TABLES = ("", "_starts", "_rejects", "_scans", "_rejected")
+"""The temp tables a file's ``_src{i}`` reader makes, by their suffix."""
 _RAW_LIMIT = 4_000
 _MAX_STRICT_ERRORS = 5
 
@@ -378,7 +380,7 @@ def ingest_files(
             con.execute("RESET preserve_insertion_order")
             for view in ("_priced", "_incoming", "_new"):
                 con.execute(f"DROP VIEW IF EXISTS {view}")
-            sources = [f"_src{i}{part}" for i in range(len(files)) for part in ("", "_starts")]
+            sources = [f"_src{i}{part}" for i in range(len(files)) for part in _SOURCE_TABLES]
             for t in (*_TEMP_TABLES, *sources):
                 con.execute(f"DROP TABLE IF EXISTS {t}")
     finally:

@@ -8,7 +8,7 @@ column not mapped is read from a source column of the same name when there is on
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,23 +149,104 @@ class Csv(TableFormat):
         return path.suffix.lower() in (".csv", ".tsv")
 
     def _rows(self, con: duckdb.DuckDBPyConnection, path: Path, table: str) -> tuple[str, str]:
-        rows, line = super()._rows(con, path, table)
-        starts = _record_lines(con, path, table)
+        # Records DuckDB cannot read as the header's columns (too few or too many fields, a stray
+        # quote) are left out of the copy and listed in ``{table}_rejects``, to be quarantined.
+        rejects = f"rejects_table='{table}_rejects', rejects_scan='{table}_scans'"
+        _numbered_copy(con, table, f"SELECT * FROM {self._reader(path, rejects)}")
+        rejected = _rejected_records(con, path, table)
+        starts = _record_lines(con, path, table, rejected)
         if starts is None:  # one line per record: the record's number is its line's
-            return rows, line
+            return table, f"CAST(src.rowid AS BIGINT) + {self._line_offset + 1}"
         return (
             f"(SELECT r.*, m._line AS _record_line FROM {table} AS r JOIN {starts} AS m ON m._rec = r.rowid)",
             "src._record_line",
         )
 
-    def _reader(self, path: Path) -> str:
+    def _reader(self, path: Path, rejects: str = "") -> str:
         # The dialect is RFC 4180, stated rather than sniffed: on a small file DuckDB's sniffer can take
         # the doubled quote of a quoted value for an escape of its own and mangle or merge rows.
+        # Strict, so a record of more fields than the header (an unquoted 1,000) is rejected, never
+        # cut to the header's width; rejected records are kept (``rejects``) when rows are read.
         delim = "\\t" if path.suffix.lower() == ".tsv" else ","
+        keep = f", store_rejects=true, {rejects}" if rejects else ""
         return (
-            f"read_csv({sql_literal(str(path))}, header=true, all_varchar=true, strict_mode=false, "
-            f"delim='{delim}', quote='\"', escape='\"')"
+            f"read_csv({sql_literal(str(path))}, header=true, all_varchar=true, strict_mode=true, "
+            f"delim='{delim}', quote='\"', escape='\"', ignore_errors=true{keep})"
         )
+
+    def source(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: Path,
+        mapping: Mapping[str, str],
+        fixed: Mapping[str, str],
+        table: str,
+    ) -> TableSource:
+        read = super().source(con, path, mapping, fixed, table)
+        nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {_quote_ident(c)}" for c in STAGE_COLUMNS)
+        rejected = f"{table}_rejected"
+        return TableSource(
+            f"{read.sql} UNION ALL SELECT {nulls}, _line, CAST(NULL AS VARCHAR) AS _source_id, _error, "
+            f"_error_field FROM {rejected}",
+            f"{read.raw_sql} UNION ALL SELECT _line, _raw FROM {rejected} "
+            "WHERE _line IN (SELECT _line FROM {lines})",
+        )
+
+
+def _line_numbers(path: Path, offsets: list[int]) -> dict[int, int]:
+    """The line (from 1) each of the byte ``offsets`` (from 0) of ``path`` is on."""
+    found: dict[int, int] = {}
+    pending = sorted(set(offsets))
+    lines, done, i = 1, 0, 0
+    with path.open("rb") as fh:
+        while i < len(pending) and (chunk := fh.read(1 << 20)):
+            while i < len(pending) and pending[i] < done + len(chunk):
+                found[pending[i]] = lines + chunk.count(b"\n", 0, pending[i] - done)
+                i += 1
+            lines += chunk.count(b"\n")
+            done += len(chunk)
+    for offset in pending[i:]:  # at the very end of the file
+        found[offset] = lines
+    return found
+
+
+def _rejected_records(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> list[int]:
+    """Fill temp table ``{table}_rejected`` (``_line``, ``_raw``, ``_error``, ``_error_field``) with
+    the records of CSV ``path`` that DuckDB rejected when reading it into ``table``, one row each and
+    numbered by the line it starts on; those lines."""
+    rejected = f"{table}_rejected"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {rejected} "
+        "(_line BIGINT, _raw VARCHAR, _error VARCHAR, _error_field VARCHAR)"
+    )
+    rows = con.execute(
+        # a record of too few fields is listed once for each field it lacks: the first one says it
+        f"""SELECT line_byte_position, arg_min(error_type, coalesce(column_idx, 0)),
+                   arg_min(column_name, coalesce(column_idx, 0)), arg_min(csv_line, coalesce(column_idx, 0)),
+                   arg_min(error_message, coalesce(column_idx, 0))
+            FROM {table}_rejects GROUP BY line_byte_position ORDER BY line_byte_position"""
+    ).fetchall()
+    if not rows:
+        return []
+    # DuckDB counts a record's byte position from 1
+    lines = _line_numbers(path, [int(r[0]) - 1 for r in rows])
+    records = []
+    for position, kind, column, raw, message in rows:
+        expected, _, found = str(message).partition("Found: ")
+        fields = expected.rsplit(":", 1)[-1].strip()
+        if kind in ("MISSING COLUMNS", "TOO MANY COLUMNS") and found.strip().isdigit():
+            reason = f"the record has {found.strip()} field(s) where the header has {fields}"
+            if kind == "TOO MANY COLUMNS":
+                reason += "; quote a value that holds a comma (\"1,000\")"
+        else:
+            reason = f"not a CSV record: {message}"
+        # blank lines before a record are part of it, as DuckDB gives it: its line is after them
+        text = str(raw or "")
+        record = text.lstrip("\r\n")
+        line = lines[int(position) - 1] + text[: len(text) - len(record)].count("\n")
+        records.append((line, record, reason, column if kind == "MISSING COLUMNS" else None))
+    con.executemany(f"INSERT INTO {rejected} VALUES (?, ?, ?, ?)", records)
+    return [r[0] for r in records]
 
 
 def _physical_lines(path: Path) -> int:
@@ -178,19 +259,23 @@ def _physical_lines(path: Path) -> int:
     return lines + (last != b"\n")
 
 
-def _record_lines(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> str | None:
+def _record_lines(
+    con: duckdb.DuckDBPyConnection, path: Path, table: str, rejected: Sequence[int] = ()
+) -> str | None:
     """A table of ``(_rec, _line)``: the line each data record of CSV ``path`` (read into ``table``)
     starts on, where that is not its number plus the header's line: a quoted value holding a
     newline, or a blank line (which DuckDB skips), comes before it. None when every record is one
     line, or when the lines cannot be told (then records are numbered as read).
 
     A line starts a record when the quotes before it are balanced (RFC 4180 doubles a quote inside a
-    quoted value, so doubling keeps the balance) and it is not blank.
+    quoted value, so doubling keeps the balance) and it is not blank, nor the start of a record
+    DuckDB rejected (``rejected``, listed in ``{table}_rejected``).
     """
     records = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-    if records is None or _physical_lines(path) == records[0] + 1:
+    if records is None or (not rejected and _physical_lines(path) == records[0] + 1):
         return None
     text, starts = f"{table}_text", f"{table}_starts"
+    rest = f" AND _line NOT IN (SELECT _line FROM {table}_rejected)" if rejected else ""
     _numbered_copy(
         con,
         text,
@@ -204,7 +289,7 @@ def _record_lines(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> str
                        coalesce(sum(q) OVER (ORDER BY n ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
                            AS _quotes_before
                 FROM (SELECT rowid AS n, j, length(j) - length(replace(j, '"', '')) AS q FROM {text})
-            ) WHERE _quotes_before % 2 = 0 AND j IS NOT NULL AND j <> ''"""
+            ) WHERE _quotes_before % 2 = 0 AND j IS NOT NULL AND j <> ''{rest}"""
     )
     con.execute(f"DROP TABLE {text}")
     found = con.execute(f"SELECT count(*) FROM {starts}").fetchone()
