@@ -557,3 +557,22 @@ def test_ingest_says_when_an_organisations_rows_are_taken_for_rows_stored_withou
     assert "flopledger ingests undo" in labelled.stderr and "--set org" in labelled.stderr
     again = CliRunner().invoke(app, ["ingest", str(sample), "--db", db])  # none said: nothing to tell
     assert again.exit_code == 0 and "organisation" not in again.stderr
+
+
+def test_a_db_that_is_a_data_file_or_in_no_folder_is_one_clear_error(tmp_path: Path) -> None:
+    """``--db`` naming the CSV to ingest would open it as an empty database in memory and lose the
+    run; a folder that does not exist is said, not DuckDB's IO error. Neither file is touched."""
+    src = tmp_path / "u.csv"
+    src.write_text("ts,model,input_tokens\n2026-03-02T10:00:00Z,gpt-5,100\n", encoding="utf-8")
+    before = src.read_bytes()
+    for command in (["ingest", str(src), "--db", str(src)], ["report", "--by", "model", "--db", str(src)]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code != 0 and "is not a DuckDB ledger" in str(result.exception), command
+        assert "give --db a ledger's path" in str(result.exception)
+    assert src.read_bytes() == before
+    nowhere = tmp_path / "no" / "l.duckdb"
+    result = CliRunner().invoke(app, ["ingest", str(src), "--db", str(nowhere)])
+    assert result.exit_code != 0 and f"its folder {nowhere.parent} does not exist" in str(result.exception)
+    assert not nowhere.parent.exists()
+    run("ingest", str(src), "--db", str(tmp_path / "l.duckdb"))  # a real ledger still opens, and again
+    run("report", "--by", "model", "--db", str(tmp_path / "l.duckdb"))

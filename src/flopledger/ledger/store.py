@@ -207,6 +207,20 @@ million-row ingest's events about a quarter faster than the 1.0 storage DuckDB w
 the same size). Such a file needs DuckDB 1.5 or newer to open; a ledger written before keeps its own."""
 
 
+_DUCKDB_MAGIC = (8, b"DUCK")
+"""Where a DuckDB database file says what it is, and what it says."""
+
+
+def _is_duckdb_file(path: Path) -> bool:
+    """Whether ``path`` is a DuckDB database file (or a folder, an empty file: DuckDB's own error)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return True
+    offset, magic = _DUCKDB_MAGIC
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        return fh.read(len(magic)) == magic
+
+
 def open_ledger(
     path: str | Path, *, read_only: bool = False, create: bool = True
 ) -> duckdb.DuckDBPyConnection:
@@ -220,6 +234,17 @@ def open_ledger(
     fresh = target != ":memory:" and not Path(target).exists()
     if (read_only or not create) and fresh:
         raise InputError(f"no ledger at {target}; run `flopledger ingest` or `flopledger demo` first")
+    if fresh and not Path(target).resolve().parent.is_dir():
+        raise InputError(
+            f"cannot create the ledger {target}: its folder {Path(target).parent} does not exist; "
+            "create it first, or give --db a path in a folder that does"
+        )
+    if not fresh and target != ":memory:" and not _is_duckdb_file(Path(target)):
+        # DuckDB would open it as an empty database in memory: what is stored would be lost
+        raise InputError(
+            f"{target} is not a DuckDB ledger (a data file to ingest?): give --db a ledger's path "
+            "(e.g. flopledger.duckdb), and the files to ingest as arguments"
+        )
     try:
         config = dict(NEW_LEDGER_CONFIG) if fresh else {}  # (the binding takes no None)
         con = duckdb.connect(target, read_only=read_only, config=config)
