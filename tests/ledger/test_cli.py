@@ -576,3 +576,26 @@ def test_a_db_that_is_a_data_file_or_in_no_folder_is_one_clear_error(tmp_path: P
     assert not nowhere.parent.exists()
     run("ingest", str(src), "--db", str(tmp_path / "l.duckdb"))  # a real ledger still opens, and again
     run("report", "--by", "model", "--db", str(tmp_path / "l.duckdb"))
+
+
+@pytest.mark.parametrize(
+    ("flag", "given", "said"),
+    [
+        ("--map", "timestamp=Time Stamp", "e.g. --map ts=Time Stamp"),  # the source's name for ts
+        ("--map", "Time Stamp=ts", "e.g. --map ts=Time Stamp"),  # the two sides swapped
+        ("--map", "prompt_tokens=p", "e.g. --map input_tokens=p"),
+        (
+            "--set",
+            "time=2026-03-02T10:00:00Z",
+            "--set takes canonical=value, e.g. --set ts=2026-03-02T10:00:00Z",
+        ),
+        ("--map", "modle=m", "did you mean 'model'"),
+    ],
+)
+def test_a_wrong_canonical_name_says_the_right_one(tmp_path: Path, flag: str, given: str, said: str) -> None:
+    src = tmp_path / "u.csv"
+    src.write_text("ts,model,input_tokens\n2026-03-02T10:00:00Z,gpt-5,100\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["ingest", str(src), "--db", str(tmp_path / "l.duckdb"), flag, given])
+    assert result.exit_code != 0 and said in str(result.exception), str(result.exception)
+    if "did you mean" not in said:
+        assert "Canonical columns: ts, request_id, provider, model" in str(result.exception)

@@ -240,14 +240,44 @@ def _check_table(
         raise _unreadable(fmt, path, exc) from exc
 
 
+_CANONICAL_OF: dict[str, str] = {
+    "timestamp": "ts",
+    "time": "ts",
+    "date": "ts",
+    "created_at": "ts",
+    "start_time": "ts",
+    "id": "request_id",
+    "model_name": "model",
+    "prompt_tokens": "input_tokens",
+    "completion_tokens": "output_tokens",
+    "cached_tokens": "cache_read_tokens",
+    "cache_creation_input_tokens": "cache_write_5m_tokens",
+    "cache_read_input_tokens": "cache_read_tokens",
+    "workspace": "project",
+    "key": "api_key",
+}
+"""Names a source often gives a canonical column under, and that column: what ``--map`` suggests."""
+
+
 def _check_names(mapping: Mapping[str, str], fixed: Mapping[str, str]) -> None:
     known = set(STAGE_COLUMNS)
     for flag, names in (("--map", mapping), ("--set", fixed)):
         for name in names:
-            if name not in known:
-                from flopledger.errors import UnknownNameError
+            if name in known:
+                continue
+            given = names[name]
+            reversed_ = given in known  # source=canonical: the two sides swapped
+            canonical = given if reversed_ else _CANONICAL_OF.get(name.lower())
+            if canonical is not None:  # the source's name given for the canonical one
+                right = "value" if flag == "--set" else "source"
+                raise InputError(
+                    f"{flag} {name}={given}: {name!r} is not a canonical column; {flag} takes "
+                    f"canonical={right}, e.g. {flag} {canonical}={name if reversed_ else given}. "
+                    f"Canonical columns: {', '.join(STAGE_COLUMNS)}"
+                )
+            from flopledger.errors import UnknownNameError
 
-                raise UnknownNameError(f"canonical column in {flag}", name, sorted(known))
+            raise UnknownNameError(f"canonical column in {flag}", name, sorted(known))
 
 
 def mark_interrupted(con: duckdb.DuckDBPyConnection) -> int:
