@@ -133,3 +133,37 @@ def test_ingesting_the_same_sample_twice_stores_nothing_new(case_path: Path, tmp
     assert again.reconciles
     assert con.execute("SELECT count(*), sum(input_tokens + output_tokens) FROM events").fetchone() == events
     assert con.execute("SELECT count(*) FROM quarantine").fetchone() == quarantine
+
+
+def test_pretty_printed_pages_one_after_another_are_each_read(tmp_path: Path) -> None:
+    """``jq . page1.json page2.json > all.json``: two documents, each a page, not lines of JSON to
+    quarantine one by one; a page cut short fails the file with one error, storing nothing."""
+    from flopledger.errors import InputError
+
+    page = json.dumps(json.loads((SAMPLES / "anthropic_messages_report.json").read_text()), indent=2) + "\n"
+    one = tmp_path / "one.json"
+    one.write_text(page)
+    both = tmp_path / "all.json"
+    both.write_text(page + page)
+    con = open_ledger(tmp_path / "a.duckdb")
+    alone = ingest_files(con, [one])
+    again = ingest_files(open_ledger(tmp_path / "b.duckdb"), [both])
+    assert alone.rows_stored > 0 and again.reconciles
+    assert (again.rows_read, again.rows_stored, again.rows_quarantined, again.rows_duplicate) == (
+        2 * alone.rows_read,
+        alone.rows_stored,
+        2 * alone.rows_quarantined,
+        alone.rows_stored,
+    )
+    second = page.count("\n") + 1  # the line the second page starts on
+    lines = open_ledger(tmp_path / "b.duckdb").execute(
+        "SELECT DISTINCT source_line FROM quarantine ORDER BY 1"
+    )
+    assert [r[0] for r in lines.fetchall()] == [1, second]
+    cut = tmp_path / "cut.json"
+    cut.write_text(page[: len(page) // 2])
+    fresh = open_ledger(tmp_path / "c.duckdb")
+    with pytest.raises(InputError, match=r"not valid JSON at line \d+ column \d+ .*cut short or damaged"):
+        ingest_files(fresh, [cut], format="anthropic")
+    assert fresh.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    assert fresh.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)

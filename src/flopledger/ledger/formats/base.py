@@ -304,6 +304,10 @@ def iter_json_documents(path: Path) -> Iterator[tuple[int, Any]]:
         return
     except (json.JSONDecodeError, RecursionError):  # JSONL, or a line of it too deep: read by line
         pass
+    first = stripped.split("\n", 1)[0].strip()
+    if first in ("{", "[", "[{"):  # a pretty-printed document, which no JSON line starts as
+        yield from _json_documents(text, path)
+        return
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -320,6 +324,27 @@ def iter_json_documents(path: Path) -> Iterator[tuple[int, Any]]:
             where = "column" if exc.msg.endswith(" at") else "at column"  # "string starting at"
             reason = f"not valid JSON: {exc.msg} {where} {exc.colno}"
             yield number, JsonLineError(reason, text=line, path=str(path), line=number)
+
+
+def _json_documents(text: str, path: Path) -> Iterator[tuple[int, Any]]:
+    """Each of the pretty-printed JSON documents ``text`` holds one after another (``jq . a.json
+    b.json``), with the line it starts on. One that is cut short or damaged fails the file: its
+    lines are no records to quarantine one by one."""
+    decoder = json.JSONDecoder()
+    at = _skip_space(text, 0)
+    while at < len(text):
+        try:
+            value, end = decoder.raw_decode(text, at)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg.removesuffix(' at')}): "
+                "the file is cut short or damaged; download or export it again",
+                path=str(path),
+            ) from exc
+        except RecursionError as exc:
+            raise InputError("a JSON document nests too deeply to read", path=str(path)) from exc
+        yield text.count("\n", 0, at) + 1, value
+        at = _skip_space(text, end)
 
 
 def _skip_space(text: str, at: int) -> int:
