@@ -599,3 +599,26 @@ def test_a_wrong_canonical_name_says_the_right_one(tmp_path: Path, flag: str, gi
     assert result.exit_code != 0 and said in str(result.exception), str(result.exception)
     if "did you mean" not in said:
         assert "Canonical columns: ts, request_id, provider, model" in str(result.exception)
+
+
+def test_web_searches_and_audio_tokens_are_said_to_have_no_price(tmp_path: Path) -> None:
+    """The golden reports' web searches (Anthropic) and audio tokens (OpenAI) are billed by the
+    vendors and not in cost_usd: the ingest and `prices missing` say how many, by model."""
+    samples = Path(__file__).parent / "formats" / "samples"
+    db = str(tmp_path / "l.duckdb")
+    files = [str(samples / "openai_usage_completions.json"), str(samples / "anthropic_messages_report.json")]
+    ingested = CliRunner().invoke(app, ["ingest", *files, "--db", db, "-o", "json"])
+    assert ingested.exit_code == 0, ingested.output
+    said = (
+        "15 web search requests, 5,000 input audio tokens, 3,000 output audio tokens: no price in flopledger"
+    )
+    assert f"In this run's events, {said}" in ingested.stderr
+    assert json.loads(ingested.stdout)[0]["rows_stored"] > 0  # stdout stays the reconciliation
+    again = CliRunner().invoke(app, ["ingest", *files, "--db", db])
+    assert again.exit_code == 0 and "no price in flopledger" not in again.stderr  # nothing stored anew
+    listed = CliRunner().invoke(app, ["prices", "missing", "--db", db, "-f", "json"])
+    assert listed.exit_code == 0 and json.loads(listed.stdout) == [] and said in listed.stderr
+    table = run("prices", "missing", "--db", db)
+    assert "Every event has a price for its tokens." in table
+    for kind, amount in [("web_search_requests", "15"), ("input_audio_tokens", "5,000")]:
+        assert any(kind in line and amount in line for line in table.splitlines()), kind

@@ -107,6 +107,7 @@ def ingest(
 ) -> None:
     """Ingest usage logs: validate, quarantine bad rows, skip duplicates, price, store."""
     from flopledger.ledger.ingest import ingest_files
+    from flopledger.ledger.repricing import describe_unpriced_usage, unpriced_usage
     from flopledger.ledger.store import open_ledger
 
     con = open_ledger(resolve_db(db))
@@ -153,9 +154,12 @@ def ingest(
                 fingerprint_key=key,
                 progress=update,
             )
+        extra = unpriced_usage(con, result.ingest_id) if result.rows_stored else []
     finally:
         con.close()
     _print_reconciliation([result.as_row()], output)
+    if extra:  # on stderr whatever the output: the bill is larger than cost_usd
+        typer.echo(f"In this run's events, {describe_unpriced_usage(extra)}", err=True)
     if result.rows_quarantined and output is OutputFormat.table:
         console.print(
             f"{result.rows_quarantined} row(s) quarantined: see `flopledger quarantine list`.",
@@ -539,10 +543,12 @@ def prices_show(
 
 def prices_missing(db: DbOption = None, fmt: FormatOption = OutputFormat.table) -> None:
     """Models the ledger has no price for, with their token volume."""
-    from flopledger.ledger.repricing import missing_prices
+    from flopledger.ledger.repricing import describe_unpriced_usage, missing_prices, unpriced_usage
     from flopledger.ledger.store import open_ledger
 
-    rows = missing_prices(open_ledger(resolve_db(db), read_only=True))
+    con = open_ledger(resolve_db(db), read_only=True)
+    rows = missing_prices(con)
+    extra = unpriced_usage(con)
     render_rows(
         rows,
         fmt,
@@ -552,7 +558,11 @@ def prices_missing(db: DbOption = None, fmt: FormatOption = OutputFormat.table) 
         else ["provider", "model", "events", "tokens", "first_seen", "last_seen"],
     )
     if not rows and fmt is OutputFormat.table:
-        console.print("Every event has a price.", highlight=False)
+        console.print("Every event has a price for its tokens.", highlight=False)
+    if extra and fmt is OutputFormat.table:
+        render_rows(extra, fmt, title="Usage priced apart from tokens, which flopledger does not price")
+    elif extra:  # on stderr in JSON and CSV, so stdout stays one list
+        typer.echo(describe_unpriced_usage(extra), err=True)
 
 
 def reprice_cmd(

@@ -33,7 +33,15 @@ from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, EVENT_COLUMNS
 from flopledger.ledger.store import count_of, create_schema
 from flopledger.ledger.transaction import transaction
 
-__all__ = ["REPRICED_AT", "RepriceResult", "missing_prices", "price_rows", "reprice"]
+__all__ = [
+    "REPRICED_AT",
+    "UNPRICED_USAGE",
+    "RepriceResult",
+    "missing_prices",
+    "price_rows",
+    "reprice",
+    "unpriced_usage",
+]
 
 REPRICED_AT = "repriced_at:"
 """``meta`` key prefix: ``repriced_at:<price version>`` holds when that version last repriced history."""
@@ -109,6 +117,53 @@ def missing_prices(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         )
         out.append(item)
     return out
+
+
+UNPRICED_USAGE: tuple[str, ...] = ("web_search_requests", "input_audio_tokens", "output_audio_tokens")
+"""Usage the vendors bill apart from the token classes flopledger prices, kept in each event's
+``tags`` as the report gave it: Anthropic's server-side web searches, OpenAI's audio tokens."""
+
+
+def unpriced_usage(con: duckdb.DuckDBPyConnection, ingest_id: str | None = None) -> list[dict[str, Any]]:
+    """The usage of :data:`UNPRICED_USAGE` the ledger's events hold (of run ``ingest_id`` alone, when
+    given), by provider, model and kind: none of it is in ``cost_usd``."""
+    sums = ", ".join(
+        f"sum(TRY_CAST(json_extract_string(tags, '$.{k}') AS BIGINT))::BIGINT AS \"{k}\""
+        for k in UNPRICED_USAGE
+    )
+    holds = " OR ".join(f"contains(tags, '\"{k}\"')" for k in UNPRICED_USAGE)
+    run = "AND ingest_id = ?" if ingest_id is not None else ""
+    rows = con.execute(
+        f"""SELECT provider, model, count(*) AS events, {sums} FROM events
+            WHERE tags IS NOT NULL AND ({holds}) {run} GROUP BY ALL ORDER BY provider, model""",
+        [ingest_id] if ingest_id is not None else [],
+    ).fetchall()
+    out = []
+    for provider, model, events, *amounts in rows:
+        for kind, amount in zip(UNPRICED_USAGE, amounts, strict=True):
+            if amount:
+                out.append(
+                    {
+                        "provider": provider,
+                        "model": model,
+                        "usage": kind,
+                        "amount": int(amount),
+                        "events": events,
+                    }
+                )
+    return out
+
+
+def describe_unpriced_usage(rows: list[dict[str, Any]]) -> str:
+    """One line saying what :func:`unpriced_usage` found, and what it means for the bill."""
+    totals: dict[str, int] = {}
+    for row in rows:
+        totals[row["usage"]] = totals.get(row["usage"], 0) + row["amount"]
+    said = ", ".join(f"{amount:,} {kind.replace('_', ' ')}" for kind, amount in totals.items())
+    return (
+        f"{said}: no price in flopledger (it prices token classes), so cost_usd leaves them out, and the "
+        "vendor bills them. They are kept in each event's tags; see `flopledger prices missing`."
+    )
 
 
 def price_rows(
