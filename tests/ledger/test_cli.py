@@ -622,3 +622,37 @@ def test_web_searches_and_audio_tokens_are_said_to_have_no_price(tmp_path: Path)
     assert "Every event has a price for its tokens." in table
     for kind, amount in [("web_search_requests", "15"), ("input_audio_tokens", "5,000")]:
         assert any(kind in line and amount in line for line in table.splitlines()), kind
+
+
+def test_a_discount_that_matches_nothing_and_history_priced_two_ways_are_said(tmp_path: Path) -> None:
+    """A typo in a discount would price at list without a word; an ingest without the overrides a
+    reprice used leaves the ledger on two price versions. Both are said on stderr."""
+    overrides = tmp_path / "prices.toml"
+    overrides.write_text(
+        '[[discount]]\nprovider = "anthropc"\nmodel = "claude-sonet*"\npercent = 10\n'
+        '[[discount]]\nprovider = "anthropic"\nmodel = "claude-sonnet-4-5"\npercent = 20\n'
+    )
+    db = str(tmp_path / "l.duckdb")
+    day1, day2 = tmp_path / "d1.csv", tmp_path / "d2.csv"
+    for path, day in ((day1, "02"), (day2, "03")):
+        path.write_text(
+            f"ts,provider,model,input_tokens\n2026-03-{day}T10:00:00Z,anthropic,claude-sonnet-4-5,1000\n"
+        )
+    first = CliRunner().invoke(app, ["ingest", str(day1), "--db", db])
+    assert first.exit_code == 0 and "price versions" not in first.stderr
+    repriced = CliRunner().invoke(app, ["reprice", "--db", db, "--overrides", str(overrides)])
+    assert repriced.exit_code == 0
+    assert repriced.stderr.count("matches no catalog model") == 1
+    assert "provider=anthropc model='claude-sonet*' (10%) matches no catalog model" in repriced.stderr
+    drifted = CliRunner().invoke(app, ["ingest", str(day2), "--db", db])
+    assert drifted.exit_code == 0
+    assert "now priced by 2 price versions: this run's 'genai-prices" in drifted.stderr
+    assert "overrides none" in drifted.stderr and "(1 event(s))" in drifted.stderr
+    again = CliRunner().invoke(app, ["reprice", "--db", db, "--overrides", str(overrides)])
+    assert again.exit_code == 0
+    costs = CliRunner().invoke(app, ["report", "--by", "day", "--db", db, "-f", "json"])
+    assert [round(r["cost_usd"], 6) for r in json.loads(costs.stdout)] == [0.0024, 0.0024]  # 20% off $3
+    kept = CliRunner().invoke(
+        app, ["ingest", str(day1), str(day2), "--db", db, "--overrides", str(overrides)]
+    )
+    assert kept.exit_code == 0 and "price versions" not in kept.stderr

@@ -26,6 +26,7 @@ import fnmatch
 import hashlib
 import itertools
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,6 +177,19 @@ class PriceOverrides:
                     )
                 )
         return rows
+
+    def unmatched_discounts(self, catalog: Iterable[tuple[str, str]]) -> list[str]:
+        """What each discount that matches no model of ``catalog`` (its ``(provider_id, model_id)``
+        pairs) says of itself: a typo, or a logged name where the catalog's id is matched."""
+        models = list(catalog)
+        unmatched = []
+        for d in self.discounts:
+            if not any(
+                (d.provider is None or d.provider == provider) and fnmatch.fnmatchcase(model, d.model)
+                for provider, model in models
+            ):
+                unmatched.append(f"provider={d.provider or 'any'!s} model={d.model!r} ({d.percent:g}%)")
+        return unmatched
 
     def discount_windows(
         self, provider_id: str, model_id: str

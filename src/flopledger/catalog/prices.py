@@ -43,6 +43,7 @@ __all__ = [
     "TIER_BELOW_ALL",
     "TIER_CONTEXTS",
     "PriceRow",
+    "catalog_models",
     "catalog_rows",
     "resolve_catalog_model",
     "save_catalog_cache",
@@ -216,6 +217,11 @@ def _resolve(provider: str | None, model: str) -> tuple[str, str] | None:
             continue
         return prov.id, info.id
     return None
+
+
+def catalog_models() -> list[tuple[str, str]]:
+    """Every catalog model, as ``(provider_id, model_id)``: what discounts are matched against."""
+    return [(p.id, m.id) for p in _snapshot().providers for m in p.models]
 
 
 def _find(provider_id: str, model_id: str) -> tuple[Any, Any, bool]:

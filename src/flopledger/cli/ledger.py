@@ -54,7 +54,18 @@ def _overrides(path: Path | None) -> Any:
     from flopledger.catalog.overrides import load_overrides
 
     named = path is not None or setting_is_set("overrides")  # a file the user named must exist
-    return load_overrides(path if path is not None else setting_value("overrides"), required=named)
+    overrides = load_overrides(path if path is not None else setting_value("overrides"), required=named)
+    if overrides.discounts:
+        from flopledger.catalog.prices import catalog_models
+
+        for entry in overrides.unmatched_discounts(catalog_models()):
+            typer.echo(
+                f"warning: the discount {entry} matches no catalog model, so it applies to none. Its model "
+                "is matched against the catalog's ids, as `flopledger prices show MODEL` names them "
+                "(claude-sonnet-4-5, not a dated name); check the spelling.",
+                err=True,
+            )
+    return overrides
 
 
 @contextmanager
@@ -155,9 +166,22 @@ def ingest(
                 progress=update,
             )
         extra = unpriced_usage(con, result.ingest_id) if result.rows_stored else []
+        versions = _price_versions(con) if result.rows_stored else {}
     finally:
         con.close()
     _print_reconciliation([result.as_row()], output)
+    if len(versions) > 1:  # on stderr whatever the output: history is priced two ways
+        others = ", ".join(
+            f"{v!r} ({n:,} event(s))" for v, n in versions.items() if v != result.price_version
+        )
+        typer.echo(
+            f"The ledger's events are now priced by {len(versions)} price versions: this run's "
+            f"{result.price_version!r}, and {others}. A report sums them as they are. If the overrides "
+            "file differs (a run without --overrides after a reprice with it), give every ingest the same "
+            "file (--overrides or $FLOPLEDGER_OVERRIDES); then, or after a catalog update, price all "
+            "history alike: `flopledger reprice --overrides FILE`.",
+            err=True,
+        )
     if extra:  # on stderr whatever the output: the bill is larger than cost_usd
         typer.echo(f"In this run's events, {describe_unpriced_usage(extra)}", err=True)
     if result.rows_quarantined and output is OutputFormat.table:
@@ -180,6 +204,15 @@ def ingest(
         )
     if result.rows_overlapping:  # on stderr whatever the output: the usage may count twice
         typer.echo(_overlap_warning(result), err=True)
+
+
+def _price_versions(con: Any) -> dict[str, int]:
+    """How many of the ledger's events each price version priced."""
+    rows = con.execute(
+        "SELECT price_version, count(*) FROM events WHERE price_version IS NOT NULL "
+        "GROUP BY 1 ORDER BY 2 DESC"
+    ).fetchall()
+    return {str(v): int(n) for v, n in rows}
 
 
 def _overlap_warning(result: IngestResult) -> str:
