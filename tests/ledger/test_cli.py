@@ -652,7 +652,10 @@ def test_a_discount_that_matches_nothing_and_history_priced_two_ways_are_said(tm
     assert again.exit_code == 0
     costs = CliRunner().invoke(app, ["report", "--by", "day", "--db", db, "-f", "json"])
     assert [round(r["cost_usd"], 6) for r in json.loads(costs.stdout)] == [0.0024, 0.0024]  # 20% off $3
+    day3 = tmp_path / "d3.csv"
+    day3.write_text(day2.read_text().replace("2026-03-03", "2026-03-04"))
     kept = CliRunner().invoke(
-        app, ["ingest", str(day1), str(day2), "--db", db, "--overrides", str(overrides)]
+        app, ["ingest", str(day3), "--db", db, "--overrides", str(overrides), "-o", "json"]
     )
-    assert kept.exit_code == 0 and "price versions" not in kept.stderr
+    assert kept.exit_code == 0 and json.loads(kept.stdout)[0]["rows_stored"] == 1
+    assert "price versions" not in kept.stderr  # one version: nothing said
