@@ -659,3 +659,25 @@ def test_a_discount_that_matches_nothing_and_history_priced_two_ways_are_said(tm
     )
     assert kept.exit_code == 0 and json.loads(kept.stdout)[0]["rows_stored"] == 1
     assert "price versions" not in kept.stderr  # one version: nothing said
+
+
+def test_an_empty_window_and_a_column_given_twice_are_errors(tmp_path: Path) -> None:
+    src = tmp_path / "u.csv"
+    src.write_text("ts,model,Team,input_tokens\n2026-03-02T10:00:00Z,gpt-5,web,100\n", encoding="utf-8")
+    db = str(tmp_path / "l.duckdb")
+    both = CliRunner().invoke(
+        app, ["ingest", str(src), "--db", db, "--map", "team=Team", "--set", "team=core"]
+    )
+    assert both.exit_code != 0
+    assert "--map team=Team and --set team=core both give team" in str(both.exception)
+    run("ingest", str(src), "--db", db, "--map", "team=Team")
+    window = ["--since", "2026-03-03", "--until", "2026-03-02"]
+    for extra in (["--by", "team"], ["--headline"]):
+        result = CliRunner().invoke(app, ["report", "--db", db, *window, *extra])
+        assert result.exit_code != 0 and "is not before --until" in str(result.exception), extra
+    same = CliRunner().invoke(app, ["report", "--db", db, "--since", "2026-03-02", "--until", "2026-03-02"])
+    assert same.exit_code != 0 and "the window is empty" in str(same.exception)
+    day = json.loads(
+        run("report", "--db", db, "--since", "2026-03-02", "--until", "2026-03-03", "-f", "json")
+    )
+    assert [(r["team"], r["input_tokens"]) for r in day] == [("web", 100)]

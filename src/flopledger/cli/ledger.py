@@ -41,7 +41,7 @@ UntilOption = Annotated[
 def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     """``["a=b,c=d", "e=f"]`` -> ``{"a": "b", "c": "d", "e": "f"}``."""
     out: dict[str, str] = {}
-    for item in values or []:
+    for item in values or []:  # (a name given twice: the last value)
         for part in item.split(","):
             name, sep, value = part.partition("=")
             if not sep or not name.strip():
@@ -284,6 +284,11 @@ def report(
         raise InputError(
             "--headline is the whole bill: it takes --since and --until, not --by, --limit or "
             "--per-active-hour (run those as a second report)"
+        )
+    if since is not None and until is not None and since >= until:
+        raise InputError(
+            f"--since {since:%Y-%m-%d %H:%M} is not before --until {until:%Y-%m-%d %H:%M}, so the window "
+            "is empty (--since is inclusive, --until exclusive): swap them, or widen the window"
         )
     engine = connect_engine("duckdb", db=resolve_db(db))
     if show_headline:

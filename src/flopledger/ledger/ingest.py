@@ -261,6 +261,11 @@ _CANONICAL_OF: dict[str, str] = {
 
 def _check_names(mapping: Mapping[str, str], fixed: Mapping[str, str]) -> None:
     known = set(STAGE_COLUMNS)
+    for name in sorted(set(mapping) & set(fixed)):
+        raise InputError(
+            f"--map {name}={mapping[name]} and --set {name}={fixed[name]} both give {name}: keep the one "
+            "you mean (--set gives every row the value, --map reads it from the file)"
+        )
     for flag, names in (("--map", mapping), ("--set", fixed)):
         for name in names:
             if name in known:
