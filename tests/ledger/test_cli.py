@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -681,3 +682,28 @@ def test_an_empty_window_and_a_column_given_twice_are_errors(tmp_path: Path) -> 
         run("report", "--db", db, "--since", "2026-03-02", "--until", "2026-03-03", "-f", "json")
     )
     assert [(r["team"], r["input_tokens"]) for r in day] == [("web", 100)]
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (
+            "requests=abc",
+            "--set requests=abc: requests 'abc' is not a whole, non-negative number; nothing stored",
+        ),
+        ("service_tier=turbo", "service_tier 'turbo' is not one of standard, batch, priority, flex"),
+        ("ts=yesterday", "--set ts=yesterday: ts 'yesterday' is not a timestamp"),
+    ],
+)
+def test_a_set_value_every_row_refuses_is_one_error(tmp_path: Path, given: str, said: str) -> None:
+    src = tmp_path / "u.csv"
+    src.write_text("ts,model,input_tokens\n2026-03-02T10:00:00Z,gpt-5,100\n2026-03-02T11:00:00Z,gpt-5,7\n")
+    db = tmp_path / "l.duckdb"
+    result = CliRunner().invoke(app, ["ingest", str(src), "--db", str(db), "--set", given])
+    assert result.exit_code != 0 and said in str(result.exception), str(result.exception)
+    # nothing of the run is stored, nor quarantined row by row
+    con = duckdb.connect(str(db))
+    assert con.execute(
+        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM quarantine)"
+    ).fetchone() == (0, 0)
+    con.close()

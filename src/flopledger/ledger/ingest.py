@@ -490,6 +490,14 @@ def _prepare(
                   count(DISTINCT event_id), min(ts) FILTER (error IS NULL), max(ts) FILTER (error IS NULL)
            FROM _checked"""
     ).fetchone() or (0, 0, 0, 0, None, None)
+    if bad == rows_read and fixed:  # every row refused for a --set value: the flag's error, said once
+        wrong = con.execute(
+            f"SELECT error_field, error FROM _checked WHERE error IS NOT NULL "
+            f"AND error_field IN ({', '.join(sql_literal(k) for k in fixed)}) "
+            f"GROUP BY ALL HAVING count(*) = {int(rows_read)} LIMIT 1"
+        ).fetchone()
+        if wrong is not None:
+            raise InputError(f"--set {wrong[0]}={fixed[wrong[0]]}: {wrong[1]}; nothing stored")
     if strict and bad:
         sample = con.execute(
             f"SELECT _file, _line, error_field, error FROM _checked JOIN _files USING (_fidx) "
