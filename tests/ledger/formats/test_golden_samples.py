@@ -167,3 +167,30 @@ def test_pretty_printed_pages_one_after_another_are_each_read(tmp_path: Path) ->
         ingest_files(fresh, [cut], format="anthropic")
     assert fresh.execute("SELECT count(*) FROM events").fetchone() == (0,)
     assert fresh.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
+
+
+def test_json_lines_whose_first_line_is_a_stray_brace_keep_their_records(tmp_path: Path) -> None:
+    """A lone ``{`` first line, then whole records: JSON Lines with one bad line, not a document."""
+    record = json.loads((SAMPLES / "litellm_spend_logs.jsonl").read_text().split("\n")[0])
+    path = tmp_path / "spend.jsonl"
+    path.write_text("{\n" + json.dumps(record) + "\n" + json.dumps({**record, "request_id": "other"}) + "\n")
+    result = ingest_files(open_ledger(tmp_path / "l.duckdb"), [path], format="litellm")
+    assert (result.rows_read, result.rows_stored, result.rows_quarantined) == (3, 2, 1)
+
+
+def test_pretty_printed_spend_logs_one_after_another_number_each_record_by_its_line(tmp_path: Path) -> None:
+    records = [
+        json.loads(line) for line in (SAMPLES / "litellm_spend_logs.jsonl").read_text().split("\n")[2:4]
+    ]
+    first = json.dumps([records[0], {"not": "a record"}], indent=2) + "\n"
+    second = json.dumps([{"not": "a record"}, records[1]], indent=2) + "\n"
+    path = tmp_path / "spend.json"
+    path.write_text(first + second)
+    con = open_ledger(tmp_path / "l.duckdb")
+    result = ingest_files(con, [path], format="litellm")
+    assert result.reconciles and result.rows_read == 4
+    # each record, stored or quarantined, on the line its object opens: in the second document too
+    opens = [n for n, line in enumerate(path.read_text().split("\n"), start=1) if line == "  {"]
+    rows = "SELECT source_line FROM events UNION ALL SELECT source_line FROM quarantine ORDER BY 1"
+    assert [r[0] for r in con.execute(rows).fetchall()] == opens
+    assert len(opens) == 4 and opens[2] > first.count("\n")

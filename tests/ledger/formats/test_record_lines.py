@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flopledger.errors import InputError
 from flopledger.ledger.ingest import ingest_files
 from flopledger.ledger.store import open_ledger
 
@@ -170,3 +171,64 @@ def test_a_whole_document_spend_log_numbers_records_by_their_first_line(tmp_path
         (bad,) = con.execute("SELECT source_line FROM quarantine").fetchone() or (None,)
         assert stored == [starts[0] - 1, starts[2] - 1] and bad == starts[1] - 1
         con.close()
+
+
+_HEADER = "ts,model,team,input_tokens,output_tokens\n"
+
+
+def _lines_of(tmp_path: Path, text: str) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    path = tmp_path / "u.csv"
+    path.write_text(_HEADER + text)
+    con = open_ledger(tmp_path / "l.duckdb")
+    result = ingest_files(con, [path])
+    assert result.reconciles
+    stored = con.execute("SELECT source_line, team FROM events ORDER BY 1").fetchall()
+    quarantined = con.execute("SELECT source_line, raw FROM quarantine ORDER BY 1").fetchall()
+    con.close()
+    return stored, quarantined
+
+
+def test_a_stray_quote_in_a_value_beside_a_ragged_record_keeps_every_line(tmp_path: Path) -> None:
+    """A quote inside an unquoted value (5" screen) is read as it is; with a record rejected beside
+    it, each row still has its own line and the rejected record its own text."""
+    stored, quarantined = _lines_of(
+        tmp_path,
+        "2026-03-01T10:00:00Z,gpt-4o,a,100,10\n"
+        "2026-03-01T10:01:00Z,gpt-4o,b,100\n"
+        '2026-03-01T10:02:00Z,gpt-4o,5" screen,100,10\n'
+        "2026-03-01T10:04:00Z,gpt-4o,e,100,10\n",
+    )
+    assert stored == [(2, "a"), (4, '5" screen'), (5, "e")]
+    assert quarantined == [(3, "2026-03-01T10:01:00Z,gpt-4o,b,100")]
+
+
+def test_a_record_whose_quotes_do_not_close_is_quarantined_near_the_start_too(tmp_path: Path) -> None:
+    """A value "b"x within the first rows (where DuckDB's sniffer would look) is one bad record, not
+    a file refused whole."""
+    stored, quarantined = _lines_of(
+        tmp_path, '2026-03-01T10:00:00Z,gpt-4o,a,100,10\n2026-03-01T10:01:00Z,gpt-4o,"b"x,100,10\n'
+    )
+    assert stored == [(2, "a")] and [line for line, _ in quarantined] == [3]
+
+
+def test_a_quote_never_closed_fails_the_file_with_its_line(tmp_path: Path) -> None:
+    """An opened quote reads every line after it as one value: the records there cannot be counted,
+    so the file is one clear error, nothing stored, rather than its rest lost in one bad row."""
+    path = tmp_path / "u.csv"
+    rows = [f"2026-03-01T10:00:00Z,gpt-4o,t{i},100,10" for i in range(3000)]
+    rows[2500] = rows[2500].replace(",t2500", ',"t2500')  # past the rows a sniffer would sample
+    path.write_text(_HEADER + "\n".join(rows) + "\n")
+    con = open_ledger(tmp_path / "l.duckdb")
+    with pytest.raises(InputError, match=r"line 2502: a quoted value is never closed"):
+        ingest_files(con, [path])
+    assert con.execute(
+        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM quarantine)"
+    ).fetchone() == (
+        0,
+        0,
+    )
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(InputError, match="the file is empty: a CSV needs a header row"):
+        ingest_files(con, [empty], format="csv")
+    con.close()

@@ -304,8 +304,7 @@ def iter_json_documents(path: Path) -> Iterator[tuple[int, Any]]:
         return
     except (json.JSONDecodeError, RecursionError):  # JSONL, or a line of it too deep: read by line
         pass
-    first = stripped.split("\n", 1)[0].strip()
-    if first in ("{", "[", "[{"):  # a pretty-printed document, which no JSON line starts as
+    if _pretty_printed(stripped):
         yield from _json_documents(text, path)
         return
     for number, line in enumerate(text.splitlines(), start=1):
@@ -326,12 +325,27 @@ def iter_json_documents(path: Path) -> Iterator[tuple[int, Any]]:
             yield number, JsonLineError(reason, text=line, path=str(path), line=number)
 
 
+def _pretty_printed(text: str) -> bool:
+    """Whether ``text`` (stripped) starts as a pretty-printed JSON document, not as JSON Lines: its
+    first line opens an object or array (``{``, ``[``, ``[ {``) and its next is no JSON value of its
+    own (a JSON Lines file whose first line is a stray brace goes on with whole records)."""
+    first, _, rest = text.partition("\n")
+    if first.strip().replace(" ", "") not in ("{", "[", "[{"):
+        return False
+    second = next((ln for ln in rest.splitlines() if ln.strip()), "")
+    try:
+        return not isinstance(json.loads(second), dict | list)
+    except (json.JSONDecodeError, RecursionError):
+        return True
+
+
 def _json_documents(text: str, path: Path) -> Iterator[tuple[int, Any]]:
     """Each of the pretty-printed JSON documents ``text`` holds one after another (``jq . a.json
     b.json``), with the line it starts on. One that is cut short or damaged fails the file: its
     lines are no records to quarantine one by one."""
     decoder = json.JSONDecoder()
     at = _skip_space(text, 0)
+    line, counted = 1, 0  # the line of character ``counted``: newlines are counted once
     while at < len(text):
         try:
             value, end = decoder.raw_decode(text, at)
@@ -343,7 +357,9 @@ def _json_documents(text: str, path: Path) -> Iterator[tuple[int, Any]]:
             ) from exc
         except RecursionError as exc:
             raise InputError("a JSON document nests too deeply to read", path=str(path)) from exc
-        yield text.count("\n", 0, at) + 1, value
+        line += text.count("\n", counted, at)
+        counted = at
+        yield line, value
         at = _skip_space(text, end)
 
 
@@ -353,11 +369,12 @@ def _skip_space(text: str, at: int) -> int:
     return at
 
 
-def array_item_lines(text: str, key: str | None = None) -> list[int] | None:
+def array_item_lines(text: str, key: str | None = None, start: int = 0) -> list[int] | None:
     """The line each item of a JSON document's array starts on: the document itself, or its member
-    ``key`` (an object's ``data``); None when the document is not shaped so."""
+    ``key`` (an object's ``data``); None when the document is not shaped so. The document starts at
+    character ``start`` of ``text`` (one of several, one after another)."""
     decoder = json.JSONDecoder()
-    at = _skip_space(text, 0)
+    at = _skip_space(text, start)
     try:
         if key is not None:  # walk the object's members to the array
             if text[at : at + 1] != "{":

@@ -108,12 +108,28 @@ def _is_true(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
-def _record_lines(path: Path, doc: Any) -> list[int] | None:
-    """The line each record of a whole-document spend log (a list, or an object's ``data``) starts on."""
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
-    lines = array_item_lines(text, None if isinstance(doc, list) else "data")
-    records = doc if isinstance(doc, list) else doc["data"]
-    return lines if lines is not None and len(lines) == len(records) else None
+class _DocumentLines:
+    """The line each record of the whole-document spend logs of a file starts on (documents in
+    file order, one after another). The file is read once, and its lines counted once."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._text: str | None = None
+        self._line, self._offset = 1, 0  # the start of the last document asked for
+
+    def records(self, doc: Any, line: int) -> list[int] | None:
+        """Of the document (a list, or an object's ``data``) that starts on line ``line``."""
+        if self._text is None:
+            self._text = self._path.read_text(encoding="utf-8-sig", errors="replace")
+        text = self._text
+        if line < self._line:  # not in file order: count from the start
+            self._line, self._offset = 1, 0
+        while self._line < line:  # the document's first character: after the newline ending line - 1
+            self._offset = text.index("\n", self._offset) + 1
+            self._line += 1
+        lines = array_item_lines(text, None if isinstance(doc, list) else "data", self._offset)
+        records = doc if isinstance(doc, list) else doc["data"]
+        return lines if lines is not None and len(lines) == len(records) else None
 
 
 @register
@@ -136,6 +152,7 @@ class LiteLLMSpendLogs(RecordFormat):
                 for record in reader:
                     yield self._row(reader.line_num, record)
             return
+        documents = _DocumentLines(path)
         for line, doc in iter_json_documents(path):
             if isinstance(doc, JsonLineError):
                 yield doc.staged()
@@ -146,7 +163,7 @@ class LiteLLMSpendLogs(RecordFormat):
             else:
                 records = doc.get("data", [doc]) if isinstance(doc, dict) else [doc]
             # A whole JSON document's records are numbered by the line each starts on.
-            starts = _record_lines(path, doc) if listed and line == 1 else None
+            starts = documents.records(doc, line) if listed else None
             for i, record in enumerate(records):
                 where = (
                     starts[i]

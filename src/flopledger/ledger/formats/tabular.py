@@ -7,6 +7,7 @@ column not mapped is read from a source column of the same name when there is on
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -164,14 +165,17 @@ class Csv(TableFormat):
 
     def _reader(self, path: Path, rejects: str = "") -> str:
         # The dialect is RFC 4180, stated rather than sniffed: on a small file DuckDB's sniffer can take
-        # the doubled quote of a quoted value for an escape of its own and mangle or merge rows.
+        # the doubled quote of a quoted value for an escape of its own and mangle or merge rows, and a
+        # strict sniffer refuses a whole file for one bad record. The columns are the header's.
         # Strict, so a record of more fields than the header (an unquoted 1,000) is rejected, never
         # cut to the header's width; rejected records are kept (``rejects``) when rows are read.
         delim = "\\t" if path.suffix.lower() == ".tsv" else ","
+        names = _header_names(path, "\t" if delim == "\\t" else ",")
+        columns = "{" + ", ".join(f"{sql_literal(n)}: 'VARCHAR'" for n in names) + "}"
         keep = f", store_rejects=true, {rejects}" if rejects else ""
         return (
-            f"read_csv({sql_literal(str(path))}, header=true, all_varchar=true, strict_mode=true, "
-            f"delim='{delim}', quote='\"', escape='\"', ignore_errors=true{keep})"
+            f"read_csv({sql_literal(str(path))}, header=true, auto_detect=false, columns={columns}, "
+            f"strict_mode=true, delim='{delim}', quote='\"', escape='\"', ignore_errors=true{keep})"
         )
 
     def source(
@@ -191,6 +195,27 @@ class Csv(TableFormat):
             f"{read.raw_sql} UNION ALL SELECT _line, _raw FROM {rejected} "
             "WHERE _line IN (SELECT _line FROM {lines})",
         )
+
+
+def _header_names(path: Path, delim: str) -> list[str]:
+    """The column names of CSV ``path``'s header record, as DuckDB names them: a blank name is
+    ``column{i}``, a name seen before gains ``_1``, ``_2``, ..."""
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+        header = next(csv.reader(fh, delimiter=delim), None)
+    if not header:
+        raise InputError(
+            "the file is empty: a CSV needs a header row naming its columns (ts, model, input_tokens, ...)",
+            path=str(path),
+        )
+    names: list[str] = []
+    for i, raw in enumerate(header):
+        name = raw if raw.strip() else f"column{i}"
+        base, k = name, 0
+        while name in names:
+            k += 1
+            name = f"{base}_{k}"
+        names.append(name)
+    return names
 
 
 def _line_numbers(path: Path, offsets: list[int]) -> dict[int, int]:
@@ -217,7 +242,7 @@ def _rejected_records(con: duckdb.DuckDBPyConnection, path: Path, table: str) ->
     rejected = f"{table}_rejected"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {rejected} "
-        "(_line BIGINT, _raw VARCHAR, _error VARCHAR, _error_field VARCHAR)"
+        "(_line BIGINT, _raw VARCHAR, _error VARCHAR, _error_field VARCHAR, _lines BIGINT)"
     )
     rows = con.execute(
         # a record of too few fields is listed once for each field it lacks: the first one says it
@@ -244,8 +269,16 @@ def _rejected_records(con: duckdb.DuckDBPyConnection, path: Path, table: str) ->
         text = str(raw or "")
         record = text.lstrip("\r\n")
         line = lines[int(position) - 1] + text[: len(text) - len(record)].count("\n")
-        records.append((line, record, reason, column if kind == "MISSING COLUMNS" else None))
-    con.executemany(f"INSERT INTO {rejected} VALUES (?, ?, ?, ?)", records)
+        if kind not in ("MISSING COLUMNS", "TOO MANY COLUMNS") and "\n" in record.rstrip("\r\n"):
+            # a quote opened and never closed: what follows it, to the next quote, is read as one value
+            raise InputError(
+                f"line {line}: a quoted value is never closed, so the lines after it cannot be told "
+                f"apart ({message}): close or remove the quote, then ingest the file again",
+                path=str(path),
+            )
+        span = record.rstrip("\r\n").count("\n") + 1
+        records.append((line, record, reason, column if kind == "MISSING COLUMNS" else None, span))
+    con.executemany(f"INSERT INTO {rejected} VALUES (?, ?, ?, ?, ?)", records)
     return [r[0] for r in records]
 
 
@@ -275,28 +308,45 @@ def _record_lines(
     if records is None or (not rejected and _physical_lines(path) == records[0] + 1):
         return None
     text, starts = f"{table}_text", f"{table}_starts"
-    rest = f" AND _line NOT IN (SELECT _line FROM {table}_rejected)" if rejected else ""
     _numbered_copy(
         con,
         text,
         f"SELECT j FROM read_csv({sql_literal(str(path))}, columns={{'j': 'VARCHAR'}}, header=false, "
         "delim=chr(1), quote='', escape='', auto_detect=false, strict_mode=false)",
     )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {starts} AS
-            SELECT CAST(row_number() OVER (ORDER BY _line) AS BIGINT) - 2 AS _rec, _line FROM (
-                SELECT CAST(n AS BIGINT) + 1 AS _line, j,
-                       coalesce(sum(q) OVER (ORDER BY n ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
-                           AS _quotes_before
-                FROM (SELECT rowid AS n, j, length(j) - length(replace(j, '"', '')) AS q FROM {text})
-            ) WHERE _quotes_before % 2 = 0 AND j IS NOT NULL AND j <> ''{rest}"""
-    )
+    # the lines of the records DuckDB rejected, each from its first, as many as it has
+    covered = f"(SELECT _line + unnest(range(_lines)) FROM {table}_rejected)" if rejected else "(SELECT 0)"
+    numbered = "CAST(row_number() OVER (ORDER BY _line) AS BIGINT) - 2 AS _rec, _line"
+    lines = f"SELECT CAST(rowid AS BIGINT) + 1 AS _line, j FROM {text}"
+    kept = f"j IS NOT NULL AND j <> '' AND _line NOT IN {covered}"
+    candidates = [
+        # with records rejected: each record that stays one line, when there are as many such lines
+        # as records (then no quoted value holds a newline: a stray quote in a value is no matter)
+        f"SELECT {numbered} FROM ({lines}) WHERE {kept}",
+        # else a line starts a record when the quotes before it, of the records that stay, pair
+        f"""SELECT {numbered} FROM (
+                SELECT _line, j, coalesce(sum(q) OVER (ORDER BY _line ROWS BETWEEN UNBOUNDED PRECEDING
+                                                      AND 1 PRECEDING), 0) AS _quotes_before
+                FROM (SELECT _line, j, CASE WHEN _line IN {covered} THEN 0
+                                            ELSE length(j) - length(replace(j, '"', '')) END AS q
+                      FROM ({lines})))
+            WHERE _quotes_before % 2 = 0 AND {kept}""",
+    ]
+    for select in candidates if rejected else candidates[1:]:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {starts} AS {select}")
+        found = con.execute(f"SELECT count(*) FROM {starts}").fetchone()
+        if found is not None and found[0] == records[0] + 1:  # as DuckDB read them
+            con.execute(f"DROP TABLE {text}")
+            return starts
     con.execute(f"DROP TABLE {text}")
-    found = con.execute(f"SELECT count(*) FROM {starts}").fetchone()
-    if found is None or found[0] != records[0] + 1:  # not as DuckDB read it (not RFC 4180)
-        con.execute(f"DROP TABLE {starts}")
-        return None
-    return starts
+    con.execute(f"DROP TABLE {starts}")
+    if rejected:  # numbered as read, the records after a rejected one would take its line
+        raise InputError(
+            f"cannot tell the line each record starts on (quotes that do not pair, and a record near line "
+            f"{min(rejected)} that could not be read): fix the quoting, then ingest the file again",
+            path=str(path),
+        )
+    return None  # not RFC 4180: numbered as read
 
 
 @register
