@@ -707,3 +707,71 @@ def test_a_set_value_every_row_refuses_is_one_error(tmp_path: Path, given: str, 
         "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM quarantine)"
     ).fetchone() == (0, 0)
     con.close()
+
+
+def test_usage_no_price_covers_is_counted_by_kind_and_window_times_compare_in_utc(tmp_path: Path) -> None:
+    from flopledger.ledger.repricing import unpriced_usage
+    from flopledger.ledger.store import open_ledger
+
+    src = tmp_path / "u.csv"
+    src.write_text(
+        "ts,provider,model,input_tokens,tags\n"
+        '2026-03-01T10:00:00Z,openai,gpt-4o,100,"{""input_audio_tokens"":500}"\n'
+        '2026-03-01T10:01:00Z,openai,gpt-4o,100,"{""input_audio_tokens"":500}"\n'
+        '2026-03-01T10:02:00Z,openai,gpt-4o,100,"{""web_search_requests"":3}"\n'
+    )
+    db = tmp_path / "l.duckdb"
+    run("ingest", str(src), "--db", str(db))
+    con = open_ledger(db, read_only=True)
+    got = [(r["usage"], r["amount"], r["events"]) for r in unpriced_usage(con)]
+    con.close()
+    assert got == [("web_search_requests", 3, 1), ("input_audio_tokens", 1000, 2)]
+    # a time with an offset and one without (UTC) compare as times: 11:30+02:00 is 09:30 UTC
+    mixed = ["--since", "2026-03-01T11:30:00+02:00", "--until", "2026-03-01T10:01:30"]
+    rows = json.loads(run("report", "--db", str(db), *mixed, "-f", "json"))
+    assert sum(r["input_tokens"] for r in rows) == 200
+    empty = CliRunner().invoke(
+        app,
+        ["report", "--db", str(db), "--since", "2026-03-01T13:00:00+02:00", "--until", "2026-03-01T10:00"],
+    )
+    assert empty.exit_code != 0 and "--since 2026-03-01 11:00:00 UTC is not before" in str(empty.exception)
+
+
+def test_a_set_column_a_ragged_record_lacks_is_not_blamed_on_the_flag(tmp_path: Path) -> None:
+    """Records of fewer fields than the header are bad rows of the file, whatever --set gives."""
+    src = tmp_path / "u.csv"
+    src.write_text(
+        "ts,model,input_tokens,team\n2026-03-01T10:00:00Z,gpt-4o,100\n2026-03-01T10:01:00Z,gpt-4o,7\n"
+    )
+    out = json.loads(
+        run("ingest", str(src), "--db", str(tmp_path / "l.duckdb"), "--set", "team=ml", "-o", "json")
+    )
+    assert (out[0]["rows_stored"], out[0]["rows_quarantined"]) == (0, 2)
+
+
+def test_prices_missing_says_when_the_catalog_prices_a_model_now(tmp_path: Path) -> None:
+    """Events an earlier catalog or flopledger left unpriced (Bedrock's regional Claude) are told to
+    reprice, not to add an override for a name that is right."""
+    src = tmp_path / "u.csv"
+    src.write_text(
+        "ts,provider,model,input_tokens\n"
+        "2026-11-02T09:00:00Z,bedrock,us.anthropic.claude-sonnet-4-5-20250929-v1:0,1000000\n"
+        "2026-11-02T09:00:00Z,acme,no-such-model-x1,1000\n"
+    )
+    db = tmp_path / "l.duckdb"
+    run("ingest", str(src), "--db", str(db))
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE events SET priced = false, cost_usd = NULL, price_model = NULL")  # as left before
+    con.close()
+    missing = {
+        r["model"]: r["what_to_do"]
+        for r in json.loads(run("prices", "missing", "--db", str(db), "-f", "json"))
+    }
+    assert missing["us.anthropic.claude-sonnet-4-5-20250929-v1:0"].startswith(
+        "the catalog has prices for it (as aws/regional.anthropic.claude-sonnet-4-5-20250929-v1:0): run "
+        "`flopledger reprice`"
+    )
+    assert missing["no-such-model-x1"].startswith("add a [[model]] price to the overrides file")
+    run("reprice", "--db", str(db))
+    left = json.loads(run("prices", "missing", "--db", str(db), "-f", "json"))
+    assert [r["model"] for r in left] == ["no-such-model-x1"]

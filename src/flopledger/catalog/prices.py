@@ -196,11 +196,13 @@ MAPPING_RULES = digest_of(
     [
         *("\n".join(sorted(names)).encode() + b"|" for names in (SELF_HOSTED_PROVIDERS, SOLE_VENDORS)),
         b"model names trimmed|",
+        b"catalog models found by id|",
     ]
 )[:8]
-"""A digest of the rules that map a logged provider to catalog models (the two sets above, and a
-model name matched without the whitespace around it): part of the price version, so changing them
-makes ingest and ``reprice`` map every name again."""
+"""A digest of the rules that map a logged provider to catalog models (the two sets above, a model
+name matched without the whitespace around it, a catalog model found by its id): part of the price
+version, so changing them makes ingest and ``reprice`` map every name again, and tells a ledger
+priced before them from one priced after."""
 
 
 def _resolve(provider: str | None, model: str) -> tuple[str, str] | None:

@@ -246,7 +246,6 @@ _CANONICAL_OF: dict[str, str] = {
     "date": "ts",
     "created_at": "ts",
     "start_time": "ts",
-    "id": "request_id",
     "model_name": "model",
     "prompt_tokens": "input_tokens",
     "completion_tokens": "output_tokens",
@@ -491,9 +490,13 @@ def _prepare(
            FROM _checked"""
     ).fetchone() or (0, 0, 0, 0, None, None)
     if bad == rows_read and fixed:  # every row refused for a --set value: the flag's error, said once
+        # of the value itself: an error that shows it (not a CSV record short of the column, say)
+        said = " OR ".join(
+            f"(error_field = {sql_literal(k)} AND contains(error, {sql_literal(chr(39) + v[:80] + chr(39))}))"
+            for k, v in fixed.items()
+        )
         wrong = con.execute(
-            f"SELECT error_field, error FROM _checked WHERE error IS NOT NULL "
-            f"AND error_field IN ({', '.join(sql_literal(k) for k in fixed)}) "
+            f"SELECT error_field, error FROM _checked WHERE error IS NOT NULL AND ({said}) "
             f"GROUP BY ALL HAVING count(*) = {int(rows_read)} LIMIT 1"
         ).fetchone()
         if wrong is not None:
@@ -503,7 +506,10 @@ def _prepare(
             f"SELECT _file, _line, error_field, error FROM _checked JOIN _files USING (_fidx) "
             f"WHERE error IS NOT NULL ORDER BY _fidx, _line LIMIT {_MAX_STRICT_ERRORS}"
         ).fetchall()
-        lines = "; ".join(f"{f}:{ln}: {msg} (field {fld!r})" for f, ln, fld, msg in sample)
+        lines = "; ".join(
+            f"{f}:{ln}: {msg}" + (f" (field {fld!r})" if fld is not None else "")
+            for f, ln, fld, msg in sample
+        )
         raise InputError(f"--strict: {bad} bad row(s), nothing stored. First: {lines}")
     if bad:
         _raw_of_bad_rows(con, tables)

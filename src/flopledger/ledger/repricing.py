@@ -111,10 +111,18 @@ def missing_prices(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     out = []
     for row in rows:
         item = dict(zip(names, row, strict=True))
-        item["what_to_do"] = (
-            "add a [[model]] price to the overrides file, or check the model name, "
-            "then run `flopledger reprice`"
-        )
+        found = resolve_catalog_model(item["provider"], item["model"])
+        if found is not None and catalog_rows(*found):  # priced by the catalog since these were stored
+            item["what_to_do"] = (
+                f"the catalog has prices for it (as {found[0]}/{found[1]}): run `flopledger reprice`, as "
+                "the events may be older than them; if they stay unpriced, their dates or service tier "
+                "are outside the rows `flopledger prices show MODEL` lists"
+            )
+        else:
+            item["what_to_do"] = (
+                "add a [[model]] price to the overrides file, or check the model name, "
+                "then run `flopledger reprice`"
+            )
         out.append(item)
     return out
 
@@ -127,29 +135,28 @@ UNPRICED_USAGE: tuple[str, ...] = ("web_search_requests", "input_audio_tokens", 
 def unpriced_usage(con: duckdb.DuckDBPyConnection, ingest_id: str | None = None) -> list[dict[str, Any]]:
     """The usage of :data:`UNPRICED_USAGE` the ledger's events hold (of run ``ingest_id`` alone, when
     given), by provider, model and kind: none of it is in ``cost_usd``."""
+
+    def value(k: str) -> str:
+        return f"TRY_CAST(json_extract_string(tags, '$.{k}') AS DOUBLE)"
+
     sums = ", ".join(
-        f"sum(TRY_CAST(json_extract_string(tags, '$.{k}') AS BIGINT))::BIGINT AS \"{k}\""
-        for k in UNPRICED_USAGE
+        f'sum({value(k)}) AS "{k}", count(*) FILTER ({value(k)} > 0) AS "_n_{k}"' for k in UNPRICED_USAGE
     )
     holds = " OR ".join(f"contains(tags, '\"{k}\"')" for k in UNPRICED_USAGE)
     run = "AND ingest_id = ?" if ingest_id is not None else ""
     rows = con.execute(
-        f"""SELECT provider, model, count(*) AS events, {sums} FROM events
+        f"""SELECT provider, model, {sums} FROM events
             WHERE tags IS NOT NULL AND ({holds}) {run} GROUP BY ALL ORDER BY provider, model""",
         [ingest_id] if ingest_id is not None else [],
     ).fetchall()
     out = []
-    for provider, model, events, *amounts in rows:
-        for kind, amount in zip(UNPRICED_USAGE, amounts, strict=True):
+    for provider, model, *found in rows:
+        for n, kind in enumerate(UNPRICED_USAGE):
+            amount, events = found[2 * n], found[2 * n + 1]
             if amount:
+                amount = int(amount) if float(amount).is_integer() else float(amount)
                 out.append(
-                    {
-                        "provider": provider,
-                        "model": model,
-                        "usage": kind,
-                        "amount": int(amount),
-                        "events": events,
-                    }
+                    {"provider": provider, "model": model, "usage": kind, "amount": amount, "events": events}
                 )
     return out
 
