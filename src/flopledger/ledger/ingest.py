@@ -50,6 +50,7 @@ from flopledger.ledger.validate import (
     CHECKED_DDL,
     checked_sql,
     repeat_id_sql,
+    shown_value,
 )
 
 __all__ = ["IngestResult", "Progress", "ingest_files", "mark_interrupted"]
@@ -260,7 +261,8 @@ _CANONICAL_OF: dict[str, str] = {
 
 def _check_names(mapping: Mapping[str, str], fixed: Mapping[str, str]) -> None:
     known = set(STAGE_COLUMNS)
-    for name in sorted(set(mapping) & set(fixed)):
+    if both := sorted(set(mapping) & set(fixed)):
+        name = both[0]
         raise InputError(
             f"--map {name}={mapping[name]} and --set {name}={fixed[name]} both give {name}: keep the one "
             "you mean (--set gives every row the value, --map reads it from the file)"
@@ -492,7 +494,7 @@ def _prepare(
     if bad == rows_read and fixed:  # every row refused for a --set value: the flag's error, said once
         # of the value itself: an error that shows it (not a CSV record short of the column, say)
         said = " OR ".join(
-            f"(error_field = {sql_literal(k)} AND contains(error, {sql_literal(chr(39) + v[:80] + chr(39))}))"
+            f"(error_field = {sql_literal(k)} AND contains(error, {sql_literal(shown_value(v))}))"
             for k, v in fixed.items()
         )
         wrong = con.execute(
@@ -540,7 +542,8 @@ def _prepare(
         unlabelled = _matched_unlabelled(con, window, reports)
         restated = _find_restated(con, window, reports)
     # A usage report's rows, or an export of events that may carry them; requests never pull.
-    pulling = [i for i, fmt in enumerate(formats) if fmt.name in pulling_formats()]
+    pulls = pulling_formats()
+    pulling = [i for i, fmt in enumerate(formats) if fmt.name in pulls]
     overlapping = overlapping_pulls(con, "_checked", pulling, "_restated")
     if restated:
         _take_restated_orgs(con, reports)

@@ -163,7 +163,7 @@ def unpriced_usage(con: duckdb.DuckDBPyConnection, ingest_id: str | None = None)
 
 def describe_unpriced_usage(rows: list[dict[str, Any]]) -> str:
     """One line saying what :func:`unpriced_usage` found, and what it means for the bill."""
-    totals: dict[str, int] = {}
+    totals: dict[str, float] = {}
     for row in rows:
         totals[row["usage"]] = totals.get(row["usage"], 0) + row["amount"]
     said = ", ".join(f"{amount:,} {kind.replace('_', ' ')}" for kind, amount in totals.items())

@@ -13,7 +13,15 @@ from flopledger.catalog.overrides import NAME_WHITESPACE
 from flopledger.ledger.formats.base import COUNT_SCALE, EXACT_DOUBLE, MAX_COUNT, STAGE_COLUMNS, TIER_ALIASES
 from flopledger.ledger.schema import TOKEN_COLUMNS
 
-__all__ = ["CHECKED_COLUMNS", "CHECKED_DDL", "TIER_ALIASES", "WHITESPACE_SQL", "checked_sql", "repeat_id_sql"]
+__all__ = [
+    "CHECKED_COLUMNS",
+    "CHECKED_DDL",
+    "TIER_ALIASES",
+    "WHITESPACE_SQL",
+    "checked_sql",
+    "repeat_id_sql",
+    "shown_value",
+]
 
 _INT_FIELDS = TOKEN_COLUMNS
 _NAMES = ("model", "org", "project", "team", "user", "api_key")
@@ -66,9 +74,17 @@ def _blank(col: str) -> str:
     return f"({_trimmed(col)} IS NULL)"
 
 
+_SHOWN_CHARS = 80
+
+
 def _shown(col: str) -> str:
     """SQL for a value as shown inside an error message: quoted, at most 80 characters."""
-    return f"'''' || left(coalesce(CAST(\"{col}\" AS VARCHAR), ''), 80) || ''''"
+    return f"'''' || left(coalesce(CAST(\"{col}\" AS VARCHAR), ''), {_SHOWN_CHARS}) || ''''"
+
+
+def shown_value(value: str) -> str:
+    """A value as an error message shows it (:func:`_shown`): what a message about it contains."""
+    return f"'{value[:_SHOWN_CHARS]}'"
 
 
 def _not_count(col: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import decimal
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,8 +269,6 @@ def first_json_value(head: str) -> Any:
 
 def _partial_keys(text: str) -> dict[str, Any] | list[Any] | None:
     """Top-level keys of a JSON document too long to decode from its head (a cheap scan)."""
-    import re
-
     keys = re.findall(r'"([A-Za-z_][A-Za-z0-9_.]*)"\s*:', text[:20_000])
     if not keys:
         return None
@@ -332,7 +331,11 @@ def _pretty_printed(text: str) -> bool:
     first, _, rest = text.partition("\n")
     if first.strip().replace(" ", "") not in ("{", "[", "[{"):
         return False
-    second = next((ln for ln in rest.splitlines() if ln.strip()), "")
+    found = re.search(r"\S", rest)  # the next line with anything on it, the text not copied
+    if found is None:
+        return True
+    end = rest.find("\n", found.start())
+    second = rest[found.start() : end if end >= 0 else len(rest)]
     try:
         return not isinstance(json.loads(second), dict | list)
     except (json.JSONDecodeError, RecursionError):

@@ -122,8 +122,6 @@ class _DocumentLines:
         if self._text is None:
             self._text = self._path.read_text(encoding="utf-8-sig", errors="replace")
         text = self._text
-        if line < self._line:  # not in file order: count from the start
-            self._line, self._offset = 1, 0
         while self._line < line:  # the document's first character: after the newline ending line - 1
             self._offset = text.index("\n", self._offset) + 1
             self._line += 1
