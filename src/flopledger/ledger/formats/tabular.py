@@ -314,25 +314,27 @@ def _record_lines(
         f"SELECT j FROM read_csv({sql_literal(str(path))}, columns={{'j': 'VARCHAR'}}, header=false, "
         "delim=chr(1), quote='', escape='', auto_detect=false, strict_mode=false)",
     )
-    # the lines of the records DuckDB rejected, each from its first, as many as it has
-    covered = f"(SELECT _line + unnest(range(_lines)) FROM {table}_rejected)" if rejected else "(SELECT 0)"
+    # a line of a record DuckDB rejected (each from its first, as many as it has) starts none
+    rejected_line = (
+        f"rowid + 1 IN (SELECT _line + unnest(range(_lines)) FROM {table}_rejected)" if rejected else "false"
+    )
+    lines = f"SELECT CAST(rowid AS BIGINT) + 1 AS _line, j, {rejected_line} AS _rejected FROM {text}"
     numbered = "CAST(row_number() OVER (ORDER BY _line) AS BIGINT) - 2 AS _rec, _line"
-    lines = f"SELECT CAST(rowid AS BIGINT) + 1 AS _line, j FROM {text}"
-    kept = f"j IS NOT NULL AND j <> '' AND _line NOT IN {covered}"
+    kept = "j IS NOT NULL AND j <> '' AND NOT _rejected"
+    # a line starts a record when the quotes before it, of the records that stay, pair
     candidates = [
-        # with records rejected: each record that stays one line, when there are as many such lines
-        # as records (then no quoted value holds a newline: a stray quote in a value is no matter)
-        f"SELECT {numbered} FROM ({lines}) WHERE {kept}",
-        # else a line starts a record when the quotes before it, of the records that stay, pair
         f"""SELECT {numbered} FROM (
-                SELECT _line, j, coalesce(sum(q) OVER (ORDER BY _line ROWS BETWEEN UNBOUNDED PRECEDING
-                                                      AND 1 PRECEDING), 0) AS _quotes_before
-                FROM (SELECT _line, j, CASE WHEN _line IN {covered} THEN 0
-                                            ELSE length(j) - length(replace(j, '"', '')) END AS q
-                      FROM ({lines})))
-            WHERE _quotes_before % 2 = 0 AND {kept}""",
+                SELECT _line, j, _rejected,
+                       coalesce(sum(q) OVER (ORDER BY _line ROWS BETWEEN UNBOUNDED PRECEDING
+                                             AND 1 PRECEDING), 0) AS _quotes_before
+                FROM (SELECT *, CASE WHEN _rejected THEN 0 ELSE length(j) - length(replace(j, '"', '')) END
+                                    AS q FROM ({lines})))
+            WHERE _quotes_before % 2 = 0 AND {kept}"""
     ]
-    for select in candidates if rejected else candidates[1:]:
+    if rejected:  # first: each record that stays is one line, when there are as many such lines as
+        # records (no quoted value holds a newline, and a stray quote in a value is no matter)
+        candidates.insert(0, f"SELECT {numbered} FROM ({lines}) WHERE {kept}")
+    for select in candidates:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {starts} AS {select}")
         found = con.execute(f"SELECT count(*) FROM {starts}").fetchone()
         if found is not None and found[0] == records[0] + 1:  # as DuckDB read them
