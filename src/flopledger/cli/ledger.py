@@ -206,11 +206,6 @@ def ingest(
         typer.echo(_overlap_warning(result), err=True)
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    """A time as UTC without its offset, as the ledger keeps times (one without an offset is UTC)."""
-    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo is not None else value
-
-
 def _price_versions(con: Any) -> dict[str, int]:
     """How many of the ledger's events each price version priced."""
     rows = con.execute(
@@ -281,7 +276,7 @@ def report(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Cost by any dimensions, with tokens and cost per class; or the headline-versus-real view."""
-    from flopledger.ledger.report import headline, parse_dimensions, unpriced_tokens
+    from flopledger.ledger.report import headline, parse_dimensions, unpriced_tokens, window_bound
     from flopledger.ledger.report import report as build_report
     from flopledger.ledger.spark import connect_engine
 
@@ -290,11 +285,11 @@ def report(
             "--headline is the whole bill: it takes --since and --until, not --by, --limit or "
             "--per-active-hour (run those as a second report)"
         )
-    if since is not None and until is not None and _utc(since) >= _utc(until):
+    if since is not None and until is not None and window_bound(since) >= window_bound(until):
         raise InputError(
-            f"--since {_utc(since):%Y-%m-%d %H:%M:%S} UTC is not before --until "
-            f"{_utc(until):%Y-%m-%d %H:%M:%S} UTC, so the window is empty (--since is inclusive, --until "
-            "exclusive): swap them, or widen it"
+            f"--since {window_bound(since):%Y-%m-%d %H:%M:%S} UTC is not before --until "
+            f"{window_bound(until):%Y-%m-%d %H:%M:%S} UTC, so the window is empty (--since is inclusive, "
+            "--until exclusive): swap them, or widen it"
         )
     engine = connect_engine("duckdb", db=resolve_db(db))
     if show_headline:

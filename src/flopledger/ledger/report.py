@@ -22,7 +22,15 @@ from flopledger.ledger.measures import unpriced_tokens as unpriced_of
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, DIMENSIONS, TOKEN_COLUMNS, USAGE_REPORT_FORMATS
 from flopledger.ledger.spark import Engine, events_table
 
-__all__ = ["HeadlineView", "headline", "parse_dimensions", "report", "report_expr", "unpriced_tokens"]
+__all__ = [
+    "HeadlineView",
+    "headline",
+    "parse_dimensions",
+    "report",
+    "report_expr",
+    "unpriced_tokens",
+    "window_bound",
+]
 
 
 def parse_dimensions(by: str | Sequence[str]) -> list[str]:
@@ -38,21 +46,22 @@ def parse_dimensions(by: str | Sequence[str]) -> list[str]:
     return names
 
 
+def window_bound(value: dt.date | dt.datetime) -> dt.datetime:
+    """A window's bound as the ledger's time: a date is midnight UTC, a time with an offset is
+    converted to UTC, one without is UTC."""
+    if not isinstance(value, dt.datetime):
+        return dt.datetime.combine(value, dt.time())
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+
+
 def _window(
     t: ir.Table, since: dt.date | dt.datetime | None, until: dt.date | dt.datetime | None
 ) -> ir.Table:
-    """Events with ``since <= ts < until`` (dates mean midnight UTC; ``until`` is exclusive; a time
-    with an offset is converted to UTC, the ledger's time)."""
-
-    def as_ts(value: dt.date | dt.datetime) -> dt.datetime:
-        if not isinstance(value, dt.datetime):
-            return dt.datetime.combine(value, dt.time())
-        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo is not None else value
-
+    """Events with ``since <= ts < until`` (:func:`window_bound`; ``until`` is exclusive)."""
     if since is not None:
-        t = t.filter(t.ts >= as_ts(since))
+        t = t.filter(t.ts >= window_bound(since))
     if until is not None:
-        t = t.filter(t.ts < as_ts(until))
+        t = t.filter(t.ts < window_bound(until))
     return t
 
 
