@@ -221,9 +221,15 @@ def _resolve(provider: str | None, model: str) -> tuple[str, str] | None:
     return None
 
 
+@functools.cache
+def _by_id() -> dict[tuple[str, str], tuple[Any, Any]]:
+    """Every catalog model, by ``(provider_id, model_id)``: its provider and model."""
+    return {(p.id, m.id): (p, m) for p in _snapshot().providers for m in p.models}
+
+
 def catalog_models() -> list[tuple[str, str]]:
     """Every catalog model, as ``(provider_id, model_id)``: what discounts are matched against."""
-    return [(p.id, m.id) for p in _snapshot().providers for m in p.models]
+    return list(_by_id())
 
 
 def _find(provider_id: str, model_id: str) -> tuple[Any, Any, bool]:
@@ -233,13 +239,9 @@ def _find(provider_id: str, model_id: str) -> tuple[Any, Any, bool]:
     By id first: some models' match rules do not match their own id (``regional.anthropic...`` on
     aws, ``ft:gpt-4o-mini``, ``codestral``), only the names they are logged under.
     """
-    snap = _snapshot()
-    for prov in snap.providers:
-        if prov.id == provider_id:
-            for info in prov.models:
-                if info.id == model_id:
-                    return prov, info, True
-    prov, info = snap.find_provider_model(model_id, None, provider_id, None)
+    if (found := _by_id().get((provider_id, model_id))) is not None:
+        return *found, True
+    prov, info = _snapshot().find_provider_model(model_id, None, provider_id, None)
     owns_model = any(info is m for m in prov.models)
     return prov, info, owns_model
 
