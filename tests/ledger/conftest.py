@@ -64,6 +64,7 @@ def oracle_cost_usd(event: Mapping[str, Any]) -> float:
         cache_write_5m_tokens=g("cache_write_5m_tokens"),
         cache_write_1h_tokens=g("cache_write_1h_tokens"),
         output_tokens=g("output_tokens"),
+        web_searches=g("web_search_requests"),
     )
     ts = dt.datetime.fromisoformat(str(event["ts"]).replace("Z", "+00:00"))
     return float(

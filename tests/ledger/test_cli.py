@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flopledger.cli import app
-from flopledger.ledger.schema import COST_COLUMNS, TOKEN_COLUMNS
+from flopledger.ledger.schema import BILLED_CLASSES, COST_COLUMNS, TOKEN_COLUMNS
 from flopledger.synthetic.demo import build_demo_ledger
 from flopledger.synthetic.organisation import TEAMS, DemoOrganisation, write_demo_logs
 
@@ -60,8 +60,16 @@ def test_report_json_has_dimension_token_and_cost_keys(small_ledger: Path) -> No
     assert rows and {"team", "model", "requests", "cost_usd"} <= rows[0].keys()
     assert set(TOKEN_COLUMNS) <= rows[0].keys() and set(COST_COLUMNS) <= rows[0].keys()
     for r in rows:  # the classes add up to the total; reasoning is inside output and never added again
-        parts = sum(r[c] for c in COST_COLUMNS if c != "reasoning_tokens_cost_usd") + r["request_cost_usd"]
+        parts = sum(r[cost] for _, cost in BILLED_CLASSES)
         assert r["cost_usd"] == pytest.approx(parts, abs=1e-4)
+        assert {"web_search_requests", "web_search_cost_usd"} <= r.keys()
+    # the demo's Anthropic report rows ran web searches, priced at $10 per thousand, less the demo's
+    # 12% discount on Anthropic from a date in the month
+    searched = [r for r in rows if r["web_search_requests"]]
+    assert searched and all(r["model"].startswith("claude") for r in searched)
+    for r in searched:
+        at_list = r["web_search_requests"] * 0.01
+        assert 0.88 * at_list - 1e-9 <= r["web_search_cost_usd"] <= at_list + 1e-9
     teams = {r["team"] for r in rows}
     assert {"research", "data-platform", "support-tools"} <= teams
     csv_out = run("report", "--db", str(small_ledger), "--by", "day", "--format", "csv")
@@ -602,27 +610,78 @@ def test_a_wrong_canonical_name_says_the_right_one(tmp_path: Path, flag: str, gi
         assert "Canonical columns: ts, request_id, provider, model" in str(result.exception)
 
 
-def test_web_searches_and_audio_tokens_are_said_to_have_no_price(tmp_path: Path) -> None:
-    """The golden reports' web searches (Anthropic) and audio tokens (OpenAI) are billed by the
-    vendors and not in cost_usd: the ingest and `prices missing` say how many, by model."""
+def test_web_searches_are_priced_and_audio_tokens_said_to_have_no_price(tmp_path: Path) -> None:
+    """The golden Anthropic report's 15 web searches are billed per search into cost_usd; the OpenAI
+    report's audio tokens have no price of flopledger's own: the ingest and `prices missing` say so."""
     samples = Path(__file__).parent / "formats" / "samples"
     db = str(tmp_path / "l.duckdb")
     files = [str(samples / "openai_usage_completions.json"), str(samples / "anthropic_messages_report.json")]
     ingested = CliRunner().invoke(app, ["ingest", *files, "--db", db, "-o", "json"])
     assert ingested.exit_code == 0, ingested.output
-    said = (
-        "15 web search requests, 5,000 input audio tokens, 3,000 output audio tokens: no price in flopledger"
-    )
+    said = "5,000 input audio tokens, 3,000 output audio tokens: cost_usd leaves them out"
     assert f"In this run's events, {said}" in ingested.stderr
+    assert "web search" not in ingested.stderr  # priced: nothing to say
     assert json.loads(ingested.stdout)[0]["rows_stored"] > 0  # stdout stays the reconciliation
+    con = duckdb.connect(db, read_only=True)
+    searches, cost, others = con.execute(
+        "SELECT sum(web_search_requests), sum(web_search_cost_usd), "
+        "sum(cost_usd - web_search_cost_usd - input_tokens_cost_usd - cache_read_tokens_cost_usd "
+        "- cache_write_5m_tokens_cost_usd - cache_write_1h_tokens_cost_usd - output_tokens_cost_usd "
+        "- request_cost_usd) FROM events"
+    ).fetchone()
+    con.close()
+    assert (searches, cost) == (15, pytest.approx(0.15)) and others == pytest.approx(0.0, abs=1e-9)
     again = CliRunner().invoke(app, ["ingest", *files, "--db", db])
-    assert again.exit_code == 0 and "no price in flopledger" not in again.stderr  # nothing stored anew
+    assert again.exit_code == 0 and "cost_usd leaves them out" not in again.stderr  # nothing stored anew
     listed = CliRunner().invoke(app, ["prices", "missing", "--db", db, "-f", "json"])
     assert listed.exit_code == 0 and json.loads(listed.stdout) == [] and said in listed.stderr
     table = run("prices", "missing", "--db", db)
     assert "Every event has a price for its tokens." in table
-    for kind, amount in [("web_search_requests", "15"), ("input_audio_tokens", "5,000")]:
-        assert any(kind in line and amount in line for line in table.splitlines()), kind
+    assert any("input_audio_tokens" in line and "5,000" in line for line in table.splitlines())
+    assert "web_search_requests" not in table
+
+
+def test_web_searches_no_price_covers_are_listed(tmp_path: Path) -> None:
+    """A table's web_search_requests column is read and priced; a private model whose price has
+    none for searches prices them at 0, and `prices missing` says so (then an override prices them)."""
+    src = tmp_path / "u.csv"
+    src.write_text(
+        "ts,provider,model,input_tokens,web_search_requests\n"
+        "2026-03-01T10:00:00Z,anthropic,claude-sonnet-4-5,1000,4\n"
+        "2026-03-01T10:01:00Z,internal,house-llm,1000,6\n"
+        "2026-03-01T10:02:00Z,internal,house-llm,1000,\n"
+    )
+    overrides = tmp_path / "prices.toml"
+    overrides.write_text(
+        '[[model]]\nprovider = "internal"\nmodel = "house-llm"\ninput_usd_per_mtok = 1.0\n'
+        "output_usd_per_mtok = 2.0\n"
+    )
+    db = str(tmp_path / "l.duckdb")
+    ingested = CliRunner().invoke(app, ["ingest", str(src), "--db", db, "--overrides", str(overrides)])
+    assert ingested.exit_code == 0, ingested.output
+    assert "In this run's events, 6 web search requests: cost_usd leaves them out" in ingested.stderr
+    assert "usd_per_web_search" in ingested.stderr  # what to do
+    listed = CliRunner().invoke(app, ["prices", "missing", "--db", db, "-f", "json"])
+    assert json.loads(listed.stdout) == [] and "6 web search requests" in listed.stderr
+    with_price = overrides.read_text() + "usd_per_web_search = 0.02\n"
+    overrides.write_text(with_price)
+    run("reprice", "--db", db, "--overrides", str(overrides))
+    report = json.loads(run("report", "--db", db, "--by", "model", "-f", "json"))
+    by_model = {r["model"]: r for r in report}
+    assert by_model["claude-sonnet-4-5"]["web_search_cost_usd"] == pytest.approx(0.04)
+    assert by_model["house-llm"]["web_search_requests"] == 6
+    assert by_model["house-llm"]["web_search_cost_usd"] == pytest.approx(0.12)
+    assert by_model["house-llm"]["cost_usd"] == pytest.approx(0.002 + 0.12)
+    listed = CliRunner().invoke(app, ["prices", "missing", "--db", db])
+    assert listed.exit_code == 0 and "web_search_requests" not in listed.output
+    # the headline's bills all carry the searches, and they are a class of the real bill
+    view = json.loads(run("report", "--db", db, "--headline", "-f", "json"))
+    (searched,) = [c for c in view["classes"] if c["token_class"] == "web_search_requests"]
+    assert (searched["searches"], searched["cost_usd"]) == (10, pytest.approx(0.16))
+    assert sum(c["cost_share"] for c in view["classes"] if c["billed_apart"]) == pytest.approx(1.0, abs=1e-5)
+    tokens_as_output = (1000 * 15 + 2000 * 2) / 1e6  # at output rates: claude $15, house-llm $2
+    assert view["all_as_output_cost_usd"] == pytest.approx(tokens_as_output + 0.16)
+    assert "10 searches" in run("report", "--db", db, "--headline")
 
 
 def test_a_discount_that_matches_nothing_and_history_priced_two_ways_are_said(tmp_path: Path) -> None:
@@ -718,14 +777,14 @@ def test_usage_no_price_covers_is_counted_by_kind_and_window_times_compare_in_ut
         "ts,provider,model,input_tokens,tags\n"
         '2026-03-01T10:00:00Z,openai,gpt-4o,100,"{""input_audio_tokens"":500}"\n'
         '2026-03-01T10:01:00Z,openai,gpt-4o,100,"{""input_audio_tokens"":500}"\n'
-        '2026-03-01T10:02:00Z,openai,gpt-4o,100,"{""web_search_requests"":3}"\n'
+        '2026-03-01T10:02:00Z,openai,gpt-4o,100,"{""output_audio_tokens"":3}"\n'
     )
     db = tmp_path / "l.duckdb"
     run("ingest", str(src), "--db", str(db))
     con = open_ledger(db, read_only=True)
     got = [(r["usage"], r["amount"], r["events"]) for r in unpriced_usage(con)]
     con.close()
-    assert got == [("web_search_requests", 3, 1), ("input_audio_tokens", 1000, 2)]
+    assert got == [("input_audio_tokens", 1000, 2), ("output_audio_tokens", 3, 1)]
     # a time with an offset and one without (UTC) compare as times: 11:30+02:00 is 09:30 UTC
     mixed = ["--since", "2026-03-01T11:30:00+02:00", "--until", "2026-03-01T10:01:30"]
     rows = json.loads(run("report", "--db", str(db), *mixed, "-f", "json"))
@@ -775,3 +834,76 @@ def test_prices_missing_says_when_the_catalog_prices_a_model_now(tmp_path: Path)
     run("reprice", "--db", str(db))
     left = json.loads(run("prices", "missing", "--db", str(db), "-f", "json"))
     assert [r["model"] for r in left] == ["no-such-model-x1"]
+
+
+def test_a_ledger_written_before_web_searches_were_priced_is_read_then_upgraded(tmp_path: Path) -> None:
+    """An older ledger kept an Anthropic row's web searches in its tags, out of cost_usd. Read as it
+    is, reports work and `prices missing` counts the tagged searches; opened for writing, the column
+    is filled from the tags; `reprice` then prices them, and nothing is said any more."""
+    from flopledger.ledger.store import open_ledger
+
+    sample = Path(__file__).parent / "formats" / "samples" / "anthropic_messages_report.json"
+    db = tmp_path / "l.duckdb"
+    run("ingest", str(sample), "--db", str(db))
+    con = open_ledger(db)
+    (priced_now,) = con.execute("SELECT sum(cost_usd) FROM events").fetchone() or (0.0,)
+    # as an older flopledger stored the rows: the searches in the tags, no cost for them
+    con.execute(
+        """UPDATE events SET tags = json_merge_patch(coalesce(tags, '{}'),
+               json_object('web_search_requests', web_search_requests)),
+             cost_usd = cost_usd - web_search_cost_usd, list_cost_usd = list_cost_usd - web_search_cost_usd
+           WHERE web_search_requests > 0"""
+    )
+    for table in ("events", "prices", "model_map"):  # priced by the older flopledger's price version
+        con.execute(f"UPDATE {table} SET price_version = 'older'")
+    for table, column in [
+        ("events", "web_search_requests"),
+        ("events", "web_search_cost_usd"),
+        ("prices", "usd_per_web_search"),
+        ("rollup_daily", "web_search_requests"),
+        ("rollup_daily", "web_search_cost_usd"),
+    ]:
+        con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    con.close()
+    old_cost = priced_now - 0.15
+    report = json.loads(run("report", "--db", str(db), "--by", "model", "-f", "json"))
+    assert sum(r["cost_usd"] for r in report) == pytest.approx(old_cost)
+    assert all(r["web_search_requests"] is None for r in report)  # read around, not upgraded
+    listed = CliRunner().invoke(app, ["prices", "missing", "--db", str(db), "-f", "json"])
+    assert "15 web search requests" in listed.stderr
+    con = open_ledger(db)  # opened for writing: the column is filled from the tags
+    assert con.execute("SELECT sum(web_search_requests) FROM events").fetchone() == (15,)
+    con.close()
+    listed = CliRunner().invoke(app, ["prices", "missing", "--db", str(db), "-f", "json"])
+    assert "15 web search requests" in listed.stderr and "flopledger reprice" in listed.stderr
+    run("reprice", "--db", str(db))
+    report = json.loads(run("report", "--db", str(db), "--by", "model", "-f", "json"))
+    assert sum(r["cost_usd"] for r in report) == pytest.approx(priced_now)
+    assert sum(r["web_search_cost_usd"] for r in report) == pytest.approx(0.15)
+    listed = CliRunner().invoke(app, ["prices", "missing", "--db", str(db), "-f", "json"])
+    assert "web search" not in listed.stderr
+
+
+def test_web_searches_in_tags_are_read_and_a_full_discount_is_no_missing_price(tmp_path: Path) -> None:
+    """Web searches an older flopledger's export kept in the tags are the row's own where it gives
+    none; a search discounted to $0 has a price, so `prices missing` does not list it."""
+    src = tmp_path / "u.csv"
+    src.write_text(
+        "ts,provider,model,input_tokens,tags\n"
+        '2026-03-01T10:00:00Z,anthropic,claude-sonnet-4-5,1000,"{""web_search_requests"":3}"\n'
+        '2026-03-01T10:01:00Z,anthropic,claude-sonnet-4-5,1000,"{""web_search_requests"":1.5}"\n'
+    )
+    db = str(tmp_path / "l.duckdb")
+    run("ingest", str(src), "--db", db)
+    con = duckdb.connect(db, read_only=True)
+    got = con.execute(
+        "SELECT web_search_requests, web_search_cost_usd FROM events ORDER BY source_line"
+    ).fetchall()
+    con.close()
+    # a tag that is no count stays in the tags alone (a free-form tag fails no row)
+    assert got[0] == (3, pytest.approx(0.03)) and got[1] == (None, 0.0)
+    free = tmp_path / "prices.toml"
+    free.write_text('[[discount]]\nprovider = "anthropic"\npercent = 100\n')
+    run("reprice", "--db", db, "--overrides", str(free))
+    listed = CliRunner().invoke(app, ["prices", "missing", "--db", db, "-f", "json"])
+    assert listed.exit_code == 0 and "web search" not in listed.stderr

@@ -230,3 +230,31 @@ def test_events_csv_keeps_fractions_of_a_second(tmp_path: Path) -> None:
 
     write_table(whole, tmp_path / "whole.csv", "csv")
     assert (tmp_path / "whole.csv").read_text().splitlines() == ['"t"', '"2026-03-02T10:00:00Z"']
+
+
+def test_web_searches_are_a_charge_of_their_own(tmp_path: Path) -> None:
+    """The Anthropic report's web searches are FOCUS rows of searches, priced per thousand, and
+    the rows of every class add up to the ledger's cost."""
+    from flopledger.ledger.ingest import ingest_files
+
+    sample = Path(__file__).parent / "formats" / "samples" / "anthropic_messages_report.json"
+    db = tmp_path / "l.duckdb"
+    con = open_ledger(db)
+    ingest_files(con, [sample])
+    (cost,) = con.execute("SELECT sum(cost_usd) FROM events").fetchone() or (0.0,)
+    con.close()
+    out = tmp_path / "focus.parquet"
+    export_ledger(connect_engine("duckdb", db=db), out, "focus")
+    rows = pq.read_table(out).to_pylist()
+    searches = [r for r in rows if r["x_TokenClass"] == "web_search_requests"]
+    assert sum(int(r["ConsumedQuantity"]) for r in searches) == 15
+    assert float(sum(r["EffectiveCost"] for r in searches)) == pytest.approx(0.15)
+    for r in searches:
+        assert (r["ConsumedUnit"], r["PricingUnit"], r["SkuMeter"]) == (
+            "Searches",
+            "1000 Searches",
+            "Web Searches",
+        )
+        assert float(r["ListUnitPrice"]) == pytest.approx(10.0)  # $10 per thousand searches
+        assert float(r["PricingQuantity"]) == pytest.approx(float(r["ConsumedQuantity"]) / 1000)
+    assert float(sum(r["EffectiveCost"] for r in rows)) == pytest.approx(cost, abs=1e-5)

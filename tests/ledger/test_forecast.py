@@ -185,7 +185,7 @@ segments = st.lists(
     st.tuples(
         st.sampled_from(["a", "b"]),
         st.sampled_from(["m1", "m2"]),
-        st.sampled_from(["input_tokens", "output_tokens", "requests"]),
+        st.sampled_from(["input_tokens", "output_tokens", "web_search_requests", "requests"]),
         st.integers(0, 10**9),
         st.floats(0, 1e5),
         st.integers(0, 10**9),
@@ -202,6 +202,20 @@ def test_decomposition_adds_up(segs: list[tuple[str, str, str, int, float, int, 
     segs = [(g, m, k, q0, c0 if q0 else 0.0, q1, c1 if q1 else 0.0) for g, m, k, q0, c0, q1, c1 in segs]
     for e in decompose(segs):
         assert e.volume_usd + e.mix_usd + e.price_usd == pytest.approx(e.change_usd, rel=1e-6, abs=1e-4)
+
+
+def test_web_searches_are_a_volume_of_their_own_not_part_of_the_token_mix() -> None:
+    """Twice the searches at the same price is all volume; they do not dilute the tokens' mix."""
+    segs = [
+        ("a", "m1", "input_tokens", 1000, 3.0, 1000, 3.0),
+        ("a", "m1", "output_tokens", 1000, 15.0, 1000, 15.0),
+        ("a", "m1", "web_search_requests", 100, 1.0, 200, 2.0),
+    ]
+    effects = {e.token_class: e for e in decompose(segs)}
+    searches = effects["web_search_requests"]
+    assert (searches.volume_usd, searches.mix_usd, searches.price_usd) == pytest.approx((1.0, 0.0, 0.0))
+    for cls in ("input_tokens", "output_tokens"):  # the tokens did not move: no mix, no volume
+        assert (effects[cls].volume_usd, effects[cls].mix_usd) == pytest.approx((0.0, 0.0))
 
 
 def test_unknown_dimension_and_bad_month(ledger: Path) -> None:

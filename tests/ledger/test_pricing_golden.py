@@ -87,6 +87,7 @@ _counts = st.integers(min_value=0, max_value=400_000)
                 "cache_read_tokens": _counts,
                 "cache_write_5m_tokens": _counts,
                 "output_tokens": st.integers(min_value=0, max_value=60_000),
+                "web_search_requests": st.integers(min_value=0, max_value=40),
             }
         ),
         min_size=1,

@@ -58,6 +58,7 @@ _KEY_SETS = [("team", "model", "day"), ("team", "model", "day_cast"), ("team",),
                 "min_request_input_tokens": st.sampled_from([None, None, 200_001]),
                 "max_request_input_tokens": st.sampled_from([None, None, 200_000, 1_000_000]),
                 "output_tokens": st.integers(0, 50_000),
+                "web_search_requests": st.one_of(st.none(), st.integers(0, 30)),
             }
         ),
         min_size=8,
@@ -114,8 +115,14 @@ def test_priced_rollup_equals_per_event_pricing(
         g = got[k]
         for c in ("requests", "input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "output_tokens"):
             assert g[c] == w[c], (k, c)
+        assert (g["web_search_requests"] or 0) == (w["web_search_requests"] or 0), k
         assert g["cost_usd"] == pytest.approx(w["cost_usd"], rel=1e-9, abs=1e-9), k
-        for c in ("output_tokens_cost_usd", "cache_write_5m_tokens_cost_usd", "request_cost_usd"):
+        for c in (
+            "output_tokens_cost_usd",
+            "cache_write_5m_tokens_cost_usd",
+            "web_search_cost_usd",
+            "request_cost_usd",
+        ):
             assert g[c] == pytest.approx(w[c], rel=1e-9, abs=1e-9), (k, c)
         assert g["unpriced_tokens"] == w["unpriced_tokens"]
 

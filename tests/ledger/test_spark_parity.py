@@ -187,6 +187,7 @@ def _price_tables(tmp: Path) -> tuple[Path, Path]:
                             )
                         },
                         "usd_per_request": 0.0,
+                        "usd_per_web_search": 0.01 if provider == "anthropic" else 0.0,
                         "discount_pct": 10.0 if provider == "anthropic" and i else 0.0,
                         "source": "parity test",
                     }
@@ -212,11 +213,17 @@ def test_pricing_expression(engines: tuple[Engine, Engine], tmp_path: Path) -> N
     prices, model_map = _price_tables(tmp_path)
     spark.session.read.parquet(str(prices)).createOrReplaceTempView("parity_prices")
     spark.session.read.parquet(str(model_map)).createOrReplaceTempView("parity_model_map")
+
+    def searched(t: Any) -> Any:  # some events ran web searches, priced per search on both engines
+        return t.mutate(web_search_requests=(t.input_tokens % 7).cast("int64"))
+
     duck_priced = price_events(
-        events_table(duck), duck.backend.read_parquet(prices), duck.backend.read_parquet(model_map)
+        searched(events_table(duck)), duck.backend.read_parquet(prices), duck.backend.read_parquet(model_map)
     )
     spark_priced = price_events(
-        events_table(spark), spark.backend.table("parity_prices"), spark.backend.table("parity_model_map")
+        searched(events_table(spark)),
+        spark.backend.table("parity_prices"),
+        spark.backend.table("parity_model_map"),
     )
     cols = [
         "event_id",
@@ -226,12 +233,14 @@ def test_pricing_expression(engines: tuple[Engine, Engine], tmp_path: Path) -> N
         "cost_usd",
         "list_cost_usd",
         "output_tokens_cost_usd",
+        "web_search_cost_usd",
         "priced",
     ]
     left = duck.rows(duck_priced.select(cols).order_by("event_id"))
     right = spark.rows(spark_priced.select(cols).order_by("event_id"))
     assert_same_rows(left, right)
     assert sum(not r["priced"] for r in left) == 28  # the private model stays unpriced, never free
+    assert any(r["web_search_cost_usd"] for r in left)  # the searches are priced, not all free
     # The same daily rollup over the freshly priced events, on both engines.
     assert_same_rows(
         duck.rows(daily_spend(duck_priced, ("team",))), spark.rows(daily_spend(spark_priced, ("team",)))

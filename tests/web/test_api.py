@@ -65,7 +65,9 @@ def test_overview_matches_the_events(api: Api, golden: Fixture, state: ServerSta
     for day, output_cost in daily:
         assert by_day[day]["output_tokens_cost_usd"] == pytest.approx(output_cost, rel=1e-9)
         classes = (
-            sum(by_day[day][f"{c}_cost_usd"] for c in BILLED_TOKEN_COLUMNS) + by_day[day]["request_fees_usd"]
+            sum(by_day[day][f"{c}_cost_usd"] for c in BILLED_TOKEN_COLUMNS)
+            + by_day[day]["web_search_cost_usd"]
+            + by_day[day]["request_fees_usd"]
         )
         assert classes == pytest.approx(by_day[day]["cost_usd"], rel=1e-9)
     teams = _events(state, "SELECT team, sum(cost_usd) FROM events GROUP BY 1 ORDER BY 2 DESC")

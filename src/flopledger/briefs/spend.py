@@ -25,9 +25,9 @@ from flopledger.briefs.figures import pct, signed_pct, signed_usd, tokens, usd
 from flopledger.briefs.model import BriefWindow, Insight
 from flopledger.briefs.noise import NOISE_SIGMAS, usual_move_usd
 from flopledger.ledger.forecast import daily_spend
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
+from flopledger.ledger.schema import BILLED_CLASSES, class_name
 from flopledger.ledger.spark import Engine, events_table
-from flopledger.ledger.spend_change import REQUESTS_CLASS, ChangeEffect, Segment, decompose, segment_spend
+from flopledger.ledger.spend_change import ChangeEffect, Segment, decompose, segment_spend
 
 __all__ = ["MIN_CACHE_DROP_PP", "MIN_RISE_SHARE", "SpendView", "spend_view"]
 
@@ -64,9 +64,7 @@ def _cells(engine: Engine, window: BriefWindow) -> Cells:
     for row in engine.rows(expr):
         now = row["period"] == "current"
         team = "(none)" if row["team"] is None else str(row["team"])
-        classes = [(c, row[c], row[f"{c}_cost_usd"]) for c in BILLED_TOKEN_COLUMNS]
-        classes.append((REQUESTS_CLASS, row["requests"], row["request_cost_usd"]))
-        for cls, qty, cost in classes:
+        for cls, qty, cost in ((c, row[c], row[cost]) for c, cost in BILLED_CLASSES):
             cell = cells.setdefault((team, str(row["model"]), cls), [0.0, 0.0, 0.0, 0.0])
             cell[2 if now else 0] += float(qty or 0)
             cell[3 if now else 1] += float(cost or 0.0)
@@ -74,7 +72,7 @@ def _cells(engine: Engine, window: BriefWindow) -> Cells:
 
 
 def _class_name(cls: str) -> str:
-    return "per-request fees" if cls == REQUESTS_CLASS else cls.removesuffix("_tokens").replace("_", " ")
+    return class_name(cls).removesuffix(" tokens")
 
 
 def _page(kind: str, name: str) -> str:

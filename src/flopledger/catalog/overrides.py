@@ -15,6 +15,7 @@ Example ``flopledger-prices.toml``::
     input_usd_per_mtok = 0.35
     output_usd_per_mtok = 0.70
     cache_read_usd_per_mtok = 0.035      # optional, defaults to the input price
+    usd_per_web_search = 0.01            # optional, a server-side web search (default 0)
     valid_from = 2026-01-01              # optional
     source = "internal chargeback rate, 2026"
 """
@@ -89,6 +90,7 @@ class _PrivateModel(BaseModel):
     cache_write_5m_usd_per_mtok: float | None = Field(default=None, ge=0)
     cache_write_1h_usd_per_mtok: float | None = Field(default=None, ge=0)
     usd_per_request: float = Field(default=0.0, ge=0)
+    usd_per_web_search: float = Field(default=0.0, ge=0)
     valid_from: dt.date | dt.datetime | None = None
     valid_to: dt.date | dt.datetime | None = None
     source: str = "overrides file"
@@ -172,6 +174,7 @@ class PriceOverrides:
                         cache_write_1h_usd_per_mtok=m.input_usd_per_mtok if write_1h is None else write_1h,
                         output_usd_per_mtok=m.output_usd_per_mtok,
                         usd_per_request=m.usd_per_request,
+                        usd_per_web_search=m.usd_per_web_search,
                         discount_pct=0.0,
                         source=m.source,
                     )

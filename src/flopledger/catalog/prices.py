@@ -68,6 +68,8 @@ TIER_ABOVE_ALL = 2**62
 """The upper tier bound of a row for any input."""
 _DAY_S = 86_400
 _MTOK = 1_000_000
+_WEB_SEARCHES = 1_000
+"""The searches a web-search price is probed with: the catalog prices them per thousand."""
 
 PRICE_CLASSES: tuple[str, ...] = ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output")
 
@@ -108,6 +110,7 @@ class PriceRow:
     cache_write_1h_usd_per_mtok: float
     output_usd_per_mtok: float
     usd_per_request: float
+    usd_per_web_search: float
     discount_pct: float
     source: str
 
@@ -197,6 +200,7 @@ MAPPING_RULES = digest_of(
         *("\n".join(sorted(names)).encode() + b"|" for names in (SELF_HOSTED_PROVIDERS, SOLE_VENDORS)),
         b"model names trimmed|",
         b"catalog models found by id|",
+        b"web searches priced|",
     ]
 )[:8]
 """A digest of the rules that map a logged provider to catalog models (the two sets above, a model
@@ -315,6 +319,7 @@ def _probe(model_price: Any) -> dict[str, float]:
     }
     rates = {f"{k}_usd_per_mtok": float(v - fee) for k, v in probes.items()}
     rates["usd_per_request"] = float(fee)
+    rates["usd_per_web_search"] = float((total(web_searches=_WEB_SEARCHES) - fee) / _WEB_SEARCHES)
     return rates
 
 

@@ -358,8 +358,9 @@ def _render_headline(view: dict[str, Any], fmt: OutputFormat) -> None:
         [
             {
                 "token_class": c["token_class"],
-                "tokens": c["tokens"],
-                "token_share": f"{c['token_share']:.1%}",
+                # web searches are billed per search: their count, not tokens
+                "tokens": c["tokens"] if c["tokens"] is not None else f"{c['searches']:,} searches",
+                "token_share": f"{c['token_share']:.1%}" if c["token_share"] is not None else "",
                 "cost_usd": c["cost_usd"],
                 "cost_share": f"{c['cost_share']:.1%}",
                 "usd_per_mtok": c["usd_per_mtok"],
@@ -566,6 +567,8 @@ def prices_show(
             "cache_write_5m_usd_per_mtok",
             "cache_write_1h_usd_per_mtok",
             "output_usd_per_mtok",
+            # shown where the model prices web searches (a column of zeros says nothing)
+            *(["usd_per_web_search"] if any(r.get("usd_per_web_search") for r in rows) else []),
             "discount_pct",
             *(["events", "cost_usd"] if ledger is not None else []),
         ]
@@ -599,7 +602,7 @@ def prices_missing(db: DbOption = None, fmt: FormatOption = OutputFormat.table) 
     if not rows and fmt is OutputFormat.table:
         console.print("Every event has a price for its tokens.", highlight=False)
     if extra and fmt is OutputFormat.table:
-        render_rows(extra, fmt, title="Usage priced apart from tokens, which flopledger does not price")
+        render_rows(extra, fmt, title="Usage billed apart from tokens that no cost covers")
     elif extra:  # on stderr in JSON and CSV, so stdout stays one list
         typer.echo(describe_unpriced_usage(extra), err=True)
 

@@ -37,9 +37,9 @@ from flopledger.ledger.forecast import (
     month_bounds,
     spend_days,
 )
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
+from flopledger.ledger.schema import BILLED_CLASSES, class_name
 from flopledger.ledger.spark import Engine, events_table
-from flopledger.ledger.spend_change import REQUESTS_CLASS, segment_spend
+from flopledger.ledger.spend_change import segment_spend
 
 __all__ = ["BUDGET_SCOPES", "Budget", "BudgetStatus", "Driver", "check_budgets", "load_budgets"]
 
@@ -211,8 +211,7 @@ def _driver(engine: Engine, budget: Budget, as_of: dt.date) -> Driver | None:
     rows = engine.rows(segment_spend(scoped, ("user",), (first, as_of), (prev_first, prev_last)))
     cells: dict[tuple[str | None, str, str], list[float]] = {}
     for row in rows:
-        for cls in (*BILLED_TOKEN_COLUMNS, REQUESTS_CLASS):
-            cost_column = "request_cost_usd" if cls == REQUESTS_CLASS else f"{cls}_cost_usd"
+        for cls, cost_column in BILLED_CLASSES:
             cost = float(row[cost_column] or 0.0)
             cell = cells.setdefault((row["user"], str(row["model"]), cls), [0.0, 0.0])
             cell[0 if row["period"] == "current" else 1] += cost
@@ -239,11 +238,7 @@ def _alert(
     if d is None:
         return what
     who = f"user {d.user}" if d.user is not None else "an unattributed user"
-    cls = (
-        "per-request fees"
-        if d.token_class == REQUESTS_CLASS
-        else d.token_class.removesuffix("_tokens").replace("_", " ") + " tokens"
-    )
+    cls = class_name(d.token_class)
     # A driver that grew is named as such; when nothing grew, the largest spend is.
     label = "driver" if d.change_usd > 0 else "largest spend"
     return (

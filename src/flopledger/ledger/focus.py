@@ -30,7 +30,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from flopledger.errors import InputError, UnknownNameError
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
+from flopledger.ledger.schema import BILLED_CLASSES, UNIT_CLASSES
 from flopledger.ledger.spark import Engine, events_table
 
 __all__ = [
@@ -72,9 +72,16 @@ _CLASS_LABEL = {
     "cache_write_5m_tokens": "Cache Write 5m Tokens",
     "cache_write_1h_tokens": "Cache Write 1h Tokens",
     "output_tokens": "Output Tokens",
+    "web_search_requests": "Web Searches",
     "requests": "Requests",
 }
 _TOKENS_PER_PRICING_UNIT = 1_000_000
+_UNITS: dict[str, tuple[str, int, str]] = {
+    "web_search_requests": ("Searches", 1_000, "1000 Searches"),  # as vendors price them
+    "requests": ("Requests", 1, "Requests"),
+}
+"""(ConsumedUnit, consumed units per pricing unit, PricingUnit) of the classes not counted in tokens."""
+_TOKEN_UNIT = ("Tokens", _TOKENS_PER_PRICING_UNIT, f"{_TOKENS_PER_PRICING_UNIT} Tokens")
 
 
 @dataclass(frozen=True)
@@ -120,9 +127,8 @@ def focus_charges(
     ``since`` and ``until`` are inclusive days.
     """
     t = _in_range(events.filter(events.cost_usd.notnull()), since, until)
-    sums = {c: t[c].sum() for c in (*BILLED_TOKEN_COLUMNS, "reasoning_tokens", "requests")}
-    sums |= {f"{c}_cost_usd": t[f"{c}_cost_usd"].sum() for c in BILLED_TOKEN_COLUMNS}
-    sums |= {k: t[k].sum() for k in ("request_cost_usd", "list_cost_usd", "cost_usd")}
+    sums = {c: t[c].sum() for c in (*(q for q, _ in BILLED_CLASSES), "reasoning_tokens")}
+    sums |= {k: t[k].sum() for k in (*(cost for _, cost in BILLED_CLASSES), "list_cost_usd", "cost_usd")}
     return (
         t.group_by(day=t.ts.date(), **{k: t[k] for k in _GROUP_KEYS})
         .aggregate(**sums)
@@ -149,14 +155,14 @@ def _tags_json(tags: str | None, team: str | None) -> str:
 
 
 def _charge_rows(c: dict[str, Any]) -> list[dict[str, Any]]:
-    """Split one aggregated charge into a FOCUS row per token class (and per-request fees)."""
+    """Split one aggregated charge into a FOCUS row per billed class: token classes, web searches
+    and per-request fees."""
     day: dt.date = c["day"]
     month = day.replace(day=1)
     next_month = (month + dt.timedelta(days=32)).replace(day=1)
     cost, list_cost = float(c["cost_usd"] or 0.0), float(c["list_cost_usd"] or 0.0)
-    classes = [(k, float(c[k] or 0), float(c[f"{k}_cost_usd"] or 0.0)) for k in BILLED_TOKEN_COLUMNS]
-    classes.append(("requests", float(c["requests"] or 0), float(c["request_cost_usd"] or 0.0)))
-    qty_total = sum(q for _, q, _ in classes[:-1]) or 1.0
+    classes = [(k, float(c[k] or 0), float(c[cost] or 0.0)) for k, cost in BILLED_CLASSES]
+    qty_total = sum(q for k, q, _ in classes if k not in UNIT_CLASSES) or 1.0
     provider = c["provider"] or "unknown"
     tier = c["service_tier"] or "standard"
     common = {
@@ -192,9 +198,10 @@ def _charge_rows(c: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         # A percentage discount applies to every class of a charge alike; with no effective cost
         # (a 100% discount) list cost is shared out by tokens.
-        cls_list = cls_cost * list_cost / cost if cost else list_cost * qty / qty_total * (cls != "requests")
-        is_tokens = cls != "requests"
-        pricing_qty = qty / _TOKENS_PER_PRICING_UNIT if is_tokens else qty
+        is_tokens = cls not in UNIT_CLASSES
+        cls_list = cls_cost * list_cost / cost if cost else list_cost * qty / qty_total * is_tokens
+        consumed_unit, per_pricing_unit, pricing_unit = _UNITS.get(cls, _TOKEN_UNIT)
+        pricing_qty = qty / per_pricing_unit
         sku = f"{c['price_model'] or c['model']}:{cls}"
         rows.append(
             {
@@ -205,9 +212,9 @@ def _charge_rows(c: dict[str, Any]) -> list[dict[str, Any]]:
                 "ListCost": cls_list,
                 "ChargeDescription": f"{c['model']} {_CLASS_LABEL[cls].lower()} ({tier})",
                 "ConsumedQuantity": qty,
-                "ConsumedUnit": "Tokens" if is_tokens else "Requests",
+                "ConsumedUnit": consumed_unit,
                 "PricingQuantity": pricing_qty,
-                "PricingUnit": f"{_TOKENS_PER_PRICING_UNIT} Tokens" if is_tokens else "Requests",
+                "PricingUnit": pricing_unit,
                 "ListUnitPrice": cls_list / pricing_qty if pricing_qty else 0.0,
                 "ContractedUnitPrice": cls_cost / pricing_qty if pricing_qty else 0.0,
                 "SkuId": sku,
@@ -244,9 +251,9 @@ def focus_table(engine: Engine, *, since: dt.date | None = None, until: dt.date 
 
 def _emitted_columns() -> set[str]:
     """The columns every FOCUS row carries (one sample charge, run through the same code)."""
-    sample: dict[str, Any] = {k: None for k in ("day", *_GROUP_KEYS, "reasoning_tokens", "request_cost_usd")}
-    sample |= {k: 0 for k in (*BILLED_TOKEN_COLUMNS, "requests", "list_cost_usd", "cost_usd")}
-    sample |= {f"{k}_cost_usd": 0.0 for k in BILLED_TOKEN_COLUMNS}
+    sample: dict[str, Any] = {k: None for k in ("day", *_GROUP_KEYS, "reasoning_tokens")}
+    sample |= {k: 0 for k in (*(q for q, _ in BILLED_CLASSES), "list_cost_usd", "cost_usd")}
+    sample |= {cost: 0.0 for _, cost in BILLED_CLASSES}
     sample["input_tokens"], sample["day"] = 1, dt.date(2000, 1, 1)
     return set(_charge_rows(sample)[0])
 

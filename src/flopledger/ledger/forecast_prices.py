@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
+from flopledger.ledger.schema import BILLED_CLASSES
 
 __all__ = [
     "PRICED_CLASSES",
@@ -45,10 +45,7 @@ RATE_DAYS = 7
 """Unit rates at the cutoff are taken over this many last days of use: a whole week, so a
 long-context request or a time-of-day price on one day does not set the rate alone."""
 
-PRICED_CLASSES: tuple[tuple[str, str], ...] = (
-    *((c, f"{c}_cost_usd") for c in BILLED_TOKEN_COLUMNS),
-    ("requests", "request_cost_usd"),
-)
+PRICED_CLASSES: tuple[tuple[str, str], ...] = BILLED_CLASSES
 """(quantity column, cost column) of every billed class; reasoning is part of output."""
 
 _SEGMENT = ("price_model", "service_tier")

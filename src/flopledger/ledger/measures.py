@@ -1,8 +1,9 @@
 """The measures every ledger summary reports, declared once for Ibis (reports, priced rollups, Spark)
 and for SQL (the daily rollup and the dashboard's queries over it).
 
-Counts (``requests`` and each token class) are summed as they are; costs are summed with NULL as 0,
-so a summary of unpriced events costs 0 and shows its volume in ``unpriced_tokens`` instead.
+Counts (``requests``, each token class and the web searches) are summed as they are; costs are
+summed with NULL as 0, so a summary of unpriced events costs 0 and shows its volume in
+``unpriced_tokens`` instead.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # Ibis is imported when a measure is built: ingest and the rollup use SQL only
     import ibis.expr.types as ir
 
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, TOKEN_COLUMNS
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, COST_COLUMNS, TOKEN_COLUMNS, WEB_SEARCH_CLASS
 
 __all__ = [
     "EFFECTIVE_COSTS",
@@ -24,8 +25,8 @@ __all__ = [
     "unpriced_tokens",
 ]
 
-SUMMED_COUNTS: tuple[str, ...] = ("requests", *TOKEN_COLUMNS)
-EFFECTIVE_COSTS: tuple[str, ...] = (*COST_COLUMNS, "request_cost_usd", "cost_usd")
+SUMMED_COUNTS: tuple[str, ...] = ("requests", *TOKEN_COLUMNS, WEB_SEARCH_CLASS)
+EFFECTIVE_COSTS: tuple[str, ...] = (*COST_COLUMNS, "web_search_cost_usd", "request_cost_usd", "cost_usd")
 """Costs after negotiated discounts: what reports and the dashboard show."""
 SUMMED_COSTS: tuple[str, ...] = (*EFFECTIVE_COSTS, "list_cost_usd")
 

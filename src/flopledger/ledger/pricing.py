@@ -15,9 +15,9 @@ import ibis
 import ibis.expr.types as ir
 
 from flopledger.catalog.prices import PRICE_ROW_KEYS
-from flopledger.ledger.schema import PRICED_COLUMNS, TOKEN_COLUMNS
+from flopledger.ledger.schema import PRICED_COLUMNS, TOKEN_COLUMNS, WEB_SEARCH_CLASS
 
-__all__ = ["price_events", "second_of_day", "tier_requests", "total_input"]
+__all__ = ["price_events", "second_of_day", "tier_requests", "total_input", "web_searches"]
 
 
 _CLASS_RATE = {
@@ -51,6 +51,14 @@ def request_input_cap(events: ir.Table) -> ir.IntegerValue | None:
     return events.max_request_input_tokens if "max_request_input_tokens" in events.columns else None
 
 
+def web_searches(events: ir.Table) -> ir.IntegerValue:
+    """An event's server-side web searches (NULL: none said), NULL for events without the column
+    (an export made before flopledger had it)."""
+    if WEB_SEARCH_CLASS in events.columns:
+        return events[WEB_SEARCH_CLASS]
+    return ibis.null("int64")
+
+
 def tier_requests(events: ir.Table) -> ir.IntegerValue:
     """The requests an event's input is spread over for the long-context tier: NULL or below 1 is 1."""
     return ibis.greatest(events.requests.fill_null(1), 1)
@@ -63,7 +71,8 @@ def price_events(
 
     ``events`` has the canonical columns of :mod:`flopledger.ledger.schema`; ``prices`` the flat
     rows of one price version; ``model_map`` maps logged ``(provider, model)`` to catalog ids.
-    The result has the event columns (without any previous priced columns) plus the priced ones.
+    The result has the event columns (without any previous priced columns; with
+    ``web_search_requests``, NULL where the events have no such column) plus the priced ones.
     A column ``_tier_input``, when present, is the per-request input the long-context tier is judged
     on (a group of events priced together: a value inside the tier all of them fall in). With
     ``with_row`` the result also names the price row that priced each event: ``row_<key>`` for each
@@ -74,6 +83,7 @@ def price_events(
     priced_names = {c.name for c in PRICED_COLUMNS}
     keep = [c for c in events.columns if c not in priced_names]
     ev = events.select(keep).mutate(
+        **{WEB_SEARCH_CLASS: web_searches(events)},
         _prov=events.provider.fill_null(""),
         _tier=events.service_tier.fill_null("standard"),
         _total_in=total_input(events),
@@ -110,6 +120,8 @@ def price_events(
         _p_discount=prices.discount_pct,
         _p_version=prices.price_version,
         _p_fee=prices.usd_per_request,
+        # a price version flattened before web searches were priced has none for them
+        _p_search=prices.usd_per_web_search.fill_null(0.0),
         **{f"_p_{rate}": prices[rate] for rate in sorted(set(_CLASS_RATE.values()))},
     )
     joined = ev.left_join(
@@ -131,13 +143,15 @@ def price_events(
         col: joined[col].cast("float64") * joined[f"_p_{_CLASS_RATE[col]}"] / 1e6 for col in TOKEN_COLUMNS
     }
     list_fee = joined.requests.fill_null(1).cast("float64") * joined._p_fee  # no count: one request
+    list_search = joined[WEB_SEARCH_CLASS].fill_null(0).cast("float64") * joined._p_search
     list_total = sum(
         (list_costs[c] for c in TOKEN_COLUMNS if c != "reasoning_tokens"),
-        start=list_fee,
+        start=list_fee + list_search,
     )
     priced_flag = joined._p_version.notnull()
     result = joined.mutate(
         **{f"{col}_cost_usd": list_costs[col] * keep_share for col in TOKEN_COLUMNS},
+        web_search_cost_usd=list_search * keep_share,
         request_cost_usd=list_fee * keep_share,
         list_cost_usd=list_total,
         cost_usd=list_total * keep_share,
@@ -148,4 +162,5 @@ def price_events(
         output_usd_per_mtok_applied=joined._p_output_usd_per_mtok * keep_share,
     )
     row = [result[f"_p_{key}"].name(f"row_{key}") for key in PRICE_ROW_KEYS]
-    return result.select(*keep, *(c.name for c in PRICED_COLUMNS), *(row if with_row else ()))
+    kept = keep if WEB_SEARCH_CLASS in keep else [*keep, WEB_SEARCH_CLASS]
+    return result.select(*kept, *(c.name for c in PRICED_COLUMNS), *(row if with_row else ()))

@@ -80,7 +80,8 @@ def org_key(alias: str) -> str:
 
 def pulled_totals(alias: str) -> dict[str, str]:
     """A usage-report row's totals as the vendor reports them: requests, all input (its uncached
-    part shrinks when more of the input was read from the cache), output."""
+    part shrinks when more of the input was read from the cache), output. (A bucket's web searches
+    grow with its tokens: they judge nothing of their own.)"""
 
     def col(name: str) -> str:
         return f'coalesce({alias}."{name}", 0)'

@@ -19,7 +19,13 @@ import ibis.expr.types as ir
 from flopledger.errors import InputError, UnknownNameError
 from flopledger.ledger.measures import EFFECTIVE_COSTS, SUMMED_COUNTS, ibis_measures
 from flopledger.ledger.measures import unpriced_tokens as unpriced_of
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, DIMENSIONS, TOKEN_COLUMNS, USAGE_REPORT_FORMATS
+from flopledger.ledger.schema import (
+    BILLED_TOKEN_COLUMNS,
+    DIMENSIONS,
+    TOKEN_COLUMNS,
+    USAGE_REPORT_FORMATS,
+    WEB_SEARCH_CLASS,
+)
 from flopledger.ledger.spark import Engine, events_table
 
 __all__ = [
@@ -190,18 +196,22 @@ def headline(
         return ibis.ifelse(is_priced, value, 0)
 
     all_in = t.input_tokens + t.cache_read_tokens + t.cache_write_5m_tokens + t.cache_write_1h_tokens
+    apart = t.web_search_cost_usd.fill_null(0) + t.request_cost_usd.fill_null(0)
     agg: dict[str, Any] = {
         "real": t.cost_usd.sum(),
-        "as_output": ((all_in + t.output_tokens).cast("float64") * t.output_usd_per_mtok_applied / 1e6).sum(),
+        # what is billed apart from tokens (web searches, request fees) is the same in every bill
+        "as_output": (
+            (all_in + t.output_tokens).cast("float64") * t.output_usd_per_mtok_applied / 1e6 + apart
+        ).sum(),
         "uncached": (
-            all_in.cast("float64") * t.input_usd_per_mtok_applied / 1e6
-            + t.output_tokens_cost_usd
-            + t.request_cost_usd.fill_null(0)
+            all_in.cast("float64") * t.input_usd_per_mtok_applied / 1e6 + t.output_tokens_cost_usd + apart
         ).sum(),
         "unpriced": unpriced_of(t).sum(),
     }
     agg.update({f"tok_{c}": when_priced(t[c]).sum() for c in TOKEN_COLUMNS})
     agg.update({f"cost_{c}": t[f"{c}_cost_usd"].sum() for c in TOKEN_COLUMNS})
+    agg["searches"] = when_priced(t.web_search_requests.fill_null(0)).sum()
+    agg["cost_searches"] = t.web_search_cost_usd.sum()
     totals = engine.rows(t.aggregate(**agg))[0]
     real = float(totals["real"] or 0.0)
     billed_tokens = sum(int(totals[f"tok_{c}"] or 0) for c in BILLED_TOKEN_COLUMNS)
@@ -218,6 +228,20 @@ def headline(
                 "cost_share": round(cost / real, 6) if real else 0.0,
                 "usd_per_mtok": round(cost / tokens * 1e6, 6) if tokens else None,
                 "billed_apart": c != "reasoning_tokens",
+            }
+        )
+    searches, search_cost = int(totals["searches"] or 0), float(totals["cost_searches"] or 0.0)
+    if searches or search_cost:  # billed per search: a class of the bill, with no tokens
+        classes.append(
+            {
+                "token_class": WEB_SEARCH_CLASS,
+                "tokens": None,
+                "cost_usd": round(search_cost, 6),
+                "token_share": None,
+                "cost_share": round(search_cost / real, 6) if real else 0.0,
+                "usd_per_mtok": None,
+                "billed_apart": True,
+                "searches": searches,
             }
         )
     return HeadlineView(

@@ -32,6 +32,7 @@ from flopledger.ledger.rollups import refresh_rollups
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, EVENT_COLUMNS
 from flopledger.ledger.store import count_of, create_schema
 from flopledger.ledger.transaction import transaction
+from flopledger.ledger.validate import searches_in_tags
 
 __all__ = [
     "REPRICED_AT",
@@ -128,25 +129,52 @@ def missing_prices(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 
 UNPRICED_USAGE: tuple[str, ...] = ("web_search_requests", "input_audio_tokens", "output_audio_tokens")
-"""Usage the vendors bill apart from the token classes flopledger prices, kept in each event's
-``tags`` as the report gave it: Anthropic's server-side web searches, OpenAI's audio tokens."""
+"""Usage the vendors bill apart from the token classes, that a cost may leave out: web searches
+(their own column) where no price covers them, and OpenAI's audio tokens, which flopledger does not
+price (kept in each event's ``tags`` as the report gave them)."""
+
+_TAGGED_USAGE: tuple[str, ...] = UNPRICED_USAGE[1:]
 
 
 def unpriced_usage(con: duckdb.DuckDBPyConnection, ingest_id: str | None = None) -> list[dict[str, Any]]:
     """The usage of :data:`UNPRICED_USAGE` the ledger's events hold (of run ``ingest_id`` alone, when
-    given), by provider, model and kind: none of it is in ``cost_usd``."""
+    given) and no cost covers, by provider, model and kind: web searches of priced events whose
+    price version has no price for them (an event with no price at all is a missing price, listed by
+    :func:`missing_prices`), and every audio token.
+
+    The web searches of a ledger written before they were priced are covered after ``reprice``.
+    """
 
     def value(k: str) -> str:
         return f"TRY_CAST(json_extract_string(tags, '$.{k}') AS DOUBLE)"
 
+    def tagged(k: str) -> str:
+        return f"contains(tags, '\"{k}\"')"
+
+    if "web_search_requests" in table_columns(con, "events"):
+        # priced by a price version none of whose rows of the model prices a search (a discount
+        # of 100% makes the cost 0, not the price)
+        searched = (
+            "web_search_requests > 0 AND priced AND coalesce(web_search_cost_usd, 0) = 0 "
+            "AND NOT EXISTS (SELECT 1 FROM prices p WHERE p.price_version = events.price_version "
+            "AND p.provider_id || '/' || p.model_id = events.price_model AND p.usd_per_web_search > 0)"
+            if "usd_per_web_search" in table_columns(con, "prices")
+            else "web_search_requests > 0 AND priced"
+        )
+        count = "web_search_requests"
+    else:  # a ledger an older flopledger wrote, read as it is: its rows keep them in the tags
+        searched, count = f"{searches_in_tags()} > 0", searches_in_tags()
     sums = ", ".join(
-        f'sum({value(k)}) AS "{k}", count(*) FILTER ({value(k)} > 0) AS "_n_{k}"' for k in UNPRICED_USAGE
+        [
+            f"sum({count}) FILTER ({searched}), count(*) FILTER ({searched})",
+            *(f"sum({value(k)}), count(*) FILTER ({value(k)} > 0)" for k in _TAGGED_USAGE),
+        ]
     )
-    holds = " OR ".join(f"contains(tags, '\"{k}\"')" for k in UNPRICED_USAGE)
+    holds = " OR ".join([f"({searched})", *(tagged(k) for k in _TAGGED_USAGE)])
     run = "AND ingest_id = ?" if ingest_id is not None else ""
     rows = con.execute(
         f"""SELECT provider, model, {sums} FROM events
-            WHERE tags IS NOT NULL AND ({holds}) {run} GROUP BY ALL ORDER BY provider, model""",
+            WHERE ({holds}) {run} GROUP BY ALL ORDER BY provider, model""",
         [ingest_id] if ingest_id is not None else [],
     ).fetchall()
     out = []
@@ -167,9 +195,20 @@ def describe_unpriced_usage(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         totals[row["usage"]] = totals.get(row["usage"], 0) + row["amount"]
     said = ", ".join(f"{amount:,} {kind.replace('_', ' ')}" for kind, amount in totals.items())
+    what = []
+    if "web_search_requests" in totals:
+        what.append(
+            "web searches: their model's price has none for them (add usd_per_web_search to its "
+            "[[model]] in the overrides file), or they were stored before flopledger priced them "
+            "(run `flopledger reprice`)"
+        )
+    if set(totals) - {"web_search_requests"}:
+        what.append(
+            "audio tokens: flopledger has no price of its own for them; they are kept in each event's tags"
+        )
     return (
-        f"{said}: no price in flopledger (it prices token classes), so cost_usd leaves them out, and the "
-        "vendor bills them. They are kept in each event's tags; see `flopledger prices missing`."
+        f"{said}: cost_usd leaves them out, and the vendor bills them. {'; '.join(what)}. "
+        "See `flopledger prices missing`."
     )
 
 
@@ -253,6 +292,9 @@ _OPEN = {
 
 _USE = ("events", "requests", "tokens", "cost_usd")
 
+_OLDER_VALUES = {"web_search_requests": searches_in_tags("e.tags")}
+"""What a column a ledger an older flopledger wrote lacks holds in its rows (as the upgrade fills it in)."""
+
 
 def _ledger_use(
     ledger: Path, key: tuple[str, str], overrides: PriceOverrides
@@ -277,7 +319,9 @@ def _ledger_use(
         # a ledger an older flopledger wrote (read, not upgraded) may lack newer columns: NULL
         present = table_columns(con, "events", database="ledger")
         columns = ", ".join(
-            f'e."{c.name}"' if c.name in present else f'CAST(NULL AS {c.duckdb_type}) AS "{c.name}"'
+            f'e."{c.name}"'
+            if c.name in present
+            else f'CAST({_OLDER_VALUES.get(c.name, "NULL")} AS {c.duckdb_type}) AS "{c.name}"'
             for c in EVENT_COLUMNS
         )
         con.execute(

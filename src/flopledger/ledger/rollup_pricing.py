@@ -33,7 +33,7 @@ from flopledger.ledger.pricing import (
     tier_requests,
     total_input,
 )
-from flopledger.ledger.schema import TOKEN_COLUMNS
+from flopledger.ledger.schema import TOKEN_COLUMNS, WEB_SEARCH_CLASS
 
 __all__ = ["PriceBreaks", "price_breaks", "priced_rollup"]
 
@@ -229,13 +229,14 @@ def priced_rollup(
     if number is not None:
         computed["_bucket"] = number
     group_keys = [*inner, *extra, *(c for c in ("_day", "_bucket") if c in computed)]
+    counts = [*TOKEN_COLUMNS, *((WEB_SEARCH_CLASS,) if WEB_SEARCH_CLASS in t.columns else ())]
     groups = (
         t.mutate(**computed)
         .group_by(group_keys)
         .aggregate(
             requests=lambda g: g.requests.fill_null(1).sum(),
             _events=lambda g: g.count(),
-            **{c: (lambda g, c=c: g[c].sum()) for c in TOKEN_COLUMNS},
+            **{c: (lambda g, c=c: g[c].sum()) for c in counts},
         )
     )
     if joined_provider:  # one row per model, so the join never multiplies a group

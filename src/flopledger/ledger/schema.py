@@ -9,6 +9,8 @@ Token semantics (never double counted):
   report total input including cache reads and writes, so ingest subtracts the cache tokens.
 * ``cache_read_tokens``, ``cache_write_5m_tokens``, ``cache_write_1h_tokens``: apart from input.
 * ``output_tokens`` includes ``reasoning_tokens``; ``reasoning_tokens`` is informational.
+* ``web_search_requests``: server-side web searches the model ran (Anthropic's
+  ``server_tool_use``), billed per search apart from the tokens their results add to the input.
 """
 
 from __future__ import annotations
@@ -16,16 +18,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "BILLED_CLASSES",
     "BILLED_TOKEN_COLUMNS",
     "COST_COLUMNS",
     "DIMENSIONS",
     "EVENT_COLUMNS",
+    "LATER_COLUMNS",
     "PRICED_COLUMNS",
     "REPORT_ID_PREFIXES",
+    "REQUESTS_CLASS",
     "SERVICE_TIERS",
     "TOKEN_COLUMNS",
+    "UNIT_CLASSES",
     "USAGE_REPORT_FORMATS",
+    "WEB_SEARCH_CLASS",
     "Column",
+    "class_name",
 ]
 
 
@@ -47,6 +55,32 @@ TOKEN_COLUMNS: tuple[str, ...] = (
 """Token classes, canonical names. The first five are billed; reasoning is part of output."""
 
 BILLED_TOKEN_COLUMNS: tuple[str, ...] = TOKEN_COLUMNS[:5]
+
+WEB_SEARCH_CLASS = "web_search_requests"
+"""The count of server-side web searches, billed per search (the catalog prices them per thousand)."""
+REQUESTS_CLASS = "requests"
+"""Per-request fees, a class of their own beside the token classes."""
+
+BILLED_CLASSES: tuple[tuple[str, str], ...] = (
+    *((c, f"{c}_cost_usd") for c in BILLED_TOKEN_COLUMNS),
+    (WEB_SEARCH_CLASS, "web_search_cost_usd"),
+    (REQUESTS_CLASS, "request_cost_usd"),
+)
+"""Every class a bill charges apart, as (count column, cost column): the billed token classes,
+web searches and per-request fees. Their costs add up to ``cost_usd``."""
+
+UNIT_CLASSES: tuple[str, ...] = (WEB_SEARCH_CLASS, REQUESTS_CLASS)
+"""The billed classes counted in units of their own, not tokens: no part of a token mix."""
+
+
+def class_name(cls: str) -> str:
+    """A billed class as a sentence names it: ``cache read tokens``, ``web searches``, ...."""
+    if cls == REQUESTS_CLASS:
+        return "per-request fees"
+    if cls == WEB_SEARCH_CLASS:
+        return "web searches"
+    return cls.replace("_", " ")
+
 
 SERVICE_TIERS: tuple[str, ...] = ("standard", "batch", "priority", "flex")
 
@@ -90,6 +124,7 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     Column("cache_write_1h_tokens", "BIGINT", "Input tokens written to the cache with a 1-hour TTL."),
     Column("output_tokens", "BIGINT", "Output tokens, reasoning included."),
     Column("reasoning_tokens", "BIGINT", "Reasoning tokens (already inside output_tokens)."),
+    Column(WEB_SEARCH_CLASS, "BIGINT", "Server-side web searches, billed per search (NULL: none said)."),
     Column(
         "min_request_input_tokens",
         "BIGINT",
@@ -117,6 +152,7 @@ PRICED_COLUMNS: tuple[Column, ...] = (
         Column(c, "DOUBLE", f"Cost of {c.removesuffix('_cost_usd')}, USD, after discounts.")
         for c in COST_COLUMNS
     ),
+    Column("web_search_cost_usd", "DOUBLE", "Cost of the web searches, USD, after discounts."),
     Column("request_cost_usd", "DOUBLE", "Per-request fees, USD."),
     Column("list_cost_usd", "DOUBLE", "Total at list price, before negotiated discounts."),
     Column("cost_usd", "DOUBLE", "Total effective cost, USD (NULL when the model has no price)."),
@@ -130,3 +166,9 @@ PRICED_COLUMNS: tuple[Column, ...] = (
     Column("input_usd_per_mtok_applied", "DOUBLE", "Uncached input rate applied, after discounts."),
     Column("output_usd_per_mtok_applied", "DOUBLE", "Output rate applied, after discounts."),
 )
+
+LATER_COLUMNS: tuple[Column, ...] = tuple(
+    c for c in (*EVENT_COLUMNS, *PRICED_COLUMNS) if c.name in (WEB_SEARCH_CLASS, "web_search_cost_usd")
+)
+"""Event columns a ledger written by an older flopledger, or an export of one, may lack: readers
+see them as NULL there (a ledger opened for writing gains them, filled from what its rows hold)."""

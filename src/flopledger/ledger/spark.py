@@ -23,6 +23,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from flopledger.errors import InputError, UnknownNameError
+from flopledger.ledger.schema import LATER_COLUMNS
 from flopledger.ledger.store import open_ledger
 
 __all__ = [
@@ -131,5 +132,13 @@ def connect_engine(
 
 
 def events_table(engine: Engine) -> ir.Table:
-    """The priced events as an Ibis table on ``engine``."""
-    return engine.backend.table(engine.events_source)
+    """The priced events as an Ibis table on ``engine``; a column an older ledger or export lacks
+    (:data:`~flopledger.ledger.schema.LATER_COLUMNS`) reads as NULL."""
+    t = engine.backend.table(engine.events_source)
+    missing = {
+        c.name: ibis.null(_IBIS_TYPES[c.duckdb_type]) for c in LATER_COLUMNS if c.name not in t.columns
+    }
+    return t.mutate(**missing) if missing else t
+
+
+_IBIS_TYPES = {"BIGINT": "int64", "DOUBLE": "float64", "VARCHAR": "string"}

@@ -27,12 +27,10 @@ import ibis.expr.types as ir
 
 from flopledger.errors import InputError
 from flopledger.ledger.forecast import check_dimensions, month_bounds, resolve_period, spend_days
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
+from flopledger.ledger.schema import BILLED_CLASSES, REQUESTS_CLASS, UNIT_CLASSES
 from flopledger.ledger.spark import Engine, events_table
 
 __all__ = ["REQUESTS_CLASS", "ChangeEffect", "decompose", "segment_spend", "spend_change"]
-
-REQUESTS_CLASS = "requests"
 
 
 @dataclass(frozen=True)
@@ -77,9 +75,8 @@ def segment_spend(
     in_current = (t.ts >= _ts(current[0])) & (t.ts < _ts(current[1] + dt.timedelta(days=1)))
     in_previous = (t.ts >= _ts(previous[0])) & (t.ts < _ts(previous[1] + dt.timedelta(days=1)))
     t = t.filter(in_current | in_previous)
-    sums = {c: t[c].sum() for c in BILLED_TOKEN_COLUMNS}
-    sums |= {f"{c}_cost_usd": t[f"{c}_cost_usd"].sum() for c in BILLED_TOKEN_COLUMNS}
-    sums |= {"requests": t.requests.sum(), "request_cost_usd": t.request_cost_usd.sum()}
+    sums = {c: t[c].sum() for c, _ in BILLED_CLASSES}
+    sums |= {cost: t[cost].sum() for _, cost in BILLED_CLASSES}
     return (
         t.group_by(
             period=ibis.ifelse(in_current, "current", "previous"), **{d: t[d] for d in by}, model=t.model
@@ -103,14 +100,14 @@ def decompose(segments: Iterable[Segment]) -> list[ChangeEffect]:
     q0_total: dict[str, float] = {}
     q1_total: dict[str, float] = {}
     for group, _model, cls, q0, _c0, q1, _c1 in segs:
-        if cls != REQUESTS_CLASS:
+        if cls not in UNIT_CLASSES:
             q0_total[group] = q0_total.get(group, 0.0) + q0
             q1_total[group] = q1_total.get(group, 0.0) + q1
     out: dict[tuple[str, str], list[float]] = {}
     for group, _model, cls, q0, c0, q1, c1 in segs:
         p1 = c1 / q1 if q1 else 0.0
         p0 = c0 / q0 if q0 else p1
-        if cls == REQUESTS_CLASS:
+        if cls in UNIT_CLASSES:  # searches and requests: a volume of their own, no part of the mix
             volume, mix = (q1 - q0) * p0, 0.0
         else:
             big_q0, big_q1 = q0_total[group], q1_total[group]
@@ -152,9 +149,7 @@ def spend_change(
     acc: dict[tuple[str, str, str], list[float]] = {}
     for row in rows:
         current = row["period"] == "current"
-        classes = [(c, row[c], row[f"{c}_cost_usd"]) for c in BILLED_TOKEN_COLUMNS]
-        classes.append((REQUESTS_CLASS, row["requests"], row["request_cost_usd"]))
-        for cls, qty, cost in classes:
+        for cls, qty, cost in ((c, row[c], row[cost]) for c, cost in BILLED_CLASSES):
             key = (_label(row, by), str(row["model"]), cls)
             vals = acc.setdefault(key, [0.0, 0.0, 0.0, 0.0])
             vals[2 if current else 0] += float(qty or 0)

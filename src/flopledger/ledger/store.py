@@ -19,6 +19,7 @@ from flopledger.ledger.formats.otel import REMOTE_AGENT_TAG
 from flopledger.ledger.rollups import upgrade_rollup
 from flopledger.ledger.schema import EVENT_COLUMNS, PRICED_COLUMNS, Column
 from flopledger.ledger.transaction import transaction
+from flopledger.ledger.validate import searches_in_tags
 
 __all__ = [
     "EVENTS_TABLE_COLUMNS",
@@ -94,6 +95,7 @@ _TABLES: dict[str, tuple[Column, ...]] = {
         Column("cache_write_1h_usd_per_mtok", "DOUBLE", "Cache writes, 1-hour TTL."),
         Column("output_usd_per_mtok", "DOUBLE", "Output (reasoning included)."),
         Column("usd_per_request", "DOUBLE", "Per-request fee."),
+        Column("usd_per_web_search", "DOUBLE", "Per server-side web search."),
         Column("discount_pct", "DOUBLE", "Negotiated discount from the overrides file, percent."),
         Column("source", "VARCHAR", "Where the price comes from."),
     ),
@@ -173,6 +175,15 @@ def _bound_anthropic_requests(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _searches_from_tags(con: duckdb.DuckDBPyConnection) -> None:
+    """Give events stored before web searches had a column the searches their tags kept (Anthropic
+    report rows, and any row whose tags said them); ``flopledger reprice`` then prices them."""
+    con.execute(
+        f"""UPDATE events SET web_search_requests = {searches_in_tags()}
+            WHERE contains(tags, '"web_search_requests"') AND {searches_in_tags()} IS NOT NULL"""
+    )
+
+
 REMOTE_AGENTS = f"json_valid(tags) AND json_extract_string(tags, '$.{REMOTE_AGENT_TAG}') = 'true'"
 """Rows (good ones, of OpenTelemetry spans) that are a remote agent's span counted for its model calls."""
 
@@ -195,6 +206,7 @@ _TABLE_BACKFILLS: dict[str, Callable[[duckdb.DuckDBPyConnection], None]] = {
 
 _BACKFILLS: dict[tuple[str, str], Callable[[duckdb.DuckDBPyConnection], None]] = {
     ("events", "max_request_input_tokens"): _bound_anthropic_requests,
+    ("events", "web_search_requests"): _searches_from_tags,
 }
 """Columns whose values older rows already hold elsewhere: filled in as the column is added."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flopledger.catalog.overrides import NAME_WHITESPACE
 from flopledger.ledger.formats.base import COUNT_SCALE, EXACT_DOUBLE, MAX_COUNT, STAGE_COLUMNS, TIER_ALIASES
-from flopledger.ledger.schema import TOKEN_COLUMNS
+from flopledger.ledger.schema import TOKEN_COLUMNS, WEB_SEARCH_CLASS
 
 __all__ = [
     "CHECKED_COLUMNS",
@@ -20,10 +20,13 @@ __all__ = [
     "WHITESPACE_SQL",
     "checked_sql",
     "repeat_id_sql",
+    "searches_in_tags",
     "shown_value",
 ]
 
 _INT_FIELDS = TOKEN_COLUMNS
+_COUNTED = (*_INT_FIELDS, "requests", WEB_SEARCH_CLASS)
+"""Every count a row may give, each checked as a whole, non-negative number."""
 _NAMES = ("model", "org", "project", "team", "user", "api_key")
 """Names: stored without the whitespace around them (``web `` is team ``web``; a model name with a
 stray space still finds its price), and a blank one as no name. A row's content hash, and so its
@@ -61,6 +64,7 @@ CHECKED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("service_tier", "VARCHAR"),
     ("requests", "BIGINT"),
     *((c, "BIGINT") for c in _INT_FIELDS),
+    ("web_search_requests", "BIGINT"),
     ("min_request_input_tokens", "BIGINT"),
     ("max_request_input_tokens", "BIGINT"),
     ("tags", "VARCHAR"),
@@ -153,7 +157,7 @@ def _checks() -> list[tuple[str, str, str]]:
             "'input_tokens'",
         ),
     ]
-    for c in (*_INT_FIELDS, "requests"):
+    for c in _COUNTED:
         checks.append(
             (_not_count(c), f"'{c} ' || {_shown(c)} || ' is not a whole, non-negative number'", f"'{c}'")
         )
@@ -218,16 +222,27 @@ def _timestamp() -> str:
     )
 
 
-_NOT_CONTENT = ("prompt", "max_request_input_tokens")
-"""Left out of a row's content: the prompt, and the upper bound of its requests' input (a field
-added after ids were first given, so ids stay as they were; only a usage report's context-window
-bucket sets it, and report rows have ids of their own)."""
+_NOT_CONTENT = ("prompt", "max_request_input_tokens", WEB_SEARCH_CLASS)
+"""Left out of a row's content: the prompt, and two fields added after ids were first given, so
+ids stay as they were: the upper bound of its requests' input (only a usage report's
+context-window bucket sets it, and report rows have ids of their own) and its web searches (rows
+alike but for them are told apart as repeats, by their place in the file)."""
 
 
 def _content() -> str:
     """The row's content as the source wrote it, the id of an event without a source id (without
     :data:`_NOT_CONTENT`). A file is always read the same way, so the same rows give the same ids."""
     return "concat(" + ", '|', ".join(f'"{c}"' for c in STAGE_COLUMNS if c not in _NOT_CONTENT) + ")"
+
+
+def searches_in_tags(tags: str = "tags") -> str:
+    """SQL: the web searches a row's tags (the column ``tags``) hold, where flopledger kept them
+    before they had a column of their own; NULL unless a whole, non-negative count."""
+    value = f"TRY_CAST(json_extract_string({tags}, '$.web_search_requests') AS DOUBLE)"
+    return (
+        f"""CASE WHEN contains({tags}, '"web_search_requests"') AND json_valid({tags}) AND {value} >= 0 """
+        f"AND {value} = floor({value}) AND {value} < 1e15 THEN CAST({value} AS BIGINT) END"
+    )
 
 
 def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
@@ -244,7 +259,7 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
     which = "CASE " + " ".join(f"WHEN {cond} THEN {i}" for i, (cond, _, _) in enumerate(checks)) + " END"
     error = "CASE _check " + " ".join(f"WHEN {i} THEN {msg}" for i, (_, msg, _) in enumerate(checks)) + " END"
     field = "CASE _check " + " ".join(f"WHEN {i} THEN {fld}" for i, (_, _, fld) in enumerate(checks)) + " END"
-    numbers = ", ".join(f'TRY_CAST("{c}" AS DOUBLE) AS "_d_{c}"' for c in (*_INT_FIELDS, "requests"))
+    numbers = ", ".join(f'TRY_CAST("{c}" AS DOUBLE) AS "_d_{c}"' for c in _COUNTED)
     tiers = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in TIER_ALIASES.items())
     ints = ", ".join(f'{_count_value(c)} AS "_{c}"' for c in _INT_FIELDS)
     minus_cache = "_input_tokens - _cache_read_tokens - _cache_write_5m_tokens - _cache_write_1h_tokens"
@@ -258,12 +273,18 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
     )
     text = ", ".join(f'_model AS "{c}"' if c == "model" else f'{_trimmed(c)} AS "{c}"' for c in _NAMES)
     tokens = ", ".join(f'_{c} AS "{c}"' for c in _INT_FIELDS)
+    tagged = f"coalesce({WEB_SEARCH_CLASS}, CAST({searches_in_tags()} AS VARCHAR))"
     return f"""
-    WITH parsed AS (
+    WITH tagged AS (
+        -- web searches an older flopledger kept in the tags (an export of its events ingested
+        -- again): the count where the row gives none of its own
+        SELECT * REPLACE ({tagged} AS {WEB_SEARCH_CLASS})
+        FROM ({source})
+    ), parsed AS (
         SELECT *, {numbers},
             coalesce(_source_id, nullif(trim(request_id), '')) AS _sid,
             {fidx} AS _c_fidx, {incl_cache} AS _c_incl
-        FROM ({source})
+        FROM tagged
     ), typed AS (
         SELECT *,
             {_timestamp()} AS _ts,
@@ -273,6 +294,8 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
                  WHEN service_tier IN ('standard', 'batch', 'priority', 'flex') THEN service_tier
                  ELSE CASE lower(coalesce({_trimmed("service_tier")}, '')) {tiers} END END AS _tier,
             CASE WHEN "_d_requests" IS NULL THEN 1 ELSE TRY_CAST("_d_requests" AS BIGINT) END AS _requests,
+            CASE WHEN "_d_{WEB_SEARCH_CLASS}" IS NOT NULL THEN {_count_value(WEB_SEARCH_CLASS)} END
+                AS _web_searches,
             TRY_CAST(min_request_input_tokens AS BIGINT) AS _min_in,
             TRY_CAST(max_request_input_tokens AS BIGINT) AS _max_in,
             {ints}
@@ -291,7 +314,8 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
         CASE WHEN _check IS NOT NULL THEN {raw} END AS _raw, _sid AS _source_id, {ident} AS event_id,
         _content_hash,
         _ts AS ts, coalesce({_trimmed("request_id")}, _sid) AS request_id, _provider AS provider, {text},
-        _tier AS service_tier, _requests AS requests, {tokens}, _min_in AS min_request_input_tokens,
+        _tier AS service_tier, _requests AS requests, {tokens}, _web_searches AS {WEB_SEARCH_CLASS},
+        _min_in AS min_request_input_tokens,
         _max_in AS max_request_input_tokens,
         tags, prompt
     FROM hashed

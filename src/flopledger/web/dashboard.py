@@ -107,7 +107,8 @@ def overview_page(
         "scope": {"team": scope.team, "since": scope.since, "until": scope.until},
         "totals": q.totals(con, scope, source=source),
         "daily": q.daily_by_token_class(con, scope, source=source),
-        "token_classes": [f"{c}_cost_usd" for c in BILLED_TOKEN_COLUMNS] + ["request_fees_usd"],
+        "token_classes": [f"{c}_cost_usd" for c in BILLED_TOKEN_COLUMNS]
+        + ["web_search_cost_usd", "request_fees_usd"],
         "top_teams": q.spend_by(con, scope, "team", limit=TOP_N, source=source),
         "top_models": q.spend_by(con, scope, "model", limit=TOP_N, source=source),
         "forecast": once(("forecast", scope.team), lambda: _forecast(con, scope, source)),

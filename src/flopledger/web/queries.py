@@ -155,9 +155,12 @@ def spend_by(
 def daily_by_token_class(
     con: duckdb.DuckDBPyConnection, scope: Scope, *, source: str | None = None, **filters: str
 ) -> list[dict[str, Any]]:
-    """Per day: cost of each billed token class, per-request fees (the rest of ``cost_usd``) and total."""
+    """Per day: cost of each billed token class, web searches, per-request fees (the rest of
+    ``cost_usd``) and total."""
     where, params = scope.narrowed(**filters)
-    classes = ", ".join(f'coalesce(sum("{c}_cost_usd"), 0) AS "{c}_cost_usd"' for c in BILLED_TOKEN_COLUMNS)
+    classes = ", ".join(
+        f'coalesce(sum("{c}_cost_usd"), 0) AS "{c}_cost_usd"' for c in (*BILLED_TOKEN_COLUMNS, "web_search")
+    )
     sql = (  # the fees as stored, not the total less the classes (which leaves -4e-14 where there are none)
         f"SELECT day, {classes}, coalesce(sum(request_cost_usd), 0) AS request_fees_usd, "
         f"coalesce(sum(cost_usd), 0) AS cost_usd FROM {source or rollup_source(con)} {where} "

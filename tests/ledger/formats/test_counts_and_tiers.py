@@ -17,7 +17,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flopledger.ledger.formats.base import MAX_COUNT, TIER_ALIASES, BadCount, canonical_tier, whole_count
+from flopledger.ledger.formats.base import (
+    MAX_COUNT,
+    STAGE_COLUMNS,
+    TIER_ALIASES,
+    BadCount,
+    canonical_tier,
+    whole_count,
+)
 from flopledger.ledger.ingest import ingest_files
 from flopledger.ledger.store import open_ledger
 from flopledger.ledger.validate import checked_sql
@@ -27,12 +34,8 @@ _SQL = duckdb.connect()
 
 def _sql_verdict(text: str) -> tuple[str | None, int | None]:
     """(error field, input tokens when good) of a tabular row whose input_tokens is ``text``, in SQL."""
-    row = {c: None for c in ("ts", "request_id", "provider", "org", "project", "team", "user", "api_key")}
-    row |= {"model": "m", "service_tier": None, "requests": None, "prompt": None, "tags": None}
-    row |= {c: None for c in ("cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")}
-    row |= {"output_tokens": "1", "reasoning_tokens": None}
-    row |= {"min_request_input_tokens": None, "max_request_input_tokens": None}
-    row |= {"ts": "2026-01-01T00:00:00Z", "input_tokens": text}
+    row: dict[str, str | None] = dict.fromkeys(STAGE_COLUMNS)
+    row |= {"model": "m", "output_tokens": "1", "ts": "2026-01-01T00:00:00Z", "input_tokens": text}
     cols = ", ".join(f'CAST(? AS VARCHAR) AS "{k}"' for k in row)
     source = (
         f"SELECT {cols}, 1 AS _line, CAST(NULL AS VARCHAR) AS _source_id, "

@@ -4,8 +4,8 @@ canonical rows and quarantine are compared with ``expected/<name>.json``.
 An expected file names its ``sample``, the ``format`` it must be detected as, optional ``ingest``
 options (``mapping``, ``fixed``, ``input_includes_cache``), the reconciliation ``counts``, the canonical
 ``rows`` stored and the ``quarantine`` entries (line, field, a substring of the reason). In a row, a
-dimension left out is NULL, a token count left out is 0, ``requests`` defaults to 1 and
-``service_tier`` to standard; ``tags`` lists keys the stored tags must contain.
+dimension left out is NULL, a token count (or web searches, NULL read as 0) left out is 0,
+``requests`` defaults to 1 and ``service_tier`` to standard; ``tags`` lists keys the stored tags must contain.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ CASES = sorted((HERE / "expected").glob("*.json"))
 
 DIMENSIONS = ("provider", "model", "org", "project", "team", "user", "api_key")
 DIMENSIONS += ("min_request_input_tokens", "max_request_input_tokens")
-TOKENS = TOKEN_COLUMNS
+TOKENS = (*TOKEN_COLUMNS, "web_search_requests")
 COLUMNS = ("ts", *DIMENSIONS, "service_tier", "requests", *TOKENS, "source_line")
 
 
@@ -59,7 +59,7 @@ def _ingest(con: Any, case: Mapping[str, Any]) -> IngestResult:
 
 
 def _stored(con: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    cols = ", ".join(f'"{c}"' for c in COLUMNS)
+    cols = ", ".join(f'coalesce("{c}", 0)' if c == "web_search_requests" else f'"{c}"' for c in COLUMNS)
     rows = con.execute(f"SELECT {cols}, tags FROM events").fetchall()
     out = []
     for r in rows:

@@ -84,6 +84,12 @@ class AnthropicUsageReport(RecordFormat):
             return StagedRow(
                 line=line, raw=raw, error="cache_creation is not an object", error_field="cache_creation"
             )
+        tool_use = result.get("server_tool_use")
+        tool_use = {} if tool_use is None else tool_use
+        if not isinstance(tool_use, dict):
+            return StagedRow(
+                line=line, raw=raw, error="server_tool_use is not an object", error_field="server_tool_use"
+            )
         context = str(result.get("context_window") or "").lower()
         tags: dict[str, Any] = {"source_record": where}
         if context:
@@ -91,9 +97,6 @@ class AnthropicUsageReport(RecordFormat):
         for extra in ("inference_geo", "speed"):
             if result.get(extra):
                 tags[extra] = result[extra]
-        tool_use = result.get("server_tool_use")
-        if isinstance(tool_use, dict) and tool_use.get("web_search_requests"):
-            tags["web_search_requests"] = tool_use["web_search_requests"]
         lower, upper = CONTEXT_BOUNDS.get(context, (None, None))
         values = {
             "ts": bucket.get("starting_at"),
@@ -109,6 +112,7 @@ class AnthropicUsageReport(RecordFormat):
             "cache_write_5m_tokens": cache.get("ephemeral_5m_input_tokens"),
             "cache_write_1h_tokens": cache.get("ephemeral_1h_input_tokens"),
             "output_tokens": result.get("output_tokens"),
+            "web_search_requests": tool_use.get("web_search_requests"),
             "min_request_input_tokens": lower,
             "max_request_input_tokens": upper,
             "tags": compact(tags),

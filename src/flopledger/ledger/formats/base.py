@@ -51,6 +51,7 @@ STAGE_COLUMNS: tuple[str, ...] = (
     "cache_write_1h_tokens",
     "output_tokens",
     "reasoning_tokens",
+    "web_search_requests",
     "min_request_input_tokens",
     "max_request_input_tokens",
     "tags",

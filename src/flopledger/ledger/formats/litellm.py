@@ -51,8 +51,9 @@ def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _usage_details(meta: dict[str, Any]) -> tuple[int, int, int]:
-    """(cache read, cache creation, reasoning) from LiteLLM's metadata, 0 when absent.
+def _usage_details(meta: dict[str, Any]) -> tuple[int, int, int, int | None]:
+    """(cache read, cache creation, reasoning, web searches) from LiteLLM's metadata, 0 when absent
+    (web searches None: LiteLLM says them only for the models that ran them).
 
     ``additional_usage_values`` holds the usage fields beyond the three counts and ``usage_object``
     the whole usage; either may be missing, so both are read (``usage_object`` wins).
@@ -63,10 +64,14 @@ def _usage_details(meta: dict[str, Any]) -> tuple[int, int, int]:
         read = _obj(usage.get("prompt_tokens_details")).get("cached_tokens")
     write = usage.get("cache_creation_input_tokens")
     reasoning = _obj(usage.get("completion_tokens_details")).get("reasoning_tokens")
+    searches = _obj(usage.get("server_tool_use")).get("web_search_requests")
     return (
         whole_count(read, "metadata.usage_object.cache_read_input_tokens"),
         whole_count(write, "metadata.usage_object.cache_creation_input_tokens"),
         whole_count(reasoning, "metadata.usage_object.completion_tokens_details.reasoning_tokens"),
+        None
+        if searches is None
+        else whole_count(searches, "metadata.usage_object.server_tool_use.web_search_requests"),
     )
 
 
@@ -180,7 +185,7 @@ class LiteLLMSpendLogs(RecordFormat):
         meta = _obj(record.get("metadata"))
         try:
             prompt_tokens = whole_count(record.get("prompt_tokens"), "prompt_tokens")
-            read, write, reasoning = _usage_details(meta)
+            read, write, reasoning, searches = _usage_details(meta)
         except BadCount as exc:
             return StagedRow(line=line, raw=raw, error=str(exc), error_field=exc.field)
         if read + write > prompt_tokens:
@@ -204,6 +209,7 @@ class LiteLLMSpendLogs(RecordFormat):
                 proxy_cache_hit=True, cached_prompt_tokens=prompt_tokens, cached_completion_tokens=output
             )
             prompt_tokens = read = write = reasoning = 0
+            searches = None
             output, requests = 0, 0
         values = {
             "ts": record.get("startTime"),
@@ -225,6 +231,7 @@ class LiteLLMSpendLogs(RecordFormat):
             "cache_write_5m_tokens": write,
             "output_tokens": output,
             "reasoning_tokens": reasoning,
+            "web_search_requests": searches,
             "tags": compact(tags_obj) if tags_obj else None,
             "prompt": _prompt(record.get("messages")),
         }

@@ -262,7 +262,7 @@ def _rejected_records(con: duckdb.DuckDBPyConnection, path: Path, table: str) ->
         if kind in ("MISSING COLUMNS", "TOO MANY COLUMNS") and found.strip().isdigit():
             reason = f"the record has {found.strip()} field(s) where the header has {fields}"
             if kind == "TOO MANY COLUMNS":
-                reason += "; quote a value that holds a comma (\"1,000\")"
+                reason += '; quote a value that holds a comma ("1,000")'
         else:
             reason = f"not a CSV record: {message}"
         # blank lines before a record are part of it, as DuckDB gives it: its line is after them

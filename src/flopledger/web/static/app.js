@@ -7,6 +7,7 @@
     cache_write_5m_tokens_cost_usd: "cache write 5m",
     cache_write_1h_tokens_cost_usd: "cache write 1h",
     output_tokens_cost_usd: "output",
+    web_search_cost_usd: "web searches",
     request_fees_usd: "request fees",
   };
   const MIX = ["input_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "output_tokens"];
