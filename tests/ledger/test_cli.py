@@ -907,3 +907,20 @@ def test_web_searches_in_tags_are_read_and_a_full_discount_is_no_missing_price(t
     run("reprice", "--db", db, "--overrides", str(free))
     listed = CliRunner().invoke(app, ["prices", "missing", "--db", db, "-f", "json"])
     assert listed.exit_code == 0 and "web search" not in listed.stderr
+
+
+def test_the_report_table_shows_one_hour_cache_writes(tmp_path: Path) -> None:
+    """One-hour cache writes cost twice the input rate: the table shows them beside the 5-minute ones."""
+    src = tmp_path / "u.csv"
+    src.write_text(
+        "ts,provider,model,input_tokens,cache_write_1h_tokens\n"
+        "2026-03-01T10:00:00Z,anthropic,claude-sonnet-4-5,1000,123457\n"
+    )
+    db = str(tmp_path / "l.duckdb")
+    run("ingest", str(src), "--db", db)
+    header, row = (
+        line for line in run("report", "--db", db, "--by", "model").splitlines() if "┃" in line or "│" in line
+    )
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    names = [c.strip() for c in header.strip("┃ ").split("┃")]
+    assert dict(zip(names, cells, strict=True))["cache_write_1h_tokens"] == "123,457"

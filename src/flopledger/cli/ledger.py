@@ -247,6 +247,7 @@ _SHORT_COLUMNS = (
     "input_tokens",
     "cache_read_tokens",
     "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
     "output_tokens",
     "cost_usd",
     "unpriced_tokens",
