@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from flopledger.ledger.forecast import backtest, daily_spend, forecast_groups, forecast_month
 from flopledger.ledger.forecast_model import Z90, find_step, project_days
-from flopledger.ledger.forecast_prices import PRICED_CLASSES, daily_usage, usage_histories
+from flopledger.ledger.forecast_prices import daily_usage, usage_histories
+from flopledger.ledger.schema import BILLED_CLASSES
 from flopledger.ledger.spark import connect_engine, events_table
 from flopledger.ledger.store import open_ledger
 
@@ -32,7 +33,7 @@ def usage_row(
 ) -> dict[str, Any]:
     """One day of one team on one model: $3 / $15 per million input / output tokens, times ``keep``."""
     row: dict[str, Any] = {"team": team, "day": day, "price_model": model, "service_tier": "standard"}
-    row.update({q: 0 for q, _ in PRICED_CLASSES} | {c: 0.0 for _, c in PRICED_CLASSES})
+    row.update({q: 0 for q, _ in BILLED_CLASSES} | {c: 0.0 for _, c in BILLED_CLASSES})
     row.update(input_tokens=int(mtok_in * 1e6), output_tokens=int(mtok_out * 1e6), requests=100)
     row.update(input_tokens_cost_usd=3.0 * mtok_in * keep, output_tokens_cost_usd=15.0 * mtok_out * keep)
     row["cost_usd"] = row["input_tokens_cost_usd"] + row["output_tokens_cost_usd"]
@@ -204,7 +205,7 @@ def test_histories_from_rows_or_arrow_are_the_sums_of_the_rows(
     for day, team, model, tier, tokens, cost in raw:
         row: dict[str, Any] = {"team": team, "day": START + dt.timedelta(days=day)}
         row |= {"price_model": model, "service_tier": tier, "cost_usd": cost + 1.0}
-        row |= {q: 0 for q, _ in PRICED_CLASSES} | {c: 0.0 for _, c in PRICED_CLASSES}
+        row |= {q: 0 for q, _ in BILLED_CLASSES} | {c: 0.0 for _, c in BILLED_CLASSES}
         row |= {"input_tokens": tokens, "input_tokens_cost_usd": cost, "requests": 1, "request_cost_usd": 1.0}
         rows.append(row)
     end = START + dt.timedelta(days=end_day)

@@ -32,7 +32,6 @@ import pyarrow.compute as pc
 from flopledger.ledger.schema import BILLED_CLASSES
 
 __all__ = [
-    "PRICED_CLASSES",
     "RATE_DAYS",
     "GroupKey",
     "Rows",
@@ -44,9 +43,6 @@ __all__ = [
 RATE_DAYS = 7
 """Unit rates at the cutoff are taken over this many last days of use: a whole week, so a
 long-context request or a time-of-day price on one day does not set the rate alone."""
-
-PRICED_CLASSES: tuple[tuple[str, str], ...] = BILLED_CLASSES
-"""(quantity column, cost column) of every billed class; reasoning is part of output."""
 
 _SEGMENT = ("price_model", "service_tier")
 
@@ -67,7 +63,7 @@ def daily_usage(events: ir.Table, by: Sequence[str], *, until: dt.date | None = 
     keys["price_model"] = t.price_model
     keys["service_tier"] = t.service_tier.fill_null("standard")
     metrics: dict[str, Any] = {"cost_usd": t.cost_usd.sum()}
-    for quantity, cost in PRICED_CLASSES:
+    for quantity, cost in BILLED_CLASSES:
         metrics[quantity] = t[quantity].fill_null(0).sum()
         metrics[cost] = t[cost].fill_null(0).sum()
     return t.group_by(day=t.ts.date(), **keys).aggregate(**metrics).order_by([*by, "day", *_SEGMENT])
@@ -78,7 +74,8 @@ class UsageHistory:
     """One group's daily spend, dense from its first day with spend, with its usage per segment.
 
     ``quantity`` and ``class_cost_usd`` have shape (segments, days, classes of
-    :data:`PRICED_CLASSES`); both are empty when the rows carried spend only (no re-pricing then).
+    :data:`~flopledger.ledger.schema.BILLED_CLASSES`); both are empty when the rows carried spend
+    only (no re-pricing then).
     """
 
     days: tuple[dt.date, ...]
@@ -187,7 +184,7 @@ def usage_histories(
     names = list(rows.column_names) if isinstance(rows, pa.Table) else list(rows[0]) if rows else []
     if not names or not len(rows):
         return {}
-    has_usage = all(c in names for c in (*_SEGMENT, PRICED_CLASSES[0][0]))
+    has_usage = all(c in names for c in (*_SEGMENT, BILLED_CLASSES[0][0]))
     ordinals = _ordinals(rows)
     if end is None:
         end = dt.date.fromordinal(int(ordinals.max()))
@@ -195,11 +192,11 @@ def usage_histories(
     gid, group_values = _codes(rows, by)
     group_keys: list[GroupKey] = [tuple(zip(by, v, strict=True)) for v in group_values]
     cost = _numbers(rows, "cost_usd")
-    n_classes = len(PRICED_CLASSES)
+    n_classes = len(BILLED_CLASSES)
     if has_usage:
         sid, _ = _codes(rows, _SEGMENT)
-        qty_rows = np.stack([_numbers(rows, q) for q, _ in PRICED_CLASSES], axis=1)
-        cost_rows = np.stack([_numbers(rows, c) for _, c in PRICED_CLASSES], axis=1)
+        qty_rows = np.stack([_numbers(rows, q) for q, _ in BILLED_CLASSES], axis=1)
+        cost_rows = np.stack([_numbers(rows, c) for _, c in BILLED_CLASSES], axis=1)
     out: dict[GroupKey, UsageHistory] = {}
     kept = np.flatnonzero(keep)
     order = kept[np.argsort(gid[kept], kind="stable")]

@@ -27,10 +27,10 @@ import ibis.expr.types as ir
 
 from flopledger.errors import InputError
 from flopledger.ledger.forecast import check_dimensions, month_bounds, resolve_period, spend_days
-from flopledger.ledger.schema import BILLED_CLASSES, REQUESTS_CLASS, UNIT_CLASSES
+from flopledger.ledger.schema import BILLED_CLASSES, UNIT_CLASSES
 from flopledger.ledger.spark import Engine, events_table
 
-__all__ = ["REQUESTS_CLASS", "ChangeEffect", "decompose", "segment_spend", "spend_change"]
+__all__ = ["ChangeEffect", "decompose", "segment_spend", "spend_change"]
 
 
 @dataclass(frozen=True)

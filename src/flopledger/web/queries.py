@@ -20,11 +20,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from flopledger.ledger.forecast_prices import PRICED_CLASSES
 from flopledger.ledger.measures import EFFECTIVE_COSTS, SUMMED_COUNTS
 from flopledger.ledger.repricing import REPRICED_AT
 from flopledger.ledger.rollups import ROLLUP_DIMENSIONS, ROLLUP_TABLE, rollup_is_current, rollup_select
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS
+from flopledger.ledger.schema import BILLED_CLASSES, BILLED_TOKEN_COLUMNS
 
 __all__ = [
     "GROUPABLE",
@@ -201,7 +200,7 @@ def _daily_usage_sql(by: tuple[str, ...]) -> str:
 
     schema = {"ts": "timestamp", **dict.fromkeys(by, "string"), "price_model": "string"}
     schema |= {"service_tier": "string", "cost_usd": "float64"}
-    for quantity, cost in PRICED_CLASSES:
+    for quantity, cost in BILLED_CLASSES:
         schema |= {quantity: "int64", cost: "float64"}
     return str(ibis.to_sql(daily_usage(ibis.table(schema, name=_SCOPED), by), dialect="duckdb"))
 
