@@ -29,7 +29,7 @@ from flopledger.ledger.columns import table_columns
 from flopledger.ledger.measures import billed_tokens
 from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.rollups import refresh_rollups
-from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, EVENT_COLUMNS
+from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, EVENT_COLUMNS, WEB_SEARCH_CLASS
 from flopledger.ledger.store import count_of, create_schema
 from flopledger.ledger.transaction import transaction
 from flopledger.ledger.validate import searches_in_tags
@@ -128,12 +128,12 @@ def missing_prices(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return out
 
 
-UNPRICED_USAGE: tuple[str, ...] = ("web_search_requests", "input_audio_tokens", "output_audio_tokens")
-"""Usage the vendors bill apart from the token classes, that a cost may leave out: web searches
-(their own column) where no price covers them, and OpenAI's audio tokens, which flopledger does not
-price (kept in each event's ``tags`` as the report gave them)."""
+_TAGGED_USAGE: tuple[str, ...] = ("input_audio_tokens", "output_audio_tokens")
+"""OpenAI's audio tokens, which flopledger does not price: kept in each event's ``tags``."""
 
-_TAGGED_USAGE: tuple[str, ...] = UNPRICED_USAGE[1:]
+UNPRICED_USAGE: tuple[str, ...] = (WEB_SEARCH_CLASS, *_TAGGED_USAGE)
+"""Usage the vendors bill apart from the token classes, that a cost may leave out: web searches
+(their own column) where no price covers them, and the audio tokens of :data:`_TAGGED_USAGE`."""
 
 
 def unpriced_usage(con: duckdb.DuckDBPyConnection, ingest_id: str | None = None) -> list[dict[str, Any]]:
@@ -148,20 +148,15 @@ def unpriced_usage(con: duckdb.DuckDBPyConnection, ingest_id: str | None = None)
     def value(k: str) -> str:
         return f"TRY_CAST(json_extract_string(tags, '$.{k}') AS DOUBLE)"
 
-    def tagged(k: str) -> str:
-        return f"contains(tags, '\"{k}\"')"
-
-    if "web_search_requests" in table_columns(con, "events"):
+    if WEB_SEARCH_CLASS in table_columns(con, "events"):
         # priced by a price version none of whose rows of the model prices a search (a discount
-        # of 100% makes the cost 0, not the price)
+        # of 100% makes the cost 0, not the price); the prices table gains its column with them
         searched = (
-            "web_search_requests > 0 AND priced AND coalesce(web_search_cost_usd, 0) = 0 "
+            f"{WEB_SEARCH_CLASS} > 0 AND priced AND coalesce(web_search_cost_usd, 0) = 0 "
             "AND NOT EXISTS (SELECT 1 FROM prices p WHERE p.price_version = events.price_version "
             "AND p.provider_id || '/' || p.model_id = events.price_model AND p.usd_per_web_search > 0)"
-            if "usd_per_web_search" in table_columns(con, "prices")
-            else "web_search_requests > 0 AND priced"
         )
-        count = "web_search_requests"
+        count = WEB_SEARCH_CLASS
     else:  # a ledger an older flopledger wrote, read as it is: its rows keep them in the tags
         searched, count = f"{searches_in_tags()} > 0", searches_in_tags()
     sums = ", ".join(
@@ -170,7 +165,7 @@ def unpriced_usage(con: duckdb.DuckDBPyConnection, ingest_id: str | None = None)
             *(f"sum({value(k)}), count(*) FILTER ({value(k)} > 0)" for k in _TAGGED_USAGE),
         ]
     )
-    holds = " OR ".join([f"({searched})", *(tagged(k) for k in _TAGGED_USAGE)])
+    holds = " OR ".join([f"({searched})", *(f"contains(tags, '\"{k}\"')" for k in _TAGGED_USAGE)])
     run = "AND ingest_id = ?" if ingest_id is not None else ""
     rows = con.execute(
         f"""SELECT provider, model, {sums} FROM events
@@ -196,18 +191,18 @@ def describe_unpriced_usage(rows: list[dict[str, Any]]) -> str:
         totals[row["usage"]] = totals.get(row["usage"], 0) + row["amount"]
     said = ", ".join(f"{amount:,} {kind.replace('_', ' ')}" for kind, amount in totals.items())
     what = []
-    if "web_search_requests" in totals:
+    if WEB_SEARCH_CLASS in totals:
         what.append(
             "web searches: their model's price has none for them (add usd_per_web_search to its "
             "[[model]] in the overrides file), or they were stored before flopledger priced them "
             "(run `flopledger reprice`)"
         )
-    if set(totals) - {"web_search_requests"}:
+    if set(totals) - {WEB_SEARCH_CLASS}:
         what.append(
             "audio tokens: flopledger has no price of its own for them; they are kept in each event's tags"
         )
     return (
-        f"{said}: cost_usd leaves them out, and the vendor bills them. {'; '.join(what)}. "
+        f"{said}: cost_usd leaves them out, though they are billed. {'; '.join(what)}. "
         "See `flopledger prices missing`."
     )
 

@@ -179,8 +179,7 @@ def _searches_from_tags(con: duckdb.DuckDBPyConnection) -> None:
     """Give events stored before web searches had a column the searches their tags kept (Anthropic
     report rows, and any row whose tags said them); ``flopledger reprice`` then prices them."""
     con.execute(
-        f"""UPDATE events SET web_search_requests = {searches_in_tags()}
-            WHERE contains(tags, '"web_search_requests"') AND {searches_in_tags()} IS NOT NULL"""
+        f"UPDATE events SET web_search_requests = {searches_in_tags()} WHERE {searches_in_tags()} IS NOT NULL"
     )
 
 
