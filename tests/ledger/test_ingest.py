@@ -601,6 +601,37 @@ def test_of_two_pages_of_one_document_the_pull_with_grown_output_is_kept(tmp_pat
         assert _rows(con, "SELECT sum(output_tokens) FROM rollup_daily") == [(before[0] + 1000,)]
 
 
+def test_an_anthropic_bucket_pulled_again_with_more_web_searches_restates_its_row(tmp_path: Path) -> None:
+    """A bucket's searches may grow while its token totals do not (a later pull of an open day): it
+    restates the row, whichever page comes first; fewer searches with grown tokens restate it too."""
+    sample = Path(__file__).parent / "formats" / "samples" / "anthropic_messages_report.json"
+    page = json.loads(sample.read_text())
+    bucket = dict(page["data"][0], results=[page["data"][0]["results"][0]])
+    early = dict(page, data=[bucket], has_more=False, next_page=None)
+    searched = json.loads(json.dumps(early))
+    searched["data"][0]["results"][0]["server_tool_use"]["web_search_requests"] += 8  # 12 -> 20
+    first = tmp_path / "early.json"
+    first.write_text(json.dumps(early))
+    searches = "SELECT web_search_requests, round(web_search_cost_usd, 6) FROM events"
+    for i, pages in enumerate(([searched], [early, searched], [searched, early])):
+        con = open_ledger(tmp_path / f"l{i}.duckdb")  # each order into a ledger holding the first pull
+        ingest_files(con, [first], format="anthropic")
+        assert _rows(con, searches) == [(12, 0.12)]
+        path = tmp_path / "again.json"
+        path.write_text(json.dumps(pages[0] if len(pages) == 1 else pages))
+        result = ingest_files(con, [path], format="anthropic")
+        assert result.reconciles and result.rows_restated == 1, pages
+        assert _rows(con, searches) == [(20, 0.2)], pages
+        assert _rows(con, "SELECT sum(web_search_requests) FROM rollup_daily") == [(20,)]
+    # grown tokens with fewer searches: the later pull still restates the row
+    later = json.loads(json.dumps(early))
+    later["data"][0]["results"][0]["output_tokens"] += 1000
+    path = tmp_path / "later.json"
+    path.write_text(json.dumps(later))
+    assert ingest_files(con, [path], format="anthropic").rows_restated == 1
+    assert _rows(con, searches) == [(12, 0.12)]
+
+
 def test_times_to_the_minute_are_read_and_dates_without_dashes_are_refused(tmp_path: Path) -> None:
     rows = [
         {**GOOD, "ts": "2026-03-02T09:00Z"},

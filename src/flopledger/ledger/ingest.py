@@ -38,6 +38,7 @@ from flopledger.ledger.pulls import (
     Overlap,
     org_key,
     overlapping_pulls,
+    pulled_searches,
     pulled_totals,
     pulling_formats,
 )
@@ -677,7 +678,7 @@ def _largest_pull(fidx: Sequence[int]) -> str:
     # every total a restatement is judged on (_find_restated), so the pull kept is the one judged
     return "".join(
         f"CASE WHEN _fidx IN ({files}) THEN -({total}) ELSE 0 END, "
-        for total in pulled_totals("_checked").values()
+        for total in (*pulled_totals("_checked").values(), pulled_searches("_checked"))
     )
 
 
@@ -726,7 +727,9 @@ def _find_restated(con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[i
     """
     new, old = pulled_totals("c"), pulled_totals("e")
     grown = " AND ".join(f"{new[k]} >= {old[k]}" for k in new)
-    larger = " OR ".join(f"{new[k]} > {old[k]}" for k in new)
+    larger = " OR ".join(
+        [*(f"{new[k]} > {old[k]}" for k in new), f"{pulled_searches('c')} > {pulled_searches('e')}"]
+    )
     stored = ", ".join(f'"{c}"' for c in SUMMED_COUNTS)
     reports = f"c.error IS NULL AND c._fidx IN ({', '.join(str(i) for i in fidx)})"
     con.execute(

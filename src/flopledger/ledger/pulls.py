@@ -58,7 +58,15 @@ from flopledger.ledger.formats.tabular import sql_literal
 from flopledger.ledger.schema import BILLED_TOKEN_COLUMNS, REPORT_ID_PREFIXES, USAGE_REPORT_FORMATS
 from flopledger.ledger.validate import WHITESPACE_SQL
 
-__all__ = ["PULLS_TABLE", "Overlap", "org_key", "overlapping_pulls", "pulled_totals", "pulling_formats"]
+__all__ = [
+    "PULLS_TABLE",
+    "Overlap",
+    "org_key",
+    "overlapping_pulls",
+    "pulled_searches",
+    "pulled_totals",
+    "pulling_formats",
+]
 
 PULLS_TABLE = "_pulls"
 """The temp table :func:`overlapping_pulls` fills (the caller drops it)."""
@@ -80,14 +88,21 @@ def org_key(alias: str) -> str:
 
 def pulled_totals(alias: str) -> dict[str, str]:
     """A usage-report row's totals as the vendor reports them: requests, all input (its uncached
-    part shrinks when more of the input was read from the cache), output. (A bucket's web searches
-    grow with its tokens: they judge nothing of their own.)"""
+    part shrinks when more of the input was read from the cache), output. A bucket pulled again
+    restates its row when none of them is smaller and one is larger, or its searches
+    (:func:`pulled_searches`) are."""
 
     def col(name: str) -> str:
         return f'coalesce({alias}."{name}", 0)'
 
     all_input = " + ".join(col(c) for c in BILLED_TOKEN_COLUMNS[:4])  # every input class
     return {"requests": col("requests"), "input": f"({all_input})", "output": col("output_tokens")}
+
+
+def pulled_searches(alias: str) -> str:
+    """A usage-report row's web searches: a bucket pulled again whose searches grew while its
+    totals did not restates its row; fewer searches alone never stop a restatement."""
+    return f'coalesce({alias}."web_search_requests", 0)'
 
 
 def _is_report(column: str) -> str:
