@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 from pathlib import Path
 
@@ -125,9 +127,6 @@ def test_headline_versus_real(small_ledger: Path) -> None:
     assert sum(c["cost_share"] for c in view["classes"] if c["billed_apart"]) == pytest.approx(1.0, abs=0.01)
     table = run("report", "--db", str(small_ledger), "--headline")
     assert "Headline versus real" in table and "overstates the real bill" in table
-    import csv
-    import io
-
     rows = list(
         csv.DictReader(io.StringIO(run("report", "--db", str(small_ledger), "--headline", "-f", "csv")))
     )
@@ -682,6 +681,13 @@ def test_web_searches_no_price_covers_are_listed(tmp_path: Path) -> None:
     tokens_as_output = (1000 * 15 + 2000 * 2) / 1e6  # at output rates: claude $15, house-llm $2
     assert view["all_as_output_cost_usd"] == pytest.approx(tokens_as_output + 0.16)
     assert "10 searches" in run("report", "--db", db, "--headline")
+    rows = list(csv.DictReader(io.StringIO(run("report", "--db", db, "--headline", "-f", "csv"))))
+    (as_csv,) = [r for r in rows if r["item"] == "web_search_requests"]
+    assert (as_csv["searches"], as_csv["tokens"], float(as_csv["cost_usd"])) == (
+        "10",
+        "",
+        pytest.approx(0.16),
+    )
 
 
 def test_a_discount_that_matches_nothing_and_history_priced_two_ways_are_said(tmp_path: Path) -> None:

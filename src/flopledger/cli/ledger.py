@@ -341,6 +341,8 @@ def _render_headline(view: dict[str, Any], fmt: OutputFormat) -> None:
         classes = [{"item": c["token_class"], "kind": "token_class", **c} for c in view["classes"]]
         columns = ["item", "kind", "tokens", "token_share", "cost_usd", "cost_share", "usd_per_mtok"]
         columns.append("overstatement_x")
+        if any("searches" in c for c in view["classes"]):  # web searches are counted, not tokens
+            columns.append("searches")
         render_rows([*bills, *classes], fmt, columns=columns)
         return
     render_rows(
