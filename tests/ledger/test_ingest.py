@@ -14,7 +14,9 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from flopledger.cli import app
 from flopledger.errors import InputError, UnknownNameError
 from flopledger.ledger.ingest import ingest_files
 from flopledger.ledger.store import count_of, open_ledger
@@ -630,6 +632,74 @@ def test_an_anthropic_bucket_pulled_again_with_more_web_searches_restates_its_ro
     path.write_text(json.dumps(later))
     assert ingest_files(con, [path], format="anthropic").rows_restated == 1
     assert _rows(con, searches) == [(12, 0.12)]
+
+
+def test_requests_ingested_again_with_their_web_searches_gain_them(tmp_path: Path) -> None:
+    """Rows stored without searches (by an older flopledger, or a log written before the tool's
+    result) that come again saying them replace the stored rows, with or without a source id; a row
+    that differs in more than its searches stays a duplicate, and fewer searches change nothing."""
+    plain = [
+        {**GOOD, "request_id": "req-1"},
+        {**GOOD, "input_tokens": 2000},  # no id of its own: its content's hash
+        {**GOOD, "input_tokens": 3000, "request_id": "req-3"},
+    ]
+    searched = [
+        {**plain[0], "web_search_requests": 4},
+        {**plain[1], "web_search_requests": 2},
+        {**plain[2], "web_search_requests": 5, "team": "other"},  # another team too: a duplicate
+    ]
+    con = open_ledger(tmp_path / "l.duckdb")
+    first = ingest_files(con, [write_jsonl(tmp_path / "a.jsonl", plain)])
+    assert first.rows_stored == 3
+    again = ingest_files(con, [write_jsonl(tmp_path / "b.jsonl", searched)])
+    assert again.reconciles
+    assert (again.rows_stored, again.rows_restated, again.rows_duplicate) == (2, 2, 1)
+    by_input = "SELECT input_tokens, team, web_search_requests, round(web_search_cost_usd, 6) FROM events"
+    assert _rows(con, by_input + " ORDER BY input_tokens") == [
+        (1000, "core", 4, 0.04),
+        (2000, "core", 2, 0.02),
+        (3000, "core", None, 0.0),
+    ]
+    fresh = open_ledger(tmp_path / "fresh.duckdb")
+    ingest_files(fresh, [write_jsonl(tmp_path / "c.jsonl", [*searched[:2], plain[2]])])
+    totals = "SELECT count(*), sum(web_search_requests), round(sum(cost_usd), 9) FROM events"
+    assert _rows(con, totals) == _rows(fresh, totals)
+    rollup = "SELECT sum(requests), sum(web_search_requests), round(sum(cost_usd), 9) FROM rollup_daily"
+    assert _rows(con, rollup) == _rows(fresh, rollup)
+    # the first file again, or a repeat of one request saying fewer searches: nothing changes
+    for rows in (plain, [{**plain[0], "web_search_requests": 1}]):
+        late = ingest_files(con, [write_jsonl(tmp_path / "d.jsonl", rows)])
+        assert (late.rows_stored, late.rows_restated, late.rows_duplicate) == (0, 0, len(rows))
+        assert _rows(con, totals) == _rows(fresh, totals)
+    # two rows of one request in one run: the one saying its searches is kept, whatever the order
+    for i, rows in enumerate(([plain[0], searched[0]], [searched[0], plain[0]])):
+        both = open_ledger(tmp_path / f"both{i}.duckdb")
+        result = ingest_files(both, [write_jsonl(tmp_path / "e.jsonl", rows)])
+        assert (result.rows_stored, result.rows_duplicate) == (1, 1)
+        assert _rows(both, "SELECT web_search_requests FROM events") == [(4,)], rows
+
+
+def test_an_export_of_a_report_row_with_more_web_searches_restates_nothing(tmp_path: Path) -> None:
+    """Report rows restate only from a usage report: an export of events saying more searches for a
+    stored bucket is a duplicate, as its grown tokens would be."""
+    sample = Path(__file__).parent / "formats" / "samples" / "anthropic_messages_report.json"
+    page = json.loads(sample.read_text())
+    bucket = dict(page["data"][0], results=[page["data"][0]["results"][0]])
+    searched = dict(page, data=[bucket], has_more=False, next_page=None)
+    fewer = json.loads(json.dumps(searched))
+    fewer["data"][0]["results"][0]["server_tool_use"]["web_search_requests"] = 0
+    source = tmp_path / "source.duckdb"
+    (tmp_path / "searched.json").write_text(json.dumps(searched))
+    ingest_files(open_ledger(source), [tmp_path / "searched.json"], format="anthropic")
+    export = tmp_path / "events.csv"
+    out = CliRunner().invoke(app, ["export", str(export), "-f", "csv", "--db", str(source)])
+    assert out.exit_code == 0, out.output
+    con = open_ledger(tmp_path / "l.duckdb")
+    (tmp_path / "fewer.json").write_text(json.dumps(fewer))
+    ingest_files(con, [tmp_path / "fewer.json"], format="anthropic")
+    run = ingest_files(con, [export])
+    assert (run.rows_stored, run.rows_restated, run.rows_duplicate) == (0, 0, 1)
+    assert _rows(con, "SELECT web_search_requests FROM events") == [(0,)]
 
 
 def test_times_to_the_minute_are_read_and_dates_without_dashes_are_refused(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from flopledger.ledger.price_table import ensure_prices, priced_sql
 from flopledger.ledger.pulls import (
     PULLS_TABLE,
     Overlap,
+    is_report,
     org_key,
     overlapping_pulls,
     pulled_searches,
@@ -43,7 +44,7 @@ from flopledger.ledger.pulls import (
     pulling_formats,
 )
 from flopledger.ledger.rollups import add_to_rollups, days_sql, refresh_rollups
-from flopledger.ledger.schema import EVENT_COLUMNS, USAGE_REPORT_FORMATS
+from flopledger.ledger.schema import EVENT_COLUMNS, USAGE_REPORT_FORMATS, WEB_SEARCH_CLASS
 from flopledger.ledger.store import REMOTE_AGENTS, count_of, index_agent_spans
 from flopledger.ledger.transaction import transaction
 from flopledger.ledger.validate import (
@@ -90,7 +91,8 @@ class IngestResult:
     rows_duplicate: int
     price_version: str
     unpriced_rows: int = 0
-    rows_restated: int = 0  # of the stored rows, those that replaced a usage-report row pulled before
+    rows_restated: int = 0  # of the stored rows, those that replaced one stored (a bucket pulled before,
+    # or a request that comes again saying its web searches)
     rows_superseded: int = 0  # stored remote agents' spans removed: their model calls came in this run
     # Usage-report rows of an organisation (--set org) taken for rows stored without one, and the
     # runs that stored those: another organisation's reports, if so, hide this one's (undo them).
@@ -535,18 +537,21 @@ def _prepare(
     # rows whose event is already stored. Stored rows are counted in the ledger after the insert.
     stored_before = restated = 0
     con.execute("CREATE OR REPLACE TEMP TABLE _restated (event_id VARCHAR, org VARCHAR)")
-    # Usage-report buckets pulled again with grown totals restate their rows; requests never do.
+    # Usage-report buckets pulled again with grown totals restate their rows; requests only to give
+    # their web searches.
     reports = [i for i, fmt in enumerate(formats) if fmt.name in USAGE_REPORT_FORMATS]
     unlabelled: tuple[int, tuple[str, ...]] = (0, ())
     stored_any = count_of(con, f"SELECT count(*) FROM events WHERE {window}") > 0
     if stored_any and reports:
         unlabelled = _matched_unlabelled(con, window, reports)
         restated = _find_restated(con, window, reports)
+    if stored_any and len(reports) < len(files):
+        restated = _find_searched(con, window, reports)
     # A usage report's rows, or an export of events that may carry them; requests never pull.
     pulls = pulling_formats()
     pulling = [i for i, fmt in enumerate(formats) if fmt.name in pulls]
     overlapping = overlapping_pulls(con, "_checked", pulling, "_restated")
-    if restated:
+    if restated and reports:
         _take_restated_orgs(con, reports)
     if stored_any:
         # Rows of stored events are dropped from the batch once, so no later step joins the ledger
@@ -570,7 +575,8 @@ def _prepare(
             " QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY "
             # rowid last: pages of one document share a line, and the rollup and the insert each
             # read this view, so the row kept must not depend on the order DuckDB reads them in
-            f"{_largest_pull(reports)} _fidx, _line, _checked.rowid) = 1"
+            # a request's repeat that says its web searches over one that does not (_find_searched)
+            f"{_largest_pull(reports)} -{pulled_searches('_checked')}, _fidx, _line, _checked.rowid) = 1"
             if distinct < good
             else ""
         )
@@ -741,6 +747,51 @@ def _find_restated(con: duckdb.DuckDBPyConnection, window: str, fidx: Sequence[i
               ON e.event_id = c.event_id
             WHERE {reports} AND {_same_org("c", "e")} AND ({org_key("c")} IS NOT NULL OR e._stored = 1)
               AND {grown} AND ({larger})"""
+    )
+    return count_of(con, "SELECT count(*) FROM _restated")
+
+
+_SEARCHED_SAME: tuple[str, ...] = (
+    "ts",
+    "model",
+    "provider",
+    "service_tier",
+    "org",
+    "project",
+    "team",
+    "user",
+    "api_key",
+)
+"""What a row giving a stored request more web searches keeps of it (with its counts): a row that
+differs in any of them too is a duplicate, and the stored values stay."""
+
+
+def _find_searched(con: duckdb.DuckDBPyConnection, window: str, reports: Sequence[int]) -> int:
+    """Add to ``_restated`` each stored request that a row of this batch (of a file that is not a
+    usage report, ``reports``) gives more web searches than it kept, with the same counts else;
+    how many rows ``_restated`` holds then.
+
+    An event an older flopledger stored before web searches had a column kept none (but for the
+    Anthropic report rows its tags told), and a log may say a request's searches only once the
+    tool's result is written: the row that says them replaces the stored one, as a usage-report
+    bucket pulled again does. Usage-report rows are judged by :func:`_find_restated` alone, an
+    export of events restating none of them.
+    """
+    kept = (*_SEARCHED_SAME, *(k for k in SUMMED_COUNTS if k != WEB_SEARCH_CLASS))
+    same = " AND ".join(f'c."{k}" IS NOT DISTINCT FROM e."{k}"' for k in kept)
+    others = f"c.error IS NULL AND {pulled_searches('c')} > 0" + (
+        f" AND c._fidx NOT IN ({', '.join(str(i) for i in reports)})" if reports else ""
+    )
+    stored = ", ".join(f'"{k}"' for k in ("event_id", "request_id", WEB_SEARCH_CLASS, *kept))
+    con.execute(
+        f"""INSERT INTO _restated
+            SELECT DISTINCT e.event_id, e.org FROM _checked AS c
+            JOIN (SELECT {stored}, count(*) OVER (PARTITION BY event_id) AS _stored FROM events
+                  WHERE {window} AND event_id IN (SELECT event_id FROM _checked AS c WHERE {others})) AS e
+              ON e.event_id = c.event_id
+            WHERE {others} AND e._stored = 1 AND NOT coalesce({is_report("e.request_id")}, false)
+              AND {same} AND {pulled_searches("c")} > {pulled_searches("e")}
+              AND e.event_id NOT IN (SELECT event_id FROM _restated)"""
     )
     return count_of(con, "SELECT count(*) FROM _restated")
 

@@ -61,6 +61,7 @@ from flopledger.ledger.validate import WHITESPACE_SQL
 __all__ = [
     "PULLS_TABLE",
     "Overlap",
+    "is_report",
     "org_key",
     "overlapping_pulls",
     "pulled_searches",
@@ -105,7 +106,8 @@ def pulled_searches(alias: str) -> str:
     return f'coalesce({alias}."web_search_requests", 0)'
 
 
-def _is_report(column: str) -> str:
+def is_report(column: str) -> str:
+    """Whether a row's source id (``column``, its ``request_id``) is a usage-report row's."""
     return " OR ".join(f"starts_with({column}, {sql_literal(p)})" for p in REPORT_ID_PREFIXES.values())
 
 
@@ -130,7 +132,7 @@ def _rows_sql(src: str, run: str, table: str, where: str) -> str:
                             coalesce({org_key("c")}, '') AS okey, model,
                             {totals["requests"]} AS req, {totals["input"]} AS inp, {totals["output"]} AS outp,
                             TRY_CAST(substr(request_id, strpos(request_id, ':') + 1) AS JSON[]) AS parts
-                     FROM {table} AS c WHERE ({where}) AND ({_is_report("request_id")}))
+                     FROM {table} AS c WHERE ({where}) AND ({is_report("request_id")}))
                WHERE parts IS NOT NULL AND s >= 0 AND s < {_LAST_SECOND} AND e > s
                  AND e - s <= {_WIDEST_BUCKET.total_seconds()}"""
 

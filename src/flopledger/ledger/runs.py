@@ -110,9 +110,9 @@ def undo_run(con: duckdb.DuckDBPyConnection, run: str, *, force: bool = False) -
     Its events go, the rollup days they were in are summed again, and the run is marked ``undone``.
     Undone only with ``force``, as the ledger cannot be put back as it would have been without it:
 
-    * a run that replaced stored rows (usage-report buckets it restated, remote agents' spans their
-      model calls superseded): those rows are gone, and come back only when the files that held
-      them are ingested again;
+    * a run that replaced stored rows (usage-report buckets it restated, requests it gave their web
+      searches, remote agents' spans their model calls superseded): those rows are gone, and come
+      back only when the files that held them are ingested again;
     * a run after which a later run skipped duplicates: they may have been this run's events, which
       then go with it, and come back only when that later run's files are ingested again.
     """
@@ -125,7 +125,8 @@ def undo_run(con: duckdb.DuckDBPyConnection, run: str, *, force: bool = False) -
         if replaced and not force:
             raise InputError(
                 f"run {ingest_id} replaced {replaced} stored row(s) (usage-report buckets pulled again, "
-                "or remote agents' spans whose model calls came): undoing it cannot bring them back. "
+                "requests that came again with their web searches, or remote agents' spans whose model "
+                "calls came): undoing it cannot bring them back. "
                 "Pass --force to undo it anyway, then ingest again the files those rows came from"
             )
         later = tuple(

@@ -62,7 +62,8 @@ _TABLES: dict[str, tuple[Column, ...]] = {
         Column(
             "rows_restated",
             "BIGINT",
-            "Of the rows stored, usage-report rows that replaced the same bucket pulled before.",
+            "Of the rows stored, those that replaced a stored row: a usage-report bucket pulled before, or a "
+            "request stored without the web searches its row now says.",
         ),
         Column(
             "rows_superseded",
