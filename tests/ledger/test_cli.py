@@ -633,7 +633,20 @@ def test_web_searches_are_priced_and_audio_tokens_said_to_have_no_price(tmp_path
     again = CliRunner().invoke(app, ["ingest", *files, "--db", db])
     assert again.exit_code == 0 and "cost_usd leaves them out" not in again.stderr  # nothing stored anew
     listed = CliRunner().invoke(app, ["prices", "missing", "--db", db, "-f", "json"])
-    assert listed.exit_code == 0 and json.loads(listed.stdout) == [] and said in listed.stderr
+    assert listed.exit_code == 0 and said in listed.stderr
+    audio = json.loads(listed.stdout)  # one list on stdout: the usage no cost covers, with what to do
+    assert [(r["usage"], r["amount"], r["tokens"]) for r in audio] == [
+        ("input_audio_tokens", 5000, None),
+        ("output_audio_tokens", 3000, None),
+    ]
+    assert all(r["what_to_do"].startswith("flopledger has no price of its own") for r in audio)
+    assert all(r["first_seen"] and r["first_seen"] <= r["last_seen"] for r in audio)
+    as_csv = CliRunner().invoke(app, ["prices", "missing", "--db", db, "-f", "csv"])
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [(r["usage"], r["amount"]) for r in rows] == [
+        ("input_audio_tokens", "5000"),
+        ("output_audio_tokens", "3000"),
+    ]
     table = run("prices", "missing", "--db", db)
     assert "Every event has a price for its tokens." in table
     assert any("input_audio_tokens" in line and "5,000" in line for line in table.splitlines())
@@ -661,7 +674,15 @@ def test_web_searches_no_price_covers_are_listed(tmp_path: Path) -> None:
     assert "In this run's events, 6 web search requests: cost_usd leaves them out" in ingested.stderr
     assert "usd_per_web_search" in ingested.stderr  # what to do
     listed = CliRunner().invoke(app, ["prices", "missing", "--db", db, "-f", "json"])
-    assert json.loads(listed.stdout) == [] and "6 web search requests" in listed.stderr
+    assert "6 web search requests" in listed.stderr
+    (searched,) = json.loads(listed.stdout)
+    assert (searched["model"], searched["usage"], searched["amount"], searched["events"]) == (
+        "house-llm",
+        "web_search_requests",
+        6,
+        1,
+    )
+    assert "usd_per_web_search" in searched["what_to_do"]
     with_price = overrides.read_text() + "usd_per_web_search = 0.02\n"
     overrides.write_text(with_price)
     run("reprice", "--db", db, "--overrides", str(overrides))
@@ -877,6 +898,7 @@ def test_a_ledger_written_before_web_searches_were_priced_is_read_then_upgraded(
     assert all(r["web_search_requests"] is None for r in report)  # read around, not upgraded
     listed = CliRunner().invoke(app, ["prices", "missing", "--db", str(db), "-f", "json"])
     assert "15 web search requests" in listed.stderr
+    assert sum(r["amount"] for r in json.loads(listed.stdout) if r["usage"] == "web_search_requests") == 15
     con = open_ledger(db)  # opened for writing: the column is filled from the tags
     assert con.execute("SELECT sum(web_search_requests) FROM events").fetchone() == (15,)
     con.close()
@@ -912,7 +934,7 @@ def test_web_searches_in_tags_are_read_and_a_full_discount_is_no_missing_price(t
     free.write_text('[[discount]]\nprovider = "anthropic"\npercent = 100\n')
     run("reprice", "--db", db, "--overrides", str(free))
     listed = CliRunner().invoke(app, ["prices", "missing", "--db", db, "-f", "json"])
-    assert listed.exit_code == 0 and "web search" not in listed.stderr
+    assert listed.exit_code == 0 and "web search" not in listed.stderr and json.loads(listed.stdout) == []
 
 
 def test_the_report_table_shows_one_hour_cache_writes(tmp_path: Path) -> None:

@@ -588,26 +588,37 @@ def prices_show(
 
 def prices_missing(db: DbOption = None, fmt: FormatOption = OutputFormat.table) -> None:
     """Models the ledger has no price for, with their token volume."""
-    from flopledger.ledger.repricing import describe_unpriced_usage, missing_prices, unpriced_usage
+    from flopledger.ledger.repricing import (
+        MISSING_COLUMNS,
+        all_missing,
+        describe_unpriced_usage,
+        missing_prices,
+        unpriced_usage,
+    )
     from flopledger.ledger.store import open_ledger
 
     con = open_ledger(resolve_db(db), read_only=True)
-    rows = missing_prices(con)
-    extra = unpriced_usage(con)
+    if fmt is not OutputFormat.table:  # one list a script reads whole: models, then usage billed apart
+        rows = all_missing(con)
+        render_rows(rows, fmt, columns=MISSING_COLUMNS)
+        extra = [r for r in rows if r["usage"] != "tokens"]
+        if extra:  # and the line that says what it means, on stderr
+            typer.echo(describe_unpriced_usage(extra), err=True)
+        return
+    models, extra = missing_prices(con), unpriced_usage(con)
+    seen = ["first_seen", "last_seen"]
     render_rows(
-        rows,
-        fmt,
-        title="Unpriced models",
-        columns=None
-        if fmt is not OutputFormat.table
-        else ["provider", "model", "events", "tokens", "first_seen", "last_seen"],
+        models, fmt, title="Unpriced models", columns=["provider", "model", "events", "tokens", *seen]
     )
-    if not rows and fmt is OutputFormat.table:
+    if not models:
         console.print("Every event has a price for its tokens.", highlight=False)
-    if extra and fmt is OutputFormat.table:
-        render_rows(extra, fmt, title="Usage billed apart from tokens that no cost covers")
-    elif extra:  # on stderr in JSON and CSV, so stdout stays one list
-        typer.echo(describe_unpriced_usage(extra), err=True)
+    if extra:
+        render_rows(
+            extra,
+            fmt,
+            title="Usage billed apart from tokens that no cost covers",
+            columns=["provider", "model", "usage", "amount", "events", *seen],
+        )
 
 
 def reprice_cmd(

@@ -35,9 +35,11 @@ from flopledger.ledger.transaction import transaction
 from flopledger.ledger.validate import searches_in_tags
 
 __all__ = [
+    "MISSING_COLUMNS",
     "REPRICED_AT",
     "UNPRICED_USAGE",
     "RepriceResult",
+    "all_missing",
     "missing_prices",
     "price_rows",
     "reprice",
@@ -136,6 +138,16 @@ UNPRICED_USAGE: tuple[str, ...] = (WEB_SEARCH_CLASS, *_TAGGED_USAGE)
 (their own column) where no price covers them, and the audio tokens of :data:`_TAGGED_USAGE`."""
 
 
+_WHAT_TO_DO: dict[str, str] = {
+    WEB_SEARCH_CLASS: (
+        "their model's price has none for them (add usd_per_web_search to its [[model]] in the "
+        "overrides file), or they were stored before flopledger priced them (run `flopledger reprice`)"
+    ),
+    "audio": "flopledger has no price of its own for them; they are kept in each event's tags",
+}
+"""What to do of the usage :func:`unpriced_usage` finds, by kind (web searches, audio tokens)."""
+
+
 def unpriced_usage(con: duckdb.DuckDBPyConnection, ingest_id: str | None = None) -> list[dict[str, Any]]:
     """The usage of :data:`UNPRICED_USAGE` the ledger's events hold (of run ``ingest_id`` alone, when
     given) and no cost covers, by provider, model and kind: web searches of priced events whose
@@ -159,12 +171,14 @@ def unpriced_usage(con: duckdb.DuckDBPyConnection, ingest_id: str | None = None)
         count = WEB_SEARCH_CLASS
     else:  # a ledger an older flopledger wrote, read as it is: its rows keep them in the tags
         searched, count = f"{searches_in_tags()} > 0", searches_in_tags()
-    sums = ", ".join(
-        [
-            f"sum({count}) FILTER ({searched}), count(*) FILTER ({searched})",
-            *(f"sum({value(k)}), count(*) FILTER ({value(k)} > 0)" for k in _TAGGED_USAGE),
-        ]
-    )
+
+    def found(amount: str, where: str) -> str:
+        return (
+            f"sum({amount}) FILTER ({where}), count(*) FILTER ({where}), "
+            f"min(ts) FILTER ({where}), max(ts) FILTER ({where})"
+        )
+
+    sums = ", ".join([found(count, searched), *(found(value(k), f"{value(k)} > 0") for k in _TAGGED_USAGE)])
     holds = " OR ".join([f"({searched})", *(f"contains(tags, '\"{k}\"')" for k in _TAGGED_USAGE)])
     run = "AND ingest_id = ?" if ingest_id is not None else ""
     rows = con.execute(
@@ -173,15 +187,48 @@ def unpriced_usage(con: duckdb.DuckDBPyConnection, ingest_id: str | None = None)
         [ingest_id] if ingest_id is not None else [],
     ).fetchall()
     out = []
-    for provider, model, *found in rows:
+    for provider, model, *sums_found in rows:
         for n, kind in enumerate(UNPRICED_USAGE):
-            amount, events = found[2 * n], found[2 * n + 1]
+            amount, events, first, last = sums_found[4 * n : 4 * n + 4]
             if amount:
                 amount = int(amount) if float(amount).is_integer() else float(amount)
                 out.append(
-                    {"provider": provider, "model": model, "usage": kind, "amount": amount, "events": events}
+                    {
+                        "provider": provider,
+                        "model": model,
+                        "usage": kind,
+                        "amount": amount,
+                        "events": events,
+                        "first_seen": first,
+                        "last_seen": last,
+                        "what_to_do": _WHAT_TO_DO[WEB_SEARCH_CLASS if kind == WEB_SEARCH_CLASS else "audio"],
+                    }
                 )
     return out
+
+
+MISSING_COLUMNS: tuple[str, ...] = (
+    "provider",
+    "model",
+    "usage",
+    "amount",
+    "events",
+    "requests",
+    "tokens",
+    "first_seen",
+    "last_seen",
+    "what_to_do",
+)
+"""The columns of :func:`all_missing`'s rows."""
+
+
+def all_missing(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Everything no cost covers, as one list (what ``prices missing`` prints as JSON or CSV): each
+    model with unpriced events (``usage`` ``tokens``, its billed tokens the ``amount``;
+    :func:`missing_prices`), then the usage billed apart that a cost leaves out (:func:`unpriced_usage`).
+    Every row has every column of :data:`MISSING_COLUMNS`, and says what to do."""
+    models = [{**row, "usage": "tokens", "amount": row["tokens"]} for row in missing_prices(con)]
+    return [{k: row.get(k) for k in MISSING_COLUMNS} for row in (*models, *unpriced_usage(con))]
 
 
 def describe_unpriced_usage(rows: list[dict[str, Any]]) -> str:
@@ -192,15 +239,9 @@ def describe_unpriced_usage(rows: list[dict[str, Any]]) -> str:
     said = ", ".join(f"{amount:,} {kind.replace('_', ' ')}" for kind, amount in totals.items())
     what = []
     if WEB_SEARCH_CLASS in totals:
-        what.append(
-            "web searches: their model's price has none for them (add usd_per_web_search to its "
-            "[[model]] in the overrides file), or they were stored before flopledger priced them "
-            "(run `flopledger reprice`)"
-        )
+        what.append(f"web searches: {_WHAT_TO_DO[WEB_SEARCH_CLASS]}")
     if set(totals) - {WEB_SEARCH_CLASS}:
-        what.append(
-            "audio tokens: flopledger has no price of its own for them; they are kept in each event's tags"
-        )
+        what.append(f"audio tokens: {_WHAT_TO_DO['audio']}")
     return (
         f"{said}: cost_usd leaves them out, though they are billed. {'; '.join(what)}. "
         "See `flopledger prices missing`."
