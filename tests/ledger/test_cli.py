@@ -912,6 +912,26 @@ def test_a_ledger_written_before_web_searches_were_priced_is_read_then_upgraded(
     assert "web search" not in listed.stderr
 
 
+def test_a_report_shows_web_searches_where_there_are_any(tmp_path: Path) -> None:
+    """A group without searches has 0 of them (not NULL); the table shows a searches column only
+    when a row has any."""
+    src = tmp_path / "u.csv"
+    src.write_text(
+        "ts,provider,team,model,input_tokens,web_search_requests\n"
+        "2026-03-01T10:00:00Z,anthropic,search,claude-sonnet-4-5,1000,7\n"
+        "2026-03-01T10:01:00Z,openai,quiet,gpt-4.1-mini,1000,\n"
+    )
+    db = str(tmp_path / "l.duckdb")
+    run("ingest", str(src), "--db", db)
+    by_team = {r["team"]: r for r in json.loads(run("report", "--db", db, "--by", "team", "-f", "json"))}
+    assert (by_team["search"]["web_search_requests"], by_team["quiet"]["web_search_requests"]) == (7, 0)
+    table = run("report", "--db", db, "--by", "team")
+    header = next(line for line in table.splitlines() if "output_tokens" in line)
+    assert "web_search_requests" in header and header.index("output_tokens") < header.index("web_search")
+    none = run("report", "--db", db, "--by", "team", "--since", "2026-03-01T10:01:00Z")
+    assert "quiet" in none and "web_search_requests" not in none
+
+
 def test_web_searches_in_tags_are_read_and_a_full_discount_is_no_missing_price(tmp_path: Path) -> None:
     """Web searches an older flopledger's export kept in the tags are the row's own where it gives
     none; a search discounted to $0 has a price, so `prices missing` does not list it."""

@@ -254,6 +254,15 @@ _SHORT_COLUMNS = (
 )
 
 
+def _short_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """A report table's measures: :data:`_SHORT_COLUMNS`, and the web searches beside the tokens
+    where the rows have any (most ledgers have none)."""
+    from flopledger.ledger.schema import WEB_SEARCH_CLASS
+
+    searched = [WEB_SEARCH_CLASS] if any(r.get(WEB_SEARCH_CLASS) for r in rows) else []
+    return [*_SHORT_COLUMNS[:-2], *searched, *_SHORT_COLUMNS[-2:]]
+
+
 def report(
     by: Annotated[
         str | None,
@@ -301,7 +310,7 @@ def report(
     columns = None
     if fmt is OutputFormat.table:
         extra = ("active_hours", "cost_usd_per_active_hour") if per_active_hour else ()
-        columns = [*dims, *_SHORT_COLUMNS, *extra]
+        columns = [*dims, *_short_columns(rows), *extra]
     elif not rows:  # an empty CSV still has its header
         from flopledger.ledger.report import report_expr
         from flopledger.ledger.spark import events_table
@@ -427,10 +436,15 @@ def demo(
     )
     engine = connect_engine("duckdb", db=path)
     teams = build_report(engine, ["team"], limit=10)
-    render_rows(teams, OutputFormat.table, title="Top 10 teams by cost", columns=["team", *_SHORT_COLUMNS])
+    render_rows(
+        teams, OutputFormat.table, title="Top 10 teams by cost", columns=["team", *_short_columns(teams)]
+    )
     models = build_report(engine, ["provider", "model"])
     render_rows(
-        models, OutputFormat.table, title="Cost by model", columns=["provider", "model", *_SHORT_COLUMNS]
+        models,
+        OutputFormat.table,
+        title="Cost by model",
+        columns=["provider", "model", *_short_columns(models)],
     )
     _render_headline(headline(engine).as_dict(), OutputFormat.table)
     console.print(

@@ -116,7 +116,9 @@ def report(
     per_active_hour: bool = False,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows keyed by the dimensions, ``requests``, each token column, ``<column>_cost_usd``, ``cost_usd``.
+    """Rows keyed by the dimensions, ``requests``, each token column (and ``web_search_requests``: 0
+    in a group without searches, NULL in a ledger written before they had a column),
+    ``<column>_cost_usd``, ``cost_usd``.
 
     ``per_active_hour`` adds ``active_hours`` (hours with at least one request) and
     ``cost_usd_per_active_hour``: the cost of an active engineer-hour when grouped by user.
@@ -126,10 +128,15 @@ def report(
     if limit is not None:
         expr = expr.limit(limit)
     rows = engine.rows(expr)
+    # A group none of whose events said a count (web searches) has none of it: 0, where the events
+    # have the column; a ledger an older flopledger wrote without it does not know, and says NULL.
+    kept = set(engine.backend.table(engine.events_source).columns)
     for row in rows:
         for c in (*SUMMED_COUNTS, "unpriced_tokens", "active_hours"):
             if c in row and row[c] is not None:
                 row[c] = int(row[c])
+            elif c in row and c in kept and c in SUMMED_COUNTS:
+                row[c] = 0
         for c in (*EFFECTIVE_COSTS, "cost_usd_per_active_hour"):
             if c in row and row[c] is not None:
                 row[c] = round(float(row[c]), 6)
