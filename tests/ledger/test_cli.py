@@ -231,6 +231,9 @@ def test_prices_show_with_a_ledger_says_which_rows_price_its_events(tmp_path: Pa
     con.close()
     assert sum(r["cost_usd"] for r in rows) == pytest.approx(stored[0], rel=1e-12)
     assert sum(r["tokens"] for r in rows) == 1100 + 52_100 + 250_100 + 5100
+    # priced with these very rows: what the ledger holds is what they give
+    assert all(r["stored_cost_usd"] == pytest.approx(r["cost_usd"], abs=1e-9) for r in rows)
+    assert {(r["stored_otherwise"], r["stored_price_version"]) for r in rows} == {(0, None)}
     missing = CliRunner().invoke(
         app, ["prices", "show", "claude-sonnet-4-5", "--db", str(tmp_path / "no.duckdb")]
     )
@@ -245,6 +248,42 @@ def test_prices_show_with_a_ledger_says_which_rows_price_its_events(tmp_path: Pa
     columns = {c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE events)").fetchall()}
     con.close()
     assert "max_request_input_tokens" not in columns  # read around, not upgraded
+
+
+def test_prices_show_says_when_the_ledger_holds_other_prices_than_it_shows(tmp_path: Path) -> None:
+    """After a reprice with a discount, `prices show` without it shows the catalog's rows beside the
+    costs the ledger holds, names the price version they came from and says what to do; with the
+    same overrides file, all agrees and nothing is said."""
+    src = tmp_path / "u.csv"
+    src.write_text(
+        "ts,provider,model,input_tokens,output_tokens\n"
+        "2026-03-01T10:00:00Z,anthropic,claude-sonnet-4-5,100000,0\n"
+        "2026-03-01T11:00:00Z,anthropic,claude-sonnet-4-5,0,100000\n"
+    )
+    db = str(tmp_path / "l.duckdb")
+    run("ingest", str(src), "--db", db)
+    overrides = tmp_path / "prices.toml"
+    overrides.write_text('[[discount]]\nprovider = "anthropic"\npercent = 25\n')
+    run("reprice", "--db", db, "--overrides", str(overrides))
+    shown = CliRunner().invoke(app, ["prices", "show", "claude-sonnet-4-5", "--db", db, "-f", "json"])
+    assert shown.exit_code == 0, shown.output
+    rows = [r for r in json.loads(shown.stdout) if r["events"]]
+    assert sum(r["cost_usd"] for r in rows) == pytest.approx(0.3 + 1.5)  # the catalog's $3 and $15
+    assert sum(r["stored_cost_usd"] for r in rows) == pytest.approx((0.3 + 1.5) * 0.75)
+    assert sum(r["stored_otherwise"] for r in rows) == 2
+    from flopledger.catalog.overrides import load_overrides
+
+    digest = load_overrides(overrides).digest
+    assert all(f"overrides {digest}" in r["stored_price_version"] for r in rows)
+    said = " ".join(shown.stderr.split())
+    assert "holds 2 of these events priced with other prices" in said and f"overrides {digest}" in said
+    assert "stored $1.35, with these rows $1.80" in said and "Pass the overrides file" in said
+    table = CliRunner().invoke(app, ["prices", "show", "claude-sonnet-4-5", "--db", db])
+    assert "stored_co" in table.stdout  # the column where the costs differ (its name cut to fit)
+    same = CliRunner().invoke(
+        app, ["prices", "show", "claude-sonnet-4-5", "--db", db, "--overrides", str(overrides)]
+    )
+    assert same.exit_code == 0 and "other prices" not in same.stderr and "stored_co" not in same.stdout
 
 
 def test_prices_show_counts_events_by_their_current_mapping_and_those_no_row_covers(

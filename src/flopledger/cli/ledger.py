@@ -571,6 +571,28 @@ def prices_show(
             "(a service tier or a date outside them); they stay unpriced.",
             highlight=False,
         )
+    otherwise = sum(int(r.get("stored_otherwise") or 0) for r in rows)
+    # the ledger's costs of the model are not these rows' where it was priced with other prices
+    differs = any(abs((r.get("stored_cost_usd") or 0) - (r.get("cost_usd") or 0)) >= 0.005 for r in rows)
+    if ledger is not None and otherwise:
+        stored = sum(float(r.get("stored_cost_usd") or 0) for r in rows)
+        afresh = sum(float(r.get("cost_usd") or 0) for r in rows)
+        versions = [r for r in rows if r.get("stored_price_version")]
+        latest = (
+            max(versions, key=lambda r: int(r["stored_otherwise"]))["stored_price_version"]
+            if versions
+            else None
+        )
+        err_console.print(
+            escape(
+                f"The ledger holds {otherwise:,} of these events priced with other prices "
+                f"({latest or 'or none: stored unpriced'}): "
+                f"stored ${stored:,.2f}, with these rows ${afresh:,.2f}. "
+                "Pass the overrides file they were priced with (--overrides or $FLOPLEDGER_OVERRIDES) to "
+                "see those prices, or run `flopledger reprice` with these to store them."
+            ),
+            highlight=False,
+        )
     columns = None
     if fmt is OutputFormat.table:
         columns = [
@@ -588,6 +610,7 @@ def prices_show(
             *(["usd_per_web_search"] if any(r.get("usd_per_web_search") for r in rows) else []),
             "discount_pct",
             *(["events", "cost_usd"] if ledger is not None else []),
+            *(["stored_cost_usd"] if ledger is not None and differs else []),
         ]
         for bound in ("valid_from", "valid_to"):  # price changes fall at midnight: shown as days
             filled = [r[bound] for r in rows if r.get(bound) is not None]

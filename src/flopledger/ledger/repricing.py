@@ -256,9 +256,11 @@ def price_rows(
     With ``ledger`` (a ledger file), each row also says how much of the ledger's use of the model it
     prices: ``events``, ``requests``, ``tokens`` (billed) and ``cost_usd``, over the ledger's events
     whose logged name maps to this model now, priced afresh with these rows (what ``flopledger
-    reprice`` would store with the same overrides). Events that no row prices (a service tier or a
-    date the rows do not cover) are summed in one more row whose price columns are all None. Open
-    bounds (dates, the lowest and highest tier) are None.
+    reprice`` would store with the same overrides); ``stored_cost_usd``, the cost the ledger holds for
+    them, ``stored_otherwise``, how many of them it holds priced with other prices, and
+    ``stored_price_version``, the price version of the latest of those (:data:`_USE`). Events that
+    no row prices (a service tier or a date the rows do not cover) are summed in one more row whose
+    price columns are all None. Open bounds (dates, the lowest and highest tier) are None.
     """
     key = overrides.private_key(provider, model) or resolve_catalog_model(provider, model)
     if key is None:
@@ -281,7 +283,12 @@ def price_rows(
         rec = r.as_record("current")
         rec.pop("price_version", None)
         if use is not None:
-            rec.update(use.pop(tuple(rec[k] for k in PRICE_ROW_KEYS), dict.fromkeys(_USE, 0)))
+            rec.update(
+                use.pop(
+                    tuple(rec[k] for k in PRICE_ROW_KEYS),
+                    {**dict.fromkeys(_USE, 0), "stored_price_version": None},
+                )
+            )
         for k, unbounded in _OPEN.items():
             if rec.get(k) == unbounded:
                 rec[k] = None
@@ -326,7 +333,19 @@ _OPEN = {
 """A flat row's bound that stands for no bound at all, shown as None."""
 
 
-_USE = ("events", "requests", "tokens", "cost_usd")
+_USE = (
+    "events",
+    "requests",
+    "tokens",
+    "cost_usd",
+    "stored_cost_usd",
+    "stored_otherwise",
+    "stored_price_version",
+)
+"""What :func:`price_rows` says of the ledger's use of each row: the events it prices now, their
+requests, billed tokens and cost; the cost the ledger holds for them, how many of them it holds
+priced with other prices (another catalog, or other overrides: ``flopledger reprice`` stores these),
+and the price version of the latest of those (None when there are none)."""
 
 _OLDER_VALUES = {"web_search_requests": searches_in_tags("e.tags")}
 """What a column a ledger an older flopledger wrote lacks holds in its rows (as the upgrade fills it in)."""
@@ -361,7 +380,10 @@ def _ledger_use(
             for c in EVENT_COLUMNS
         )
         con.execute(
-            f"""CREATE TEMP VIEW _model_events AS SELECT {columns} FROM ledger.events e
+            f"""CREATE TEMP VIEW _model_events AS SELECT {columns}, e.cost_usd AS _stored_cost_usd,
+                  e.price_version AS _stored_version,
+                  e.price_version IS DISTINCT FROM {sql_literal(version)} AS _stored_otherwise
+                FROM ledger.events e
                 JOIN model_map m ON m.price_version = {sql_literal(version)}
                   AND m.provider = coalesce(e.provider, '') AND m.model = e.model
                 WHERE m.provider_id = {sql_literal(key[0])} AND m.model_id = {sql_literal(key[1])}"""
@@ -380,8 +402,14 @@ def _ledger_use(
             requests=priced.requests.sum(),
             tokens=billed_tokens(priced).sum(),
             cost_usd=priced.cost_usd.fill_null(0).sum(),
+            stored_cost_usd=priced._stored_cost_usd.fill_null(0).sum(),
+            stored_otherwise=priced._stored_otherwise.sum(),
+            stored_price_version=priced._stored_version.argmax(priced.ts, where=priced._stored_otherwise),
         )
-        return {tuple(r[k] for k in keys): {u: r[u] for u in _USE} for r in used.to_pyarrow().to_pylist()}
+        found = used.to_pyarrow().to_pylist()
+        for r in found:  # as summed from the ledger's stored costs: no float noise in what is shown
+            r["stored_cost_usd"] = round(r["stored_cost_usd"], 9)
+        return {tuple(r[k] for k in keys): {u: r[u] for u in _USE} for r in found}
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
         raise LedgerUnreadable(
