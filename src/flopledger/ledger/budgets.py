@@ -241,9 +241,10 @@ def _alert(
     cls = class_name(d.token_class)
     # A driver that grew is named as such; when nothing grew, the largest spend is.
     label = "driver" if d.change_usd > 0 else "largest spend"
+    change = f"{'-' if round(d.change_usd) < 0 else '+'}${abs(d.change_usd):,.0f}"
     return (
         f"{what}; {label}: {who} on {d.model}, {cls} (${d.cost_usd:,.0f} this month, "
-        f"{d.change_usd:+,.0f} vs the same days last month, {d.share_pct:.0f}% of spend)"
+        f"{change} vs the same days last month, {d.share_pct:.0f}% of spend)"
     )
 
 
