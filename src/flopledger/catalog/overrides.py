@@ -18,6 +18,8 @@ Example ``flopledger-prices.toml``::
     usd_per_web_search = 0.01            # optional, a server-side web search (default 0)
     valid_from = 2026-01-01              # optional
     source = "internal chargeback rate, 2026"
+
+docs/prices.md has every key and the rules they follow.
 """
 
 from __future__ import annotations

@@ -1,0 +1,60 @@
+"""The overrides file docs/prices.md shows is read as it says: its example parses, and the rules it
+states (cache prices default to the input price, one price for every tier, no discount on a private
+model, the later of two discounts wins, an unknown key is an error naming it) hold."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+
+from flopledger.catalog.overrides import load_overrides
+from flopledger.catalog.prices import catalog_rows
+from flopledger.errors import ConfigError
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "prices.md"
+
+
+def _example(tmp_path: Path) -> Path:
+    (block,) = re.findall(r"```toml\n(.*?)```", DOC.read_text("utf-8"), flags=re.S)
+    path = tmp_path / "flopledger-prices.toml"
+    path.write_text(block)
+    return path
+
+
+def test_the_documented_example_parses_as_documented(tmp_path: Path) -> None:
+    overrides = load_overrides(_example(tmp_path), required=True)
+    (discount,) = overrides.discounts
+    assert (discount.provider, discount.model, discount.percent) == ("anthropic", "claude-sonnet-4*", 12.5)
+    key = overrides.private_key("internal", " llama-3.1-70b-selfhosted ")  # names are trimmed
+    assert key is not None
+    rows = catalog_rows(*key, overrides)
+    assert sorted(r.variant for r in rows) == ["batch", "flex", "priority", "standard"]
+    assert {(r.input_usd_per_mtok, r.output_usd_per_mtok, r.cache_read_usd_per_mtok) for r in rows} == {
+        (0.35, 0.70, 0.035)
+    }
+    assert {(r.usd_per_web_search, r.discount_pct, r.source) for r in rows} == {
+        (0.01, 0.0, "internal chargeback rate, 2026")
+    }
+    assert {(r.valid_from, r.valid_to) for r in rows} == {(dt.datetime(2026, 1, 1), dt.datetime(2027, 1, 1))}
+
+
+def test_the_documented_rules_hold(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(
+        '[[discount]]\npercent = 10\n[[discount]]\nprovider = "anthropic"\npercent = 30\n'
+        '[[model]]\nmodel = "house"\ninput_usd_per_mtok = 2.0\noutput_usd_per_mtok = 4.0\n'
+    )
+    overrides = load_overrides(path)
+    key = overrides.private_key("any-provider", "house")  # no provider: any
+    assert key is not None
+    (row, *_) = catalog_rows(*key, overrides)
+    cache = (row.cache_read_usd_per_mtok, row.cache_write_5m_usd_per_mtok, row.cache_write_1h_usd_per_mtok)
+    assert cache == (2.0, 2.0, 2.0) and row.discount_pct == 0.0  # no discount on a private model
+    sonnet = catalog_rows("anthropic", "claude-sonnet-4-5", overrides)
+    assert {r.discount_pct for r in sonnet} == {30.0}  # the later of the two wins
+    path.write_text('[[model]]\nmodel = "house"\ninput_usd_per_mtok = 2.0\noutput_usd = 4.0\n')
+    with pytest.raises(ConfigError, match="output_usd"):
+        load_overrides(path)
