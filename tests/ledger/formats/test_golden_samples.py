@@ -194,3 +194,43 @@ def test_pretty_printed_spend_logs_one_after_another_number_each_record_by_its_l
     rows = "SELECT source_line FROM events UNION ALL SELECT source_line FROM quarantine ORDER BY 1"
     assert [r[0] for r in con.execute(rows).fetchall()] == opens
     assert len(opens) == 4 and opens[2] > first.count("\n")
+
+
+DOCS = HERE.parents[2] / "docs" / "ingest.md"
+
+
+def _documented_ingests() -> dict[str, list[str]]:
+    """The ``flopledger ingest SAMPLE ...`` commands of docs/ingest.md's shell blocks, as argv, by sample."""
+    import re
+    import shlex
+
+    found = {}
+    for block in re.findall(r"```sh\n(.*?)```", DOCS.read_text("utf-8"), flags=re.S):
+        for command in block.replace("\\\n", " ").splitlines():
+            argv = shlex.split(command, comments=True)
+            if argv[:2] == ["flopledger", "ingest"]:
+                found[argv[2]] = argv[3:]
+    return found
+
+
+def test_the_documented_table_ingests_are_the_golden_samples_options() -> None:
+    """docs/ingest.md shows how to ingest two response logs: its commands carry exactly the options
+    the golden samples are ingested with (so what the page promises is what the goldens check)."""
+    from flopledger.cli.ledger import _pairs
+
+    documented = _documented_ingests()
+    samples = {"anthropic_messages_responses.jsonl", "openai_chat_completions.jsonl"}
+    assert samples <= set(documented)
+    for case in (_case(p) for p in CASES):
+        if case["sample"] not in samples:
+            continue
+        argv = documented[case["sample"]]
+        options = case["ingest"]
+        values = {flag: [argv[i + 1] for i, a in enumerate(argv) if a == flag] for flag in ("--map", "--set")}
+        assert _pairs(values["--map"], "--map") == options["mapping"]
+        assert _pairs(values["--set"], "--set") == options["fixed"]
+        assert ("--input-includes-cache" in argv) == options.get("input_includes_cache", False)
+        assert (
+            set(argv) - {"--map", "--set", "--input-includes-cache", *values["--map"], *values["--set"]}
+            == set()
+        )
