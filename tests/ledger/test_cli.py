@@ -250,6 +250,47 @@ def test_prices_show_with_a_ledger_says_which_rows_price_its_events(tmp_path: Pa
     assert "max_request_input_tokens" not in columns  # read around, not upgraded
 
 
+def test_reprice_without_the_overrides_file_that_priced_the_ledger_is_refused(tmp_path: Path) -> None:
+    """Repricing with no overrides file would drop every discount and private price the ledger holds:
+    refused, saying how to pass the file; --without-overrides prices at catalog rates on purpose."""
+    src = tmp_path / "u.csv"
+    src.write_text(
+        "ts,provider,model,input_tokens\n"
+        "2026-03-01T10:00:00Z,anthropic,claude-sonnet-4-5,100000\n"
+        "2026-03-01T10:00:00Z,internal,house-llm,100000\n"
+    )
+    overrides = tmp_path / "prices.toml"
+    overrides.write_text(
+        '[[discount]]\nprovider = "anthropic"\npercent = 50\n'
+        '[[model]]\nprovider = "internal"\nmodel = "house-llm"\ninput_usd_per_mtok = 1.0\n'
+        "output_usd_per_mtok = 2.0\n"
+    )
+    db = str(tmp_path / "l.duckdb")
+    run("ingest", str(src), "--db", db, "--overrides", str(overrides))
+
+    def cost() -> float:
+        return sum(
+            r["cost_usd"] for r in json.loads(run("report", "--db", db, "--by", "model", "-f", "json"))
+        )
+
+    assert cost() == pytest.approx(0.15 + 0.1)
+    refused = CliRunner().invoke(app, ["reprice", "--db", db])
+    assert refused.exit_code != 0 and cost() == pytest.approx(0.25)  # nothing repriced
+    said = " ".join(str(refused.exception).split())
+    assert "2 of the ledger's events were priced with an overrides file" in said
+    assert "--overrides" in said and "--without-overrides" in said
+    run("reprice", "--db", db, "--overrides", str(overrides))  # the same file: allowed, nothing moves
+    assert cost() == pytest.approx(0.25)
+    both = CliRunner().invoke(
+        app, ["reprice", "--db", db, "--without-overrides", "--overrides", str(overrides)]
+    )
+    assert both.exit_code != 0 and "takes no overrides file" in str(both.exception)
+    catalog = json.loads(run("reprice", "--db", db, "--without-overrides", "-f", "json"))
+    # at list price, and house-llm unpriced
+    assert catalog[0]["unpriced_events"] == 1 and cost() == pytest.approx(0.3)
+    run("reprice", "--db", db)  # priced without a file now: nothing to drop
+
+
 def test_prices_show_says_when_the_ledger_holds_other_prices_than_it_shows(tmp_path: Path) -> None:
     """After a reprice with a discount, `prices show` without it shows the catalog's rows beside the
     costs the ledger holds, names the price version they came from and says what to do; with the

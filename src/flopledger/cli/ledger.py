@@ -659,15 +659,36 @@ def prices_missing(db: DbOption = None, fmt: FormatOption = OutputFormat.table) 
 
 
 def reprice_cmd(
-    db: DbOption = None, overrides: OverridesOption = None, fmt: FormatOption = OutputFormat.table
+    db: DbOption = None,
+    overrides: OverridesOption = None,
+    without_overrides: Annotated[
+        bool,
+        typer.Option(
+            "--without-overrides",
+            help="Price at catalog rates though an overrides file priced the ledger (its discounts and "
+            "private prices are dropped).",
+        ),
+    ] = False,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Re-price all history with the current catalog and overrides file."""
     from flopledger.ledger.repricing import reprice
     from flopledger.ledger.store import open_ledger
 
+    if without_overrides and (overrides is not None or setting_is_set("overrides")):
+        raise InputError(
+            "--without-overrides prices at catalog rates: it takes no overrides file (unset --overrides "
+            "and $FLOPLEDGER_OVERRIDES)"
+        )
     con = open_ledger(resolve_db(db), create=False)  # a mistyped --db is an error, not a new ledger
     try:
-        result = reprice(con, _overrides(overrides))
+        if without_overrides:  # not even the default file in the working directory
+            from flopledger.catalog.overrides import PriceOverrides
+
+            prices = PriceOverrides.empty()
+        else:
+            prices = _overrides(overrides)
+        result = reprice(con, prices, without_overrides=without_overrides)
     finally:
         con.close()
     render_rows([result.as_row()], fmt, title="Reprice")

@@ -74,8 +74,28 @@ class RepriceResult:
         }
 
 
-def reprice(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides) -> RepriceResult:
-    """Re-price every event with the current catalog and ``overrides``; returns what changed."""
+def reprice(
+    con: duckdb.DuckDBPyConnection, overrides: PriceOverrides, *, without_overrides: bool = False
+) -> RepriceResult:
+    """Re-price every event with the current catalog and ``overrides``; returns what changed.
+
+    With no overrides file, a ledger whose events an overrides file priced is refused unless
+    ``without_overrides``: repricing would drop their negotiated discounts and private prices.
+    """
+    if overrides.digest == PriceOverrides.empty().digest and not without_overrides:
+        used = con.execute(
+            "SELECT count(*), arg_max(price_version, ts) FROM events "
+            # a version that names its overrides file (each this flopledger writes does)
+            "WHERE priced AND price_version LIKE '%; overrides %' "
+            "AND price_version NOT LIKE '%; overrides none'"
+        ).fetchone()
+        if used and used[0]:
+            raise InputError(
+                f"{used[0]:,} of the ledger's events were priced with an overrides file ({used[1]}), "
+                "and no overrides file is given: repricing would drop their negotiated discounts and "
+                "private prices. Pass the file with --overrides (or $FLOPLEDGER_OVERRIDES), or "
+                "--without-overrides to price them at catalog rates"
+            )
     with transaction(con):
         version = ensure_prices(con, overrides, "events")
         (before,) = con.execute("SELECT coalesce(sum(cost_usd), 0)::DOUBLE FROM events").fetchone() or (0.0,)
