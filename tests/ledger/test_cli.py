@@ -77,6 +77,13 @@ def test_report_json_has_dimension_token_and_cost_keys(small_ledger: Path) -> No
     csv_out = run("report", "--db", str(small_ledger), "--by", "day", "--format", "csv")
     assert csv_out.splitlines()[0].startswith("day,requests,input_tokens")
     assert len(csv_out.splitlines()) == SMALL.days + 1
+    days = [line.split(",")[0] for line in csv_out.splitlines()[1:]]
+    assert days == sorted(days)  # time in time order, not by cost
+    by_team_day = json.loads(run("report", "--db", str(small_ledger), "--by", "team,day", "-f", "json"))
+    order = [r["day"] for r in by_team_day]
+    assert order == sorted(order)  # the day first, then the costliest team within it
+    first_day = [r["cost_usd"] for r in by_team_day if r["day"] == order[0]]
+    assert first_day == sorted(first_day, reverse=True)
 
 
 def test_per_active_hour_and_since_until(small_ledger: Path) -> None:

@@ -87,7 +87,8 @@ def report_expr(
     until: dt.date | dt.datetime | None = None,
     per_active_hour: bool = False,
 ) -> ir.Table:
-    """Requests, tokens and cost per class grouped by ``by``, most expensive first."""
+    """Requests, tokens and cost per class grouped by ``by``: by time where ``by`` has ``day`` or
+    ``hour``, then most expensive first."""
     t = _window(t, since, until)
     keys = [_dimension_expr(t, d) for d in by]
     metrics = ibis_measures(t, costs=EFFECTIVE_COSTS)  # list prices are the headline view's
@@ -104,7 +105,10 @@ def report_expr(
                 grouped.active_hours > 0, grouped._hourly_cost / grouped.active_hours.cast("float64"), None
             )
         ).drop("_hourly_cost")
-    return grouped.order_by([ibis.desc("cost_usd"), *[ibis.asc(d) for d in by]])
+    # time reads in time order (then the costliest first within it); other groups costliest first
+    times = [d for d in by if d in ("day", "hour")]
+    others = [d for d in by if d not in times]
+    return grouped.order_by([*map(ibis.asc, times), ibis.desc("cost_usd"), *map(ibis.asc, others)])
 
 
 def report(
