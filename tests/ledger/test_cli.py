@@ -679,6 +679,10 @@ def test_a_db_that_is_a_data_file_or_in_no_folder_is_one_clear_error(tmp_path: P
         ("--map", "timestamp=Time Stamp", "e.g. --map ts=Time Stamp"),  # the source's name for ts
         ("--map", "Time Stamp=ts", "e.g. --map ts=Time Stamp"),  # the two sides swapped
         ("--map", "prompt_tokens=p", "e.g. --map input_tokens=p"),
+        # a file column named like a canonical one (prompt: its input counts) on the right side
+        ("--map", "tokens_in=prompt", "e.g. --map input_tokens=prompt"),
+        ("--map", "prompt_tokens=input_tokens", "e.g. --map input_tokens=prompt_tokens"),  # swapped
+        ("--map", "cached_read_toks=c", "e.g. --map cache_read_tokens=c"),
         (
             "--set",
             "time=2026-03-02T10:00:00Z",

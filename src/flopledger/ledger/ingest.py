@@ -262,6 +262,28 @@ _CANONICAL_OF: dict[str, str] = {
 """Names a source often gives a canonical column under, and that column: what ``--map`` suggests."""
 
 
+def _canonical_guess(name: str) -> str | None:
+    """The canonical column a name that is none most likely means (``tokens_in``: input_tokens), or
+    None (a misspelling is said apart): a name sources often use, then the token counts' words."""
+    lower = name.strip().lower()
+    if lower in _CANONICAL_OF:
+        return _CANONICAL_OF[lower]
+    words = set(lower.replace("-", "_").split("_"))
+    if words & {"token", "tokens", "tok", "toks"}:
+        if words & {"cache", "cached"}:
+            return (
+                "cache_read_tokens" if words & {"read", "hit", "hits", "cached"} else "cache_write_5m_tokens"
+            )
+        for said, canonical in (
+            ({"in", "input", "prompt", "inp"}, "input_tokens"),
+            ({"out", "output", "completion", "gen", "generated"}, "output_tokens"),
+            ({"reasoning", "thinking"}, "reasoning_tokens"),
+        ):
+            if words & said:
+                return canonical
+    return None
+
+
 def _check_names(mapping: Mapping[str, str], fixed: Mapping[str, str]) -> None:
     known = set(STAGE_COLUMNS)
     if both := sorted(set(mapping) & set(fixed)):
@@ -275,8 +297,11 @@ def _check_names(mapping: Mapping[str, str], fixed: Mapping[str, str]) -> None:
             if name in known:
                 continue
             given = names[name]
-            reversed_ = given in known  # source=canonical: the two sides swapped
-            canonical = given if reversed_ else _CANONICAL_OF.get(name.lower())
+            guess = _canonical_guess(name)
+            # source=canonical, the two sides swapped: the right side is canonical, and the left
+            # names no other canonical column (tokens_in=prompt means input_tokens, not prompt text)
+            reversed_ = given in known and guess in (None, given)
+            canonical = given if reversed_ else guess
             if canonical is not None:  # the source's name given for the canonical one
                 right = "value" if flag == "--set" else "source"
                 raise InputError(
