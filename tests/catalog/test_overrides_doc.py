@@ -56,5 +56,10 @@ def test_the_documented_rules_hold(tmp_path: Path) -> None:
     sonnet = catalog_rows("anthropic", "claude-sonnet-4-5", overrides)
     assert {r.discount_pct for r in sonnet} == {30.0}  # the later of the two wins
     path.write_text('[[model]]\nmodel = "house"\ninput_usd_per_mtok = 2.0\noutput_usd = 4.0\n')
-    with pytest.raises(ConfigError, match="output_usd"):
+    with pytest.raises(ConfigError, match=r"unknown key 'model\.0\.output_usd'; docs/prices\.md lists"):
+        load_overrides(path)  # named, though the output_usd_per_mtok it was meant as is missing too
+    path.write_text("[[discount]]\npercent = 10\nvalid_from = 2026-05-01\nvalid_to = 2026-01-01\n")
+    with pytest.raises(ConfigError) as raised:
         load_overrides(path)
+    assert "valid_from 2026-05-01 00:00:00 is not before valid_to" in str(raised.value)
+    assert "key ''" not in str(raised.value) and "Value error" not in str(raised.value)

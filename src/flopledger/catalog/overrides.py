@@ -250,8 +250,15 @@ def load_overrides(path: str | Path | None, *, required: bool = False) -> PriceO
     try:
         parsed = _OverridesFile.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        # a misspelt key first: the required key it was meant as is missing only because of it
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         key = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{p}: key {key!r}: {first['msg']}") from exc
+        if first["type"] == "extra_forbidden":
+            raise ConfigError(
+                f"{p}: unknown key {key!r}; docs/prices.md lists the keys of [[discount]] and [[model]]"
+            ) from exc
+        where = f"key {key!r}: " if key else ""
+        raise ConfigError(f"{p}: {where}{first['msg'].removeprefix('Value error, ')}") from exc
     digest = hashlib.sha256(raw_bytes).hexdigest()[:12]
     return PriceOverrides(tuple(parsed.discount), tuple(parsed.model), digest)
