@@ -186,3 +186,35 @@ def test_a_quiet_as_of_day_inside_the_ledger_is_judged_as_that_day(tmp_path: Pat
     (later,) = check_budgets(engine, budgets, as_of=dt.date(2026, 4, 2))
     assert later.as_of == dt.date(2026, 3, 6) and later.note and "spend ends on 2026-03-06" in later.note
     assert later.spent_usd == pytest.approx(3 * 1.25)
+
+
+def test_figures_as_of_a_ledger_whose_usage_ended_days_ago_say_so(tmp_path: Path) -> None:
+    """Without --as-of, budgets and the forecast are as of the ledger's last day of usage: when that
+    is days before today, stderr says so (a cron job would report one stale month unseen); usage of
+    yesterday, or a day given with --as-of, says nothing."""
+    from flopledger.cli import app
+
+    today = dt.datetime.now(dt.UTC).date()
+    budgets = tmp_path / "b.toml"
+    budgets.write_text("[team.web]\nmonthly_usd = 1000\n")
+
+    def run_on(last: dt.date, *extra: str) -> list[str]:
+        src = tmp_path / f"u-{last}.csv"
+        src.write_text(
+            f"ts,team,provider,model,input_tokens\n{last}T10:00:00Z,web,anthropic,claude-sonnet-4-5,1000\n"
+        )
+        db = str(tmp_path / f"l-{last}.duckdb")
+        assert CliRunner().invoke(app, ["ingest", str(src), "--db", db]).exit_code == 0
+        said = []
+        for command in (["budgets", "check", "--budgets", str(budgets)], ["forecast"]):
+            result = CliRunner().invoke(app, [*command, "--db", db, *extra])
+            assert result.exit_code == 0, result.output
+            said.append(" ".join(result.stderr.split()))
+        return said
+
+    ended = today - dt.timedelta(days=9)
+    for said in run_on(ended):
+        assert f"the ledger's usage ends on {ended}, 9 days before today (UTC)" in said
+        assert "ingest the newer usage" in said
+    assert all("usage ends on" not in said for said in run_on(today - dt.timedelta(days=1)))
+    assert all("usage ends on" not in s for s in run_on(ended - dt.timedelta(days=1), "--as-of", str(ended)))

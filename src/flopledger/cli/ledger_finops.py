@@ -83,6 +83,28 @@ def _day(value: dt.datetime | None) -> dt.date | None:
     return value.date() if value is not None else None
 
 
+STALE_AFTER_DAYS = 2
+"""A ledger whose usage ends more days before today than this is said to be stale."""
+
+
+def _say_if_stale(as_of: dt.date | None, given: object) -> None:
+    """On stderr, when the figures are as of the ledger's last day of usage (``given``, the --as-of or
+    --month the user gave, is None) and that day is days ago: a cron job would report the same stale
+    month every day, unseen."""
+    if given is not None or as_of is None:
+        return
+    behind = (dt.datetime.now(dt.UTC).date() - as_of).days
+    if behind > STALE_AFTER_DAYS:
+        err_console.print(
+            escape(
+                f"note: the ledger's usage ends on {as_of}, {behind} days before today (UTC), so these "
+                "figures are as of that day: ingest the newer usage (or pass --as-of for the day you mean)."
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def forecast(
     by: ByOption = "team",
     month: MonthOption = None,
@@ -128,6 +150,7 @@ def forecast(
             else None
         )
         render_rows(rows, fmt, title=title, columns=cols)
+        _say_if_stale(forecasts[0].as_of if forecasts else None, as_of or month)
 
 
 def budgets_check(
@@ -165,6 +188,7 @@ def budgets_check(
             "name",
             "monthly_usd",
             "daily_cap_usd",
+            "day_usd",  # beside its cap: a budget over for its day alone shows why
             "spent_usd",
             "forecast_p50_usd",
             "forecast_p90_usd",
@@ -185,6 +209,7 @@ def budgets_check(
                 err_console.print(f"[bold]note:[/] {escape(s.note)}", highlight=False, soft_wrap=True)
     else:
         render_rows(rows, fmt)
+    _say_if_stale(statuses[0].as_of if statuses else None, as_of)
     if any(s.status == "over" for s in statuses):
         raise typer.Exit(EXIT_BUDGET_OVER)
 
