@@ -682,7 +682,13 @@ def test_a_db_that_is_a_data_file_or_in_no_folder_is_one_clear_error(tmp_path: P
         # a file column named like a canonical one (prompt: its input counts) on the right side
         ("--map", "tokens_in=prompt", "e.g. --map input_tokens=prompt"),
         ("--map", "prompt_tokens=input_tokens", "e.g. --map input_tokens=prompt_tokens"),  # swapped
-        ("--map", "cached_read_toks=c", "e.g. --map cache_read_tokens=c"),
+        ("--map", "prompt_cache_miss_tokens=m", "e.g. --map input_tokens=m"),  # uncached input
+        ("--map", "completion_reasoning_tokens=r", "e.g. --map reasoning_tokens=r"),
+        (
+            "--map",
+            "input_audio_tokens=a",
+            "unknown canonical column in --map 'input_audio_tokens'",
+        ),  # no guess
         (
             "--set",
             "time=2026-03-02T10:00:00Z",
@@ -696,8 +702,9 @@ def test_a_wrong_canonical_name_says_the_right_one(tmp_path: Path, flag: str, gi
     src.write_text("ts,model,input_tokens\n2026-03-02T10:00:00Z,gpt-5,100\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["ingest", str(src), "--db", str(tmp_path / "l.duckdb"), flag, given])
     assert result.exit_code != 0 and said in str(result.exception), str(result.exception)
-    if "did you mean" not in said:
+    if "e.g." in said:
         assert "Canonical columns: ts, request_id, provider, model" in str(result.exception)
+    assert "e.g. --map input_tokens=a" not in str(result.exception)  # audio is no text input
 
 
 def test_web_searches_are_priced_and_audio_tokens_said_to_have_no_price(tmp_path: Path) -> None:

@@ -264,24 +264,38 @@ _CANONICAL_OF: dict[str, str] = {
 
 def _canonical_guess(name: str) -> str | None:
     """The canonical column a name that is none most likely means (``tokens_in``: input_tokens), or
-    None (a misspelling is said apart): a name sources often use, then the token counts' words."""
+    None: a name sources often use, then the token counts' words. A misspelt canonical name is said
+    apart (did you mean), and a name whose words could mean a count flopledger does not price as a
+    token class (audio, totals) or more than one class gets no guess, as a wrong one would misprice."""
+    import difflib
+
     lower = name.strip().lower()
     if lower in _CANONICAL_OF:
         return _CANONICAL_OF[lower]
+    if difflib.get_close_matches(lower, STAGE_COLUMNS, n=1, cutoff=0.85):
+        return None
     words = set(lower.replace("-", "_").split("_"))
-    if words & {"token", "tokens", "tok", "toks"}:
-        if words & {"cache", "cached"}:
-            return (
-                "cache_read_tokens" if words & {"read", "hit", "hits", "cached"} else "cache_write_5m_tokens"
-            )
+    if not words & {"token", "tokens", "tok", "toks"} or words & {"audio", "total", "image", "text"}:
+        return None
+    if words & {"reasoning", "thinking"}:
+        return "reasoning_tokens"
+    if words & {"miss", "misses", "uncached"}:
+        return "input_tokens"
+    if words & {"cache", "cached"}:
+        if words & {"read", "hit", "hits"} or words == {"cached", "tokens"}:
+            return "cache_read_tokens"
+        if words & {"write", "creation", "created"}:
+            return "cache_write_1h_tokens" if words & {"1h", "hour"} else "cache_write_5m_tokens"
+        return None  # cache_tokens, cache_1h_tokens: reads or writes, unsaid
+    guesses = {
+        canonical
         for said, canonical in (
             ({"in", "input", "prompt", "inp"}, "input_tokens"),
             ({"out", "output", "completion", "gen", "generated"}, "output_tokens"),
-            ({"reasoning", "thinking"}, "reasoning_tokens"),
-        ):
-            if words & said:
-                return canonical
-    return None
+        )
+        if words & said
+    }
+    return guesses.pop() if len(guesses) == 1 else None
 
 
 def _check_names(mapping: Mapping[str, str], fixed: Mapping[str, str]) -> None:
