@@ -671,6 +671,12 @@ def test_requests_ingested_again_with_their_web_searches_gain_them(tmp_path: Pat
         late = ingest_files(con, [write_jsonl(tmp_path / "d.jsonl", rows)])
         assert (late.rows_stored, late.rows_restated, late.rows_duplicate) == (0, 0, len(rows))
         assert _rows(con, totals) == _rows(fresh, totals)
+    # one row of the request the stored one but for its searches, another of another team with more:
+    # the request is not restated (the row kept would be the other team's), and the stored row stays
+    mixed = [{**plain[2], "web_search_requests": 2}, {**plain[2], "web_search_requests": 5, "team": "x"}]
+    late = ingest_files(con, [write_jsonl(tmp_path / "m.jsonl", mixed)])
+    assert (late.rows_stored, late.rows_restated, late.rows_duplicate) == (0, 0, 2)
+    assert _rows(con, by_input + " WHERE input_tokens = 3000") == [(3000, "core", None, 0.0)]
     # two rows of one request in one run: the one saying its searches is kept, whatever the order
     for i, rows in enumerate(([plain[0], searched[0]], [searched[0], plain[0]])):
         both = open_ledger(tmp_path / f"both{i}.duckdb")

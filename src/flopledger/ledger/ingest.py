@@ -818,19 +818,23 @@ def _find_searched(con: duckdb.DuckDBPyConnection, window: str, reports: Sequenc
     """
     kept = (*_SEARCHED_SAME, *(k for k in SUMMED_COUNTS if k != WEB_SEARCH_CLASS))
     same = " AND ".join(f'c."{k}" IS NOT DISTINCT FROM e."{k}"' for k in kept)
-    others = f"c.error IS NULL AND {pulled_searches('c')} > 0" + (
+    good = "c.error IS NULL" + (
         f" AND c._fidx NOT IN ({', '.join(str(i) for i in reports)})" if reports else ""
     )
-    stored = ", ".join(f'"{k}"' for k in ("event_id", "request_id", WEB_SEARCH_CLASS, *kept))
+    stored = ", ".join(f'"{k}"' for k in ("event_id", "request_id", "org", WEB_SEARCH_CLASS, *kept))
+    # Every good row of the request in the batch must be the stored one but for its searches: the
+    # row kept of them is the one with the most (_new), so one that differs else would replace it.
     con.execute(
         f"""INSERT INTO _restated
-            SELECT DISTINCT e.event_id, e.org FROM _checked AS c
+            SELECT e.event_id, any_value(e.org) FROM _checked AS c
             JOIN (SELECT {stored}, count(*) OVER (PARTITION BY event_id) AS _stored FROM events
-                  WHERE {window} AND event_id IN (SELECT event_id FROM _checked AS c WHERE {others})) AS e
+                  WHERE {window} AND event_id IN (
+                      SELECT event_id FROM _checked AS c WHERE {good} AND {pulled_searches("c")} > 0)) AS e
               ON e.event_id = c.event_id
-            WHERE {others} AND e._stored = 1 AND NOT coalesce({is_report("e.request_id")}, false)
-              AND {same} AND {pulled_searches("c")} > {pulled_searches("e")}
-              AND e.event_id NOT IN (SELECT event_id FROM _restated)"""
+            WHERE {good} AND e._stored = 1 AND NOT coalesce({is_report("e.request_id")}, false)
+              AND e.event_id NOT IN (SELECT event_id FROM _restated)
+            GROUP BY e.event_id
+            HAVING bool_and({same}) AND max({pulled_searches("c")}) > max({pulled_searches("e")})"""
     )
     return count_of(con, "SELECT count(*) FROM _restated")
 
