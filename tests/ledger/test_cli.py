@@ -84,6 +84,11 @@ def test_report_json_has_dimension_token_and_cost_keys(small_ledger: Path) -> No
     assert order == sorted(order)  # the day first, then the costliest team within it
     first_day = [r["cost_usd"] for r in by_team_day if r["day"] == order[0]]
     assert first_day == sorted(first_day, reverse=True)
+    # a limit keeps the costliest days, shown in time order
+    every = json.loads(run("report", "--db", str(small_ledger), "--by", "day", "-f", "json"))
+    top = json.loads(run("report", "--db", str(small_ledger), "--by", "day", "--limit", "3", "-f", "json"))
+    costliest = sorted(every, key=lambda r: -r["cost_usd"])[:3]
+    assert [r["day"] for r in top] == sorted(r["day"] for r in costliest)
 
 
 def test_per_active_hour_and_since_until(small_ledger: Path) -> None:

@@ -281,7 +281,9 @@ def report(
             "--headline", help="The bill if all tokens were output, or all input uncached, vs real."
         ),
     ] = False,
-    limit: Annotated[int | None, typer.Option("--limit", min=0, help="At most this many rows.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=0, help="At most this many rows: the costliest.")
+    ] = None,
     db: DbOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
@@ -577,19 +579,26 @@ def prices_show(
     if ledger is not None and otherwise:
         stored = sum(float(r.get("stored_cost_usd") or 0) for r in rows)
         afresh = sum(float(r.get("cost_usd") or 0) for r in rows)
+        # the version of the row that prices most of them (rows say the latest of theirs)
         versions = [r for r in rows if r.get("stored_price_version")]
-        latest = (
+        most = (
             max(versions, key=lambda r: int(r["stored_otherwise"]))["stored_price_version"]
             if versions
             else None
         )
+        digest = f"; overrides {prices.digest}"
+        what = (
+            "Pass the overrides file they were priced with (--overrides or $FLOPLEDGER_OVERRIDES) to see "
+            "those prices, or run `flopledger reprice` with these to store them."
+            if most is not None and not most.endswith(digest)
+            else "Priced with these overrides and another catalog or mapping, or stored unpriced: run "
+            "`flopledger reprice` to store these."
+        )
         err_console.print(
             escape(
                 f"The ledger holds {otherwise:,} of these events priced with other prices "
-                f"({latest or 'or none: stored unpriced'}): "
-                f"stored ${stored:,.2f}, with these rows ${afresh:,.2f}. "
-                "Pass the overrides file they were priced with (--overrides or $FLOPLEDGER_OVERRIDES) to "
-                "see those prices, or run `flopledger reprice` with these to store them."
+                f"({most or 'or none: stored unpriced'}): "
+                f"stored ${stored:,.2f}, with these rows ${afresh:,.2f}. {what}"
             ),
             highlight=False,
         )

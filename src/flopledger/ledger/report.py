@@ -87,8 +87,8 @@ def report_expr(
     until: dt.date | dt.datetime | None = None,
     per_active_hour: bool = False,
 ) -> ir.Table:
-    """Requests, tokens and cost per class grouped by ``by``: by time where ``by`` has ``day`` or
-    ``hour``, then most expensive first."""
+    """Requests, tokens and cost per class grouped by ``by``, most expensive first (:func:`report`
+    shows groups by day or hour in time order)."""
     t = _window(t, since, until)
     keys = [_dimension_expr(t, d) for d in by]
     metrics = ibis_measures(t, costs=EFFECTIVE_COSTS)  # list prices are the headline view's
@@ -105,10 +105,17 @@ def report_expr(
                 grouped.active_hours > 0, grouped._hourly_cost / grouped.active_hours.cast("float64"), None
             )
         ).drop("_hourly_cost")
-    # time reads in time order (then the costliest first within it); other groups costliest first
+    return grouped.order_by([ibis.desc("cost_usd"), *[ibis.asc(d) for d in by]])
+
+
+def _in_time_order(expr: ir.Table, by: Sequence[str]) -> ir.Table:
+    """Groups by day or hour read in time order (the costliest first within each); others stay
+    costliest first. Applied after any limit, so a limit keeps the costliest groups."""
     times = [d for d in by if d in ("day", "hour")]
+    if not times:
+        return expr
     others = [d for d in by if d not in times]
-    return grouped.order_by([*map(ibis.asc, times), ibis.desc("cost_usd"), *map(ibis.asc, others)])
+    return expr.order_by([*map(ibis.asc, times), ibis.desc("cost_usd"), *map(ibis.asc, others)])
 
 
 def report(
@@ -131,7 +138,7 @@ def report(
     expr = report_expr(events_table(engine), by, since=since, until=until, per_active_hour=per_active_hour)
     if limit is not None:
         expr = expr.limit(limit)
-    rows = engine.rows(expr)
+    rows = engine.rows(_in_time_order(expr, by))
     # A group none of whose events said a count (web searches) has none of it: 0, where the events
     # have the column; a ledger an older flopledger wrote without it does not know, and says NULL.
     kept = set(engine.backend.table(engine.events_source).columns)
