@@ -92,9 +92,9 @@ def reprice(
         if used and used[0]:
             raise InputError(
                 f"{used[0]:,} of the ledger's events were priced with an overrides file ({used[1]}), "
-                "and no overrides file is given: repricing would drop their negotiated discounts and "
-                "private prices. Pass the file with --overrides (or $FLOPLEDGER_OVERRIDES), or "
-                "--without-overrides to price them at catalog rates"
+                "and no overrides file is given: repricing would drop any negotiated discount and "
+                "private price it gave them. Pass the file with --overrides (or $FLOPLEDGER_OVERRIDES), "
+                "or --without-overrides to price them at catalog rates"
             )
     with transaction(con):
         version = ensure_prices(con, overrides, "events")

@@ -221,9 +221,11 @@ def test_the_documented_table_ingests_are_the_golden_samples_options() -> None:
     documented = _documented_ingests()
     samples = {"anthropic_messages_responses.jsonl", "openai_chat_completions.jsonl"}
     assert samples <= set(documented)
+    checked = set()
     for case in (_case(p) for p in CASES):
         if case["sample"] not in samples:
             continue
+        checked.add(case["sample"])
         argv = documented[case["sample"]]
         options = case["ingest"]
         values = {flag: [argv[i + 1] for i, a in enumerate(argv) if a == flag] for flag in ("--map", "--set")}
@@ -234,3 +236,4 @@ def test_the_documented_table_ingests_are_the_golden_samples_options() -> None:
             set(argv) - {"--map", "--set", "--input-includes-cache", *values["--map"], *values["--set"]}
             == set()
         )
+    assert checked == samples  # each has its golden case
