@@ -47,9 +47,12 @@ def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     return path
 
 
-def oracle_cost_usd(event: Mapping[str, Any]) -> float:
-    """genai-prices' own per-request price of a canonical event (its input includes the cache)."""
+def oracle_cost_usd(event: Mapping[str, Any], at: str | None = None) -> float:
+    """genai-prices' own per-request price of a canonical event (its input includes the cache), in the
+    event's service tier, at the event's time or at ``at``."""
     from genai_prices import Usage, calc_price
+
+    from flopledger.catalog.prices import TIER_CONTEXTS
 
     def g(k: str) -> int:
         return int(event.get(k) or 0)
@@ -66,10 +69,14 @@ def oracle_cost_usd(event: Mapping[str, Any]) -> float:
         output_tokens=g("output_tokens"),
         web_searches=g("web_search_requests"),
     )
-    ts = dt.datetime.fromisoformat(str(event["ts"]).replace("Z", "+00:00"))
+    ts = dt.datetime.fromisoformat(str(at or event["ts"]).replace("Z", "+00:00"))
     return float(
         calc_price(
-            usage, str(event["model"]), provider_id=str(event["provider"]), genai_request_timestamp=ts
+            usage,
+            str(event["model"]),
+            provider_id=str(event["provider"]),
+            genai_request_timestamp=ts,
+            price_context=TIER_CONTEXTS[str(event.get("service_tier") or "standard")],
         ).total_price
     )
 

@@ -594,6 +594,24 @@ def test_prices_show_prints_its_midnight_bounds_as_days(
     assert str(row["valid_to"]).startswith("2026-10-12T00:00:00")  # machines keep the instant
 
 
+def test_prices_show_says_which_tier_prices_apply_before_the_catalog_lists_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLOPLEDGER_DB", raising=False)
+    result = CliRunner().invoke(app, ["prices", "show", "gpt-5"])
+    assert result.exit_code == 0, result.output
+    told = " ".join(result.stderr.split())
+    assert "priority from 2026-10-12" in told and "batch from 2026-10-14" in told, told
+    rows = json.loads(run("prices", "show", "gpt-5", "-f", "json"))
+    first = {r["variant"]: r for r in rows if r["valid_from"] is None}
+    assert first["priority"]["input_usd_per_mtok"] == 2 * first["standard"]["input_usd_per_mtok"]
+    assert "priority price listed from 2026-10-12 applied before it" in first["priority"]["source"]
+    assert first["standard"]["source"].startswith("genai-prices") and "; " not in first["standard"]["source"]
+    latest = [r for r in rows if r["valid_to"] is None]
+    assert all("applied before it" not in r["source"] for r in latest)  # listed: the catalog's own
+
+
 def test_a_report_with_unpriced_tokens_says_their_cost_counts_as_zero(tmp_path: Path) -> None:
     path = tmp_path / "u.csv"
     path.write_text(

@@ -46,7 +46,7 @@ def test_golden_case(tmp_path: Path, case: dict[str, Any]) -> None:
     assert row["cost_usd"] == pytest.approx(expected, abs=0.005)
     if case.get("oracle"):
         assert row["cost_usd"] == pytest.approx(
-            oracle_cost_usd(case["event"]) * case.get("oracle_factor", 1.0), abs=0.005
+            oracle_cost_usd(case["event"], case.get("oracle_at")) * case.get("oracle_factor", 1.0), abs=0.005
         )
 
 
@@ -108,3 +108,54 @@ def test_bulk_price_join_matches_per_request_calc_price(
     assert len(rows) == len(canonical)
     for event, row in zip(canonical, rows, strict=True):
         assert row["cost_usd"] == pytest.approx(oracle_cost_usd(event), abs=0.005), event
+
+
+_LISTED = "2026-10-16T00:00:00Z"  # the catalog lists every tier price of these models by this day
+
+
+def _lists_tier(provider: str, model: str, tier: str) -> bool:
+    """Whether the catalog has a price of its own for the model in the tier (else standard's applies)."""
+    from genai_prices import data_snapshot
+
+    from flopledger.catalog.prices import TIER_CONTEXTS
+
+    context = TIER_CONTEXTS[tier] or {}
+    _, info = data_snapshot.get_snapshot().find_provider_model(model, None, provider, None)
+    return any(all(context.get(k) == w for k, w in v.when.items()) for v in info.price_variants or ())
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    events=st.lists(
+        st.fixed_dictionaries(
+            {
+                "model": st.sampled_from(_MODELS),
+                "service_tier": st.sampled_from(["batch", "priority", "flex"]),
+                "ts": st.datetimes(
+                    min_value=__import__("datetime").datetime(2025, 6, 1),
+                    max_value=__import__("datetime").datetime(2026, 11, 30),
+                ),
+                "input_tokens": _counts,
+                "cache_read_tokens": _counts,
+                "output_tokens": st.integers(min_value=0, max_value=60_000),
+            }
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_a_tier_is_priced_at_its_listed_price_before_the_catalog_lists_it(
+    tmp_path_factory: pytest.TempPathFactory, events: list[dict[str, Any]]
+) -> None:
+    """The catalog dates batch, priority and flex prices from the day it added them: a request of that
+    tier before then is priced as ``calc_price`` prices it on that day, not at standard rates."""
+    tmp = tmp_path_factory.mktemp("tiers")
+    canonical = []
+    for e in events:
+        provider, model = e.pop("model")
+        canonical.append({**e, "provider": provider, "model": model, "ts": e["ts"].isoformat() + "Z"})
+    rows = _priced(tmp, canonical)
+    for event, row in zip(canonical, rows, strict=True):
+        listed = _lists_tier(event["provider"], event["model"], event["service_tier"])
+        at = max(event["ts"], _LISTED) if listed else event["ts"]  # ISO strings of one form order as times
+        assert row["cost_usd"] == pytest.approx(oracle_cost_usd(event, at), abs=0.005), event

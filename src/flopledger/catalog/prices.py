@@ -201,10 +201,12 @@ MAPPING_RULES = digest_of(
         b"model names trimmed|",
         b"catalog models found by id|",
         b"web searches priced|",
+        b"tier prices applied before their listing|",
     ]
 )[:8]
 """A digest of the rules that map a logged provider to catalog models (the two sets above, a model
-name matched without the whitespace around it, a catalog model found by its id): part of the price
+name matched without the whitespace around it, a catalog model found by its id, web searches priced,
+a service tier's first listed price applied before the catalog's date for it): part of the price
 version, so changing them makes ingest and ``reprice`` map every name again, and tells a ledger
 priced before them from one priced after."""
 
@@ -333,6 +335,38 @@ def _cells(info: Any) -> Iterator[tuple[dt.datetime, dt.datetime, int, int]]:
             yield valid_from, valid_to, tod_from, tod_to
 
 
+def _tier_prices(info: Any, at: dt.datetime, context: Mapping[str, str] | None) -> tuple[Any, dt.date | None]:
+    """A model's prices at ``at`` in a service tier, and the day its tier price was listed from, where
+    that price is applied before that day.
+
+    The catalog dates every tier variant (batch, priority, flex) from the day it was added to the
+    catalog, not from the day the vendor began to charge it: before that day ``get_prices`` would
+    price a priority or batch request at standard rates. A tier price's first listing therefore
+    applies back to the start of the model; a later dated change of the same tier still takes effect
+    on its own day. Otherwise this is ``info.get_prices``: the first matching variant sets each class.
+    """
+    from genai_prices.types import StartDateConstraint
+
+    if context is None:
+        return info.get_prices(at, None), None
+    matching = [v for v in info.price_variants or () if all(context.get(k) == w for k, w in v.when.items())]
+    if not matching or any(v.constraint is None or v.constraint.active(at) for v in matching):
+        return info.get_prices(at, context), None
+    starts = [v.constraint.start_date for v in matching if isinstance(v.constraint, StartDateConstraint)]
+    if len(starts) != len(matching) or min(starts) <= at.date():  # a time-of-day variant, say: as listed
+        return info.get_prices(at, context), None
+    listed = min(starts)
+    overrides: dict[str, Any] = {}
+    for v in matching:
+        if v.constraint.start_date == listed:
+            for key, price in v.prices.__dict__.items():
+                if price is not None:
+                    overrides.setdefault(key, price)
+    resolved = copy(info.get_prices(at, None))
+    resolved.__dict__.update(overrides)
+    return resolved, listed
+
+
 @dataclass(frozen=True)
 class BatchDiscount:
     provider: str
@@ -417,7 +451,10 @@ def _flatten(provider_id: str, model_id: str) -> tuple[PriceRow, ...]:
         probe_day = valid_from if valid_from != FAR_PAST else dt.datetime(2000, 1, 1)
         at = probe_day.replace(tzinfo=dt.UTC) + dt.timedelta(seconds=tod_from)
         for variant, context in TIER_CONTEXTS.items():
-            model_price = info.get_prices(at, context if owns_model else None)
+            model_price, listed = _tier_prices(info, at, context if owns_model else None)
+            source = CATALOG_VERSION
+            if listed is not None:
+                source += f"; {variant} price listed from {listed.isoformat()} applied before it"
             for above, upto in _tier_ranges(model_price):
                 rates = _probe(_at_tier(model_price, above))
                 rows.append(
@@ -432,7 +469,7 @@ def _flatten(provider_id: str, model_id: str) -> tuple[PriceRow, ...]:
                         tier_above_tokens=above,
                         tier_upto_tokens=upto,
                         discount_pct=0.0,
-                        source=CATALOG_VERSION,
+                        source=source,
                         **rates,
                     )
                 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -626,6 +627,15 @@ def prices_show(
             if filled and all(isinstance(v, dt.datetime) and v.time() == dt.time() for v in filled):
                 for r in rows:
                     r[bound] = r[bound].date() if r.get(bound) is not None else None
+    # the catalog dates a tier's prices from the day it listed them; they price that tier before it too
+    listed = re.compile(r"; (\w+) price listed from (\S+) applied before it$")
+    backdated = sorted({f"{m[1]} from {m[2]}" for r in rows if (m := listed.search(str(r.get("source"))))})
+    if fmt is OutputFormat.table and backdated:
+        err_console.print(
+            f"The catalog lists these tiers' prices from a later day; they price the tier before it too: "
+            f"{', '.join(backdated)}.",
+            highlight=False,
+        )
     title = f"Prices of {model}"
     if ledger is not None:
         title += f"; the ledger's events of it, priced with these rows ({ledger})"
