@@ -685,6 +685,73 @@ def test_requests_ingested_again_with_their_web_searches_gain_them(tmp_path: Pat
         assert _rows(both, "SELECT web_search_requests FROM events") == [(4,)], rows
 
 
+def test_json_lines_read_anthropic_nested_web_searches_when_no_map_names_them(tmp_path: Path) -> None:
+    base = {"ts": "2026-11-02T10:00:00Z", "provider": "anthropic", "model": "claude-sonnet-4-5"}
+    top = write_jsonl(
+        tmp_path / "top.jsonl",
+        [
+            {**base, "request_id": "a", "input_tokens": 1000, "server_tool_use": {"web_search_requests": 3}},
+            {**base, "request_id": "b", "input_tokens": 1000, "server_tool_use": {}},
+            {
+                **base,
+                "request_id": "c",
+                "input_tokens": 1000,
+                "server_tool_use": {"web_search_requests": "x"},
+            },
+        ],
+    )
+    con = open_ledger(tmp_path / "top.duckdb")
+    r = ingest_files(con, [top])
+    assert (r.rows_stored, r.rows_quarantined) == (2, 1)
+    assert _rows(con, "SELECT request_id, web_search_requests FROM events ORDER BY 1") == [
+        ("a", 3),
+        ("b", None),
+    ]
+    assert _rows(con, "SELECT round(sum(web_search_cost_usd), 6) FROM events") == [(0.03,)]  # $10 per 1,000
+    assert _rows(con, "SELECT field FROM quarantine") == [("web_search_requests",)]
+    # a logged Messages response: the searches sit beside the token counts the map reads
+    logged = write_jsonl(
+        tmp_path / "logged.jsonl",
+        [
+            {
+                **base,
+                "id": "msg_1",
+                "usage": {
+                    "input_tokens": 10,
+                    "output_tokens": 5,
+                    "server_tool_use": {"web_search_requests": 2},
+                },
+            }
+        ],
+    )
+    con2 = open_ledger(tmp_path / "logged.duckdb")
+    mapping = {
+        "request_id": "id",
+        "input_tokens": "usage.input_tokens",
+        "output_tokens": "usage.output_tokens",
+    }
+    ingest_files(con2, [logged], mapping=mapping)
+    assert _rows(con2, "SELECT web_search_requests FROM events") == [(2,)]
+    # a map or a --set that names them wins, and a top-level column of the canonical name is read as it is
+    con3 = open_ledger(tmp_path / "set.duckdb")
+    ingest_files(con3, [logged], mapping=mapping, fixed={"web_search_requests": "0"})
+    assert _rows(con3, "SELECT web_search_requests FROM events") == [(0,)]
+    both = write_jsonl(
+        tmp_path / "both.jsonl",
+        [
+            {
+                **base,
+                "input_tokens": 1,
+                "web_search_requests": 7,
+                "server_tool_use": {"web_search_requests": 2},
+            }
+        ],
+    )
+    con4 = open_ledger(tmp_path / "both.duckdb")
+    ingest_files(con4, [both])
+    assert _rows(con4, "SELECT web_search_requests FROM events") == [(7,)]
+
+
 def test_an_export_of_a_report_row_with_more_web_searches_restates_nothing(tmp_path: Path) -> None:
     """Report rows restate only from a usage report: an export of events saying more searches for a
     stored bucket is a duplicate, as its grown tokens would be."""

@@ -17,7 +17,7 @@ import duckdb
 
 from flopledger.errors import FlopledgerError, InputError
 from flopledger.ledger.formats.base import STAGE_COLUMNS, InputFormat, register
-from flopledger.ledger.schema import TOKEN_COLUMNS
+from flopledger.ledger.schema import TOKEN_COLUMNS, WEB_SEARCH_CLASS
 
 __all__ = ["Csv", "Jsonl", "Parquet", "TableFormat", "TableSource"]
 
@@ -372,6 +372,24 @@ class Parquet(TableFormat):
         )
 
 
+def _server_tool_searches(
+    mapping: Mapping[str, str], fixed: Mapping[str, str], columns: list[str]
+) -> str | None:
+    """Where a JSON line keeps its web searches when ``--map`` does not say: Anthropic's
+    ``server_tool_use.web_search_requests``, beside the token counts the map reads (``usage.`` in a
+    logged Messages response), or at the top of a line that has no ``web_search_requests`` field.
+    A line without it reads no searches, as before."""
+    if WEB_SEARCH_CLASS in mapping or WEB_SEARCH_CLASS in fixed:
+        return None
+    for tokens in ("output_tokens", "input_tokens"):
+        prefix, dot, _ = mapping.get(tokens, "").rpartition(".")
+        if dot:
+            return f"{prefix}.server_tool_use.web_search_requests"
+    if WEB_SEARCH_CLASS not in columns and "server_tool_use" in columns:
+        return "server_tool_use.web_search_requests"
+    return None
+
+
 @register
 class Jsonl(TableFormat):
     """One JSON object per line; each line is parsed in SQL so a bad line is quarantined, not lost."""
@@ -429,13 +447,16 @@ class Jsonl(TableFormat):
         fixed: Mapping[str, str],
         table: str,
     ) -> TableSource:
-        columns = self.source_columns(con, path) if mapping else []
+        columns = self.source_columns(con, path)
         fields: dict[str, str] = {}  # canonical -> source field (a dotted path for a nested one)
         for canonical in STAGE_COLUMNS:
             if canonical in mapping:
                 fields[canonical] = self._column_expr(mapping[canonical], columns, path, canonical)
             elif canonical not in fixed:
                 fields[canonical] = canonical  # absent fields read as NULL
+        searches = _server_tool_searches(mapping, fixed, columns)
+        if searches is not None:
+            fields[WEB_SEARCH_CLASS] = searches
         nested = {f.split(".")[0] for f in fields.values() if "." in f}
         # Each line is parsed once, into a struct of the top-level fields it needs: text, or JSON
         # where a mapped path goes deeper.
