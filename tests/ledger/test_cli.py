@@ -594,6 +594,34 @@ def test_prices_show_prints_its_midnight_bounds_as_days(
     assert str(row["valid_to"]).startswith("2026-10-12T00:00:00")  # machines keep the instant
 
 
+def test_ingest_says_when_a_usage_report_file_ends_before_its_last_page(tmp_path: Path) -> None:
+    samples = Path(__file__).parent / "formats" / "samples"
+    short = samples / "anthropic_messages_report.json"  # one page of several: has_more, a next_page
+    db = str(tmp_path / "l.duckdb")
+    result = CliRunner().invoke(app, ["ingest", str(short), "--db", db, "-o", "json"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())
+    assert f"{short}: its last page says more pages follow" in said, said
+    assert "from page=page_MjAyNi0wMy0wNFQwMDowMDowMFo=" in said and "this run's rows are kept" in said
+    assert json.loads(result.stdout)[0]["rows_stored"] > 0  # the page's rows are stored all the same
+    # pages up to the last (has_more false on it), a JSON Lines file of pages, an OpenAI page: nothing said
+    for whole in (
+        "anthropic_report_pages.json",
+        "anthropic_report_pages.jsonl",
+        "openai_usage_completions.json",
+    ):
+        other = str(tmp_path / f"{whole}.duckdb")
+        done = CliRunner().invoke(app, ["ingest", str(samples / whole), "--db", other, "-o", "json"])
+        assert done.exit_code == 0 and "more pages follow" not in done.stderr, done.stderr
+    # an OpenAI page with more to come, its format named
+    page = json.loads((samples / "openai_usage_completions.json").read_text())
+    page |= {"has_more": True, "next_page": None}
+    cut = tmp_path / "cut.json"
+    cut.write_text(json.dumps(page))
+    told = CliRunner().invoke(app, ["ingest", str(cut), "--db", db, "--format", "openai"])
+    assert told.exit_code == 0 and "more pages follow (has_more);" in " ".join(told.stderr.split())
+
+
 def test_prices_show_says_which_tier_prices_apply_before_the_catalog_lists_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

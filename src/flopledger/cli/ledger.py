@@ -205,6 +205,28 @@ def ingest(
         )
     if result.rows_overlapping:  # on stderr whatever the output: the usage may count twice
         typer.echo(_overlap_warning(result), err=True)
+    for path, cursor in _short_reports(files, input_format):  # on stderr: the usage is short of pages
+        said, fetch = (
+            (f"has_more, next_page {cursor}", f" from page={cursor}") if cursor else ("has_more", "")
+        )
+        typer.echo(
+            f"{path}: its last page says more pages follow ({said}); their usage is not in the ledger. "
+            f"Fetch them{fetch} and ingest them too; this run's rows are kept.",
+            err=True,
+        )
+
+
+def _short_reports(files: list[Path], input_format: str | None) -> Iterator[tuple[Path, str]]:
+    """The paged usage reports among ``files`` whose last page says more follow, with its cursor."""
+    from flopledger.ledger.formats.base import REPORT_FORMATS, detect_format, pages_left
+
+    for path in files:
+        try:
+            name = input_format or detect_format(path).name
+        except InputError:  # a file no one format claims (ingested by --format): not a report page
+            continue
+        if name in REPORT_FORMATS and (cursor := pages_left(path)) is not None:
+            yield path, cursor
 
 
 def _price_versions(con: Any) -> dict[str, int]:

@@ -453,5 +453,22 @@ def iter_report_results(path: Path, make_row: ReportRow) -> Iterator[StagedRow]:
                     yield make_row(line, f"page {p} data[{b}].results[{r}]", bucket, result)
 
 
+REPORT_FORMATS = ("anthropic", "openai")
+"""The formats of paged usage-API reports (``has_more`` and ``next_page`` on each page)."""
+
+
+def pages_left(path: Path) -> str | None:
+    """The ``next_page`` cursor of a paged usage report whose last page says more pages follow
+    (``has_more``: its window's usage is short of them), ``""`` when it gives none; else None."""
+    last: Any = None
+    for _, doc in iter_json_documents(path):
+        pages = doc if isinstance(doc, list) else [doc]
+        if pages and not isinstance(doc, JsonLineError):
+            last = pages[-1]
+    if isinstance(last, dict) and last.get("has_more") is True:
+        return str(last.get("next_page") or "")
+    return None
+
+
 def compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
