@@ -601,7 +601,7 @@ def test_ingest_says_when_a_usage_report_file_ends_before_its_last_page(tmp_path
     result = CliRunner().invoke(app, ["ingest", str(short), "--db", db, "-o", "json"])
     assert result.exit_code == 0, result.output
     said = " ".join(result.stderr.split())
-    assert f"{short}: its last page says more pages follow" in said, said
+    assert f"{short}: its last page says more pages follow" in said and "no file of this run has them" in said
     assert "from page=page_MjAyNi0wMy0wNFQwMDowMDowMFo=" in said and "this run's rows are kept" in said
     assert json.loads(result.stdout)[0]["rows_stored"] > 0  # the page's rows are stored all the same
     # pages up to the last (has_more false on it), a JSON Lines file of pages, an OpenAI page: nothing said
@@ -613,13 +613,24 @@ def test_ingest_says_when_a_usage_report_file_ends_before_its_last_page(tmp_path
         other = str(tmp_path / f"{whole}.duckdb")
         done = CliRunner().invoke(app, ["ingest", str(samples / whole), "--db", other, "-o", "json"])
         assert done.exit_code == 0 and "more pages follow" not in done.stderr, done.stderr
+    # the two pages of a report in two files, or in a list out of order: the run has the page after
+    first, second = json.loads((samples / "anthropic_report_pages.json").read_text())
+    (tmp_path / "p1.json").write_text(json.dumps(first))
+    (tmp_path / "p2.json").write_text(json.dumps(second))
+    (tmp_path / "turned.json").write_text(json.dumps([second, first]))
+    for run_files in ([tmp_path / "p1.json", tmp_path / "p2.json"], [tmp_path / "turned.json"]):
+        other = str(tmp_path / f"{run_files[0].stem}.duckdb")
+        done = CliRunner().invoke(app, ["ingest", *map(str, run_files), "--db", other, "-o", "json"])
+        assert done.exit_code == 0 and "more pages follow" not in done.stderr, done.stderr
+    alone = CliRunner().invoke(app, ["ingest", str(tmp_path / "p1.json"), "--db", str(tmp_path / "a.duckdb")])
+    assert f"{tmp_path / 'p1.json'}: its last page says more pages follow" in " ".join(alone.stderr.split())
     # an OpenAI page with more to come, its format named
     page = json.loads((samples / "openai_usage_completions.json").read_text())
     page |= {"has_more": True, "next_page": None}
     cut = tmp_path / "cut.json"
     cut.write_text(json.dumps(page))
     told = CliRunner().invoke(app, ["ingest", str(cut), "--db", db, "--format", "openai"])
-    assert told.exit_code == 0 and "more pages follow (has_more);" in " ".join(told.stderr.split())
+    assert told.exit_code == 0 and "more pages follow (has_more) and no file" in " ".join(told.stderr.split())
 
 
 def test_prices_show_says_which_tier_prices_apply_before_the_catalog_lists_them(

@@ -733,6 +733,19 @@ def test_json_lines_read_anthropic_nested_web_searches_when_no_map_names_them(tm
     ingest_files(con2, [logged], mapping=mapping)
     assert _rows(con2, "SELECT web_search_requests FROM events") == [(2,)]
     # a map or a --set that names them wins, and a top-level column of the canonical name is read as it is
+    own = write_jsonl(
+        tmp_path / "own.jsonl",
+        [
+            {**base, "id": "m1", "usage": {"input_tokens": 1, "output_tokens": 1}, "web_search_requests": 3},
+            {**base, "id": "m2", "usage": {"input_tokens": 1, "server_tool_use": {"web_search_requests": 4}}},
+        ],
+    )
+    con5 = open_ledger(tmp_path / "own.duckdb")
+    ingest_files(con5, [own], mapping=mapping)  # a line's own field first, else the nested one
+    assert _rows(con5, "SELECT request_id, web_search_requests FROM events ORDER BY 1") == [
+        ("m1", 3),
+        ("m2", 4),
+    ]
     con3 = open_ledger(tmp_path / "set.duckdb")
     ingest_files(con3, [logged], mapping=mapping, fixed={"web_search_requests": "0"})
     assert _rows(con3, "SELECT web_search_requests FROM events") == [(0,)]

@@ -111,6 +111,9 @@ def test_bulk_price_join_matches_per_request_calc_price(
 
 
 _LISTED = "2026-10-16T00:00:00Z"  # the catalog lists every tier price of these models by this day
+# the standard prices of these models are those they were listed against from this day on (before
+# it, claude-sonnet-4-6's long-context tier; the golden cases hold the days before a change)
+_SAME_STANDARD = __import__("datetime").datetime(2026, 3, 13)
 
 
 def _lists_tier(provider: str, model: str, tier: str) -> bool:
@@ -132,7 +135,7 @@ def _lists_tier(provider: str, model: str, tier: str) -> bool:
                 "model": st.sampled_from(_MODELS),
                 "service_tier": st.sampled_from(["batch", "priority", "flex"]),
                 "ts": st.datetimes(
-                    min_value=__import__("datetime").datetime(2025, 6, 1),
+                    min_value=_SAME_STANDARD,
                     max_value=__import__("datetime").datetime(2026, 11, 30),
                 ),
                 "input_tokens": _counts,
@@ -148,7 +151,8 @@ def test_a_tier_is_priced_at_its_listed_price_before_the_catalog_lists_it(
     tmp_path_factory: pytest.TempPathFactory, events: list[dict[str, Any]]
 ) -> None:
     """The catalog dates batch, priority and flex prices from the day it added them: a request of that
-    tier before then is priced as ``calc_price`` prices it on that day, not at standard rates."""
+    tier before then, on a day of the same standard price, is priced as ``calc_price`` prices it on
+    that day, not at standard rates."""
     tmp = tmp_path_factory.mktemp("tiers")
     canonical = []
     for e in events:

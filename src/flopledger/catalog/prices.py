@@ -342,8 +342,10 @@ def _tier_prices(info: Any, at: dt.datetime, context: Mapping[str, str] | None) 
     The catalog dates every tier variant (batch, priority, flex) from the day it was added to the
     catalog, not from the day the vendor began to charge it: before that day ``get_prices`` would
     price a priority or batch request at standard rates. A tier price's first listing therefore
-    applies back to the start of the model; a later dated change of the same tier still takes effect
-    on its own day. Otherwise this is ``info.get_prices``: the first matching variant sets each class.
+    applies back over the days whose standard price is the one it was listed against (a price set
+    against another standard, before a price cut say, is not known: those days keep standard's, or the
+    published batch discount); a later dated change of the same tier still takes effect on its own day.
+    Otherwise this is ``info.get_prices``: the first matching variant sets each class.
     """
     from genai_prices.types import StartDateConstraint
 
@@ -356,13 +358,17 @@ def _tier_prices(info: Any, at: dt.datetime, context: Mapping[str, str] | None) 
     if len(starts) != len(matching) or min(starts) <= at.date():  # a time-of-day variant, say: as listed
         return info.get_prices(at, context), None
     listed = min(starts)
+    standard = info.get_prices(at, None)
+    on_listing = dt.datetime.combine(listed, dt.time(), tzinfo=dt.UTC)
+    if standard != info.get_prices(on_listing, None):  # a tier price is set against its day's standard
+        return info.get_prices(at, context), None
     overrides: dict[str, Any] = {}
     for v in matching:
         if v.constraint.start_date == listed:
             for key, price in v.prices.__dict__.items():
                 if price is not None:
                     overrides.setdefault(key, price)
-    resolved = copy(info.get_prices(at, None))
+    resolved = copy(standard)
     resolved.__dict__.update(overrides)
     return resolved, listed
 

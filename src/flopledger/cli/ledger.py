@@ -205,28 +205,33 @@ def ingest(
         )
     if result.rows_overlapping:  # on stderr whatever the output: the usage may count twice
         typer.echo(_overlap_warning(result), err=True)
-    for path, cursor in _short_reports(files, input_format):  # on stderr: the usage is short of pages
+    for path, page in _short_reports(files, input_format).items():  # on stderr: usage short of pages
+        cursor = page.next_page
         said, fetch = (
             (f"has_more, next_page {cursor}", f" from page={cursor}") if cursor else ("has_more", "")
         )
         typer.echo(
-            f"{path}: its last page says more pages follow ({said}); their usage is not in the ledger. "
-            f"Fetch them{fetch} and ingest them too; this run's rows are kept.",
+            f"{path}: its last page says more pages follow ({said}) and no file of this run has them; "
+            f"their usage is not in the ledger. Fetch them{fetch} and ingest them too; this run's rows "
+            "are kept.",
             err=True,
         )
 
 
-def _short_reports(files: list[Path], input_format: str | None) -> Iterator[tuple[Path, str]]:
-    """The paged usage reports among ``files`` whose last page says more follow, with its cursor."""
-    from flopledger.ledger.formats.base import REPORT_FORMATS, detect_format, pages_left
+def _short_reports(files: list[Path], input_format: str | None) -> dict[Path, Any]:
+    """The paged usage reports among ``files`` that stop before their last page (none of the run's
+    pages comes after the page that says more follow)."""
+    from flopledger.ledger.formats.base import REPORT_FORMATS, detect_format, report_pages, unfetched_pages
 
+    reports = {}
     for path in files:
         try:
             name = input_format or detect_format(path).name
         except InputError:  # a file no one format claims (ingested by --format): not a report page
             continue
-        if name in REPORT_FORMATS and (cursor := pages_left(path)) is not None:
-            yield path, cursor
+        if name in REPORT_FORMATS:
+            reports[path] = report_pages(path)
+    return unfetched_pages(reports) if any(p.has_more for pages in reports.values() for p in pages) else {}
 
 
 def _price_versions(con: Any) -> dict[str, int]:

@@ -6,7 +6,7 @@ import decimal
 import json
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -457,17 +457,56 @@ REPORT_FORMATS = ("anthropic", "openai")
 """The formats of paged usage-API reports (``has_more`` and ``next_page`` on each page)."""
 
 
-def pages_left(path: Path) -> str | None:
-    """The ``next_page`` cursor of a paged usage report whose last page says more pages follow
-    (``has_more``: its window's usage is short of them), ``""`` when it gives none; else None."""
-    last: Any = None
+@dataclass(frozen=True)
+class ReportPage:
+    """What a paged usage report's page says of the pages after it."""
+
+    has_more: bool
+    next_page: str | None
+    last_start: str | int | None  # its latest bucket's start (ISO text or Unix seconds)
+
+
+def report_pages(path: Path) -> list[ReportPage]:
+    """The pages of a usage-report file (one, a list, or one per line), in the file's order."""
+    pages: list[ReportPage] = []
     for _, doc in iter_json_documents(path):
-        pages = doc if isinstance(doc, list) else [doc]
-        if pages and not isinstance(doc, JsonLineError):
-            last = pages[-1]
-    if isinstance(last, dict) and last.get("has_more") is True:
-        return str(last.get("next_page") or "")
-    return None
+        for page in doc if isinstance(doc, list) else [doc]:
+            if not isinstance(page, dict):
+                continue
+            buckets = page.get("data")
+            starts: list[Any] = [
+                b.get("starting_at", b.get("start_time"))
+                for b in (buckets if isinstance(buckets, list) else ())
+                if isinstance(b, dict) and isinstance(b.get("starting_at", b.get("start_time")), (str, int))
+            ]
+            same = [v for v in starts if type(v) is type(starts[0])]  # one vendor's kind of time
+            cursor = page.get("next_page")
+            pages.append(
+                ReportPage(
+                    page.get("has_more") is True, str(cursor) if cursor else None, max(same, default=None)
+                )
+            )
+    return pages
+
+
+def unfetched_pages(files: Mapping[Path, list[ReportPage]]) -> dict[Path, ReportPage]:
+    """The files whose report stops short of its last page: a page says ``has_more`` and no page of
+    the run (in any file) has a bucket as late (a bucket's results may go on on the next page); of each
+    file, its last such page."""
+    every = [(path, i, p) for path, pages in files.items() for i, p in enumerate(pages)]
+
+    def answered(path: Path, i: int, page: ReportPage) -> bool:
+        start = page.last_start
+        return start is not None and any(
+            (other, j) != (path, i) and type(q.last_start) is type(start) and q.last_start >= start  # type: ignore[operator]
+            for other, j, q in every
+        )
+
+    short: dict[Path, ReportPage] = {}
+    for path, i, page in every:
+        if page.has_more and not answered(path, i, page):
+            short[path] = page
+    return short
 
 
 def compact(value: Any) -> str:

@@ -375,19 +375,18 @@ class Parquet(TableFormat):
 def _server_tool_searches(
     mapping: Mapping[str, str], fixed: Mapping[str, str], columns: list[str]
 ) -> str | None:
-    """Where a JSON line keeps its web searches when ``--map`` does not say: Anthropic's
-    ``server_tool_use.web_search_requests``, beside the token counts the map reads (``usage.`` in a
-    logged Messages response), or at the top of a line that has no ``web_search_requests`` field.
-    A line without it reads no searches, as before."""
+    """Where a JSON line keeps its web searches when neither ``--map`` nor ``--set`` says and the line
+    has no ``web_search_requests`` field of its own: Anthropic's ``server_tool_use.web_search_requests``,
+    beside the token counts the map reads (``usage.`` in a logged Messages response), or at the top of
+    the line where the file's first lines have a ``server_tool_use`` (a file without one pays nothing
+    for it). A line without it reads no searches, as before."""
     if WEB_SEARCH_CLASS in mapping or WEB_SEARCH_CLASS in fixed:
         return None
     for tokens in ("output_tokens", "input_tokens"):
         prefix, dot, _ = mapping.get(tokens, "").rpartition(".")
         if dot:
             return f"{prefix}.server_tool_use.web_search_requests"
-    if WEB_SEARCH_CLASS not in columns and "server_tool_use" in columns:
-        return "server_tool_use.web_search_requests"
-    return None
+    return "server_tool_use.web_search_requests" if "server_tool_use" in columns else None
 
 
 @register
@@ -454,26 +453,31 @@ class Jsonl(TableFormat):
                 fields[canonical] = self._column_expr(mapping[canonical], columns, path, canonical)
             elif canonical not in fixed:
                 fields[canonical] = canonical  # absent fields read as NULL
+        # a field read where the line has no value in its own: Anthropic's nested web searches
         searches = _server_tool_searches(mapping, fixed, columns)
-        if searches is not None:
-            fields[WEB_SEARCH_CLASS] = searches
-        nested = {f.split(".")[0] for f in fields.values() if "." in f}
+        fallback = {WEB_SEARCH_CLASS: searches} if searches is not None else {}
+        read = [*fields.values(), *fallback.values()]
+        nested = {f.split(".")[0] for f in read if "." in f}
         # Each line is parsed once, into a struct of the top-level fields it needs: text, or JSON
         # where a mapped path goes deeper.
-        struct = {
-            f.split(".")[0]: "JSON" if f.split(".")[0] in nested else "VARCHAR" for f in fields.values()
-        }
-        exprs = []
-        for canonical in STAGE_COLUMNS:
-            if canonical in fixed:
-                exprs.append(f"CAST({sql_literal(fixed[canonical])} AS VARCHAR)")
-                continue
-            top, *rest = fields[canonical].split(".")
+        struct = {f.split(".")[0]: "JSON" if f.split(".")[0] in nested else "VARCHAR" for f in read}
+
+        def value_of(field: str) -> str:
+            top, *rest = field.split(".")
             value = f"src._v.{_quote_ident(top)}"
             if top in nested:
                 path_expr = "$" + "".join("." + json.dumps(p) for p in rest)
                 value = f"json_extract_string({value}, {sql_literal(path_expr)})"
-            exprs.append(value)
+            return value
+
+        exprs = []
+        for canonical in STAGE_COLUMNS:
+            if canonical in fixed:
+                exprs.append(f"CAST({sql_literal(fixed[canonical])} AS VARCHAR)")
+            elif canonical in fallback:
+                exprs.append(f"coalesce({value_of(fields[canonical])}, {value_of(fallback[canonical])})")
+            else:
+                exprs.append(value_of(fields[canonical]))
         select = ", ".join(f"{e} AS {_quote_ident(c)}" for e, c in zip(exprs, STAGE_COLUMNS, strict=True))
         _numbered_copy(con, table, f"SELECT j FROM {self._reader(path)}")
         spec = sql_literal(json.dumps(struct))
