@@ -22,6 +22,7 @@ import atexit
 import datetime as dt
 import functools
 import itertools
+import re
 from collections.abc import Iterator, Mapping
 from copy import copy
 from dataclasses import dataclass, replace
@@ -335,6 +336,16 @@ def _cells(info: Any) -> Iterator[tuple[dt.datetime, dt.datetime, int, int]]:
             yield valid_from, valid_to, tod_from, tod_to
 
 
+_BACKDATED = re.compile(r"; (\w+) price listed from (\S+) applied before it$")
+"""How a price row's ``source`` says its tier price is applied before the catalog's date for it."""
+
+
+def backdated_tier(source: str) -> tuple[str, str] | None:
+    """(tier, day listed) of a price row whose tier price is applied before its listing, else None."""
+    m = _BACKDATED.search(source)
+    return (m[1], m[2]) if m else None
+
+
 def _tier_prices(info: Any, at: dt.datetime, context: Mapping[str, str] | None) -> tuple[Any, dt.date | None]:
     """A model's prices at ``at`` in a service tier, and the day its tier price was listed from, where
     that price is applied before that day.
@@ -460,7 +471,9 @@ def _flatten(provider_id: str, model_id: str) -> tuple[PriceRow, ...]:
             model_price, listed = _tier_prices(info, at, context if owns_model else None)
             source = CATALOG_VERSION
             if listed is not None:
-                source += f"; {variant} price listed from {listed.isoformat()} applied before it"
+                source += (
+                    f"; {variant} price listed from {listed.isoformat()} applied before it"  # _BACKDATED
+                )
             for above, upto in _tier_ranges(model_price):
                 rates = _probe(_at_tier(model_price, above))
                 rows.append(

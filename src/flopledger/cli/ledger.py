@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -655,8 +654,9 @@ def prices_show(
                 for r in rows:
                     r[bound] = r[bound].date() if r.get(bound) is not None else None
     # the catalog dates a tier's prices from the day it listed them; they price that tier before it too
-    listed = re.compile(r"; (\w+) price listed from (\S+) applied before it$")
-    backdated = sorted({f"{m[1]} from {m[2]}" for r in rows if (m := listed.search(str(r.get("source"))))})
+    from flopledger.catalog.prices import backdated_tier
+
+    backdated = sorted({f"{t[0]} from {t[1]}" for r in rows if (t := backdated_tier(str(r.get("source"))))})
     if fmt is OutputFormat.table and backdated:
         err_console.print(
             f"The catalog lists these tiers' prices from a later day; they price the tier before it too: "
