@@ -207,6 +207,15 @@ def test_cli_from_the_ledger(tmp_path: Path) -> None:
     assert data["summary"]["cheaper"] == "vendor"  # a tiny ledger: one node costs more than the bill
     assert data["assumptions"]["volume_source"].startswith("ledger ledger.duckdb: 2 events from 2026-01-01")
     assert len(data["volume_curve"]) == 7
+    # --until is the window's last day: 2026-02-01 through 2026-03-02 is 30 days
+    cli = ["fleet", "build-vs-buy", "--db", str(db), "--model", "llama-3.1-8b", "--accelerator", "h100-sxm"]
+    window = ["--since", "2026-02-01", "--until", "2026-03-02", "--node-size", "1", "--format", "json"]
+    february_on = runner.invoke(app, [*cli, *window])
+    assert february_on.exit_code == 0, february_on.output
+    volume = monthly_volume_from_ledger(db, since=dt.date(2026, 2, 1), until=dt.date(2026, 3, 3))
+    assert json.loads(february_on.stdout)["summary"]["vendor_usd_per_month"] == pytest.approx(
+        volume.vendor_usd
+    )
 
 
 def test_cli_given_tokens_and_errors() -> None:

@@ -103,7 +103,7 @@ def test_per_active_hour_and_since_until(small_ledger: Path) -> None:
             "--since",
             "2026-10-21",
             "--until",
-            "2026-10-22",
+            "2026-10-21",
             "--format",
             "json",
         )
@@ -921,13 +921,37 @@ def test_an_empty_window_and_a_column_given_twice_are_errors(tmp_path: Path) -> 
     window = ["--since", "2026-03-03", "--until", "2026-03-02"]
     for extra in (["--by", "team"], ["--headline"]):
         result = CliRunner().invoke(app, ["report", "--db", db, *window, *extra])
-        assert result.exit_code != 0 and "is not before --until" in str(result.exception), extra
-    same = CliRunner().invoke(app, ["report", "--db", db, "--since", "2026-03-02", "--until", "2026-03-02"])
-    assert same.exit_code != 0 and "the window is empty" in str(same.exception)
+        said = str(result.exception)
+        assert result.exit_code != 0 and "is not before the window's end, 2026-03-03 00:00:00" in said, extra
+    # a day given to --until is the window's last day, as export --until and the API's until take it
     day = json.loads(
-        run("report", "--db", db, "--since", "2026-03-02", "--until", "2026-03-03", "-f", "json")
+        run("report", "--db", db, "--since", "2026-03-02", "--until", "2026-03-02", "-f", "json")
     )
     assert [(r["team"], r["input_tokens"]) for r in day] == [("web", 100)]
+    # a time given to --until ends the window before it
+    before = CliRunner().invoke(
+        app, ["report", "--db", db, "--since", "2026-03-02", "--until", "2026-03-02T00:00", "-f", "json"]
+    )
+    assert before.exit_code != 0 and "the window is empty" in str(before.exception)
+    # a window with no events says where the ledger's events are, whatever the format
+    for extra in (["-f", "json"], ["--headline"]):
+        later = CliRunner().invoke(app, ["report", "--db", db, "--since", "2026-04-01", *extra])
+        assert later.exit_code == 0, later.output
+        assert (
+            "No events from 2026-04-01 00:00 UTC: the ledger's 1 events run from 2026-03-02 10:00 to "
+            "2026-03-02 10:00 UTC (--since 2026-03-02 --until 2026-03-02 covers them)." in later.stderr
+        ), extra
+    assert json.loads(run("report", "--db", db, "--since", "2026-04-01", "-f", "json")) == []
+    from flopledger.ledger.store import open_ledger
+
+    open_ledger(tmp_path / "fresh.duckdb").close()
+    fresh = CliRunner().invoke(app, ["report", "--db", str(tmp_path / "fresh.duckdb")])
+    assert "The ledger has no events: ingest usage first" in fresh.stderr
+    assert "No events" not in CliRunner().invoke(app, ["report", "--db", db, "--limit", "0"]).stderr
+    bad = CliRunner().invoke(app, ["report", "--db", db, "--until", "March"])
+    assert bad.exit_code != 0 and "--until 'March' is not a day or a time: give YYYY-MM-DD" in str(
+        bad.exception
+    )
 
 
 @pytest.mark.parametrize(

@@ -189,7 +189,7 @@ def build_vs_buy_cmd(
         ),
     ] = None,
     since: Annotated[str | None, typer.Option("--since", help="With --db: first day, YYYY-MM-DD.")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="With --db: day after the last.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="With --db: last day, inclusive.")] = None,
     input_tokens: Annotated[float | None, _tokens_option("--monthly-input-tokens", "Uncached input")] = None,
     cache_read_tokens: Annotated[float, _tokens_option("--monthly-cache-read-tokens", "Cache-read")] = 0.0,
     cache_write_tokens: Annotated[float, _tokens_option("--monthly-cache-write-tokens", "Cache-write")] = 0.0,
@@ -240,7 +240,10 @@ def build_vs_buy_cmd(
     if db is not None and (input_tokens is not None or output_tokens is not None):
         raise InputError("give the monthly tokens or --db, not both", field="--db")
     if db is not None:
-        volume = monthly_volume_from_ledger(db, since=_date(since, "--since"), until=_date(until, "--until"))
+        last = _date(until, "--until")
+        volume = monthly_volume_from_ledger(
+            db, since=_date(since, "--since"), until=last + dt.timedelta(days=1) if last else None
+        )
     elif input_tokens is None or output_tokens is None:
         raise InputError(
             "give --db LEDGER, or --monthly-input-tokens and --monthly-output-tokens",

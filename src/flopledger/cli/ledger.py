@@ -13,13 +13,14 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from flopledger.cli.options import DbOption, FormatOption, resolve_db
+from flopledger.cli.options import DbOption, FormatOption, SinceOption, UntilOption, resolve_db, window_bounds
 from flopledger.cli.output import OutputFormat, console, err_console, render_rows, to_jsonable
 from flopledger.errors import InputError, LedgerUnreadable
 from flopledger.settings import setting_is_set, setting_value
 
 if TYPE_CHECKING:
     from flopledger.ledger.ingest import IngestResult
+    from flopledger.ledger.spark import Engine
 
 __all__ = ["register"]
 
@@ -29,12 +30,6 @@ OverridesOption = Annotated[
         "--overrides",
         help="Price overrides TOML (default: $FLOPLEDGER_OVERRIDES or ./flopledger-prices.toml).",
     ),
-]
-SinceOption = Annotated[
-    dt.datetime | None, typer.Option("--since", help="From this date or time (UTC), inclusive.")
-]
-UntilOption = Annotated[
-    dt.datetime | None, typer.Option("--until", help="Up to this date or time (UTC), exclusive.")
 ]
 
 
@@ -315,7 +310,7 @@ def report(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Cost by any dimensions, with tokens and cost per class; or the headline-versus-real view."""
-    from flopledger.ledger.report import headline, parse_dimensions, unpriced_tokens, window_bound
+    from flopledger.ledger.report import headline, parse_dimensions, unpriced_tokens
     from flopledger.ledger.report import report as build_report
     from flopledger.ledger.spark import connect_engine
 
@@ -324,18 +319,18 @@ def report(
             "--headline is the whole bill: it takes --since and --until, not --by, --limit or "
             "--per-active-hour (run those as a second report)"
         )
-    if since is not None and until is not None and window_bound(since) >= window_bound(until):
-        raise InputError(
-            f"--since {window_bound(since):%Y-%m-%d %H:%M:%S} UTC is not before --until "
-            f"{window_bound(until):%Y-%m-%d %H:%M:%S} UTC, so the window is empty (--since is inclusive, "
-            "--until exclusive): swap them, or widen it"
-        )
+    start, end = window_bounds(since, until)
     engine = connect_engine("duckdb", db=resolve_db(db))
     if show_headline:
-        _render_headline(headline(engine, since=since, until=until).as_dict(), fmt)
+        view = headline(engine, since=start, until=end)
+        _render_headline(view.as_dict(), fmt)
+        if not view.total_tokens:
+            _say_empty_window(engine, start, end)
         return
     dims = parse_dimensions(by if by is not None else "team")
-    rows = build_report(engine, dims, since=since, until=until, per_active_hour=per_active_hour, limit=limit)
+    rows = build_report(engine, dims, since=start, until=end, per_active_hour=per_active_hour, limit=limit)
+    if not rows and limit != 0:
+        _say_empty_window(engine, start, end)
     columns = None
     if fmt is OutputFormat.table:
         extra = ("active_hours", "cost_usd_per_active_hour") if per_active_hour else ()
@@ -349,7 +344,7 @@ def report(
     unpriced = sum(int(r.get("unpriced_tokens") or 0) for r in rows)
     # rows cut by --limit: the window's unpriced tokens, of the rows not shown too
     cut = limit is not None and len(rows) >= limit
-    in_window = unpriced_tokens(engine, since=since, until=until) if cut else unpriced
+    in_window = unpriced_tokens(engine, since=start, until=end) if cut else unpriced
     if in_window:  # on stderr, so JSON and CSV on stdout stay whole
         shown = f" ({unpriced:,} in the rows shown)" if in_window != unpriced else ""
         typer.echo(
@@ -357,6 +352,24 @@ def report(
             "See `flopledger prices missing`.",
             err=True,
         )
+
+
+def _say_empty_window(engine: Engine, start: dt.datetime | None, end: dt.datetime | None) -> None:
+    """On stderr: why a report has nothing, and the window that would have something."""
+    from flopledger.ledger.report import ledger_span
+
+    first, last, events = ledger_span(engine)
+    if not events or first is None or last is None:
+        typer.echo("The ledger has no events: ingest usage first (`flopledger ingest FILE`).", err=True)
+        return
+    asked = f"from {start:%Y-%m-%d %H:%M} UTC" if start is not None else ""
+    if end is not None:
+        asked += f"{' ' if asked else ''}before {end:%Y-%m-%d %H:%M} UTC"
+    typer.echo(
+        f"No events {asked}: the ledger's {events:,} events run from {first:%Y-%m-%d %H:%M} to "
+        f"{last:%Y-%m-%d %H:%M} UTC (--since {first:%Y-%m-%d} --until {last:%Y-%m-%d} covers them).",
+        err=True,
+    )
 
 
 def _render_headline(view: dict[str, Any], fmt: OutputFormat) -> None:

@@ -31,6 +31,7 @@ from flopledger.ledger.spark import Engine, events_table
 __all__ = [
     "HeadlineView",
     "headline",
+    "ledger_span",
     "parse_dimensions",
     "report",
     "report_expr",
@@ -58,6 +59,13 @@ def window_bound(value: dt.date | dt.datetime) -> dt.datetime:
     if not isinstance(value, dt.datetime):
         return dt.datetime.combine(value, dt.time())
     return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+
+
+def ledger_span(engine: Engine) -> tuple[dt.datetime | None, dt.datetime | None, int]:
+    """The first and last event times of the whole ledger, and its number of events."""
+    t = events_table(engine)
+    row = engine.rows(t.aggregate(first=t.ts.min(), last=t.ts.max(), events=t.count()))[0]
+    return row["first"], row["last"], int(row["events"] or 0)
 
 
 def _window(
