@@ -8,6 +8,7 @@ ledger: effective and list cost, and token counts per class.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import json
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,7 @@ def test_csv_export_window_and_unpriced(ledger: Path, tmp_path: Path) -> None:
     assert min(starts).startswith("2026-02-01") and max(starts).startswith("2026-02-07")
     raw = out.read_text().splitlines()[1]
     assert "T00:00:00Z" in raw  # ISO 8601 UTC in CSV
+    assert not re.search(r"\d[eE][-+]?\d", out.read_text())  # every number in plain notation
     assert focus_table(engine, since=dt.date(2030, 1, 1)).num_rows == 0
 
 
@@ -230,6 +232,11 @@ def test_events_csv_keeps_fractions_of_a_second(tmp_path: Path) -> None:
 
     write_table(whole, tmp_path / "whole.csv", "csv")
     assert (tmp_path / "whole.csv").read_text().splitlines() == ['"t"', '"2026-03-02T10:00:00Z"']
+    # decimals in plain notation: no 0E-10 or 1.200E-7 for a spreadsheet or a loader to trip on
+    money = pa.array([0.0, 1.2e-7, 1.5, None, 100.0, -0.25], pa.float64()).cast(pa.decimal128(38, 10))
+    write_table(pa.table({"c": money}), tmp_path / "money.csv", "csv")
+    lines = (tmp_path / "money.csv").read_text().splitlines()
+    assert lines == ['"c"', '"0"', '"0.00000012"', '"1.5"', "", '"100"', '"-0.25"']
 
 
 def test_web_searches_are_a_charge_of_their_own(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ transcribed from the FOCUS 1.2 specification (focus.finops.org); the tests check
 from __future__ import annotations
 
 import csv
+import decimal
 import datetime as dt
 import functools
 import io
@@ -267,9 +268,16 @@ def _column(name: str, values: list[Any], typ: pa.DataType) -> pa.Array:
     return pa.array(values, typ)
 
 
+def _plain(value: decimal.Decimal) -> str:
+    """A decimal in plain notation with no trailing zeros: ``0``, ``1.5``, ``0.00000012``."""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
 def write_table(table: pa.Table, out: Path, file_format: str) -> None:
     """Write ``table`` as Parquet, or as CSV with ISO 8601 UTC times (``2026-01-01T00:00:00Z``; a
-    column with fractions of a second keeps them: ``2026-01-01T00:00:00.250000Z``)."""
+    column with fractions of a second keeps them: ``2026-01-01T00:00:00.250000Z``) and decimals in
+    plain notation (``0.00000012``, never ``1.200E-7``)."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -284,6 +292,8 @@ def write_table(table: pa.Table, out: Path, file_format: str) -> None:
             except pa.ArrowInvalid:  # fractions of a second: kept, never rounded away
                 utc = col.cast(pa.timestamp(field.type.unit, tz="UTC"))
             col = pa.compute.strftime(utc, format="%Y-%m-%dT%H:%M:%SZ")
+        elif pa.types.is_decimal(field.type):  # Arrow would write 0E-10 and 1.200E-7
+            col = pa.array([None if v is None else _plain(v) for v in col.to_pylist()], pa.string())
         cols.append(col)
     pacsv.write_csv(pa.Table.from_arrays(cols, names=table.column_names), out)
 
