@@ -8,8 +8,8 @@ ledger: effective and list cost, and token counts per class.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import json
+import re
 from pathlib import Path
 from typing import Any
 

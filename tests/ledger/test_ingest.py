@@ -765,6 +765,71 @@ def test_json_lines_read_anthropic_nested_web_searches_when_no_map_names_them(tm
     assert _rows(con4, "SELECT web_search_requests FROM events") == [(7,)]
 
 
+def test_dotted_maps_reach_into_parquet_structs_and_json_text_and_read_nested_searches(
+    tmp_path: Path,
+) -> None:
+    """A Parquet struct column and a CSV column of JSON text are read by dotted path, as a JSON line is;
+    Anthropic's nested web searches in them are read where no map names them."""
+    pq = tmp_path / "responses.parquet"
+    duckdb.execute(
+        f"""COPY (SELECT * FROM (VALUES
+            ('msg_1', TIMESTAMP '2026-11-02 10:00:00', {{'input_tokens': 100, 'output_tokens': 50,
+              'server_tool_use': {{'web_search_requests': 3}}, 'cache': {{'read': 20}}}}),
+            ('msg_2', TIMESTAMP '2026-11-02 10:01:00', {{'input_tokens': 7, 'output_tokens': 1,
+              'server_tool_use': {{'web_search_requests': NULL}}, 'cache': {{'read': NULL}}}})
+        ) AS t(id, ts, usage)) TO '{pq}'"""
+    )
+    mapping = {
+        "request_id": "id",
+        "input_tokens": "usage.input_tokens",
+        "output_tokens": "usage.output_tokens",
+        "cache_read_tokens": "usage.cache.read",
+    }
+    fixed = {"provider": "anthropic", "model": "claude-sonnet-4-5"}
+    con = open_ledger(tmp_path / "pq.duckdb")
+    r = ingest_files(con, [pq], mapping=mapping, fixed=fixed)
+    assert (r.rows_read, r.rows_stored, r.rows_quarantined) == (2, 2, 0)
+    got = "SELECT request_id, input_tokens, output_tokens, cache_read_tokens, web_search_requests FROM events"
+    assert _rows(con, got + " ORDER BY 1") == [("msg_1", 100, 50, 20, 3), ("msg_2", 7, 1, 0, None)]
+    assert _rows(con, "SELECT round(sum(web_search_cost_usd), 6) FROM events") == [(0.03,)]
+    # a misspelt field is one error naming the fields there are, and nothing is stored
+    with pytest.raises(InputError, match=r"'usage.cache' has no field 'reads'; its fields are: read"):
+        ingest_files(
+            open_ledger(tmp_path / "typo.duckdb"),
+            [pq],
+            mapping={**mapping, "cache_read_tokens": "usage.cache.reads"},
+        )
+    # a CSV column of JSON text, read by path; its top-level server_tool_use read with no map
+    csv_file = tmp_path / "log.csv"
+    csv_file.write_text(
+        "ts,model,provider,usage,server_tool_use\n"
+        '2026-11-02T10:00:00Z,claude-sonnet-4-5,anthropic,"{""input_tokens"": 40}",'
+        '"{""web_search_requests"": 2}"\n'
+        '2026-11-02T10:01:00Z,claude-sonnet-4-5,anthropic,"{""input_tokens"": 9}",\n',
+        encoding="utf-8",
+    )
+    con2 = open_ledger(tmp_path / "csv.duckdb")
+    r2 = ingest_files(con2, [csv_file], mapping={"input_tokens": "usage.input_tokens"})
+    assert (r2.rows_stored, r2.rows_quarantined) == (2, 0)
+    assert _rows(con2, "SELECT input_tokens, web_search_requests FROM events ORDER BY ts") == [
+        (40, 2),
+        (9, None),
+    ]
+    # a Parquet file whose structs have no searches reads none, and a --set still wins
+    flat = tmp_path / "flat.parquet"
+    duckdb.execute(
+        f"COPY (SELECT TIMESTAMP '2026-11-02 10:00:00' AS ts, {{'input_tokens': 5}} AS usage) TO '{flat}'"
+    )
+    con3 = open_ledger(tmp_path / "flat.duckdb")
+    ingest_files(con3, [flat], mapping={"input_tokens": "usage.input_tokens"}, fixed=fixed)
+    ingest_files(con3, [pq], mapping=mapping, fixed={**fixed, "web_search_requests": "1"})
+    assert _rows(con3, "SELECT input_tokens, web_search_requests FROM events ORDER BY 1") == [
+        (5, None),
+        (7, 1),
+        (100, 1),
+    ]
+
+
 def test_an_export_of_a_report_row_with_more_web_searches_restates_nothing(tmp_path: Path) -> None:
     """Report rows restate only from a usage report: an export of events saying more searches for a
     stored bucket is a duplicate, as its grown tokens would be."""

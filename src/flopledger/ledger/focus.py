@@ -15,8 +15,8 @@ transcribed from the FOCUS 1.2 specification (focus.finops.org); the tests check
 from __future__ import annotations
 
 import csv
-import decimal
 import datetime as dt
+import decimal
 import functools
 import io
 import json

@@ -1,8 +1,9 @@
 """Plain tables: CSV, JSONL and Parquet, read by DuckDB and mapped onto canonical columns.
 
-``--map canonical=source`` names the source column (for JSONL a dotted path such as
-``usage.prompt_tokens``) and ``--set canonical=value`` fixes a value for every row. A canonical
-column not mapped is read from a source column of the same name when there is one.
+``--map canonical=source`` names the source column, or a dotted path into a nested one
+(``usage.prompt_tokens``: a field of a JSON line, of a Parquet struct, or of a column of JSON text), and
+``--set canonical=value`` fixes a value for every row. A canonical column not mapped is read from a
+source column of the same name when there is one.
 """
 
 from __future__ import annotations
@@ -73,22 +74,52 @@ class TableFormat(InputFormat):
         _numbered_copy(con, table, f"SELECT * FROM {self._reader(path)}")
         return table, f"CAST(src.rowid AS BIGINT) + {self._line_offset + 1}"
 
-    def source_columns(self, con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    def _describe(self, con: duckdb.DuckDBPyConnection, path: Path, select: str = "*") -> dict[str, str]:
+        """The names and DuckDB types of ``select``'s columns over the file's rows."""
         try:
-            rows = con.execute(f"DESCRIBE SELECT * FROM {self._reader(path)}").fetchall()
+            rows = con.execute(f"DESCRIBE SELECT {select} FROM {self._reader(path)} AS src").fetchall()
         except duckdb.Error as exc:
             first = str(exc).splitlines()[0]
             raise InputError(f"cannot read as {self.name}: {first}", path=str(path)) from exc
-        return [r[0] for r in rows]
+        return {r[0]: r[1] for r in rows}
 
-    def _column_expr(self, source: str, columns: list[str], path: Path, canonical: str) -> str:
-        if source not in columns:
+    def source_columns(self, con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+        return list(self._describe(con, path))
+
+    def _column_expr(
+        self, con: duckdb.DuckDBPyConnection, source: str, columns: list[str], path: Path, canonical: str
+    ) -> str:
+        if source in columns:  # a column whose own name has a dot is that column, not a path
+            return f"CAST(src.{_quote_ident(source)} AS VARCHAR)"
+        top, dot, rest = source.partition(".")
+        if not dot or top not in columns:
             known = ", ".join(columns[:30])
             raise InputError(
                 f"--map {canonical}={source}: the file has no column {source!r}; its columns are: {known}",
                 path=str(path),
             )
-        return f"CAST(src.{_quote_ident(source)} AS VARCHAR)"
+        return self._nested_expr(con, path, top, rest.split("."), f"--map {canonical}={source}")
+
+    def _nested_expr(
+        self, con: duckdb.DuckDBPyConnection, path: Path, top: str, fields: list[str], said: str
+    ) -> str:
+        """The text at ``top.fields...``: struct fields by name (each one checked, so a misspelt one is
+        an error naming the fields there are), then JSON (a column of JSON text, a map) by path."""
+        expr, typ = f"src.{_quote_ident(top)}", self._describe(con, path, _quote_ident(top))[top]
+        for i, field in enumerate(fields):
+            if not typ.startswith("STRUCT("):
+                where = "$" + "".join("." + json.dumps(f) for f in fields[i:])
+                value = expr if typ in ("VARCHAR", "JSON") else f"to_json({expr})"
+                return f"json_extract_string({value}, {sql_literal(where)})"
+            inner = self._describe(con, path, f"unnest({expr})")
+            if field not in inner:
+                at = ".".join([top, *fields[:i]])
+                raise InputError(
+                    f"{said}: {at!r} has no field {field!r}; its fields are: {', '.join(list(inner)[:30])}",
+                    path=str(path),
+                )
+            expr, typ = f"struct_extract({expr}, {sql_literal(field)})", inner[field]
+        return f"CAST({expr} AS VARCHAR)"
 
     def source(
         self,
@@ -100,16 +131,19 @@ class TableFormat(InputFormat):
     ) -> TableSource:
         """Read the file (into temp table ``table`` where rows need numbering) and map its columns."""
         columns = self.source_columns(con, path)
+        searches = self._nested_searches(con, path, mapping, fixed, columns)
         exprs = []
         for canonical in STAGE_COLUMNS:
             if canonical in fixed:
                 expr = f"CAST({sql_literal(fixed[canonical])} AS VARCHAR)"
             elif canonical in mapping:
-                expr = self._column_expr(mapping[canonical], columns, path, canonical)
+                expr = self._column_expr(con, mapping[canonical], columns, path, canonical)
             elif canonical in columns:
                 expr = f"CAST(src.{_quote_ident(canonical)} AS VARCHAR)"
             else:
                 expr = "CAST(NULL AS VARCHAR)"
+            if canonical == WEB_SEARCH_CLASS and searches is not None:
+                expr = f"coalesce({expr}, {searches})"
             exprs.append(f"{expr} AS {_quote_ident(canonical)}")
         _check_required(columns, mapping, fixed, path)  # after each --map is checked: that error is plainer
         rows, line = self._rows(con, path, table)
@@ -119,6 +153,28 @@ class TableFormat(InputFormat):
             f"SELECT {line} AS _line, CAST(to_json({whole}) AS VARCHAR) AS _raw FROM {rows} AS src "
             f"WHERE {line} IN (SELECT _line FROM {{lines}})",
         )
+
+    def _nested_searches(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: Path,
+        mapping: Mapping[str, str],
+        fixed: Mapping[str, str],
+        columns: list[str],
+    ) -> str | None:
+        """Anthropic's nested ``server_tool_use.web_search_requests``, read where a row has no
+        ``web_search_requests`` of its own (:func:`_server_tool_searches`), when the file's columns
+        have it: a struct with that field, or JSON text."""
+        found = []
+        for nested in _server_tool_searches(mapping, fixed, columns):
+            top, _, rest = nested.partition(".")
+            if top not in columns:
+                continue
+            try:
+                found.append(self._nested_expr(con, path, top, rest.split("."), "web searches"))
+            except InputError:  # a struct without that field: the file has no searches there
+                continue
+        return f"coalesce({', '.join(found)})" if found else None
 
 
 def _check_required(
@@ -374,19 +430,24 @@ class Parquet(TableFormat):
 
 def _server_tool_searches(
     mapping: Mapping[str, str], fixed: Mapping[str, str], columns: list[str]
-) -> str | None:
-    """Where a JSON line keeps its web searches when neither ``--map`` nor ``--set`` says and the line
-    has no ``web_search_requests`` field of its own: Anthropic's ``server_tool_use.web_search_requests``,
-    beside the token counts the map reads (``usage.`` in a logged Messages response), or at the top of
-    the line where the file's first lines have a ``server_tool_use`` (a file without one pays nothing
-    for it). A line without it reads no searches, as before."""
+) -> list[str]:
+    """Where a row keeps its web searches when neither ``--map`` nor ``--set`` says and the row has no
+    ``web_search_requests`` of its own: Anthropic's ``server_tool_use.web_search_requests``, beside the
+    token counts the map reads (``usage.`` in a logged Messages response), or at the top of the row where
+    the file has a ``server_tool_use`` (a JSON line's field, a Parquet struct, a column of JSON text; a
+    file without one pays nothing for it). A row without it reads no searches, as before. The paths
+    in the order they are read: the first a row has a value at counts."""
     if WEB_SEARCH_CLASS in mapping or WEB_SEARCH_CLASS in fixed:
-        return None
+        return []
+    paths = []
     for tokens in ("output_tokens", "input_tokens"):
         prefix, dot, _ = mapping.get(tokens, "").rpartition(".")
         if dot:
-            return f"{prefix}.server_tool_use.web_search_requests"
-    return "server_tool_use.web_search_requests" if "server_tool_use" in columns else None
+            paths.append(f"{prefix}.server_tool_use.web_search_requests")
+            break
+    if "server_tool_use" in columns:
+        paths.append("server_tool_use.web_search_requests")
+    return paths
 
 
 @register
@@ -428,7 +489,9 @@ class Jsonl(TableFormat):
             raise InputError(f"cannot read as JSON Lines: {first}", path=str(path)) from exc
         return [r[0] for r in rows]
 
-    def _column_expr(self, source: str, columns: list[str], path: Path, canonical: str) -> str:
+    def _column_expr(
+        self, con: duckdb.DuckDBPyConnection, source: str, columns: list[str], path: Path, canonical: str
+    ) -> str:
         if source.split(".")[0] not in columns:
             known = ", ".join(columns[:30])
             raise InputError(
@@ -450,13 +513,12 @@ class Jsonl(TableFormat):
         fields: dict[str, str] = {}  # canonical -> source field (a dotted path for a nested one)
         for canonical in STAGE_COLUMNS:
             if canonical in mapping:
-                fields[canonical] = self._column_expr(mapping[canonical], columns, path, canonical)
+                fields[canonical] = self._column_expr(con, mapping[canonical], columns, path, canonical)
             elif canonical not in fixed:
                 fields[canonical] = canonical  # absent fields read as NULL
         # a field read where the line has no value in its own: Anthropic's nested web searches
-        searches = _server_tool_searches(mapping, fixed, columns)
-        fallback = {WEB_SEARCH_CLASS: searches} if searches is not None else {}
-        read = [*fields.values(), *fallback.values()]
+        fallback = _server_tool_searches(mapping, fixed, columns)
+        read = [*fields.values(), *fallback]
         nested = {f.split(".")[0] for f in read if "." in f}
         # Each line is parsed once, into a struct of the top-level fields it needs: text, or JSON
         # where a mapped path goes deeper.
@@ -474,8 +536,8 @@ class Jsonl(TableFormat):
         for canonical in STAGE_COLUMNS:
             if canonical in fixed:
                 exprs.append(f"CAST({sql_literal(fixed[canonical])} AS VARCHAR)")
-            elif canonical in fallback:
-                exprs.append(f"coalesce({value_of(fields[canonical])}, {value_of(fallback[canonical])})")
+            elif canonical == WEB_SEARCH_CLASS and fallback:
+                exprs.append(f"coalesce({', '.join(value_of(f) for f in [fields[canonical], *fallback])})")
             else:
                 exprs.append(value_of(fields[canonical]))
         select = ", ".join(f"{e} AS {_quote_ident(c)}" for e, c in zip(exprs, STAGE_COLUMNS, strict=True))
