@@ -196,6 +196,14 @@ them, is a mislabelled row and stays unpriced rather than priced at another vend
 resellers (google's Vertex, aws, azure, openrouter, ...) fall back to the model's own vendor."""
 
 
+@functools.cache
+def _batch_discounts_data() -> bytes:
+    """The package's batch_discounts.yaml, read once: it is parsed and it names the cache file."""
+    from importlib.resources import files
+
+    return files("flopledger.catalog").joinpath("data/batch_discounts.yaml").read_bytes()
+
+
 MAPPING_RULES = digest_of(
     [
         *("\n".join(sorted(names)).encode() + b"|" for names in (SELF_HOSTED_PROVIDERS, SOLE_VENDORS)),
@@ -203,13 +211,14 @@ MAPPING_RULES = digest_of(
         b"catalog models found by id|",
         b"web searches priced|",
         b"tier prices applied before their listing|",
+        _batch_discounts_data(),
     ]
 )[:8]
 """A digest of the rules that map a logged provider to catalog models (the two sets above, a model
 name matched without the whitespace around it, a catalog model found by its id, web searches priced,
-a service tier's first listed price applied before the catalog's date for it): part of the price
-version, so changing them makes ingest and ``reprice`` map every name again, and tells a ledger
-priced before them from one priced after."""
+a service tier's first listed price applied before the catalog's date for it) and of the published
+batch discounts: part of the price version, so changing them makes ingest and ``reprice`` map every
+name again, and tells a ledger priced before them from one priced after."""
 
 
 def _resolve(provider: str | None, model: str) -> tuple[str, str] | None:
@@ -390,14 +399,6 @@ class BatchDiscount:
     percent: float
     source: str
     as_of: str
-
-
-@functools.cache
-def _batch_discounts_data() -> bytes:
-    """The package's batch_discounts.yaml, read once: it is parsed and it names the cache file."""
-    from importlib.resources import files
-
-    return files("flopledger.catalog").joinpath("data/batch_discounts.yaml").read_bytes()
 
 
 @functools.cache
