@@ -1156,3 +1156,50 @@ def test_the_report_table_shows_one_hour_cache_writes(tmp_path: Path) -> None:
     cells = [c.strip() for c in row.strip("│ ").split("│")]
     names = [c.strip() for c in header.strip("┃ ").split("┃")]
     assert dict(zip(names, cells, strict=True))["cache_write_1h_tokens"] == "123,457"
+
+
+def test_quarantined_rows_are_told_stored_since_listed_by_run_and_file_and_cleared(tmp_path: Path) -> None:
+    src = tmp_path / "u.csv"
+    header = "ts,model,provider,input_tokens\n"
+    good = "2026-03-02T10:00:00Z,gpt-5,openai,100\n"
+    src.write_text(
+        header + good + "bad,gpt-5,openai,5\n2026-03-02T10:02:00Z,gpt-5,openai,-3\n", encoding="utf-8"
+    )
+    other = tmp_path / "v.csv"
+    other.write_text(header + "2026-03-02T11:00:00Z,gpt-5,openai,x\n", encoding="utf-8")
+    db = str(tmp_path / "l.duckdb")
+    first = json.loads(run("ingest", str(src), str(other), "--db", db, "-o", "json"))[0]["ingest_id"]
+
+    def listed(*flags: str) -> list[tuple[str, int, bool]]:
+        rows = json.loads(run("quarantine", "list", "--db", db, "-f", "json", *flags))
+        return [(Path(r["source_file"]).name, r["source_line"], r["stored_since"]) for r in rows]
+
+    assert listed() == [("u.csv", 3, False), ("u.csv", 4, False), ("v.csv", 2, False)]
+    # the file mended and ingested again: its line 3 is stored now, line 4 still bad
+    src.write_text(src.read_text().replace("bad,", "2026-03-02T10:01:00Z,"), encoding="utf-8")
+    again = json.loads(run("ingest", str(src), "--db", db, "-o", "json"))[0]
+    assert (again["rows_stored"], again["rows_duplicate"], again["rows_quarantined"]) == (1, 1, 1)
+    assert listed() == [("u.csv", 3, True), ("u.csv", 4, False), ("v.csv", 2, False)]
+    assert listed("--open") == [("u.csv", 4, False), ("v.csv", 2, False)]
+    assert listed("--stored") == [("u.csv", 3, True)]
+    assert listed("--file", "v.csv") == [("v.csv", 2, False)]  # a file by its last path parts
+    assert listed("--file", str(other)) == [("v.csv", 2, False)]  # or as it was named
+    assert listed("--ingest", first[:6], "--file", "u.csv", "--open") == [("u.csv", 4, False)]
+    shown = CliRunner().invoke(app, ["quarantine", "list", "--db", db, "--limit", "1", "-f", "json"])
+    assert len(json.loads(shown.stdout)) == 1
+    assert "1 of 3 quarantined rows shown: raise --limit" in shown.stderr
+    both = CliRunner().invoke(app, ["quarantine", "list", "--db", db, "--open", "--stored"])
+    assert both.exit_code != 0 and "--open and --stored exclude each other" in str(both.exception)
+    unsaid = CliRunner().invoke(app, ["quarantine", "clear", "--db", db])
+    assert unsaid.exit_code != 0 and "say which quarantined rows to clear: --stored" in str(unsaid.exception)
+    nobody = CliRunner().invoke(app, ["quarantine", "clear", "--db", db, "--ingest", "ffffff"])
+    assert nobody.exit_code != 0 and "no ingest run 'ffffff'" in str(nobody.exception)
+    assert "1 quarantined row(s) cleared; 2 left." in run("quarantine", "clear", "--db", db, "--stored")
+    assert listed() == [("u.csv", 4, False), ("v.csv", 2, False)]
+    assert "1 quarantined row(s) cleared; 1 left." in run(
+        "quarantine", "clear", "--db", db, "--file", "v.csv"
+    )
+    # the runs keep the counts they had: clearing removes rows, not the history of reading them
+    runs = json.loads(run("ingests", "list", "--db", db, "-f", "json"))
+    assert sorted(r["rows_quarantined"] for r in runs) == [1, 3]
+    assert "1 quarantined row(s) cleared; 0 left." in run("quarantine", "clear", "--db", db, "--all")

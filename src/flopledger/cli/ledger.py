@@ -498,24 +498,74 @@ def demo(
     )
 
 
+IngestFilterOption = Annotated[
+    str | None, typer.Option("--ingest", help="Of this run only (its id or a unique prefix; `ingests list`).")
+]
+FileFilterOption = Annotated[
+    str | None, typer.Option("--file", help="Of this file only (as ingested, or its last path parts).")
+]
+OpenOption = Annotated[
+    bool, typer.Option("--open", help="Only rows no later run stored from the same file and line.")
+]
+StoredOption = Annotated[
+    bool, typer.Option("--stored", help="Only rows a later run stored from the same file and line (mended).")
+]
+
+
 def quarantine_list(
+    ingest: IngestFilterOption = None,
+    file: FileFilterOption = None,
+    open_only: OpenOption = False,
+    stored_only: StoredOption = False,
     db: DbOption = None,
     fmt: FormatOption = OutputFormat.table,
     limit: Annotated[int, typer.Option("--limit", min=0, help="At most this many rows.")] = 200,
 ) -> None:
-    """Rows that could not be stored, with file, line, field and reason."""
+    """Rows that could not be stored, with file, line, field and reason, oldest first; stored_since
+    says a later run stored the same file and line (the file was mended and ingested again)."""
+    from flopledger.ledger.quarantine import QuarantineSelection, list_quarantine
     from flopledger.ledger.store import open_ledger
 
     con = open_ledger(resolve_db(db), read_only=True)
-    cur = con.execute(
-        "SELECT source_file, source_line, field, reason, source_format, ingest_id, quarantined_at, raw "
-        "FROM quarantine ORDER BY quarantined_at, source_file, source_line LIMIT ?",
-        [limit],
-    )
-    names = [d[0] for d in cur.description]
-    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    columns = ["source_file", "source_line", "field", "reason"] if fmt is OutputFormat.table else names
+    try:
+        selection = QuarantineSelection(ingest, file, open_only, stored_only)
+        rows, total = list_quarantine(con, selection, limit)
+    finally:
+        con.close()
+    columns = None
+    if fmt is OutputFormat.table:
+        columns = ["source_file", "source_line", "field", "reason", "stored_since"]
     render_rows(rows, fmt, title="Quarantine", columns=columns)
+    if total > len(rows):  # on stderr, so JSON and CSV on stdout stay whole
+        typer.echo(
+            f"{len(rows):,} of {total:,} quarantined rows shown: raise --limit, or narrow them with "
+            "--ingest, --file or --open.",
+            err=True,
+        )
+
+
+def quarantine_clear(
+    stored_only: StoredOption = False,
+    ingest: IngestFilterOption = None,
+    file: FileFilterOption = None,
+    open_only: OpenOption = False,
+    everything: Annotated[bool, typer.Option("--all", help="Every quarantined row.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Remove quarantined rows once they are dealt with: those a later run stored (--stored), of a run,
+    of a file, or all. The runs' reconciliation (`ingests list`) keeps its counts."""
+    from flopledger.ledger.quarantine import QuarantineSelection, clear_quarantine
+    from flopledger.ledger.store import open_ledger
+
+    con = open_ledger(resolve_db(db), create=False)
+    try:
+        gone = clear_quarantine(
+            con, QuarantineSelection(ingest, file, open_only, stored_only), everything=everything
+        )
+        left = con.execute("SELECT count(*) FROM quarantine").fetchone()
+    finally:
+        con.close()
+    typer.echo(f"{gone:,} quarantined row(s) cleared; {int(left[0]) if left else 0:,} left.")
 
 
 def ingests_list(
@@ -769,4 +819,5 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ingests, name="ingests")
     quarantine = typer.Typer(help="Rows that could not be stored.", no_args_is_help=True)
     quarantine.command("list")(quarantine_list)
+    quarantine.command("clear")(quarantine_clear)
     app.add_typer(quarantine, name="quarantine")

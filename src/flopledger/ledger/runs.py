@@ -25,7 +25,7 @@ from flopledger.ledger.columns import table_columns
 from flopledger.ledger.rollups import refresh_rollups
 from flopledger.ledger.transaction import transaction
 
-__all__ = ["RUN_COLUMNS", "UndoResult", "list_runs", "undo_run"]
+__all__ = ["RUN_COLUMNS", "UndoResult", "list_runs", "resolve_run", "undo_run"]
 
 RUN_COLUMNS: tuple[str, ...] = (
     "ingest_id",
@@ -83,7 +83,7 @@ class UndoResult:
         }
 
 
-def _resolve(con: duckdb.DuckDBPyConnection, run: str) -> tuple[str, str, int]:
+def resolve_run(con: duckdb.DuckDBPyConnection, run: str) -> tuple[str, str, int]:
     """The id, status and replaced rows of the run ``run`` names (its id, or a unique prefix of it)."""
     run = run.strip()
     if len(run) < _MIN_PREFIX:
@@ -117,7 +117,7 @@ def undo_run(con: duckdb.DuckDBPyConnection, run: str, *, force: bool = False) -
       then go with it, and come back only when that later run's files are ingested again.
     """
     with transaction(con):
-        ingest_id, status, replaced = _resolve(con, run)
+        ingest_id, status, replaced = resolve_run(con, run)
         if status == "undone":
             raise InputError(f"run {ingest_id} is already undone")
         if status != "committed":
