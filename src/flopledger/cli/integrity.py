@@ -12,7 +12,6 @@ from rich.markup import escape
 from flopledger.cli.options import DbOption, FormatOption, resolve_db
 from flopledger.cli.output import OutputFormat, console, render_rows
 from flopledger.errors import InputError
-from flopledger.ledger.store import open_ledger
 
 if TYPE_CHECKING:  # the detectors (scipy, stix2) are imported when a command runs, not at start-up
     from flopledger.integrity.detectors import Thresholds
@@ -62,6 +61,7 @@ def outcomes(
 ) -> None:
     """Ingest outcomes (commits, merged changes, closed tickets) so usage is judged by what it produced."""
     from flopledger.integrity.outcomes import ingest_outcomes
+    from flopledger.ledger.store import open_ledger
 
     result = ingest_outcomes(open_ledger(resolve_db(db)), files)
     summary: dict[str, object] = {k: v for k, v in dataclasses.asdict(result).items() if k != "rejected"}
@@ -84,6 +84,7 @@ def scan(
 ) -> None:
     """Score accounts for token burn and distillation; flagged ones by default."""
     from flopledger.integrity.scan import scan as run_scan
+    from flopledger.ledger.store import open_ledger
 
     findings = run_scan(
         open_ledger(resolve_db(db), read_only=True), _thresholds(thresholds), flagged_only=not all_accounts
@@ -110,6 +111,7 @@ def leaderboard(
 ) -> None:
     """Rank accounts by outcomes per dollar, beside the raw token rank, marking flagged token burners."""
     from flopledger.integrity.leaderboard import leaderboard as build_leaderboard
+    from flopledger.ledger.store import open_ledger
 
     board = build_leaderboard(open_ledger(resolve_db(db), read_only=True), limit=limit)
     render_rows([dataclasses.asdict(r) for r in board], fmt, title="Outcomes per dollar")
@@ -127,6 +129,7 @@ def export_stix(
 ) -> None:
     """Write a STIX 2.1 bundle of flagged campaigns' indicators (keyed hashes only)."""
     from flopledger.integrity.stix import export_stix as write_stix
+    from flopledger.ledger.store import open_ledger
 
     count = write_stix(
         open_ledger(resolve_db(db), read_only=True),
@@ -147,6 +150,7 @@ def match(
 ) -> None:
     """Show which local accounts match a partner's indicators, and on what."""
     from flopledger.integrity.stix import match_indicators
+    from flopledger.ledger.store import open_ledger
 
     matches = match_indicators(
         open_ledger(resolve_db(db), read_only=True), partner, consortium_key=consortium_key.encode()

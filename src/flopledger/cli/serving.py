@@ -10,11 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from flopledger.catalog.accelerators import list_accelerators
-from flopledger.catalog.architectures import list_model_architectures
 from flopledger.cli.options import FormatOption
 from flopledger.cli.output import OutputFormat, console, render_rows, to_jsonable
-from flopledger.serving import compare_local_to_api, estimate_serving, validate_serving
 
 __all__ = ["app"]
 
@@ -30,6 +27,8 @@ TpotOpt = Annotated[float | None, typer.Option("--tpot-ms", help="Limit on time 
 @app.command("accelerators")
 def accelerators_command(fmt: FormatOption = OutputFormat.table) -> None:
     """List the accelerator catalog (dense TFLOP/s, memory, power, price, sources)."""
+    from flopledger.catalog.accelerators import list_accelerators
+
     rows: list[dict[str, Any]] = []
     for a in list_accelerators():
         row: dict[str, Any] = {
@@ -76,6 +75,8 @@ def accelerators_command(fmt: FormatOption = OutputFormat.table) -> None:
 @app.command("models")
 def models_command(fmt: FormatOption = OutputFormat.table) -> None:
     """List the model architectures with derived parameters and KV-cache bytes per token."""
+    from flopledger.catalog.architectures import list_model_architectures
+
     rows = [
         {
             "id": m.id,
@@ -132,6 +133,8 @@ def estimate_command(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Estimate throughput, latency, $/Mtok and J/token for a model on accelerators."""
+    from flopledger.serving import estimate_serving
+
     est = estimate_serving(
         model=model,
         accelerator=accelerator,
@@ -178,6 +181,8 @@ def compare_command(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Put a local device against an API price: $/Mtok at a daily volume, and the break-even volume."""
+    from flopledger.serving import compare_local_to_api
+
     result = compare_local_to_api(
         model=model,
         device=device,
@@ -207,6 +212,8 @@ def validate_command(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Compare estimates with measured throughput; print per-row error and the median APE."""
+    from flopledger.serving import validate_serving
+
     report = validate_serving(measured)
     rows = [
         {
