@@ -1203,3 +1203,33 @@ def test_quarantined_rows_are_told_stored_since_listed_by_run_and_file_and_clear
     runs = json.loads(run("ingests", "list", "--db", db, "-f", "json"))
     assert sorted(r["rows_quarantined"] for r in runs) == [1, 3]
     assert "1 quarantined row(s) cleared; 0 left." in run("quarantine", "clear", "--db", db, "--all")
+
+
+def test_a_report_table_ends_with_its_total_and_json_and_csv_are_the_groups_alone(tmp_path: Path) -> None:
+    src = tmp_path / "u.csv"
+    src.write_text(
+        "ts,model,provider,team,user,input_tokens,output_tokens\n"
+        "2026-03-02T10:00:00Z,gpt-5,openai,web,ana,1000000,0\n"
+        "2026-03-02T11:00:00Z,gpt-5,openai,web,bo,0,100000\n"
+        "2026-03-02T11:30:00Z,gpt-5,openai,core,bo,2000000,0\n",
+        encoding="utf-8",
+    )
+    db = str(tmp_path / "l.duckdb")
+    run("ingest", str(src), "--db", db)
+
+    def total_row(*flags: str) -> list[str]:
+        out = run("report", "--db", db, *flags)
+        (line,) = [ln for ln in out.splitlines() if ln.startswith("│ total")]
+        return [c.strip() for c in line.strip("│ ").split("│")]
+
+    # $1.25 + $1.00 + $2.50 (gpt-5: $1.25 in, $10 out per million)
+    by_team = total_row("--by", "team")
+    assert by_team[:3] == ["total", "3", "3,000,000"] and by_team[-2:] == ["4.75", "0"]
+    # the cost per active hour of them all: $4.75 over the two engineer-hours (ana at 10h, bo at 11h)
+    per_hour = total_row("--by", "user", "--per-active-hour")
+    assert per_hour[-2:] == ["2", "2.38"]
+    assert total_row("--by", "team,user", "--limit", "2")[0] == "total shown"
+    for fmt in ("json", "csv"):
+        assert "total" not in run("report", "--db", db, "--by", "team", "-f", fmt)
+    one = run("report", "--db", db, "--by", "provider")
+    assert "│ total" not in one  # one row is its own total

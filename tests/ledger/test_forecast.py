@@ -247,3 +247,25 @@ def test_cli_forecast_json(ledger: Path) -> None:
         result = CliRunner().invoke(cli(), ["forecast", "--db", str(ledger), flag, "-f", "csv"])
         assert result.exit_code == 0, result.output
         assert len(result.output.splitlines()) > 2
+
+
+def test_cli_forecast_table_ends_with_the_whole_bills_own_forecast(ledger: Path) -> None:
+    from flopledger.cli.output import _cell
+
+    engine = connect_engine("duckdb", db=ledger)
+    (whole,) = forecast_month(engine, by=[], as_of=dt.date(2026, 2, 14))
+    result = CliRunner().invoke(cli(), ["forecast", "--db", str(ledger), "--as-of", "2026-02-14"])
+    assert result.exit_code == 0, result.output
+    assert "total: the whole bill's own forecast" in result.output
+    (line,) = [ln for ln in result.output.splitlines() if "total" in ln and "│" in ln]
+    cells = [c.strip() for c in line.strip("│ ").split("│")]
+    assert cells[0] == "total"
+    row = whole.as_row()
+    assert cells[1:5] == [_cell(row[k]) for k in ("spent_usd", "p10_usd", "p50_usd", "p90_usd")]
+    # P10 and P90 of the whole are its own, not the sums of the teams' (their spreads do not add up)
+    teams = forecast_month(engine, by=["team"], as_of=dt.date(2026, 2, 14))
+    spread = [sum(getattr(t.projection, k) for t in teams) for k in ("p10_usd", "p90_usd")]
+    assert spread[0] < whole.projection.p10_usd and whole.projection.p90_usd < spread[1]
+    # JSON stays the groups alone
+    rows = json.loads(CliRunner().invoke(cli(), ["forecast", "--db", str(ledger), "-f", "json"]).stdout)
+    assert all(r["team"] != "total" for r in rows)

@@ -276,6 +276,21 @@ _SHORT_COLUMNS = (
 )
 
 
+def _report_total(rows: list[dict[str, Any]], dims: list[str], cut: bool) -> dict[str, Any]:
+    """A report table's total row: the sums of its counts and costs, and the cost per active hour of
+    them all (the total cost over every active engineer-hour shown)."""
+    total: dict[str, Any] = {dims[0]: "total shown" if cut else "total"}
+    for column in rows[0]:
+        values = [r.get(column) for r in rows]
+        if column in dims or column == "cost_usd_per_active_hour":
+            continue
+        if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values):
+            total[column] = sum(v for v in values if v is not None)
+    if "cost_usd_per_active_hour" in rows[0] and total.get("active_hours"):
+        total["cost_usd_per_active_hour"] = total["cost_usd"] / total["active_hours"]
+    return total
+
+
 def _short_columns(rows: list[dict[str, Any]]) -> list[str]:
     """A report table's measures: :data:`_SHORT_COLUMNS`, and the web searches beside the tokens
     where the rows have any (most ledgers have none)."""
@@ -340,10 +355,11 @@ def report(
         from flopledger.ledger.spark import events_table
 
         columns = list(report_expr(events_table(engine), dims, per_active_hour=per_active_hour).columns)
-    render_rows(rows, fmt, title=f"Cost by {', '.join(dims)}", columns=columns)
-    unpriced = sum(int(r.get("unpriced_tokens") or 0) for r in rows)
     # rows cut by --limit: the window's unpriced tokens, of the rows not shown too
     cut = limit is not None and len(rows) >= limit
+    total = _report_total(rows, dims, cut) if len(rows) > 1 else None
+    render_rows(rows, fmt, title=f"Cost by {', '.join(dims)}", columns=columns, total=total)
+    unpriced = sum(int(r.get("unpriced_tokens") or 0) for r in rows)
     in_window = unpriced_tokens(engine, since=start, until=end) if cut else unpriced
     if in_window:  # on stderr, so JSON and CSV on stdout stay whole
         shown = f" ({unpriced:,} in the rows shown)" if in_window != unpriced else ""

@@ -149,7 +149,13 @@ def forecast(
             if rows and fmt is OutputFormat.table
             else None
         )
-        render_rows(rows, fmt, title=title, columns=cols)
+        total = None
+        if dims and len(rows) > 1 and fmt is OutputFormat.table:
+            # the whole bill's own forecast: its P10 and P90 are not the sums of the groups'
+            (whole,) = forecast_month(eng, by=[], month=month, as_of=_day(as_of))
+            total = {**whole.as_row(), dims[0]: "total"}
+            title += "; total: the whole bill's own forecast"
+        render_rows(rows, fmt, title=title, columns=cols, total=total)
         _say_if_stale(forecasts[0].as_of if forecasts else None, as_of or month)
 
 

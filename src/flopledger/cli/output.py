@@ -67,8 +67,12 @@ def render_rows(
     *,
     title: str | None = None,
     columns: Sequence[str] | None = None,
+    total: Mapping[str, Any] | None = None,
 ) -> None:
-    """Print rows as a Rich table, a JSON list of objects, or CSV with a header."""
+    """Print rows as a Rich table, a JSON list of objects, or CSV with a header.
+
+    ``total`` is a last row for people, set apart below the others in a table; JSON and CSV are the
+    rows alone, so a program reading them never takes a total for a group."""
     cols = list(columns) if columns is not None else (list(rows[0].keys()) if rows else [])
     if fmt is OutputFormat.json:
         typer.echo(json.dumps([to_jsonable(dict(r)) for r in rows], indent=2))
@@ -86,4 +90,7 @@ def render_rows(
             table.add_column(Text(c), justify="right" if numeric else "left")
         for r in rows:
             table.add_row(*(Text(_cell(r.get(c))) for c in cols))
+        if total is not None and rows:
+            table.add_section()
+            table.add_row(*(Text(_cell(total.get(c)), style="bold") for c in cols))
         console.print(table)
