@@ -256,9 +256,86 @@ def export(
         )
 
 
+EXIT_MISMATCH = 2
+"""``reconcile``'s exit code when a group's ledger cost and bill differ beyond the tolerance."""
+
+
+def reconcile(
+    files: Annotated[
+        list[Path], typer.Argument(help="Cost report pages: Anthropic's cost_report, OpenAI's costs.")
+    ],
+    by: Annotated[
+        str, typer.Option("--by", help="day, project, model (comma-separated; provider always).")
+    ] = "day",
+    tolerance_pct: Annotated[
+        float, typer.Option("--tolerance-pct", min=0, help="A group matches within this % of its bill.")
+    ] = 1.0,
+    db: DbOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """The ledger's cost against the vendor's cost report, per day (and project or model): usage
+    never ingested, ingested twice, or priced otherwise than billed.
+
+    Exit code 2 when any group differs by more than the tolerance (or a cent), 0 when all match.
+    """
+    from flopledger.ledger.reconcile import read_cost_reports
+    from flopledger.ledger.reconcile import reconcile as run_reconcile
+    from flopledger.ledger.store import open_ledger
+
+    reports = read_cost_reports(files)
+    con = open_ledger(resolve_db(db), read_only=True)
+    try:
+        result = run_reconcile(con, reports, by.split(","), tolerance_pct=tolerance_pct)
+    finally:
+        con.close()
+    rows = [r.as_row() for r in result.rows]
+    total = None
+    if len(rows) > 1:
+        bill, cost = sum(r.vendor_usd for r in result.rows), sum(r.ledger_usd for r in result.rows)
+        total = {
+            "provider": "total",
+            "vendor_usd": bill,
+            "ledger_usd": cost,
+            "difference_usd": cost - bill,
+            "difference_pct": round(100 * (cost - bill) / bill, 2) if bill else None,
+            "unpriced_tokens": sum(r.unpriced_tokens for r in result.rows),
+            "status": f"{len(result.rows) - len(result.mismatched)} of {len(result.rows)} match",
+        }
+    first, last = result.days
+    render_rows(rows, fmt, title=f"Ledger against the vendors' bills, {first} to {last} (USD)", total=total)
+    # on stderr, so JSON and CSV on stdout stay whole
+    for kind, usd in sorted(result.untracked_usd.items()):
+        err_console.print(
+            f"[bold]note:[/] the bill's {escape(kind)} costs (${usd:,.2f}) are left out: the ledger does "
+            "not track them.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if result.priority_usd:
+        err_console.print(
+            f"[bold]note:[/] the ledger's Anthropic priority-tier cost (${result.priority_usd:,.2f}) is left "
+            "out: Anthropic's cost report does not include Priority Tier.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if result.mismatched:
+        short = sum(r.vendor_usd - r.ledger_usd for r in result.mismatched)
+        gap = f"${abs(short):,.2f} {'short of' if short > 0 else 'over'} the bill"
+        err_console.print(
+            f"[bold yellow]{len(result.mismatched)} of {len(result.rows)} group(s) differ[/] (the ledger "
+            f"{gap} in them): ingest the usage of the days short (`flopledger report --by day`), check "
+            "`flopledger prices missing` for unpriced usage, and the overrides file for a discount the bill "
+            "has.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_MISMATCH)
+
+
 def register(app: typer.Typer) -> None:
-    """Attach ``forecast``, ``budgets check`` and ``export`` to the root app."""
+    """Attach ``forecast``, ``budgets check``, ``export`` and ``reconcile`` to the root app."""
     app.command("forecast")(forecast)
+    app.command("reconcile")(reconcile)
     budgets = typer.Typer(help="Budgets per team, project or API key.", no_args_is_help=True)
     budgets.command("check")(budgets_check)
     app.add_typer(budgets, name="budgets")

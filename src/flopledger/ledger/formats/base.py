@@ -225,6 +225,10 @@ def get_format(name: str) -> InputFormat:
     return FORMATS[name]
 
 
+_COST_RESULT = re.compile(r'"organization\.costs\.result"|"cost_type"\s*:|"amount"\s*:\s*"-?[0-9]')
+"""A result of a vendor's cost report (OpenAI's costs, Anthropic's cost_report), not of usage."""
+
+
 def detect_format(path: Path) -> InputFormat:
     """The format of ``path`` when its extension and first records make it unambiguous."""
     try:
@@ -235,6 +239,12 @@ def detect_format(path: Path) -> InputFormat:
     if head_bytes.startswith(b"PAR1"):
         return FORMATS["parquet"]
     head = head_bytes.decode("utf-8", errors="replace").removeprefix("\ufeff")  # a byte-order mark
+    if '"results"' in head and _COST_RESULT.search(head):
+        raise InputError(
+            "this is a cost report (amounts billed, not tokens used): compare it with the ledger by "
+            "`flopledger reconcile FILE`, and ingest the usage report of the same days",
+            path=str(path),
+        )
     matches = [f for f in FORMATS.values() if f.sniff(path, head)]
     specific = [f for f in matches if f.kind == "records"]
     if specific:  # a vendor format that recognises the file beats a generic table reader

@@ -1,0 +1,160 @@
+"""The ledger against the vendors' own cost reports, on the golden usage samples and golden cost
+reports of the same days (``golden/reconcile``).
+
+The cost reports were written to the golden usage's priced cost, class by class, with two gaps put in
+on purpose: Anthropic bills 2026-03-03's Sonnet output at $0.50 more than the usage the sample holds
+(usage never ingested), and OpenAI bills a project the ledger has no usage of ($0.40). Anthropic's
+report also has $0.50 of code execution, which the ledger does not track, and leaves out the sample's
+two Priority Tier events ($0.0191), as Anthropic's cost report does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from flopledger.cli import app
+from flopledger.errors import InputError
+from flopledger.ledger.ingest import ingest_files
+from flopledger.ledger.reconcile import read_cost_reports
+from flopledger.ledger.store import open_ledger
+
+HERE = Path(__file__).resolve().parent
+GOLDEN = HERE / "golden" / "reconcile"
+SAMPLES = HERE / "formats" / "samples"
+ANTHROPIC, OPENAI = GOLDEN / "anthropic_cost_report.json", GOLDEN / "openai_costs.json"
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("reconcile") / "ledger.duckdb"
+    con = open_ledger(db)
+    ingest_files(con, [SAMPLES / "anthropic_messages_report.json", SAMPLES / "openai_usage_completions.json"])
+    con.close()
+    return db
+
+
+def _reconcile(db: Path, *args: str) -> tuple[int, list[dict[str, object]], str]:
+    result = CliRunner().invoke(app, ["reconcile", *args, "--db", str(db), "-f", "json"])
+    rows = json.loads(result.stdout) if result.stdout.strip() else []
+    error = str(result.exception) if result.exception and not isinstance(result.exception, SystemExit) else ""
+    return result.exit_code, rows, result.stderr + error
+
+
+def test_each_day_of_the_bill_against_the_ledger(ledger: Path) -> None:
+    code, rows, said = _reconcile(ledger, str(ANTHROPIC), str(OPENAI))
+    got = [
+        (r["provider"], r["day"], r["vendor_usd"], r["ledger_usd"], r["difference_usd"], r["status"])
+        for r in rows
+    ]
+    assert got == [
+        # tokens and web searches, priority left out: $9.7118055 billed, $9.711806 priced
+        ("anthropic", "2026-03-02", pytest.approx(9.711806), pytest.approx(9.711806), 0.0, "matches"),
+        ("anthropic", "2026-03-03", pytest.approx(2.2287), pytest.approx(1.7287), -0.5, "ledger short"),
+        ("openai", "2026-03-02", pytest.approx(1.802058), pytest.approx(1.802058), 0.0, "matches"),
+        ("openai", "2026-03-03", pytest.approx(1.9369), pytest.approx(1.5369), -0.4, "ledger short"),
+    ]
+    assert rows[1]["difference_pct"] == -22.43
+    assert code == 2  # a group differs: cron can tell
+    assert "the bill's anthropic code_execution costs ($0.50) are left out" in said
+    assert "Anthropic priority-tier cost ($0.02) is left out" in said
+    assert "2 of 4 group(s) differ (the ledger $0.90 short of the bill in them)" in said
+
+
+def test_by_project_and_model_find_what_is_missing(ledger: Path) -> None:
+    _, rows, _ = _reconcile(ledger, str(ANTHROPIC), str(OPENAI), "--by", "day,project")
+    unbilled = [(r["project"], r["status"]) for r in rows if r["status"] != "matches"]
+    assert unbilled == [
+        ("wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ", "ledger short"),
+        ("proj_Qz7rT2yU9iO4pA1s", "no usage in the ledger"),
+    ]
+    # by model: the catalog's names on both sides, the bill's web searches a group of their own
+    _, by_model, _ = _reconcile(ledger, str(ANTHROPIC), "--by", "model")
+    assert [(r["model"], r["status"]) for r in by_model] == [
+        ("(web searches)", "matches"),
+        ("anthropic/claude-haiku-4-5", "matches"),
+        ("anthropic/claude-opus-4-1", "matches"),
+        ("anthropic/claude-sonnet-4-5", "ledger short"),
+    ]
+    assert by_model[0]["vendor_usd"] == pytest.approx(0.15)  # 15 searches at $10 per 1,000
+    code, _, said = _reconcile(ledger, str(OPENAI), "--by", "model")
+    assert code != 0 and "OpenAI's costs name line items, not models" in said
+
+
+def test_a_bill_within_the_tolerance_matches_and_exits_0(ledger: Path) -> None:
+    code, rows, said = _reconcile(ledger, str(ANTHROPIC), "--tolerance-pct", "25")
+    assert code == 0 and {r["status"] for r in rows} == {"matches"}
+    assert "differ" not in said
+    table = CliRunner().invoke(app, ["reconcile", str(ANTHROPIC), str(OPENAI), "--db", str(ledger)])
+    assert "│ total" in table.stdout and "2 of 4 match" in table.stdout
+
+
+def test_what_is_not_a_cost_report_is_one_clear_error(ledger: Path, tmp_path: Path) -> None:
+    code, _, said = _reconcile(ledger, str(SAMPLES / "anthropic_messages_report.json"))
+    assert code != 0 and "not a cost result" in said and "usage reports go to `flopledger ingest`" in said
+    page = json.loads(ANTHROPIC.read_text(encoding="utf-8"))
+    page["data"][0]["results"][1]["amount"] = "12,5"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(page), encoding="utf-8")
+    with pytest.raises(InputError, match=r"data\[0\]\.results\[1\]: amount '12,5' is not a number"):
+        read_cost_reports([bad])
+    page["data"][0]["results"][1]["amount"], page["data"][0]["results"][1]["currency"] = "1", "EUR"
+    bad.write_text(json.dumps(page), encoding="utf-8")
+    with pytest.raises(InputError, match="currency 'EUR': flopledger reconciles US dollars"):
+        read_cost_reports([bad])
+    # and a cost report given to ingest says where it goes, storing nothing
+    for report in (ANTHROPIC, OPENAI):
+        result = CliRunner().invoke(app, ["ingest", str(report), "--db", str(tmp_path / "l.duckdb")])
+        assert result.exit_code != 0
+        assert "this is a cost report" in str(result.exception) and "flopledger reconcile" in str(
+            result.exception
+        )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 6),
+            st.sampled_from(["wrkspc_a", "wrkspc_b", None]),
+            st.decimals(min_value=0, max_value=10**7, places=4, allow_nan=False, allow_infinity=False),
+        ),
+        max_size=30,
+    )
+)
+def test_anthropic_amounts_are_cents_summed_per_day(
+    items: list[tuple[int, str | None, decimal.Decimal]],
+) -> None:
+    """Any page of Anthropic results: each day's dollars are its cents' sum over 100, every day of a
+    bucket covered, an empty one too."""
+    import tempfile
+
+    start = dt.date(2026, 3, 1)
+    buckets = [
+        {
+            "starting_at": f"{start + dt.timedelta(days=d)}T00:00:00Z",
+            "ending_at": f"{start + dt.timedelta(days=d + 1)}T00:00:00Z",
+            "results": [
+                {"currency": "USD", "amount": str(a), "workspace_id": w, "cost_type": "tokens"}
+                for day, w, a in items
+                if day == d
+            ],
+        }
+        for d in range(7)
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cost.json"
+        path.write_text(json.dumps({"data": buckets, "has_more": False, "next_page": None}), encoding="utf-8")
+        reports = read_cost_reports([path])
+    assert reports.days == {"anthropic": {start + dt.timedelta(days=d) for d in range(7)}}
+    for d in range(7):
+        day = start + dt.timedelta(days=d)
+        cents = sum((a for i, _, a in items if i == d), decimal.Decimal(0))
+        assert sum(c.amount_usd for c in reports.costs if c.day == day) == pytest.approx(float(cents / 100))
