@@ -1158,7 +1158,9 @@ def test_the_report_table_shows_one_hour_cache_writes(tmp_path: Path) -> None:
     assert dict(zip(names, cells, strict=True))["cache_write_1h_tokens"] == "123,457"
 
 
-def test_quarantined_rows_are_told_stored_since_listed_by_run_and_file_and_cleared(tmp_path: Path) -> None:
+def test_quarantined_rows_are_told_mended_listed_by_run_and_file_and_cleared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = tmp_path / "u.csv"
     header = "ts,model,provider,input_tokens\n"
     good = "2026-03-02T10:00:00Z,gpt-5,openai,100\n"
@@ -1172,37 +1174,84 @@ def test_quarantined_rows_are_told_stored_since_listed_by_run_and_file_and_clear
 
     def listed(*flags: str) -> list[tuple[str, int, bool]]:
         rows = json.loads(run("quarantine", "list", "--db", db, "-f", "json", *flags))
-        return [(Path(r["source_file"]).name, r["source_line"], r["stored_since"]) for r in rows]
+        return [(Path(r["source_file"]).name, r["source_line"], r["mended"]) for r in rows]
 
     assert listed() == [("u.csv", 3, False), ("u.csv", 4, False), ("v.csv", 2, False)]
-    # the file mended and ingested again: its line 3 is stored now, line 4 still bad
+    # the file fixed and ingested again, under another spelling of its path: its line 3 is mended,
+    # line 4, read again as bad, stays open
     src.write_text(src.read_text().replace("bad,", "2026-03-02T10:01:00Z,"), encoding="utf-8")
-    again = json.loads(run("ingest", str(src), "--db", db, "-o", "json"))[0]
+    monkeypatch.chdir(tmp_path)
+    again = json.loads(run("ingest", "u.csv", "--db", db, "-o", "json"))[0]
     assert (again["rows_stored"], again["rows_duplicate"], again["rows_quarantined"]) == (1, 1, 1)
     assert listed() == [("u.csv", 3, True), ("u.csv", 4, False), ("v.csv", 2, False)]
     assert listed("--open") == [("u.csv", 4, False), ("v.csv", 2, False)]
-    assert listed("--stored") == [("u.csv", 3, True)]
-    assert listed("--file", "v.csv") == [("v.csv", 2, False)]  # a file by its last path parts
+    assert listed("--mended") == [("u.csv", 3, True)]
+    assert listed("--file", "v.csv") == [("v.csv", 2, False)]  # a file by its path from here
     assert listed("--file", str(other)) == [("v.csv", 2, False)]  # or as it was named
+    assert listed("--file", "./v.csv") == [("v.csv", 2, False)]
     assert listed("--ingest", first[:6], "--file", "u.csv", "--open") == [("u.csv", 4, False)]
+    # a file of the same name elsewhere is another file: its run mends nothing here
+    elsewhere = tmp_path / "day2"
+    elsewhere.mkdir()
+    (elsewhere / "v.csv").write_text(header + "2026-03-02T11:00:00Z,gpt-5,openai,7\n", encoding="utf-8")
+    run("ingest", str(elsewhere / "v.csv"), "--db", db)
+    assert listed("--file", str(other)) == [("v.csv", 2, False)]
     shown = CliRunner().invoke(app, ["quarantine", "list", "--db", db, "--limit", "1", "-f", "json"])
     assert len(json.loads(shown.stdout)) == 1
     assert "1 of 3 quarantined rows shown: raise --limit" in shown.stderr
-    both = CliRunner().invoke(app, ["quarantine", "list", "--db", db, "--open", "--stored"])
-    assert both.exit_code != 0 and "--open and --stored exclude each other" in str(both.exception)
+    both = CliRunner().invoke(app, ["quarantine", "list", "--db", db, "--open", "--mended"])
+    assert both.exit_code != 0 and "--open and --mended exclude each other" in str(both.exception)
     unsaid = CliRunner().invoke(app, ["quarantine", "clear", "--db", db])
-    assert unsaid.exit_code != 0 and "say which quarantined rows to clear: --stored" in str(unsaid.exception)
+    assert unsaid.exit_code != 0 and "say which quarantined rows to clear: --mended" in str(unsaid.exception)
     nobody = CliRunner().invoke(app, ["quarantine", "clear", "--db", db, "--ingest", "ffffff"])
     assert nobody.exit_code != 0 and "no ingest run 'ffffff'" in str(nobody.exception)
-    assert "1 quarantined row(s) cleared; 2 left." in run("quarantine", "clear", "--db", db, "--stored")
+    cleared = run("quarantine", "clear", "--db", db, "--mended")
+    assert f"{src}: 1 row(s)" in cleared and "1 quarantined row(s) cleared; 2 left." in cleared
     assert listed() == [("u.csv", 4, False), ("v.csv", 2, False)]
     assert "1 quarantined row(s) cleared; 1 left." in run(
         "quarantine", "clear", "--db", db, "--file", "v.csv"
     )
     # the runs keep the counts they had: clearing removes rows, not the history of reading them
     runs = json.loads(run("ingests", "list", "--db", db, "-f", "json"))
-    assert sorted(r["rows_quarantined"] for r in runs) == [1, 3]
+    assert sorted(r["rows_quarantined"] for r in runs) == [0, 1, 3]
     assert "1 quarantined row(s) cleared; 0 left." in run("quarantine", "clear", "--db", db, "--all")
+
+
+def test_a_bad_record_read_again_on_a_shared_line_stays_open(tmp_path: Path) -> None:
+    """A one-line JSON page holds a good result and a bad one; pulled again with the good one grown,
+    the good one is restated and the bad one, read again, is not taken for mended."""
+    page = {
+        "object": "page",
+        "has_more": False,
+        "data": [
+            {
+                "object": "bucket",
+                "start_time": 1772409600,
+                "end_time": 1772496000,
+                "results": [
+                    {
+                        "object": "organization.usage.completions.result",
+                        "input_tokens": n,
+                        "output_tokens": 1,
+                        "input_cached_tokens": c,
+                        "num_model_requests": 1,
+                        "model": m,
+                    }
+                    for n, c, m in [(100, 0, "gpt-5"), (10, 50, "gpt-5-mini")]
+                ],
+            }
+        ],
+    }
+    src = tmp_path / "usage.json"
+    src.write_text(json.dumps(page), encoding="utf-8")
+    db = str(tmp_path / "l.duckdb")
+    run("ingest", str(src), "--db", db)
+    page["data"][0]["results"][0]["input_tokens"] = 200
+    src.write_text(json.dumps(page), encoding="utf-8")
+    again = json.loads(run("ingest", str(src), "--db", db, "-o", "json"))[0]
+    assert (again["rows_restated"], again["rows_quarantined"]) == (1, 1)
+    rows = json.loads(run("quarantine", "list", "--db", db, "-f", "json"))
+    assert [(r["source_line"], r["mended"]) for r in rows] == [(1, False)]
 
 
 def test_a_report_table_ends_with_its_total_and_json_and_csv_are_the_groups_alone(tmp_path: Path) -> None:
@@ -1233,3 +1282,36 @@ def test_a_report_table_ends_with_its_total_and_json_and_csv_are_the_groups_alon
         assert "total" not in run("report", "--db", db, "--by", "team", "-f", fmt)
     one = run("report", "--db", db, "--by", "provider")
     assert "│ total" not in one  # one row is its own total
+
+
+def test_a_quarantine_an_older_flopledger_wrote_is_listed_then_upgraded(tmp_path: Path) -> None:
+    from flopledger.ledger.store import open_ledger
+
+    src = tmp_path / "u.csv"
+    src.write_text(
+        "ts,model,provider,input_tokens\nbad,gpt-5,openai,5\n2026-03-02T10:00:00Z,gpt-5,openai,1\n"
+    )
+    db = tmp_path / "l.duckdb"
+    run("ingest", str(src), "--db", str(db))
+    con = open_ledger(db)
+    for table, column in [
+        ("quarantine", "file_key"),
+        ("quarantine", "last_seen_at"),
+        ("ingests", "file_keys"),
+    ]:
+        con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    con.close()
+    read = json.loads(run("quarantine", "list", "--db", str(db), "-f", "json"))  # read as it is
+    assert [(r["source_line"], r["mended"], r["last_seen_at"] == r["quarantined_at"]) for r in read] == [
+        (2, False, True)
+    ]
+    con = open_ledger(db)  # opened for writing: the columns are added, last seen when quarantined
+    assert con.execute("SELECT last_seen_at = quarantined_at, file_key FROM quarantine").fetchall() == [
+        (True, None)
+    ]
+    con.close()
+    src.write_text(src.read_text().replace("bad,", "2026-03-02T09:00:00Z,"))
+    run("ingest", str(src), "--db", str(db))
+    # which file it came from was not recorded: never taken for mended
+    rows = json.loads(run("quarantine", "list", "--db", str(db), "-f", "json"))
+    assert [r["mended"] for r in rows] == [False]

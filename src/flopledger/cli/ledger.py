@@ -521,10 +521,10 @@ FileFilterOption = Annotated[
     str | None, typer.Option("--file", help="Of this file only (as ingested, or its last path parts).")
 ]
 OpenOption = Annotated[
-    bool, typer.Option("--open", help="Only rows no later run stored from the same file and line.")
+    bool, typer.Option("--open", help="Only rows still open: no later run read their file without them.")
 ]
-StoredOption = Annotated[
-    bool, typer.Option("--stored", help="Only rows a later run stored from the same file and line (mended).")
+MendedOption = Annotated[
+    bool, typer.Option("--mended", help="Only rows whose file a later run read without them (fixed).")
 ]
 
 
@@ -532,25 +532,25 @@ def quarantine_list(
     ingest: IngestFilterOption = None,
     file: FileFilterOption = None,
     open_only: OpenOption = False,
-    stored_only: StoredOption = False,
+    mended_only: MendedOption = False,
     db: DbOption = None,
     fmt: FormatOption = OutputFormat.table,
     limit: Annotated[int, typer.Option("--limit", min=0, help="At most this many rows.")] = 200,
 ) -> None:
-    """Rows that could not be stored, with file, line, field and reason, oldest first; stored_since
-    says a later run stored the same file and line (the file was mended and ingested again)."""
+    """Rows that could not be stored, with file, line, field and reason, oldest first; mended says a
+    later run read the same file and did not find the row in it (the file was fixed and ingested again)."""
     from flopledger.ledger.quarantine import QuarantineSelection, list_quarantine
     from flopledger.ledger.store import open_ledger
 
     con = open_ledger(resolve_db(db), read_only=True)
     try:
-        selection = QuarantineSelection(ingest, file, open_only, stored_only)
+        selection = QuarantineSelection(ingest, file, open_only, mended_only)
         rows, total = list_quarantine(con, selection, limit)
     finally:
         con.close()
     columns = None
     if fmt is OutputFormat.table:
-        columns = ["source_file", "source_line", "field", "reason", "stored_since"]
+        columns = ["source_file", "source_line", "field", "reason", "mended"]
     render_rows(rows, fmt, title="Quarantine", columns=columns)
     if total > len(rows):  # on stderr, so JSON and CSV on stdout stay whole
         typer.echo(
@@ -561,27 +561,30 @@ def quarantine_list(
 
 
 def quarantine_clear(
-    stored_only: StoredOption = False,
+    mended_only: MendedOption = False,
     ingest: IngestFilterOption = None,
     file: FileFilterOption = None,
     open_only: OpenOption = False,
     everything: Annotated[bool, typer.Option("--all", help="Every quarantined row.")] = False,
     db: DbOption = None,
 ) -> None:
-    """Remove quarantined rows once they are dealt with: those a later run stored (--stored), of a run,
-    of a file, or all. The runs' reconciliation (`ingests list`) keeps its counts."""
+    """Remove quarantined rows once they are dealt with: those whose file was fixed and ingested
+    again (--mended), of a run, of a file, or all. The runs' reconciliation (`ingests list`) keeps
+    its counts."""
     from flopledger.ledger.quarantine import QuarantineSelection, clear_quarantine
     from flopledger.ledger.store import open_ledger
 
     con = open_ledger(resolve_db(db), create=False)
     try:
         gone = clear_quarantine(
-            con, QuarantineSelection(ingest, file, open_only, stored_only), everything=everything
+            con, QuarantineSelection(ingest, file, open_only, mended_only), everything=everything
         )
         left = con.execute("SELECT count(*) FROM quarantine").fetchone()
     finally:
         con.close()
-    typer.echo(f"{gone:,} quarantined row(s) cleared; {int(left[0]) if left else 0:,} left.")
+    for name, n in gone.items():
+        typer.echo(f"{name}: {n:,} row(s)")
+    typer.echo(f"{sum(gone.values()):,} quarantined row(s) cleared; {int(left[0]) if left else 0:,} left.")
 
 
 def ingests_list(

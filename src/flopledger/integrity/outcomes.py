@@ -184,14 +184,24 @@ def _quarantine(con: duckdb.DuckDBPyConnection, rejected: Sequence[Rejected]) ->
             # keyed like usage rows: by the resolved path, so another spelling of it is the same row
             hashlib.md5(f"{Path(r.path).resolve()}|{r.line}|{r.raw}".encode()).hexdigest(),
             now,
+            str(Path(r.path).resolve()),
+            now,
         )
         for r in rejected
     ]
-    con.execute("CREATE OR REPLACE TEMP TABLE _outcome_rejects AS SELECT * FROM quarantine LIMIT 0")
+    columns = (
+        "ingest_id, source_format, source_file, source_line, field, reason, raw, row_key, quarantined_at, "
+        "file_key, last_seen_at"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _outcome_rejects AS SELECT {columns} FROM quarantine LIMIT 0")
     try:
-        con.executemany("INSERT INTO _outcome_rejects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.executemany(f"INSERT INTO _outcome_rejects VALUES ({', '.join('?' * 11)})", rows)
         con.execute(
-            """INSERT INTO quarantine SELECT DISTINCT ON (row_key) * FROM _outcome_rejects
+            "UPDATE quarantine SET last_seen_at = ? WHERE row_key IN (SELECT row_key FROM _outcome_rejects)",
+            [now],
+        )
+        con.execute(
+            f"""INSERT INTO quarantine ({columns}) SELECT DISTINCT ON (row_key) * FROM _outcome_rejects
                WHERE row_key NOT IN (SELECT row_key FROM quarantine)"""
         )
     finally:

@@ -338,6 +338,12 @@ def mark_interrupted(con: duckdb.DuckDBPyConnection) -> int:
     return int(n[0]) if n else 0
 
 
+def file_keys(files: Sequence[Path], names: Sequence[str]) -> list[str]:
+    """What names each file in quarantine row keys and in ``quarantine.file_key``, whatever way its
+    path was typed: its resolved path, or a named source (a request) as named."""
+    return [str(f.resolve()) if name == str(f) else name for f, name in zip(files, names, strict=True)]
+
+
 def ingest_files(
     con: duckdb.DuckDBPyConnection,
     paths: Sequence[str | Path],
@@ -396,13 +402,14 @@ def ingest_files(
     try:  # whatever happens, the caller's zone is given back
         mark_interrupted(con)
         con.execute(
-            "INSERT INTO ingests (ingest_id, started_at, status, source_format, files) "
-            "VALUES (?, ?, 'running', ?, ?)",
+            "INSERT INTO ingests (ingest_id, started_at, status, source_format, files, file_keys) "
+            "VALUES (?, ?, 'running', ?, ?, ?)",
             [
                 ingest_id,
                 _now(),
                 ",".join(sorted({f.name for f in formats})),
                 json.dumps(names),
+                json.dumps(file_keys(files, names)),
             ],
         )
         try:
@@ -512,7 +519,7 @@ def _prepare(
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _files (_fidx INTEGER, _file VARCHAR, _format VARCHAR, _key VARCHAR)"
     )
-    keys = [str(f.resolve()) if name == str(f) else name for f, name in zip(files, names, strict=True)]
+    keys = file_keys(files, names)
     con.executemany(
         "INSERT INTO _files VALUES (?, ?, ?, ?)",
         [(i, n, fmt.name, k) for i, (n, fmt, k) in enumerate(zip(names, formats, keys, strict=True))],
@@ -1001,19 +1008,32 @@ def _quarantine(
         con.execute("CREATE OR REPLACE TEMP TABLE _withheld (_rid BIGINT, _raw VARCHAR)")
     else:
         _withheld_raw(con, prompt_keys)
+    now = _now()
     con.execute(
-        """INSERT INTO quarantine
-           SELECT ?, _format, _file, _line, error_field, error, coalesce(w._raw, c._raw), row_key, ?
-           FROM (SELECT *, _checked.rowid AS _rid,
-                        md5(_key || '|' || _line || '|' || coalesce(_raw, '')) AS row_key,
-                        md5(_file || '|' || _line || '|' || coalesce(_raw, '')) AS typed_key
-                 FROM _checked JOIN _files USING (_fidx) WHERE error IS NOT NULL) AS c
-           LEFT JOIN _withheld AS w USING (_rid)
-           -- typed_key: the key earlier versions gave it, from the path as typed
+        """CREATE OR REPLACE TEMP TABLE _bad AS
+           SELECT *, _checked.rowid AS _rid,
+                  md5(_key || '|' || _line || '|' || coalesce(_raw, '')) AS row_key,
+                  -- the key earlier versions gave it, from the path as typed
+                  md5(_file || '|' || _line || '|' || coalesce(_raw, '')) AS typed_key
+           FROM _checked JOIN _files USING (_fidx) WHERE error IS NOT NULL"""
+    )
+    # a bad row read again is kept once, and said to be seen again (it is not mended)
+    con.execute(
+        "UPDATE quarantine SET last_seen_at = ? WHERE row_key IN (SELECT row_key FROM _bad) "
+        "OR row_key IN (SELECT typed_key FROM _bad)",
+        [now],
+    )
+    con.execute(
+        """INSERT INTO quarantine (ingest_id, source_format, source_file, source_line, field, reason, raw,
+                                   row_key, quarantined_at, file_key, last_seen_at)
+           SELECT ?, _format, _file, _line, error_field, error, coalesce(w._raw, c._raw), row_key, ?,
+                  _key, ?
+           FROM _bad AS c LEFT JOIN _withheld AS w USING (_rid)
            WHERE row_key NOT IN (SELECT row_key FROM quarantine)
              AND typed_key NOT IN (SELECT row_key FROM quarantine)""",
-        [ingest_id, _now()],
+        [ingest_id, now, now],
     )
+    con.execute("DROP TABLE _bad")
 
 
 def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> bool:

@@ -45,6 +45,12 @@ _TABLES: dict[str, tuple[Column, ...]] = {
         Column("raw", "VARCHAR", "The row as read, so nothing is lost."),
         Column("row_key", "VARCHAR", "Hash of file, line and raw text: re-ingesting never duplicates it."),
         Column("quarantined_at", "TIMESTAMP", "When it was quarantined, UTC."),
+        Column(
+            "file_key",
+            "VARCHAR",
+            "The file whatever way its path was typed (its resolved path; a named source as named).",
+        ),
+        Column("last_seen_at", "TIMESTAMP", "When a run last read this bad row (first or again), UTC."),
     ),
     "ingests": (
         Column("ingest_id", "VARCHAR", "Id of the run."),
@@ -53,6 +59,7 @@ _TABLES: dict[str, tuple[Column, ...]] = {
         Column("status", "VARCHAR", "running, committed, failed, interrupted or undone."),
         Column("source_format", "VARCHAR", "Format(s) read."),
         Column("files", "VARCHAR", "JSON list of files."),
+        Column("file_keys", "VARCHAR", "JSON list of the files as quarantine.file_key names them."),
         Column("rows_read", "BIGINT", "Rows read."),
         Column("rows_stored", "BIGINT", "New events stored."),
         Column("rows_quarantined", "BIGINT", "Rows sent to quarantine."),
@@ -204,7 +211,14 @@ _TABLE_BACKFILLS: dict[str, Callable[[duckdb.DuckDBPyConnection], None]] = {
 }
 """Tables whose rows the stored events already tell: filled from them as the table is added."""
 
+
+def _last_seen_from_quarantined(con: duckdb.DuckDBPyConnection) -> None:
+    """A bad row stored before runs said when they read it again was last seen when quarantined."""
+    con.execute("UPDATE quarantine SET last_seen_at = quarantined_at")
+
+
 _BACKFILLS: dict[tuple[str, str], Callable[[duckdb.DuckDBPyConnection], None]] = {
+    ("quarantine", "last_seen_at"): _last_seen_from_quarantined,
     ("events", "max_request_input_tokens"): _bound_anthropic_requests,
     ("events", "web_search_requests"): _searches_from_tags,
 }
