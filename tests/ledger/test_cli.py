@@ -948,6 +948,18 @@ def test_an_empty_window_and_a_column_given_twice_are_errors(tmp_path: Path) -> 
     fresh = CliRunner().invoke(app, ["report", "--db", str(tmp_path / "fresh.duckdb")])
     assert "The ledger has no events: ingest usage first" in fresh.stderr
     assert "No events" not in CliRunner().invoke(app, ["report", "--db", db, "--limit", "0"]).stderr
+    # a window whose events have no tokens (web searches alone) is not said to be empty
+    searches = tmp_path / "s.csv"
+    searches.write_text(
+        "ts,model,provider,input_tokens,web_search_requests\n2026-03-05T10:00:00Z,claude-sonnet-4-5,anthropic,0,4\n",
+        encoding="utf-8",
+    )
+    run("ingest", str(searches), "--db", db)
+    only = CliRunner().invoke(app, ["report", "--db", db, "--headline", "--since", "2026-03-05"])
+    assert only.exit_code == 0 and "No events" not in only.stderr, only.stderr
+    # a day in the basic form is a day too, the whole of it
+    basic = json.loads(run("report", "--db", db, "--since", "20260302", "--until", "20260302", "-f", "json"))
+    assert [r["input_tokens"] for r in basic] == [100]
     bad = CliRunner().invoke(app, ["report", "--db", db, "--until", "March"])
     assert bad.exit_code != 0 and "--until 'March' is not a day or a time: give YYYY-MM-DD" in str(
         bad.exception
@@ -1269,7 +1281,7 @@ def test_a_report_table_ends_with_its_total_and_json_and_csv_are_the_groups_alon
     def total_row(*flags: str) -> list[str]:
         out = run("report", "--db", db, *flags)
         (line,) = [ln for ln in out.splitlines() if ln.startswith("│ total")]
-        return [c.strip() for c in line.strip("│ ").split("│")]
+        return [c.strip() for c in line.split("│")[1:-1]]
 
     # $1.25 + $1.00 + $2.50 (gpt-5: $1.25 in, $10 out per million)
     by_team = total_row("--by", "team")
@@ -1278,6 +1290,9 @@ def test_a_report_table_ends_with_its_total_and_json_and_csv_are_the_groups_alon
     per_hour = total_row("--by", "user", "--per-active-hour")
     assert per_hour[-2:] == ["2", "2.38"]
     assert total_row("--by", "team,user", "--limit", "2")[0] == "total shown"
+    # hours add up over users only: bo's 11h is an hour of each of his two teams, and one of his
+    by_team = total_row("--by", "team", "--per-active-hour")
+    assert by_team[-2:] == ["", ""] and by_team[-4] == "4.75"  # no hours in the total
     for fmt in ("json", "csv"):
         assert "total" not in run("report", "--db", db, "--by", "team", "-f", fmt)
     one = run("report", "--db", db, "--by", "provider")

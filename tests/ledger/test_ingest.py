@@ -815,6 +815,39 @@ def test_dotted_maps_reach_into_parquet_structs_and_json_text_and_read_nested_se
         (40, 2),
         (9, None),
     ]
+    # a cell that is not JSON quarantines its row, under the column read from it; an implicit
+    # server_tool_use that is plain text reads no searches; a key beyond ASCII is read as written
+    odd = tmp_path / "odd.csv"
+    odd.write_text(
+        "ts,model,provider,usage,server_tool_use\n"
+        '2026-11-02T10:00:00Z,claude-sonnet-4-5,anthropic,"{""input_tokens"": 5, ""tökens"": 8}",yes\n'
+        "2026-11-02T10:01:00Z,claude-sonnet-4-5,anthropic,not json,\n",
+        encoding="utf-8",
+    )
+    con_odd = open_ledger(tmp_path / "odd.duckdb")
+    r_odd = ingest_files(
+        con_odd, [odd], mapping={"input_tokens": "usage.input_tokens", "output_tokens": "usage.tökens"}
+    )
+    assert (r_odd.rows_read, r_odd.rows_stored, r_odd.rows_quarantined) == (2, 1, 1)
+    assert _rows(con_odd, "SELECT input_tokens, output_tokens, web_search_requests FROM events") == [
+        (5, 8, None)
+    ]
+    assert _rows(con_odd, "SELECT source_line, field, reason FROM quarantine") == [
+        (3, "input_tokens", "usage is not valid JSON, so input_tokens cannot be read from it")
+    ]
+    # struct fields are matched as DuckDB names them, case-blind; a list is said to be one
+    case = {**mapping, "input_tokens": "usage.Input_Tokens"}
+    assert (
+        ingest_files(open_ledger(tmp_path / "case.duckdb"), [pq], mapping=case, fixed=fixed).rows_stored == 2
+    )
+    listed = tmp_path / "listed.parquet"
+    duckdb.execute(
+        f"COPY (SELECT TIMESTAMP '2026-11-02 10:00:00' AS ts, [{{'input_tokens': 5}}] AS calls) TO '{listed}'"
+    )
+    with pytest.raises(InputError, match=r"'calls' is a list \(STRUCT\(input_tokens INTEGER\)\[\]\)"):
+        ingest_files(
+            open_ledger(tmp_path / "listed.duckdb"), [listed], mapping={"input_tokens": "calls.input_tokens"}
+        )
     # a Parquet file whose structs have no searches reads none, and a --set still wins
     flat = tmp_path / "flat.parquet"
     duckdb.execute(

@@ -276,18 +276,26 @@ _SHORT_COLUMNS = (
 )
 
 
+_HOURLY = ("active_hours", "cost_usd_per_active_hour")
+
+
 def _report_total(rows: list[dict[str, Any]], dims: list[str], cut: bool) -> dict[str, Any]:
-    """A report table's total row: the sums of its counts and costs, and the cost per active hour of
-    them all (the total cost over every active engineer-hour shown)."""
+    """A report table's total row: the sums of its counts and costs. Active hours add up only over
+    users (an engineer-hour is one user's), so only a report by user totals them, with the cost per
+    active hour of them all: each user's hourly cost (usage-report rows have no hours and are left
+    out of it) summed, over the hours summed."""
     total: dict[str, Any] = {dims[0]: "total shown" if cut else "total"}
     for column in rows[0]:
         values = [r.get(column) for r in rows]
-        if column in dims or column == "cost_usd_per_active_hour":
+        if column in dims or column in _HOURLY:
             continue
         if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values):
             total[column] = sum(v for v in values if v is not None)
-    if "cost_usd_per_active_hour" in rows[0] and total.get("active_hours"):
-        total["cost_usd_per_active_hour"] = total["cost_usd"] / total["active_hours"]
+    if dims == ["user"] and "active_hours" in rows[0]:
+        hours = sum(r.get("active_hours") or 0 for r in rows)
+        hourly = sum((r.get("cost_usd_per_active_hour") or 0) * (r.get("active_hours") or 0) for r in rows)
+        total["active_hours"] = hours
+        total["cost_usd_per_active_hour"] = hourly / hours if hours else None
     return total
 
 
@@ -337,9 +345,8 @@ def report(
     start, end = window_bounds(since, until)
     engine = connect_engine("duckdb", db=resolve_db(db))
     if show_headline:
-        view = headline(engine, since=start, until=end)
-        _render_headline(view.as_dict(), fmt)
-        if not view.total_tokens:
+        _render_headline(headline(engine, since=start, until=end).as_dict(), fmt)
+        if start is not None or end is not None:
             _say_empty_window(engine, start, end)
         return
     dims = parse_dimensions(by if by is not None else "team")
@@ -371,9 +378,11 @@ def report(
 
 
 def _say_empty_window(engine: Engine, start: dt.datetime | None, end: dt.datetime | None) -> None:
-    """On stderr: why a report has nothing, and the window that would have something."""
+    """On stderr, when the window has no events: where the ledger's events are."""
     from flopledger.ledger.report import ledger_span
 
+    if (start is not None or end is not None) and ledger_span(engine, start, end)[2]:
+        return
     first, last, events = ledger_span(engine)
     if not events or first is None or last is None:
         typer.echo("The ledger has no events: ingest usage first (`flopledger ingest FILE`).", err=True)

@@ -45,9 +45,11 @@ UntilOption = Annotated[
 def _bound(value: str, flag: str) -> tuple[dt.datetime, bool]:
     """``value`` as a UTC time without offset, and whether it names a whole day."""
     text = value.strip()
+    try:  # a day first: 2026-11-30 or 20261130 (a date has no time part to take for midnight)
+        return dt.datetime.combine(dt.date.fromisoformat(text), dt.time()), True
+    except ValueError:
+        pass
     try:
-        if len(text) == 10:
-            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time()), True
         at = dt.datetime.fromisoformat(text)
     except ValueError:
         raise InputError(

@@ -61,9 +61,12 @@ def window_bound(value: dt.date | dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo is not None else value
 
 
-def ledger_span(engine: Engine) -> tuple[dt.datetime | None, dt.datetime | None, int]:
-    """The first and last event times of the whole ledger, and its number of events."""
-    t = events_table(engine)
+def ledger_span(
+    engine: Engine, since: dt.date | dt.datetime | None = None, until: dt.date | dt.datetime | None = None
+) -> tuple[dt.datetime | None, dt.datetime | None, int]:
+    """The first and last event times of the ledger (in the window, when given), and its number of
+    events."""
+    t = _window(events_table(engine), since, until)
     row = engine.rows(t.aggregate(first=t.ts.min(), last=t.ts.max(), events=t.count()))[0]
     return row["first"], row["last"], int(row["events"] or 0)
 

@@ -87,7 +87,13 @@ class TableFormat(InputFormat):
         return list(self._describe(con, path))
 
     def _column_expr(
-        self, con: duckdb.DuckDBPyConnection, source: str, columns: list[str], path: Path, canonical: str
+        self,
+        con: duckdb.DuckDBPyConnection,
+        source: str,
+        columns: list[str],
+        path: Path,
+        canonical: str,
+        texts: dict[str, str] | None = None,
     ) -> str:
         if source in columns:  # a column whose own name has a dot is that column, not a path
             return f"CAST(src.{_quote_ident(source)} AS VARCHAR)"
@@ -98,27 +104,51 @@ class TableFormat(InputFormat):
                 f"--map {canonical}={source}: the file has no column {source!r}; its columns are: {known}",
                 path=str(path),
             )
-        return self._nested_expr(con, path, top, rest.split("."), f"--map {canonical}={source}")
+        return self._nested_expr(
+            con, path, top, rest.split("."), f"--map {canonical}={source}", texts, canonical
+        )
 
     def _nested_expr(
-        self, con: duckdb.DuckDBPyConnection, path: Path, top: str, fields: list[str], said: str
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: Path,
+        top: str,
+        fields: list[str],
+        said: str,
+        texts: dict[str, str] | None = None,
+        canonical: str = "",
     ) -> str:
         """The text at ``top.fields...``: struct fields by name (each one checked, so a misspelt one is
-        an error naming the fields there are), then JSON (a column of JSON text, a map) by path."""
+        an error naming the fields there are), then JSON (a column of JSON text, a map) by path. Text
+        that is not valid JSON reads as NULL; ``texts`` gains the column's SQL and the canonical column
+        read from it, so such a row can be quarantined rather than read as having no value."""
         expr, typ = f"src.{_quote_ident(top)}", self._describe(con, path, _quote_ident(top))[top]
         for i, field in enumerate(fields):
+            at = ".".join([top, *fields[:i]])
+            if typ.endswith("]"):
+                raise InputError(
+                    f"{said}: {at!r} is a list ({typ}): a path reads one value of a row, from struct "
+                    "fields or JSON objects, not from a list",
+                    path=str(path),
+                )
             if not typ.startswith("STRUCT("):
-                where = "$" + "".join("." + json.dumps(f) for f in fields[i:])
-                value = expr if typ in ("VARCHAR", "JSON") else f"to_json({expr})"
+                where = "$" + "".join("." + json.dumps(f, ensure_ascii=False) for f in fields[i:])
+                if typ == "VARCHAR":  # text: JSON only where it is valid JSON
+                    if texts is not None:
+                        texts.setdefault(expr, canonical)
+                    value = f"json_extract_string({expr}, {sql_literal(where)})"
+                    return f"CASE WHEN json_valid({expr}) THEN {value} END"
+                value = expr if typ == "JSON" else f"to_json({expr})"
                 return f"json_extract_string({value}, {sql_literal(where)})"
             inner = self._describe(con, path, f"unnest({expr})")
-            if field not in inner:
-                at = ".".join([top, *fields[:i]])
+            named = {name.lower(): name for name in inner}  # DuckDB names struct fields case-blind
+            if field.lower() not in named:
                 raise InputError(
                     f"{said}: {at!r} has no field {field!r}; its fields are: {', '.join(list(inner)[:30])}",
                     path=str(path),
                 )
-            expr, typ = f"struct_extract({expr}, {sql_literal(field)})", inner[field]
+            name = named[field.lower()]
+            expr, typ = f"struct_extract({expr}, {sql_literal(name)})", inner[name]
         return f"CAST({expr} AS VARCHAR)"
 
     def source(
@@ -132,12 +162,13 @@ class TableFormat(InputFormat):
         """Read the file (into temp table ``table`` where rows need numbering) and map its columns."""
         columns = self.source_columns(con, path)
         searches = self._nested_searches(con, path, mapping, fixed, columns)
+        texts: dict[str, str] = {}  # columns of JSON text a --map reads: SQL -> canonical column
         exprs = []
         for canonical in STAGE_COLUMNS:
             if canonical in fixed:
                 expr = f"CAST({sql_literal(fixed[canonical])} AS VARCHAR)"
             elif canonical in mapping:
-                expr = self._column_expr(con, mapping[canonical], columns, path, canonical)
+                expr = self._column_expr(con, mapping[canonical], columns, path, canonical, texts)
             elif canonical in columns:
                 expr = f"CAST(src.{_quote_ident(canonical)} AS VARCHAR)"
             else:
@@ -149,7 +180,7 @@ class TableFormat(InputFormat):
         rows, line = self._rows(con, path, table)
         whole = "{" + ", ".join(f"{sql_literal(c)}: src.{_quote_ident(c)}" for c in columns) + "}"
         return TableSource(
-            f"SELECT {', '.join(exprs)}, {line} AS _line, {_NO_PARSER_VERDICT} FROM {rows} AS src",
+            f"SELECT {', '.join(exprs)}, {line} AS _line, {_json_text_verdict(texts)} FROM {rows} AS src",
             f"SELECT {line} AS _line, CAST(to_json({whole}) AS VARCHAR) AS _raw FROM {rows} AS src "
             f"WHERE {line} IN (SELECT _line FROM {{lines}})",
         )
@@ -175,6 +206,30 @@ class TableFormat(InputFormat):
             except InputError:  # a struct without that field: the file has no searches there
                 continue
         return f"coalesce({', '.join(found)})" if found else None
+
+
+def _json_text_verdict(texts: Mapping[str, str]) -> str:
+    """A row's verdict where a --map reads a path into a column of JSON text: the first such column
+    that holds text that is not valid JSON quarantines the row, under the column it was read for."""
+    if not texts:
+        return _NO_PARSER_VERDICT
+    bad = [
+        (f"{sql} IS NOT NULL AND NOT json_valid({sql})", sql, canonical) for sql, canonical in texts.items()
+    ]
+    said = {
+        sql: f"{_column_name(sql)} is not valid JSON, so {canonical} cannot be read from it"
+        for _, sql, canonical in bad
+    }
+    reason = " ".join(f"WHEN {test} THEN {sql_literal(said[sql])}" for test, sql, _ in bad)
+    field = " ".join(f"WHEN {test} THEN {sql_literal(canonical)}" for test, _, canonical in bad)
+    return (
+        f"CAST(NULL AS VARCHAR) AS _source_id, CASE {reason} END AS _error, CASE {field} END AS _error_field"
+    )
+
+
+def _column_name(sql: str) -> str:
+    """``src."usage"`` -> ``usage``."""
+    return sql.removeprefix("src.").strip('"').replace('""', '"')
 
 
 def _check_required(
@@ -490,7 +545,13 @@ class Jsonl(TableFormat):
         return [r[0] for r in rows]
 
     def _column_expr(
-        self, con: duckdb.DuckDBPyConnection, source: str, columns: list[str], path: Path, canonical: str
+        self,
+        con: duckdb.DuckDBPyConnection,
+        source: str,
+        columns: list[str],
+        path: Path,
+        canonical: str,
+        texts: dict[str, str] | None = None,
     ) -> str:
         if source.split(".")[0] not in columns:
             known = ", ".join(columns[:30])
@@ -528,7 +589,7 @@ class Jsonl(TableFormat):
             top, *rest = field.split(".")
             value = f"src._v.{_quote_ident(top)}"
             if top in nested:
-                path_expr = "$" + "".join("." + json.dumps(p) for p in rest)
+                path_expr = "$" + "".join("." + json.dumps(p, ensure_ascii=False) for p in rest)
                 value = f"json_extract_string({value}, {sql_literal(path_expr)})"
             return value
 
