@@ -109,6 +109,15 @@ def test_what_is_not_a_cost_report_is_one_clear_error(ledger: Path, tmp_path: Pa
     bad.write_text(json.dumps(page), encoding="utf-8")
     with pytest.raises(InputError, match="currency 'EUR': flopledger reconciles US dollars"):
         read_cost_reports([bad])
+    # a report short of its last pages is said
+    short = json.loads(ANTHROPIC.read_text(encoding="utf-8"))
+    short["has_more"], short["next_page"] = True, "page_2"
+    cut = tmp_path / "cut.json"
+    cut.write_text(json.dumps(short), encoding="utf-8")
+    _, _, said = _reconcile(ledger, str(cut), "--tolerance-pct", "25")
+    assert "its last page says more pages follow (next_page page_2)" in said
+    _, _, whole = _reconcile(ledger, str(ANTHROPIC), "--tolerance-pct", "25")
+    assert "more pages follow" not in whole
     # and a cost report given to ingest says where it goes, storing nothing
     for report in (ANTHROPIC, OPENAI):
         result = CliRunner().invoke(app, ["ingest", str(report), "--db", str(tmp_path / "l.duckdb")])

@@ -278,11 +278,20 @@ def reconcile(
 
     Exit code 2 when any group differs by more than the tolerance (or a cent), 0 when all match.
     """
+    from flopledger.ledger.formats.base import report_pages, unfetched_pages
     from flopledger.ledger.reconcile import read_cost_reports
     from flopledger.ledger.reconcile import reconcile as run_reconcile
     from flopledger.ledger.store import open_ledger
 
     reports = read_cost_reports(files)
+    for path, page in unfetched_pages({p: report_pages(p) for p in files}).items():
+        cursor = f" (next_page {page.next_page})" if page.next_page else ""
+        err_console.print(
+            f"[bold yellow]warning:[/] {escape(str(path))}: its last page says more pages follow{cursor} "
+            "and no file given has them: the days they hold are not compared. Fetch them and pass them too.",
+            highlight=False,
+            soft_wrap=True,
+        )
     con = open_ledger(resolve_db(db), read_only=True)
     try:
         result = run_reconcile(con, reports, by.split(","), tolerance_pct=tolerance_pct)
