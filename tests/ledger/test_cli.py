@@ -1170,7 +1170,7 @@ def test_the_report_table_shows_one_hour_cache_writes(tmp_path: Path) -> None:
     assert dict(zip(names, cells, strict=True))["cache_write_1h_tokens"] == "123,457"
 
 
-def test_quarantined_rows_are_told_mended_listed_by_run_and_file_and_cleared(
+def test_quarantined_rows_are_told_gone_listed_by_run_and_file_and_cleared(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = tmp_path / "u.csv"
@@ -1186,10 +1186,10 @@ def test_quarantined_rows_are_told_mended_listed_by_run_and_file_and_cleared(
 
     def listed(*flags: str) -> list[tuple[str, int, bool]]:
         rows = json.loads(run("quarantine", "list", "--db", db, "-f", "json", *flags))
-        return [(Path(r["source_file"]).name, r["source_line"], r["mended"]) for r in rows]
+        return [(Path(r["source_file"]).name, r["source_line"], r["state"] != "open") for r in rows]
 
     assert listed() == [("u.csv", 3, False), ("u.csv", 4, False), ("v.csv", 2, False)]
-    # the file fixed and ingested again, under another spelling of its path: its line 3 is mended,
+    # the file fixed and ingested again, under another spelling of its path: its line 3 is gone,
     # line 4, read again as bad, stays open
     src.write_text(src.read_text().replace("bad,", "2026-03-02T10:01:00Z,"), encoding="utf-8")
     monkeypatch.chdir(tmp_path)
@@ -1197,7 +1197,7 @@ def test_quarantined_rows_are_told_mended_listed_by_run_and_file_and_cleared(
     assert (again["rows_stored"], again["rows_duplicate"], again["rows_quarantined"]) == (1, 1, 1)
     assert listed() == [("u.csv", 3, True), ("u.csv", 4, False), ("v.csv", 2, False)]
     assert listed("--open") == [("u.csv", 4, False), ("v.csv", 2, False)]
-    assert listed("--mended") == [("u.csv", 3, True)]
+    assert listed("--gone") == [("u.csv", 3, True)]
     assert listed("--file", "v.csv") == [("v.csv", 2, False)]  # a file by its path from here
     assert listed("--file", str(other)) == [("v.csv", 2, False)]  # or as it was named
     assert listed("--file", "./v.csv") == [("v.csv", 2, False)]
@@ -1208,16 +1208,24 @@ def test_quarantined_rows_are_told_mended_listed_by_run_and_file_and_cleared(
     (elsewhere / "v.csv").write_text(header + "2026-03-02T11:00:00Z,gpt-5,openai,7\n", encoding="utf-8")
     run("ingest", str(elsewhere / "v.csv"), "--db", db)
     assert listed("--file", str(other)) == [("v.csv", 2, False)]
+    # a run undone reads as never run: what it did not find is open again
+    fixed_other = json.loads(run("ingest", str(other), "--db", db, "-o", "json"))[0]["ingest_id"]
+    assert listed("--file", str(other)) == [("v.csv", 2, False)]  # read again, still bad
+    other.write_text(header + "2026-03-02T11:00:00Z,gpt-5,openai,9\n", encoding="utf-8")
+    undone = json.loads(run("ingest", str(other), "--db", db, "-o", "json"))[0]["ingest_id"]
+    assert listed("--file", str(other)) == [("v.csv", 2, True)]
+    run("ingests", "undo", undone, "--db", db)
+    assert listed("--file", str(other)) == [("v.csv", 2, False)] and fixed_other != undone
     shown = CliRunner().invoke(app, ["quarantine", "list", "--db", db, "--limit", "1", "-f", "json"])
     assert len(json.loads(shown.stdout)) == 1
     assert "1 of 3 quarantined rows shown: raise --limit" in shown.stderr
-    both = CliRunner().invoke(app, ["quarantine", "list", "--db", db, "--open", "--mended"])
-    assert both.exit_code != 0 and "--open and --mended exclude each other" in str(both.exception)
+    both = CliRunner().invoke(app, ["quarantine", "list", "--db", db, "--open", "--gone"])
+    assert both.exit_code != 0 and "--open and --gone exclude each other" in str(both.exception)
     unsaid = CliRunner().invoke(app, ["quarantine", "clear", "--db", db])
-    assert unsaid.exit_code != 0 and "say which quarantined rows to clear: --mended" in str(unsaid.exception)
+    assert unsaid.exit_code != 0 and "say which quarantined rows to clear: --gone" in str(unsaid.exception)
     nobody = CliRunner().invoke(app, ["quarantine", "clear", "--db", db, "--ingest", "ffffff"])
     assert nobody.exit_code != 0 and "no ingest run 'ffffff'" in str(nobody.exception)
-    cleared = run("quarantine", "clear", "--db", db, "--mended")
+    cleared = run("quarantine", "clear", "--db", db, "--gone")
     assert f"{src}: 1 row(s)" in cleared and "1 quarantined row(s) cleared; 2 left." in cleared
     assert listed() == [("u.csv", 4, False), ("v.csv", 2, False)]
     assert "1 quarantined row(s) cleared; 1 left." in run(
@@ -1225,13 +1233,13 @@ def test_quarantined_rows_are_told_mended_listed_by_run_and_file_and_cleared(
     )
     # the runs keep the counts they had: clearing removes rows, not the history of reading them
     runs = json.loads(run("ingests", "list", "--db", db, "-f", "json"))
-    assert sorted(r["rows_quarantined"] for r in runs) == [0, 1, 3]
+    assert sorted(r["rows_quarantined"] for r in runs) == [0, 0, 1, 1, 3]
     assert "1 quarantined row(s) cleared; 0 left." in run("quarantine", "clear", "--db", db, "--all")
 
 
 def test_a_bad_record_read_again_on_a_shared_line_stays_open(tmp_path: Path) -> None:
     """A one-line JSON page holds a good result and a bad one; pulled again with the good one grown,
-    the good one is restated and the bad one, read again, is not taken for mended."""
+    the good one is restated and the bad one, read again, stays open."""
     page = {
         "object": "page",
         "has_more": False,
@@ -1263,7 +1271,7 @@ def test_a_bad_record_read_again_on_a_shared_line_stays_open(tmp_path: Path) -> 
     again = json.loads(run("ingest", str(src), "--db", db, "-o", "json"))[0]
     assert (again["rows_restated"], again["rows_quarantined"]) == (1, 1)
     rows = json.loads(run("quarantine", "list", "--db", db, "-f", "json"))
-    assert [(r["source_line"], r["mended"]) for r in rows] == [(1, False)]
+    assert [(r["source_line"], r["state"]) for r in rows] == [(1, "open")]
 
 
 def test_a_report_table_ends_with_its_total_and_json_and_csv_are_the_groups_alone(tmp_path: Path) -> None:
@@ -1299,6 +1307,23 @@ def test_a_report_table_ends_with_its_total_and_json_and_csv_are_the_groups_alon
     assert "│ total" not in one  # one row is its own total
 
 
+def test_a_named_source_read_once_never_takes_a_bad_row_for_gone(tmp_path: Path) -> None:
+    """Requests to the OTLP endpoint all bear one name; the next request is not the first read again."""
+    from flopledger.ledger.ingest import ingest_files
+    from flopledger.ledger.store import open_ledger
+
+    bad, good = tmp_path / "bad.jsonl", tmp_path / "good.jsonl"
+    bad.write_text('{"ts": "2026-03-02T10:00:00Z", "model": "gpt-5", "input_tokens": -5}\n', encoding="utf-8")
+    good.write_text('{"ts": "2026-03-02T10:01:00Z", "model": "gpt-5", "input_tokens": 5}\n', encoding="utf-8")
+    db = tmp_path / "l.duckdb"
+    con = open_ledger(db)
+    for request in (bad, good):
+        ingest_files(con, [request], format="jsonl", source_names=["POST /v1/traces"])
+    con.close()
+    rows = json.loads(run("quarantine", "list", "--db", str(db), "-f", "json"))
+    assert [(r["source_file"], r["state"]) for r in rows] == [("POST /v1/traces", "open")]
+
+
 def test_a_quarantine_an_older_flopledger_wrote_is_listed_then_upgraded(tmp_path: Path) -> None:
     from flopledger.ledger.store import open_ledger
 
@@ -1317,8 +1342,8 @@ def test_a_quarantine_an_older_flopledger_wrote_is_listed_then_upgraded(tmp_path
         con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     con.close()
     read = json.loads(run("quarantine", "list", "--db", str(db), "-f", "json"))  # read as it is
-    assert [(r["source_line"], r["mended"], r["last_seen_at"] == r["quarantined_at"]) for r in read] == [
-        (2, False, True)
+    assert [(r["source_line"], r["state"], r["last_seen_at"] == r["quarantined_at"]) for r in read] == [
+        (2, "open", True)
     ]
     con = open_ledger(db)  # opened for writing: the columns are added, last seen when quarantined
     assert con.execute("SELECT last_seen_at = quarantined_at, file_key FROM quarantine").fetchall() == [
@@ -1327,6 +1352,6 @@ def test_a_quarantine_an_older_flopledger_wrote_is_listed_then_upgraded(tmp_path
     con.close()
     src.write_text(src.read_text().replace("bad,", "2026-03-02T09:00:00Z,"))
     run("ingest", str(src), "--db", str(db))
-    # which file it came from was not recorded: never taken for mended
+    # which file it came from was not recorded: it stays open
     rows = json.loads(run("quarantine", "list", "--db", str(db), "-f", "json"))
-    assert [r["mended"] for r in rows] == [False]
+    assert [r["state"] for r in rows] == ["open"]

@@ -532,8 +532,11 @@ FileFilterOption = Annotated[
 OpenOption = Annotated[
     bool, typer.Option("--open", help="Only rows still open: no later run read their file without them.")
 ]
-MendedOption = Annotated[
-    bool, typer.Option("--mended", help="Only rows whose file a later run read without them (fixed).")
+GoneOption = Annotated[
+    bool,
+    typer.Option(
+        "--gone", help="Only rows a later run of their file did not find (fixed, or file replaced)."
+    ),
 ]
 
 
@@ -541,25 +544,26 @@ def quarantine_list(
     ingest: IngestFilterOption = None,
     file: FileFilterOption = None,
     open_only: OpenOption = False,
-    mended_only: MendedOption = False,
+    gone_only: GoneOption = False,
     db: DbOption = None,
     fmt: FormatOption = OutputFormat.table,
     limit: Annotated[int, typer.Option("--limit", min=0, help="At most this many rows.")] = 200,
 ) -> None:
-    """Rows that could not be stored, with file, line, field and reason, oldest first; mended says a
-    later run read the same file and did not find the row in it (the file was fixed and ingested again)."""
+    """Rows that could not be stored, with file, line, field and reason, oldest first. A row's state is
+    open, or gone from its file: a later run read the same file and did not find it (the file was fixed,
+    or replaced by a newer one: clear it once its usage is in the ledger)."""
     from flopledger.ledger.quarantine import QuarantineSelection, list_quarantine
     from flopledger.ledger.store import open_ledger
 
     con = open_ledger(resolve_db(db), read_only=True)
     try:
-        selection = QuarantineSelection(ingest, file, open_only, mended_only)
+        selection = QuarantineSelection(ingest, file, open_only, gone_only)
         rows, total = list_quarantine(con, selection, limit)
     finally:
         con.close()
     columns = None
     if fmt is OutputFormat.table:
-        columns = ["source_file", "source_line", "field", "reason", "mended"]
+        columns = ["source_file", "source_line", "field", "reason", "state"]
     render_rows(rows, fmt, title="Quarantine", columns=columns)
     if total > len(rows):  # on stderr, so JSON and CSV on stdout stay whole
         typer.echo(
@@ -570,23 +574,23 @@ def quarantine_list(
 
 
 def quarantine_clear(
-    mended_only: MendedOption = False,
+    gone_only: GoneOption = False,
     ingest: IngestFilterOption = None,
     file: FileFilterOption = None,
     open_only: OpenOption = False,
     everything: Annotated[bool, typer.Option("--all", help="Every quarantined row.")] = False,
     db: DbOption = None,
 ) -> None:
-    """Remove quarantined rows once they are dealt with: those whose file was fixed and ingested
-    again (--mended), of a run, of a file, or all. The runs' reconciliation (`ingests list`) keeps
-    its counts."""
+    """Remove quarantined rows once they are dealt with: those gone from their file (--gone: fixed and
+    ingested again, or the file replaced), of a run, of a file, or all. The runs' reconciliation
+    (`ingests list`) keeps its counts."""
     from flopledger.ledger.quarantine import QuarantineSelection, clear_quarantine
     from flopledger.ledger.store import open_ledger
 
     con = open_ledger(resolve_db(db), create=False)
     try:
         gone = clear_quarantine(
-            con, QuarantineSelection(ingest, file, open_only, mended_only), everything=everything
+            con, QuarantineSelection(ingest, file, open_only, gone_only), everything=everything
         )
         left = con.execute("SELECT count(*) FROM quarantine").fetchone()
     finally:

@@ -409,7 +409,10 @@ def ingest_files(
                 _now(),
                 ",".join(sorted({f.name for f in formats})),
                 json.dumps(names),
-                json.dumps(file_keys(files, names)),
+                # files read from disk only: a named source (an OTLP request) is read once, never again
+                json.dumps(
+                    [k for f, n, k in zip(files, names, file_keys(files, names), strict=True) if n == str(f)]
+                ),
             ],
         )
         try:
@@ -1017,7 +1020,7 @@ def _quarantine(
                   md5(_file || '|' || _line || '|' || coalesce(_raw, '')) AS typed_key
            FROM _checked JOIN _files USING (_fidx) WHERE error IS NOT NULL"""
     )
-    # a bad row read again is kept once, and said to be seen again (it is not mended)
+    # a bad row read again is kept once, and said to be seen again (it is still open)
     con.execute(
         "UPDATE quarantine SET last_seen_at = ? WHERE row_key IN (SELECT row_key FROM _bad) "
         "OR row_key IN (SELECT typed_key FROM _bad)",

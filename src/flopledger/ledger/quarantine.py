@@ -1,10 +1,11 @@
 """The quarantine: rows an ingest could not store, kept with file, line, field, reason and raw text.
 
-A quarantined row is *mended* when a later run read its file (the same file, whatever way its path
-was typed) and did not find that bad row in it: the file was fixed, or the row taken out, and
-ingested again. A run that reads the bad row again says so (``last_seen_at``), so the row stays
-open. Rows quarantined before runs recorded their files are never taken for mended.
-``list_quarantine`` selects rows by run, by file and by whether they are open or mended;
+A quarantined row is *gone* from its file when a later run read the same file (whatever way its path
+was typed) and did not find that bad row in it: the file was fixed and ingested again, or it was
+replaced (a log rotated, a pull written over the last one). A run that reads the bad row again says
+so (``last_seen_at``), so the row stays *open*. Only runs that committed count, and only files read
+from disk (a request sent to the OTLP endpoint is read once). Rows quarantined before runs recorded
+their files are open. ``list_quarantine`` selects rows by run, by file and by state;
 ``clear_quarantine`` removes the rows a selection names. The runs' own reconciliation (``ingests``)
 keeps the counts it had: clearing removes the rows, not the history of having read them.
 """
@@ -24,7 +25,7 @@ __all__ = ["QuarantineSelection", "clear_quarantine", "list_quarantine"]
 
 
 def _selected(con: duckdb.DuckDBPyConnection) -> str:
-    """The quarantine as ``q``, with ``mended``: a run after the row was last seen read its file.
+    """The quarantine as ``q``, with ``gone``: a run after the row was last seen read its file.
 
     The latest run that read each file is joined, not asked for in a correlated EXISTS (DuckDB 1.5
     answers one over a join with more than one outer column wrongly). A ledger an older flopledger
@@ -38,14 +39,14 @@ def _selected(con: duckdb.DuckDBPyConnection) -> str:
     }
     if not {("quarantine", "file_key"), ("quarantine", "last_seen_at"), ("ingests", "file_keys")} <= have:
         return (
-            "(SELECT q.*, q.quarantined_at AS last_seen_at, false AS mended, NULL::VARCHAR AS file_key "
+            "(SELECT q.*, q.quarantined_at AS last_seen_at, false AS gone, NULL::VARCHAR AS file_key "
             "FROM quarantine q) q"
         )
     return (
-        "(SELECT q.*, coalesce(r.last_read > q.last_seen_at, false) AS mended FROM quarantine q "
+        "(SELECT q.*, coalesce(r.last_read > q.last_seen_at, false) AS gone FROM quarantine q "
         "LEFT JOIN (SELECT file_key, max(started_at) AS last_read FROM (SELECT started_at, "
         "unnest(from_json(file_keys, '[\"VARCHAR\"]')) AS file_key FROM ingests "
-        "WHERE status IN ('committed', 'undone') AND file_keys IS NOT NULL) GROUP BY ALL) r "
+        "WHERE status = 'committed' AND file_keys IS NOT NULL) GROUP BY ALL) r "
         "ON r.file_key = q.file_key) q"
     )
 
@@ -60,17 +61,17 @@ def _without_dot_slash(name: str) -> str:
 class QuarantineSelection:
     """Which quarantined rows: of one run (its id or a unique prefix), of one file (its path from
     here, as it was named to the ingest, or its last path components), and only those still open
-    (``open_only``) or only those mended (``mended_only``)."""
+    (``open_only``) or only those gone from their file (``gone_only``)."""
 
     ingest: str | None = None
     file: str | None = None
     open_only: bool = False
-    mended_only: bool = False
+    gone_only: bool = False
 
     def where(self, con: duckdb.DuckDBPyConnection) -> tuple[str, list[Any]]:
         """The SQL condition over :func:`_selected` and its parameters."""
-        if self.open_only and self.mended_only:
-            raise InputError("--open and --mended exclude each other: give one")
+        if self.open_only and self.gone_only:
+            raise InputError("--open and --gone exclude each other: give one")
         conditions, params = ["TRUE"], []
         if self.ingest is not None:
             conditions.append("q.ingest_id = ?")
@@ -80,14 +81,14 @@ class QuarantineSelection:
             conditions.append("(q.source_file = ? OR q.file_key = ? OR ends_with(q.source_file, '/' || ?))")
             params += [name, str(Path(name).resolve()), _without_dot_slash(name)]
         if self.open_only:
-            conditions.append("NOT q.mended")
-        if self.mended_only:
-            conditions.append("q.mended")
+            conditions.append("NOT q.gone")
+        if self.gone_only:
+            conditions.append("q.gone")
         return " AND ".join(conditions), params
 
     @property
     def any(self) -> bool:
-        return self.ingest is not None or self.file is not None or self.open_only or self.mended_only
+        return self.ingest is not None or self.file is not None or self.open_only or self.gone_only
 
 
 def list_quarantine(
@@ -99,7 +100,8 @@ def list_quarantine(
     total = con.execute(f"SELECT count(*) FROM {selected} WHERE {where}", params).fetchone()
     cur = con.execute(
         "SELECT q.source_file, q.source_line, q.field, q.reason, q.source_format, q.ingest_id, "
-        f"q.quarantined_at, q.last_seen_at, q.mended, q.raw FROM {selected} WHERE {where} "
+        f"q.quarantined_at, q.last_seen_at, CASE WHEN q.gone THEN 'gone from its file' ELSE 'open' END "
+        f"AS state, q.raw FROM {selected} WHERE {where} "
         "ORDER BY q.quarantined_at, q.source_file, q.source_line LIMIT ?",
         [*params, limit],
     )
@@ -115,8 +117,8 @@ def clear_quarantine(
     by file."""
     if not selection.any and not everything:
         raise InputError(
-            "say which quarantined rows to clear: --mended (those whose file was fixed and ingested "
-            "again), --ingest RUN, --file FILE, --open, or --all"
+            "say which quarantined rows to clear: --gone (those a later run of their file did not find: "
+            "the file fixed, or replaced), --ingest RUN, --file FILE, --open, or --all"
         )
     where, params = selection.where(con)
     selected = _selected(con)
