@@ -835,6 +835,20 @@ def test_dotted_maps_reach_into_parquet_structs_and_json_text_and_read_nested_se
     assert _rows(con_odd, "SELECT source_line, field, reason FROM quarantine") == [
         (3, "input_tokens", "usage is not valid JSON, so input_tokens cannot be read from it")
     ]
+    # JSON text inside a struct is named by its path; blank text is no value, not bad JSON
+    meta = tmp_path / "meta.parquet"
+    duckdb.execute(
+        f"""COPY (SELECT * FROM (VALUES (TIMESTAMP '2026-11-02 10:00:00', {{'Usage': '{{"in": 4}}'}}, 1),
+            (TIMESTAMP '2026-11-02 10:01:00', {{'Usage': 'nope'}}, 1),
+            (TIMESTAMP '2026-11-02 10:02:00', {{'Usage': ''}}, 2)) AS t(ts, meta, output_tokens))
+            TO '{meta}'"""
+    )
+    con_meta = open_ledger(tmp_path / "meta.duckdb")
+    r_meta = ingest_files(con_meta, [meta], mapping={"input_tokens": "meta.usage.in"}, fixed=fixed)
+    assert (r_meta.rows_stored, r_meta.rows_quarantined) == (2, 1)
+    assert _rows(con_meta, "SELECT reason FROM quarantine") == [
+        ("meta.usage is not valid JSON, so input_tokens cannot be read from it",)
+    ]
     # struct fields are matched as DuckDB names them, case-blind; a list is said to be one
     case = {**mapping, "input_tokens": "usage.Input_Tokens"}
     assert (

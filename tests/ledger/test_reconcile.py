@@ -4,8 +4,9 @@ reports of the same days (``golden/reconcile``).
 The cost reports were written to the golden usage's priced cost, class by class, with two gaps put in
 on purpose: Anthropic bills 2026-03-03's Sonnet output at $0.50 more than the usage the sample holds
 (usage never ingested), and OpenAI bills a project the ledger has no usage of ($0.40). Anthropic's
-report also has $0.50 of code execution, which the ledger does not track, and leaves out the sample's
-two Priority Tier events ($0.0191), as Anthropic's cost report does.
+report also has $0.50 of code execution and OpenAI's $0.25 of file search storage, which the ledger
+does not track, and Anthropic's leaves out the sample's two Priority Tier events ($0.0191), as its
+cost report does.
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ def test_each_day_of_the_bill_against_the_ledger(ledger: Path) -> None:
     assert code == 2  # a group differs: cron can tell
     assert "the bill's anthropic code_execution costs ($0.50) are left out" in said
     assert "Anthropic priority-tier cost ($0.02) is left out" in said
-    assert "2 of 4 group(s) differ (the ledger $0.90 short of the bill in them)" in said
+    assert "the bill's openai file search storage costs ($0.25) are left out" in said
+    assert "2 of 4 group(s) differ. The ledger is $0.90 short of the bill in 2" in said
+    assert "over the bill" not in said
 
 
 def test_by_project_and_model_find_what_is_missing(ledger: Path) -> None:
@@ -125,6 +128,38 @@ def test_what_is_not_a_cost_report_is_one_clear_error(ledger: Path, tmp_path: Pa
         assert "this is a cost report" in str(result.exception) and "flopledger reconcile" in str(
             result.exception
         )
+
+
+def test_pulls_that_overlap_count_a_day_once(ledger: Path, tmp_path: Path) -> None:
+    _, twice, said = _reconcile(ledger, str(ANTHROPIC), str(ANTHROPIC), "--tolerance-pct", "25")
+    _, once, _ = _reconcile(ledger, str(ANTHROPIC), "--tolerance-pct", "25")
+    assert twice == once and "again, with other costs" not in said
+    # a later pull of a day with other costs is the one compared, and said
+    later = json.loads(ANTHROPIC.read_text(encoding="utf-8"))
+    later["data"][1]["results"][3]["amount"] = "61.5"  # 2026-03-03's output as the ledger has it
+    pulled = tmp_path / "later.json"
+    pulled.write_text(json.dumps(later), encoding="utf-8")
+    code, rows, said = _reconcile(ledger, str(ANTHROPIC), str(pulled))
+    assert code == 0 and [r["status"] for r in rows] == ["matches", "matches"]
+    assert f"anthropic 2026-03-03 is in {ANTHROPIC} and again, with other costs, in {pulled}" in said
+
+
+def test_openai_costs_not_grouped_by_line_item_or_project_are_said(ledger: Path, tmp_path: Path) -> None:
+    page = json.loads(OPENAI.read_text(encoding="utf-8"))
+    for bucket in page["data"]:
+        for result in bucket["results"]:
+            result["line_item"] = None
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(page), encoding="utf-8")
+    _, rows, said = _reconcile(ledger, str(bare))
+    assert "not grouped by line item, so all of them are compared as tokens" in said
+    assert rows[0]["vendor_usd"] == pytest.approx(1.802058 + 0.25)  # the storage is in it
+    for bucket in page["data"]:
+        for result in bucket["results"]:
+            result["project_id"] = None
+    bare.write_text(json.dumps(page), encoding="utf-8")
+    code, _, said = _reconcile(ledger, str(bare), "--by", "day,project")
+    assert code != 0 and "the result names no project, so --by project cannot match it" in said
 
 
 @settings(max_examples=60, deadline=None)

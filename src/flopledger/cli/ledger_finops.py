@@ -320,6 +320,8 @@ def reconcile(
             highlight=False,
             soft_wrap=True,
         )
+    for note in result.notes:
+        err_console.print(f"[bold]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if result.priority_usd:
         err_console.print(
             f"[bold]note:[/] the ledger's Anthropic priority-tier cost (${result.priority_usd:,.2f}) is left "
@@ -328,16 +330,24 @@ def reconcile(
             soft_wrap=True,
         )
     if result.mismatched:
-        short = sum(r.vendor_usd - r.ledger_usd for r in result.mismatched)
-        gap = f"${abs(short):,.2f} {'short of' if short > 0 else 'over'} the bill"
-        err_console.print(
-            f"[bold yellow]{len(result.mismatched)} of {len(result.rows)} group(s) differ[/] (the ledger "
-            f"{gap} in them): ingest the usage of the days short (`flopledger report --by day`), check "
-            "`flopledger prices missing` for unpriced usage, and the overrides file for a discount the bill "
-            "has.",
-            highlight=False,
-            soft_wrap=True,
-        )
+        short = [r for r in result.mismatched if r.ledger_usd < r.vendor_usd]
+        over = [r for r in result.mismatched if r.ledger_usd > r.vendor_usd]
+        said = [f"[bold yellow]{len(result.mismatched)} of {len(result.rows)} group(s) differ.[/]"]
+        if short:
+            gap = sum(r.vendor_usd - r.ledger_usd for r in short)
+            said.append(
+                f"The ledger is ${gap:,.2f} short of the bill in {len(short)}: usage not ingested (see "
+                "`flopledger report --by day`), unpriced usage (`flopledger prices missing`), or prices "
+                "below the bill's."
+            )
+        if over:
+            gap = sum(r.ledger_usd - r.vendor_usd for r in over)
+            said.append(
+                f"The ledger is ${gap:,.2f} over the bill in {len(over)}: the same calls ingested twice "
+                "(a usage report and a gateway's or OpenTelemetry logs of them: `flopledger report --by "
+                "day` with `ingests list`), or a discount the bill has and the overrides file lacks."
+            )
+        err_console.print(" ".join(said), highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_MISMATCH)
 
 

@@ -22,8 +22,11 @@ overrides file's discounts), as the vendor bills after its discounts.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
+import json
+import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -67,6 +70,7 @@ class VendorCost:
     model: str | None  # as the vendor names it; None where the report was not grouped by model
     catalog_model: str | None  # ``provider/model`` of the catalog, as events' ``price_model``
     where: str
+    itemised: bool = True  # False: an OpenAI result not grouped by line item (its kind unknown)
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class CostReports:
 
     costs: list[VendorCost]
     days: dict[str, set[dt.date]]
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -187,12 +192,12 @@ def _openai_cost(result: dict[str, Any], day: dt.date, path: Path, where: str) -
     if currency.lower() != "usd":
         raise _bad(path, where, f"currency {currency!r}: flopledger reconciles US dollars")
     line_item = str(result.get("line_item") or "")
-    kind = "web_search" if "web search" in line_item.lower() else "tokens"
     return VendorCost(
         provider="openai",
         day=day,
         amount_usd=_usd(str(amount["value"]), decimal.Decimal(1), path, where),
-        kind=kind,
+        kind=_openai_kind(line_item) if line_item else "tokens",
+        itemised=bool(line_item),
         project=result.get("project_id") or None,
         model=None,  # a line item ("gpt-4o, input"), not a model id flopledger can match
         catalog_model=None,
@@ -200,12 +205,29 @@ def _openai_cost(result: dict[str, Any], day: dt.date, path: Path, where: str) -
     )
 
 
+_TOKEN_LINE = re.compile(r",\s*(cached\s+)?(input|output)\b", re.IGNORECASE)
+"""An OpenAI token line item: ``gpt-4o-2024-08-06, input``, ``o3, cached input``, ``gpt-5, output``."""
+
+
+def _openai_kind(line_item: str) -> str:
+    """What an OpenAI line item charges for: tokens or web searches, which the ledger prices, or what
+    else (``audio input``, ``file search storage``, fine-tuning), set apart."""
+    lower = line_item.lower()
+    if "web search" in lower:
+        return "web_search"
+    if _TOKEN_LINE.search(line_item) and not any(w in lower for w in ("audio", "image")):
+        return "tokens"
+    return line_item.rpartition(",")[2].strip() or line_item
+
+
 def read_cost_reports(paths: Sequence[Path]) -> CostReports:
     """Every result of the cost report pages in ``paths`` (Anthropic's or OpenAI's, told apart by
     their buckets and results). A file that is not one, or a result that cannot be read, is one clear
-    error."""
-    costs: list[VendorCost] = []
-    days: dict[str, set[dt.date]] = defaultdict(set)
+    error. A day's bucket read twice (pulls that overlap) counts once: the same results are one, and
+    other results for the day replace the earlier ones (the later pull, in the order given), said in
+    ``notes``."""
+    buckets: dict[tuple[str, dt.date], tuple[Path, str, list[VendorCost]]] = {}
+    notes: list[str] = []
     for path in paths:
         if not path.is_file():
             raise InputError("no such file", path=str(path))
@@ -216,7 +238,7 @@ def read_cost_reports(paths: Sequence[Path]) -> CostReports:
                     raise _bad(path, at, "a bucket has no results list")
                 openai = "start_time" in bucket or bucket.get("object") == "bucket"
                 day = _day_of(bucket.get("start_time") if openai else bucket.get("starting_at"), path, at)
-                days["openai" if openai else "anthropic"].add(day)
+                costs = []
                 for r, result in enumerate(bucket["results"]):
                     where = f"{at}.results[{r}]"
                     vendor = _vendor_of(result) if isinstance(result, dict) else None
@@ -229,7 +251,20 @@ def read_cost_reports(paths: Sequence[Path]) -> CostReports:
                         )
                     make = _anthropic_cost if vendor == "anthropic" else _openai_cost
                     costs.append(make(result, day, path, where))
-    return CostReports(costs, dict(days))
+                provider = "openai" if openai else "anthropic"
+                same = json.dumps(sorted(json.dumps(r, sort_keys=True) for r in bucket["results"]))
+                earlier = buckets.get((provider, day))
+                if earlier is not None and earlier[1] != same:
+                    notes.append(
+                        f"{provider} {day} is in {earlier[0]} and again, with other costs, in {path}: "
+                        f"the later ({path}) is compared"
+                    )
+                buckets[(provider, day)] = (path, same, costs)
+    days: dict[str, set[dt.date]] = defaultdict(set)
+    for provider, day in buckets:
+        days[provider].add(day)
+    every = [c for _, _, costs in buckets.values() for c in costs]
+    return CostReports(every, dict(days), notes)
 
 
 _LEDGER_SQL = """
@@ -252,6 +287,7 @@ class Reconciliation:
     untracked_usd: dict[str, float]  # vendor costs of kinds the ledger does not price, by kind
     priority_usd: float  # the ledger's Anthropic priority-tier cost, which its cost report leaves out
     days: tuple[dt.date, dt.date]  # the first and last day the reports cover
+    notes: list[str] = dataclasses.field(default_factory=list)  # what the reader should know
 
     @property
     def mismatched(self) -> list[ReconcileRow]:
@@ -279,6 +315,29 @@ def reconcile(
         raise InputError("the cost reports have no buckets: pull a window of days")
     untracked: dict[str, float] = defaultdict(float)
     vendor: dict[tuple[Any, ...], float] = defaultdict(float)
+    notes = list(reports.notes)
+    if any(not c.itemised for c in reports.costs):
+        notes.append(
+            "OpenAI's costs are not grouped by line item, so all of them are compared as tokens (storage, "
+            "fine-tuning and credits too): pull them with group_by=line_item to set those apart"
+        )
+    if "project" in dims:
+        for provider, grouped in (
+            ("openai", "group_by=project_id"),
+            ("anthropic", "group_by[]=workspace_id"),
+        ):
+            of = [c for c in reports.costs if c.provider == provider]
+            if provider == "openai" and any(c.project is None for c in of):
+                bare = next(c for c in of if c.project is None)
+                raise InputError(
+                    f"{bare.where}: the result names no project, so --by project cannot match it; pull the "
+                    f"costs with {grouped}, or reconcile by day"
+                )
+            if of and all(c.project is None for c in of):
+                notes.append(
+                    f"no {provider} result names a workspace: if the report was not pulled with {grouped}, "
+                    "its whole bill is compared with the ledger's default workspace alone"
+                )
     for c in reports.costs:
         if c.kind not in TRACKED_KINDS:
             untracked[f"{c.provider} {c.kind}"] += c.amount_usd
@@ -321,7 +380,7 @@ def reconcile(
             )
         )
     every = [d for covered in reports.days.values() for d in covered]
-    return Reconciliation(rows, dict(untracked), priority, (min(every), max(every)))
+    return Reconciliation(rows, dict(untracked), priority, (min(every), max(every)), notes)
 
 
 def _model_of(c: VendorCost) -> str | None:

@@ -225,8 +225,30 @@ def get_format(name: str) -> InputFormat:
     return FORMATS[name]
 
 
-_COST_RESULT = re.compile(r'"organization\.costs\.result"|"cost_type"\s*:|"amount"\s*:\s*"-?[0-9]')
-"""A result of a vendor's cost report (OpenAI's costs, Anthropic's cost_report), not of usage."""
+_COST_PAGE = re.compile(
+    r'^\s*\[?\s*\{[^{}\[\]]*"data"\s*:\s*\[\s*\{[^\[\]]*?"results"\s*:\s*\[\s*\{[^{}]*?'
+    r'("organization\.costs\.result"|"cost_type"\s*:|"amount"\s*:\s*("-?[0-9]|\{))'
+)
+"""The head of a cost report page too long to decode whole: its first bucket's first result."""
+
+
+def _is_cost_report(head: str) -> bool:
+    """Whether the file's first page is a vendor's cost report (OpenAI's costs, Anthropic's
+    cost_report): buckets of results with amounts, not token counts."""
+    value = first_json_value(head)
+    page = value[0] if isinstance(value, list) and value else value
+    if isinstance(page, dict) and isinstance(page.get("data"), list):
+        for bucket in page["data"][:1]:
+            results = bucket.get("results") if isinstance(bucket, dict) else None
+            first = results[0] if isinstance(results, list) and results else None
+            if isinstance(first, dict):
+                return (
+                    first.get("object") == "organization.costs.result"
+                    or "cost_type" in first
+                    or isinstance(first.get("amount"), str | dict)
+                )
+        return False
+    return bool(_COST_PAGE.search(head[:20_000]))
 
 
 def detect_format(path: Path) -> InputFormat:
@@ -239,10 +261,11 @@ def detect_format(path: Path) -> InputFormat:
     if head_bytes.startswith(b"PAR1"):
         return FORMATS["parquet"]
     head = head_bytes.decode("utf-8", errors="replace").removeprefix("\ufeff")  # a byte-order mark
-    if '"results"' in head and _COST_RESULT.search(head):
+    if _is_cost_report(head):
         raise InputError(
             "this is a cost report (amounts billed, not tokens used): compare it with the ledger by "
-            "`flopledger reconcile FILE`, and ingest the usage report of the same days",
+            "`flopledger reconcile FILE`, and ingest the usage report of the same days (if it is usage "
+            "after all, name its format with --format)",
             path=str(path),
         )
     matches = [f for f in FORMATS.values() if f.sniff(path, head)]

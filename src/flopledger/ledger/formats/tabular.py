@@ -93,7 +93,7 @@ class TableFormat(InputFormat):
         columns: list[str],
         path: Path,
         canonical: str,
-        texts: dict[str, str] | None = None,
+        texts: dict[str, tuple[str, str]] | None = None,
     ) -> str:
         if source in columns:  # a column whose own name has a dot is that column, not a path
             return f"CAST(src.{_quote_ident(source)} AS VARCHAR)"
@@ -115,7 +115,7 @@ class TableFormat(InputFormat):
         top: str,
         fields: list[str],
         said: str,
-        texts: dict[str, str] | None = None,
+        texts: dict[str, tuple[str, str]] | None = None,
         canonical: str = "",
     ) -> str:
         """The text at ``top.fields...``: struct fields by name (each one checked, so a misspelt one is
@@ -135,7 +135,7 @@ class TableFormat(InputFormat):
                 where = "$" + "".join("." + json.dumps(f, ensure_ascii=False) for f in fields[i:])
                 if typ == "VARCHAR":  # text: JSON only where it is valid JSON
                     if texts is not None:
-                        texts.setdefault(expr, canonical)
+                        texts.setdefault(expr, (at, canonical))
                     value = f"json_extract_string({expr}, {sql_literal(where)})"
                     return f"CASE WHEN json_valid({expr}) THEN {value} END"
                 value = expr if typ == "JSON" else f"to_json({expr})"
@@ -162,7 +162,7 @@ class TableFormat(InputFormat):
         """Read the file (into temp table ``table`` where rows need numbering) and map its columns."""
         columns = self.source_columns(con, path)
         searches = self._nested_searches(con, path, mapping, fixed, columns)
-        texts: dict[str, str] = {}  # columns of JSON text a --map reads: SQL -> canonical column
+        texts: dict[str, tuple[str, str]] = {}  # JSON text a --map reads: SQL -> (its path, canonical)
         exprs = []
         for canonical in STAGE_COLUMNS:
             if canonical in fixed:
@@ -208,28 +208,24 @@ class TableFormat(InputFormat):
         return f"coalesce({', '.join(found)})" if found else None
 
 
-def _json_text_verdict(texts: Mapping[str, str]) -> str:
-    """A row's verdict where a --map reads a path into a column of JSON text: the first such column
-    that holds text that is not valid JSON quarantines the row, under the column it was read for."""
+def _json_text_verdict(texts: Mapping[str, tuple[str, str]]) -> str:
+    """A row's verdict where a --map reads a path into text of JSON: the first such text that is not
+    valid JSON (blank text is no value) quarantines the row, under the column it was read for."""
     if not texts:
         return _NO_PARSER_VERDICT
     bad = [
-        (f"{sql} IS NOT NULL AND NOT json_valid({sql})", sql, canonical) for sql, canonical in texts.items()
+        (
+            f"trim({sql}) <> '' AND NOT json_valid({sql})",
+            f"{at} is not valid JSON, so {canonical} cannot be read from it",
+            canonical,
+        )
+        for sql, (at, canonical) in texts.items()
     ]
-    said = {
-        sql: f"{_column_name(sql)} is not valid JSON, so {canonical} cannot be read from it"
-        for _, sql, canonical in bad
-    }
-    reason = " ".join(f"WHEN {test} THEN {sql_literal(said[sql])}" for test, sql, _ in bad)
+    reason = " ".join(f"WHEN {test} THEN {sql_literal(said)}" for test, said, _ in bad)
     field = " ".join(f"WHEN {test} THEN {sql_literal(canonical)}" for test, _, canonical in bad)
     return (
         f"CAST(NULL AS VARCHAR) AS _source_id, CASE {reason} END AS _error, CASE {field} END AS _error_field"
     )
-
-
-def _column_name(sql: str) -> str:
-    """``src."usage"`` -> ``usage``."""
-    return sql.removeprefix("src.").strip('"').replace('""', '"')
 
 
 def _check_required(
@@ -551,7 +547,7 @@ class Jsonl(TableFormat):
         columns: list[str],
         path: Path,
         canonical: str,
-        texts: dict[str, str] | None = None,
+        texts: dict[str, tuple[str, str]] | None = None,
     ) -> str:
         if source.split(".")[0] not in columns:
             known = ", ".join(columns[:30])
