@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from typer.testing import CliRunner
 from flopledger.cli import app
 from flopledger.errors import InputError
 from flopledger.ledger.ingest import ingest_files
-from flopledger.ledger.reconcile import read_cost_reports
+from flopledger.ledger.reconcile import ReconcileRow, read_cost_reports
 from flopledger.ledger.store import open_ledger
 
 HERE = Path(__file__).resolve().parent
@@ -63,6 +64,10 @@ def test_each_day_of_the_bill_against_the_ledger(ledger: Path) -> None:
         ("openai", "2026-03-03", pytest.approx(1.9369), pytest.approx(1.5369), -0.4, "ledger short"),
     ]
     assert rows[1]["difference_pct"] == -22.43
+    # a float sum's noise is no difference, and never reads -0
+    noise = ReconcileRow((("provider", "openai"),), 0.1 + 0.2, 0.3, 0, "matches").as_row()
+    assert noise["difference_usd"] == 0 and math.copysign(1, noise["difference_usd"]) == 1
+    assert math.copysign(1, noise["difference_pct"]) == 1
     assert code == 2  # a group differs: cron can tell
     assert "the bill's anthropic code_execution costs ($0.50) are left out" in said
     assert "Anthropic priority-tier cost ($0.02) is left out" in said

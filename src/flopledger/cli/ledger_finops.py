@@ -279,7 +279,7 @@ def reconcile(
     Exit code 2 when any group differs by more than the tolerance (or a cent), 0 when all match.
     """
     from flopledger.ledger.formats.base import report_pages, unfetched_pages
-    from flopledger.ledger.reconcile import read_cost_reports
+    from flopledger.ledger.reconcile import read_cost_reports, rounded
     from flopledger.ledger.reconcile import reconcile as run_reconcile
     from flopledger.ledger.store import open_ledger
 
@@ -305,8 +305,8 @@ def reconcile(
             "provider": "total",
             "vendor_usd": bill,
             "ledger_usd": cost,
-            "difference_usd": cost - bill,
-            "difference_pct": round(100 * (cost - bill) / bill, 2) if bill else None,
+            "difference_usd": rounded(cost - bill, 6),
+            "difference_pct": rounded(100 * (cost - bill) / bill, 2) if bill else None,
             "unpriced_tokens": sum(r.unpriced_tokens for r in result.rows),
             "status": f"{len(result.rows) - len(result.mismatched)} of {len(result.rows)} match",
         }

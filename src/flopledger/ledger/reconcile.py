@@ -46,6 +46,7 @@ __all__ = [
     "VendorCost",
     "read_cost_reports",
     "reconcile",
+    "rounded",
 ]
 
 RECONCILE_DIMENSIONS: tuple[str, ...] = ("day", "project", "model")
@@ -101,13 +102,18 @@ class ReconcileRow:
         diff = self.difference_usd
         return {
             **dict(self.group),
-            "vendor_usd": round(self.vendor_usd, 6),
-            "ledger_usd": round(self.ledger_usd, 6),
-            "difference_usd": round(diff, 6),
-            "difference_pct": round(100 * diff / self.vendor_usd, 2) if self.vendor_usd else None,
+            "vendor_usd": rounded(self.vendor_usd, 6),
+            "ledger_usd": rounded(self.ledger_usd, 6),
+            "difference_usd": rounded(diff, 6),
+            "difference_pct": rounded(100 * diff / self.vendor_usd, 2) if self.vendor_usd else None,
             "unpriced_tokens": self.unpriced_tokens,
             "status": self.status,
         }
+
+
+def rounded(value: float, places: int) -> float:
+    """``value`` to ``places`` decimals, a zero never negative (a float sum's -1e-9 reads 0, not -0)."""
+    return round(value, places) + 0.0
 
 
 def _bad(path: Path, where: str, said: str) -> InputError:
