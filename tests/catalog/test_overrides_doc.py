@@ -26,8 +26,11 @@ def _example(tmp_path: Path) -> Path:
 
 def test_the_documented_example_parses_as_documented(tmp_path: Path) -> None:
     overrides = load_overrides(_example(tmp_path), required=True)
-    (discount,) = overrides.discounts
+    discount, tiered = overrides.discounts
     assert (discount.provider, discount.model, discount.percent) == ("anthropic", "claude-sonnet-4*", 12.5)
+    assert (tiered.provider, tiered.service_tier, tiered.percent) == ("openai", ("batch", "flex"), 5.0)
+    by_tier = {r.variant: r.discount_pct for r in catalog_rows("openai", "gpt-5", overrides)}
+    assert by_tier == {"standard": 0.0, "batch": 5.0, "priority": 0.0, "flex": 5.0}
     key = overrides.private_key("internal", " llama-3.1-70b-selfhosted ")  # names are trimmed
     assert key is not None
     rows = catalog_rows(*key, overrides)
@@ -58,6 +61,16 @@ def test_the_documented_rules_hold(tmp_path: Path) -> None:
     path.write_text('[[model]]\nmodel = "house"\ninput_usd_per_mtok = 2.0\noutput_usd = 4.0\n')
     with pytest.raises(ConfigError, match=r"unknown key 'model\.0\.output_usd'; docs/prices\.md lists"):
         load_overrides(path)  # named, though the output_usd_per_mtok it was meant as is missing too
+    path.write_text('[[discount]]\npercent = 10\nservice_tier = "bulk"\n')
+    with pytest.raises(
+        ConfigError, match="service_tier 'bulk' is not one of standard, batch, priority, flex"
+    ):
+        load_overrides(path)
+    # the tiers are the ledger's
+    from flopledger.catalog.overrides import _SERVICE_TIERS
+    from flopledger.ledger.schema import SERVICE_TIERS
+
+    assert _SERVICE_TIERS == SERVICE_TIERS
     path.write_text("[[discount]]\npercent = 10\nvalid_from = 2026-05-01\nvalid_to = 2026-01-01\n")
     with pytest.raises(ConfigError) as raised:
         load_overrides(path)

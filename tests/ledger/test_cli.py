@@ -1355,3 +1355,24 @@ def test_a_quarantine_an_older_flopledger_wrote_is_listed_then_upgraded(tmp_path
     # which file it came from was not recorded: it stays open
     rows = json.loads(run("quarantine", "list", "--db", str(db), "-f", "json"))
     assert [r["state"] for r in rows] == ["open"]
+
+
+def test_a_discount_for_one_service_tier_prices_that_tier_alone(tmp_path: Path) -> None:
+    from flopledger.ledger.store import open_ledger
+
+    src = tmp_path / "u.csv"
+    src.write_text(
+        "ts,model,provider,service_tier,input_tokens\n"
+        "2026-03-02T10:00:00Z,gpt-5,openai,standard,1000000\n"
+        "2026-03-02T10:01:00Z,gpt-5,openai,batch,1000000\n",
+        encoding="utf-8",
+    )
+    overrides = tmp_path / "p.toml"
+    overrides.write_text('[[discount]]\nprovider = "openai"\nservice_tier = "batch"\npercent = 20\n')
+    db = tmp_path / "l.duckdb"
+    run("ingest", str(src), "--db", str(db), "--overrides", str(overrides))
+    con = open_ledger(db, read_only=True)
+    got = con.execute("SELECT service_tier, cost_usd, list_cost_usd FROM events ORDER BY 1").fetchall()
+    con.close()
+    # gpt-5: $1.25 per million in, batch at half of it; 20% off the batch request only
+    assert got == [("batch", pytest.approx(0.5), pytest.approx(0.625)), ("standard", 1.25, 1.25)]

@@ -6,6 +6,7 @@ Example ``flopledger-prices.toml``::
     provider = "anthropic"          # catalog provider id (optional)
     model = "claude-sonnet-4*"      # glob over the catalog model id (optional: every model)
     percent = 12.5
+    service_tier = ["standard", "priority"]   # optional: the tiers it applies to (default: every one)
     valid_from = 2026-01-01         # optional, inclusive
     valid_to = 2027-01-01           # optional, exclusive
 
@@ -71,15 +72,36 @@ def _provider_id(value: str | None) -> str | None:
     return trimmed_name(value).lower() or None if value is not None else None
 
 
+_SERVICE_TIERS = ("standard", "batch", "priority", "flex")  # as flopledger.ledger.schema names them
+
+
 class _Discount(BaseModel):
     model_config = ConfigDict(extra="forbid")
     provider: str | None = None
     model: str = "*"
     percent: float = Field(ge=0, le=100)
+    service_tier: tuple[str, ...] | None = None  # the tiers it applies to (absent: every tier)
     valid_from: dt.date | dt.datetime | None = None
     valid_to: dt.date | dt.datetime | None = None
 
     _provider = field_validator("provider")(_provider_id)
+
+    @field_validator("service_tier", mode="before")
+    @classmethod
+    def _tiers(cls, value: Any) -> tuple[str, ...] | None:
+        """One tier or a list of them, each one flopledger knows."""
+        if value is None:
+            return None
+        tiers = [value] if isinstance(value, str) else value
+        if not isinstance(tiers, list | tuple) or not tiers:
+            raise ValueError("service_tier is a tier or a list of tiers: standard, batch, priority, flex")
+        out = []
+        for tier in tiers:
+            name = trimmed_name(str(tier)).lower()
+            if name not in _SERVICE_TIERS:
+                raise ValueError(f"service_tier {tier!r} is not one of {', '.join(_SERVICE_TIERS)}")
+            out.append(name)
+        return tuple(out)
 
 
 class _PrivateModel(BaseModel):
@@ -158,7 +180,7 @@ class PriceOverrides:
             cache_read = m.cache_read_usd_per_mtok
             write_5m = m.cache_write_5m_usd_per_mtok
             write_1h = m.cache_write_1h_usd_per_mtok
-            for variant in ("standard", "batch", "priority", "flex"):
+            for variant in _SERVICE_TIERS:
                 rows.append(
                     PriceRow(
                         provider_id=provider_id,
@@ -197,16 +219,19 @@ class PriceOverrides:
         return unmatched
 
     def discount_windows(
-        self, provider_id: str, model_id: str
+        self, provider_id: str, model_id: str, service_tier: str | None = None
     ) -> list[tuple[dt.datetime, dt.datetime, float]]:
-        """Consecutive windows covering all time, each with the discount in force (0 where none).
+        """Consecutive windows covering all time, each with the discount in force (0 where none), for
+        one service tier (None: the discounts that name no tier).
 
         Where two discounts overlap, the later entry in the file wins.
         """
         applicable = [
             d
             for d in self.discounts
-            if (d.provider is None or d.provider == provider_id) and fnmatch.fnmatchcase(model_id, d.model)
+            if (d.provider is None or d.provider == provider_id)
+            and fnmatch.fnmatchcase(model_id, d.model)
+            and (d.service_tier is None or service_tier in d.service_tier)
         ]
         cuts = {_PAST, _FUTURE}
         for d in applicable:

@@ -544,7 +544,7 @@ def catalog_rows(provider_id: str, model_id: str, overrides: PriceOverrides | No
         return rows
     out: list[PriceRow] = []
     for row in rows:
-        for start, end, pct in overrides.discount_windows(row.provider_id, row.model_id):
+        for start, end, pct in overrides.discount_windows(row.provider_id, row.model_id, row.variant):
             lo, hi = max(row.valid_from, start), min(row.valid_to, end)
             if lo < hi:
                 out.append(replace(row, valid_from=lo, valid_to=hi, discount_pct=pct))
