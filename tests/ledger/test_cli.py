@@ -1376,3 +1376,28 @@ def test_a_discount_for_one_service_tier_prices_that_tier_alone(tmp_path: Path) 
     con.close()
     # gpt-5: $1.25 per million in, batch at half of it; 20% off the batch request only
     assert got == [("batch", pytest.approx(0.5), pytest.approx(0.625)), ("standard", 1.25, 1.25)]
+
+
+def test_a_report_by_service_tier_splits_the_bill_by_tier(tmp_path: Path) -> None:
+    src = tmp_path / "u.csv"
+    src.write_text(
+        "ts,model,provider,service_tier,input_tokens\n"
+        "2026-03-02T10:00:00Z,gpt-5,openai,standard,1000000\n"
+        "2026-03-02T10:01:00Z,gpt-5,openai,batch,1000000\n"
+        "2026-03-02T10:02:00Z,gpt-5,openai,,2000000\n",
+        encoding="utf-8",
+    )
+    db = str(tmp_path / "l.duckdb")
+    run("ingest", str(src), "--db", db)
+    rows = json.loads(run("report", "--db", db, "--by", "provider,service_tier", "-f", "json"))
+    # a row that names no tier is standard, as it is priced: gpt-5 at $1.25 per million in, batch half
+    assert [(r["service_tier"], r["input_tokens"], r["cost_usd"]) for r in rows] == [
+        ("standard", 3_000_000, pytest.approx(3.75)),
+        ("batch", 1_000_000, pytest.approx(0.625)),
+    ]
+    typo = CliRunner().invoke(app, ["report", "--db", db, "--by", "tier"])
+    assert (
+        typo.exit_code != 0
+        and "did you mean" in str(typo.exception)
+        and "service_tier" in str(typo.exception)
+    )

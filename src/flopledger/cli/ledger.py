@@ -312,7 +312,9 @@ def report(
     by: Annotated[
         str | None,
         typer.Option(
-            "--by", help="team, user, model, provider, project, api_key, org, day, hour (default: team)."
+            "--by",
+            help="team, user, model, provider, project, api_key, org, service_tier, day, hour "
+            "(default: team).",
         ),
     ] = None,
     since: SinceOption = None,

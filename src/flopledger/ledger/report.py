@@ -29,6 +29,7 @@ from flopledger.ledger.schema import (
 from flopledger.ledger.spark import Engine, events_table
 
 __all__ = [
+    "REPORT_DIMENSIONS",
     "HeadlineView",
     "headline",
     "ledger_span",
@@ -40,14 +41,19 @@ __all__ = [
 ]
 
 
+REPORT_DIMENSIONS: tuple[str, ...] = (*DIMENSIONS, "service_tier")
+"""What a report can group by: the ledger's dimensions, and the service tier (standard, batch,
+priority, flex: how much of the bill each buys)."""
+
+
 def parse_dimensions(by: str | Sequence[str]) -> list[str]:
     """``"team,model"`` -> ``["team", "model"]``; an unknown name suggests the closest one."""
     names = [d.strip() for d in (by.split(",") if isinstance(by, str) else by) if d.strip()]
     if not names:
         raise InputError("--by needs at least one dimension", field="--by")
     for name in names:
-        if name not in DIMENSIONS:
-            raise UnknownNameError("report dimension", name, list(DIMENSIONS))
+        if name not in REPORT_DIMENSIONS:
+            raise UnknownNameError("report dimension", name, list(REPORT_DIMENSIONS))
     if len(set(names)) != len(names):
         raise InputError(f"--by names a dimension twice: {','.join(names)}", field="--by")
     return names
@@ -87,6 +93,8 @@ def _dimension_expr(t: ir.Table, name: str) -> ir.Value:
         return t.ts.truncate("D").cast("date").name("day")
     if name == "hour":
         return t.ts.truncate("h").name("hour")
+    if name == "service_tier":  # a row that says none is standard, as it is priced
+        return t.service_tier.fill_null("standard").name(name)
     return t[name].name(name)
 
 
