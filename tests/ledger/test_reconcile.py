@@ -94,6 +94,16 @@ def test_by_project_and_model_find_what_is_missing(ledger: Path) -> None:
     assert by_model[0]["vendor_usd"] == pytest.approx(0.15)  # 15 searches at $10 per 1,000
     code, _, said = _reconcile(ledger, str(OPENAI), "--by", "model")
     assert code != 0 and "OpenAI's costs name line items, not models" in said
+    # by service tier: batch and flex billed as priced, the gap in standard
+    _, by_tier, _ = _reconcile(ledger, str(ANTHROPIC), "--by", "service_tier")
+    assert [(r["service_tier"], r["status"]) for r in by_tier] == [
+        ("(web searches)", "matches"),
+        ("batch", "matches"),
+        ("flex", "matches"),
+        ("standard", "ledger short"),
+    ]
+    code, _, said = _reconcile(ledger, str(OPENAI), "--by", "service_tier")
+    assert code != 0 and "OpenAI's costs name no service tier" in said
 
 
 def test_a_bill_within_the_tolerance_matches_and_exits_0(ledger: Path) -> None:

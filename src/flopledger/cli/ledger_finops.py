@@ -265,7 +265,8 @@ def reconcile(
         list[Path], typer.Argument(help="Cost report pages: Anthropic's cost_report, OpenAI's costs.")
     ],
     by: Annotated[
-        str, typer.Option("--by", help="day, project, model (comma-separated; provider always).")
+        str,
+        typer.Option("--by", help="day, project, model, service_tier (comma-separated; provider always)."),
     ] = "day",
     tolerance_pct: Annotated[
         float, typer.Option("--tolerance-pct", min=0, help="A group matches within this % of its bill.")

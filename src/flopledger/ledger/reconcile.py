@@ -36,7 +36,7 @@ from typing import Any
 import duckdb
 
 from flopledger.errors import InputError
-from flopledger.ledger.formats.base import JsonLineError, iter_json_documents
+from flopledger.ledger.formats.base import JsonLineError, canonical_tier, iter_json_documents
 
 __all__ = [
     "RECONCILE_DIMENSIONS",
@@ -49,7 +49,7 @@ __all__ = [
     "rounded",
 ]
 
-RECONCILE_DIMENSIONS: tuple[str, ...] = ("day", "project", "model")
+RECONCILE_DIMENSIONS: tuple[str, ...] = ("day", "project", "model", "service_tier")
 """What a reconciliation can be grouped by (``provider`` always is)."""
 
 WEB_SEARCHES = "(web searches)"
@@ -72,6 +72,7 @@ class VendorCost:
     catalog_model: str | None  # ``provider/model`` of the catalog, as events' ``price_model``
     where: str
     itemised: bool = True  # False: an OpenAI result not grouped by line item (its kind unknown)
+    service_tier: str | None = None  # where the report says it (Anthropic's, grouped by description)
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ def _anthropic_cost(result: dict[str, Any], day: dt.date, path: Path, where: str
         model=str(model) if model else None,
         catalog_model="/".join(found) if found else None,
         where=f"{path}: {where}",
+        service_tier=canonical_tier(result["service_tier"]) if result.get("service_tier") else None,
     )
 
 
@@ -275,7 +277,7 @@ def read_cost_reports(paths: Sequence[Path]) -> CostReports:
 
 _LEDGER_SQL = """
 SELECT provider, CAST(ts AS DATE) AS day, project, price_model, model,
-       coalesce(service_tier, 'standard') = 'priority' AS priority,
+       coalesce(service_tier, 'standard') AS tier,
        sum(coalesce(cost_usd, 0)) AS cost_usd, sum(coalesce(web_search_cost_usd, 0)) AS web_usd,
        sum(CASE WHEN priced THEN 0 ELSE input_tokens + cache_read_tokens + cache_write_5m_tokens
            + cache_write_1h_tokens + output_tokens END) AS unpriced_tokens
@@ -348,6 +350,15 @@ def reconcile(
         if c.kind not in TRACKED_KINDS:
             untracked[f"{c.provider} {c.kind}"] += c.amount_usd
             continue
+        if "service_tier" in dims and c.kind == "tokens" and c.service_tier is None:
+            hint = (
+                "pull it with group_by[]=description"
+                if c.provider == "anthropic"
+                else "OpenAI's costs name no service tier: reconcile them by day or project"
+            )
+            raise InputError(
+                f"{c.where}: the result names no service tier, so --by service_tier cannot match it; {hint}"
+            )
         if "model" in dims and c.kind == "tokens" and c.model is None:
             hint = (
                 "pull it with group_by[]=description"
@@ -355,21 +366,32 @@ def reconcile(
                 else "OpenAI's costs name line items, not models: reconcile by day or project"
             )
             raise InputError(f"{c.where}: the result names no model, so --by model cannot match it; {hint}")
-        model = WEB_SEARCHES if c.kind == "web_search" and "model" in dims else _model_of(c)
-        vendor[_key(dims, c.provider, c.day, c.project, model)] += c.amount_usd
+        searches = c.kind == "web_search"  # a bill names no model or tier for its web searches
+        model = WEB_SEARCHES if searches and "model" in dims else _model_of(c)
+        tier = WEB_SEARCHES if searches and "service_tier" in dims else c.service_tier
+        vendor[_key(dims, c.provider, c.day, c.project, model, tier)] += c.amount_usd
     ledger: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0.0, 0.0])
     priority = 0.0
     for provider, covered in reports.days.items():
         for row in con.execute(_LEDGER_SQL, [provider, min(covered), max(covered)]).fetchall():
-            _, day, project, price_model, model, is_priority, cost, web, unpriced = row
+            _, day, project, price_model, model, tier, cost, web, unpriced = row
             if day not in covered:  # a day between two reports' windows: not on them
                 continue
-            if provider == "anthropic" and is_priority:  # not in Anthropic's cost report
+            if provider == "anthropic" and tier == "priority":  # not in Anthropic's cost report
                 priority += float(cost or 0)
                 continue
-            key = _key(dims, provider, day, project, price_model or f"{provider}/{model}")
-            if "model" in dims and web:  # the bill names no model for its web searches
-                ledger[_key(dims, provider, day, project, WEB_SEARCHES)][0] += float(web)
+            catalog = price_model or f"{provider}/{model}"
+            key = _key(dims, provider, day, project, catalog, tier)
+            if web and ("model" in dims or "service_tier" in dims):  # a group of their own on the bill
+                apart = _key(
+                    dims,
+                    provider,
+                    day,
+                    project,
+                    WEB_SEARCHES if "model" in dims else catalog,
+                    WEB_SEARCHES if "service_tier" in dims else tier,
+                )
+                ledger[apart][0] += float(web)
                 cost = float(cost or 0) - float(web)
             ledger[key][0] += float(cost or 0)
             ledger[key][1] += float(unpriced or 0)
@@ -393,8 +415,10 @@ def _model_of(c: VendorCost) -> str | None:
     return c.catalog_model or (f"{c.provider}/{c.model}" if c.model else None)
 
 
-def _key(dims: Sequence[str], provider: str, day: dt.date, project: Any, model: Any) -> tuple[Any, ...]:
-    values = {"day": day, "project": project, "model": model}
+def _key(
+    dims: Sequence[str], provider: str, day: dt.date, project: Any, model: Any, tier: Any = None
+) -> tuple[Any, ...]:
+    values = {"day": day, "project": project, "model": model, "service_tier": tier}
     return (provider, *(values[d] for d in dims))
 
 
