@@ -256,6 +256,24 @@ def export(
         )
 
 
+_GAP_CAUSES = (
+    (
+        "short of",
+        -1,
+        "usage not ingested (see `flopledger report --by day`), unpriced usage (`flopledger prices "
+        "missing`), or prices below the bill's.",
+    ),
+    (
+        "over",
+        1,
+        "the same calls ingested twice (a usage report and a gateway's or OpenTelemetry logs of them: "
+        "`flopledger report --by day` with `ingests list`), or a discount the bill has and the overrides "
+        "file lacks.",
+    ),
+)
+"""What leaves the ledger short of a vendor's bill, or over it: the side, the sign of the ledger's
+difference on that side, and the causes to look at."""
+
 EXIT_MISMATCH = 2
 """``reconcile``'s exit code when a group's ledger cost and bill differ beyond the tolerance."""
 
@@ -279,13 +297,12 @@ def reconcile(
 
     Exit code 2 when any group differs by more than the tolerance (or a cent), 0 when all match.
     """
-    from flopledger.ledger.formats.base import report_pages, unfetched_pages
     from flopledger.ledger.reconcile import read_cost_reports, rounded
     from flopledger.ledger.reconcile import reconcile as run_reconcile
     from flopledger.ledger.store import open_ledger
 
     reports = read_cost_reports(files)
-    for path, page in unfetched_pages({p: report_pages(p) for p in files}).items():
+    for path, page in reports.unfetched.items():
         cursor = f" (next_page {page.next_page})" if page.next_page else ""
         err_console.print(
             f"[bold yellow]warning:[/] {escape(str(path))}: its last page says more pages follow{cursor} "
@@ -331,23 +348,11 @@ def reconcile(
             soft_wrap=True,
         )
     if result.mismatched:
-        short = [r for r in result.mismatched if r.ledger_usd < r.vendor_usd]
-        over = [r for r in result.mismatched if r.ledger_usd > r.vendor_usd]
         said = [f"[bold yellow]{len(result.mismatched)} of {len(result.rows)} group(s) differ.[/]"]
-        if short:
-            gap = sum(r.vendor_usd - r.ledger_usd for r in short)
-            said.append(
-                f"The ledger is ${gap:,.2f} short of the bill in {len(short)}: usage not ingested (see "
-                "`flopledger report --by day`), unpriced usage (`flopledger prices missing`), or prices "
-                "below the bill's."
-            )
-        if over:
-            gap = sum(r.ledger_usd - r.vendor_usd for r in over)
-            said.append(
-                f"The ledger is ${gap:,.2f} over the bill in {len(over)}: the same calls ingested twice "
-                "(a usage report and a gateway's or OpenTelemetry logs of them: `flopledger report --by "
-                "day` with `ingests list`), or a discount the bill has and the overrides file lacks."
-            )
+        for side, sign, causes in _GAP_CAUSES:
+            gaps = [sign * r.difference_usd for r in result.mismatched if sign * r.difference_usd > 0]
+            if gaps:
+                said.append(f"The ledger is ${sum(gaps):,.2f} {side} the bill in {len(gaps)}: {causes}")
         err_console.print(" ".join(said), highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_MISMATCH)
 

@@ -36,7 +36,14 @@ from typing import Any
 import duckdb
 
 from flopledger.errors import InputError
-from flopledger.ledger.formats.base import JsonLineError, canonical_tier, iter_json_documents
+from flopledger.ledger.formats.base import (
+    JsonLineError,
+    ReportPage,
+    canonical_tier,
+    iter_json_documents,
+    report_page,
+    unfetched_pages,
+)
 
 __all__ = [
     "RECONCILE_DIMENSIONS",
@@ -83,6 +90,7 @@ class CostReports:
     costs: list[VendorCost]
     days: dict[str, set[dt.date]]
     notes: list[str] = dataclasses.field(default_factory=list)
+    unfetched: dict[Path, ReportPage] = dataclasses.field(default_factory=dict)  # files short of pages
 
 
 @dataclass(frozen=True)
@@ -233,13 +241,17 @@ def read_cost_reports(paths: Sequence[Path]) -> CostReports:
     their buckets and results). A file that is not one, or a result that cannot be read, is one clear
     error. A day's bucket read twice (pulls that overlap) counts once: the same results are one, and
     other results for the day replace the earlier ones (the later pull, in the order given), said in
-    ``notes``."""
+    ``notes``. A file whose last page says more follow, and no file given has them, is in
+    ``unfetched``."""
     buckets: dict[tuple[str, dt.date], tuple[Path, str, list[VendorCost]]] = {}
     notes: list[str] = []
+    pages: dict[Path, list[ReportPage]] = {}
     for path in paths:
         if not path.is_file():
             raise InputError("no such file", path=str(path))
+        pages[path] = []
         for page_at, page in _pages(path):
+            pages[path].append(report_page(page))
             for b, bucket in enumerate(page["data"]):
                 at = f"{page_at + ' ' if page_at else ''}data[{b}]"
                 if not isinstance(bucket, dict) or not isinstance(bucket.get("results"), list):
@@ -272,7 +284,7 @@ def read_cost_reports(paths: Sequence[Path]) -> CostReports:
     for provider, day in buckets:
         days[provider].add(day)
     every = [c for _, _, costs in buckets.values() for c in costs]
-    return CostReports(every, dict(days), notes)
+    return CostReports(every, dict(days), notes, unfetched_pages(pages))
 
 
 _LEDGER_SQL = """

@@ -499,27 +499,27 @@ class ReportPage:
     last_start: str | int | None  # its latest bucket's start (ISO text or Unix seconds)
 
 
+def report_page(page: Mapping[str, Any]) -> ReportPage:
+    """What one page of a paged report (usage or cost) says of the pages after it."""
+    buckets = page.get("data")
+    starts: list[Any] = [
+        b.get("starting_at", b.get("start_time"))
+        for b in (buckets if isinstance(buckets, list) else ())
+        if isinstance(b, dict) and isinstance(b.get("starting_at", b.get("start_time")), (str, int))
+    ]
+    same = [v for v in starts if type(v) is type(starts[0])]  # one vendor's kind of time
+    cursor = page.get("next_page")
+    return ReportPage(page.get("has_more") is True, str(cursor) if cursor else None, max(same, default=None))
+
+
 def report_pages(path: Path) -> list[ReportPage]:
     """The pages of a usage-report file (one, a list, or one per line), in the file's order."""
-    pages: list[ReportPage] = []
-    for _, doc in iter_json_documents(path):
-        for page in doc if isinstance(doc, list) else [doc]:
-            if not isinstance(page, dict):
-                continue
-            buckets = page.get("data")
-            starts: list[Any] = [
-                b.get("starting_at", b.get("start_time"))
-                for b in (buckets if isinstance(buckets, list) else ())
-                if isinstance(b, dict) and isinstance(b.get("starting_at", b.get("start_time")), (str, int))
-            ]
-            same = [v for v in starts if type(v) is type(starts[0])]  # one vendor's kind of time
-            cursor = page.get("next_page")
-            pages.append(
-                ReportPage(
-                    page.get("has_more") is True, str(cursor) if cursor else None, max(same, default=None)
-                )
-            )
-    return pages
+    return [
+        report_page(page)
+        for _, doc in iter_json_documents(path)
+        for page in (doc if isinstance(doc, list) else [doc])
+        if isinstance(page, dict)
+    ]
 
 
 def unfetched_pages(files: Mapping[Path, list[ReportPage]]) -> dict[Path, ReportPage]:
