@@ -1274,17 +1274,23 @@ def test_a_bad_record_read_again_on_a_shared_line_stays_open(tmp_path: Path) -> 
     assert [(r["source_line"], r["state"]) for r in rows] == [(1, "open")]
 
 
-def test_a_report_table_ends_with_its_total_and_json_and_csv_are_the_groups_alone(tmp_path: Path) -> None:
+def _ingested(tmp_path: Path, rows: str, *flags: str) -> str:
+    """A ledger holding the CSV ``rows`` (header first), ingested with ``flags``; its path."""
     src = tmp_path / "u.csv"
-    src.write_text(
+    src.write_text(rows, encoding="utf-8")
+    db = str(tmp_path / "l.duckdb")
+    run("ingest", str(src), "--db", db, *flags)
+    return db
+
+
+def test_a_report_table_ends_with_its_total_and_json_and_csv_are_the_groups_alone(tmp_path: Path) -> None:
+    db = _ingested(
+        tmp_path,
         "ts,model,provider,team,user,input_tokens,output_tokens\n"
         "2026-03-02T10:00:00Z,gpt-5,openai,web,ana,1000000,0\n"
         "2026-03-02T11:00:00Z,gpt-5,openai,web,bo,0,100000\n"
         "2026-03-02T11:30:00Z,gpt-5,openai,core,bo,2000000,0\n",
-        encoding="utf-8",
     )
-    db = str(tmp_path / "l.duckdb")
-    run("ingest", str(src), "--db", db)
 
     def total_row(*flags: str) -> list[str]:
         out = run("report", "--db", db, *flags)
@@ -1360,17 +1366,16 @@ def test_a_quarantine_an_older_flopledger_wrote_is_listed_then_upgraded(tmp_path
 def test_a_discount_for_one_service_tier_prices_that_tier_alone(tmp_path: Path) -> None:
     from flopledger.ledger.store import open_ledger
 
-    src = tmp_path / "u.csv"
-    src.write_text(
+    overrides = tmp_path / "p.toml"
+    overrides.write_text('[[discount]]\nprovider = "openai"\nservice_tier = "batch"\npercent = 20\n')
+    db = _ingested(
+        tmp_path,
         "ts,model,provider,service_tier,input_tokens\n"
         "2026-03-02T10:00:00Z,gpt-5,openai,standard,1000000\n"
         "2026-03-02T10:01:00Z,gpt-5,openai,batch,1000000\n",
-        encoding="utf-8",
+        "--overrides",
+        str(overrides),
     )
-    overrides = tmp_path / "p.toml"
-    overrides.write_text('[[discount]]\nprovider = "openai"\nservice_tier = "batch"\npercent = 20\n')
-    db = tmp_path / "l.duckdb"
-    run("ingest", str(src), "--db", str(db), "--overrides", str(overrides))
     con = open_ledger(db, read_only=True)
     got = con.execute("SELECT service_tier, cost_usd, list_cost_usd FROM events ORDER BY 1").fetchall()
     con.close()
@@ -1379,16 +1384,13 @@ def test_a_discount_for_one_service_tier_prices_that_tier_alone(tmp_path: Path) 
 
 
 def test_a_report_by_service_tier_splits_the_bill_by_tier(tmp_path: Path) -> None:
-    src = tmp_path / "u.csv"
-    src.write_text(
+    db = _ingested(
+        tmp_path,
         "ts,model,provider,service_tier,input_tokens\n"
         "2026-03-02T10:00:00Z,gpt-5,openai,standard,1000000\n"
         "2026-03-02T10:01:00Z,gpt-5,openai,batch,1000000\n"
         "2026-03-02T10:02:00Z,gpt-5,openai,,2000000\n",
-        encoding="utf-8",
     )
-    db = str(tmp_path / "l.duckdb")
-    run("ingest", str(src), "--db", db)
     rows = json.loads(run("report", "--db", db, "--by", "provider,service_tier", "-f", "json"))
     # a row that names no tier is standard, as it is priced: gpt-5 at $1.25 per million in, batch half
     assert [(r["service_tier"], r["input_tokens"], r["cost_usd"]) for r in rows] == [

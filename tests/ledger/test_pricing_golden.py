@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,25 +75,30 @@ _MODELS = [
 _counts = st.integers(min_value=0, max_value=400_000)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def _events(since: dt.datetime, **more: st.SearchStrategy[Any]) -> st.SearchStrategy[list[dict[str, Any]]]:
+    """Lists of events of :data:`_MODELS` from ``since`` to the end of November 2026, with ``more``
+    fields beside the token counts."""
+    fields: dict[str, st.SearchStrategy[Any]] = {
+        "model": st.sampled_from(_MODELS),
+        "ts": st.datetimes(min_value=since, max_value=dt.datetime(2026, 11, 30)),
+        "input_tokens": _counts,
+        "cache_read_tokens": _counts,
+        "output_tokens": st.integers(min_value=0, max_value=60_000),
+    }
+    return st.lists(st.fixed_dictionaries({**fields, **more}), min_size=1, max_size=12)
+
+
+_PROPERTY = settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@_PROPERTY
 @given(
-    events=st.lists(
-        st.fixed_dictionaries(
-            {
-                "model": st.sampled_from(_MODELS),
-                "ts": st.datetimes(
-                    min_value=__import__("datetime").datetime(2025, 6, 1),
-                    max_value=__import__("datetime").datetime(2026, 11, 30),
-                ),
-                "input_tokens": _counts,
-                "cache_read_tokens": _counts,
-                "cache_write_5m_tokens": _counts,
-                "output_tokens": st.integers(min_value=0, max_value=60_000),
-                "web_search_requests": st.integers(min_value=0, max_value=40),
-            }
-        ),
-        min_size=1,
-        max_size=12,
+    events=_events(
+        dt.datetime(2025, 6, 1),
+        cache_write_5m_tokens=_counts,
+        web_search_requests=st.integers(min_value=0, max_value=40),
     )
 )
 def test_bulk_price_join_matches_per_request_calc_price(
@@ -120,7 +126,7 @@ def _check_against_calc_price(
 _LISTED = "2026-10-16T00:00:00Z"  # the catalog lists every tier price of these models by this day
 # the standard prices of these models are those they were listed against from this day on (before
 # it, claude-sonnet-4-6's long-context tier; the golden cases hold the days before a change)
-_SAME_STANDARD = __import__("datetime").datetime(2026, 3, 13)
+_SAME_STANDARD = dt.datetime(2026, 3, 13)
 
 
 def _lists_tier(provider: str, model: str, tier: str) -> bool:
@@ -134,26 +140,8 @@ def _lists_tier(provider: str, model: str, tier: str) -> bool:
     return any(all(context.get(k) == w for k, w in v.when.items()) for v in info.price_variants or ())
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    events=st.lists(
-        st.fixed_dictionaries(
-            {
-                "model": st.sampled_from(_MODELS),
-                "service_tier": st.sampled_from(["batch", "priority", "flex"]),
-                "ts": st.datetimes(
-                    min_value=_SAME_STANDARD,
-                    max_value=__import__("datetime").datetime(2026, 11, 30),
-                ),
-                "input_tokens": _counts,
-                "cache_read_tokens": _counts,
-                "output_tokens": st.integers(min_value=0, max_value=60_000),
-            }
-        ),
-        min_size=1,
-        max_size=12,
-    )
-)
+@_PROPERTY
+@given(events=_events(_SAME_STANDARD, service_tier=st.sampled_from(["batch", "priority", "flex"])))
 def test_a_tier_is_priced_at_its_listed_price_before_the_catalog_lists_it(
     tmp_path_factory: pytest.TempPathFactory, events: list[dict[str, Any]]
 ) -> None:

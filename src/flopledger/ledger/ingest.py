@@ -409,10 +409,9 @@ def ingest_files(
                 _now(),
                 ",".join(sorted({f.name for f in formats})),
                 json.dumps(names),
-                # files read from disk only: a named source (an OTLP request) is read once, never again
-                json.dumps(
-                    [k for f, n, k in zip(files, names, file_keys(files, names), strict=True) if n == str(f)]
-                ),
+                # files read from disk only (their keys are their resolved paths): a named source,
+                # an OTLP request, is read once, never again
+                json.dumps([str(f.resolve()) for f, n in zip(files, names, strict=True) if n == str(f)]),
             ],
         )
         try:
