@@ -207,6 +207,48 @@ def test_cli_export(ledger: Path, tmp_path: Path) -> None:
     assert pq.read_table(out).num_rows > 0
 
 
+def test_events_csv_floats_are_plain_and_exact(tmp_path: Path) -> None:
+    """The priced events as CSV: costs and rates (floats in the ledger) in plain notation, each
+    reading back as the very float the ledger holds."""
+    from flopledger.ledger.ingest import ingest_files
+
+    src = tmp_path / "u.jsonl"  # one token of a cheap model costs $0.00000015: Arrow writes 1.5e-7
+    src.write_text(
+        '{"ts": "2026-03-02T10:00:00Z", "model": "gpt-4o-mini", "provider": "openai", "input_tokens": 1}\n'
+        '{"ts": "2026-03-02T10:00:01Z", "model": "gpt-4o-mini", "provider": "openai", "input_tokens": 3, '
+        '"output_tokens": 1}\n',
+        encoding="utf-8",
+    )
+    db = tmp_path / "l.duckdb"
+    con = open_ledger(db)
+    ingest_files(con, [src])
+    con.close()
+    out = tmp_path / "events.csv"
+    export_ledger(connect_engine("duckdb", db=db), out, "csv")
+    con = duckdb.connect(str(db), read_only=True)
+    floats = [
+        name
+        for name, kind in con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'events'"
+        ).fetchall()
+        if kind == "DOUBLE"
+    ]
+    stored = con.execute(f"SELECT {', '.join(floats)} FROM events ORDER BY ts").fetchall()
+    con.close()
+    options = pacsv.ConvertOptions(column_types=dict.fromkeys(floats, pa.string()), strings_can_be_null=True)
+    read = pacsv.read_csv(out, convert_options=options)
+    shown = list(zip(*(read.column(c).to_pylist() for c in floats), strict=True))
+    assert len(shown) == len(stored) == 2
+    tiny = 0
+    for values, texts in zip(stored, shown, strict=True):
+        for value, text in zip(values, texts, strict=True):
+            assert (value is None) == (text is None)
+            if value is not None:
+                assert float(text) == value and "e" not in text.lower(), text
+                tiny += 0 < abs(value) < 1e-6
+    assert tiny >= 2  # costs Arrow would have written with an exponent
+
+
 def test_events_csv_keeps_fractions_of_a_second(tmp_path: Path) -> None:
     from flopledger.ledger.ingest import ingest_files
 
@@ -237,6 +279,20 @@ def test_events_csv_keeps_fractions_of_a_second(tmp_path: Path) -> None:
     write_table(pa.table({"c": money}), tmp_path / "money.csv", "csv")
     lines = (tmp_path / "money.csv").read_text().splitlines()
     assert lines == ['"c"', '"0"', '"0.00000012"', '"1.5"', "", '"100"', '"-0.25"']
+    # floats alike, each the shortest text that reads back as the same float
+    floats = pa.array([0.0, 1.2e-7, 0.1 + 0.2, None, 1e20, -3e-9, 5e-324], pa.float64())
+    write_table(pa.table({"f": floats}), tmp_path / "floats.csv", "csv")
+    lines = (tmp_path / "floats.csv").read_text().splitlines()
+    shown = [
+        "0",
+        "0.00000012",
+        "0.30000000000000004",
+        None,
+        "1" + "0" * 20,
+        "-0.000000003",
+        "0." + "0" * 323 + "5",
+    ]
+    assert lines == ['"f"', *("" if v is None else f'"{v}"' for v in shown)]
 
 
 def test_web_searches_are_a_charge_of_their_own(tmp_path: Path) -> None:

@@ -274,10 +274,28 @@ def _plain(value: decimal.Decimal) -> str:
     return "0" if text in ("-0", "0") else text
 
 
+def _plain_floats(col: pa.ChunkedArray) -> pa.Array:
+    """Floats as text in plain notation, each the shortest that reads back as the same float."""
+    import pyarrow.compute as pc
+
+    text = pc.cast(col, pa.string())
+    exponent = pc.fill_null(pc.match_substring(text, "e"), False)
+    if not pc.any(exponent).as_py():
+        return text
+    values = col.to_pylist()
+    return pa.array(
+        [
+            _plain(decimal.Decimal(repr(values[i]))) if hit else t
+            for i, (t, hit) in enumerate(zip(text.to_pylist(), exponent.to_pylist(), strict=True))
+        ],
+        pa.string(),
+    )
+
+
 def write_table(table: pa.Table, out: Path, file_format: str) -> None:
     """Write ``table`` as Parquet, or as CSV with ISO 8601 UTC times (``2026-01-01T00:00:00Z``; a
     column with fractions of a second keeps them: ``2026-01-01T00:00:00.250000Z``) and decimals in
-    plain notation (``0.00000012``, never ``1.200E-7``)."""
+    plain notation, decimal and floating alike (``0.00000012``, never ``1.200E-7`` or ``1.2e-7``)."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -294,6 +312,8 @@ def write_table(table: pa.Table, out: Path, file_format: str) -> None:
             col = pa.compute.strftime(utc, format="%Y-%m-%dT%H:%M:%SZ")
         elif pa.types.is_decimal(field.type):  # Arrow would write 0E-10 and 1.200E-7
             col = pa.array([None if v is None else _plain(v) for v in col.to_pylist()], pa.string())
+        elif pa.types.is_floating(field.type):  # Arrow would write 1.2e-7: only those are rewritten
+            col = _plain_floats(col)
         cols.append(col)
     pacsv.write_csv(pa.Table.from_arrays(cols, names=table.column_names), out)
 
