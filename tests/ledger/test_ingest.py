@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -875,6 +876,150 @@ def test_dotted_maps_reach_into_parquet_structs_and_json_text_and_read_nested_se
         (7, 1),
         (100, 1),
     ]
+
+
+def test_a_misspelt_key_in_json_a_map_reads_is_an_error_naming_the_keys(tmp_path: Path) -> None:
+    """A --map path into JSON text, a Parquet map or a JSON line's object must name keys the file's
+    first rows have: a misspelt key, or a path on past a value that is no object, is one error
+    naming what is there, and nothing is stored. Where the first rows hold no object, nothing is
+    known, and the path stands."""
+    lines = tmp_path / "u.jsonl"
+    lines.write_text(
+        '{"ts": "2026-11-02T10:00:00Z", "model": "gpt-4o", "meta": {"team": "a", "Env": "x"}, '
+        '"usage": {"in": 5}}\n'
+        '{"ts": "2026-11-02T10:01:00Z", "model": "gpt-4o", "meta": null, "usage": {"in": 7}}\n',
+        encoding="utf-8",
+    )
+    mapping = {"input_tokens": "usage.in"}
+    db = tmp_path / "l.duckdb"
+    with pytest.raises(
+        InputError, match=r"no object at 'meta' has a key 'tema'; the keys there are: Env, team"
+    ):
+        ingest_files(open_ledger(db), [lines], mapping={**mapping, "team": "meta.tema"})
+    with pytest.raises(InputError, match=r"key 'env' \(keys are case-sensitive: 'Env'\)"):
+        ingest_files(open_ledger(db), [lines], mapping={**mapping, "team": "meta.env"})
+    with pytest.raises(InputError, match=r"'meta.team' holds text values, not objects"):
+        ingest_files(open_ledger(db), [lines], mapping={**mapping, "team": "meta.team.name"})
+    assert _rows(open_ledger(db), "SELECT count(*) FROM events") == [(0,)]
+    r = ingest_files(open_ledger(db), [lines], mapping={**mapping, "team": "meta.team"})
+    assert (r.rows_stored, r.rows_quarantined) == (2, 0)
+    # a CSV column of JSON text; a Parquet map; and a field no first row has an object for
+    text = tmp_path / "log.csv"
+    text.write_text(
+        "ts,model,meta,input_tokens,extra\n"
+        '2026-11-02T10:00:00Z,gpt-4o,"{""team"": ""a""}",5,\n'
+        "2026-11-02T10:01:00Z,gpt-4o,,6,\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        InputError, match=r"no object at 'meta' has a key 'tema'; the keys there are: team"
+    ):
+        ingest_files(open_ledger(tmp_path / "csv.duckdb"), [text], mapping={"team": "meta.tema"})
+    sparse = ingest_files(open_ledger(tmp_path / "csv.duckdb"), [text], mapping={"team": "extra.team"})
+    assert sparse.rows_stored == 2
+    mapped = tmp_path / "tags.parquet"
+    duckdb.execute(
+        f"""COPY (SELECT TIMESTAMP '2026-11-02 10:00:00' AS ts, 'gpt-4o' AS model, 5 AS input_tokens,
+                  MAP {{'team': 'a', 'env': 'prod'}} AS labels) TO '{mapped}'"""
+    )
+    with pytest.raises(
+        InputError, match=r"no object at 'labels' has a key 'tema'; the keys there are: env, team"
+    ):
+        ingest_files(open_ledger(tmp_path / "map.duckdb"), [mapped], mapping={"team": "labels.tema"})
+
+
+def test_fields_and_keys_first_seen_late_in_a_file_are_read(tmp_path: Path) -> None:
+    """A field or key the first thousand rows lack is still read (web searches, a --map path), and a
+    --map is refused only when no row of the whole file has it."""
+    rows = []
+    for i in range(1200):
+        row: dict[str, object] = {
+            "ts": "2026-11-02T10:00:00Z",
+            "model": "claude-sonnet-4-5",
+            "request_id": f"r{i}",
+        }
+        usage: dict[str, object] = {"in": 10, "out": 1}
+        if i >= 1100:
+            row["meta"] = {"team": "late"}
+            usage["server_tool_use"] = {"web_search_requests": 2}
+            row["server_tool_use"] = {"web_search_requests": 3}
+        rows.append({**row, "usage": usage})
+    lines = tmp_path / "late.jsonl"
+    lines.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    searches = "SELECT sum(web_search_requests), count(team) FROM events"
+    con = open_ledger(tmp_path / "a.duckdb")  # the top-level searches, with no map
+    flat = {k: v for k, v in rows[-1].items() if k != "usage"} | {"input_tokens": 10}
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(
+        "".join(
+            json.dumps(
+                {**flat, "request_id": f"p{i}"}
+                if i >= 1100
+                else {k: v for k, v in flat.items() if k not in ("server_tool_use", "meta")}
+                | {"request_id": f"p{i}"}
+            )
+            + "\n"
+            for i in range(1200)
+        ),
+        encoding="utf-8",
+    )
+    ingest_files(con, [plain], fixed={"provider": "anthropic"})
+    assert _rows(con, searches) == [(300, 0)]
+    con2 = open_ledger(tmp_path / "b.duckdb")  # beside the mapped token counts, and a late --map path
+    mapping = {"input_tokens": "usage.in", "output_tokens": "usage.out", "team": "meta.team"}
+    ingest_files(con2, [lines], mapping=mapping, fixed={"provider": "anthropic"})
+    assert _rows(con2, searches) == [(200, 100)]
+    mapped = {**mapping, "web_search_requests": "usage.server_tool_use.web_search_requests"}
+    con3 = open_ledger(tmp_path / "c.duckdb")
+    ingest_files(con3, [lines], mapping=mapped, fixed={"provider": "anthropic"})
+    assert _rows(con3, searches) == [(200, 100)]
+    # the same as CSV with a column of JSON text
+    text = tmp_path / "late.csv"
+    with text.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(["ts", "model", "request_id", "usage"])
+        out.writerows([r["ts"], r["model"], r["request_id"], json.dumps(r["usage"])] for r in rows)
+    con4 = open_ledger(tmp_path / "d.duckdb")
+    ingest_files(
+        con4,
+        [text],
+        mapping={"input_tokens": "usage.in", "output_tokens": "usage.out"},
+        fixed={"provider": "anthropic"},
+    )
+    assert _rows(con4, searches) == [(200, 0)]
+    with pytest.raises(
+        InputError, match=r"no object at 'usage' has a key 'server_tool'; the keys there are: in, out"
+    ):
+        ingest_files(
+            open_ledger(tmp_path / "e.duckdb"),
+            [text],
+            mapping={"input_tokens": "usage.in", "web_search_requests": "usage.server_tool.n"},
+        )
+    with pytest.raises(InputError, match=r"no line has a field 'metadata'"):
+        ingest_files(
+            open_ledger(tmp_path / "e.duckdb"), [lines], mapping={**mapping, "team": "metadata.team"}
+        )
+
+
+def test_a_parquet_map_or_struct_of_tags_is_stored_as_json(tmp_path: Path) -> None:
+    """Tags as a Parquet map or struct (the natural shape of labels there) are stored as the JSON
+    object they are, not quarantined for DuckDB's own notation of them."""
+    src = tmp_path / "tagged.parquet"
+    duckdb.execute(
+        f"""COPY (SELECT * FROM (VALUES
+              (TIMESTAMP '2026-11-02 10:00:00', 5, MAP {{'env': 'prod'}}, {{'team': 'a', 'n': 1}}),
+              (TIMESTAMP '2026-11-02 10:01:00', 6, MAP {{}}::MAP(VARCHAR, VARCHAR), NULL))
+            AS t(ts, input_tokens, tags, labels)) TO '{src}'"""
+    )
+    fixed = {"provider": "openai", "model": "gpt-4o"}
+    con = open_ledger(tmp_path / "a.duckdb")
+    r = ingest_files(con, [src], fixed=fixed)
+    assert (r.rows_stored, r.rows_quarantined) == (2, 0)
+    assert _rows(con, "SELECT tags FROM events ORDER BY ts") == [('{"env":"prod"}',), ("{}",)]
+    con2 = open_ledger(tmp_path / "b.duckdb")
+    r2 = ingest_files(con2, [src], mapping={"tags": "labels"}, fixed=fixed)
+    assert (r2.rows_stored, r2.rows_quarantined) == (2, 0)
+    assert _rows(con2, "SELECT tags FROM events ORDER BY ts") == [('{"team":"a","n":1}',), (None,)]
 
 
 def test_an_export_of_a_report_row_with_more_web_searches_restates_nothing(tmp_path: Path) -> None:

@@ -61,6 +61,71 @@ _NO_PARSER_VERDICT = (
 )
 
 
+_KEY_SAMPLE = 1000
+"""Rows read to learn the keys of JSON a --map path goes into (as many as for a file's JSON fields)."""
+
+
+_JSON_KINDS = {"OBJECT": "object", "ARRAY": "list", "VARCHAR": "text", "BOOLEAN": "true/false"} | {
+    t: "number" for t in ("BIGINT", "UBIGINT", "DOUBLE")
+}
+
+
+def json_path(fields: Sequence[str]) -> str:
+    """The JSON path of object keys ``fields`` (``$."a"."b"``): any key, dots and quotes included."""
+    return "$" + "".join("." + json.dumps(f, ensure_ascii=False) for f in fields)
+
+
+def check_json_keys(
+    con: duckdb.DuckDBPyConnection,
+    rows: str,
+    value: str,
+    at: str,
+    fields: Sequence[str],
+    said: str,
+    path: Path,
+) -> None:
+    """A --map path into JSON (text, a map, a JSON Lines field) must name keys the file has. The first
+    rows are read for the keys at each step; where they have objects there and none has the key
+    named (or hold values that are no objects), the whole file is read before the path is refused:
+    a key may first appear late (a web search in the 2,000th response). Refused, the error names
+    the keys there are. Where the first rows hold no object at all, nothing is known, and the path
+    stands (a sparse field)."""
+    for depth, field in enumerate(fields):
+        parent = sql_literal(json_path(fields[:depth]))
+        keys, kinds = con.execute(
+            f"SELECT list_sort(list_distinct(flatten(list(json_keys(v, {parent}))))), "
+            f"list_sort(list_distinct(list(json_type(v, {parent})))) "
+            f"FROM (SELECT {value} AS v FROM {rows} LIMIT {_KEY_SAMPLE})"
+        ).fetchone() or ([], [])
+        where = ".".join([at, *fields[:depth]])
+        kinds = sorted({_JSON_KINDS.get(k, k.lower()) for k in kinds or [] if k != "NULL"})
+        if kinds and "object" not in kinds:
+            problem = (
+                f"{said}: {where!r} holds {' and '.join(kinds)} values, not objects: a path goes on "
+                "only into an object"
+            )
+        elif keys and field not in keys:
+            same = [k for k in keys if k.lower() == field.lower()]
+            hint = f" (keys are case-sensitive: {same[0]!r})" if same else ""
+            problem = (
+                f"{said}: no object at {where!r} has a key {field!r}{hint}; "
+                f"the keys there are: {', '.join(keys[:30])}"
+            )
+        else:
+            continue
+        whole = sql_literal(json_path(fields))
+        if con.execute(f"SELECT 1 FROM {rows} WHERE json_exists({value}, {whole}) LIMIT 1").fetchone():
+            return  # the path is there, in a row past the first ones
+        raise InputError(problem, path=str(path))
+
+
+def _as_text(expr: str, typ: str) -> str:
+    """A column's value as the text the checks read: nested values (a struct or map of tags, say)
+    as JSON, not in DuckDB's own ``{team=a}`` notation."""
+    nested = typ.startswith(("STRUCT(", "MAP(", "UNION(")) or typ.endswith("]")
+    return f"CAST(to_json({expr}) AS VARCHAR)" if nested else f"CAST({expr} AS VARCHAR)"
+
+
 class TableFormat(InputFormat):
     kind = "table"
     _line_offset = 0
@@ -96,7 +161,8 @@ class TableFormat(InputFormat):
         texts: dict[str, tuple[str, str]] | None = None,
     ) -> str:
         if source in columns:  # a column whose own name has a dot is that column, not a path
-            return f"CAST(src.{_quote_ident(source)} AS VARCHAR)"
+            column = _quote_ident(source)
+            return _as_text(f"src.{column}", self._describe(con, path, column)[source])
         top, dot, rest = source.partition(".")
         if not dot or top not in columns:
             known = ", ".join(columns[:30])
@@ -132,13 +198,16 @@ class TableFormat(InputFormat):
                     path=str(path),
                 )
             if not typ.startswith("STRUCT("):
-                where = "$" + "".join("." + json.dumps(f, ensure_ascii=False) for f in fields[i:])
+                where = json_path(fields[i:])
                 if typ == "VARCHAR":  # text: JSON only where it is valid JSON
                     if texts is not None:
                         texts.setdefault(expr, (at, canonical))
+                    sample = f"CASE WHEN json_valid({expr}) THEN CAST({expr} AS JSON) END"
+                    check_json_keys(con, f"{self._reader(path)} AS src", sample, at, fields[i:], said, path)
                     value = f"json_extract_string({expr}, {sql_literal(where)})"
                     return f"CASE WHEN json_valid({expr}) THEN {value} END"
                 value = expr if typ == "JSON" else f"to_json({expr})"
+                check_json_keys(con, f"{self._reader(path)} AS src", value, at, fields[i:], said, path)
                 return f"json_extract_string({value}, {sql_literal(where)})"
             inner = self._describe(con, path, f"unnest({expr})")
             named = {name.lower(): name for name in inner}  # DuckDB names struct fields case-blind
@@ -149,7 +218,7 @@ class TableFormat(InputFormat):
                 )
             name = named[field.lower()]
             expr, typ = f"struct_extract({expr}, {sql_literal(name)})", inner[name]
-        return f"CAST({expr} AS VARCHAR)"
+        return _as_text(expr, typ)
 
     def source(
         self,
@@ -160,7 +229,8 @@ class TableFormat(InputFormat):
         table: str,
     ) -> TableSource:
         """Read the file (into temp table ``table`` where rows need numbering) and map its columns."""
-        columns = self.source_columns(con, path)
+        types = self._describe(con, path)
+        columns = list(types)
         searches = self._nested_searches(con, path, mapping, fixed, columns)
         texts: dict[str, tuple[str, str]] = {}  # JSON text a --map reads: SQL -> (its path, canonical)
         exprs = []
@@ -170,7 +240,7 @@ class TableFormat(InputFormat):
             elif canonical in mapping:
                 expr = self._column_expr(con, mapping[canonical], columns, path, canonical, texts)
             elif canonical in columns:
-                expr = f"CAST(src.{_quote_ident(canonical)} AS VARCHAR)"
+                expr = _as_text(f"src.{_quote_ident(canonical)}", types[canonical])
             else:
                 expr = "CAST(NULL AS VARCHAR)"
             if canonical == WEB_SEARCH_CLASS and searches is not None:
@@ -529,6 +599,16 @@ class Jsonl(TableFormat):
             "quote='', escape='', auto_detect=false, strict_mode=false)"
         )
 
+    def _has_field(self, con: duckdb.DuckDBPyConnection, path: Path, field: str) -> bool:
+        """Whether any line is an object with a top-level ``field`` (the whole file read: a field
+        the first lines lack may come later)."""
+        where = sql_literal(json_path([field]))
+        found = con.execute(
+            f"SELECT 1 FROM {self._reader(path)} WHERE json_valid(j) AND json_type(j) = 'OBJECT' "
+            f"AND json_exists(j, {where}) LIMIT 1"
+        ).fetchone()
+        return found is not None
+
     def source_columns(self, con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
         try:
             rows = con.execute(
@@ -549,13 +629,17 @@ class Jsonl(TableFormat):
         canonical: str,
         texts: dict[str, tuple[str, str]] | None = None,
     ) -> str:
-        if source.split(".")[0] not in columns:
+        if source.split(".")[0] not in columns and not self._has_field(con, path, source.split(".")[0]):
             known = ", ".join(columns[:30])
             raise InputError(
                 f"--map {canonical}={source}: no line has a field {source.split('.')[0]!r}; "
                 f"fields seen: {known}",
                 path=str(path),
             )
+        top, *rest = source.split(".")
+        if rest:
+            value = f"json_extract(CASE WHEN json_valid(j) THEN j END, {sql_literal(json_path([top]))})"
+            check_json_keys(con, self._reader(path), value, top, rest, f"--map {canonical}={source}", path)
         return source
 
     def source(
@@ -574,7 +658,9 @@ class Jsonl(TableFormat):
             elif canonical not in fixed:
                 fields[canonical] = canonical  # absent fields read as NULL
         # a field read where the line has no value in its own: Anthropic's nested web searches
-        fallback = _server_tool_searches(mapping, fixed, columns)
+        # a top-level server_tool_use is read wherever a line has one, the first lines or not (it
+        # costs the parse nothing where no line has it)
+        fallback = _server_tool_searches(mapping, fixed, [*columns, "server_tool_use"])
         read = [*fields.values(), *fallback]
         nested = {f.split(".")[0] for f in read if "." in f}
         # Each line is parsed once, into a struct of the top-level fields it needs: text, or JSON
@@ -585,8 +671,7 @@ class Jsonl(TableFormat):
             top, *rest = field.split(".")
             value = f"src._v.{_quote_ident(top)}"
             if top in nested:
-                path_expr = "$" + "".join("." + json.dumps(p, ensure_ascii=False) for p in rest)
-                value = f"json_extract_string({value}, {sql_literal(path_expr)})"
+                value = f"json_extract_string({value}, {sql_literal(json_path(rest))})"
             return value
 
         exprs = []
