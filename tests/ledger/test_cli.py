@@ -1237,6 +1237,61 @@ def test_quarantined_rows_are_told_gone_listed_by_run_and_file_and_cleared(
     assert "1 quarantined row(s) cleared; 0 left." in run("quarantine", "clear", "--db", db, "--all")
 
 
+def test_a_bad_row_that_moves_in_its_file_is_the_same_row_and_each_run_lists_what_it_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A still-bad row on another line (a row above it fixed away, a log trimmed at its head) stays
+    one open row, at its new line; a run lists the bad rows it read again as well as those it
+    quarantined; a file given twice in one run quarantines its bad rows once, the rest repeats."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    src = folder / "app.csv"
+    header = "ts,model,provider,input_tokens\n"
+    good = "2026-03-02T10:00:00Z,gpt-5,openai,100\n"
+    twice = "2026-03-02T10:05:00Z,gpt-5,openai,-1\n"  # the same bad text on two lines
+    src.write_text(
+        header + good + "lots,gpt-5,openai,5\n" + twice + "2026-03-02T10:02:00Z,gpt-5,openai,-4\n" + twice
+    )
+    db = str(tmp_path / "l.duckdb")
+    first = json.loads(run("ingest", str(src), str(src), "--db", db, "-o", "json"))[0]
+    assert (first["rows_read"], first["rows_stored"], first["rows_quarantined"], first["rows_duplicate"]) == (
+        10,
+        1,
+        4,
+        5,
+    )
+
+    def listed(*flags: str) -> list[tuple[int, str, str]]:
+        rows = json.loads(run("quarantine", "list", "--db", db, "-f", "json", *flags))
+        return sorted((r["source_line"], r["raw"].split(",")[-1], r["state"]) for r in rows)
+
+    assert listed() == [
+        (3, '"input_tokens":"5"}', "open"),
+        (4, '"input_tokens":"-1"}', "open"),
+        (5, '"input_tokens":"-4"}', "open"),
+        (6, '"input_tokens":"-1"}', "open"),
+    ]
+    # line 3 deleted: the rows below it move up a line, and are the same rows
+    src.write_text(header + good + twice + "2026-03-02T10:02:00Z,gpt-5,openai,-4\n" + twice)
+    again = json.loads(run("ingest", str(src), "--db", db, "-o", "json"))[0]
+    assert (again["rows_quarantined"], again["rows_duplicate"]) == (3, 1)
+    assert listed() == [
+        (3, '"input_tokens":"-1"}', "open"),
+        (3, '"input_tokens":"5"}', "gone from its file"),
+        (4, '"input_tokens":"-4"}', "open"),
+        (5, '"input_tokens":"-1"}', "open"),
+    ]
+    # the second run's rows: the three it read again, none of which it quarantined first
+    assert [line for line, _, _ in listed("--ingest", again["ingest_id"])] == [3, 4, 5]
+    assert [line for line, _, _ in listed("--ingest", first["ingest_id"])] == [3, 3, 4, 5]
+    # a file by the last parts of its path, from anywhere
+    monkeypatch.chdir(tmp_path.parent)
+    assert len(listed("--file", "logs/app.csv")) == 4
+    run("quarantine", "clear", "--db", db, "--ingest", again["ingest_id"])
+    assert listed() == [(3, '"input_tokens":"5"}', "gone from its file")]
+    assert listed("--ingest", again["ingest_id"]) == []
+
+
 def test_a_bad_record_read_again_on_a_shared_line_stays_open(tmp_path: Path) -> None:
     """A one-line JSON page holds a good result and a bad one; pulled again with the good one grown,
     the good one is restated and the bad one, read again, stays open."""

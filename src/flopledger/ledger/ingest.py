@@ -564,8 +564,19 @@ def _prepare(
             for f, ln, fld, msg in sample
         )
         raise InputError(f"--strict: {bad} bad row(s), nothing stored. First: {lines}")
+    repeated_bad = 0
     if bad:
         _raw_of_bad_rows(con, tables)
+        if len(set(keys)) < len(keys):  # a file given twice: its bad rows' second reading is a repeat
+            (repeated_bad,) = con.execute(
+                """DELETE FROM _checked WHERE rowid IN (
+                       SELECT rid FROM (
+                           SELECT c.rowid AS rid, row_number() OVER (
+                               PARTITION BY f._key, c._line, coalesce(c._raw, '') ORDER BY c._fidx) AS k
+                           FROM _checked AS c JOIN _files AS f USING (_fidx) WHERE c.error IS NOT NULL)
+                       WHERE k > 1)"""
+            ).fetchone() or (0,)
+            bad -= repeated_bad
     if distinct < good:  # identical rows inside a file, or repeated source ids
         con.execute(repeat_id_sql("_checked"))
         distinct = count_of(con, "SELECT count(DISTINCT event_id) FROM _checked")
@@ -614,7 +625,7 @@ def _prepare(
             stored_before = distinct - count_of(
                 con, "SELECT count(DISTINCT event_id) FROM _checked WHERE error IS NULL"
             )
-    duplicates = good - distinct + stored_before + superseded
+    duplicates = good - distinct + stored_before + superseded + repeated_bad
     con.execute(
         "CREATE OR REPLACE TEMP VIEW _new AS SELECT * FROM _checked WHERE error IS NULL"
         + (
@@ -1005,24 +1016,32 @@ def _quarantine(
     con: duckdb.DuckDBPyConnection, ingest_id: str, keep_prompts: bool, prompt_keys: tuple[str, ...]
 ) -> None:
     # A bad row is kept whole so nothing is lost, except its prompt text (unless prompts are kept).
-    # Its key is of the raw text as read, so a row quarantined again is recognised.
     if keep_prompts:
         con.execute("CREATE OR REPLACE TEMP TABLE _withheld (_rid BIGINT, _raw VARCHAR)")
     else:
         _withheld_raw(con, prompt_keys)
     now = _now()
+    # A bad row's key is of its file, its raw text as read and which of the file's rows of that text
+    # it is: a row that moves in its file (a log trimmed at its head, a row above it fixed) is
+    # recognised. The keys earlier versions gave it, with its line, are recognised too.
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _bad AS
            SELECT *, _checked.rowid AS _rid,
-                  md5(_key || '|' || _line || '|' || coalesce(_raw, '')) AS row_key,
-                  -- the key earlier versions gave it, from the path as typed
+                  md5(_key || '|' || coalesce(_raw, '') || '|#' || row_number() OVER (
+                      PARTITION BY _key, coalesce(_raw, '') ORDER BY _line, _checked.rowid)) AS row_key,
+                  md5(_key || '|' || _line || '|' || coalesce(_raw, '')) AS line_key,
+                  -- the key of versions before that, from the path as typed
                   md5(_file || '|' || _line || '|' || coalesce(_raw, '')) AS typed_key
            FROM _checked JOIN _files USING (_fidx) WHERE error IS NOT NULL"""
     )
-    # a bad row read again is kept once, and said to be seen again (it is still open)
+    # a bad row read again is kept once, and said to be seen again (it is still open), where it is now
+    # (one bad row for each stored one: a stored key of a line may name rows alike on one line)
     con.execute(
-        "UPDATE quarantine SET last_seen_at = ? WHERE row_key IN (SELECT row_key FROM _bad) "
-        "OR row_key IN (SELECT typed_key FROM _bad)",
+        """UPDATE quarantine SET last_seen_at = ?, source_line = s._line, row_key = s.row_key
+           FROM (SELECT q.rowid AS qrid, arg_min(b._line, b.row_key) AS _line, min(b.row_key) AS row_key
+                 FROM quarantine AS q JOIN _bad AS b ON q.row_key IN (b.row_key, b.line_key, b.typed_key)
+                 GROUP BY q.rowid) AS s
+           WHERE quarantine.rowid = s.qrid""",
         [now],
     )
     con.execute(
@@ -1031,10 +1050,10 @@ def _quarantine(
            SELECT ?, _format, _file, _line, error_field, error, coalesce(w._raw, c._raw), row_key, ?,
                   _key, ?
            FROM _bad AS c LEFT JOIN _withheld AS w USING (_rid)
-           WHERE row_key NOT IN (SELECT row_key FROM quarantine)
-             AND typed_key NOT IN (SELECT row_key FROM quarantine)""",
+           WHERE row_key NOT IN (SELECT row_key FROM quarantine)""",
         [ingest_id, now, now],
     )
+    con.execute("INSERT INTO quarantine_reads SELECT DISTINCT row_key, ? FROM _bad", [ingest_id])
     con.execute("DROP TABLE _bad")
 
 

@@ -6,7 +6,8 @@ replaced (a log rotated, a pull written over the last one). A run that reads the
 so (``last_seen_at``), so the row stays *open*. Only runs that committed count, and only files read
 from disk (a request sent to the OTLP endpoint is read once). Rows quarantined before runs recorded
 their files are open. ``list_quarantine`` selects rows by run, by file and by state;
-``clear_quarantine`` removes the rows a selection names. The runs' own reconciliation (``ingests``)
+``clear_quarantine`` removes the rows a selection names. A run's rows are those it quarantined and
+those it read again (``quarantine_reads``). The runs' own reconciliation (``ingests``)
 keeps the counts it had: clearing removes the rows, not the history of having read them.
 """
 
@@ -73,13 +74,20 @@ class QuarantineSelection:
         if self.open_only and self.gone_only:
             raise InputError("--open and --gone exclude each other: give one")
         conditions, params = ["TRUE"], []
-        if self.ingest is not None:
-            conditions.append("q.ingest_id = ?")
-            params.append(resolve_run(con, self.ingest)[0])
+        if self.ingest is not None:  # the rows it quarantined, and those it read again
+            run = resolve_run(con, self.ingest)[0]
+            reads = "quarantine_reads" in {t for (t,) in con.execute("SHOW TABLES").fetchall()}
+            again = " OR q.row_key IN (SELECT row_key FROM quarantine_reads WHERE ingest_id = ?)"
+            conditions.append(f"(q.ingest_id = ?{again if reads else ''})")
+            params += [run, run] if reads else [run]
         if self.file is not None:
             name = self.file.strip()
-            conditions.append("(q.source_file = ? OR q.file_key = ? OR ends_with(q.source_file, '/' || ?))")
-            params += [name, str(Path(name).resolve()), _without_dot_slash(name)]
+            conditions.append(
+                "(q.source_file = ? OR q.file_key = ? OR ends_with(q.source_file, '/' || ?) "
+                "OR ends_with(q.file_key, '/' || ?))"
+            )
+            tail = _without_dot_slash(name)
+            params += [name, str(Path(name).resolve()), tail, tail]
         if self.open_only:
             conditions.append("NOT q.gone")
         if self.gone_only:
@@ -128,9 +136,12 @@ def clear_quarantine(
             f"SELECT q.source_file, count(*) FROM {selected} WHERE {where} GROUP BY 1 ORDER BY 1", params
         ).fetchall()
         con.execute(
-            f"DELETE FROM quarantine WHERE row_key IN (SELECT q.row_key FROM {selected} WHERE {where})",
-            params,
+            f"CREATE OR REPLACE TEMP TABLE _cleared AS SELECT q.row_key FROM {selected} WHERE {where}", params
         )
+        con.execute("DELETE FROM quarantine WHERE row_key IN (SELECT row_key FROM _cleared)")
+        if "quarantine_reads" in {t for (t,) in con.execute("SHOW TABLES").fetchall()}:
+            con.execute("DELETE FROM quarantine_reads WHERE row_key IN (SELECT row_key FROM _cleared)")
+        con.execute("DROP TABLE _cleared")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -43,7 +43,12 @@ _TABLES: dict[str, tuple[Column, ...]] = {
         Column("field", "VARCHAR", "The field at fault, when one is."),
         Column("reason", "VARCHAR", "What is wrong, and what to do."),
         Column("raw", "VARCHAR", "The row as read, so nothing is lost."),
-        Column("row_key", "VARCHAR", "Hash of file, line and raw text: re-ingesting never duplicates it."),
+        Column(
+            "row_key",
+            "VARCHAR",
+            "Hash of file, raw text and which of the file's rows of that text it is (not its line: a row "
+            "that moves in its file is the same row): re-ingesting never duplicates it.",
+        ),
         Column("quarantined_at", "TIMESTAMP", "When it was quarantined, UTC."),
         Column(
             "file_key",
@@ -120,6 +125,10 @@ _TABLES: dict[str, tuple[Column, ...]] = {
             "event_id", "VARCHAR", "That span's event, which model calls of the trace arriving later replace."
         ),
         Column("ts", "TIMESTAMP", "Its start, UTC."),
+    ),
+    "quarantine_reads": (
+        Column("row_key", "VARCHAR", "A quarantined row (quarantine.row_key)."),
+        Column("ingest_id", "VARCHAR", "A run that read it: the one that quarantined it, or a later one."),
     ),
     "meta": (
         Column("key", "VARCHAR", "Setting name."),
@@ -208,6 +217,9 @@ def index_agent_spans(con: duckdb.DuckDBPyConnection, rows: str) -> None:
 
 _TABLE_BACKFILLS: dict[str, Callable[[duckdb.DuckDBPyConnection], None]] = {
     "agent_spans": lambda con: index_agent_spans(con, "SELECT * FROM events WHERE source_format = 'otel'"),
+    "quarantine_reads": lambda con: con.execute(
+        "INSERT INTO quarantine_reads SELECT row_key, ingest_id FROM quarantine"
+    ),
 }
 """Tables whose rows the stored events already tell: filled from them as the table is added."""
 
