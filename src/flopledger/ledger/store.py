@@ -215,11 +215,14 @@ def index_agent_spans(con: duckdb.DuckDBPyConnection, rows: str) -> None:
     )
 
 
+def _reads_from_quarantine(con: duckdb.DuckDBPyConnection) -> None:
+    """Each quarantined row was read by the run that quarantined it (later reads went unrecorded)."""
+    con.execute("INSERT INTO quarantine_reads SELECT row_key, ingest_id FROM quarantine")
+
+
 _TABLE_BACKFILLS: dict[str, Callable[[duckdb.DuckDBPyConnection], None]] = {
     "agent_spans": lambda con: index_agent_spans(con, "SELECT * FROM events WHERE source_format = 'otel'"),
-    "quarantine_reads": lambda con: con.execute(
-        "INSERT INTO quarantine_reads SELECT row_key, ingest_id FROM quarantine"
-    ),
+    "quarantine_reads": lambda con: _reads_from_quarantine(con),
 }
 """Tables whose rows the stored events already tell: filled from them as the table is added."""
 
