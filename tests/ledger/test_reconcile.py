@@ -15,6 +15,7 @@ import datetime as dt
 import decimal
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,97 @@ def test_anthropic_amounts_are_cents_summed_per_day(
         day = start + dt.timedelta(days=d)
         cents = sum((a for i, _, a in items if i == d), decimal.Decimal(0))
         assert sum(c.amount_usd for c in reports.costs if c.day == day) == pytest.approx(float(cents / 100))
+
+
+def test_anthropic_costs_not_grouped_by_description_are_said(ledger: Path, tmp_path: Path) -> None:
+    """Without group_by[]=description each result is a workspace's day, code execution in it: it is
+    compared as tokens, and said."""
+    page = json.loads(ANTHROPIC.read_text(encoding="utf-8"))
+    for bucket in page["data"]:
+        cents = sum(decimal.Decimal(r["amount"]) for r in bucket["results"])
+        bucket["results"] = [{"currency": "USD", "amount": str(cents), "cost_type": None}] if cents else []
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(page), encoding="utf-8")
+    _, rows, said = _reconcile(ledger, str(bare))
+    assert "Anthropic's costs are not grouped by description, so all of them are compared as tokens" in said
+    assert rows[0]["vendor_usd"] == pytest.approx(9.711806 + 0.50)  # the code execution is in it
+    assert "OpenAI's costs" not in said
+
+
+@pytest.mark.parametrize(
+    ("line_item", "kind"),
+    [
+        ("gpt-4o-2024-08-06, input", "tokens"),
+        ("o3, cached input", "tokens"),
+        ("gpt-4o-audio-preview-2024-12-17, input", "tokens"),  # an audio model's text: tokens
+        ("gpt-4o-audio-preview-2024-12-17, output", "tokens"),
+        ("gpt-image-1, input", "tokens"),
+        ("gpt-4o-audio-preview-2024-12-17, audio input", "audio input"),  # its audio: set apart
+        ("gpt-image-1, image output", "image output"),
+        ("web search tool calls", "web_search"),
+        ("file search storage", "file search storage"),
+    ],
+)
+def test_openai_line_items_are_told_by_what_they_charge(line_item: str, kind: str) -> None:
+    from flopledger.ledger.reconcile import _openai_kind
+
+    assert _openai_kind(line_item) == kind
+
+
+def test_a_day_within_a_cent_matches_whichever_side_has_it(ledger: Path, tmp_path: Path) -> None:
+    """A day billed $0 with no usage, or a few tenths of a cent the ledger lacks, match: the
+    tolerance is a cent whichever side is missing."""
+    day = {"starting_at": "2026-03-04T00:00:00Z", "ending_at": "2026-03-05T00:00:00Z"}
+    for amount in ("0.0", "0.4"):  # cents
+        page = {"data": [{**day, "results": [{"currency": "USD", "amount": amount, "cost_type": "tokens"}]}]}
+        path = tmp_path / "zero.json"
+        path.write_text(json.dumps({**page, "has_more": False}), encoding="utf-8")
+        code, rows, said = _reconcile(ledger, str(path))
+        assert code == 0 and [r["status"] for r in rows] == ["matches"], said
+    page["data"][0]["results"][0]["amount"] = "2"  # two cents: the ledger is short
+    path.write_text(json.dumps({**page, "has_more": False}), encoding="utf-8")
+    code, rows, _ = _reconcile(ledger, str(path))
+    assert code == 2 and rows[0]["status"] == "no usage in the ledger"
+
+
+def test_a_days_results_going_on_onto_the_next_page_are_one_bucket(ledger: Path, tmp_path: Path) -> None:
+    page = json.loads(ANTHROPIC.read_text(encoding="utf-8"))
+    first_day = page["data"][0]
+    head = {"data": [{**first_day, "results": first_day["results"][:5]}], "has_more": True, "next_page": "p2"}
+    rest = {
+        "data": [{**first_day, "results": first_day["results"][5:]}, *page["data"][1:]],
+        "has_more": False,
+    }
+    split = tmp_path / "split.jsonl"
+    split.write_text(json.dumps(head) + "\n" + json.dumps(rest) + "\n", encoding="utf-8")
+    _, rows, said = _reconcile(ledger, str(split))
+    _, whole, _ = _reconcile(ledger, str(ANTHROPIC))
+    assert rows == whole and rows[0]["status"] == "matches"
+    assert "again, with other costs" not in said and "more pages follow" not in said
+    # two files, the second page in the second: the same
+    (tmp_path / "p1.json").write_text(json.dumps(head), encoding="utf-8")
+    (tmp_path / "p2.json").write_text(json.dumps(rest), encoding="utf-8")
+    assert _reconcile(ledger, str(tmp_path / "p1.json"), str(tmp_path / "p2.json"))[1] == whole
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"start_time": 1e20}, "bucket start 1e+20 is not a time a report can hold"),
+        ({"workspace_id": {"a": 1}}, 'workspace_id {"a": 1} is not an id (text)'),
+        ({"amount": "1e400"}, "amount '1e400' is not a number a bill can hold"),
+    ],
+)
+def test_a_cost_report_value_out_of_reach_is_one_clear_error(
+    tmp_path: Path, change: dict[str, object], said: str
+) -> None:
+    result: dict[str, object] = {"currency": "USD", "amount": "5", "cost_type": "tokens"}
+    bucket: dict[str, object] = {"starting_at": "2026-03-02T00:00:00Z", "results": [result]}
+    if "start_time" in change:  # OpenAI's buckets start at Unix seconds
+        bucket = {"object": "bucket", "start_time": change["start_time"], "results": []}
+    else:
+        result.update(change)
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps({"data": [bucket], "has_more": False}), encoding="utf-8")
+    with pytest.raises(InputError, match=re.escape(said)):
+        read_cost_reports([path])

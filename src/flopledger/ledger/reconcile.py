@@ -26,6 +26,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import json
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -131,7 +132,10 @@ def _bad(path: Path, where: str, said: str) -> InputError:
 
 def _day_of(value: Any, path: Path, where: str) -> dt.date:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(value, dt.UTC).date()
+        try:
+            return dt.datetime.fromtimestamp(value, dt.UTC).date()
+        except (OverflowError, OSError, ValueError):
+            raise _bad(path, where, f"bucket start {value!r} is not a time a report can hold") from None
     if isinstance(value, str):
         try:
             at = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -172,9 +176,20 @@ def _usd(text: str, scale: decimal.Decimal, path: Path, where: str) -> float:
         amount = decimal.Decimal(text)
     except decimal.InvalidOperation:
         raise _bad(path, where, f"amount {text!r} is not a number") from None
-    if not amount.is_finite():
-        raise _bad(path, where, f"amount {text!r} is not a number")
-    return float(amount * scale)
+    usd = float(amount * scale) if amount.is_finite() else math.nan
+    if not math.isfinite(usd):
+        raise _bad(path, where, f"amount {text!r} is not a number a bill can hold")
+    return usd
+
+
+def _name(result: dict[str, Any], key: str, path: Path, where: str) -> str | None:
+    """A result's id field (a workspace, a project): text, or absent."""
+    value = result.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _bad(path, where, f"{key} {json.dumps(value)[:80]} is not an id (text)")
+    return value
 
 
 def _anthropic_cost(result: dict[str, Any], day: dt.date, path: Path, where: str) -> VendorCost:
@@ -192,7 +207,9 @@ def _anthropic_cost(result: dict[str, Any], day: dt.date, path: Path, where: str
         day=day,
         amount_usd=_usd(str(amount), decimal.Decimal("0.01"), path, where),  # cents
         kind=str(result.get("cost_type") or "tokens"),
-        project=result.get("workspace_id") or None,
+        # without group_by[]=description a result has no cost type: tokens and code execution as one
+        itemised=bool(result.get("cost_type")),
+        project=_name(result, "workspace_id", path, where),
         model=str(model) if model else None,
         catalog_model="/".join(found) if found else None,
         where=f"{path}: {where}",
@@ -214,7 +231,7 @@ def _openai_cost(result: dict[str, Any], day: dt.date, path: Path, where: str) -
         amount_usd=_usd(str(amount["value"]), decimal.Decimal(1), path, where),
         kind=_openai_kind(line_item) if line_item else "tokens",
         itemised=bool(line_item),
-        project=result.get("project_id") or None,
+        project=_name(result, "project_id", path, where),
         model=None,  # a line item ("gpt-4o, input"), not a model id flopledger can match
         catalog_model=None,
         where=f"{path}: {where}",
@@ -231,26 +248,31 @@ def _openai_kind(line_item: str) -> str:
     lower = line_item.lower()
     if "web search" in lower:
         return "web_search"
-    if _TOKEN_LINE.search(line_item) and not any(w in lower for w in ("audio", "image")):
+    charged = lower.rpartition(",")[2]  # of the text after the model: an audio model's text input is text
+    if _TOKEN_LINE.search(line_item) and not any(w in charged for w in ("audio", "image")):
         return "tokens"
     return line_item.rpartition(",")[2].strip() or line_item
 
 
 def read_cost_reports(paths: Sequence[Path]) -> CostReports:
     """Every result of the cost report pages in ``paths`` (Anthropic's or OpenAI's, told apart by
-    their buckets and results). A file that is not one, or a result that cannot be read, is one clear
-    error. A day's bucket read twice (pulls that overlap) counts once: the same results are one, and
-    other results for the day replace the earlier ones (the later pull, in the order given), said in
-    ``notes``. A file whose last page says more follow, and no file given has them, is in
-    ``unfetched``."""
-    buckets: dict[tuple[str, dt.date], tuple[Path, str, list[VendorCost]]] = {}
+        their buckets and results). A file that is not one, or a result that cannot be read, is one clear
+    error. A day's results that go on from a page that said more follow (``has_more``) onto the next
+    page read are one bucket. A day's bucket read twice (pulls that overlap) counts once: the same
+    results are one, and other results for the day replace the earlier ones (the later pull, in the
+    order given), said in ``notes``. A file whose last page says more follow, and no file given has
+    them, is in ``unfetched``."""
+    buckets: dict[tuple[str, dt.date], tuple[Path, list[str], list[VendorCost], int]] = {}
     notes: list[str] = []
     pages: dict[Path, list[ReportPage]] = {}
+    read = 0  # pages read, in the order given: a page's number
+    going_on = False  # whether the page before said more follow (its last bucket may go on)
     for path in paths:
         if not path.is_file():
-            raise InputError("no such file", path=str(path))
+            raise InputError("no such file" if not path.is_dir() else "a folder, not a file", path=str(path))
         pages[path] = []
         for page_at, page in _pages(path):
+            read += 1
             pages[path].append(report_page(page))
             for b, bucket in enumerate(page["data"]):
                 at = f"{page_at + ' ' if page_at else ''}data[{b}]"
@@ -272,18 +294,23 @@ def read_cost_reports(paths: Sequence[Path]) -> CostReports:
                     make = _anthropic_cost if vendor == "anthropic" else _openai_cost
                     costs.append(make(result, day, path, where))
                 provider = "openai" if openai else "anthropic"
-                same = json.dumps(sorted(json.dumps(r, sort_keys=True) for r in bucket["results"]))
+                results = [json.dumps(r, sort_keys=True) for r in bucket["results"]]
                 earlier = buckets.get((provider, day))
-                if earlier is not None and earlier[1] != same:
+                if earlier is not None and going_on and earlier[3] == read - 1:
+                    # the day's results go on from the page before, which said more follow: one pull
+                    buckets[(provider, day)] = (path, earlier[1] + results, earlier[2] + costs, read)
+                    continue
+                if earlier is not None and sorted(earlier[1]) != sorted(results):
                     notes.append(
                         f"{provider} {day} is in {earlier[0]} and again, with other costs, in {path}: "
                         f"the later ({path}) is compared"
                     )
-                buckets[(provider, day)] = (path, same, costs)
+                buckets[(provider, day)] = (path, results, costs, read)
+            going_on = pages[path][-1].has_more
     days: dict[str, set[dt.date]] = defaultdict(set)
     for provider, day in buckets:
         days[provider].add(day)
-    every = [c for _, _, costs in buckets.values() for c in costs]
+    every = [c for _, _, costs, _ in buckets.values() for c in costs]
     return CostReports(every, dict(days), notes, unfetched_pages(pages))
 
 
@@ -325,7 +352,7 @@ def reconcile(
     """Each group's vendor bill against the ledger's cost of the same provider, days (those the
     reports' buckets cover) and, as asked, project and model. A group matches when the two are
     within ``tolerance_pct`` of the bill or ``tolerance_usd``, whichever is more."""
-    dims = list(dict.fromkeys(d.strip() for d in by if d.strip()))
+    dims = list(dict.fromkeys(d.strip() for d in by if d.strip() and d.strip() != "provider"))
     unknown = [d for d in dims if d not in RECONCILE_DIMENSIONS]
     if unknown:
         from flopledger.errors import UnknownNameError
@@ -336,10 +363,15 @@ def reconcile(
     untracked: dict[str, float] = defaultdict(float)
     vendor: dict[tuple[Any, ...], float] = defaultdict(float)
     notes = list(reports.notes)
-    if any(not c.itemised for c in reports.costs):
+    if any(not c.itemised for c in reports.costs if c.provider == "openai"):
         notes.append(
             "OpenAI's costs are not grouped by line item, so all of them are compared as tokens (storage, "
             "fine-tuning and credits too): pull them with group_by=line_item to set those apart"
+        )
+    if any(not c.itemised for c in reports.costs if c.provider == "anthropic"):
+        notes.append(
+            "Anthropic's costs are not grouped by description, so all of them are compared as tokens (code "
+            "execution too): pull them with group_by[]=description to set that apart"
         )
     if "project" in dims:
         for provider, grouped in (
@@ -441,10 +473,10 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
 def _status(
     bill: float, cost: float, billed: bool, ingested: bool, tolerance_pct: float, tolerance_usd: float
 ) -> str:
+    if abs(cost - bill) <= max(tolerance_usd, abs(bill) * tolerance_pct / 100):
+        return "matches"  # a day billed nothing and used nothing, or less than a cent, too
     if not ingested:
         return "no usage in the ledger"
     if not billed:
         return "not on the bill"
-    if abs(cost - bill) <= max(tolerance_usd, abs(bill) * tolerance_pct / 100):
-        return "matches"
     return "ledger short" if cost < bill else "ledger over"
