@@ -161,6 +161,12 @@ def test_changes_golden_and_exact(ledger: Path) -> None:
     top = effects[0]
     assert (top.group, top.token_class) == ("agents", "output_tokens")  # the bot
     assert top.mix_usd > 0 and top.price_usd < 0  # more output tokens; the February discount
+    # by team and model, or model alone: each model a group of its own, the same change in all
+    by_model = spend_change(connect_engine("duckdb", db=ledger), by=["team", "model"], as_of=AS_OF)
+    assert by_model[0].group == "agents/claude-sonnet-4-5"
+    assert sum(e.change_usd for e in by_model) == pytest.approx(sum(e.change_usd for e in effects))
+    alone = spend_change(connect_engine("duckdb", db=ledger), by=["model"], as_of=AS_OF)
+    assert sum(e.change_usd for e in alone) == pytest.approx(sum(e.change_usd for e in effects))
 
 
 # Whole hundredths of a cent: sub-femto-dollar days only probe float underflow, not the model.

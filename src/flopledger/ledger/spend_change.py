@@ -77,12 +77,13 @@ def segment_spend(
     t = t.filter(in_current | in_previous)
     sums = {c: t[c].sum() for c, _ in BILLED_CLASSES}
     sums |= {cost: t[cost].sum() for _, cost in BILLED_CLASSES}
+    groups = [d for d in by if d != "model"]  # by model too: the model is the group's own
     return (
         t.group_by(
-            period=ibis.ifelse(in_current, "current", "previous"), **{d: t[d] for d in by}, model=t.model
+            period=ibis.ifelse(in_current, "current", "previous"), **{d: t[d] for d in groups}, model=t.model
         )
         .aggregate(**sums)
-        .order_by(["period", *by, "model"])
+        .order_by(["period", *groups, "model"])
     )
 
 
