@@ -321,3 +321,45 @@ def test_web_searches_are_a_charge_of_their_own(tmp_path: Path) -> None:
         assert float(r["ListUnitPrice"]) == pytest.approx(10.0)  # $10 per thousand searches
         assert float(r["PricingQuantity"]) == pytest.approx(float(r["ConsumedQuantity"]) / 1000)
     assert float(sum(r["EffectiveCost"] for r in rows)) == pytest.approx(cost, abs=1e-5)
+
+
+def test_list_cost_per_class_is_of_its_own_events_when_a_discount_starts_within_the_day(
+    tmp_path: Path,
+) -> None:
+    """A discount from noon: the morning's cache reads list at what they cost, the afternoon's input
+    and output at twice what they cost, not at a blend of the day's."""
+    from flopledger.catalog.overrides import load_overrides
+    from flopledger.ledger.ingest import ingest_files
+
+    src = tmp_path / "u.jsonl"
+    base = {"provider": "anthropic", "model": "claude-sonnet-4-5", "team": "a"}
+    src.write_text(
+        json.dumps({**base, "ts": "2026-05-01T09:00:00Z", "cache_read_tokens": 1_000_000})
+        + "\n"
+        + json.dumps(
+            {**base, "ts": "2026-05-01T15:00:00Z", "input_tokens": 100_000, "output_tokens": 100_000}
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    toml = tmp_path / "overrides.toml"
+    toml.write_text(
+        '[[discount]]\nprovider = "anthropic"\npercent = 50\nvalid_from = 2026-05-01T12:00:00Z\n',
+        encoding="utf-8",
+    )
+    db = tmp_path / "l.duckdb"
+    con = open_ledger(db)
+    ingest_files(con, [src], overrides=load_overrides(toml))
+    con.close()
+    rows = focus_table(connect_engine("duckdb", db=db)).to_pylist()
+    got = {
+        r["x_TokenClass"]: (float(r["BilledCost"]), float(r["ListCost"]), float(r["ListUnitPrice"]))
+        for r in rows
+    }
+    # 1M cache reads above the 200k tier at $0.60/M, undiscounted; 100k in at $3/M and out at $15/M, halved
+    assert got.pop("requests") == (0.0, 0.0, 0.0)  # no fee per request for this model
+    assert got == {
+        "cache_read_tokens": pytest.approx((0.60, 0.60, 0.60)),
+        "input_tokens": pytest.approx((0.15, 0.30, 3.0)),
+        "output_tokens": pytest.approx((0.75, 1.50, 15.0)),
+    }

@@ -130,6 +130,17 @@ def focus_charges(
     t = _in_range(events.filter(events.cost_usd.notnull()), since, until)
     sums = {c: t[c].sum() for c in (*(q for q, _ in BILLED_CLASSES), "reasoning_tokens")}
     sums |= {k: t[k].sum() for k in (*(cost for _, cost in BILLED_CLASSES), "list_cost_usd", "cost_usd")}
+    # A discount applies to every class of an event alike, so a class's list cost is its cost over the
+    # share the event kept; an event with no cost left (a 100% discount) shares its list cost by tokens.
+    free = t.cost_usd == 0
+    sums |= {
+        f"{cost}_list": ibis.ifelse(free, 0.0, t[cost] * t.list_cost_usd / t.cost_usd).sum()
+        for _, cost in BILLED_CLASSES
+    }
+    sums["free_list_usd"] = ibis.ifelse(free, t.list_cost_usd, 0.0).sum()
+    sums |= {
+        f"{q}_free": ibis.ifelse(free, t[q], 0).sum() for q, _ in BILLED_CLASSES if q not in UNIT_CLASSES
+    }
     return (
         t.group_by(day=t.ts.date(), **{k: t[k] for k in _GROUP_KEYS})
         .aggregate(**sums)
@@ -161,9 +172,13 @@ def _charge_rows(c: dict[str, Any]) -> list[dict[str, Any]]:
     day: dt.date = c["day"]
     month = day.replace(day=1)
     next_month = (month + dt.timedelta(days=32)).replace(day=1)
-    cost, list_cost = float(c["cost_usd"] or 0.0), float(c["list_cost_usd"] or 0.0)
-    classes = [(k, float(c[k] or 0), float(c[cost] or 0.0)) for k, cost in BILLED_CLASSES]
-    qty_total = sum(q for k, q, _ in classes if k not in UNIT_CLASSES) or 1.0
+    classes = [
+        (k, float(c[k] or 0), float(c[cost] or 0.0), float(c[f"{cost}_list"] or 0.0))
+        for k, cost in BILLED_CLASSES
+    ]
+    free_list = float(c["free_list_usd"] or 0.0)
+    free_qty = {k: float(c[f"{k}_free"] or 0) for k, *_ in classes if k not in UNIT_CLASSES}
+    free_total = sum(free_qty.values()) or 1.0
     provider = c["provider"] or "unknown"
     tier = c["service_tier"] or "standard"
     common = {
@@ -194,13 +209,10 @@ def _charge_rows(c: dict[str, Any]) -> list[dict[str, Any]]:
         "x_PriceVersion": c["price_version"],
     }
     rows = []
-    for cls, qty, cls_cost in classes:
+    for cls, qty, cls_cost, priced_list in classes:
         if qty == 0 and cls_cost == 0:
             continue
-        # A percentage discount applies to every class of a charge alike; with no effective cost
-        # (a 100% discount) list cost is shared out by tokens.
-        is_tokens = cls not in UNIT_CLASSES
-        cls_list = cls_cost * list_cost / cost if cost else list_cost * qty / qty_total * is_tokens
+        cls_list = priced_list + free_list * free_qty.get(cls, 0.0) / free_total
         consumed_unit, per_pricing_unit, pricing_unit = _UNITS.get(cls, _TOKEN_UNIT)
         pricing_qty = qty / per_pricing_unit
         sku = f"{c['price_model'] or c['model']}:{cls}"
@@ -255,6 +267,8 @@ def _emitted_columns() -> set[str]:
     sample: dict[str, Any] = {k: None for k in ("day", *_GROUP_KEYS, "reasoning_tokens")}
     sample |= {k: 0 for k in (*(q for q, _ in BILLED_CLASSES), "list_cost_usd", "cost_usd")}
     sample |= {cost: 0.0 for _, cost in BILLED_CLASSES}
+    sample |= {f"{cost}_list": 0.0 for _, cost in BILLED_CLASSES} | {"free_list_usd": 0.0}
+    sample |= {f"{q}_free": 0 for q, _ in BILLED_CLASSES}
     sample["input_tokens"], sample["day"] = 1, dt.date(2000, 1, 1)
     return set(_charge_rows(sample)[0])
 
