@@ -339,6 +339,19 @@ def test_prices_show_says_when_the_ledger_holds_other_prices_than_it_shows(tmp_p
     assert same.exit_code == 0 and "other prices" not in same.stderr and "stored_co" not in same.stdout
 
 
+def test_prices_show_tells_a_rows_hours_of_the_day(tmp_path: Path) -> None:
+    """DeepSeek's off-peak prices are rows of their own hours: the table says which hours each holds."""
+    db = _ingested(
+        tmp_path, "ts,provider,model,input_tokens\n2026-05-01T10:00:00Z,deepseek,deepseek-chat,5\n"
+    )
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["prices", "show", "deepseek-chat", "--db", db])
+    standard = [ln for ln in result.stdout.splitlines() if "│ standard" in ln]
+    assert [ln.split("│")[6].strip() for ln in standard] == ["00:00-00:30", "00:30-16:30", "16:30-00:00"]
+    assert "hours_utc" in result.stdout
+    plain = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["prices", "show", "gpt-5", "--provider", "openai"])
+    assert plain.exit_code == 0 and "hours_utc" not in plain.stdout  # a price that holds all day
+
+
 def test_prices_show_counts_events_by_their_current_mapping_and_those_no_row_covers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -734,6 +734,8 @@ def prices_show(
             "valid_from",
             "valid_to",
             "tier_above_tokens",
+            # shown where a row holds for some hours of the day alone (an off-peak price)
+            *(["hours_utc"] if any(_hours(r) for r in rows) else []),
             "input_usd_per_mtok",
             "cache_read_usd_per_mtok",
             "cache_write_5m_usd_per_mtok",
@@ -745,6 +747,8 @@ def prices_show(
             *(["events", "cost_usd"] if ledger is not None else []),
             *(["stored_cost_usd"] if ledger is not None and differs else []),
         ]
+        for r in rows:
+            r["hours_utc"] = _hours(r) or "all day"
         for bound in ("valid_from", "valid_to"):  # price changes fall at midnight: shown as days
             filled = [r[bound] for r in rows if r.get(bound) is not None]
             if filled and all(isinstance(v, dt.datetime) and v.time() == dt.time() for v in filled):
@@ -764,6 +768,18 @@ def prices_show(
     if ledger is not None:
         title += f"; the ledger's events of it, priced with these rows ({ledger})"
     render_rows(rows, fmt, title=title, columns=columns)
+
+
+def _hours(row: dict[str, Any]) -> str | None:
+    """A price row's hours of the day (UTC) as ``16:30-00:30``, or None when it holds all day."""
+    start, end = row.get("tod_from_s"), row.get("tod_to_s")
+    if start is None or end is None or (start, end) == (0, 86400):
+        return None
+
+    def at(s: int) -> str:
+        return f"{s // 3600 % 24:02d}:{s % 3600 // 60:02d}"
+
+    return f"{at(int(start))}-{at(int(end))}"
 
 
 def prices_missing(db: DbOption = None, fmt: FormatOption = OutputFormat.table) -> None:
