@@ -451,7 +451,10 @@ def test_timestamps_without_an_offset_are_utc_whatever_the_session_time_zone(tmp
     assert _rows(con, "SELECT current_setting('TimeZone')") == [("America/New_York",)]  # the caller's, kept
 
 
-@pytest.mark.parametrize("value", ["NaN", "Infinity", "1e30", "2.5"])
+@pytest.mark.parametrize(
+    "value",
+    ["NaN", "Infinity", "1e30", "2.5", "4.9999999999999999", "100.0000000000000001", "1e-400", "5e-1"],
+)
 def test_counts_that_are_not_whole_finite_numbers_are_quarantined(tmp_path: Path, value: str) -> None:
     path = tmp_path / "a.csv"
     path.write_text(
@@ -463,6 +466,17 @@ def test_counts_that_are_not_whole_finite_numbers_are_quarantined(tmp_path: Path
     assert (r.rows_stored, r.rows_quarantined) == (1, 1)
     assert _rows(con, "SELECT source_line, field FROM quarantine") == [(2, "input_tokens")]
     assert value in str(_rows(con, "SELECT raw FROM quarantine")[0][0])
+
+
+@pytest.mark.parametrize(("value", "count"), [("5.000", 5), ("1e3", 1000), ("0e5", 0), ("0.0", 0), ("+7", 7)])
+def test_whole_counts_written_otherwise_are_read_as_such(tmp_path: Path, value: str, count: int) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(
+        f"ts,model,input_tokens,output_tokens\n2026-03-02T10:00:00Z,m,{value},5\n", encoding="utf-8"
+    )
+    con = open_ledger(tmp_path / "l.duckdb")
+    assert ingest_files(con, [path]).rows_stored == 1
+    assert _rows(con, "SELECT input_tokens FROM events") == [(count,)]
 
 
 def test_a_ledger_with_bare_content_hash_ids_is_not_counted_twice(tmp_path: Path) -> None:
@@ -911,9 +925,7 @@ def test_a_misspelt_key_in_json_a_map_reads_is_an_error_naming_the_keys(tmp_path
         "2026-11-02T10:01:00Z,gpt-4o,,6,\n",
         encoding="utf-8",
     )
-    with pytest.raises(
-        InputError, match=r"no object at 'meta' has a key 'tema'; the keys there are: team"
-    ):
+    with pytest.raises(InputError, match=r"no object at 'meta' has a key 'tema'; the keys there are: team"):
         ingest_files(open_ledger(tmp_path / "csv.duckdb"), [text], mapping={"team": "meta.tema"})
     sparse = ingest_files(open_ledger(tmp_path / "csv.duckdb"), [text], mapping={"team": "extra.team"})
     assert sparse.rows_stored == 2
