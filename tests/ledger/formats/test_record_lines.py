@@ -231,4 +231,13 @@ def test_a_quote_never_closed_fails_the_file_with_its_line(tmp_path: Path) -> No
     empty.write_text("")
     with pytest.raises(InputError, match="the file is empty: a CSV needs a header row"):
         ingest_files(con, [empty], format="csv")
+    # a header below blank lines, and bytes that are not text, are said as such
+    below = tmp_path / "below.csv"
+    below.write_text("\n\n" + _HEADER + "2026-03-02T10:00:00Z,gpt-5,1,1\n")
+    with pytest.raises(InputError, match=r"the first line is blank: .* remove the blank lines before it"):
+        ingest_files(con, [below], format="csv")
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\x00\x01\xff\xfets,model\n")
+    with pytest.raises(InputError, match="the header is not UTF-8 text"):
+        ingest_files(con, [binary], format="csv")
     con.close()

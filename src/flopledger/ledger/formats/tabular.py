@@ -378,10 +378,23 @@ def _header_names(path: Path, delim: str) -> list[str]:
     """The column names of CSV ``path``'s header record, as DuckDB names them: a blank name is
     ``column{i}``, a name seen before gains ``_1``, ``_2``, ..."""
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
-        header = next(csv.reader(fh, delimiter=delim), None)
+        header = next(
+            csv.reader(fh.read(1 << 16).replace("\0", "\ufffd").splitlines(True), delimiter=delim), None
+        )
+    if header == []:
+        raise InputError(
+            "the first line is blank: a CSV's header row naming its columns must be its first line; "
+            "remove the blank lines before it",
+            path=str(path),
+        )
     if not header:
         raise InputError(
             "the file is empty: a CSV needs a header row naming its columns (ts, model, input_tokens, ...)",
+            path=str(path),
+        )
+    if any("\ufffd" in name for name in header):
+        raise InputError(
+            "the header is not UTF-8 text (a binary file, or a CSV saved as UTF-16?): save it as UTF-8 CSV",
             path=str(path),
         )
     names: list[str] = []
