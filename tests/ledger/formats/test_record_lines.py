@@ -202,6 +202,29 @@ def test_a_stray_quote_in_a_value_beside_a_ragged_record_keeps_every_line(tmp_pa
     assert quarantined == [(3, "2026-03-01T10:01:00Z,gpt-4o,b,100")]
 
 
+def test_a_stray_quote_beside_quoted_newlines_keeps_every_line(tmp_path: Path) -> None:
+    """A quote inside an unquoted value (5" screen) does not pair with the next one: the values that
+    hold newlines after it still move the lines of the rows below them, stored and quarantined."""
+    path = tmp_path / "u.csv"
+    path.write_text(
+        "ts,model,team,input_tokens\n"
+        '2026-03-01T10:00:00Z,gpt-5,5" screen,1\n'
+        '2026-03-01T10:01:00Z,gpt-5,"two\nlines",2\n'
+        "2026-03-01T10:02:00Z,gpt-5,c,bad\n"
+        '2026-03-01T10:03:00Z,gpt-5,"three\n\nlines",5\n'
+        "2026-03-01T10:04:00Z,gpt-5,d,worse\n"
+    )
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [path])
+    assert con.execute("SELECT source_line, input_tokens FROM events ORDER BY 1").fetchall() == [
+        (2, 1),
+        (3, 2),
+        (6, 5),
+    ]
+    assert con.execute("SELECT source_line FROM quarantine ORDER BY 1").fetchall() == [(5,), (9,)]
+    con.close()
+
+
 def test_a_record_whose_quotes_do_not_close_is_quarantined_near_the_start_too(tmp_path: Path) -> None:
     """A value "b"x within the first rows (where DuckDB's sniffer would look) is one bad record, not
     a file refused whole."""

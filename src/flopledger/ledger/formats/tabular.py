@@ -472,6 +472,25 @@ def _rejected_records(con: duckdb.DuckDBPyConnection, path: Path, table: str) ->
     return [r[0] for r in records]
 
 
+def _parsed_record_lines(path: Path, delim: str, rejected: set[int]) -> list[int] | None:
+    """The line each record of CSV ``path`` starts on (the header's first), as a CSV reader that
+    opens a quoted value only at a value's start finds them; blank lines and the records starting
+    on ``rejected`` lines left out. None when the file cannot be read so."""
+    starts: list[int] = []
+    try:
+        with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+            reader = csv.reader(fh, delimiter=delim)
+            after = 0  # the lines read before this record
+            for record in reader:
+                first = after + 1
+                after = reader.line_num
+                if record and first not in rejected:
+                    starts.append(first)
+    except csv.Error:
+        return None
+    return starts
+
+
 def _physical_lines(path: Path) -> int:
     """How many lines the file has (a last line without a newline counts)."""
     lines, last = 0, b"\n"
@@ -532,6 +551,13 @@ def _record_lines(
             return starts
     con.execute(f"DROP TABLE {text}")
     con.execute(f"DROP TABLE {starts}")
+    # Quotes that do not pair line by line (a quote inside an unquoted value, 'ab"c', which opens
+    # nothing): the file read record by record, a quote opening a value only at its start.
+    lines_of = _parsed_record_lines(path, "\t" if path.suffix.lower() == ".tsv" else ",", set(rejected))
+    if lines_of is not None and len(lines_of) == records[0] + 1:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {starts} (_rec BIGINT, _line BIGINT)")
+        con.executemany(f"INSERT INTO {starts} VALUES (?, ?)", [(i - 1, ln) for i, ln in enumerate(lines_of)])
+        return starts
     if rejected:  # numbered as read, the records after a rejected one would take its line
         raise InputError(
             f"cannot tell the line each record starts on (quotes that do not pair, and a record near line "
