@@ -67,6 +67,7 @@ def oracle_cost_usd(event: Mapping[str, Any], at: str | None = None) -> float:
         cache_write_5m_tokens=g("cache_write_5m_tokens"),
         cache_write_1h_tokens=g("cache_write_1h_tokens"),
         output_tokens=g("output_tokens"),
+        output_reasoning_tokens=g("reasoning_tokens"),
         web_searches=g("web_search_requests"),
     )
     ts = dt.datetime.fromisoformat(str(at or event["ts"]).replace("Z", "+00:00"))

@@ -110,6 +110,7 @@ class _PrivateModel(BaseModel):
     model: str
     input_usd_per_mtok: float = Field(ge=0)
     output_usd_per_mtok: float = Field(ge=0)
+    output_reasoning_usd_per_mtok: float | None = Field(default=None, ge=0)  # None: reasoning as output
     cache_read_usd_per_mtok: float | None = Field(default=None, ge=0)
     cache_write_5m_usd_per_mtok: float | None = Field(default=None, ge=0)
     cache_write_1h_usd_per_mtok: float | None = Field(default=None, ge=0)
@@ -201,6 +202,7 @@ class PriceOverrides:
                         usd_per_web_search=m.usd_per_web_search,
                         discount_pct=0.0,
                         source=m.source,
+                        output_reasoning_usd_per_mtok=m.output_reasoning_usd_per_mtok,
                     )
                 )
         return rows

@@ -114,6 +114,7 @@ class PriceRow:
     usd_per_web_search: float
     discount_pct: float
     source: str
+    output_reasoning_usd_per_mtok: float | None = None  # reasoning output priced apart (None: as output)
 
     def as_record(self, price_version: str) -> dict[str, Any]:
         record = {"price_version": price_version}
@@ -211,14 +212,16 @@ MAPPING_RULES = digest_of(
         b"catalog models found by id|",
         b"web searches priced|",
         b"tier prices applied before their listing|",
+        b"reasoning priced apart where the catalog does|",
         _batch_discounts_data(),
     ]
 )[:8]
 """A digest of the rules that map a logged provider to catalog models (the two sets above, a model
 name matched without the whitespace around it, a catalog model found by its id, web searches priced,
-a service tier's first listed price applied before the catalog's date for it) and of the published
-batch discounts: part of the price version, so changing them makes ingest and ``reprice`` map every
-name again, and tells a ledger priced before them from one priced after."""
+a service tier's first listed price applied before the catalog's date for it, reasoning output at
+its own rate where the catalog gives one) and of the published batch discounts: part of the price
+version, so changing them makes ingest and ``reprice`` map every name again, and tells a ledger
+priced before them from one priced after."""
 
 
 def _resolve(provider: str | None, model: str) -> tuple[str, str] | None:
@@ -313,7 +316,7 @@ def _at_tier(model_price: Any, above_tokens: int) -> Any:
     return resolved
 
 
-def _probe(model_price: Any) -> dict[str, float]:
+def _probe(model_price: Any) -> dict[str, float | None]:
     """USD per million tokens of each class, and per request, as ``genai-prices`` computes them."""
     from genai_prices.types import Usage
 
@@ -329,7 +332,10 @@ def _probe(model_price: Any) -> dict[str, float]:
         "cache_write_1h": total(input_tokens=m, cache_write_tokens=m, cache_write_1h_tokens=m),
         "output": total(output_tokens=m),
     }
-    rates = {f"{k}_usd_per_mtok": float(v - fee) for k, v in probes.items()}
+    rates: dict[str, float | None] = {f"{k}_usd_per_mtok": float(v - fee) for k, v in probes.items()}
+    # reasoning is part of the output; a model may price it apart (else it is output like the rest)
+    reasoning = float(total(output_tokens=m, output_reasoning_tokens=m) - fee)
+    rates["output_reasoning_usd_per_mtok"] = None if reasoning == rates["output_usd_per_mtok"] else reasoning
     rates["usd_per_request"] = float(fee)
     rates["usd_per_web_search"] = float((total(web_searches=_WEB_SEARCHES) - fee) / _WEB_SEARCHES)
     return rates
@@ -434,7 +440,9 @@ def _with_batch_fallback(rows: list[PriceRow]) -> list[PriceRow]:
     for r in rows:
         base = standard.get((r.valid_from, r.tod_from_s, r.tier_above_tokens))
         discount = batch_discounts().get(r.provider_id)
-        same = base is not None and all(getattr(r, f) == getattr(base, f) for f in _RATE_FIELDS)
+        same = base is not None and all(
+            getattr(r, f) == getattr(base, f) for f in (*_RATE_FIELDS, "output_reasoning_usd_per_mtok")
+        )
         if r.variant == "batch" and same and discount is not None:
             keep = 1.0 - discount.percent / 100.0
             r = replace(
@@ -443,6 +451,11 @@ def _with_batch_fallback(rows: list[PriceRow]) -> list[PriceRow]:
                     f"{r.source}; batch at {100 - discount.percent:g}% ({discount.source}, {discount.as_of})"
                 ),
                 **{f: getattr(r, f) * keep for f in _RATE_FIELDS},
+                output_reasoning_usd_per_mtok=(
+                    None
+                    if r.output_reasoning_usd_per_mtok is None
+                    else r.output_reasoning_usd_per_mtok * keep
+                ),
             )
         out.append(r)
     return out

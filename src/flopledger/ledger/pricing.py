@@ -20,13 +20,24 @@ from flopledger.ledger.schema import PRICED_COLUMNS, TOKEN_COLUMNS, WEB_SEARCH_C
 __all__ = ["price_events", "second_of_day", "tier_requests", "total_input", "web_searches"]
 
 
+_OWN_RATES = frozenset(
+    (
+        "input_usd_per_mtok",
+        "cache_read_usd_per_mtok",
+        "cache_write_5m_usd_per_mtok",
+        "cache_write_1h_usd_per_mtok",
+        "output_usd_per_mtok",
+    )
+)
+"""The rates every price row has; the reasoning rate is derived (:func:`price_events`)."""
+
 _CLASS_RATE = {
     "input_tokens": "input_usd_per_mtok",
     "cache_read_tokens": "cache_read_usd_per_mtok",
     "cache_write_5m_tokens": "cache_write_5m_usd_per_mtok",
     "cache_write_1h_tokens": "cache_write_1h_usd_per_mtok",
     "output_tokens": "output_usd_per_mtok",
-    "reasoning_tokens": "output_usd_per_mtok",
+    "reasoning_tokens": "output_reasoning_usd_per_mtok",
 }
 
 
@@ -122,7 +133,13 @@ def price_events(
         _p_fee=prices.usd_per_request,
         # a price version flattened before web searches were priced has none for them
         _p_search=prices.usd_per_web_search.fill_null(0.0),
-        **{f"_p_{rate}": prices[rate] for rate in sorted(set(_CLASS_RATE.values()))},
+        **{f"_p_{rate}": prices[rate] for rate in sorted(set(_CLASS_RATE.values())) if rate in _OWN_RATES},
+        # a model that prices reasoning apart has a rate for it; for the rest it is output like any
+        _p_output_reasoning_usd_per_mtok=(
+            prices.output_reasoning_usd_per_mtok.fill_null(prices.output_usd_per_mtok)
+            if "output_reasoning_usd_per_mtok" in prices.columns
+            else prices.output_usd_per_mtok
+        ),
     )
     joined = ev.left_join(
         p,
@@ -142,6 +159,12 @@ def price_events(
     list_costs: dict[str, Any] = {
         col: joined[col].cast("float64") * joined[f"_p_{_CLASS_RATE[col]}"] / 1e6 for col in TOKEN_COLUMNS
     }
+    # the output's reasoning at its own rate: the output tokens less it at the output rate, plus it
+    reasoning = ibis.least(joined.reasoning_tokens, joined.output_tokens).cast("float64")
+    apart = joined._p_output_reasoning_usd_per_mtok - joined._p_output_usd_per_mtok
+    list_costs["output_tokens"] = list_costs["output_tokens"] + ibis.ifelse(
+        apart != 0, reasoning * apart / 1e6, 0.0
+    )
     list_fee = joined.requests.fill_null(1).cast("float64") * joined._p_fee  # no count: one request
     list_search = joined[WEB_SEARCH_CLASS].fill_null(0).cast("float64") * joined._p_search
     list_total = sum(

@@ -106,11 +106,16 @@ _TABLES: dict[str, tuple[Column, ...]] = {
         Column("cache_read_usd_per_mtok", "DOUBLE", "Cache reads."),
         Column("cache_write_5m_usd_per_mtok", "DOUBLE", "Cache writes, 5-minute TTL."),
         Column("cache_write_1h_usd_per_mtok", "DOUBLE", "Cache writes, 1-hour TTL."),
-        Column("output_usd_per_mtok", "DOUBLE", "Output (reasoning included)."),
+        Column("output_usd_per_mtok", "DOUBLE", "Output (reasoning included, unless priced apart)."),
         Column("usd_per_request", "DOUBLE", "Per-request fee."),
         Column("usd_per_web_search", "DOUBLE", "Per server-side web search."),
         Column("discount_pct", "DOUBLE", "Negotiated discount from the overrides file, percent."),
         Column("source", "VARCHAR", "Where the price comes from."),
+        Column(
+            "output_reasoning_usd_per_mtok",
+            "DOUBLE",
+            "Reasoning output, where the model prices it apart from the rest (NULL: as output).",
+        ),
     ),
     "model_map": (
         Column("price_version", "VARCHAR", "Price table version the mapping was made with."),

@@ -149,6 +149,10 @@ class BadCount(ValueError):
         self.field = field
 
 
+_FRACTION = re.compile(r"\.[0-9]*[1-9]")
+_TINY = re.compile(r"[1-9][^eE]*[eE]")
+
+
 def whole_count(value: Any, field: str) -> int:
     """A source's token count as an int, by the rule validation applies to every format.
 
@@ -176,6 +180,11 @@ def whole_count(value: Any, field: str) -> int:
             try:
                 number = float(text)
             except ValueError:
+                raise BadCount(field, value) from None
+            # judged on the text where a double would round it: a fraction ('4.9999999999999999'
+            # reads 5.0) or a number too small for one ('1e-400' reads 0), as validation does
+            exponent = "e" in text.lower()
+            if (not exponent and _FRACTION.search(text)) or (number == 0 and _TINY.search(text)):
                 raise BadCount(field, value) from None
             if math.isfinite(number) and EXACT_DOUBLE <= abs(number) <= 10**20:
                 number = _exact_count(text, field, value)
