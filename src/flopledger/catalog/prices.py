@@ -316,8 +316,9 @@ def _at_tier(model_price: Any, above_tokens: int) -> Any:
     return resolved
 
 
-def _probe(model_price: Any) -> dict[str, float | None]:
-    """USD per million tokens of each class, and per request, as ``genai-prices`` computes them."""
+def _probe(model_price: Any) -> tuple[dict[str, float], float | None]:
+    """USD per million tokens of each class, and per request, as ``genai-prices`` computes them; and
+    of reasoning output where the model prices it apart (else None)."""
     from genai_prices.types import Usage
 
     def total(**usage: int) -> Decimal:
@@ -332,13 +333,12 @@ def _probe(model_price: Any) -> dict[str, float | None]:
         "cache_write_1h": total(input_tokens=m, cache_write_tokens=m, cache_write_1h_tokens=m),
         "output": total(output_tokens=m),
     }
-    rates: dict[str, float | None] = {f"{k}_usd_per_mtok": float(v - fee) for k, v in probes.items()}
+    rates = {f"{k}_usd_per_mtok": float(v - fee) for k, v in probes.items()}
     # reasoning is part of the output; a model may price it apart (else it is output like the rest)
     reasoning = float(total(output_tokens=m, output_reasoning_tokens=m) - fee)
-    rates["output_reasoning_usd_per_mtok"] = None if reasoning == rates["output_usd_per_mtok"] else reasoning
     rates["usd_per_request"] = float(fee)
     rates["usd_per_web_search"] = float((total(web_searches=_WEB_SEARCHES) - fee) / _WEB_SEARCHES)
-    return rates
+    return rates, None if reasoning == rates["output_usd_per_mtok"] else reasoning
 
 
 def _cells(info: Any) -> Iterator[tuple[dt.datetime, dt.datetime, int, int]]:
@@ -489,7 +489,7 @@ def _flatten(provider_id: str, model_id: str) -> tuple[PriceRow, ...]:
                     f"; {variant} price listed from {listed.isoformat()} applied before it"  # _BACKDATED
                 )
             for above, upto in _tier_ranges(model_price):
-                rates = _probe(_at_tier(model_price, above))
+                rates, reasoning = _probe(_at_tier(model_price, above))
                 rows.append(
                     PriceRow(
                         provider_id=prov.id,
@@ -503,6 +503,7 @@ def _flatten(provider_id: str, model_id: str) -> tuple[PriceRow, ...]:
                         tier_upto_tokens=upto,
                         discount_pct=0.0,
                         source=source,
+                        output_reasoning_usd_per_mtok=reasoning,
                         **rates,
                     )
                 )
