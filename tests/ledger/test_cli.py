@@ -350,6 +350,12 @@ def test_prices_show_tells_a_rows_hours_of_the_day(tmp_path: Path) -> None:
     assert "hours_utc" in result.stdout
     plain = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["prices", "show", "gpt-5", "--provider", "openai"])
     assert plain.exit_code == 0 and "hours_utc" not in plain.stdout  # a price that holds all day
+    assert "output_reason" not in plain.stdout  # reasoning is output like the rest
+    deep = CliRunner(env={"COLUMNS": "250"}).invoke(
+        app, ["prices", "show", "sonar-deep-research", "--provider", "perplexity", "-f", "json"]
+    )
+    rows = json.loads(deep.stdout)
+    assert {(r["output_usd_per_mtok"], r["output_reasoning_usd_per_mtok"]) for r in rows} == {(8.0, 3.0)}
 
 
 def test_prices_show_counts_events_by_their_current_mapping_and_those_no_row_covers(

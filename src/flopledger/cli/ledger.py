@@ -741,6 +741,12 @@ def prices_show(
             "cache_write_5m_usd_per_mtok",
             "cache_write_1h_usd_per_mtok",
             "output_usd_per_mtok",
+            # shown where the model prices reasoning apart from the rest of its output
+            *(
+                ["output_reasoning_usd_per_mtok"]
+                if any(r.get("output_reasoning_usd_per_mtok") is not None for r in rows)
+                else []
+            ),
             # shown where the model prices web searches (a column of zeros says nothing)
             *(["usd_per_web_search"] if any(r.get("usd_per_web_search") for r in rows) else []),
             "discount_pct",
