@@ -554,6 +554,13 @@ def test_ingest_format_outcomes_reconciles_in_every_output(tmp_path: Path) -> No
     (bad,) = json.loads(run("quarantine", "list", "--db", db, "--format", "json"))
     assert (bad["source_format"], bad["source_line"], bad["field"]) == ("outcomes", 3, "ts")
     assert "1 row(s) quarantined" in run("ingest", str(path), "--format", "outcomes", "--db", db)
+    # the run of outcomes is named by the id its quarantined rows bear (it records no ingest run)
+    by_run = json.loads(
+        run("quarantine", "list", "--db", db, "--ingest", bad["ingest_id"][:14], "-f", "json")
+    )
+    assert [r["source_line"] for r in by_run] == [3]
+    unknown = CliRunner().invoke(app, ["quarantine", "list", "--db", db, "--ingest", "outcomes-ffff"])
+    assert unknown.exit_code != 0 and "no run of outcomes 'outcomes-ffff'" in str(unknown.exception)
 
 
 def test_serve_and_tokens_refuse_bad_setups_before_they_start(tmp_path: Path) -> None:

@@ -52,6 +52,25 @@ def _selected(con: duckdb.DuckDBPyConnection) -> str:
     )
 
 
+def _run_of(con: duckdb.DuckDBPyConnection, run: str) -> str:
+    """The ingest run ``run`` names (its id or a unique prefix), or a run of outcomes, which records
+    no ingest run, by the id its quarantined rows bear (``outcomes-...``)."""
+    if run.strip().startswith("outcomes-"):
+        found = [
+            i
+            for (i,) in con.execute(
+                "SELECT DISTINCT ingest_id FROM quarantine WHERE starts_with(ingest_id, ?) ORDER BY 1",
+                [run.strip()],
+            ).fetchall()
+        ]
+        if len(found) == 1:
+            return str(found[0])
+        if found:
+            raise InputError(f"run {run!r} is ambiguous ({', '.join(found[:5])}); give more of its id")
+        raise InputError(f"no run of outcomes {run!r} has quarantined rows in this ledger")
+    return resolve_run(con, run)[0]
+
+
 def _without_dot_slash(name: str) -> str:
     while name.startswith("./"):
         name = name[2:]
@@ -75,7 +94,7 @@ class QuarantineSelection:
             raise InputError("--open and --gone exclude each other: give one")
         conditions, params = ["TRUE"], []
         if self.ingest is not None:  # the rows it quarantined, and those it read again
-            run = resolve_run(con, self.ingest)[0]
+            run = _run_of(con, self.ingest)
             reads = "quarantine_reads" in {t for (t,) in con.execute("SHOW TABLES").fetchall()}
             again = " OR q.row_key IN (SELECT row_key FROM quarantine_reads WHERE ingest_id = ?)"
             conditions.append(f"(q.ingest_id = ?{again if reads else ''})")
