@@ -99,11 +99,13 @@ def _not_count(col: str) -> str:
         f"ELSE NOT isfinite({d}) OR {d} < 0 OR {d} <> floor({d}) "
         # digits grouped by underscores: DuckDB reads some of them wrongly ('9_007_199' as 9)
         f"""OR contains("{col}", '_') """
-        # a fraction the double rounds away ('4.9999999999999999' reads 5.0), judged on the text;
-        # and a number too small for a double ('1e-400' reads 0)
-        f"""OR (contains("{col}", '.') AND NOT regexp_matches("{col}", '[eE]') """
-        f"""AND regexp_matches("{col}", '\\.[0-9]*[1-9]')) """
-        f"""OR ({d} = 0 AND regexp_matches("{col}", '[1-9][^eE]*[eE]')) """
+        # a fraction the double rounds away ('4.9999999999999999' reads 5.0: text of 17 characters
+        # or more), judged on the text; and a number too small for a double ('1e-400' reads 0). A
+        # CASE, so that only those rare rows pay for the text (an OR would judge every row).
+        f"""OR CASE WHEN strlen("{col}") > 16 THEN regexp_matches("{col}", '^[^eE]*\\.[0-9]*[1-9][^eE]*$') """
+        "ELSE false END "
+        f"""OR CASE WHEN {d} = 0 AND strlen("{col}") > 1 THEN regexp_matches("{col}", '[1-9][^eE]*[eE]') """
+        "ELSE false END "
         # beyond 2**53 a double is not exact: the text itself is judged, as whole_count does
         # (a CASE, so that only those rare rows pay for reading the text as a decimal; beyond
         # what the decimal holds the number is too large, judged next)
