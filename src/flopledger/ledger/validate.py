@@ -139,13 +139,22 @@ def _count_value(col: str) -> str:
     )
 
 
+def _only_if(guard: str, test: str) -> str:
+    """``guard AND test``, with ``test`` judged only where ``guard`` holds. DuckDB judges each side of
+    an AND (and an OR) in a projection for every row; only a CASE leaves a branch unjudged, and most
+    rows pass the guard by."""
+    return f"CASE WHEN {guard} THEN {test} ELSE false END"
+
+
 def _checks() -> list[tuple[str, str, str]]:
     """(condition, message, field) in the order they are judged; the first that holds is the error."""
     checks: list[tuple[str, str, str]] = [
         ("_error IS NOT NULL", "_error", "_error_field"),
-        ("_ts IS NULL AND " + _blank("ts"), "'ts is missing; every row needs a timestamp'", "'ts'"),
+        (_only_if("_ts IS NULL", _blank("ts")), "'ts is missing; every row needs a timestamp'", "'ts'"),
         (
-            f"_ts IS NULL AND TRY_CAST(ts AS DOUBLE) >= 0 AND TRY_CAST(ts AS DOUBLE) < {_EPOCH_FLOOR_S}",
+            _only_if(
+                "_ts IS NULL", f"TRY_CAST(ts AS DOUBLE) >= 0 AND TRY_CAST(ts AS DOUBLE) < {_EPOCH_FLOOR_S}"
+            ),
             "'ts ' || " + _shown("ts") + " || ' read as Unix seconds is before 2000, so not a usage time; "
             "write dates as ISO 8601 (2026-03-02, not 20260302)'",
             "'ts'",
@@ -158,8 +167,10 @@ def _checks() -> list[tuple[str, str, str]]:
         ("_model IS NULL", "'model is missing; every row needs a model'", "'model'"),
         (
             # a field that parsed as a number is not blank: the text is looked at only when none did
-            f"coalesce({', '.join(f'_d_{c}' for c in _INT_FIELDS)}) IS NULL AND "
-            + " AND ".join(_blank(c) for c in _INT_FIELDS),
+            _only_if(
+                f"coalesce({', '.join(f'_d_{c}' for c in _INT_FIELDS)}) IS NULL",
+                " AND ".join(_blank(c) for c in _INT_FIELDS),
+            ),
             "'no token count; every row needs at least one of the token columns'",
             "'input_tokens'",
         ),
@@ -195,7 +206,7 @@ def _checks() -> list[tuple[str, str, str]]:
             "'input_tokens'",
         ),
         (
-            f"NOT {_blank('tags')} AND (NOT json_valid(tags) OR json_type(tags) <> 'OBJECT')",
+            _only_if(f"NOT {_blank('tags')}", "NOT json_valid(tags) OR json_type(tags) <> 'OBJECT'"),
             "'tags must be a JSON object'",
             "'tags'",
         ),
