@@ -650,6 +650,28 @@ def test_ingest_says_when_a_usage_report_file_ends_before_its_last_page(tmp_path
         assert done.exit_code == 0 and "more pages follow" not in done.stderr, done.stderr
     alone = CliRunner().invoke(app, ["ingest", str(tmp_path / "p1.json"), "--db", str(tmp_path / "a.duckdb")])
     assert f"{tmp_path / 'p1.json'}: its last page says more pages follow" in " ".join(alone.stderr.split())
+    # a page that says more follow, downloaded twice into one file; a report of later days beside
+    # one cut short: each still short of its pages
+    twice = tmp_path / "twice.json"
+    twice.write_text(json.dumps([first, first]))
+    said = CliRunner().invoke(app, ["ingest", str(twice), "--db", str(tmp_path / "t.duckdb")]).stderr
+    assert f"{twice}: its last page says more pages follow" in " ".join(said.split())
+    later = json.loads(json.dumps(second))
+    for bucket in later["data"]:
+        bucket["starting_at"] = bucket["starting_at"].replace("2026-03-", "2026-04-")
+        bucket["ending_at"] = bucket["ending_at"].replace("2026-03-", "2026-04-")
+    (tmp_path / "april.json").write_text(json.dumps(later))
+    both = CliRunner().invoke(
+        app,
+        [
+            "ingest",
+            str(tmp_path / "p1.json"),
+            str(tmp_path / "april.json"),
+            "--db",
+            str(tmp_path / "b.duckdb"),
+        ],
+    )
+    assert f"{tmp_path / 'p1.json'}: its last page says more pages follow" in " ".join(both.stderr.split())
     # an OpenAI page with more to come, its format named
     page = json.loads((samples / "openai_usage_completions.json").read_text())
     page |= {"has_more": True, "next_page": None}

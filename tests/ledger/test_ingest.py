@@ -1013,6 +1013,29 @@ def test_fields_and_keys_first_seen_late_in_a_file_are_read(tmp_path: Path) -> N
         )
 
 
+def test_an_anthropic_report_row_of_no_context_window_is_priced_below_the_long_context_tier(
+    tmp_path: Path,
+) -> None:
+    """A report not grouped by context window sums a day's requests of both windows, and names no
+    count of them: its 2.3M tokens of input are not one long-context request."""
+    result = {
+        "uncached_input_tokens": 300_000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "cache_read_input_tokens": 2_000_000,
+        "output_tokens": 50_000,
+        "model": "claude-sonnet-4-5-20250929",
+        "service_tier": "standard",
+        "context_window": None,
+    }
+    bucket = {"starting_at": "2026-03-05T00:00:00Z", "ending_at": "2026-03-06T00:00:00Z", "results": [result]}
+    page = tmp_path / "report.json"
+    page.write_text(json.dumps({"data": [bucket], "has_more": False, "next_page": None}), encoding="utf-8")
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [page])
+    # 300k x $3 + 2M x $0.30 + 50k x $15, per million (the long-context tier would double input)
+    assert _rows(con, "SELECT round(cost_usd, 6) FROM events") == [(2.25,)]
+
+
 def test_a_parquet_map_or_struct_of_tags_is_stored_as_json(tmp_path: Path) -> None:
     """Tags as a Parquet map or struct (the natural shape of labels there) are stored as the JSON
     object they are, not quarantined for DuckDB's own notation of them."""

@@ -41,6 +41,8 @@ CONTEXT_BOUNDS: dict[str, tuple[int | None, int | None]] = {
     "0-200k": (None, 200_000),
     "200k-1m": (200_001, 1_000_000),
 }
+_UNGROUPED_BOUNDS = CONTEXT_BOUNDS["0-200k"]
+"""A row of no context window is priced as one of the 0-200k window (see ``_row``)."""
 """Each request's total input as a context-window bucket bounds it (a report row has no request
 count, so its mean per request cannot tell the long-context tier)."""
 
@@ -97,7 +99,10 @@ class AnthropicUsageReport(RecordFormat):
         for extra in ("inference_geo", "speed"):
             if result.get(extra):
                 tags[extra] = result[extra]
-        lower, upper = CONTEXT_BOUNDS.get(context, (None, None))
+        # A row not grouped by context window sums many requests of both windows, and a report names
+        # no count of them: its mean cannot tell a long-context request. It is priced below the
+        # long-context tier, as most requests are; group the pull by context_window to tell them.
+        lower, upper = CONTEXT_BOUNDS.get(context, (None, None)) if context else _UNGROUPED_BOUNDS
         values = {
             "ts": bucket.get("starting_at"),
             "provider": "anthropic",

@@ -501,47 +501,85 @@ REPORT_FORMATS = ("anthropic", "openai")
 
 @dataclass(frozen=True)
 class ReportPage:
-    """What a paged usage report's page says of the pages after it."""
+    """What a paged usage report's page says of the pages after it, and where its buckets start and end
+    (ISO text or Unix seconds, as the vendor gives them)."""
 
     has_more: bool
     next_page: str | None
-    last_start: str | int | None  # its latest bucket's start (ISO text or Unix seconds)
+    last_start: str | int | None  # its latest bucket's start
+    first_start: str | int | None = None  # its earliest bucket's start
+    last_end: str | int | None = None  # its latest bucket's end
+    unreadable: bool = False  # a line of the file that is no JSON (quarantined): what it held is not known
+
+
+def _bound(bucket: Any, *names: str) -> Any:
+    if not isinstance(bucket, dict):
+        return None
+    value = next((bucket[n] for n in names if n in bucket), None)
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
 
 def report_page(page: Mapping[str, Any]) -> ReportPage:
     """What one page of a paged report (usage or cost) says of the pages after it."""
-    buckets = page.get("data")
-    starts: list[Any] = [
-        b.get("starting_at", b.get("start_time"))
-        for b in (buckets if isinstance(buckets, list) else ())
-        if isinstance(b, dict) and isinstance(b.get("starting_at", b.get("start_time")), (str, int))
+    data = page.get("data")
+    buckets = [
+        (start, _bound(b, "ending_at", "end_time"))
+        for b in (data if isinstance(data, list) else ())
+        if (start := _bound(b, "starting_at", "start_time")) is not None
     ]
-    same = [v for v in starts if type(v) is type(starts[0])]  # one vendor's kind of time
+    kind = type(buckets[0][0]) if buckets else None
+    same = [(start, end) for start, end in buckets if type(start) is kind]  # one vendor's kind of time
+    latest = max(same, key=lambda b: b[0], default=(None, None))
     cursor = page.get("next_page")
-    return ReportPage(page.get("has_more") is True, str(cursor) if cursor else None, max(same, default=None))
+    return ReportPage(
+        page.get("has_more") is True,
+        str(cursor) if cursor else None,
+        latest[0],
+        min((start for start, _ in same), default=None),
+        latest[1] if type(latest[1]) is kind else None,
+    )
 
 
 def report_pages(path: Path) -> list[ReportPage]:
     """The pages of a usage-report file (one, a list, or one per line), in the file's order."""
     return [
-        report_page(page)
+        ReportPage(False, None, None, unreadable=True)
+        if isinstance(doc, JsonLineError)
+        else report_page(page)
         for _, doc in iter_json_documents(path)
         for page in (doc if isinstance(doc, list) else [doc])
-        if isinstance(page, dict)
+        if isinstance(page, dict) or isinstance(doc, JsonLineError)
     ]
 
 
 def unfetched_pages(files: Mapping[Path, list[ReportPage]]) -> dict[Path, ReportPage]:
     """The files whose report stops short of its last page: a page says ``has_more`` and no page of
-    the run (in any file) has a bucket as late (a bucket's results may go on on the next page); of each
-    file, its last such page."""
+    the run goes on from it; of each file, its last such page. A page goes on from one that says
+    more follow when its first bucket starts where that one's last bucket starts (its results go on)
+    or ends, or between, and it reaches later (or as far, read after it: another file, or later in
+    the file). Pages may come in any order. A report of later days does not go on from it, nor the
+    page itself downloaded twice into one file; a line after it that is no JSON (quarantined) may."""
     every = [(path, i, p) for path, pages in files.items() for i, p in enumerate(pages)]
 
+    def goes_on(page: ReportPage, q: ReportPage) -> bool:
+        start, first = page.last_start, q.first_start
+        end = page.last_end if page.last_end is not None else start
+        if start is None or first is None or not type(start) is type(first) is type(end):
+            return False
+        return bool(start <= first <= end)  # type: ignore[operator]
+
+    def after(page: ReportPage, q: ReportPage, later: bool) -> bool:
+        """Whether ``q`` can come after ``page``: it reaches later, or as far and is read later."""
+        if type(q.last_start) is not type(page.last_start):
+            return False
+        return bool(q.last_start > page.last_start or (later and q.last_start == page.last_start))  # type: ignore[operator]
+
     def answered(path: Path, i: int, page: ReportPage) -> bool:
-        start = page.last_start
-        return start is not None and any(
-            (other, j) != (path, i) and type(q.last_start) is type(start) and q.last_start >= start  # type: ignore[operator]
+        return any(
+            (q.unreadable and other == path and j > i)  # the next page may be a line that is no JSON
+            or (goes_on(page, q) and after(page, q, other != path or j > i))
             for other, j, q in every
+            if (other, j) != (path, i)
         )
 
     short: dict[Path, ReportPage] = {}
