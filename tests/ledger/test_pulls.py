@@ -71,6 +71,17 @@ def test_a_daily_pull_then_an_hourly_one_of_the_same_day_is_said_to_overlap(tmp_
     # a file given twice: its rows are counted once
     twice = ingest_files(open_ledger(tmp_path / "twice.duckdb"), [daily, hourly, hourly])
     assert (twice.rows_overlapping, twice.rows_stored) == (25, 25)
+    # both pulls put in one file, as a list of pages or a page a line: said as two files are
+    pages = [json.loads(daily.read_text()), json.loads(hourly.read_text())]
+    listed = tmp_path / "pulls.json"
+    listed.write_text(json.dumps(pages))
+    lines = tmp_path / "pulls.jsonl"
+    lines.write_text("".join(json.dumps(p) + "\n" for p in pages))
+    for together in (listed, lines):
+        one = ingest_files(open_ledger(tmp_path / f"{together.suffix[1:]}.duckdb"), [together])
+        assert (one.rows_stored, one.rows_overlapping, one.overlaps_within_run) == (25, 25, True)
+    # a file of one width overlaps nothing of its own
+    assert ingest_files(open_ledger(tmp_path / "one.duckdb"), [hourly]).rows_overlapping == 0
 
 
 def test_the_same_pull_again_or_grown_or_of_the_next_day_overlaps_nothing(tmp_path: Path) -> None:

@@ -6,9 +6,9 @@ under different widths or groupings give the same usage rows of different ids, s
 and it counts twice. A row's source id (stored as its ``request_id``) names its bucket's start and
 end, its model and its group values, which is what tells the pulls apart.
 
-A source is a file of the batch, or the ledger's stored rows, of a report format or a table format
-(an export of events holds the report rows it was filled from); requests (OpenTelemetry spans,
-LiteLLM logs) are never pulls.
+A source is a file of the batch (a pull of each bucket width it holds: pulls put in one file), or
+the ledger's stored rows, of a report format or a table format (an export of events holds the report
+rows it was filled from); requests (OpenTelemetry spans, LiteLLM logs) are never pulls.
 
 A source's pull of an organisation is its rows of that organisation and those of none (a row
 without one is taken for each organisation's, as the ingest takes it): so the same pull ingested
@@ -76,6 +76,9 @@ _WIDEST_BUCKET = dt.timedelta(days=1)
 """The widest bucket the vendors' usage APIs give: a stored bucket that starts this long before the
 batch's first one may still reach into it."""
 
+
+_WIDTHS = 1_000
+"""A batch's pulls are numbered file x bucket width: as many widths as a file may hold."""
 
 _LAST_SECOND = 253_402_300_799
 """9999-12-31T23:59:59Z in Unix seconds: a bucket that starts later (a bound in milliseconds) is none."""
@@ -273,6 +276,15 @@ def overlapping_pulls(
     ours = f"error IS NULL AND _fidx IN ({', '.join(str(int(i)) for i in files)})"
     batch = _rows_sql("_fidx", "CAST(NULL AS VARCHAR)", checked, ours)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {PULLS_TABLE} AS {batch}")
+    # A file of pulls of more than one bucket width (pulls put together, as `jq -s` does) is a pull
+    # of each width: they overlap one another as two files would. (A vendor gives one width a pull.)
+    con.execute(
+        f"""UPDATE {PULLS_TABLE} SET src = w.src * {_WIDTHS} + w.k
+            FROM (SELECT src, width, CAST(row_number() OVER (PARTITION BY src ORDER BY width) - 1 AS INTEGER)
+                         AS k
+                  FROM (SELECT DISTINCT src, e - s AS width FROM {PULLS_TABLE})) AS w
+            WHERE {PULLS_TABLE}.src = w.src AND {PULLS_TABLE}.e - {PULLS_TABLE}.s = w.width"""
+    )
     lo, hi = con.execute(f"SELECT min(s), max(e) FROM {PULLS_TABLE}").fetchone() or (None, None)
     if lo is None or hi is None:
         return Overlap()
