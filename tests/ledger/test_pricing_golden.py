@@ -65,6 +65,23 @@ def test_negotiated_discount_applies_from_its_date(tmp_path: Path, provider: str
     assert before["price_version"] == after["price_version"] and "overrides" in after["price_version"]
 
 
+def test_two_private_prices_of_one_model_whose_dates_overlap_price_each_event_once(tmp_path: Path) -> None:
+    """Where two [[model]] entries of one model overlap in time the later in the file holds, as for
+    discounts: each event is priced (and stored) once."""
+    overrides = tmp_path / "prices.toml"
+    overrides.write_text(
+        '[[model]]\nprovider = "self-hosted"\nmodel = "mymodel"\ninput_usd_per_mtok = 1.0\n'
+        "output_usd_per_mtok = 1.0\nvalid_to = 2026-10-01\n\n"
+        '[[model]]\nprovider = "self-hosted"\nmodel = "mymodel"\ninput_usd_per_mtok = 2.0\n'
+        "output_usd_per_mtok = 2.0\nvalid_from = 2026-09-15\nvalid_to = 2026-09-25\n"
+    )
+    base = {"provider": "self-hosted", "model": "mymodel", "input_tokens": 1_000_000}
+    days = ["2026-09-01", "2026-09-20", "2026-09-28", "2026-10-05"]
+    rows = _priced(tmp_path, [{**base, "ts": f"{d}T10:00:00Z"} for d in days], overrides)
+    # before the second entry, in it, after it (the first again), after both (unpriced)
+    assert [r["cost_usd"] for r in rows] == [pytest.approx(1.0), pytest.approx(2.0), pytest.approx(1.0), None]
+
+
 _MODELS = [
     ("anthropic", "claude-sonnet-4-5"),
     ("anthropic", "claude-haiku-4-5"),

@@ -30,7 +30,7 @@ import fnmatch
 import hashlib
 import itertools
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -148,6 +148,26 @@ class _OverridesFile(BaseModel):
         return self
 
 
+def _uncovered(
+    window: tuple[dt.datetime, dt.datetime], others: Sequence[tuple[dt.datetime, dt.datetime]]
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The parts of ``window`` (from, to: to exclusive) that none of ``others`` covers, in order.
+
+    >>> d = lambda day: dt.datetime(2026, 9, day)
+    >>> [(lo.day, hi.day) for lo, hi in _uncovered((d(1), d(30)), [(d(10), d(20))])]
+    [(1, 10), (20, 30)]
+    """
+    pieces = [window]
+    for start, end in others:
+        pieces = [
+            piece
+            for lo, hi in pieces
+            for piece in ((lo, min(hi, start)), (max(lo, end), hi))
+            if piece[0] < piece[1]
+        ]
+    return pieces
+
+
 @dataclass(frozen=True)
 class PriceOverrides:
     """Parsed overrides; ``digest`` identifies them inside the price version."""
@@ -175,20 +195,25 @@ class PriceOverrides:
             return []
         provider = provider_id.removeprefix(PRIVATE_PROVIDER_PREFIX)
         rows = []
-        for m in self.private_models:
-            if m.model != model_id or (m.provider or "*") != provider:
-                continue
+        entries = [m for m in self.private_models if m.model == model_id and (m.provider or "*") == provider]
+        for i, m in enumerate(entries):
             cache_read = m.cache_read_usd_per_mtok
             write_5m = m.cache_write_5m_usd_per_mtok
             write_1h = m.cache_write_1h_usd_per_mtok
-            for variant in _SERVICE_TIERS:
+            # where two entries' dates overlap, the later one in the file holds (as for discounts)
+            later = [
+                (_as_datetime(n.valid_from, _PAST), _as_datetime(n.valid_to, _FUTURE))
+                for n in entries[i + 1 :]
+            ]
+            own = (_as_datetime(m.valid_from, _PAST), _as_datetime(m.valid_to, _FUTURE))
+            for (valid_from, valid_to), variant in itertools.product(_uncovered(own, later), _SERVICE_TIERS):
                 rows.append(
                     PriceRow(
                         provider_id=provider_id,
                         model_id=model_id,
                         variant=variant,
-                        valid_from=_as_datetime(m.valid_from, _PAST),
-                        valid_to=_as_datetime(m.valid_to, _FUTURE),
+                        valid_from=valid_from,
+                        valid_to=valid_to,
                         tod_from_s=0,
                         tod_to_s=86_400,
                         tier_above_tokens=TIER_BELOW_ALL,
