@@ -1340,6 +1340,36 @@ def test_a_bad_row_that_moves_in_its_file_is_the_same_row_and_each_run_lists_wha
     assert listed("--ingest", again["ingest_id"]) == []
 
 
+def test_a_renamed_or_moved_file_keeps_its_bad_rows_and_a_copy_has_its_own(tmp_path: Path) -> None:
+    """A file renamed or moved (its old path gone) is the same data: its events are duplicates, and so
+    are its bad rows, listed at the new path. A copy beside a file still there (a rotated log) is
+    another file, with bad rows of its own."""
+    src = tmp_path / "a.csv"
+    src.write_text(
+        "ts,model,provider,input_tokens\n2026-03-02T10:00:00Z,gpt-5,openai,100\n"
+        "2026-03-02T10:01:00Z,gpt-5,openai,-3\n"
+    )
+    db = str(tmp_path / "l.duckdb")
+    first = json.loads(run("ingest", str(src), "--db", db, "-o", "json"))[0]
+    (tmp_path / "sub").mkdir()
+    moved = tmp_path / "sub" / "a_renamed.csv"
+    src.rename(moved)
+    again = json.loads(run("ingest", str(moved), "--db", db, "-o", "json"))[0]
+    assert (again["rows_stored"], again["rows_duplicate"], again["rows_quarantined"]) == (0, 1, 1)
+    rows = json.loads(run("quarantine", "list", "--db", db, "-f", "json"))
+    assert [(r["source_file"], r["source_line"], r["state"], r["ingest_id"]) for r in rows] == [
+        (str(moved), 3, "open", first["ingest_id"])
+    ]
+    listed = json.loads(run("quarantine", "list", "--db", db, "--ingest", again["ingest_id"], "-f", "json"))
+    assert len(listed) == 1  # the run that read it again, at its new path
+    # a copy of a file that is still there: its own bad row
+    copy = tmp_path / "a.1.csv"
+    copy.write_text(moved.read_text())
+    run("ingest", str(copy), "--db", db)
+    rows = json.loads(run("quarantine", "list", "--db", db, "-f", "json"))
+    assert sorted(Path(r["source_file"]).name for r in rows) == ["a.1.csv", "a_renamed.csv"]
+
+
 def test_a_bad_record_read_again_on_a_shared_line_stays_open(tmp_path: Path) -> None:
     """A one-line JSON page holds a good result and a bad one; pulled again with the good one grown,
     the good one is restated and the bad one, read again, stays open."""

@@ -1023,38 +1023,84 @@ def _quarantine(
     now = _now()
     # A bad row's key is of its file, its raw text as read and which of the file's rows of that text
     # it is: a row that moves in its file (a log trimmed at its head, a row above it fixed) is
-    # recognised. The keys earlier versions gave it, with its line, are recognised too.
+    # recognised. The keys earlier versions gave it, with its line, are recognised too. Its content
+    # key leaves the file out: a file renamed or moved (its old path gone) keeps its bad rows.
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _bad AS
-           SELECT *, _checked.rowid AS _rid,
-                  md5(_key || '|' || coalesce(_raw, '') || '|#' || row_number() OVER (
-                      PARTITION BY _key, coalesce(_raw, '') ORDER BY _line, _checked.rowid)) AS row_key,
-                  md5(_key || '|' || _line || '|' || coalesce(_raw, '')) AS line_key,
-                  -- the key of versions before that, from the path as typed
-                  md5(_file || '|' || _line || '|' || coalesce(_raw, '')) AS typed_key
-           FROM _checked JOIN _files USING (_fidx) WHERE error IS NOT NULL"""
+           SELECT *, md5(_key || '|' || content_key) AS row_key FROM (
+               SELECT *, _checked.rowid AS _rid,
+                      md5(coalesce(_raw, '') || '|#' || row_number() OVER (
+                          PARTITION BY _key, coalesce(_raw, '') ORDER BY _line, _checked.rowid))
+                          AS content_key,
+                      md5(_key || '|' || _line || '|' || coalesce(_raw, '')) AS line_key,
+                      -- the key of versions before that, from the path as typed
+                      md5(_file || '|' || _line || '|' || coalesce(_raw, '')) AS typed_key
+               FROM _checked JOIN _files USING (_fidx) WHERE error IS NOT NULL)"""
     )
     # a bad row read again is kept once, and said to be seen again (it is still open), where it is now
     # (one bad row for each stored one: a stored key of a line may name rows alike on one line)
     con.execute(
-        """UPDATE quarantine SET last_seen_at = ?, source_line = s._line, row_key = s.row_key
-           FROM (SELECT q.rowid AS qrid, arg_min(b._line, b.row_key) AS _line, min(b.row_key) AS row_key
-                 FROM quarantine AS q JOIN _bad AS b ON q.row_key IN (b.row_key, b.line_key, b.typed_key)
-                 GROUP BY q.rowid) AS s
-           WHERE quarantine.rowid = s.qrid""",
+        """CREATE OR REPLACE TEMP TABLE _seen AS
+           SELECT q.rowid AS qrid, any_value(q.row_key) AS old_key, arg_min(b._line, b.row_key) AS _line,
+                  min(b.row_key) AS row_key, arg_min(b._key, b.row_key) AS _key,
+                  arg_min(b._file, b.row_key) AS _file, arg_min(b.content_key, b.row_key) AS content_key
+           FROM quarantine AS q JOIN _bad AS b ON q.row_key IN (b.row_key, b.line_key, b.typed_key)
+           GROUP BY q.rowid"""
+    )
+    _renamed_files_rows(con)
+    con.execute(
+        """UPDATE quarantine SET last_seen_at = ?, source_line = s._line, row_key = s.row_key,
+                  file_key = s._key, content_key = s.content_key,
+                  -- the file as first named, unless it was renamed
+                  source_file = CASE WHEN quarantine.file_key <> s._key THEN s._file ELSE source_file END
+           FROM _seen AS s WHERE quarantine.rowid = s.qrid""",
         [now],
     )
     con.execute(
+        "UPDATE quarantine_reads SET row_key = s.row_key FROM _seen AS s "
+        "WHERE quarantine_reads.row_key = s.old_key AND s.old_key <> s.row_key"
+    )
+    con.execute(
         """INSERT INTO quarantine (ingest_id, source_format, source_file, source_line, field, reason, raw,
-                                   row_key, quarantined_at, file_key, last_seen_at)
+                                   row_key, quarantined_at, file_key, last_seen_at, content_key)
            SELECT ?, _format, _file, _line, error_field, error, coalesce(w._raw, c._raw), row_key, ?,
-                  _key, ?
+                  _key, ?, content_key
            FROM _bad AS c LEFT JOIN _withheld AS w USING (_rid)
            WHERE row_key NOT IN (SELECT row_key FROM quarantine)""",
         [ingest_id, now, now],
     )
     con.execute("INSERT INTO quarantine_reads SELECT DISTINCT row_key, ? FROM _bad", [ingest_id])
     con.execute("DROP TABLE _bad")
+    con.execute("DROP TABLE _seen")
+
+
+def _renamed_files_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """Add to ``_seen`` the stored bad rows of files whose path is gone that a batch's file holds
+    again, unseen yet: the file was renamed or moved, and its bad rows are the same rows (at their
+    new path). A path still there is another file (a rotated log's copy), and keeps its own."""
+    keys = [
+        str(k)
+        for (k,) in con.execute(
+            """SELECT DISTINCT q.file_key FROM quarantine AS q JOIN _bad AS b USING (content_key)
+               WHERE q.file_key <> b._key AND q.rowid NOT IN (SELECT qrid FROM _seen)
+                 AND b.row_key NOT IN (SELECT row_key FROM _seen)"""
+        ).fetchall()
+        if k is not None
+    ]
+    gone = [k for k in keys if Path(k).is_absolute() and not Path(k).exists()]
+    if not gone:
+        return
+    con.execute(
+        f"""INSERT INTO _seen
+            SELECT min(qrid), arg_min(old_key, qrid), _line, row_key, _key, _file, content_key FROM (
+                SELECT q.rowid AS qrid, q.row_key AS old_key, b._line, b.row_key, b._key, b._file,
+                       b.content_key
+                FROM quarantine AS q JOIN _bad AS b USING (content_key)
+                WHERE q.file_key IN ({", ".join(sql_literal(k) for k in gone)})
+                  AND q.rowid NOT IN (SELECT qrid FROM _seen)
+                  AND b.row_key NOT IN (SELECT row_key FROM _seen))
+            GROUP BY _line, row_key, _key, _file, content_key"""
+    )
 
 
 def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> bool:

@@ -56,6 +56,12 @@ _TABLES: dict[str, tuple[Column, ...]] = {
             "The file whatever way its path was typed (its resolved path; a named source as named).",
         ),
         Column("last_seen_at", "TIMESTAMP", "When a run last read this bad row (first or again), UTC."),
+        Column(
+            "content_key",
+            "VARCHAR",
+            "Hash of its raw text and which of its file's rows of that text it is, not of the file: a "
+            "file renamed or moved keeps its bad rows.",
+        ),
     ),
     "ingests": (
         Column("ingest_id", "VARCHAR", "Id of the run."),
