@@ -429,6 +429,11 @@ def test_tables_print_values_as_they_are_and_align_by_the_first_filled_value(
     assert first[0].strip() == "2026-10-14 00:00:00"  # a midnight is a time like any other (report --by hour)
     assert (first[1].strip(), second[1].strip()) == ("2026-10-14 00:00:00", "2026-03-02 09:15:00")
     assert second[2].endswith("200,000 ")  # right-aligned, though the first row's tier is blank
+    # no rows: said, not a blank line; JSON and CSV stay a list and a header
+    out.truncate(0)
+    out.seek(0)
+    output.render_rows([], output.OutputFormat.table, title="Cost by team")
+    assert out.getvalue().strip() == "Cost by team: none"
 
 
 def test_ingest_cli_prints_the_reconciliation_and_fails_clearly(tmp_path: Path) -> None:

@@ -81,6 +81,8 @@ def render_rows(
         writer.writeheader()
         for r in rows:
             writer.writerow({k: to_jsonable(r.get(k)) for k in cols})
+    elif not rows:  # an empty table would print as a blank line: say there is nothing
+        console.print(Text(f"{title}: none" if title else "none"))
     else:
         # Cells, headers and the title are text, never Rich markup: a name like "[infra]" prints as is.
         table = Table(title=Text(title) if title is not None else None, show_lines=False)
