@@ -1400,3 +1400,26 @@ def test_two_grown_pulls_of_one_bucket_in_one_run_restate_it_once(tmp_path: Path
     run = ingest_files(con, both)
     assert run.reconciles and (run.rows_stored, run.rows_restated, run.rows_duplicate) == (1, 1, 1)
     assert _rows(con, "SELECT count(*), sum(output_tokens) FROM events") == [(1, 900)]
+
+
+@pytest.mark.parametrize("name", ["usage.json.gz", "usage.json", "usage.csv.gz", "usage.zip"])
+def test_a_compressed_file_is_one_clear_error_and_nothing_is_stored(tmp_path: Path, name: str) -> None:
+    """A gzip or zip file is refused whole, saying how to unpack it, rather than read as text (its
+    every line quarantined) or its format not told."""
+    import gzip
+    import zipfile
+
+    report = (Path(__file__).parent / "formats" / "samples" / "anthropic_messages_report.json").read_bytes()
+    path = tmp_path / name
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("usage.json", report)
+    else:
+        path.write_bytes(gzip.compress(report))
+    db = tmp_path / "l.duckdb"
+    result = CliRunner().invoke(app, ["ingest", str(path), "--db", str(db), "--format", "anthropic"])
+    assert result.exit_code != 0
+    said = str(result.exception)
+    assert ("gzip-compressed" in said or "a zip archive" in said) and "unpack it first" in said
+    con = open_ledger(db)
+    assert _rows(con, "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM quarantine)") == [(0, 0)]

@@ -338,6 +338,27 @@ def mark_interrupted(con: duckdb.DuckDBPyConnection) -> int:
     return int(n[0]) if n else 0
 
 
+_ARCHIVES = {b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "a zip archive"}
+"""The first bytes of compressed files, and what they are."""
+
+
+def _refuse_archives(path: Path) -> None:
+    """A compressed file is one clear error before any reading (it would be read as text and every
+    line quarantined, or its format not told)."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    for magic, what in _ARCHIVES.items():
+        if head.startswith(magic):
+            if magic == b"PK\x03\x04":
+                unpack = f"unzip {path.name}"
+            else:
+                out = path.stem if path.suffix.lower() == ".gz" else f"{path.stem}.unpacked{path.suffix}"
+                unpack = f"gunzip -c {path.name} > {out}"
+            raise InputError(
+                f"the file is {what}: unpack it first (`{unpack}`) and ingest what it holds", path=str(path)
+            )
+
+
 def file_keys(files: Sequence[Path], names: Sequence[str]) -> list[str]:
     """What names each file in quarantine row keys and in ``quarantine.file_key``, whatever way its
     path was typed: its resolved path, or a named source (a request) as named."""
@@ -379,6 +400,7 @@ def ingest_files(
     for f in files:
         if not f.is_file():
             raise InputError("no such file (or it is a folder); check the path", path=str(f))
+        _refuse_archives(f)
     formats: list[InputFormat] = [get_format(format) if format else detect_format(f) for f in files]
     for f, fmt in zip(files, formats, strict=True):
         if mapping and not isinstance(fmt, TableFormat):
