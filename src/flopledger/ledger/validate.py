@@ -10,7 +10,15 @@ is parsed once, every check evaluated once, and a good row's raw text is never k
 from __future__ import annotations
 
 from flopledger.catalog.overrides import NAME_WHITESPACE
-from flopledger.ledger.formats.base import COUNT_SCALE, EXACT_DOUBLE, MAX_COUNT, STAGE_COLUMNS, TIER_ALIASES
+from flopledger.ledger.formats.base import (
+    COUNT_SCALE,
+    EXACT_DOUBLE,
+    MAX_COUNT,
+    ROUNDED_FRACTION,
+    STAGE_COLUMNS,
+    TIER_ALIASES,
+    TOO_SMALL,
+)
 from flopledger.ledger.schema import TOKEN_COLUMNS, WEB_SEARCH_CLASS
 
 __all__ = [
@@ -102,9 +110,9 @@ def _not_count(col: str) -> str:
         # a fraction the double rounds away ('4.9999999999999999' reads 5.0: text of 17 characters
         # or more), judged on the text; and a number too small for a double ('1e-400' reads 0). A
         # CASE, so that only those rare rows pay for the text (an OR would judge every row).
-        f"""OR CASE WHEN strlen("{col}") > 16 THEN regexp_matches("{col}", '^[^eE]*\\.[0-9]*[1-9][^eE]*$') """
+        f"""OR CASE WHEN strlen("{col}") > 16 THEN regexp_matches("{col}", '{ROUNDED_FRACTION}') """
         "ELSE false END "
-        f"""OR CASE WHEN {d} = 0 AND strlen("{col}") > 1 THEN regexp_matches("{col}", '[1-9][^eE]*[eE]') """
+        f"""OR CASE WHEN {d} = 0 AND strlen("{col}") > 1 THEN regexp_matches("{col}", '{TOO_SMALL}') """
         "ELSE false END "
         # beyond 2**53 a double is not exact: the text itself is judged, as whole_count does
         # (a CASE, so that only those rare rows pay for reading the text as a decimal; beyond

@@ -41,10 +41,10 @@ CONTEXT_BOUNDS: dict[str, tuple[int | None, int | None]] = {
     "0-200k": (None, 200_000),
     "200k-1m": (200_001, 1_000_000),
 }
-_UNGROUPED_BOUNDS = CONTEXT_BOUNDS["0-200k"]
-"""A row of no context window is priced as one of the 0-200k window (see ``_row``)."""
 """Each request's total input as a context-window bucket bounds it (a report row has no request
 count, so its mean per request cannot tell the long-context tier)."""
+_UNGROUPED_BOUNDS = CONTEXT_BOUNDS["0-200k"]
+"""A row of no context window is priced as one of the 0-200k window (see ``_row``)."""
 
 
 def _is_report(value: Any) -> bool:

@@ -149,8 +149,10 @@ class BadCount(ValueError):
         self.field = field
 
 
-_FRACTION = re.compile(r"\.[0-9]*[1-9]")
-_TINY = re.compile(r"[1-9][^eE]*[eE]")
+ROUNDED_FRACTION = r"^[^eE]*\.[0-9]*[1-9][^eE]*$"
+"""Text of a number with a fraction and no exponent: a count only if a double rounded it whole."""
+TOO_SMALL = r"[1-9][^eE]*[eE]"
+"""Text of a number with an exponent whose digits are not all 0: no count where a double reads 0."""
 
 
 def whole_count(value: Any, field: str) -> int:
@@ -183,8 +185,7 @@ def whole_count(value: Any, field: str) -> int:
                 raise BadCount(field, value) from None
             # judged on the text where a double would round it: a fraction ('4.9999999999999999'
             # reads 5.0) or a number too small for one ('1e-400' reads 0), as validation does
-            exponent = "e" in text.lower()
-            if (not exponent and _FRACTION.search(text)) or (number == 0 and _TINY.search(text)):
+            if re.search(ROUNDED_FRACTION, text) or (number == 0 and re.search(TOO_SMALL, text)):
                 raise BadCount(field, value) from None
             if math.isfinite(number) and EXACT_DOUBLE <= abs(number) <= 10**20:
                 number = _exact_count(text, field, value)
