@@ -183,11 +183,14 @@ class TableFormat(InputFormat):
         said: str,
         texts: dict[str, tuple[str, str]] | None = None,
         canonical: str = "",
+        check_keys: bool = True,
     ) -> str:
         """The text at ``top.fields...``: struct fields by name (each one checked, so a misspelt one is
-        an error naming the fields there are), then JSON (a column of JSON text, a map) by path. Text
-        that is not valid JSON reads as NULL; ``texts`` gains the column's SQL and the canonical column
-        read from it, so such a row can be quarantined rather than read as having no value."""
+        an error naming the fields there are), then JSON (a column of JSON text, a map) by path, its
+        keys checked (:func:`check_json_keys`) unless ``check_keys`` is false (a path read where a
+        file may have it: nothing there is no error). Text that is not valid JSON reads as NULL;
+        ``texts`` gains the column's SQL and the canonical column read from it, so such a row can be
+        quarantined rather than read as having no value."""
         expr, typ = f"src.{_quote_ident(top)}", self._describe(con, path, _quote_ident(top))[top]
         for i, field in enumerate(fields):
             at = ".".join([top, *fields[:i]])
@@ -202,13 +205,15 @@ class TableFormat(InputFormat):
                 if typ == "VARCHAR":  # text: JSON only where it is valid JSON
                     if texts is not None:
                         texts.setdefault(expr, (at, canonical))
-                    sample = f"CASE WHEN json_valid({expr}) THEN CAST({expr} AS JSON) END"
-                    check_json_keys(con, f"{self._reader(path)} AS src", sample, at, fields[i:], said, path)
-                    value = f"json_extract_string({expr}, {sql_literal(where)})"
-                    return f"CASE WHEN json_valid({expr}) THEN {value} END"
-                value = expr if typ == "JSON" else f"to_json({expr})"
-                check_json_keys(con, f"{self._reader(path)} AS src", value, at, fields[i:], said, path)
-                return f"json_extract_string({value}, {sql_literal(where)})"
+                    doc = f"CASE WHEN json_valid({expr}) THEN CAST({expr} AS JSON) END"
+                    found = f"json_extract_string({expr}, {sql_literal(where)})"
+                    value = f"CASE WHEN json_valid({expr}) THEN {found} END"
+                else:
+                    doc = expr if typ == "JSON" else f"to_json({expr})"
+                    value = f"json_extract_string({doc}, {sql_literal(where)})"
+                if check_keys:
+                    check_json_keys(con, f"{self._reader(path)} AS src", doc, at, fields[i:], said, path)
+                return value
             inner = self._describe(con, path, f"unnest({expr})")
             named = {name.lower(): name for name in inner}  # DuckDB names struct fields case-blind
             if field.lower() not in named:
@@ -272,7 +277,9 @@ class TableFormat(InputFormat):
             if top not in columns:
                 continue
             try:
-                found.append(self._nested_expr(con, path, top, rest.split("."), "web searches"))
+                found.append(
+                    self._nested_expr(con, path, top, rest.split("."), "web searches", check_keys=False)
+                )
             except InputError:  # a struct without that field: the file has no searches there
                 continue
         return f"coalesce({', '.join(found)})" if found else None
@@ -668,14 +675,13 @@ class Jsonl(TableFormat):
         canonical: str,
         texts: dict[str, tuple[str, str]] | None = None,
     ) -> str:
-        if source.split(".")[0] not in columns and not self._has_field(con, path, source.split(".")[0]):
+        top, *rest = source.split(".")
+        if top not in columns and not self._has_field(con, path, top):
             known = ", ".join(columns[:30])
             raise InputError(
-                f"--map {canonical}={source}: no line has a field {source.split('.')[0]!r}; "
-                f"fields seen: {known}",
+                f"--map {canonical}={source}: no line has a field {top!r}; fields seen: {known}",
                 path=str(path),
             )
-        top, *rest = source.split(".")
         if rest:
             value = f"json_extract(CASE WHEN json_valid(j) THEN j END, {sql_literal(json_path([top]))})"
             check_json_keys(con, self._reader(path), value, top, rest, f"--map {canonical}={source}", path)
