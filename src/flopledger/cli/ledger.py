@@ -728,6 +728,8 @@ def prices_show(
         )
     columns = None
     if fmt is OutputFormat.table:
+        for r in rows:
+            r["hours_utc"] = _hours(r) or "all day"
         columns = [
             "model_id",
             "variant",
@@ -735,7 +737,7 @@ def prices_show(
             "valid_to",
             "tier_above_tokens",
             # shown where a row holds for some hours of the day alone (an off-peak price)
-            *(["hours_utc"] if any(_hours(r) for r in rows) else []),
+            *(["hours_utc"] if any(r["hours_utc"] != "all day" for r in rows) else []),
             "input_usd_per_mtok",
             "cache_read_usd_per_mtok",
             "cache_write_5m_usd_per_mtok",
@@ -753,8 +755,6 @@ def prices_show(
             *(["events", "cost_usd"] if ledger is not None else []),
             *(["stored_cost_usd"] if ledger is not None and differs else []),
         ]
-        for r in rows:
-            r["hours_utc"] = _hours(r) or "all day"
         for bound in ("valid_from", "valid_to"):  # price changes fall at midnight: shown as days
             filled = [r[bound] for r in rows if r.get(bound) is not None]
             if filled and all(isinstance(v, dt.datetime) and v.time() == dt.time() for v in filled):

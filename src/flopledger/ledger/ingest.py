@@ -338,25 +338,21 @@ def mark_interrupted(con: duckdb.DuckDBPyConnection) -> int:
     return int(n[0]) if n else 0
 
 
-_ARCHIVES = {b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "a zip archive"}
-"""The first bytes of compressed files, and what they are."""
-
-
 def _refuse_archives(path: Path) -> None:
     """A compressed file is one clear error before any reading (it would be read as text and every
-    line quarantined, or its format not told)."""
+    line quarantined, or its format not told), with the command that unpacks it."""
     with path.open("rb") as fh:
         head = fh.read(4)
-    for magic, what in _ARCHIVES.items():
-        if head.startswith(magic):
-            if magic == b"PK\x03\x04":
-                unpack = f"unzip {path.name}"
-            else:
-                out = path.stem if path.suffix.lower() == ".gz" else f"{path.stem}.unpacked{path.suffix}"
-                unpack = f"gunzip -c {path.name} > {out}"
-            raise InputError(
-                f"the file is {what}: unpack it first (`{unpack}`) and ingest what it holds", path=str(path)
-            )
+    if head.startswith(b"PK\x03\x04"):
+        what, unpack = "a zip archive", f"unzip {path.name}"
+    elif head.startswith(b"\x1f\x8b"):
+        out = path.stem if path.suffix.lower() == ".gz" else f"{path.stem}.unpacked{path.suffix}"
+        what, unpack = "gzip-compressed", f"gunzip -c {path.name} > {out}"
+    else:
+        return
+    raise InputError(
+        f"the file is {what}: unpack it first (`{unpack}`) and ingest what it holds", path=str(path)
+    )
 
 
 def file_keys(files: Sequence[Path], names: Sequence[str]) -> list[str]:

@@ -20,17 +20,6 @@ from flopledger.ledger.schema import PRICED_COLUMNS, TOKEN_COLUMNS, WEB_SEARCH_C
 __all__ = ["price_events", "second_of_day", "tier_requests", "total_input", "web_searches"]
 
 
-_OWN_RATES = frozenset(
-    (
-        "input_usd_per_mtok",
-        "cache_read_usd_per_mtok",
-        "cache_write_5m_usd_per_mtok",
-        "cache_write_1h_usd_per_mtok",
-        "output_usd_per_mtok",
-    )
-)
-"""The rates every price row has; the reasoning rate is derived (:func:`price_events`)."""
-
 _CLASS_RATE = {
     "input_tokens": "input_usd_per_mtok",
     "cache_read_tokens": "cache_read_usd_per_mtok",
@@ -39,6 +28,8 @@ _CLASS_RATE = {
     "output_tokens": "output_usd_per_mtok",
     "reasoning_tokens": "output_reasoning_usd_per_mtok",
 }
+_REASONING_RATE = _CLASS_RATE["reasoning_tokens"]
+"""Only a model that prices reasoning apart has it; others' reasoning is at the output rate."""
 
 
 def total_input(events: ir.Table) -> ir.IntegerValue:
@@ -133,11 +124,11 @@ def price_events(
         _p_fee=prices.usd_per_request,
         # a price version flattened before web searches were priced has none for them
         _p_search=prices.usd_per_web_search.fill_null(0.0),
-        **{f"_p_{rate}": prices[rate] for rate in sorted(set(_CLASS_RATE.values())) if rate in _OWN_RATES},
+        **{f"_p_{rate}": prices[rate] for rate in sorted(set(_CLASS_RATE.values()) - {_REASONING_RATE})},
         # a model that prices reasoning apart has a rate for it; for the rest it is output like any
         _p_output_reasoning_usd_per_mtok=(
-            prices.output_reasoning_usd_per_mtok.fill_null(prices.output_usd_per_mtok)
-            if "output_reasoning_usd_per_mtok" in prices.columns
+            prices[_REASONING_RATE].fill_null(prices.output_usd_per_mtok)
+            if _REASONING_RATE in prices.columns
             else prices.output_usd_per_mtok
         ),
     )

@@ -52,6 +52,12 @@ def _selected(con: duckdb.DuckDBPyConnection) -> str:
     )
 
 
+def _has_reads(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the ledger records the runs that read each quarantined row (one an older flopledger
+    wrote, opened read-only, does not)."""
+    return "quarantine_reads" in {t for (t,) in con.execute("SHOW TABLES").fetchall()}
+
+
 def _run_of(con: duckdb.DuckDBPyConnection, run: str) -> str:
     """The ingest run ``run`` names (its id or a unique prefix), or a run of outcomes, which records
     no ingest run, by the id its quarantined rows bear (``outcomes-...``)."""
@@ -95,7 +101,7 @@ class QuarantineSelection:
         conditions, params = ["TRUE"], []
         if self.ingest is not None:  # the rows it quarantined, and those it read again
             run = _run_of(con, self.ingest)
-            reads = "quarantine_reads" in {t for (t,) in con.execute("SHOW TABLES").fetchall()}
+            reads = _has_reads(con)
             again = " OR q.row_key IN (SELECT row_key FROM quarantine_reads WHERE ingest_id = ?)"
             conditions.append(f"(q.ingest_id = ?{again if reads else ''})")
             params += [run, run] if reads else [run]
@@ -158,7 +164,7 @@ def clear_quarantine(
             f"CREATE OR REPLACE TEMP TABLE _cleared AS SELECT q.row_key FROM {selected} WHERE {where}", params
         )
         con.execute("DELETE FROM quarantine WHERE row_key IN (SELECT row_key FROM _cleared)")
-        if "quarantine_reads" in {t for (t,) in con.execute("SHOW TABLES").fetchall()}:
+        if _has_reads(con):
             con.execute("DELETE FROM quarantine_reads WHERE row_key IN (SELECT row_key FROM _cleared)")
         con.execute("DROP TABLE _cleared")
         con.execute("COMMIT")

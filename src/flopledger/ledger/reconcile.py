@@ -248,15 +248,15 @@ def _openai_kind(line_item: str) -> str:
     lower = line_item.lower()
     if "web search" in lower:
         return "web_search"
-    charged = lower.rpartition(",")[2]  # of the text after the model: an audio model's text input is text
-    if _TOKEN_LINE.search(line_item) and not any(w in charged for w in ("audio", "image")):
+    charged = line_item.rpartition(",")[2].strip()  # after the model: an audio model's text input is text
+    if _TOKEN_LINE.search(line_item) and not any(w in charged.lower() for w in ("audio", "image")):
         return "tokens"
-    return line_item.rpartition(",")[2].strip() or line_item
+    return charged or line_item
 
 
 def read_cost_reports(paths: Sequence[Path]) -> CostReports:
     """Every result of the cost report pages in ``paths`` (Anthropic's or OpenAI's, told apart by
-        their buckets and results). A file that is not one, or a result that cannot be read, is one clear
+    their buckets and results). A file that is not one, or a result that cannot be read, is one clear
     error. A day's results that go on from a page that said more follow (``has_more``) onto the next
     page read are one bucket. A day's bucket read twice (pulls that overlap) counts once: the same
     results are one, and other results for the day replace the earlier ones (the later pull, in the
