@@ -207,24 +207,31 @@ def test_cli_export(ledger: Path, tmp_path: Path) -> None:
     assert pq.read_table(out).num_rows > 0
 
 
-def test_events_csv_floats_are_plain_and_exact(tmp_path: Path) -> None:
-    """The priced events as CSV: costs and rates (floats in the ledger) in plain notation, each
-    reading back as the very float the ledger holds."""
+def _events_csv(tmp_path: Path, lines: str) -> tuple[Path, Path]:
+    """A ledger of the JSON ``lines`` ingested, and its priced events exported as CSV: both paths."""
     from flopledger.ledger.ingest import ingest_files
 
-    src = tmp_path / "u.jsonl"  # one token of a cheap model costs $0.00000015: Arrow writes 1.5e-7
-    src.write_text(
-        '{"ts": "2026-03-02T10:00:00Z", "model": "gpt-4o-mini", "provider": "openai", "input_tokens": 1}\n'
-        '{"ts": "2026-03-02T10:00:01Z", "model": "gpt-4o-mini", "provider": "openai", "input_tokens": 3, '
-        '"output_tokens": 1}\n',
-        encoding="utf-8",
-    )
+    src = tmp_path / "u.jsonl"
+    src.write_text(lines, encoding="utf-8")
     db = tmp_path / "l.duckdb"
     con = open_ledger(db)
     ingest_files(con, [src])
     con.close()
     out = tmp_path / "events.csv"
     export_ledger(connect_engine("duckdb", db=db), out, "csv")
+    return db, out
+
+
+def test_events_csv_floats_are_plain_and_exact(tmp_path: Path) -> None:
+    """The priced events as CSV: costs and rates (floats in the ledger) in plain notation, each
+    reading back as the very float the ledger holds."""
+    # one token of a cheap model costs $0.00000015: Arrow writes 1.5e-7
+    db, out = _events_csv(
+        tmp_path,
+        '{"ts": "2026-03-02T10:00:00Z", "model": "gpt-4o-mini", "provider": "openai", "input_tokens": 1}\n'
+        '{"ts": "2026-03-02T10:00:01Z", "model": "gpt-4o-mini", "provider": "openai", "input_tokens": 3, '
+        '"output_tokens": 1}\n',
+    )
     con = duckdb.connect(str(db), read_only=True)
     floats = [
         name
@@ -250,20 +257,11 @@ def test_events_csv_floats_are_plain_and_exact(tmp_path: Path) -> None:
 
 
 def test_events_csv_keeps_fractions_of_a_second(tmp_path: Path) -> None:
-    from flopledger.ledger.ingest import ingest_files
-
-    src = tmp_path / "u.jsonl"
-    src.write_text(
+    _, out = _events_csv(
+        tmp_path,
         '{"ts": "2026-03-02T10:00:00.250Z", "model": "gpt-5", "provider": "openai", "input_tokens": 5}\n'
         '{"ts": "2026-03-02T10:00:01Z", "model": "gpt-5", "provider": "openai", "input_tokens": 7}\n',
-        encoding="utf-8",
     )
-    db = tmp_path / "l.duckdb"
-    con = open_ledger(db)
-    ingest_files(con, [src])
-    con.close()
-    out = tmp_path / "events.csv"
-    export_ledger(connect_engine("duckdb", db=db), out, "csv")
     import csv
 
     with out.open(newline="", encoding="utf-8") as fh:
