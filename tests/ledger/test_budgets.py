@@ -142,6 +142,11 @@ def test_cli_exit_code_for_cron(ledger: Path, tmp_path: Path) -> None:
     fine = CliRunner().invoke(_cli(), [*args, "--config", str(ok), "-f", "json"])  # the older name
     assert fine.exit_code == 0, fine.output
     assert json.loads(fine.output)[0]["status"] == "ok"
+    # a mistyped option is the CLI's usage error (2), an error 1: neither reads as an overspend
+    typo = CliRunner().invoke(_cli(), [*args, "--budget", str(GOLDEN / "budgets.toml")])
+    assert typo.exit_code == 2 != ledger_finops.EXIT_BUDGET_OVER
+    missing = CliRunner().invoke(_cli(), [*args, "--budgets", str(tmp_path / "nope.toml")])
+    assert missing.exit_code == 1
 
 
 def test_an_as_of_day_past_the_ledgers_spend_is_judged_at_its_last_day(ledger: Path) -> None:

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from flopledger.cli import app
+from flopledger.cli.ledger_finops import EXIT_MISMATCH
 from flopledger.errors import InputError
 from flopledger.ledger.ingest import ingest_files
 from flopledger.ledger.reconcile import ReconcileRow, read_cost_reports
@@ -69,7 +70,7 @@ def test_each_day_of_the_bill_against_the_ledger(ledger: Path) -> None:
     noise = ReconcileRow((("provider", "openai"),), 0.1 + 0.2, 0.3, 0, "matches").as_row()
     assert noise["difference_usd"] == 0 and math.copysign(1, noise["difference_usd"]) == 1
     assert math.copysign(1, noise["difference_pct"]) == 1
-    assert code == 2  # a group differs: cron can tell
+    assert code == EXIT_MISMATCH == 3  # a group differs: cron can tell (2 is a usage error)
     assert "the bill's anthropic code_execution costs ($0.50) are left out" in said
     assert "Anthropic priority-tier cost ($0.02) is left out" in said
     assert "the bill's openai file search storage costs ($0.25) are left out" in said
@@ -268,7 +269,7 @@ def test_a_day_within_a_cent_matches_whichever_side_has_it(ledger: Path, tmp_pat
     page["data"][0]["results"][0]["amount"] = "2"  # two cents: the ledger is short
     path.write_text(json.dumps({**page, "has_more": False}), encoding="utf-8")
     code, rows, _ = _reconcile(ledger, str(path))
-    assert code == 2 and rows[0]["status"] == "no usage in the ledger"
+    assert code == EXIT_MISMATCH and rows[0]["status"] == "no usage in the ledger"
 
 
 def test_a_days_results_going_on_onto_the_next_page_are_one_bucket(ledger: Path, tmp_path: Path) -> None:

@@ -22,8 +22,9 @@ if TYPE_CHECKING:  # the analytics (and Ibis) are imported when a command runs, 
 
 __all__ = ["register"]
 
-EXIT_BUDGET_OVER = 2
-"""Exit code of ``budgets check`` when any budget is over (1 stays for errors)."""
+EXIT_BUDGET_OVER = 3
+"""Exit code of ``budgets check`` when any budget is over: 1 stays for errors and 2 for a command-line
+usage error (an unknown option), so a scheduler can tell an overspend from a mistyped command."""
 
 
 class EngineName(enum.StrEnum):
@@ -178,7 +179,8 @@ def budgets_check(
 ) -> None:
     """Spend to date, forecast and status (ok, at risk, over) of each budget.
 
-    Exit code 2 when any budget is over, 0 otherwise (1 on errors), so it can run from cron.
+    Exit code 3 when any budget is over, 0 otherwise (1 on errors, 2 on a mistyped command), so it
+    can run from cron.
     The config has one table per budget: \\[team.NAME], \\[project.NAME] or \\[api_key."NAME"] with
     monthly_usd = 4000 and, optionally, daily_cap_usd = 250.
     """
@@ -274,8 +276,9 @@ _GAP_CAUSES = (
 """What leaves the ledger short of a vendor's bill, or over it: the side, the sign of the ledger's
 difference on that side, and the causes to look at."""
 
-EXIT_MISMATCH = 2
-"""``reconcile``'s exit code when a group's ledger cost and bill differ beyond the tolerance."""
+EXIT_MISMATCH = 3
+"""``reconcile``'s exit code when a group's ledger cost and bill differ beyond the tolerance (1 is an
+error, 2 a command-line usage error)."""
 
 
 def reconcile(
@@ -295,7 +298,8 @@ def reconcile(
     """The ledger's cost against the vendor's cost report, per day (and project or model): usage
     never ingested, ingested twice, or priced otherwise than billed.
 
-    Exit code 2 when any group differs by more than the tolerance (or a cent), 0 when all match.
+    Exit code 3 when any group differs by more than the tolerance (or a cent), 0 when all match (1 on
+    errors, 2 on a mistyped command).
     """
     from flopledger.ledger.reconcile import read_cost_reports, rounded
     from flopledger.ledger.reconcile import reconcile as run_reconcile
