@@ -50,6 +50,22 @@ _CONVENTIONS = {
         "gen_ai.usage.completion_tokens_details.reasoning_tokens",
         "llm.request.model",
     ),
+    "openinference": (
+        "llm.token_count.prompt",
+        "llm.token_count.completion",
+        "llm.token_count.prompt_details.cache_read",
+        "llm.token_count.prompt_details.cache_write",
+        "llm.token_count.completion_details.reasoning",
+        "llm.model_name",
+    ),
+    "pydantic_ai": (
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.details.cache_read_tokens",
+        "gen_ai.usage.details.cache_write_tokens",
+        "gen_ai.usage.details.reasoning_tokens",
+        "gen_ai.request.model",
+    ),
 }
 
 
@@ -114,6 +130,11 @@ def _bad_span(kind: str, c: Canon, n: int) -> dict[str, Any]:
         attrs["gen_ai.usage.input_tokens"]["value"] = {"doubleValue": c.total_input_tokens + 0.5}
     elif kind == "no_model":
         del attrs["gen_ai.response.model"]
+    elif kind == "no_tokens":  # a model call traced without its usage: its cost is unknown, not $0
+        for name in _CONVENTIONS["semconv"][:5]:
+            del attrs[name]
+    elif kind == "millis":  # a start time in milliseconds, not OTLP's nanoseconds
+        span["startTimeUnixNano"] = str(unix_s(c.ts) * 1000)
     else:
         del span["startTimeUnixNano"]
     span["attributes"] = list(attrs.values())
@@ -132,7 +153,10 @@ def otel_files(draw: st.DrawFn) -> tuple[list[Canon], list[dict[str, Any]], int]
     ]
     kinds = draw(
         st.lists(
-            st.sampled_from(["cache_over_total", "negative", "fraction", "no_model", "no_ts"]), max_size=4
+            st.sampled_from(
+                ["cache_over_total", "negative", "fraction", "no_model", "no_ts", "no_tokens", "millis"]
+            ),
+            max_size=4,
         )
     )
     bad = [_bad_span(k, draw(otel_records), 1000 + i) for i, k in enumerate(kinds)]

@@ -2,15 +2,20 @@
 
 Reads what the OpenTelemetry Collector's file exporter writes (one ``ExportTraceServiceRequest``
 per line) or a single OTLP/HTTP JSON document. Current semantic-convention names are read first,
-then the older names OpenLLMetry and OpenLIT send. OpenTelemetry's ``gen_ai.usage.input_tokens``
-*includes* cache reads and writes, so they are subtracted to give the canonical uncached input.
-Spans that carry no GenAI attributes (HTTP, database ...) are not usage and are not counted.
+then the older names OpenLLMetry and OpenLIT send, then OpenInference's (``llm.token_count.*``) and
+Pydantic AI's usage details. OpenTelemetry's ``gen_ai.usage.input_tokens`` *includes* cache reads
+and writes, so they are subtracted to give the canonical uncached input; OpenLIT's Anthropic spans
+are the exception (they give Anthropic's own count, without the cache). Spans that carry no GenAI
+attributes (HTTP, database ...) are not usage and are not counted.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -40,30 +45,50 @@ __all__ = [
 
 # Each canonical field: the attribute names that carry it, newest convention first.
 _ATTRS: dict[str, tuple[str, ...]] = {
-    "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.vendor"),
-    "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.response.model", "llm.request.model"),
-    "input_total": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens"),
+    "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.vendor", "llm.provider", "llm.system"),
+    "model": (
+        "gen_ai.response.model",
+        "gen_ai.request.model",
+        "llm.response.model",
+        "llm.request.model",
+        "llm.model_name",  # OpenInference
+    ),
+    "input_total": (
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.prompt_tokens",
+        "llm.usage.prompt_tokens",
+        "llm.token_count.prompt",  # OpenInference: the whole prompt, its cached part included
+    ),
     "output_tokens": (
         "gen_ai.usage.output_tokens",
         "gen_ai.usage.completion_tokens",
         "llm.usage.completion_tokens",
+        "llm.token_count.completion",
     ),
     "cache_read_tokens": (
         "gen_ai.usage.cache_read.input_tokens",
         "gen_ai.usage.cache_read_input_tokens",
         "gen_ai.usage.cached_tokens",
         "gen_ai.usage.cache_read_tokens",
+        "gen_ai.usage.details.cache_read_tokens",  # Pydantic AI
+        "gen_ai.usage.details.cache_read_input_tokens",
+        "llm.token_count.prompt_details.cache_read",
     ),
     "cache_write_tokens": (
         "gen_ai.usage.cache_creation.input_tokens",
         "gen_ai.usage.cache_creation_input_tokens",
         "gen_ai.usage.cache_write.input_tokens",
         "gen_ai.usage.cache_creation_tokens",
+        "gen_ai.usage.details.cache_write_tokens",
+        "gen_ai.usage.details.cache_creation_input_tokens",
+        "llm.token_count.prompt_details.cache_write",
     ),
     "reasoning_tokens": (
         "gen_ai.usage.reasoning.output_tokens",
         "gen_ai.usage.reasoning_tokens",
         "gen_ai.usage.completion_tokens_details.reasoning_tokens",
+        "gen_ai.usage.details.reasoning_tokens",
+        "llm.token_count.completion_details.reasoning",
     ),
     "service_tier": (
         "gen_ai.openai.response.service_tier",
@@ -82,6 +107,7 @@ _PROVIDER_ALIASES = {
     "az.ai.openai": "azure",
     "azure.ai.openai": "azure",
     "az.ai.inference": "azure",
+    "azure.ai.inference": "azure",
     "aws.bedrock": "aws",
     "gcp.vertex_ai": "google",
     "gcp.gemini": "google",
@@ -185,6 +211,14 @@ def _count(attrs: Mapping[str, Any], field: str) -> int:
     return whole_count(value, name)
 
 
+class _NotNanoseconds(ValueError):
+    """A start time that, read as OTLP's nanoseconds, falls before 2000: another unit."""
+
+
+_NANOS_2000 = 946_684_800 * 1_000_000_000
+"""2000-01-01 in Unix nanoseconds: no usage is older, so an earlier time is in another unit."""
+
+
 def _ts_from_nanos(start: Any) -> str | None:
     """ISO 8601 UTC of a Unix-nanosecond time (a string in OTLP JSON), exact to the microsecond."""
     if start is None:
@@ -192,6 +226,8 @@ def _ts_from_nanos(start: Any) -> str | None:
     nanos = int(start)
     if nanos <= 0:
         raise ValueError(start)
+    if nanos < _NANOS_2000:
+        raise _NotNanoseconds(start)
     seconds, rest = divmod(nanos, 1_000_000_000)
     moment = dt.datetime.fromtimestamp(seconds, tz=dt.UTC) + dt.timedelta(microseconds=rest // 1000)
     return moment.isoformat()
@@ -253,7 +289,12 @@ def _is_usage(attrs: Mapping[str, Any]) -> bool:
 
 
 def _is_aggregate(attrs: Mapping[str, Any]) -> bool:
-    return str(attrs.get("gen_ai.operation.name") or "").lower() in AGGREGATE_OPERATIONS
+    """An agent's span: an aggregate operation, or one naming an agent and no model (Pydantic AI's
+    agent run, which sums its model calls' usage under ``gen_ai.agent.name`` and its own
+    ``model_name``)."""
+    if str(attrs.get("gen_ai.operation.name") or "").lower() in AGGREGATE_OPERATIONS:
+        return True
+    return attrs.get("gen_ai.agent.name") is not None and _first(attrs, "model") is None
 
 
 def _counts_itself(span: Mapping[str, Any], traced_calls: set[str]) -> bool:
@@ -263,11 +304,40 @@ def _counts_itself(span: Mapping[str, Any], traced_calls: set[str]) -> bool:
     return span.get("kind") in _CLIENT_KINDS and _trace(span) not in traced_calls
 
 
+_ID_BYTES = {"traceId": 16, "spanId": 8}
+
+
+def _hex_id(span: Mapping[str, Any], key: str) -> str | None:
+    """A span's ``traceId`` or ``spanId`` as lower-case hex, OTLP/JSON's form (its ids are
+    case-insensitive). An id in base64, as a protobuf JSON printer writes bytes, is decoded: the
+    same span sent both ways is one event. None when it has none."""
+    value = span.get(key)
+    if not value:
+        return None
+    text = str(value)
+    size = _ID_BYTES[key]
+    if not re.fullmatch(r"[0-9a-fA-F]+", text) and len(text) == 4 * ((size + 2) // 3):
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) == size:
+            return raw.hex()
+    return text.lower()
+
+
 def _trace(span: Mapping[str, Any]) -> str | None:
-    """A span's trace id, lower case; None when it has none or the invalid all-zero one (which many
-    spans may share: it links nothing)."""
-    trace = str(span.get("traceId") or "").lower()
+    """A span's trace id (:func:`_hex_id`); None when it has none or the invalid all-zero one (which
+    many spans may share: it links nothing)."""
+    trace = _hex_id(span, "traceId") or ""
     return trace if trace.strip("0") else None
+
+
+def _input_excludes_cache(attrs: Mapping[str, Any]) -> bool:
+    """Whether a span's input count leaves the cache out: OpenLIT's Anthropic instrumentation
+    writes Anthropic's own ``input_tokens`` (uncached) as ``gen_ai.usage.input_tokens``."""
+    sdk = str(attrs.get("telemetry.sdk.name") or "").strip().lower()
+    return sdk == "openlit" and str(_first(attrs, "provider") or "").strip().lower() == "anthropic"
 
 
 _READ: frozenset[str] = frozenset(
@@ -364,7 +434,8 @@ def _span_row(
         }
     )
     # OTLP ids are case-insensitive hex: one span sent as ABCD... and as abcd... is one event.
-    source_id = f"otel:{str(trace_id).lower()}:{str(span_id).lower()}" if trace_id and span_id else None
+    trace_hex, span_hex = _hex_id(span, "traceId"), _hex_id(span, "spanId")
+    source_id = f"otel:{trace_hex}:{span_hex}" if trace_hex and span_hex else None
     try:
         total_in = _count(attrs, "input_total")
         cache_read = _count(attrs, "cache_read_tokens")
@@ -374,8 +445,18 @@ def _span_row(
     output = _first(attrs, "output_tokens")
     reasoning = _first(attrs, "reasoning_tokens")
     token_fields = ("input_total", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-    has_tokens = any(_first(attrs, f) is not None for f in token_fields)
-    if cache_read + cache_write > total_in:
+    if not any(_first(attrs, f) is not None for f in token_fields):
+        return StagedRow(
+            line=line,
+            raw=raw,
+            source_id=source_id,
+            error_field=_ATTRS["input_total"][0],
+            error="the span names a model but counts no tokens, so its cost is unknown (a streamed "
+            "response traced without its usage? OpenAI streams it with stream_options "
+            "include_usage)",
+        )
+    excludes_cache = _input_excludes_cache(attrs)
+    if cache_read + cache_write > total_in and not excludes_cache:
         input_name = _first_named(attrs, "input_total")[0]
         return StagedRow(
             line=line,
@@ -388,6 +469,15 @@ def _span_row(
     start = span.get("startTimeUnixNano")
     try:
         ts = _ts_from_nanos(start)
+    except _NotNanoseconds:
+        return StagedRow(
+            line=line,
+            raw=raw,
+            source_id=source_id,
+            error=f"startTimeUnixNano {start!r} is before 2000 read as nanoseconds since 1970, OTLP's "
+            "unit: the exporter wrote milliseconds or seconds; fix its times and ingest again",
+            error_field="startTimeUnixNano",
+        )
     except (TypeError, ValueError, OverflowError, OSError):
         return StagedRow(
             line=line,
@@ -417,7 +507,7 @@ def _span_row(
         "user": _first(attrs, "user"),
         "api_key": _first(attrs, "api_key"),
         "service_tier": canonical_tier(tier) if tier else "standard",
-        "input_tokens": (total_in - cache_read - cache_write) if has_tokens else None,
+        "input_tokens": total_in if excludes_cache else total_in - cache_read - cache_write,
         "cache_read_tokens": cache_read,
         "cache_write_5m_tokens": cache_write,
         "output_tokens": output,

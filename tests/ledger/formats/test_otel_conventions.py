@@ -1,0 +1,141 @@
+"""OTLP spans as particular instrumentations write them: OpenLIT's Anthropic counts, Pydantic AI's
+agent runs, ids in base64, the current provider names."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+from flopledger.ledger.ingest import ingest_files
+from flopledger.ledger.store import open_ledger
+
+START_NS = 1_772_442_000_000_000_000  # 2026-03-02T09:00:00Z
+
+
+def _attr(key: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, int):
+        return {"key": key, "value": {"intValue": str(value)}}
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def _span(span_id: str, trace: str = "5b8efff798038103d269b633813fc60c", **attrs: Any) -> dict[str, Any]:
+    return {
+        "traceId": trace,
+        "spanId": span_id,
+        "name": "chat",
+        "kind": 3,
+        "startTimeUnixNano": str(START_NS),
+        "endTimeUnixNano": str(START_NS + 10**9),
+        "attributes": [_attr(k, v) for k, v in attrs.items()],
+    }
+
+
+def _file(path: Path, spans: list[dict[str, Any]], **resource: str) -> Path:
+    doc = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [_attr(k.replace("_", "."), v) for k, v in resource.items()]},
+                "scopeSpans": [{"scope": {"name": "t"}, "spans": spans}],
+            }
+        ]
+    }
+    path.write_text(json.dumps(doc) + "\n", encoding="utf-8")
+    return path
+
+
+def _events(tmp_path: Path, *files: Path) -> list[tuple[Any, ...]]:
+    con = open_ledger(tmp_path / "l.duckdb")
+    result = ingest_files(con, list(files), format="otel")
+    assert result.reconciles
+    return con.execute(
+        "SELECT provider, model, input_tokens, cache_read_tokens, cache_write_5m_tokens, output_tokens "
+        "FROM events ORDER BY input_tokens"
+    ).fetchall()
+
+
+ANTHROPIC = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.system": "anthropic",
+    "gen_ai.request.model": "claude-sonnet-4-5",
+}
+
+
+def test_openlit_anthropic_input_is_anthropics_own_count_without_the_cache(tmp_path: Path) -> None:
+    usage = {
+        "gen_ai.usage.input_tokens": 12,
+        "gen_ai.usage.cache_read_input_tokens": 30_000,
+        "gen_ai.usage.cache_creation_input_tokens": 500,
+        "gen_ai.usage.output_tokens": 40,
+    }
+    openlit = _file(
+        tmp_path / "openlit.jsonl",
+        [_span("c000000000000001", **ANTHROPIC, **usage)],
+        telemetry_sdk_name="openlit",
+    )
+    # the same counts from another SDK follow OpenTelemetry: its input includes the cache
+    other = dict(usage, **{"gen_ai.usage.input_tokens": 30_512})
+    semconv = _file(tmp_path / "semconv.jsonl", [_span("c000000000000002", **ANTHROPIC, **other)])
+    assert _events(tmp_path, openlit, semconv) == [
+        ("anthropic", "claude-sonnet-4-5", 12, 30_000, 500, 40),
+        ("anthropic", "claude-sonnet-4-5", 12, 30_000, 500, 40),
+    ]
+
+
+def test_a_pydantic_ai_agent_run_is_its_model_calls_usage_not_a_bad_row(tmp_path: Path) -> None:
+    run = _span(
+        "a000000000000001",
+        **{"gen_ai.agent.name": "support", "model_name": "claude-sonnet-4-5"},
+        **{"gen_ai.usage.input_tokens": 3000, "gen_ai.usage.output_tokens": 300},
+    )
+    run["kind"] = 1  # INTERNAL: in process, its model calls are traced
+    calls = [
+        _span(
+            f"a00000000000001{i}",
+            **ANTHROPIC,
+            **{"gen_ai.usage.input_tokens": 1000, "gen_ai.usage.details.cache_read_tokens": 800},
+            **{"gen_ai.usage.output_tokens": 100},
+        )
+        for i in range(3)
+    ]
+    con = open_ledger(tmp_path / "l.duckdb")
+    result = ingest_files(con, [_file(tmp_path / "p.jsonl", [run, *calls])], format="otel")
+    assert (result.rows_read, result.rows_stored, result.rows_quarantined) == (3, 3, 0)
+    assert con.execute("SELECT sum(input_tokens), sum(cache_read_tokens) FROM events").fetchone() == (
+        600,
+        2400,
+    )
+
+
+def test_a_span_sent_with_base64_ids_is_the_same_event_as_with_hex_ids(tmp_path: Path) -> None:
+    usage = {**ANTHROPIC, "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10}
+    trace, span = "72b7652c1ae77ddc4ac8489f0e18b91c", "ab119b7ec3c1b0ff"
+    hexed = _file(tmp_path / "hex.jsonl", [_span(span.upper(), trace, **usage)])
+    b64 = _span(
+        base64.b64encode(bytes.fromhex(span)).decode(), base64.b64encode(bytes.fromhex(trace)).decode()
+    )
+    b64["attributes"] = _span(span, trace, **usage)["attributes"]
+    coded = _file(tmp_path / "b64.jsonl", [b64])
+    con = open_ledger(tmp_path / "l.duckdb")
+    ingest_files(con, [hexed], format="otel")
+    again = ingest_files(con, [coded], format="otel")
+    assert (again.rows_stored, again.rows_duplicate) == (0, 1)
+    (tags,) = con.execute("SELECT tags FROM events").fetchone() or ("",)
+    assert json.loads(tags)["trace_id"] == trace
+
+
+def test_the_current_azure_provider_names_are_one_provider(tmp_path: Path) -> None:
+    spans = [
+        _span(
+            f"b00000000000000{i}",
+            **{
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": name,
+                "gen_ai.request.model": "gpt-4o",
+            },
+            **{"gen_ai.usage.input_tokens": 10 + i, "gen_ai.usage.output_tokens": 1},
+        )
+        for i, name in enumerate(("azure.ai.inference", "azure.ai.openai", "az.ai.inference"))
+    ]
+    assert {r[0] for r in _events(tmp_path, _file(tmp_path / "az.jsonl", spans))} == {"azure"}
