@@ -2,7 +2,10 @@
 
 LiteLLM reports usage the OpenAI way: ``prompt_tokens`` includes cache reads and cache creation,
 which are subtracted to give canonical uncached input. Cache and reasoning details come from
-``metadata.additional_usage_values`` or ``metadata.usage_object`` when present.
+``metadata.additional_usage_values`` or ``metadata.usage_object`` when present, the cache writes
+split by TTL where LiteLLM gives Anthropic's ``cache_creation_token_details``. Some LiteLLM releases
+counted Anthropic's cache reads in ``prompt_tokens`` but not its cache writes: a row whose
+``prompt_tokens`` hold its reads and not its writes too is read so.
 """
 
 from __future__ import annotations
@@ -51,27 +54,61 @@ def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _usage_details(meta: dict[str, Any]) -> tuple[int, int, int, int | None]:
-    """(cache read, cache creation, reasoning, web searches) from LiteLLM's metadata, 0 when absent
-    (web searches None: LiteLLM says them only for the models that ran them).
+_USAGE = "metadata.usage_object"
+
+
+class _BadSplit(ValueError):
+    """Cache writes split by TTL into more than their total; ``field`` names the split."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _usage_details(meta: dict[str, Any]) -> tuple[int, int, int, int, int | None]:
+    """(cache read, 5-minute cache writes, 1-hour cache writes, reasoning, web searches) from
+    LiteLLM's metadata, 0 when absent (web searches None: LiteLLM says them only for the models that
+    ran them). Cache writes LiteLLM does not split by TTL are 5-minute ones, Anthropic's default.
 
     ``additional_usage_values`` holds the usage fields beyond the three counts and ``usage_object``
     the whole usage; either may be missing, so both are read (``usage_object`` wins).
     """
     usage = {**_obj(meta.get("additional_usage_values")), **_obj(meta.get("usage_object"))}
+    details = _obj(usage.get("prompt_tokens_details"))
     read = usage.get("cache_read_input_tokens")
     if read is None:
-        read = _obj(usage.get("prompt_tokens_details")).get("cached_tokens")
+        read = details.get("cached_tokens")
+    write_name = f"{_USAGE}.cache_creation_input_tokens"
     write = usage.get("cache_creation_input_tokens")
+    if write is None:
+        write_name, write = (
+            f"{_USAGE}.prompt_tokens_details.cache_creation_tokens",
+            details.get("cache_creation_tokens"),
+        )
+    ttl_name = f"{_USAGE}.cache_creation_token_details"
+    by_ttl = _obj(usage.get("cache_creation_token_details"))
+    if not by_ttl:
+        ttl_name, by_ttl = (
+            f"{_USAGE}.prompt_tokens_details.cache_creation_token_details",
+            _obj(details.get("cache_creation_token_details")),
+        )
+    writes = whole_count(write, write_name)
+    hour = whole_count(by_ttl.get("ephemeral_1h_input_tokens"), f"{ttl_name}.ephemeral_1h_input_tokens")
+    five = by_ttl.get("ephemeral_5m_input_tokens")
+    if five is not None or write is None:  # the split given whole, or the total left out
+        writes = whole_count(five, f"{ttl_name}.ephemeral_5m_input_tokens") + hour
+    if hour > writes:
+        raise _BadSplit(
+            f"{ttl_name}.ephemeral_1h_input_tokens ({hour}) exceed the cache writes ({writes})", ttl_name
+        )
     reasoning = _obj(usage.get("completion_tokens_details")).get("reasoning_tokens")
     searches = _obj(usage.get("server_tool_use")).get("web_search_requests")
     return (
-        whole_count(read, "metadata.usage_object.cache_read_input_tokens"),
-        whole_count(write, "metadata.usage_object.cache_creation_input_tokens"),
-        whole_count(reasoning, "metadata.usage_object.completion_tokens_details.reasoning_tokens"),
-        None
-        if searches is None
-        else whole_count(searches, "metadata.usage_object.server_tool_use.web_search_requests"),
+        whole_count(read, f"{_USAGE}.cache_read_input_tokens"),
+        writes - hour,
+        hour,
+        whole_count(reasoning, f"{_USAGE}.completion_tokens_details.reasoning_tokens"),
+        None if searches is None else whole_count(searches, f"{_USAGE}.server_tool_use.web_search_requests"),
     )
 
 
@@ -185,17 +222,20 @@ class LiteLLMSpendLogs(RecordFormat):
         meta = _obj(record.get("metadata"))
         try:
             prompt_tokens = whole_count(record.get("prompt_tokens"), "prompt_tokens")
-            read, write, reasoning, searches = _usage_details(meta)
-        except BadCount as exc:
+            read, write, write_1h, reasoning, searches = _usage_details(meta)
+        except (BadCount, _BadSplit) as exc:
             return StagedRow(line=line, raw=raw, error=str(exc), error_field=exc.field)
-        if read + write > prompt_tokens:
+        write_all = write + write_1h
+        if read > prompt_tokens:
             return StagedRow(
                 line=line,
                 raw=raw,
                 error_field="prompt_tokens",
-                error=f"cache tokens ({read + write}) exceed prompt_tokens ({prompt_tokens}); "
+                error=f"cache reads ({read}) exceed prompt_tokens ({prompt_tokens}); "
                 "LiteLLM's prompt_tokens includes cached tokens",
             )
+        # prompt_tokens holding the reads and not the writes too: a release that left them out
+        uncached = prompt_tokens - read - (write_all if read + write_all <= prompt_tokens else 0)
         tags = _tag_list(record.get("request_tags"))
         tags_obj: dict[str, Any] = {"request_tags": tags} if tags else {}
         if record.get("call_type"):
@@ -208,7 +248,7 @@ class LiteLLMSpendLogs(RecordFormat):
             tags_obj.update(
                 proxy_cache_hit=True, cached_prompt_tokens=prompt_tokens, cached_completion_tokens=output
             )
-            prompt_tokens = read = write = reasoning = 0
+            uncached = read = write = write_1h = reasoning = 0
             searches = None
             output, requests = 0, 0
         values = {
@@ -226,9 +266,10 @@ class LiteLLMSpendLogs(RecordFormat):
             "org": meta.get("user_api_key_org_id") or None,
             "service_tier": "standard",
             "requests": requests,
-            "input_tokens": prompt_tokens - read - write,
+            "input_tokens": uncached,
             "cache_read_tokens": read,
             "cache_write_5m_tokens": write,
+            "cache_write_1h_tokens": write_1h,
             "output_tokens": output,
             "reasoning_tokens": reasoning,
             "web_search_requests": searches,
