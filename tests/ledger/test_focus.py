@@ -100,8 +100,8 @@ def test_ai_service_values_and_tags(exported: pa.Table) -> None:
     assert {r["ServiceSubcategory"] for r in rows} == {"Generative AI"}
     assert {r["ChargeCategory"] for r in rows} == {"Usage"}
     for r in rows:
-        tags = json.loads(r["Tags"])  # the events' own tags survive, with the team added
-        assert tags == {"env": "prod", "cost_center": f"cc-{r['x_Team']}", "team": r["x_Team"]}
+        tags = json.loads(r["Tags"])  # the events' own tags survive, with the team under our prefix
+        assert tags == {"env": "prod", "cost_center": f"cc-{r['x_Team']}", "flopledger:team": r["x_Team"]}
         assert r["ChargePeriodEnd"] - r["ChargePeriodStart"] == dt.timedelta(days=1)
         assert r["BillingPeriodStart"] <= r["ChargePeriodStart"] < r["BillingPeriodEnd"]
         assert r["EffectiveCost"] == r["BilledCost"] == r["ContractedCost"]
@@ -360,4 +360,73 @@ def test_list_cost_per_class_is_of_its_own_events_when_a_discount_starts_within_
         "cache_read_tokens": pytest.approx((0.60, 0.60, 0.60)),
         "input_tokens": pytest.approx((0.15, 0.30, 3.0)),
         "output_tokens": pytest.approx((0.75, 1.50, 15.0)),
+    }
+
+
+def _focus_of(
+    tmp_path: Path, lines: list[dict[str, Any]], overrides: str | None = None
+) -> list[dict[str, Any]]:
+    from flopledger.catalog.overrides import load_overrides
+    from flopledger.ledger.ingest import ingest_files
+
+    tmp_path.mkdir(exist_ok=True)
+    src = tmp_path / "u.jsonl"
+    src.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    loaded = None
+    if overrides is not None:
+        (tmp_path / "o.toml").write_text(overrides, encoding="utf-8")
+        loaded = load_overrides(tmp_path / "o.toml")
+    db = tmp_path / "l.duckdb"
+    con = open_ledger(db)
+    ingest_files(con, [src], overrides=loaded)
+    con.close()
+    return [
+        r for r in focus_table(connect_engine("duckdb", db=db)).to_pylist() if r["x_TokenClass"] != "requests"
+    ]
+
+
+def test_each_row_is_one_price_point_so_its_unit_price_is_a_published_one(tmp_path: Path) -> None:
+    """Two requests of one day, below and above the 200k long-context tier: two rows, $3 and $6 per
+    million, each its own SkuPriceId (one row at a blended $5.25 is no price any list has)."""
+    base = {
+        "provider": "anthropic",
+        "model": "claude-sonnet-4-5",
+        "team": "web",
+        "ts": "2026-11-10T10:00:00Z",
+    }
+    rows = _focus_of(tmp_path, [{**base, "input_tokens": 100_000}, {**base, "input_tokens": 300_000}])
+    got = sorted((float(r["PricingQuantity"]), float(r["ListUnitPrice"]), r["SkuPriceId"]) for r in rows)
+    assert [(q, round(p, 9)) for q, p, _ in got] == [(0.1, 3.0), (0.3, 6.0)]
+    assert got[0][2] != got[1][2]
+    assert got[0][2] == "anthropic/claude-sonnet-4-5:input_tokens:standard:3 USD per 1000000 Tokens"
+
+
+def test_the_sku_price_id_stays_when_the_overrides_file_changes(tmp_path: Path) -> None:
+    line = {
+        "provider": "anthropic",
+        "model": "claude-sonnet-4-5",
+        "ts": "2026-11-10T10:00:00Z",
+        "input_tokens": 10,
+    }
+    plain = _focus_of(tmp_path / "a", [line], overrides="# no discounts yet\n")
+    commented = _focus_of(tmp_path / "b", [line], overrides="# no discounts yet, said otherwise\n")
+    assert plain[0]["x_PriceVersion"] != commented[0]["x_PriceVersion"]
+    assert plain[0]["SkuPriceId"] == commented[0]["SkuPriceId"]
+
+
+def test_tags_keep_the_users_team_and_hold_scalar_values_only(tmp_path: Path) -> None:
+    line = {
+        "provider": "anthropic",
+        "model": "claude-sonnet-4-5",
+        "ts": "2026-11-10T10:00:00Z",
+        "input_tokens": 10,
+        "team": "alpha",
+        "tags": {"team": "marketing", "request_tags": ["coding-agent", "ci"], "meta": {"env": "prod"}},
+    }
+    (row,) = _focus_of(tmp_path, [line])
+    assert json.loads(row["Tags"]) == {
+        "team": "marketing",  # the user's own tag, not altered
+        "flopledger:team": "alpha",  # flopledger's, under its prefix
+        "request_tags": '["coding-agent", "ci"]',  # FOCUS tag values are scalars: a list as its JSON
+        "meta": '{"env": "prod"}',
     }

@@ -3,10 +3,15 @@
 Token counts survive as ``ConsumedQuantity`` (``Tokens``) and ``PricingQuantity`` (per
 ``1000000 Tokens``, how vendors price); ``ListCost`` is the list price, ``EffectiveCost`` (=
 ``BilledCost`` = ``ContractedCost``) is after negotiated discounts. The billing account is the
-``org``, the sub account the ``project``; ``Tags`` is a JSON object: the events' own tags plus the
-team (events with different tags make separate rows). flopledger's own columns carry the ``x_``
-prefix. Unpriced events are left out and counted: a FOCUS cost cannot be NULL and an unknown model
-is never silently free.
+``org``, the sub account the ``project``; ``Tags`` is a JSON object: the events' own tags, as they
+are (a list or object value as its JSON text: FOCUS tag values are scalars), plus the team under
+flopledger's own key prefix, ``flopledger:team`` (events with different tags make separate rows).
+A charge holds events of one price point (the rates they were priced at), so its unit prices are
+one price list's: a long-context tier, a price change or a discount starting within the day make
+rows of their own. ``SkuPriceId`` names the price point (model, class, tier, list unit price), the
+same across catalog and overrides versions. flopledger's own columns carry the ``x_`` prefix.
+Unpriced events are left out and counted: a FOCUS cost cannot be NULL and an unknown model is never
+silently free.
 
 The column list (feature level, type, null rules) is package data, ``data/focus_1_2_columns.csv``,
 transcribed from the FOCUS 1.2 specification (focus.finops.org); the tests check exports against it.
@@ -57,7 +62,13 @@ _GROUP_KEYS = (
     "price_model",
     "price_version",
     "tags",
+    "input_usd_per_mtok_applied",  # the price point: a long-context tier, a price change, a discount
+    "output_usd_per_mtok_applied",
 )
+
+TAG_PREFIX = "flopledger:"
+"""The prefix of the tag keys flopledger adds to an export's ``Tags`` (FOCUS: provider-defined tags
+are prefixed, and the user's own are not altered)."""
 _DECIMAL = pa.decimal128(38, 10)
 FOCUS_ARROW_TYPES: dict[str, pa.DataType] = {
     "String": pa.string(),
@@ -153,7 +164,9 @@ def _utc(day: dt.date) -> dt.datetime:
 
 
 def _tags_json(tags: str | None, team: str | None) -> str:
-    """The events' tags (a JSON object) with the team added, as sorted JSON."""
+    """The events' tags (a JSON object) with the team added under :data:`TAG_PREFIX`, as sorted
+    JSON; a list or object value as its JSON text (FOCUS tag values are strings, numbers, booleans
+    or null)."""
     try:
         merged = json.loads(tags) if tags else {}
     except json.JSONDecodeError:
@@ -161,8 +174,12 @@ def _tags_json(tags: str | None, team: str | None) -> str:
     if not isinstance(merged, dict):
         # Ingest checks tags; events written by another pipeline (a Spark table) may not be.
         raise InputError(f"tags {tags!r} is not a JSON object; fix the events' tags column", field="tags")
+    merged = {
+        k: json.dumps(v, sort_keys=True, ensure_ascii=False) if isinstance(v, list | dict) else v
+        for k, v in merged.items()
+    }
     if team is not None:
-        merged["team"] = team
+        merged[f"{TAG_PREFIX}team"] = team
     return json.dumps(merged, sort_keys=True)
 
 
@@ -216,6 +233,7 @@ def _charge_rows(c: dict[str, Any]) -> list[dict[str, Any]]:
         consumed_unit, per_pricing_unit, pricing_unit = _UNITS.get(cls, _TOKEN_UNIT)
         pricing_qty = qty / per_pricing_unit
         sku = f"{c['price_model'] or c['model']}:{cls}"
+        list_unit = cls_list / pricing_qty if pricing_qty else 0.0
         rows.append(
             {
                 **common,
@@ -228,11 +246,11 @@ def _charge_rows(c: dict[str, Any]) -> list[dict[str, Any]]:
                 "ConsumedUnit": consumed_unit,
                 "PricingQuantity": pricing_qty,
                 "PricingUnit": pricing_unit,
-                "ListUnitPrice": cls_list / pricing_qty if pricing_qty else 0.0,
+                "ListUnitPrice": list_unit,
                 "ContractedUnitPrice": cls_cost / pricing_qty if pricing_qty else 0.0,
                 "SkuId": sku,
                 "SkuMeter": _CLASS_LABEL[cls],
-                "SkuPriceId": f"{c['price_version']}:{sku}:{c['service_tier'] or 'standard'}",
+                "SkuPriceId": f"{sku}:{tier}:{list_unit:.6g} USD per {pricing_unit}",
                 "x_TokenClass": cls,
                 "x_ReasoningTokens": float(c["reasoning_tokens"] or 0) if cls == "output_tokens" else None,
             }
