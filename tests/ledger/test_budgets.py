@@ -126,6 +126,19 @@ def test_missing_config(tmp_path: Path) -> None:
         load_budgets(tmp_path / "nope.toml")
 
 
+def test_a_folder_or_a_file_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    from flopledger.catalog.overrides import load_overrides
+
+    with pytest.raises(ConfigError, match="is a folder, not a budgets file"):
+        load_budgets(tmp_path)
+    with pytest.raises(ConfigError, match="is a folder, not an overrides file"):
+        load_overrides(tmp_path, required=True)
+    binary = tmp_path / "b.toml"
+    binary.write_bytes(b"\xff\xfe[team.a]\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_budgets(binary)
+
+
 def _cli() -> typer.Typer:
     app = typer.Typer()
     ledger_finops.register(app)

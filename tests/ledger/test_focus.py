@@ -207,6 +207,29 @@ def test_cli_export(ledger: Path, tmp_path: Path) -> None:
     assert pq.read_table(out).num_rows > 0
 
 
+def test_cli_export_says_what_to_do_with_a_bad_path_or_window(ledger: Path, tmp_path: Path) -> None:
+    app = typer.Typer()
+    ledger_finops.register(app)
+
+    def run(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, ["export", "--format", "focus", *args, "--db", str(ledger)])
+        if result.exception and not isinstance(result.exception, SystemExit):
+            return 1, str(result.exception)  # an InputError: one line on the real command line
+        return result.exit_code, result.output + result.stderr
+
+    assert run(str(tmp_path)) == (
+        1,
+        f"{tmp_path} is a folder: give the file to write, e.g. {tmp_path / 'focus.parquet'}",
+    )
+    code, said = run(str(tmp_path / "nope" / "bill.csv"))
+    assert code == 1 and "its folder" in said and "does not exist; create it first" in said
+    code, said = run(str(tmp_path / "b.csv"), "--since", "2025-12-02", "--until", "2025-12-01")
+    assert code == 1 and "swap them" in said and not (tmp_path / "b.csv").exists()
+    # a window with no events still writes its (empty) file, and says where the ledger's events are
+    code, said = run(str(tmp_path / "e.csv"), "--since", "2031-01-01")
+    assert code == 0 and "wrote 0 focus rows" in said and "the ledger's" in said and "events run from" in said
+
+
 def _events_csv(tmp_path: Path, lines: str) -> tuple[Path, Path]:
     """A ledger of the JSON ``lines`` ingested, and its priced events exported as CSV: both paths."""
     from flopledger.ledger.ingest import ingest_files

@@ -294,7 +294,12 @@ def load_overrides(path: str | Path | None, *, required: bool = False) -> PriceO
                 "$FLOPLEDGER_OVERRIDES unset to price at catalog rates"
             )
         return PriceOverrides.empty()
-    raw_bytes = p.read_bytes()
+    if p.is_dir():
+        raise ConfigError(f"{p} is a folder, not an overrides file: give the TOML file's path")
+    try:
+        raw_bytes = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the overrides file {p}: {exc.strerror or exc}") from exc
     try:
         raw: dict[str, Any] = tomllib.loads(raw_bytes.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

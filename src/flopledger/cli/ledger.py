@@ -349,12 +349,12 @@ def report(
     if show_headline:
         _render_headline(headline(engine, since=start, until=end).as_dict(), fmt)
         if start is not None or end is not None:
-            _say_empty_window(engine, start, end)
+            say_empty_window(engine, start, end)
         return
     dims = parse_dimensions(by if by is not None else "team")
     rows = build_report(engine, dims, since=start, until=end, per_active_hour=per_active_hour, limit=limit)
     if not rows and limit != 0:
-        _say_empty_window(engine, start, end)
+        say_empty_window(engine, start, end)
     columns = None
     if fmt is OutputFormat.table:
         extra = ("active_hours", "cost_usd_per_active_hour") if per_active_hour else ()
@@ -379,7 +379,7 @@ def report(
         )
 
 
-def _say_empty_window(engine: Engine, start: dt.datetime | None, end: dt.datetime | None) -> None:
+def say_empty_window(engine: Engine, start: dt.datetime | None, end: dt.datetime | None) -> None:
     """On stderr, when the window has no events: where the ledger's events are."""
     from flopledger.ledger.report import ledger_span
 

@@ -84,6 +84,11 @@ def _day(value: dt.datetime | None) -> dt.date | None:
     return value.date() if value is not None else None
 
 
+def _utc_start(day: dt.date | None) -> dt.datetime | None:
+    """The first instant of ``day`` (UTC, naive as the ledger's times), None for none."""
+    return dt.datetime.combine(day, dt.time()) if day is not None else None
+
+
 STALE_AFTER_DAYS = 2
 """A ledger whose usage ends more days before today than this is said to be stale."""
 
@@ -233,15 +238,24 @@ def export(
     spark_master: SparkMasterOption = None,
 ) -> None:
     """Export priced usage: FinOps FOCUS 1.2 rows, or the priced events as Parquet or CSV."""
-    from flopledger.ledger.focus import export_ledger
+    from flopledger.cli.ledger import say_empty_window
+    from flopledger.ledger.focus import check_output_path, export_ledger
 
-    summary = export_ledger(
-        _engine(db, engine, source, spark_master),
-        out,
-        export_format.value,
-        since=_day(since),
-        until=_day(until),
-    )
+    first, last = _day(since), _day(until)
+    if first is not None and last is not None and first > last:
+        raise InputError(
+            f"--since {first} is after --until {last}, so the export would be empty (both days are "
+            "inclusive): swap them, or widen the window"
+        )
+    check_output_path(out)  # before the export's work
+    eng = _engine(db, engine, source, spark_master)
+    summary = export_ledger(eng, out, export_format.value, since=first, until=last)
+    if not summary.rows:  # no file a scheduler should upload as a period's bill without a word
+        say_empty_window(
+            eng,
+            _utc_start(first),
+            _utc_start(last + dt.timedelta(days=1)) if last is not None else None,
+        )
     typer.echo(
         f"wrote {summary.rows:,} {summary.export_format} rows to {summary.path}: "
         f"effective ${summary.effective_cost_usd:,.2f}, list ${summary.list_cost_usd:,.2f}"

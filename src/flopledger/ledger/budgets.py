@@ -123,6 +123,8 @@ class BudgetStatus:
 def load_budgets(path: Path) -> tuple[Budget, ...]:
     """Read and validate a budgets TOML file; any problem is a :class:`ConfigError` naming the file,
     line and key."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a budgets file: give the TOML file's path")
     try:
         text = path.read_text("utf-8")
         raw = tomllib.loads(text)
@@ -130,8 +132,10 @@ def load_budgets(path: Path) -> tuple[Budget, ...]:
         raise ConfigError(
             f"{path}: no such budgets file; write one (see `flopledger budgets check --help`)"
         ) from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the budgets file {path}: {exc.strerror or exc}") from exc
     try:
         parsed = _BudgetFile.model_validate(raw)
     except ValidationError as exc:

@@ -42,8 +42,10 @@ from flopledger.ledger.spark import Engine, events_table
 __all__ = [
     "EXPORT_FORMATS",
     "FOCUS_ARROW_TYPES",
+    "TAG_PREFIX",
     "ExportSummary",
     "FocusColumn",
+    "check_output_path",
     "export_ledger",
     "focus_charges",
     "focus_columns",
@@ -324,6 +326,15 @@ def _plain_floats(col: pa.ChunkedArray) -> pa.Array:
     )
 
 
+def check_output_path(out: Path) -> None:
+    """An :class:`InputError` saying what to do when ``out`` cannot be written as a file: a folder,
+    or a file in a folder that does not exist."""
+    if out.is_dir():
+        raise InputError(f"{out} is a folder: give the file to write, e.g. {out / 'focus.parquet'}")
+    if not out.parent.is_dir():
+        raise InputError(f"cannot write {out}: its folder {out.parent} does not exist; create it first")
+
+
 def write_table(table: pa.Table, out: Path, file_format: str) -> None:
     """Write ``table`` as Parquet, or as CSV with ISO 8601 UTC times (``2026-01-01T00:00:00Z``; a
     column with fractions of a second keeps them: ``2026-01-01T00:00:00.250000Z``) and decimals in
@@ -390,6 +401,7 @@ def export_ledger(
     """
     if export_format not in EXPORT_FORMATS:
         raise UnknownNameError("export format", export_format, list(EXPORT_FORMATS))
+    check_output_path(out)
     events = _in_range(events_table(engine), since, until)
     stats = engine.rows(
         events.aggregate(
