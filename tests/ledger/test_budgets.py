@@ -209,7 +209,8 @@ def test_a_quiet_as_of_day_inside_the_ledger_is_judged_as_that_day(tmp_path: Pat
 def test_figures_as_of_a_ledger_whose_usage_ended_days_ago_say_so(tmp_path: Path) -> None:
     """Without --as-of, budgets and the forecast are as of the ledger's last day of usage: when that
     is days before today, stderr says so (a cron job would report one stale month unseen); usage of
-    yesterday, or a day given with --as-of, says nothing."""
+    yesterday, or a day given with --as-of, says nothing (but a forecast as of a day after the
+    ledger's last says it is as of that last day)."""
     from flopledger.cli import app
 
     today = dt.datetime.now(dt.UTC).date()
@@ -235,4 +236,9 @@ def test_figures_as_of_a_ledger_whose_usage_ended_days_ago_say_so(tmp_path: Path
         assert f"the ledger's usage ends on {ended}, 9 days before today (UTC)" in said
         assert "ingest the newer usage" in said
     assert all("usage ends on" not in said for said in run_on(today - dt.timedelta(days=1)))
-    assert all("usage ends on" not in s for s in run_on(ended - dt.timedelta(days=1), "--as-of", str(ended)))
+    day = ended - dt.timedelta(days=3)
+    assert all("usage ends on" not in s for s in run_on(day, "--as-of", str(day)))
+    # an --as-of after the ledger's last day: the forecast is as of that day, and says so
+    budget, forecast = run_on(ended - dt.timedelta(days=1), "--as-of", str(ended))
+    assert "usage ends on" not in budget  # a budget's own note says it
+    assert f"the ledger's usage ends on {ended - dt.timedelta(days=1)}, before --as-of {ended}" in forecast

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pytest
 import typer
@@ -275,3 +276,28 @@ def test_cli_forecast_table_ends_with_the_whole_bills_own_forecast(ledger: Path)
     # JSON stays the groups alone
     rows = json.loads(CliRunner().invoke(cli(), ["forecast", "--db", str(ledger), "-f", "json"]).stdout)
     assert all(r["team"] != "total" for r in rows)
+
+
+def test_cli_forecast_takes_the_month_of_as_of_and_says_when_the_usage_ends_before_it(
+    ledger: Path, tmp_path: Path
+) -> None:
+    """The ledger's spend runs to 2026-02-28."""
+    earlier = CliRunner().invoke(
+        cli(), ["forecast", "--db", str(ledger), "--as-of", "2025-12-10", "-f", "json"]
+    )
+    assert earlier.exit_code == 0, earlier.output  # December's, not "not in the month 2026-02"
+    assert {(r["month"], r["as_of"]) for r in json.loads(earlier.stdout)} == {("2025-12", "2025-12-10")}
+    wrong = CliRunner().invoke(
+        cli(), ["forecast", "--db", str(ledger), "--as-of", "2025-12-10", "--month", "2026-01"]
+    )
+    assert wrong.exit_code == 1 and "give --month 2025-12, or leave --month out" in str(wrong.exception)
+    # a ledger whose usage ends on the 20th, asked as of the 25th: as of the 20th, and said so
+    short = tmp_path / "short.duckdb"
+    con = duckdb.connect(str(short))
+    con.execute(f"ATTACH '{ledger}' AS l (READ_ONLY)")
+    con.execute("CREATE TABLE events AS SELECT * FROM l.events WHERE ts < TIMESTAMP '2026-02-21'")
+    con.close()
+    late = CliRunner().invoke(cli(), ["forecast", "--db", str(short), "--as-of", "2026-02-25", "-f", "json"])
+    assert late.exit_code == 0, late.output
+    assert {r["as_of"] for r in json.loads(late.stdout)} == {"2026-02-20"}
+    assert "the ledger's usage ends on 2026-02-20, before --as-of 2026-02-25" in late.stderr

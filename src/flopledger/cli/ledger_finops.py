@@ -93,10 +93,21 @@ STALE_AFTER_DAYS = 2
 """A ledger whose usage ends more days before today than this is said to be stale."""
 
 
-def _say_if_stale(as_of: dt.date | None, given: object) -> None:
+def _say_if_stale(as_of: dt.date | None, given: object, asked: dt.date | None = None) -> None:
     """On stderr, when the figures are as of the ledger's last day of usage (``given``, the --as-of or
     --month the user gave, is None) and that day is days ago: a cron job would report the same stale
-    month every day, unseen."""
+    month every day, unseen. Or when the --as-of day ``asked`` is after that last day: the figures
+    are as of the last day instead."""
+    if asked is not None and as_of is not None and as_of < asked:
+        err_console.print(
+            escape(
+                f"note: the ledger's usage ends on {as_of}, before --as-of {asked}, so these figures are "
+                f"as of {as_of} (the days after it are forecast): ingest the newer usage for {asked}."
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     if given is not None or as_of is None:
         return
     behind = (dt.datetime.now(dt.UTC).date() - as_of).days
@@ -162,7 +173,7 @@ def forecast(
             total = {**whole.as_row(), dims[0]: "total"}
             title += "; total: the whole bill's own forecast"
         render_rows(rows, fmt, title=title, columns=cols, total=total)
-        _say_if_stale(forecasts[0].as_of if forecasts else None, as_of or month)
+        _say_if_stale(forecasts[0].as_of if forecasts else None, as_of or month, _day(as_of))
 
 
 def budgets_check(

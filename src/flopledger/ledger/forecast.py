@@ -198,18 +198,22 @@ def spend_days(engine: Engine) -> tuple[dt.date, dt.date]:
 def resolve_period(
     engine: Engine, month: str | None, as_of: dt.date | None, *, days: tuple[dt.date, dt.date] | None = None
 ) -> tuple[dt.date, dt.date]:
-    """The month's first day and the last day of history: by default the latest month with spend
-    and its latest day with spend (the month's last day for a past month). ``days``: the ledger's
-    :func:`spend_days`, when the caller has them already."""
+    """The month's first day and the last day of history: by default the month of ``as_of`` or, with
+    neither, the latest month with spend, and its latest day with spend (the month's last day for a
+    past month; an ``as_of`` after the ledger's last day of spend is that day). ``days``: the
+    ledger's :func:`spend_days`, when the caller has them already."""
     _, latest = days or spend_days(engine)
-    first = parse_month(month) if month else latest.replace(day=1)
+    first = parse_month(month) if month else (as_of or latest).replace(day=1)
     _, last = month_bounds(first)
     if latest < first:
         raise InputError(f"no spend in {first:%Y-%m} yet; the latest is on {latest}", field="month")
-    as_of = min(as_of if as_of is not None else last, latest)
-    if not first <= as_of <= last:
-        raise InputError(f"as-of day {as_of} is not in the month {first:%Y-%m}", field="as_of")
-    return first, as_of
+    if as_of is not None and not first <= as_of <= last:
+        raise InputError(
+            f"as-of day {as_of} is not in the month {first:%Y-%m}: give --month {as_of:%Y-%m}, or leave "
+            "--month out (it is the as-of day's month then)",
+            field="as_of",
+        )
+    return first, min(as_of if as_of is not None else last, latest)
 
 
 def forecast_month(
