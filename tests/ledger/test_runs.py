@@ -240,6 +240,7 @@ def test_ingests_list_and_undo_on_the_command_line(tmp_path: Path) -> None:
     (run,) = json.loads(listed.stdout)
     counts = (run["status"], run["rows_read"], run["rows_stored"], run["rows_quarantined"])
     assert counts == ("committed", 3, 2, 1)
+    assert run["files"] == [str(path)]  # which run read which file: a list, not JSON text
     undone = runner.invoke(app, ["ingests", "undo", run["ingest_id"][:5], "--db", db, "-f", "json"])
     assert undone.exit_code == 0, undone.output
     assert json.loads(undone.stdout)[0]["events_removed"] == 2
@@ -249,3 +250,4 @@ def test_ingests_list_and_undo_on_the_command_line(tmp_path: Path) -> None:
     assert [r["field"] for r in json.loads(quarantined.stdout)] == ["model"]  # bad rows stay listed
     table = runner.invoke(app, ["ingests", "list", "--db", db])
     assert table.exit_code == 0 and "undone" in table.stdout
+    assert path.name in " ".join(table.stdout.split())  # the table names the files too

@@ -617,8 +617,15 @@ def ingests_list(
     finally:
         con.close()
     columns = None
+    for row in rows:  # the files a run read, kept as JSON text: a list (CSV keeps the JSON text)
+        files = _json_list(row.get("files"))
+        if files is not None and fmt is OutputFormat.json:
+            row["files"] = files
+        elif files is not None and fmt is OutputFormat.table:  # their names; the paths in JSON
+            names = [Path(str(f)).name for f in files]
+            row["files"] = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     if fmt is OutputFormat.table:
-        columns = ["ingest_id", "started_at", "status", "source_format", "rows_read", "rows_stored"]
+        columns = ["ingest_id", "started_at", "status", "source_format", "files", "rows_read", "rows_stored"]
         columns += [
             "rows_quarantined",
             "rows_duplicate",
@@ -627,6 +634,17 @@ def ingests_list(
             "rows_overlapping",
         ]
     render_rows(rows, fmt, title="Ingest runs (newest first)", columns=columns)
+
+
+def _json_list(value: object) -> list[object] | None:
+    """``value`` (JSON text) as a list, None when it holds none."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, list) else None
 
 
 def ingests_undo(
