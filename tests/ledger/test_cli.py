@@ -1541,3 +1541,38 @@ def test_a_report_by_service_tier_splits_the_bill_by_tier(tmp_path: Path) -> Non
         and "did you mean" in str(typo.exception)
         and "service_tier" in str(typo.exception)
     )
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "said"),
+    [
+        (
+            duckdb.InterruptException("INTERRUPT Error: Interrupted!"),
+            130,
+            "interrupted: what a command had not",
+        ),
+        (RuntimeError("Query interrupted"), 130, "`flopledger ingests list` says whether"),
+        (duckdb.IOException("IO Error: No space left on device"), 1, "No space left on device (what was not"),
+    ],
+)
+def test_an_interrupt_or_a_full_disk_is_one_line_not_a_traceback(
+    raised: Exception,
+    code: int,
+    said: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import flopledger.cli as cli
+
+    def stopped(**_: object) -> None:
+        raise raised
+
+    monkeypatch.setattr(cli, "app", stopped)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["report"])
+    assert stop.value.code == code
+    err = capsys.readouterr().err
+    assert said in " ".join(err.split()) and "Traceback" not in err
+    monkeypatch.setattr(cli, "app", lambda **_: (_ for _ in ()).throw(ValueError("a bug")))
+    with pytest.raises(ValueError, match="a bug"):  # anything else is a bug: its traceback is kept
+        cli.main(["report"])

@@ -62,6 +62,18 @@ def test_flat_spend_projects_flat() -> None:
     assert p.p90_usd - p.p10_usd == pytest.approx(0.0, abs=1e-6)
 
 
+def test_one_day_of_history_gives_an_interval_not_a_certainty() -> None:
+    """A new team with one $50 day, on the 14th of a 30-day month: the P50 carries $50 a day on,
+    and the interval is wide (one day cannot tell a level), not P10 = P50 = P90."""
+    day = dt.date(2026, 11, 14)
+    p = project_month_end([day], np.array([50.0]), day)
+    assert p.p50_usd == pytest.approx(50.0 * 17)
+    assert p.p10_usd < p.p50_usd - 100 and p.p90_usd > p.p50_usd + 100
+    assert p.p10_usd >= p.spent_usd == 50.0  # what is spent is spent
+    two = project_month_end([day - dt.timedelta(days=1), day], np.array([40.0, 60.0]), day)
+    assert two.p10_usd < two.p50_usd < two.p90_usd
+
+
 def test_weekend_effect_is_projected_not_a_straight_line() -> None:
     # Weekdays 100, weekends 20; history through Friday 9 Jan 2026. The rest of January has 15
     # weekdays and 7 weekend days; the straight line spreads the first nine days' mean instead.

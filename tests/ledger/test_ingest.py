@@ -330,6 +330,92 @@ def test_an_ingest_killed_half_way_leaves_the_ledger_consistent_and_a_rerun_comp
     assert _rows(con, "SELECT count(*) FROM events")[0][0] == 120_001
 
 
+def test_a_run_whose_commit_was_torn_is_taken_out_and_a_re_run_stores_it_whole(tmp_path: Path) -> None:
+    """A process killed while its commit is written may leave its bulk insert of events recovered
+    without the rest of its transaction: the run still 'running', its rollup days and quarantine
+    rows missing. The next ingest takes those events out, sums their days again, and the re-run
+    stores the run whole, its rollup matching its events."""
+    db = tmp_path / "l.duckdb"
+    con = open_ledger(db)
+    earlier = ingest_files(con, [write_jsonl(tmp_path / "earlier.jsonl", [GOOD])])
+    rows = [{**GOOD, "user": f"u{i}", "ts": f"2026-03-0{1 + i % 3}T{i % 24:02d}:00:00Z"} for i in range(300)]
+    path = write_jsonl(tmp_path / "usage.jsonl", rows)
+    torn = ingest_files(con, [path])
+    # what such a recovery leaves: the events, and neither the run's record nor its rollup
+    con.execute("UPDATE ingests SET status = 'running' WHERE ingest_id = ?", [torn.ingest_id])
+    con.execute("DELETE FROM rollup_daily WHERE day BETWEEN DATE '2026-03-01' AND DATE '2026-03-03'")
+    again = ingest_files(con, [path])
+    assert (again.rows_stored, again.rows_duplicate) == (300, 0) and again.reconciles
+    (status, message) = _rows(
+        con, f"SELECT status, message FROM ingests WHERE ingest_id = '{torn.ingest_id}'"
+    )[0]
+    assert status == "interrupted" and "the 300 event(s) it left were removed" in str(message)
+    assert _rows(con, "SELECT count(*), sum(cost_usd) FROM events") == _rows(
+        con, "SELECT sum(events), sum(cost_usd) FROM rollup_daily"
+    )
+    assert count_of(con, "SELECT count(*) FROM events") == 301
+    assert earlier.rows_stored == 1
+
+
+class _InterruptedAfterCommit:
+    """A connection whose COMMIT is written and then interrupted (Ctrl-C landing as it finishes)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        self._run_committed = False
+
+    def execute(self, sql: str, *args: object) -> object:
+        out = self._con.execute(sql, *args)
+        self._run_committed |= "status = 'committed'" in sql
+        if sql.strip().upper() == "COMMIT" and self._run_committed:  # the run's own commit
+            raise KeyboardInterrupt
+        return out
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._con, name)
+
+
+def test_an_interrupt_after_the_commit_leaves_the_run_committed_and_undoable(tmp_path: Path) -> None:
+    from flopledger.ledger.runs import undo_run
+
+    con = open_ledger(tmp_path / "l.duckdb")
+    with pytest.raises(KeyboardInterrupt):
+        ingest_files(_InterruptedAfterCommit(con), [write_jsonl(tmp_path / "u.jsonl", [GOOD])])  # type: ignore[arg-type]
+    ((run, status),) = _rows(con, "SELECT ingest_id, status FROM ingests")
+    assert status == "committed" and count_of(con, "SELECT count(*) FROM events") == 1
+    assert undo_run(con, str(run)).events_removed == 1  # not "failed: it stored nothing"
+
+
+class _KilledAfterFirstPriceRows(_InterruptedAfterCommit):
+    """A connection interrupted right after the first chunk of price rows is inserted."""
+
+    def execute(self, sql: str, *args: object) -> object:
+        out = self._con.execute(sql, *args)
+        if sql.lstrip().startswith("INSERT INTO prices"):
+            raise KeyboardInterrupt
+        return out
+
+
+def test_a_run_stopped_while_storing_price_rows_leaves_no_model_half_priced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flopledger.ledger.price_table as price_table
+
+    monkeypatch.setattr(price_table, "_ROWS_PER_INSERT", 1)  # every price row a chunk of its own
+    path = write_jsonl(tmp_path / "u.jsonl", [GOOD, {**GOOD, "input_tokens": 300_000, "user": "bo"}])
+    clean = open_ledger(tmp_path / "clean.duckdb")
+    ingest_files(clean, [path])
+    con = open_ledger(tmp_path / "l.duckdb")
+    with pytest.raises(KeyboardInterrupt):
+        ingest_files(_KilledAfterFirstPriceRows(con), [path])  # type: ignore[arg-type]
+    assert count_of(con, "SELECT count(*) FROM prices") == 0  # the chunk went with the rest
+    ingest_files(con, [path])
+    prices = "SELECT count(*) FROM prices"
+    assert count_of(con, prices) == count_of(clean, prices) > 1
+    cost = "SELECT sum(cost_usd) FROM events"
+    assert _rows(con, cost) == _rows(clean, cost)
+
+
 _ts = st.datetimes(
     min_value=__import__("datetime").datetime(2024, 1, 1),
     max_value=__import__("datetime").datetime(2027, 1, 1),
@@ -548,7 +634,9 @@ def test_a_ledger_held_by_another_process_is_one_clear_error(tmp_path: Path) -> 
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         with pytest.raises(
-            InputError, match=rf"in use by another process \(PID {holder.pid}\).*flopledger serve"
+            InputError,
+            match=rf"in use by another process \(PID {holder.pid}\).*another `flopledger ingest`.*wait for it"
+            ".*flopledger serve",
         ):
             open_ledger(db, read_only=True)
     finally:

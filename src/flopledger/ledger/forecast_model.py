@@ -18,7 +18,8 @@ not) and that of the step, at a Student t quantile of the fit's effective number
 A group's history starts anew after four weeks without spend, once it has two weeks of use since:
 what came before (one stray old event, a project that paused) says nothing of the level it came
 back at. A group back for fewer days keeps its whole history, whose quiet weeks widen the interval
-as they should: a few days cannot tell a level.
+as they should: a few days cannot tell a level. A history of one day has no spread to measure: its
+daily spread is taken as large as its level.
 
 Prices are not the model's business: the caller hands it spend at one set of prices (see
 :mod:`flopledger.ledger.forecast_prices`), so a price change is not mistaken for a change in use.
@@ -134,6 +135,10 @@ def _fit_line(days: Sequence[dt.date], cost_usd: np.ndarray) -> _Line | None:
     resid = (y - design @ coef)[fitted]
     dof = max(int(fitted.sum()) - design.shape[1], 1)
     sigma = float(np.sqrt((weight[fitted] * resid**2).sum() / weight.sum() * fitted.sum() / dof))
+    if int(fitted.sum()) <= design.shape[1]:
+        # No day is left over the line to measure the spread by (one day of history): a day's
+        # spend is taken to be as uncertain as its level, not known exactly.
+        sigma = max(sigma, abs(float(coef[0])))
     cov = sigma**2 * np.linalg.inv((design * weight[:, None]).T @ design) * weight.max()
     if trend:
         # A trend the data cannot tell from noise is shrunk towards flat (by its t-statistic).

@@ -329,13 +329,32 @@ def _check_names(mapping: Mapping[str, str], fixed: Mapping[str, str]) -> None:
 
 
 def mark_interrupted(con: duckdb.DuckDBPyConnection) -> int:
-    """Mark runs left 'running' by a killed process as 'interrupted' (their rows were never stored)."""
-    n = con.execute("SELECT count(*) FROM ingests WHERE status = 'running'").fetchone()
-    con.execute(
-        "UPDATE ingests SET status = 'interrupted', message = 'the process stopped before it committed; "
-        "nothing of this run was stored; re-run the ingest' WHERE status = 'running'"
-    )
-    return int(n[0]) if n else 0
+    """Mark runs left 'running' by a killed process as 'interrupted'; how many.
+
+    Such a run never committed, so it stored nothing. But a process killed while its commit was
+    being written may leave the events of its bulk insert recovered without the rest of its
+    transaction (DuckDB writes a large insert straight to the file; its crash recovery has kept such
+    an insert alone): any event of the run is removed, and its rollup days are summed again, so the
+    ledger is as before the run and a re-run stores it whole.
+    """
+    from flopledger.ledger.runs import remove_run_events
+
+    runs = [
+        str(r) for (r,) in con.execute("SELECT ingest_id FROM ingests WHERE status = 'running'").fetchall()
+    ]
+    for run in runs:
+        with transaction(con):
+            removed, _ = remove_run_events(con, run)
+            said = (
+                f"its commit was cut short: the {removed:,} event(s) it left were removed"
+                if removed
+                else "nothing of this run was stored"
+            )
+            con.execute(
+                "UPDATE ingests SET status = 'interrupted', message = ? WHERE ingest_id = ?",
+                [f"the process stopped before it committed; {said}; re-run the ingest", run],
+            )
+    return len(runs)
 
 
 def _refuse_archives(path: Path) -> None:
@@ -476,8 +495,10 @@ def ingest_files(
                     ],
                 )
         except BaseException as exc:
+            # (an interrupt that came as the commit finished leaves the run committed, and says so)
             con.execute(
-                "UPDATE ingests SET finished_at = ?, status = 'failed', message = ? WHERE ingest_id = ?",
+                "UPDATE ingests SET finished_at = ?, status = 'failed', message = ? "
+                "WHERE ingest_id = ? AND status = 'running'",
                 [_now(), str(exc)[:2000] or type(exc).__name__, ingest_id],
             )
             raise
@@ -659,7 +680,8 @@ def _prepare(
         )
     )
     with_prompts = _fingerprints(con, key)
-    version = ensure_prices(con, overrides, "(SELECT provider, model FROM _new)")
+    with transaction(con):  # a model's price rows are stored whole or not at all (a kill between chunks)
+        version = ensure_prices(con, overrides, "(SELECT provider, model FROM _new)")
     _price_new(con, ingest_id, version, keep_prompts, with_prompts)
     return _Batch(
         int(rows_read),

@@ -24,7 +24,9 @@ def price_version(overrides: PriceOverrides) -> str:
 def ensure_prices(con: duckdb.DuckDBPyConnection, overrides: PriceOverrides, source: str) -> str:
     """Map every (provider, model) of table ``source`` to a catalog model and flatten its prices.
 
-    Work is done once per model and price version; returns the price version.
+    Work is done once per model and price version; returns the price version. The caller holds a
+    transaction, so that a model's price rows (inserted in chunks) are never stored in part: a model
+    with any price row of a version is taken to have them all.
     """
     version = price_version(overrides)
     pairs = con.execute(

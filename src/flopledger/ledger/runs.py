@@ -25,7 +25,7 @@ from flopledger.ledger.columns import table_columns
 from flopledger.ledger.rollups import refresh_rollups
 from flopledger.ledger.transaction import transaction
 
-__all__ = ["RUN_COLUMNS", "UndoResult", "list_runs", "resolve_run", "undo_run"]
+__all__ = ["RUN_COLUMNS", "UndoResult", "list_runs", "remove_run_events", "resolve_run", "undo_run"]
 
 RUN_COLUMNS: tuple[str, ...] = (
     "ingest_id",
@@ -104,6 +104,26 @@ def resolve_run(con: duckdb.DuckDBPyConnection, run: str) -> tuple[str, str, int
     return str(ingest_id), str(status), int(replaced)
 
 
+def remove_run_events(con: duckdb.DuckDBPyConnection, ingest_id: str) -> tuple[int, list[dt.date]]:
+    """Delete the events run ``ingest_id`` stored (its remote agents' spans leave the index with
+    them) and sum their rollup days again: how many, and the days (the caller holds the transaction)."""
+    days = [
+        d
+        for (d,) in con.execute(
+            "SELECT DISTINCT CAST(ts AS DATE) FROM events WHERE ingest_id = ? ORDER BY 1", [ingest_id]
+        ).fetchall()
+    ]
+    if not days:
+        return 0, []
+    con.execute(
+        "DELETE FROM agent_spans WHERE event_id IN (SELECT event_id FROM events WHERE ingest_id = ?)",
+        [ingest_id],
+    )
+    (removed,) = con.execute("DELETE FROM events WHERE ingest_id = ?", [ingest_id]).fetchone() or (0,)
+    refresh_rollups(con, days)
+    return int(removed), days
+
+
 def undo_run(con: duckdb.DuckDBPyConnection, run: str, *, force: bool = False) -> UndoResult:
     """Remove what run ``run`` (its id, or a unique prefix) stored, in one transaction.
 
@@ -145,19 +165,7 @@ def undo_run(con: duckdb.DuckDBPyConnection, run: str, *, force: bool = False) -
                 f"{ingest_id}'s events: undoing it removes them too. Pass --force to undo it anyway, "
                 "then ingest those runs' files again (what they skipped is stored then)"
             )
-        days = [
-            d
-            for (d,) in con.execute(
-                "SELECT DISTINCT CAST(ts AS DATE) FROM events WHERE ingest_id = ? ORDER BY 1", [ingest_id]
-            ).fetchall()
-        ]
-        # the run's remote agents' spans leave the index with their events
-        con.execute(
-            "DELETE FROM agent_spans WHERE event_id IN (SELECT event_id FROM events WHERE ingest_id = ?)",
-            [ingest_id],
-        )
-        (removed,) = con.execute("DELETE FROM events WHERE ingest_id = ?", [ingest_id]).fetchone() or (0,)
-        refresh_rollups(con, days)
+        removed, days = remove_run_events(con, ingest_id)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         con.execute(
             "UPDATE ingests SET status = 'undone', message = ? WHERE ingest_id = ?",

@@ -306,9 +306,10 @@ def open_ledger(
             raise InputError(
                 f"the ledger {target} is in use by another process"
                 + (f" (PID {holder.group(1)})" if holder else "")
-                + ": DuckDB lets one process write a ledger. If it is `flopledger serve`, use the "
-                "dashboard's API while it runs (POST /api/v1/tokens/ID/revoke, POST /v1/traces, the "
-                "/api/v1 reports), or stop it first"
+                + ": DuckDB lets one process write a ledger, and no other read it meanwhile. If it is "
+                "another `flopledger ingest` (or reprice, demo), wait for it to finish and run this "
+                "again; if it is `flopledger serve`, use the dashboard's API while it runs (POST "
+                "/api/v1/tokens/ID/revoke, POST /v1/traces, the /api/v1 reports), or stop it first"
             ) from exc
         raise InputError(f"cannot open the ledger {target}: {exc}") from exc
     con.execute("SET enable_progress_bar = false")  # flopledger draws its own progress bars
