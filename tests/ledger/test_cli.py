@@ -1576,3 +1576,19 @@ def test_an_interrupt_or_a_full_disk_is_one_line_not_a_traceback(
     monkeypatch.setattr(cli, "app", lambda **_: (_ for _ in ()).throw(ValueError("a bug")))
     with pytest.raises(ValueError, match="a bug"):  # anything else is a bug: its traceback is kept
         cli.main(["report"])
+
+
+def test_hours_of_usage_report_rows_are_said_to_be_their_buckets_start(tmp_path: Path) -> None:
+    """A daily usage report's rows have no hours: grouped by hour (or cut by a time of day) they all
+    sit at 00:00, and stderr says so; grouped by day nothing needs saying."""
+    samples = Path(__file__).parent / "formats" / "samples"
+    db = str(tmp_path / "l.duckdb")
+    run("ingest", str(samples / "anthropic_messages_report.json"), "--db", db)
+    by_hour = CliRunner().invoke(app, ["report", "--by", "hour", "--db", db, "-f", "json"])
+    assert by_hour.exit_code == 0, by_hour.output
+    assert "usage-report rows" in by_hour.stderr and "counted in the hour it starts" in by_hour.stderr
+    assert {r["hour"][11:] for r in json.loads(by_hour.stdout)} == {"00:00:00"}
+    timed = CliRunner().invoke(app, ["report", "--by", "model", "--since", "2000-01-01T06:00", "--db", db])
+    assert "by the time its bucket starts" in timed.stderr
+    by_day = CliRunner().invoke(app, ["report", "--by", "day", "--db", db, "-f", "json"])
+    assert by_day.exit_code == 0 and "usage-report rows" not in by_day.stderr

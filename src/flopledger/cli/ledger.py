@@ -368,6 +368,9 @@ def report(
     cut = limit is not None and len(rows) >= limit
     total = _report_total(rows, dims, cut) if len(rows) > 1 else None
     render_rows(rows, fmt, title=f"Cost by {', '.join(dims)}", columns=columns, total=total)
+    timed = any(b is not None and b.time() != dt.time() for b in (start, end))
+    if rows and ("hour" in dims or timed):
+        _say_report_rows_have_no_hours(engine, start, end, "hour" in dims)
     unpriced = sum(int(r.get("unpriced_tokens") or 0) for r in rows)
     in_window = unpriced_tokens(engine, since=start, until=end) if cut else unpriced
     if in_window:  # on stderr, so JSON and CSV on stdout stay whole
@@ -377,6 +380,25 @@ def report(
             "See `flopledger prices missing`.",
             err=True,
         )
+
+
+def _say_report_rows_have_no_hours(
+    engine: Engine, start: dt.datetime | None, end: dt.datetime | None, by_hour: bool
+) -> None:
+    """On stderr, when hours or a time of day cut the window: the usage-report rows in it stand for
+    a bucket of requests each (a day's, for a daily pull), placed at the bucket's start."""
+    from flopledger.ledger.report import report_rows_in_window
+
+    n, cost = report_rows_in_window(engine, start, end)
+    if not n:
+        return
+    where = "in the hour it starts" if by_hour else "by the time its bucket starts"
+    typer.echo(
+        f"note: {n:,} usage-report rows (${cost:,.2f}) stand for a bucket of requests each, a whole "
+        f"day's when pulled daily, and are counted {where} (00:00 UTC for a day): their hours are not "
+        "known. Group by day, or give --since and --until as days, for them.",
+        err=True,
+    )
 
 
 def say_empty_window(engine: Engine, start: dt.datetime | None, end: dt.datetime | None) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "parse_dimensions",
     "report",
     "report_expr",
+    "report_rows_in_window",
     "unpriced_tokens",
     "window_bound",
 ]
@@ -75,6 +76,17 @@ def ledger_span(
     t = _window(events_table(engine), since, until)
     row = engine.rows(t.aggregate(first=t.ts.min(), last=t.ts.max(), events=t.count()))[0]
     return row["first"], row["last"], int(row["events"] or 0)
+
+
+def report_rows_in_window(
+    engine: Engine, since: dt.date | dt.datetime | None = None, until: dt.date | dt.datetime | None = None
+) -> tuple[int, float]:
+    """The usage-report rows (Anthropic's, OpenAI's buckets) in the window and their cost: each
+    stands for a bucket of requests (most often a day's), placed at the bucket's start."""
+    t = _window(events_table(engine), since, until)
+    t = t.filter(t.source_format.isin(USAGE_REPORT_FORMATS))
+    row = engine.rows(t.aggregate(rows=t.count(), cost=t.cost_usd.sum()))[0]
+    return int(row["rows"] or 0), float(row["cost"] or 0.0)
 
 
 def _window(
