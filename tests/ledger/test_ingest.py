@@ -1276,6 +1276,10 @@ def test_a_table_file_without_the_required_columns_is_one_clear_error(tmp_path: 
     con = open_ledger(tmp_path / "l.duckdb")
     with pytest.raises(InputError, match="separated by something other than commas"):
         ingest_files(con, [semi])
+    outcomes = tmp_path / "outcomes.csv"  # commits and merged changes, given without --format outcomes
+    outcomes.write_text("user,ts,kind,weight\nann,2026-03-01T10:00:00Z,commit,1\n")
+    with pytest.raises(InputError, match=r"looks like outcomes .*: ingest it with --format outcomes"):
+        ingest_files(con, [outcomes])
     with pytest.raises(InputError, match="--map input_tokens=nope: the file has no column 'nope'"):
         ingest_files(con, [plain], mapping={"input_tokens": "nope"})  # a wrong --map is named first
     with pytest.raises(InputError, match=r"no column for ts or model; its columns are: when, model_name"):

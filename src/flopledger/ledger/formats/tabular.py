@@ -320,6 +320,8 @@ def _check_required(
     hint = "name the file's columns with --map, e.g. --map ts=time,model=model_name,input_tokens=prompt"
     if len(columns) == 1 and any(sep in columns[0] for sep in ";\t|"):
         hint = "it looks separated by something other than commas: save it as comma-separated (or .tsv)"
+    elif {"user", "ts", "kind"} <= {c.strip().lower() for c in columns}:
+        hint = "it looks like outcomes (user, ts, kind): ingest it with --format outcomes"
     names = " or ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
     raise InputError(f"the file has no column for {names}; its columns are: {known}; {hint}", path=str(path))
 
