@@ -1112,6 +1112,27 @@ def test_prices_missing_says_when_the_catalog_prices_a_model_now(tmp_path: Path)
     assert [r["model"] for r in left] == ["no-such-model-x1"]
 
 
+def test_prices_missing_says_when_a_models_own_price_does_not_cover_its_dates(tmp_path: Path) -> None:
+    """A [[model]] whose entries end before an event: widen its dates, not "add a [[model]]"."""
+    src = tmp_path / "u.csv"
+    src.write_text(
+        "ts,provider,model,input_tokens\n2026-11-09T10:00:00Z,vllm,llama-x,1000\n2026-12-10T10:00:00Z,vllm,llama-x,1000\n"
+    )
+    toml = tmp_path / "p.toml"
+    toml.write_text(
+        '[[model]]\nprovider = "vllm"\nmodel = "llama-x"\ninput_usd_per_mtok = 1.0\n'
+        "output_usd_per_mtok = 4.0\nvalid_from = 2026-11-01\nvalid_to = 2026-12-01\n"
+    )
+    db = str(tmp_path / "l.duckdb")
+    run("ingest", str(src), "--db", db, "--overrides", str(toml))
+    (missing,) = json.loads(run("prices", "missing", "--db", db, "-f", "json"))
+    assert missing["model"] == "llama-x" and missing["events"] == 1
+    assert missing["what_to_do"].startswith(
+        "the overrides file has a [[model]] for it, but no entry of it covers these events' times "
+        "(2026-12-10 10:00 to 2026-12-10 10:00 UTC)"
+    )
+
+
 def test_a_ledger_written_before_web_searches_were_priced_is_read_then_upgraded(tmp_path: Path) -> None:
     """An older ledger kept an Anthropic row's web searches in its tags, out of cost_usd. Read as it
     is, reports work and `prices missing` counts the tagged searches; opened for writing, the column

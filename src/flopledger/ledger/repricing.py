@@ -127,14 +127,24 @@ def missing_prices(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     tokens = " + ".join(f'"{c}"' for c in BILLED_TOKEN_COLUMNS)
     rows = con.execute(
         f"""SELECT provider, model, count(*) AS events, sum(requests)::BIGINT AS requests,
-                   sum({tokens})::BIGINT AS tokens, min(ts) AS first_seen, max(ts) AS last_seen
+                   sum({tokens})::BIGINT AS tokens, min(ts) AS first_seen, max(ts) AS last_seen,
+                   max(price_model) FILTER (starts_with(price_model, 'private:')) AS private
             FROM events WHERE NOT priced GROUP BY provider, model ORDER BY tokens DESC, model"""
     ).fetchall()
     names = ("provider", "model", "events", "requests", "tokens", "first_seen", "last_seen")
     out = []
-    for row in rows:
+    for *row, private in rows:
         item = dict(zip(names, row, strict=True))
         found = resolve_catalog_model(item["provider"], item["model"])
+        if private is not None:  # a [[model]] names it, and none of its entries covers these events
+            item["what_to_do"] = (
+                f"the overrides file has a [[model]] for it, but no entry of it covers these events' "
+                f"times ({item['first_seen']:%Y-%m-%d %H:%M} to {item['last_seen']:%Y-%m-%d %H:%M} UTC) "
+                "or service tier: widen an entry's valid_from / valid_to (see `flopledger prices show "
+                f"{item['model']} --overrides FILE`), then run `flopledger reprice`"
+            )
+            out.append(item)
+            continue
         if found is not None and catalog_rows(*found):  # priced by the catalog since these were stored
             item["what_to_do"] = (
                 f"the catalog has prices for it (as {found[0]}/{found[1]}): run `flopledger reprice`, as "
