@@ -213,9 +213,10 @@ def test_an_undone_runs_remote_agents_leave_the_index(tmp_path: Path) -> None:
 
 def test_a_run_whose_model_calls_superseded_a_remote_agent_is_undone_only_when_forced(tmp_path: Path) -> None:
     agent = _spans(tmp_path / "agent.json", _span("c4119b7ec3c1b0ff", "invoke_agent", kind=3))
-    calls = _spans(
-        tmp_path / "calls.json", _span("c4119b7ec3c1b001", "chat"), _span("c4119b7ec3c1b002", "chat")
-    )
+    made = [_span("c4119b7ec3c1b001", "chat"), _span("c4119b7ec3c1b002", "chat")]
+    for call in made:  # under the agent's span, by way of its service's own
+        call["parentSpanId"] = "c4119b7ec3c1b0aa"
+    calls = _spans(tmp_path / "calls.json", *made)
     con = open_ledger(tmp_path / "l.duckdb")
     ingest_files(con, [agent], format="otel")
     replacing = ingest_files(con, [calls], format="otel")

@@ -312,7 +312,7 @@ def test_agent_spans_count_when_they_are_the_only_record_of_their_model_calls(
     # A CLIENT agent span whose model call is in the same export sums it: only the call counts.
     client = agent("ab119b7ec3c1b003", 3, "client-agent")
     call = _span("ab119b7ec3c1b004", team="client-agent", input_tokens=5000, cache_read=0)
-    call["traceId"], call["kind"] = client["traceId"], 3
+    call["traceId"], call["kind"], call["parentSpanId"] = client["traceId"], 3, client["spanId"]
     body = api.post("/v1/traces", json=_doc(client, call), token=golden.tokens["admin"]).json()["ingest"]
     assert body["rows_stored"] == 1
     assert _count(state, "SELECT sum(input_tokens) FROM events WHERE team = 'client-agent'") == 5000
@@ -357,6 +357,7 @@ def test_an_agent_span_in_a_later_export_of_a_file_is_not_counted_again(tmp_path
     call = _span("ac119b7ec3c1b001", team="file-agent", input_tokens=1000, cache_read=0)
     agent = _span("ac119b7ec3c1b002", team="file-agent", input_tokens=1000, cache_read=0)
     agent["kind"] = 3  # a remote agent: counted unless its model call is in the file, in any export
+    call["parentSpanId"] = agent["spanId"]
     agent["attributes"] = [
         _attr("gen_ai.operation.name", "invoke_agent") if a["key"] == "gen_ai.operation.name" else a
         for a in agent["attributes"]
@@ -385,7 +386,8 @@ def _model_calls(prefix: str, trace: str, *, team: str, tokens: tuple[int, ...])
     calls = []
     for n, count in enumerate(tokens):
         call = _span(f"{prefix}{n:02d}", team=team, input_tokens=count, cache_read=0)
-        call["traceId"] = trace
+        # made in the agent's service: under a span of it the caller never sees
+        call["traceId"], call["parentSpanId"] = trace, f"{prefix}ff"
         calls.append(call)
     return calls
 

@@ -28,7 +28,7 @@ from flopledger.errors import InputError
 from flopledger.ledger.fingerprints import FINGERPRINT_COLUMNS, fingerprint_prompts
 from flopledger.ledger.formats import STAGE_COLUMNS, InputFormat, detect_format, get_format
 from flopledger.ledger.formats.base import RecordFormat, StagedRow
-from flopledger.ledger.formats.otel import AGGREGATE_OPERATIONS
+from flopledger.ledger.formats.otel import AGGREGATE_OPERATIONS, OUTSIDE_AGENTS_TAG
 from flopledger.ledger.formats.redact import prompt_key_pattern, redact_prompts
 from flopledger.ledger.formats.tabular import TableFormat, TableSource, sql_literal
 from flopledger.ledger.measures import SUMMED_COUNTS
@@ -707,12 +707,14 @@ start before the agent's span that made them."""
 
 def _model_calls(table: str, where: str) -> str:
     """The trace and start of the OpenTelemetry model calls among the rows of ``table`` that
-    ``where`` keeps."""
+    ``where`` keeps, but those no remote agent made (their parent chain reached their trace's root
+    in their file through no agent's span: the caller's own calls beside an agent)."""
     aggregate = ", ".join(sql_literal(op) for op in AGGREGATE_OPERATIONS)
     return f"""SELECT json_extract_string(tags, '$.trace_id') AS trace_id, ts FROM {table}
                WHERE {where} AND json_valid(tags)
                  AND lower(coalesce(json_extract_string(tags, '$."gen_ai.operation.name"'), ''))
-                     NOT IN ({aggregate})"""
+                     NOT IN ({aggregate})
+                 AND coalesce(json_extract_string(tags, '$.{OUTSIDE_AGENTS_TAG}'), '') <> 'true'"""
 
 
 def _made_by(agent: str, call: str) -> str:

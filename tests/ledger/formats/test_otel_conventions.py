@@ -139,3 +139,65 @@ def test_the_current_azure_provider_names_are_one_provider(tmp_path: Path) -> No
         for i, name in enumerate(("azure.ai.inference", "azure.ai.openai", "az.ai.inference"))
     ]
     assert {r[0] for r in _events(tmp_path, _file(tmp_path / "az.jsonl", spans))} == {"azure"}
+
+
+def test_a_remote_agent_beside_the_callers_own_model_call_still_counts(tmp_path: Path) -> None:
+    """One trace: the caller's request span, its own model call, and a remote agent it invoked (a
+    CLIENT span, the only record of the agent's usage). The caller's call is not the agent's: both
+    count. When the agent's own service exports its model calls later, they replace its span."""
+    trace = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+    root = _span("d000000000000001", trace)
+    root["kind"] = 2  # SERVER: the caller's handler, no GenAI attributes
+    own = _span(
+        "d000000000000002",
+        trace,
+        **{
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o-mini",
+        },
+        **{"gen_ai.usage.input_tokens": 300, "gen_ai.usage.output_tokens": 20},
+    )
+    agent = _span(
+        "d000000000000003",
+        trace,
+        **{"gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": "anthropic"},
+        **{"gen_ai.request.model": "claude-sonnet-4-5", "gen_ai.usage.input_tokens": 50_000},
+        **{"gen_ai.usage.output_tokens": 4_000},
+    )
+    own["parentSpanId"] = agent["parentSpanId"] = root["spanId"]
+    con = open_ledger(tmp_path / "l.duckdb")
+    first = ingest_files(con, [_file(tmp_path / "caller.jsonl", [root, own, agent])], format="otel")
+    assert (first.rows_read, first.rows_stored) == (2, 2)
+    assert con.execute("SELECT sum(input_tokens) FROM events").fetchone() == (50_300,)
+    # the agent's service, later: its model call, under a span of that service the caller never saw
+    made = _span(
+        "d000000000000010",
+        trace,
+        **ANTHROPIC,
+        **{"gen_ai.usage.input_tokens": 48_000, "gen_ai.usage.output_tokens": 3_900},
+    )
+    made["parentSpanId"] = "d0000000000000ff"
+    later = ingest_files(
+        con, [_file(tmp_path / "agent.jsonl", [made], service_name="agent-svc")], format="otel"
+    )
+    assert (later.rows_stored, later.rows_superseded) == (1, 1)
+    assert sorted(con.execute("SELECT model, input_tokens FROM events").fetchall()) == [
+        ("claude-sonnet-4-5", 48_000),
+        ("gpt-4o-mini", 300),
+    ]
+
+
+def test_a_remote_agent_whose_model_call_is_under_it_in_the_file_is_not_counted_again(tmp_path: Path) -> None:
+    trace = "ffffffffffffffffffffffffffffffff"
+    agent = _span(
+        "e000000000000001",
+        trace,
+        **{"gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": "anthropic"},
+        **{"gen_ai.request.model": "claude-sonnet-4-5", "gen_ai.usage.input_tokens": 1_000},
+    )
+    server = _span("e000000000000002", trace)  # the agent service's handler, under the CLIENT span
+    server["parentSpanId"], server["kind"] = agent["spanId"], 2
+    call = _span("e000000000000003", trace, **ANTHROPIC, **{"gen_ai.usage.input_tokens": 1_000})
+    call["parentSpanId"] = server["spanId"]
+    assert [r[2] for r in _events(tmp_path, _file(tmp_path / "t.jsonl", [agent, server, call]))] == [1_000]

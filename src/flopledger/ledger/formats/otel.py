@@ -35,6 +35,7 @@ from flopledger.ledger.formats.redact import PROMPT_PREFIXES
 
 __all__ = [
     "AGGREGATE_OPERATIONS",
+    "OUTSIDE_AGENTS_TAG",
     "REMOTE_AGENT_TAG",
     "MalformedAttributes",
     "OtlpTraces",
@@ -297,14 +298,44 @@ def _is_aggregate(attrs: Mapping[str, Any]) -> bool:
     return attrs.get("gen_ai.agent.name") is not None and _first(attrs, "model") is None
 
 
-def _counts_itself(span: Mapping[str, Any], traced_calls: set[str]) -> bool:
-    """Whether an agent span's own counts are counted: only a remote agent's (a CLIENT span) whose
-    trace has no model call in the file or request. An in-process agent's (INTERNAL, or no kind)
-    never are: its model calls are traced, and may have been exported before it ended."""
-    return span.get("kind") in _CLIENT_KINDS and _trace(span) not in traced_calls
+def _counts_itself(span: Mapping[str, Any], blocking: Mapping[str, list[tuple[str, ...] | None]]) -> bool:
+    """Whether an agent span's own counts are counted: only a remote agent's (a CLIENT span) none
+    of whose trace's model calls in the file or request may be its own. ``blocking`` holds, per
+    trace, each model call's ancestors when its parent chain reaches the trace's root in the file
+    (None when it does not: made who knows where, perhaps in the agent's service). A call whose
+    whole chain passes no span of the agent is not the agent's (the caller's own model call beside
+    it). An in-process agent's (INTERNAL, or no kind) never are: its model calls are traced, and may
+    have been exported before it ended."""
+    if span.get("kind") not in _CLIENT_KINDS:
+        return False
+    me = _hex_id(span, "spanId")
+    return all(chain is not None and me not in chain for chain in blocking.get(_trace(span) or "", []))
 
 
-_ID_BYTES = {"traceId": 16, "spanId": 8}
+OUTSIDE_AGENTS_TAG = "outside_agents"
+"""Tag of a model call whose parent chain reaches its trace's root within its file through no
+agent's span: no remote agent made it, so it never stands in for one's span."""
+
+_MAX_CHAIN = 10_000
+"""The most parents followed up from a span (a loop of parent ids ends there, as a broken chain)."""
+
+
+def _ancestors(span: Mapping[str, Any], parents: Mapping[tuple[str, str], str]) -> tuple[str, ...] | None:
+    """The span ids above ``span`` up to its trace's root, when every one is in ``parents`` (the
+    file's spans: (trace, span) -> parent, '' for a root); None when the chain leaves the file."""
+    trace, parent = _trace(span), _hex_id(span, "parentSpanId")
+    if trace is None:
+        return None
+    chain: list[str] = []
+    while parent:
+        if len(chain) >= _MAX_CHAIN or (trace, parent) not in parents:
+            return None
+        chain.append(parent)
+        parent = parents[(trace, parent)]
+    return tuple(chain)
+
+
+_ID_BYTES = {"traceId": 16, "spanId": 8, "parentSpanId": 8}
 
 
 def _hex_id(span: Mapping[str, Any], key: str) -> str | None:
@@ -352,9 +383,12 @@ def _malformed(line: int, node: Any, why: str) -> StagedRow:
     return StagedRow(line=line, raw=compact(node), error=f"not an OTLP span: {why}")
 
 
-def _usage_spans(doc: Any, line: int) -> Iterator[StagedRow | tuple[Mapping[str, Any], dict[str, Any]]]:
+def _usage_spans(
+    doc: Any, line: int, parents: dict[tuple[str, str], str]
+) -> Iterator[StagedRow | tuple[Mapping[str, Any], dict[str, Any]]]:
     """Quarantined rows of one export's parts out of OTLP's shape, and its usage spans with their
-    attributes (the resource's under the span's own)."""
+    attributes (the resource's under the span's own). Every span's parent goes into ``parents``
+    ((trace, span) -> parent, '' for a root)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("resourceSpans"), list):
         yield StagedRow(
             line=line, raw=compact(doc)[:2000], error="not an OTLP trace document (no resourceSpans)"
@@ -378,6 +412,9 @@ def _usage_spans(doc: Any, line: int) -> Iterator[StagedRow | tuple[Mapping[str,
                 if not isinstance(span, dict):
                     yield _malformed(line, span, "a span that is not an object")
                     continue
+                trace, span_id = _trace(span), _hex_id(span, "spanId")
+                if trace and span_id:
+                    parents[(trace, span_id)] = _hex_id(span, "parentSpanId") or ""
                 own, problems = read_attributes(span.get("attributes"))
                 attrs = {**resource, **own}
                 unreadable = any(key is None for key, _ in problems)  # can't tell what span it is
@@ -398,19 +435,31 @@ def spans_to_rows(documents: Iterable[tuple[int, Any]]) -> Iterator[StagedRow]:
     agent span and its model calls may be in different exports (lines) of one file.
     """
     found: list[tuple[int, StagedRow | tuple[Mapping[str, Any], dict[str, Any]]]] = []
+    parents: dict[tuple[str, str], str] = {}
     for line, doc in documents:
         if isinstance(doc, JsonLineError):
             found.append((line, doc.staged()))
         else:
-            found.extend((line, item) for item in _usage_spans(doc, line))
-    calls = (_trace(i[0]) for _, i in found if isinstance(i, tuple) and not _is_aggregate(i[1]))
-    traced = {trace for trace in calls if trace is not None}
+            found.extend((line, item) for item in _usage_spans(doc, line, parents))
+    agents = {
+        _hex_id(i[0], "spanId")
+        for _, i in found
+        if isinstance(i, tuple) and _is_aggregate(i[1]) and i[0].get("kind") in _CLIENT_KINDS
+    }
+    blocking: dict[str, list[tuple[str, ...] | None]] = {}
+    outside: set[int] = set()  # model calls (ids of their spans) no remote agent made
+    for _, item in found:
+        if isinstance(item, tuple) and not _is_aggregate(item[1]) and (trace := _trace(item[0])):
+            chain = _ancestors(item[0], parents)
+            blocking.setdefault(trace, []).append(chain)
+            if chain is not None and not agents.intersection(chain):
+                outside.add(id(item[0]))
     for line, item in found:
         if isinstance(item, StagedRow):
             yield item
         elif not _is_aggregate(item[1]):
-            yield _span_row(line, *item)
-        elif _counts_itself(item[0], traced):
+            yield _span_row(line, *item, outside_agents=id(item[0]) in outside)
+        elif _counts_itself(item[0], blocking):
             # counted unless the ledger already holds model calls of its trace (ingest looks)
             yield _span_row(line, *item, remote_agent=True)
 
@@ -420,7 +469,12 @@ REMOTE_AGENT_TAG = "remote_agent"
 
 
 def _span_row(
-    line: int, span: Mapping[str, Any], attrs: dict[str, Any], *, remote_agent: bool = False
+    line: int,
+    span: Mapping[str, Any],
+    attrs: dict[str, Any],
+    *,
+    remote_agent: bool = False,
+    outside_agents: bool = False,
 ) -> StagedRow:
     trace_id, span_id = span.get("traceId"), span.get("spanId")
     raw_attrs = {k: v for k, v in attrs.items() if not k.startswith(PROMPT_PREFIXES)}
@@ -496,6 +550,8 @@ def _span_row(
         tags["trace_id"] = trace
     if remote_agent:
         tags[REMOTE_AGENT_TAG] = True
+    if outside_agents:
+        tags[OUTSIDE_AGENTS_TAG] = True
     values: dict[str, Any] = {
         "ts": ts,
         "request_id": _first(attrs, "request_id") or span_id,
