@@ -416,6 +416,37 @@ def test_a_run_stopped_while_storing_price_rows_leaves_no_model_half_priced(
     assert _rows(con, cost) == _rows(clean, cost)
 
 
+def test_a_file_rewritten_with_changed_rows_is_said_to_count_them_twice(tmp_path: Path) -> None:
+    """Rows without ids are known by their content: a log rewritten with corrected counts gives new
+    events beside the old ones. The run says how many and which run stored the old ones; a log that
+    only grew (or was trimmed at its head) says nothing."""
+    rows = [{**GOOD, "user": f"u{i}", "ts": f"2026-03-02T{i:02d}:00:00Z"} for i in range(10)]
+    path = write_jsonl(tmp_path / "usage.jsonl", rows)
+    con = open_ledger(tmp_path / "l.duckdb")
+    first = ingest_files(con, [path])
+    grown = ingest_files(con, [write_jsonl(path, [*rows, {**GOOD, "user": "new"}])])
+    assert (grown.rows_stored, grown.rows_changed_in_place) == (1, 0)
+    trimmed = ingest_files(
+        con, [write_jsonl(path, [*rows[3:], {**GOOD, "user": "new"}, {**GOOD, "user": "n2"}])]
+    )
+    assert (trimmed.rows_stored, trimmed.rows_changed_in_place) == (1, 0)
+    fixed = [{**r, "output_tokens": r["output_tokens"] + 1} for r in rows[:4]] + rows[4:]
+    rewritten = ingest_files(con, [write_jsonl(path, fixed)])
+    assert (rewritten.rows_stored, rewritten.rows_changed_in_place) == (4, 4)
+    assert rewritten.changed_runs == (first.ingest_id,)
+    con.close()
+    said = CliRunner().invoke(
+        app,
+        [
+            "ingest",
+            str(write_jsonl(path, [{**r, "input_tokens": 7} for r in rows])),
+            "--db",
+            str(tmp_path / "l.duckdb"),
+        ],
+    )
+    assert "row(s) of this run's files changed in place" in " ".join(said.stderr.split())
+
+
 _ts = st.datetimes(
     min_value=__import__("datetime").datetime(2024, 1, 1),
     max_value=__import__("datetime").datetime(2027, 1, 1),

@@ -199,6 +199,16 @@ def ingest(
         )
     if result.rows_overlapping:  # on stderr whatever the output: the usage may count twice
         typer.echo(_overlap_warning(result), err=True)
+    if result.rows_changed_in_place:  # on stderr whatever the output: both versions count
+        runs = ", ".join(result.changed_runs[:5])
+        typer.echo(
+            f"{result.rows_changed_in_place} row(s) of this run's files changed in place since run(s) "
+            f"{runs} stored them (the same time, model and user at the same line, with other counts): "
+            "both versions now count. If the file was rewritten with corrected rows, undo the earlier "
+            f"run(s) (`flopledger ingests undo ID`) and this one ({result.ingest_id}), then ingest the "
+            "file again.",
+            err=True,
+        )
     for path, page in _short_reports(files, input_format).items():  # on stderr: usage short of pages
         cursor = page.next_page
         said, fetch = (

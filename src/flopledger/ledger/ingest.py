@@ -103,6 +103,11 @@ class IngestResult:
     rows_overlapping: int = 0
     overlapping_runs: tuple[str, ...] = ()
     overlaps_within_run: bool = False  # files of this run overlap each other too
+    # Stored rows whose file an earlier run read held, at the same line, a stored event of the same
+    # time, model and user with other counts: the file was rewritten with changed rows (both count
+    # now); the runs that stored the earlier versions.
+    rows_changed_in_place: int = 0
+    changed_runs: tuple[str, ...] = ()
 
     @property
     def reconciles(self) -> bool:
@@ -530,6 +535,7 @@ class _Batch:
     otel: tuple[int, ...] = ()  # the OpenTelemetry files (indexes): their remote agents' spans are listed
     unlabelled: tuple[int, tuple[str, ...]] = (0, ())  # IngestResult.rows_matched_unlabelled, its runs
     overlapping: Overlap = field(default_factory=Overlap)  # IngestResult.rows_overlapping, its runs
+    changed: tuple[int, tuple[str, ...]] = (0, ())  # IngestResult.rows_changed_in_place, its runs
 
 
 def _prepare(
@@ -679,6 +685,7 @@ def _prepare(
             else ""
         )
     )
+    changed = _changed_in_place(con, window) if stored_any else (0, ())
     with_prompts = _fingerprints(con, key)
     with transaction(con):  # a model's price rows are stored whole or not at all (a kill between chunks)
         version = ensure_prices(con, overrides, "(SELECT provider, model FROM _new)")
@@ -694,7 +701,37 @@ def _prepare(
         tuple(otel),
         unlabelled,
         overlapping,
+        changed,
     )
+
+
+def _changed_in_place(con: duckdb.DuckDBPyConnection, window: str) -> tuple[int, tuple[str, ...]]:
+    """The new good rows of files an earlier committed run read whose line held a stored event of
+    that run of the same time, model and user, and other content (another id): the file was
+    rewritten with changed rows. Rows without a source id are known by their content, so the
+    changed ones are new events, and their earlier versions stay: both count. How many, and the
+    runs that stored the earlier versions."""
+    runs = [
+        str(r)
+        for (r,) in con.execute(
+            """SELECT DISTINCT r.ingest_id FROM (
+                   SELECT ingest_id, unnest(from_json(file_keys, '["VARCHAR"]')) AS k FROM ingests
+                   WHERE status = 'committed' AND file_keys IS NOT NULL) AS r
+               JOIN _files AS f ON f._key = r.k"""
+        ).fetchall()
+    ]
+    if not runs:
+        return 0, ()
+    ids = ", ".join(sql_literal(r) for r in runs)
+    found = con.execute(
+        f"""SELECT count(DISTINCT n.event_id), list(DISTINCT e.ingest_id ORDER BY e.ingest_id)
+            FROM _new AS n JOIN (SELECT * FROM events WHERE {window} AND ingest_id IN ({ids})) AS e
+              ON e.source_line = n._line AND e.ts = n.ts AND e.model IS NOT DISTINCT FROM n.model
+             AND e."user" IS NOT DISTINCT FROM n."user" AND e.event_id <> n.event_id"""
+    ).fetchone()
+    if found is None or not found[0]:
+        return 0, ()
+    return int(found[0]), tuple(str(r) for r in found[1] or ())
 
 
 _AGENT_WINDOW = "INTERVAL 1 DAY"
@@ -1003,6 +1040,8 @@ def _commit(
         rows_overlapping=batch.overlapping.rows,
         overlapping_runs=batch.overlapping.runs,
         overlaps_within_run=batch.overlapping.within_run,
+        rows_changed_in_place=batch.changed[0],
+        changed_runs=batch.changed[1],
     )
 
 
