@@ -720,8 +720,8 @@ def _changed_in_place(con: duckdb.DuckDBPyConnection, window: str) -> tuple[int,
                JOIN _files AS f ON f._key = r.k"""
         ).fetchall()
     ]
-    if not runs:
-        return 0, ()
+    if not runs or count_of(con, "SELECT count(*) FROM (SELECT 1 FROM _new LIMIT 1)") == 0:
+        return 0, ()  # a file never read before, or nothing new in it (the same file again)
     ids = ", ".join(sql_literal(r) for r in runs)
     found = con.execute(
         f"""SELECT count(DISTINCT n.event_id), list(DISTINCT e.ingest_id ORDER BY e.ingest_id)
