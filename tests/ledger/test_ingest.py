@@ -568,6 +568,32 @@ def test_timestamps_without_an_offset_are_utc_whatever_the_session_time_zone(tmp
     assert _rows(con, "SELECT current_setting('TimeZone')") == [("America/New_York",)]  # the caller's, kept
 
 
+def test_a_zone_named_in_one_row_does_not_move_the_rows_after_it(tmp_path: Path) -> None:
+    """DuckDB's zoned parser, over a batch, carries a zone one row names on to the rows after it
+    that name none: those are read as UTC on their own."""
+    path = tmp_path / "tz.csv"
+    path.write_text(
+        "ts,model,user,input_tokens\n"
+        "2026-11-03 10:00:00 Europe/Berlin,gpt-4o,berlin,1\n"
+        "2026-11-03 10:00:00,gpt-4o,naive,2\n"
+        "2026-11-03 10:00:00.5,gpt-4o,fraction,3\n"
+        "2026-11-03T10:00:00-05:00,gpt-4o,offset,4\n"
+        "2026-11-03,gpt-4o,day,5\n"
+        "2026-11-03 10:00:00 UTC,gpt-4o,utc,6\n",
+        encoding="utf-8",
+    )
+    con = open_ledger(tmp_path / "l.duckdb")
+    assert ingest_files(con, [path]).rows_stored == 6
+    assert {u: str(t) for u, t in _rows(con, "SELECT user, ts FROM events")} == {
+        "berlin": "2026-11-03 09:00:00",
+        "naive": "2026-11-03 10:00:00",
+        "fraction": "2026-11-03 10:00:00.500000",
+        "offset": "2026-11-03 15:00:00",
+        "day": "2026-11-03 00:00:00",
+        "utc": "2026-11-03 10:00:00",
+    }
+
+
 @pytest.mark.parametrize(
     "value",
     ["NaN", "Infinity", "1e30", "2.5", "4.9999999999999999", "100.0000000000000001", "1e-400", "5e-1"],

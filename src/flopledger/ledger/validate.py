@@ -238,14 +238,22 @@ def _timestamp() -> str:
     d = "TRY_CAST(ts AS DOUBLE)"
     scale = f"CASE WHEN {d} > 1e17 THEN 1e-3 WHEN {d} > 1e14 THEN 1 WHEN {d} > 1e11 THEN 1e3 ELSE 1e6 END"
     zoned = f"TRY_CAST(regexp_replace(ts, {_MINUTES}, '\\1:00\\2') AS TIMESTAMPTZ)"
+    general = f"CAST(timezone('UTC', coalesce(TRY_CAST(ts AS TIMESTAMPTZ), {zoned})) AS TIMESTAMP)"
     return (
         "CASE WHEN ts LIKE '%Z' THEN coalesce(TRY_CAST(ts AS TIMESTAMP), "
         f"CAST(timezone('UTC', {zoned}) AS TIMESTAMP)) "
         f"WHEN {d} >= {_EPOCH_FLOOR_S} THEN make_timestamp(TRY_CAST({d} * {scale} AS BIGINT)) "
         f"WHEN {d} IS NOT NULL THEN NULL "
-        "ELSE CAST(timezone('UTC', coalesce(TRY_CAST(ts AS TIMESTAMPTZ), "
-        f"{zoned})) AS TIMESTAMP) END"
+        # A time of no offset or zone is read as one (UTC), never through the zoned parser: DuckDB's
+        # carries a zone named in one row of a batch on to the rows after it that name none.
+        f"WHEN NOT regexp_matches(ts, {_ZONED}) THEN coalesce(TRY_CAST(ts AS TIMESTAMP), {general}) "
+        f"ELSE {general} END"
     )
+
+
+_ZONED = r"'\d:\d\d(:\d\d(\.\d+)?)?\s*[+-]\d\d(:?\d\d)?\s*$|[A-SU-Za-su-z]'"
+"""A time's text that names an offset (``10:00+02:00``) or a zone (``UTC``, ``Europe/Berlin``): any
+letter but the ``T`` between date and time."""
 
 
 _NOT_CONTENT = ("prompt", "max_request_input_tokens", WEB_SEARCH_CLASS)
