@@ -108,21 +108,24 @@ def test_a_pydantic_ai_agent_run_is_its_model_calls_usage_not_a_bad_row(tmp_path
     )
 
 
-def test_a_span_sent_with_base64_ids_is_the_same_event_as_with_hex_ids(tmp_path: Path) -> None:
+def test_a_span_with_base64_ids_is_of_its_trace_in_hex(tmp_path: Path) -> None:
+    """A protobuf JSON printer writes ids in base64: the trace a span is of reads as the hex trace
+    id (its agent spans and model calls are matched by it); the span keeps the id it always had, so
+    a ledger that holds it finds it again."""
     usage = {**ANTHROPIC, "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10}
     trace, span = "72b7652c1ae77ddc4ac8489f0e18b91c", "ab119b7ec3c1b0ff"
-    hexed = _file(tmp_path / "hex.jsonl", [_span(span.upper(), trace, **usage)])
     b64 = _span(
         base64.b64encode(bytes.fromhex(span)).decode(), base64.b64encode(bytes.fromhex(trace)).decode()
     )
     b64["attributes"] = _span(span, trace, **usage)["attributes"]
     coded = _file(tmp_path / "b64.jsonl", [b64])
     con = open_ledger(tmp_path / "l.duckdb")
-    ingest_files(con, [hexed], format="otel")
+    ingest_files(con, [coded], format="otel")
     again = ingest_files(con, [coded], format="otel")
     assert (again.rows_stored, again.rows_duplicate) == (0, 1)
-    (tags,) = con.execute("SELECT tags FROM events").fetchone() or ("",)
+    (tags, request_id) = con.execute("SELECT tags, request_id FROM events").fetchone() or ("", "")
     assert json.loads(tags)["trace_id"] == trace
+    assert request_id == b64["spanId"]
 
 
 def test_the_current_azure_provider_names_are_one_provider(tmp_path: Path) -> None:
@@ -201,3 +204,46 @@ def test_a_remote_agent_whose_model_call_is_under_it_in_the_file_is_not_counted_
     call = _span("e000000000000003", trace, **ANTHROPIC, **{"gen_ai.usage.input_tokens": 1_000})
     call["parentSpanId"] = server["spanId"]
     assert [r[2] for r in _events(tmp_path, _file(tmp_path / "t.jsonl", [agent, server, call]))] == [1_000]
+
+
+def test_a_failed_call_with_no_usage_is_not_usage_and_one_without_tokens_is_quarantined(
+    tmp_path: Path,
+) -> None:
+    limited = _span("f000000000000001", **ANTHROPIC, **{"error.type": "429"})  # refused: nothing billed
+    failed = _span("f000000000000002", **ANTHROPIC)
+    failed["status"] = {"code": 2, "message": "overloaded"}
+    streamed = _span("f000000000000003", **ANTHROPIC)  # answered, its usage never traced
+    con = open_ledger(tmp_path / "l.duckdb")
+    result = ingest_files(con, [_file(tmp_path / "e.jsonl", [limited, failed, streamed])], format="otel")
+    assert (result.rows_read, result.rows_stored, result.rows_quarantined) == (1, 0, 1)
+    (reason,) = con.execute("SELECT reason FROM quarantine").fetchone() or ("",)
+    assert reason.startswith("the span names a model but counts no tokens")
+
+
+def test_openinference_agent_runs_and_anthropic_counts(tmp_path: Path) -> None:
+    """smolagents' AGENT span sums its LLM spans (no model of its own): not a bad row, not counted.
+    An Anthropic LLM span whose cache exceeds its prompt count gave Anthropic's own (uncached) input."""
+    run = _span("a100000000000001", **{"openinference.span.kind": "AGENT", "llm.token_count.prompt": 5_000})
+    run["kind"] = 1
+    llm = {
+        "openinference.span.kind": "LLM",
+        "llm.provider": "anthropic",
+        "llm.model_name": "claude-sonnet-4-5",
+    }
+    own = _span(
+        "a100000000000002",
+        **llm,
+        **{"llm.token_count.prompt": 12, "llm.token_count.prompt_details.cache_read": 30_000},
+        **{"llm.token_count.completion": 40},
+    )
+    whole = _span(
+        "a100000000000003",
+        **llm,
+        **{"llm.token_count.prompt": 5_000, "llm.token_count.prompt_details.cache_read": 3_000},
+        **{"llm.token_count.completion": 40},
+    )
+    con = open_ledger(tmp_path / "l.duckdb")
+    result = ingest_files(con, [_file(tmp_path / "oi.jsonl", [run, own, whole])], format="otel")
+    assert (result.rows_read, result.rows_stored, result.rows_quarantined) == (2, 2, 0)
+    got = con.execute("SELECT input_tokens, cache_read_tokens FROM events ORDER BY input_tokens").fetchall()
+    assert got == [(12, 30_000), (2_000, 3_000)]

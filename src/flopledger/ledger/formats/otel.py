@@ -289,13 +289,33 @@ def _is_usage(attrs: Mapping[str, Any]) -> bool:
     return any(_first(attrs, f) is not None for f in fields)
 
 
+_AGGREGATE_KINDS = ("AGENT", "CHAIN")
+"""OpenInference span kinds that sum the model calls made inside them (smolagents' agent run)."""
+
+
 def _is_aggregate(attrs: Mapping[str, Any]) -> bool:
-    """An agent's span: an aggregate operation, or one naming an agent and no model (Pydantic AI's
-    agent run, which sums its model calls' usage under ``gen_ai.agent.name`` and its own
-    ``model_name``)."""
+    """An agent's span: an aggregate operation, an OpenInference AGENT or CHAIN span, or one naming
+    an agent and no model (Pydantic AI's agent run, which sums its model calls' usage under
+    ``gen_ai.agent.name`` and its own ``model_name``)."""
     if str(attrs.get("gen_ai.operation.name") or "").lower() in AGGREGATE_OPERATIONS:
         return True
+    if str(attrs.get("openinference.span.kind") or "").upper() in _AGGREGATE_KINDS:
+        return True
     return attrs.get("gen_ai.agent.name") is not None and _first(attrs, "model") is None
+
+
+_ERROR_CODES = (2, "2", "STATUS_CODE_ERROR")
+
+
+def _failed_without_usage(span: Mapping[str, Any], attrs: Mapping[str, Any]) -> bool:
+    """A model call that failed (an error status, or an ``error.type``) and counts no tokens: no
+    usage was billed (a refused or rate-limited request), so it is not usage."""
+    token_fields = ("input_total", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+    if any(_first(attrs, f) is not None for f in token_fields):
+        return False
+    status = span.get("status")
+    code = status.get("code") if isinstance(status, dict) else None
+    return code in _ERROR_CODES or attrs.get("error.type") is not None
 
 
 def _counts_itself(span: Mapping[str, Any], blocking: Mapping[str, list[tuple[str, ...] | None]]) -> bool:
@@ -339,9 +359,10 @@ _ID_BYTES = {"traceId": 16, "spanId": 8, "parentSpanId": 8}
 
 
 def _hex_id(span: Mapping[str, Any], key: str) -> str | None:
-    """A span's ``traceId`` or ``spanId`` as lower-case hex, OTLP/JSON's form (its ids are
-    case-insensitive). An id in base64, as a protobuf JSON printer writes bytes, is decoded: the
-    same span sent both ways is one event. None when it has none."""
+    """A span's ``traceId``, ``spanId`` or ``parentSpanId`` as lower-case hex, OTLP/JSON's form (its
+    ids are case-insensitive). An id in base64, as a protobuf JSON printer writes bytes, is decoded,
+    so the trace a span is of and its parent read alike however they were written. None when it has
+    none."""
     value = span.get(key)
     if not value:
         return None
@@ -364,15 +385,25 @@ def _trace(span: Mapping[str, Any]) -> str | None:
     return trace if trace.strip("0") else None
 
 
-def _input_excludes_cache(attrs: Mapping[str, Any]) -> bool:
+def _input_excludes_cache(attrs: Mapping[str, Any], input_total: int, cache: int) -> bool:
     """Whether a span's input count leaves the cache out: OpenLIT's Anthropic instrumentation
-    writes Anthropic's own ``input_tokens`` (uncached) as ``gen_ai.usage.input_tokens``."""
-    sdk = str(attrs.get("telemetry.sdk.name") or "").strip().lower()
-    return sdk == "openlit" and str(_first(attrs, "provider") or "").strip().lower() == "anthropic"
+    writes Anthropic's own ``input_tokens`` (uncached) as ``gen_ai.usage.input_tokens``; so do some
+    releases of OpenInference's Anthropic ones, as ``llm.token_count.prompt``, told where the cache
+    they count exceeds it (others count the whole prompt, as OpenTelemetry does)."""
+    if str(_first(attrs, "provider") or "").strip().lower() != "anthropic":
+        return False
+    if str(attrs.get("telemetry.sdk.name") or "").strip().lower() == "openlit":
+        return True
+    return attrs.get("openinference.span.kind") is not None and cache > input_total
 
 
 _READ: frozenset[str] = frozenset(
-    {*(name for names in _ATTRS.values() for name in names), "gen_ai.operation.name", "service.name"}
+    {
+        *(name for names in _ATTRS.values() for name in names),
+        "gen_ai.operation.name",
+        "service.name",
+        "openinference.span.kind",
+    }
 )
 """Attributes a span's usage, price or attribution is read from: one of these out of shape
 quarantines the span (others are left out)."""
@@ -423,7 +454,7 @@ def _usage_spans(
                 if unreadable or (genai and (bad or (resource_bad and _is_usage(attrs)))):
                     yield _malformed(line, span, "; ".join([*resource_bad, *bad]))
                     continue
-                if genai and _is_usage(attrs):
+                if genai and _is_usage(attrs) and not _failed_without_usage(span, attrs):
                     yield span, attrs
 
 
@@ -487,9 +518,9 @@ def _span_row(
             "attributes": raw_attrs,
         }
     )
-    # OTLP ids are case-insensitive hex: one span sent as ABCD... and as abcd... is one event.
-    trace_hex, span_hex = _hex_id(span, "traceId"), _hex_id(span, "spanId")
-    source_id = f"otel:{trace_hex}:{span_hex}" if trace_hex and span_hex else None
+    # OTLP ids are case-insensitive hex: one span sent as ABCD... and as abcd... is one event. (An id
+    # in base64 keeps the id it was always given, so a ledger holding it still finds it.)
+    source_id = f"otel:{str(trace_id).lower()}:{str(span_id).lower()}" if trace_id and span_id else None
     try:
         total_in = _count(attrs, "input_total")
         cache_read = _count(attrs, "cache_read_tokens")
@@ -509,7 +540,7 @@ def _span_row(
             "response traced without its usage? OpenAI streams it with stream_options "
             "include_usage)",
         )
-    excludes_cache = _input_excludes_cache(attrs)
+    excludes_cache = _input_excludes_cache(attrs, total_in, cache_read + cache_write)
     if cache_read + cache_write > total_in and not excludes_cache:
         input_name = _first_named(attrs, "input_total")[0]
         return StagedRow(
