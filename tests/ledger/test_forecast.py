@@ -313,3 +313,12 @@ def test_cli_forecast_takes_the_month_of_as_of_and_says_when_the_usage_ends_befo
     assert late.exit_code == 0, late.output
     assert {r["as_of"] for r in json.loads(late.stdout)} == {"2026-02-20"}
     assert "the ledger's usage ends on 2026-02-20, before --as-of 2026-02-25" in late.stderr
+    # as of a day in a month with no usage yet: as of the last day of usage, in its month, said so
+    march = CliRunner().invoke(cli(), ["forecast", "--db", str(short), "--as-of", "2026-03-02", "-f", "json"])
+    assert march.exit_code == 0, march.output
+    assert {(r["month"], r["as_of"]) for r in json.loads(march.stdout)} == {("2026-02", "2026-02-20")}
+    assert "before --as-of 2026-03-02" in march.stderr
+    changes = CliRunner().invoke(
+        cli(), ["forecast", "--db", str(short), "--as-of", "2026-03-02", "--changes"]
+    )
+    assert changes.exit_code == 0, changes.output

@@ -200,14 +200,15 @@ def resolve_period(
 ) -> tuple[dt.date, dt.date]:
     """The month's first day and the last day of history: by default the month of ``as_of`` or, with
     neither, the latest month with spend, and its latest day with spend (the month's last day for a
-    past month; an ``as_of`` after the ledger's last day of spend is that day). ``days``: the
-    ledger's :func:`spend_days`, when the caller has them already."""
+    past month; an ``as_of`` after the ledger's last day of spend is that day, and its month that
+    day's). ``days``: the ledger's :func:`spend_days`, when the caller has them already."""
     _, latest = days or spend_days(engine)
-    first = parse_month(month) if month else (as_of or latest).replace(day=1)
+    # an as-of day after the last day of spend (even in a month with none yet) is that day's month
+    first = parse_month(month) if month else min(as_of or latest, latest).replace(day=1)
     _, last = month_bounds(first)
     if latest < first:
         raise InputError(f"no spend in {first:%Y-%m} yet; the latest is on {latest}", field="month")
-    if as_of is not None and not first <= as_of <= last:
+    if month and as_of is not None and not first <= as_of <= last:
         raise InputError(
             f"as-of day {as_of} is not in the month {first:%Y-%m}: give --month {as_of:%Y-%m}, or leave "
             "--month out (it is the as-of day's month then)",
