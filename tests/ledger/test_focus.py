@@ -421,7 +421,11 @@ def test_each_row_is_one_price_point_so_its_unit_price_is_a_published_one(tmp_pa
     got = sorted((float(r["PricingQuantity"]), float(r["ListUnitPrice"]), r["SkuPriceId"]) for r in rows)
     assert [(q, round(p, 9)) for q, p, _ in got] == [(0.1, 3.0), (0.3, 6.0)]
     assert got[0][2] != got[1][2]
-    assert got[0][2] == "anthropic/claude-sonnet-4-5:input_tokens:standard:3 USD per 1000000 Tokens"
+    assert (
+        got[0][2]
+        == "anthropic/claude-sonnet-4-5:input_tokens:standard:list 3/15 USD per 1000000 input/output Tokens"
+    )
+    assert got[1][2].endswith(":list 6/22.5 USD per 1000000 input/output Tokens")
 
 
 def test_the_sku_price_id_stays_when_the_overrides_file_changes(tmp_path: Path) -> None:
@@ -435,6 +439,20 @@ def test_the_sku_price_id_stays_when_the_overrides_file_changes(tmp_path: Path) 
     commented = _focus_of(tmp_path / "b", [line], overrides="# no discounts yet, said otherwise\n")
     assert plain[0]["x_PriceVersion"] != commented[0]["x_PriceVersion"]
     assert plain[0]["SkuPriceId"] == commented[0]["SkuPriceId"]
+    # a negotiated discount is no other price list's price (FOCUS leaves discounts out of the id)
+    discounted = _focus_of(
+        tmp_path / "c", [line], overrides='[[discount]]\nprovider = "anthropic"\npercent = 30\n'
+    )
+    assert float(discounted[0]["BilledCost"]) == pytest.approx(0.7 * float(plain[0]["BilledCost"]))
+    assert discounted[0]["SkuPriceId"] == plain[0]["SkuPriceId"]
+    # nor does a day's mix of reasoning, priced at its own rate, move the output's id
+    mixed = [
+        {**line, "model": "sonar-deep-research", "provider": "perplexity", "output_tokens": 1_000, **extra}
+        for extra in ({"reasoning_tokens": 0}, {"reasoning_tokens": 900, "ts": "2026-11-11T10:00:00Z"})
+    ]
+    out = [r for r in _focus_of(tmp_path / "d", mixed) if r["x_TokenClass"] == "output_tokens"]
+    assert len(out) == 2 and out[0]["ListUnitPrice"] != out[1]["ListUnitPrice"]
+    assert out[0]["SkuPriceId"] == out[1]["SkuPriceId"]
 
 
 def test_tags_keep_the_users_team_and_hold_scalar_values_only(tmp_path: Path) -> None:

@@ -425,8 +425,9 @@ def say_empty_window(engine: Engine, start: dt.datetime | None, end: dt.datetime
     if end is not None:
         asked += f"{' ' if asked else ''}before {end:%Y-%m-%d %H:%M} UTC"
     typer.echo(
-        f"No events {asked}: the ledger's {events:,} events run from {first:%Y-%m-%d %H:%M} to "
-        f"{last:%Y-%m-%d %H:%M} UTC (--since {first:%Y-%m-%d} --until {last:%Y-%m-%d} covers them).",
+        f"No events {asked or 'in the window'}: the ledger's {events:,} events run from "
+        f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC "
+        f"(--since {first:%Y-%m-%d} --until {last:%Y-%m-%d} covers them).",
         err=True,
     )
 

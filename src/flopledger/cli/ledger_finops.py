@@ -261,7 +261,8 @@ def export(
     check_output_path(out)  # before the export's work
     eng = _engine(db, engine, source, spark_master)
     summary = export_ledger(eng, out, export_format.value, since=first, until=last)
-    if not summary.rows:  # no file a scheduler should upload as a period's bill without a word
+    if not summary.rows and not summary.unpriced_events:  # (unpriced ones are said below)
+        # no file a scheduler should upload as a period's bill without a word
         say_empty_window(
             eng,
             _utc_start(first),

@@ -185,6 +185,20 @@ def _tags_json(tags: str | None, team: str | None) -> str:
     return json.dumps(merged, sort_keys=True)
 
 
+def _price_point(c: dict[str, Any]) -> str:
+    """The list price the charge's events were priced at, named by its input and output rates per
+    million tokens (a long-context tier and a price change have rates of their own): the rates
+    applied, over the share of the list price the events kept (a discount takes the same share of
+    every class). The same whatever the catalog or overrides version, and whatever the mix of
+    classes the day had."""
+    cost, listed = float(c["cost_usd"] or 0.0), float(c["list_cost_usd"] or 0.0)
+    scale = listed / cost if cost > 0 else 1.0
+    rates = [
+        float(c[k] or 0.0) * scale for k in ("input_usd_per_mtok_applied", "output_usd_per_mtok_applied")
+    ]
+    return f"list {rates[0]:.6g}/{rates[1]:.6g} USD per 1000000 input/output Tokens"
+
+
 def _charge_rows(c: dict[str, Any]) -> list[dict[str, Any]]:
     """Split one aggregated charge into a FOCUS row per billed class: token classes, web searches
     and per-request fees."""
@@ -200,6 +214,7 @@ def _charge_rows(c: dict[str, Any]) -> list[dict[str, Any]]:
     free_total = sum(free_qty.values()) or 1.0
     provider = c["provider"] or "unknown"
     tier = c["service_tier"] or "standard"
+    point = _price_point(c)
     common = {
         "BillingAccountId": c["org"] or "default",
         "BillingAccountName": c["org"],
@@ -252,7 +267,7 @@ def _charge_rows(c: dict[str, Any]) -> list[dict[str, Any]]:
                 "ContractedUnitPrice": cls_cost / pricing_qty if pricing_qty else 0.0,
                 "SkuId": sku,
                 "SkuMeter": _CLASS_LABEL[cls],
-                "SkuPriceId": f"{sku}:{tier}:{list_unit:.6g} USD per {pricing_unit}",
+                "SkuPriceId": f"{sku}:{tier}:{point}",
                 "x_TokenClass": cls,
                 "x_ReasoningTokens": float(c["reasoning_tokens"] or 0) if cls == "output_tokens" else None,
             }

@@ -27,6 +27,7 @@ def _log(request_id: str, prompt: int, usage: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stored(tmp_path: Path, *logs: dict[str, Any]) -> tuple[list[tuple[Any, ...]], list[str]]:
+    tmp_path.mkdir(exist_ok=True)
     path = tmp_path / "spend.json"
     path.write_text(json.dumps(list(logs)), encoding="utf-8")
     con = open_ledger(tmp_path / "l.duckdb")
@@ -68,6 +69,25 @@ def test_cache_writes_split_by_ttl_are_priced_as_their_own_class(tmp_path: Path)
     assert reasons == [
         "metadata.usage_object.cache_creation_token_details.ephemeral_1h_input_tokens (19000) "
         "exceed the cache writes (100)"
+    ]
+    # a whole split that does not sum to the total is no split of it
+    _, said = _stored(
+        tmp_path / "d",
+        _log(
+            "d",
+            25_000,
+            {
+                "cache_creation_input_tokens": 20_000,
+                "cache_creation_token_details": {
+                    "ephemeral_5m_input_tokens": 100,
+                    "ephemeral_1h_input_tokens": 100,
+                },
+            },
+        ),
+    )
+    assert said == [
+        "metadata.usage_object.cache_creation_token_details sums to 200, not the 20000 cache writes of "
+        "metadata.usage_object.cache_creation_input_tokens"
     ]
 
 

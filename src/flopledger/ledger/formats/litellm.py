@@ -96,7 +96,12 @@ def _usage_details(meta: dict[str, Any]) -> tuple[int, int, int, int, int | None
     hour = whole_count(by_ttl.get("ephemeral_1h_input_tokens"), f"{ttl_name}.ephemeral_1h_input_tokens")
     five = by_ttl.get("ephemeral_5m_input_tokens")
     if five is not None or write is None:  # the split given whole, or the total left out
-        writes = whole_count(five, f"{ttl_name}.ephemeral_5m_input_tokens") + hour
+        split = whole_count(five, f"{ttl_name}.ephemeral_5m_input_tokens") + hour
+        if write is not None and split != writes:
+            raise _BadSplit(
+                f"{ttl_name} sums to {split}, not the {writes} cache writes of {write_name}", ttl_name
+            )
+        writes = split
     if hour > writes:
         raise _BadSplit(
             f"{ttl_name}.ephemeral_1h_input_tokens ({hour}) exceed the cache writes ({writes})", ttl_name
