@@ -184,6 +184,55 @@ def test_input_including_cache_is_split_never_double_counted(tmp_path: Path) -> 
     assert "cache tokens exceed input" in str(_rows(con, "SELECT reason FROM quarantine")[0][0])
 
 
+def test_output_excluding_reasoning_gets_it_added(tmp_path: Path) -> None:
+    """Gemini counts its thoughts apart from its candidates, and bills both as output."""
+    path = write_jsonl(
+        tmp_path / "gemini.jsonl",
+        [
+            {
+                "time": "2026-11-03T10:00:00Z",
+                "response": {
+                    "modelVersion": "gemini-2.5-pro",
+                    "usageMetadata": {
+                        "promptTokenCount": 10_000,
+                        "cachedContentTokenCount": 8_000,
+                        "candidatesTokenCount": 500,
+                        "thoughtsTokenCount": 1_500,
+                    },
+                },
+            }
+        ],
+    )
+    usage = "response.usageMetadata"
+    mapping = {
+        "ts": "time",
+        "model": "response.modelVersion",
+        "input_tokens": f"{usage}.promptTokenCount",
+        "cache_read_tokens": f"{usage}.cachedContentTokenCount",
+        "output_tokens": f"{usage}.candidatesTokenCount",
+        "reasoning_tokens": f"{usage}.thoughtsTokenCount",
+    }
+    con = open_ledger(tmp_path / "l.duckdb")
+    r = ingest_files(
+        con,
+        [path],
+        mapping=mapping,
+        fixed={"provider": "google"},
+        input_includes_cache=True,
+        output_excludes_reasoning=True,
+    )
+    assert (r.rows_stored, r.rows_quarantined) == (1, 0)
+    assert _rows(
+        con, "SELECT input_tokens, cache_read_tokens, output_tokens, reasoning_tokens FROM events"
+    ) == [(2_000, 8_000, 2_000, 1_500)]
+    # without the flag the reasoning is more than the output: a row said to be wrong, not priced low
+    other = open_ledger(tmp_path / "m.duckdb")
+    plain = ingest_files(
+        other, [path], mapping=mapping, fixed={"provider": "google"}, input_includes_cache=True
+    )
+    assert plain.rows_quarantined == 1
+
+
 def test_no_prompt_text_reaches_the_database_unless_asked(tmp_path: Path) -> None:
     secret = "Summarise the confidential merger memo for Project Bluebird"
     path = write_jsonl(tmp_path / "a.jsonl", [{**GOOD, "prompt": secret}])

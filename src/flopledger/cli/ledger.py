@@ -106,6 +106,13 @@ def ingest(
         bool,
         typer.Option("--input-includes-cache", help="Tabular input_tokens include cache reads and writes."),
     ] = False,
+    output_excludes_reasoning: Annotated[
+        bool,
+        typer.Option(
+            "--output-excludes-reasoning",
+            help="Tabular output_tokens leave reasoning_tokens out (Gemini's candidates, thoughts): added.",
+        ),
+    ] = False,
     overrides: OverridesOption = None,
     output: Annotated[
         OutputFormat, typer.Option("--output", "-o", help="table, json or csv.")
@@ -121,10 +128,18 @@ def ingest(
         if input_format == "outcomes":
             from flopledger.integrity.outcomes import ingest_outcomes
 
-            if mapping or fixed or strict or keep_prompts or input_includes_cache:
+            if (
+                mapping
+                or fixed
+                or strict
+                or keep_prompts
+                or input_includes_cache
+                or output_excludes_reasoning
+            ):
                 raise InputError(
-                    "--map, --set, --strict, --keep-prompts and --input-includes-cache do not apply "
-                    "to outcomes files (columns: user, ts, kind, weight)"
+                    "--map, --set, --strict, --keep-prompts, --input-includes-cache and "
+                    "--output-excludes-reasoning do not apply to outcomes files (columns: user, ts, kind, "
+                    "weight)"
                 )
 
             out = ingest_outcomes(con, files)
@@ -156,6 +171,7 @@ def ingest(
                 strict=strict,
                 keep_prompts=keep_prompts,
                 input_includes_cache=input_includes_cache,
+                output_excludes_reasoning=output_excludes_reasoning,
                 overrides=_overrides(overrides),
                 fingerprint_key=key,
                 progress=update,

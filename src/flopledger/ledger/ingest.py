@@ -235,6 +235,7 @@ def _check_table(
     path: Path,
     fidx: int,
     input_includes_cache: bool,
+    output_excludes_reasoning: bool = False,
 ) -> None:
     """Parse and check one table file's rows straight into ``_checked``."""
     checked = checked_sql(
@@ -242,6 +243,7 @@ def _check_table(
         fidx=str(fidx),
         incl_cache="true" if input_includes_cache else "false",
         raw="CAST(NULL AS VARCHAR)",
+        excl_reasoning="true" if output_excludes_reasoning else "false",
     )
     try:
         con.execute(f"INSERT INTO _checked {checked}")
@@ -395,6 +397,7 @@ def ingest_files(
     strict: bool = False,
     keep_prompts: bool = False,
     input_includes_cache: bool = False,
+    output_excludes_reasoning: bool = False,
     overrides: PriceOverrides | None = None,
     fingerprint_key: bytes | None = None,
     progress: Progress | None = None,
@@ -404,7 +407,9 @@ def ingest_files(
 
     ``format`` forces one input format (else each file's is detected); ``mapping`` maps canonical
     columns to source columns and ``fixed`` sets a canonical value for every row. With ``strict`` any
-    bad row fails the whole run and nothing is stored. ``source_names``: what the events, the
+    bad row fails the whole run and nothing is stored. ``input_includes_cache`` and
+    ``output_excludes_reasoning``: a table's input counts the cache (subtracted), its output leaves
+    the reasoning out (added). ``source_names``: what the events, the
     quarantine and the run's record call each file (default: its path), e.g. for a temporary file
     that stands for a request.
     """
@@ -477,6 +482,7 @@ def ingest_files(
                 overrides,
                 key,
                 tick,
+                output_excludes_reasoning,
             )
             with transaction(con):
                 source = mapping.get("prompt")
@@ -552,6 +558,7 @@ def _prepare(
     overrides: PriceOverrides,
     key: bytes,
     tick: Callable[[int], None],
+    output_excludes_reasoning: bool = False,
 ) -> _Batch:
     """Stage, check and deduplicate the input into temp table ``_checked``; view ``_priced`` prices it.
 
@@ -573,7 +580,7 @@ def _prepare(
     )
     for fidx, (path, fmt) in enumerate(zip(files, formats, strict=True)):
         if fidx in tables:
-            _check_table(con, tables[fidx], fmt, path, fidx, input_includes_cache)
+            _check_table(con, tables[fidx], fmt, path, fidx, input_includes_cache, output_excludes_reasoning)
         elif isinstance(fmt, RecordFormat):
             _stage_records(con, fmt, path, fidx, fixed, tick)
         else:  # pragma: no cover - every registered format is one of the two

@@ -279,12 +279,13 @@ def searches_in_tags(tags: str = "tags") -> str:
     )
 
 
-def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
+def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str, excl_reasoning: str = "false") -> str:
     """SELECT over staged rows ``source`` giving the columns of :data:`CHECKED_COLUMNS`, in order.
 
-    ``fidx``, ``incl_cache`` and ``raw`` are SQL expressions over the source (columns or literals):
-    the file's index, whether its input tokens include the cache (then the cache tokens are
-    subtracted), and the raw text kept for a bad row.
+    ``fidx``, ``incl_cache``, ``raw`` and ``excl_reasoning`` are SQL expressions over the source
+    (columns or literals): the file's index, whether its input tokens include the cache (then the
+    cache tokens are subtracted), the raw text kept for a bad row, and whether its output tokens
+    leave the reasoning out (then it is added: output includes reasoning, as the ledger keeps it).
 
     A row's ``event_id`` is the source's own id with the event's time, or a hash of its normalised
     content; identical rows inside one file are told apart afterwards by :func:`repeat_id_sql`.
@@ -317,7 +318,7 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
     ), parsed AS (
         SELECT *, {numbers},
             coalesce(_source_id, nullif(trim(request_id), '')) AS _sid,
-            {fidx} AS _c_fidx, {incl_cache} AS _c_incl
+            {fidx} AS _c_fidx, {incl_cache} AS _c_incl, {excl_reasoning} AS _c_excl
         FROM tagged
     ), typed AS (
         SELECT *,
@@ -336,7 +337,9 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str) -> str:
         FROM parsed
     ), adjusted AS (
         SELECT * REPLACE (CASE WHEN coalesce(_c_incl, false) THEN {minus_cache} ELSE _input_tokens END
-                          AS _input_tokens)
+                          AS _input_tokens,
+                          CASE WHEN coalesce(_c_excl, false) THEN _output_tokens + _reasoning_tokens
+                               ELSE _output_tokens END AS _output_tokens)
         FROM typed
     ), checked AS (
         SELECT *, {which} AS _check FROM adjusted
