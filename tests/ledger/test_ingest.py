@@ -1621,3 +1621,13 @@ def test_a_compressed_file_is_one_clear_error_and_nothing_is_stored(tmp_path: Pa
     assert ("gzip-compressed" in said or "a zip archive" in said) and "unpack it first" in said
     con = open_ledger(db)
     assert _rows(con, "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM quarantine)") == [(0, 0)]
+
+
+@pytest.mark.parametrize("name", ["records.json", "records.jsonl"])
+def test_a_json_array_of_records_is_told_how_to_become_json_lines(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text(json.dumps([GOOD, {**GOOD, "user": "bo"}], indent=1), encoding="utf-8")
+    con = open_ledger(tmp_path / "l.duckdb")
+    for fmt in (None, "jsonl"):
+        with pytest.raises(InputError, match=r"one JSON array of records, not JSON Lines.*jq -c '\.\[\]'"):
+            ingest_files(con, [path], format=fmt)

@@ -76,10 +76,7 @@ def _single_clear_error(exc: InputError, path: Path) -> str:
     ("name", "text"),
     [
         ("notes.txt", "Token usage for March: about 4M tokens, mostly cache reads.\n"),
-        (
-            "rows.json",
-            json.dumps([{"when": "2026-03-02", "tokens": 10}, {"when": "2026-03-03", "tokens": 12}]),
-        ),
+        ("rows.json", json.dumps([10, 12])),  # (an array of records is told how to become JSON Lines)
         ("empty.json", ""),
         ("export.log", '{"level": "info", "msg": "started"}\n'),
     ],

@@ -29,6 +29,7 @@ __all__ = [
     "canonical_tier",
     "detect_format",
     "get_format",
+    "json_array_hint",
     "register",
     "whole_count",
 ]
@@ -261,6 +262,15 @@ def _is_cost_report(head: str) -> bool:
     return bool(_COST_PAGE.search(head[:20_000]))
 
 
+def json_array_hint(path: Path) -> str:
+    """What to say of a file that is one JSON array of records, read as a table."""
+    lines = f"{path.stem}.jsonl" if path.suffix.lower() != ".jsonl" else f"{path.stem}-lines.jsonl"
+    return (
+        "the file is one JSON array of records, not JSON Lines (one object per line): write its records "
+        f"one per line (`jq -c '.[]' {path.name} > {lines}`) and ingest that"
+    )
+
+
 def detect_format(path: Path) -> InputFormat:
     """The format of ``path`` when its extension and first records make it unambiguous."""
     try:
@@ -286,6 +296,8 @@ def detect_format(path: Path) -> InputFormat:
         return matches[0]
     names = ", ".join(sorted(FORMATS))
     if not matches:
+        if re.match(r"\s*\[\s*\{", head):  # a JSON array of records (`jq -s`, an API's list)
+            raise InputError(json_array_hint(path), path=str(path))
         raise InputError(
             f"cannot tell the format of this file; pass --format (one of: {names})", path=str(path)
         )

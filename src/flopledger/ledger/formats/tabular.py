@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from flopledger.errors import FlopledgerError, InputError
-from flopledger.ledger.formats.base import STAGE_COLUMNS, InputFormat, register
+from flopledger.ledger.formats.base import STAGE_COLUMNS, InputFormat, json_array_hint, register
 from flopledger.ledger.schema import TOKEN_COLUMNS, WEB_SEARCH_CLASS
 
 __all__ = ["Csv", "Jsonl", "Parquet", "TableFormat", "TableSource"]
@@ -666,6 +666,11 @@ class Jsonl(TableFormat):
         except duckdb.Error as exc:
             first = str(exc).splitlines()[0]
             raise InputError(f"cannot read as JSON Lines: {first}", path=str(path)) from exc
+        if not rows:
+            with path.open("rb") as fh:
+                head = fh.read(4096).decode("utf-8", errors="replace").removeprefix("\ufeff")
+            if head.lstrip().startswith("["):
+                raise InputError(json_array_hint(path), path=str(path))
         return [r[0] for r in rows]
 
     def _column_expr(
