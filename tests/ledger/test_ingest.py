@@ -1631,3 +1631,24 @@ def test_a_json_array_of_records_is_told_how_to_become_json_lines(tmp_path: Path
     for fmt in (None, "jsonl"):
         with pytest.raises(InputError, match=r"one JSON array of records, not JSON Lines.*jq -c '\.\[\]'"):
             ingest_files(con, [path], format=fmt)
+
+
+def test_tags_as_a_list_of_labels_are_kept_as_the_labels_of_an_object(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "ts,model,input_tokens,tags\n"
+        '2026-03-02T10:00:00Z,gpt-4o,1,"[""prod"",""agent""]"\n'
+        '2026-03-02T10:00:00Z,gpt-4o,2,"{""env"":""prod""}"\n'
+        "2026-03-02T10:00:00Z,gpt-4o,3,5\n",
+        encoding="utf-8",
+    )
+    con = open_ledger(tmp_path / "l.duckdb")
+    r = ingest_files(con, [path])
+    assert (r.rows_stored, r.rows_quarantined) == (2, 1)
+    tags = dict(_rows(con, "SELECT input_tokens, tags FROM events"))
+    assert json.loads(str(tags[1])) == {"labels": ["prod", "agent"]} and json.loads(str(tags[2])) == {
+        "env": "prod"
+    }
+    assert _rows(con, "SELECT reason FROM quarantine") == [
+        ("tags must be a JSON object (or a list of labels)",)
+    ]

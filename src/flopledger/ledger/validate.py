@@ -214,8 +214,10 @@ def _checks() -> list[tuple[str, str, str]]:
             "'input_tokens'",
         ),
         (
-            _only_if(f"NOT {_blank('tags')}", "NOT json_valid(tags) OR json_type(tags) <> 'OBJECT'"),
-            "'tags must be a JSON object'",
+            _only_if(
+                f"NOT {_blank('tags')}", "NOT json_valid(tags) OR json_type(tags) NOT IN ('OBJECT', 'ARRAY')"
+            ),
+            "'tags must be a JSON object (or a list of labels)'",
             "'tags'",
         ),
     ]
@@ -354,7 +356,9 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str, excl_reaso
         _tier AS service_tier, _requests AS requests, {tokens}, _web_searches AS {WEB_SEARCH_CLASS},
         _min_in AS min_request_input_tokens,
         _max_in AS max_request_input_tokens,
-        tags, prompt
+        -- a list of labels (Langfuse's, Datadog's tags) is kept as the object's "labels"
+        CASE WHEN starts_with(ltrim(tags), '[') AND json_valid(tags)
+             THEN CAST(json_object('labels', json(tags)) AS VARCHAR) ELSE tags END AS tags, prompt
     FROM hashed
     """
 
