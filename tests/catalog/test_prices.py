@@ -15,6 +15,17 @@ from flopledger.catalog.prices import resolve_catalog_model
         ("anthropic", "gpt-4o", None),  # a vendor that sells only its own models: a mislabelled row
         ("aws", "claude-sonnet-4-5", ("anthropic", "claude-sonnet-4-5")),  # a host: the vendor's price
         ("acme-gateway", "gpt-4o", ("openai", "gpt-4o")),  # an unknown provider: the model's vendor
+        # a gateway's vendor/model name, where no price is listed under the whole name: the vendor's
+        (None, "openai/gpt-4o-2024-08-06", ("openai", "gpt-4o")),
+        ("portkey", "azure/gpt-4o", ("azure", "gpt-4o")),
+        (None, "vertex_ai/gemini-2.5-pro", ("google", "gemini-2.5-pro")),
+        ("openai", "openai/gpt-4o", ("openai", "gpt-4o")),
+        (
+            "openrouter",
+            "anthropic/claude-sonnet-4.5",
+            ("openrouter", "anthropic/claude-sonnet-4.5"),
+        ),  # listed
+        (None, "hosted_vllm/llama-3", None),  # own hardware, named so
         ("openai", "gpt-4o", ("openai", "gpt-4o")),
         (None, "gpt-4o", ("openai", "gpt-4o")),
     ],

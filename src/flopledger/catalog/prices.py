@@ -205,6 +205,20 @@ def _batch_discounts_data() -> bytes:
     return files("flopledger.catalog").joinpath("data/batch_discounts.yaml").read_bytes()
 
 
+_PREFIX_VENDORS: dict[str, str] = {
+    "gemini": "google",
+    "vertex_ai": "google",
+    "vertex_ai_beta": "google",
+    "bedrock": "aws",
+    "bedrock_converse": "aws",
+    "azure_ai": "azure",
+    "xai": "x-ai",
+    "mistralai": "mistral",
+    "text-completion-openai": "openai",
+}
+"""A gateway's model-name prefix, as the vendor it names (the others name themselves)."""
+
+
 MAPPING_RULES = digest_of(
     [
         *("\n".join(sorted(names)).encode() + b"|" for names in (SELF_HOSTED_PROVIDERS, SOLE_VENDORS)),
@@ -213,6 +227,8 @@ MAPPING_RULES = digest_of(
         b"web searches priced|",
         b"tier prices applied before their listing|",
         b"reasoning priced apart where the catalog does|",
+        b"a vendor/model name priced as the vendor's model|",
+        "\n".join(f"{k}={v}" for k, v in sorted(_PREFIX_VENDORS.items())).encode(),
         _batch_discounts_data(),
     ]
 )[:8]
@@ -237,6 +253,10 @@ def _resolve(provider: str | None, model: str) -> tuple[str, str] | None:
         except LookupError:
             continue
         return prov.id, info.id
+    prefix, slash, rest = model.partition("/")
+    if slash and prefix and rest:  # a gateway's "vendor/model" (LiteLLM's, Portkey's, Langfuse's)
+        vendor = _PREFIX_VENDORS.get(prefix.lower(), prefix.lower())
+        return _resolve(vendor, rest)
     return None
 
 
