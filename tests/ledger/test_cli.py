@@ -1613,3 +1613,16 @@ def test_hours_of_usage_report_rows_are_said_to_be_their_buckets_start(tmp_path:
     assert "by the time its bucket starts" in timed.stderr
     by_day = CliRunner().invoke(app, ["report", "--by", "day", "--db", db, "-f", "json"])
     assert by_day.exit_code == 0 and "usage-report rows" not in by_day.stderr
+
+
+def test_a_canonical_column_mapped_twice_to_different_sources_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "u.csv"
+    src.write_text("ts,model,a,b\n2026-03-02T10:00:00Z,gpt-4o,1,2\n")
+    db = str(tmp_path / "l.duckdb")
+    twice = CliRunner().invoke(
+        app, ["ingest", str(src), "--db", db, "--map", "input_tokens=a", "--map", "input_tokens=b"]
+    )
+    assert twice.exit_code != 0 and "--map gives input_tokens twice, as 'a' and as 'b'" in str(
+        twice.exception
+    )
+    run("ingest", str(src), "--db", db, "--map", "input_tokens=a,input_tokens=a")  # the same twice: fine

@@ -36,12 +36,20 @@ OverridesOption = Annotated[
 def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     """``["a=b,c=d", "e=f"]`` -> ``{"a": "b", "c": "d", "e": "f"}``."""
     out: dict[str, str] = {}
-    for item in values or []:  # (a name given twice: the last value)
+    for item in values or []:
         for part in item.split(","):
             name, sep, value = part.partition("=")
             if not sep or not name.strip():
                 raise InputError(f"{flag} expects canonical=value pairs, got {part!r}", field=flag)
-            out[name.strip()] = value.strip()
+            name, value = name.strip(), value.strip()
+            if out.get(name, value) != value:  # which would a row take? (the same twice is no question)
+                raise InputError(
+                    f"{flag} gives {name} twice, as {out[name]!r} and as {value!r}: give it once (a file "
+                    "whose rows keep it under different names is ingested once per name, each part with "
+                    f"its own {flag})",
+                    field=flag,
+                )
+            out[name] = value
     return out
 
 
