@@ -44,9 +44,8 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
             name, value = name.strip(), value.strip()
             if out.get(name, value) != value:  # which would a row take? (the same twice is no question)
                 raise InputError(
-                    f"{flag} gives {name} twice, as {out[name]!r} and as {value!r}: give it once (a file "
-                    "whose rows keep it under different names is ingested once per name, each part with "
-                    f"its own {flag})",
+                    f"{flag} gives {name} twice, as {out[name]!r} and as {value!r}: give it once (each row "
+                    "takes one source per column)",
                     field=flag,
                 )
             out[name] = value
