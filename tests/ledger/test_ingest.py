@@ -1652,3 +1652,35 @@ def test_tags_as_a_list_of_labels_are_kept_as_the_labels_of_an_object(tmp_path: 
     assert _rows(con, "SELECT reason FROM quarantine") == [
         ("tags must be a JSON object (or a list of labels)",)
     ]
+
+
+def test_a_json_lines_field_holding_json_text_is_read_into(tmp_path: Path) -> None:
+    """CloudWatch keeps a Bedrock invocation log as JSON text in its ``message``: a path goes on into
+    it as into an object (the two ways in one file alike)."""
+    log = {
+        "modelId": "anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "input": {"inputTokenCount": 1000, "cacheReadInputTokenCount": 200},
+        "output": {"outputTokenCount": 50},
+    }
+    path = write_jsonl(
+        tmp_path / "cw.jsonl",
+        [
+            {"timestamp": 1762164000123, "message": json.dumps(log)},
+            {"timestamp": 1762164001123, "message": log},
+        ],
+    )
+    con = open_ledger(tmp_path / "l.duckdb")
+    mapping = {
+        "ts": "timestamp",
+        "model": "message.modelId",
+        "input_tokens": "message.input.inputTokenCount",
+        "cache_read_tokens": "message.input.cacheReadInputTokenCount",
+        "output_tokens": "message.output.outputTokenCount",
+    }
+    r = ingest_files(con, [path], mapping=mapping, fixed={"provider": "aws"})
+    assert (r.rows_stored, r.rows_quarantined) == (2, 0)
+    assert _rows(
+        con, "SELECT DISTINCT input_tokens, cache_read_tokens, output_tokens, priced FROM events"
+    ) == [(1000, 200, 50, True)]
+    with pytest.raises(InputError, match="no object at 'message' has a key 'modelid'"):
+        ingest_files(con, [path], mapping={**mapping, "model": "message.modelid"}, fixed={"provider": "aws"})

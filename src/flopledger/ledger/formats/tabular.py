@@ -619,6 +619,17 @@ def _server_tool_searches(
     return paths
 
 
+def _text_as_json(value: str) -> str:
+    """SQL: a JSON Lines field (JSON) whose value is a string of JSON text (CloudWatch's ``message``,
+    Azure's ``properties_s``) as the JSON it holds, so a dotted path goes on into it; any other
+    value as it is."""
+    text = f"json_extract_string({value}, '$')"
+    return (
+        f"CASE WHEN json_type({value}) = 'VARCHAR' AND json_valid({text}) THEN CAST({text} AS JSON) "
+        f"ELSE {value} END"
+    )
+
+
 @register
 class Jsonl(TableFormat):
     """One JSON object per line; each line is parsed in SQL so a bad line is quarantined, not lost."""
@@ -691,6 +702,7 @@ class Jsonl(TableFormat):
             )
         if rest:
             value = f"json_extract(CASE WHEN json_valid(j) THEN j END, {sql_literal(json_path([top]))})"
+            value = _text_as_json(value)
             check_json_keys(con, self._reader(path), value, top, rest, f"--map {canonical}={source}", path)
         return source
 
@@ -723,7 +735,7 @@ class Jsonl(TableFormat):
             top, *rest = field.split(".")
             value = f"src._v.{_quote_ident(top)}"
             if top in nested:
-                value = f"json_extract_string({value}, {sql_literal(json_path(rest))})"
+                value = f"json_extract_string({_text_as_json(value)}, {sql_literal(json_path(rest))})"
             return value
 
         exprs = []
