@@ -1684,3 +1684,19 @@ def test_a_json_lines_field_holding_json_text_is_read_into(tmp_path: Path) -> No
     ) == [(1000, 200, 50, True)]
     with pytest.raises(InputError, match="no object at 'message' has a key 'modelid'"):
         ingest_files(con, [path], mapping={**mapping, "model": "message.modelid"}, fixed={"provider": "aws"})
+
+
+def test_canonical_columns_in_upper_case_are_read_as_theirs(tmp_path: Path) -> None:
+    """A warehouse export names columns in upper case (Snowflake's TS, MODEL, INPUT_TOKENS)."""
+    csv_path = tmp_path / "up.csv"
+    csv_path.write_text(
+        "TS,MODEL,PROVIDER,INPUT_TOKENS,OUTPUT_TOKENS,Team\n2026-11-03T10:00:00Z,gpt-4o,openai,100,10,web\n",
+        encoding="utf-8",
+    )
+    lines = write_jsonl(tmp_path / "up.jsonl", [{k.upper(): v for k, v in GOOD.items()}])
+    con = open_ledger(tmp_path / "l.duckdb")
+    r = ingest_files(con, [csv_path, lines])
+    assert (r.rows_stored, r.rows_quarantined) == (2, 0)
+    assert sorted(_rows(con, "SELECT team, model, input_tokens FROM events")) == sorted(
+        [("web", "gpt-4o", 100), (GOOD["team"], GOOD["model"], GOOD["input_tokens"])]
+    )

@@ -236,6 +236,7 @@ class TableFormat(InputFormat):
         """Read the file (into temp table ``table`` where rows need numbering) and map its columns."""
         types = self._describe(con, path)
         columns = list(types)
+        mapping = {**mapping, **case_blind_names(columns, mapping, fixed)}
         searches = self._nested_searches(con, path, mapping, fixed, columns)
         texts: dict[str, tuple[str, str]] = {}  # JSON text a --map reads: SQL -> (its path, canonical)
         exprs = []
@@ -303,6 +304,22 @@ def _json_text_verdict(texts: Mapping[str, tuple[str, str]]) -> str:
     return (
         f"CAST(NULL AS VARCHAR) AS _source_id, CASE {reason} END AS _error, CASE {field} END AS _error_field"
     )
+
+
+def case_blind_names(
+    columns: Sequence[str], mapping: Mapping[str, str], fixed: Mapping[str, str]
+) -> dict[str, str]:
+    """The canonical columns a file has under its canonical name in another case (``TS``, ``MODEL``:
+    a warehouse's export), where neither ``--map`` nor ``--set`` names them: canonical -> column."""
+    have = set(columns)
+    found: dict[str, str] = {}
+    for canonical in STAGE_COLUMNS:
+        if canonical in have or canonical in mapping or canonical in fixed:
+            continue
+        alike = [c for c in columns if c.lower() == canonical]
+        if len(alike) == 1:
+            found[canonical] = alike[0]
+    return found
 
 
 def _check_required(
@@ -715,6 +732,7 @@ class Jsonl(TableFormat):
         table: str,
     ) -> TableSource:
         columns = self.source_columns(con, path)
+        mapping = {**mapping, **case_blind_names(columns, mapping, fixed)}
         fields: dict[str, str] = {}  # canonical -> source field (a dotted path for a nested one)
         for canonical in STAGE_COLUMNS:
             if canonical in mapping:
