@@ -26,6 +26,11 @@ from flopledger.catalog.prices import resolve_catalog_model
             ("openrouter", "anthropic/claude-sonnet-4.5"),
         ),  # listed
         (None, "hosted_vllm/llama-3", None),  # own hardware, named so
+        (None, "models/gemini-2.5-pro", ("google", "gemini-2.5-pro")),  # the Gemini API's name
+        ("azure", "openai/o3", ("azure", "o3-2025-04-16")),  # the host's own listing, its discounts
+        ("anthropic", "openai/gpt-4o", None),  # a vendor selling only its own: mislabelled, as unprefixed
+        (None, "my-finetunes/gpt-4o-mini", None),  # no vendor's name: not priced as one
+        (None, "lm_studio/deepseek-r1", None),  # a local server's prefix
         ("openai", "gpt-4o", ("openai", "gpt-4o")),
         (None, "gpt-4o", ("openai", "gpt-4o")),
     ],

@@ -483,6 +483,12 @@ def test_a_file_rewritten_with_changed_rows_is_said_to_count_them_twice(tmp_path
     rewritten = ingest_files(con, [write_jsonl(path, fixed)])
     assert (rewritten.rows_stored, rewritten.rows_changed_in_place) == (4, 4)
     assert rewritten.changed_runs == (first.ingest_id,)
+    # a row of a source id read at another time than before (an older flopledger read a zone one row
+    # named into the rows after it): the same request at another time is a new event, and said
+    ided = [{**GOOD, "request_id": f"req-{i}", "ts": f"2026-03-03T0{i}:00:00Z"} for i in range(3)]
+    ingest_files(con, [write_jsonl(path, ided)])
+    moved = ingest_files(con, [write_jsonl(path, [{**r, "ts": r["ts"].replace("T0", "T1")} for r in ided])])
+    assert (moved.rows_stored, moved.rows_changed_in_place) == (3, 3)
     con.close()
     said = CliRunner().invoke(
         app,
@@ -628,12 +634,16 @@ def test_a_zone_named_in_one_row_does_not_move_the_rows_after_it(tmp_path: Path)
         "2026-11-03 10:00:00.5,gpt-4o,fraction,3\n"
         "2026-11-03T10:00:00-05:00,gpt-4o,offset,4\n"
         "2026-11-03,gpt-4o,day,5\n"
-        "2026-11-03 10:00:00 UTC,gpt-4o,utc,6\n",
+        "2026-11-03 10:00:00 UTC,gpt-4o,utc,6\n"
+        "2026-11-03T10:00:00+05:30:00,gpt-4o,offset_seconds,7\n"
+        "2026-11-03 10:00:00.+05:30,gpt-4o,empty_fraction,8\n",
         encoding="utf-8",
     )
     con = open_ledger(tmp_path / "l.duckdb")
-    assert ingest_files(con, [path]).rows_stored == 6
+    assert ingest_files(con, [path]).rows_stored == 8
     assert {u: str(t) for u, t in _rows(con, "SELECT user, ts FROM events")} == {
+        "offset_seconds": "2026-11-03 04:30:00",
+        "empty_fraction": "2026-11-03 04:30:00",
         "berlin": "2026-11-03 09:00:00",
         "naive": "2026-11-03 10:00:00",
         "fraction": "2026-11-03 10:00:00.500000",
@@ -1652,6 +1662,12 @@ def test_tags_as_a_list_of_labels_are_kept_as_the_labels_of_an_object(tmp_path: 
     assert _rows(con, "SELECT reason FROM quarantine") == [
         ("tags must be a JSON object (or a list of labels)",)
     ]
+    # tags that are no JSON at all quarantine their row only; a list after whitespace is a list
+    other = tmp_path / "t.jsonl"
+    write_jsonl(other, [{**GOOD, "tags": '"env": "prod"'}, {**GOOD, "user": "bo", "tags": '\n["x"]'}])
+    again = ingest_files(con, [other])
+    assert (again.rows_stored, again.rows_quarantined) == (1, 1)
+    assert _rows(con, "SELECT tags FROM events WHERE \"user\" = 'bo'") == [('{"labels":["x"]}',)]
 
 
 def test_a_json_lines_field_holding_json_text_is_read_into(tmp_path: Path) -> None:
@@ -1700,3 +1716,9 @@ def test_canonical_columns_in_upper_case_are_read_as_theirs(tmp_path: Path) -> N
     assert sorted(_rows(con, "SELECT team, model, input_tokens FROM events")) == sorted(
         [("web", "gpt-4o", 100), (GOOD["team"], GOOD["model"], GOOD["input_tokens"])]
     )
+    # a file that has what a row needs under the exact names keeps reading only those (its stored rows'
+    # ids, of their content, stay as they were): a "Team" beside them is not read as the team
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("ts,model,input_tokens,Team\n2026-11-03T10:00:00Z,gpt-4o,7,web\n", encoding="utf-8")
+    ingest_files(con, [mixed])
+    assert _rows(con, "SELECT team FROM events WHERE input_tokens = 7") == [(None,)]

@@ -207,6 +207,7 @@ def _batch_discounts_data() -> bytes:
 
 _PREFIX_VENDORS: dict[str, str] = {
     "gemini": "google",
+    "models": "google",  # the Gemini API's resource name: models/gemini-2.5-pro
     "vertex_ai": "google",
     "vertex_ai_beta": "google",
     "bedrock": "aws",
@@ -227,7 +228,7 @@ MAPPING_RULES = digest_of(
         b"web searches priced|",
         b"tier prices applied before their listing|",
         b"reasoning priced apart where the catalog does|",
-        b"a vendor/model name priced as the vendor's model|",
+        b"a vendor/model name priced as the vendor's model, a host's listing first|",
         "\n".join(f"{k}={v}" for k, v in sorted(_PREFIX_VENDORS.items())).encode(),
         _batch_discounts_data(),
     ]
@@ -256,6 +257,15 @@ def _resolve(provider: str | None, model: str) -> tuple[str, str] | None:
     prefix, slash, rest = model.partition("/")
     if slash and prefix and rest:  # a gateway's "vendor/model" (LiteLLM's, Portkey's, Langfuse's)
         vendor = _PREFIX_VENDORS.get(prefix.lower(), prefix.lower())
+        ids = {p.id for p in snap.providers}
+        if vendor not in ids:  # not a vendor's name (a team's fine-tunes, a local server): unpriced
+            return None
+        if provider in SOLE_VENDORS and vendor != provider:  # a mislabelled row, as without the prefix
+            return None
+        if provider in ids and provider != vendor:  # a host's own listing of the model first
+            found = _resolve(provider, rest)
+            if found is not None:
+                return found
         return _resolve(vendor, rest)
     return None
 

@@ -692,7 +692,9 @@ def _prepare(
             else ""
         )
     )
-    changed = _changed_in_place(con, window) if stored_any else (0, ())
+    # (a day either side: a time read in another zone than before moves a row by hours)
+    near = f"ts BETWEEN TIMESTAMP '{lo}' - INTERVAL 1 DAY AND TIMESTAMP '{hi}' + INTERVAL 1 DAY"
+    changed = _changed_in_place(con, near) if lo is not None else (0, ())
     with_prompts = _fingerprints(con, key)
     with transaction(con):  # a model's price rows are stored whole or not at all (a kill between chunks)
         version = ensure_prices(con, overrides, "(SELECT provider, model FROM _new)")
@@ -714,10 +716,11 @@ def _prepare(
 
 def _changed_in_place(con: duckdb.DuckDBPyConnection, window: str) -> tuple[int, tuple[str, ...]]:
     """The new good rows of files an earlier committed run read whose line held a stored event of
-    that run of the same time, model and user, and other content (another id): the file was
-    rewritten with changed rows. Rows without a source id are known by their content, so the
-    changed ones are new events, and their earlier versions stay: both count. How many, and the
-    runs that stored the earlier versions."""
+    that run of the same time, model and user, or of the same request id, and another event id: the
+    file was rewritten with changed rows (or its times read otherwise, as an older flopledger read
+    a zone one row named into the rows after it). Rows without a source id are known by their
+    content, and a source id goes with its time, so the changed ones are new events, and their
+    earlier versions stay: both count. How many, and the runs that stored the earlier versions."""
     runs = [
         str(r)
         for (r,) in con.execute(
@@ -733,8 +736,10 @@ def _changed_in_place(con: duckdb.DuckDBPyConnection, window: str) -> tuple[int,
     found = con.execute(
         f"""SELECT count(DISTINCT n.event_id), list(DISTINCT e.ingest_id ORDER BY e.ingest_id)
             FROM _new AS n JOIN (SELECT * FROM events WHERE {window} AND ingest_id IN ({ids})) AS e
-              ON e.source_line = n._line AND e.ts = n.ts AND e.model IS NOT DISTINCT FROM n.model
-             AND e."user" IS NOT DISTINCT FROM n."user" AND e.event_id <> n.event_id"""
+              ON e.source_line = n._line AND e.event_id <> n.event_id
+             AND ((e.ts = n.ts AND e.model IS NOT DISTINCT FROM n.model
+                   AND e."user" IS NOT DISTINCT FROM n."user")
+                  OR e.request_id = n.request_id)"""
     ).fetchone()
     if found is None or not found[0]:
         return 0, ()

@@ -215,7 +215,9 @@ def _checks() -> list[tuple[str, str, str]]:
         ),
         (
             _only_if(
-                f"NOT {_blank('tags')}", "NOT json_valid(tags) OR json_type(tags) NOT IN ('OBJECT', 'ARRAY')"
+                f"NOT {_blank('tags')}",
+                # (a CASE: json_type of text that is no JSON raises, and DuckDB judges both sides of an OR)
+                "CASE WHEN json_valid(tags) THEN json_type(tags) NOT IN ('OBJECT', 'ARRAY') ELSE true END",
             ),
             "'tags must be a JSON object (or a list of labels)'",
             "'tags'",
@@ -253,7 +255,7 @@ def _timestamp() -> str:
     )
 
 
-_ZONED = r"'\d:\d\d(:\d\d(\.\d+)?)?\s*[+-]\d\d(:?\d\d)?\s*$|[A-SU-Za-su-z]'"
+_ZONED = r"'\d:\d\d(:\d\d)?(\.\d*)?\s*[+-]\d\d(:?\d\d){0,2}\s*$|[A-SU-Za-su-z]'"
 """A time's text that names an offset (``10:00+02:00``) or a zone (``UTC``, ``Europe/Berlin``): any
 letter but the ``T`` between date and time."""
 
@@ -357,8 +359,10 @@ def checked_sql(source: str, *, fidx: str, incl_cache: str, raw: str, excl_reaso
         _min_in AS min_request_input_tokens,
         _max_in AS max_request_input_tokens,
         -- a list of labels (Langfuse's, Datadog's tags) is kept as the object's "labels"
-        CASE WHEN starts_with(ltrim(tags), '[') AND json_valid(tags)
-             THEN CAST(json_object('labels', json(tags)) AS VARCHAR) ELSE tags END AS tags, prompt
+        CASE WHEN contains(tags, '[') AND json_valid(tags)
+             THEN CASE WHEN json_type(tags) = 'ARRAY' THEN CAST(json_object('labels', json(tags)) AS VARCHAR)
+                       ELSE tags END
+             ELSE tags END AS tags, prompt
     FROM hashed
     """
 

@@ -310,8 +310,15 @@ def case_blind_names(
     columns: Sequence[str], mapping: Mapping[str, str], fixed: Mapping[str, str]
 ) -> dict[str, str]:
     """The canonical columns a file has under its canonical name in another case (``TS``, ``MODEL``:
-    a warehouse's export), where neither ``--map`` nor ``--set`` names them: canonical -> column."""
+    a warehouse's export), where neither ``--map`` nor ``--set`` names them: canonical -> column.
+
+    Only for a file whose columns under their exact names lack what a row needs (a time, a model, a
+    token count): such a file was refused whole before, so no stored row of it has an id the other
+    columns read now would change (a row without a source id is known by its content)."""
     have = set(columns)
+    available = have | set(mapping) | set(fixed)
+    if {"ts", "model"} <= available and any(c in available for c in TOKEN_COLUMNS):
+        return {}
     found: dict[str, str] = {}
     for canonical in STAGE_COLUMNS:
         if canonical in have or canonical in mapping or canonical in fixed:
