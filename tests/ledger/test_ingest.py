@@ -415,7 +415,7 @@ class _InterruptedAfterCommit:
 
     def execute(self, sql: str, *args: object) -> object:
         out = self._con.execute(sql, *args)
-        self._run_committed |= "status = 'committed'" in sql
+        self._run_committed |= sql.lstrip().startswith("UPDATE ingests") and "status = 'committed'" in sql
         if sql.strip().upper() == "COMMIT" and self._run_committed:  # the run's own commit
             raise KeyboardInterrupt
         return out
