@@ -280,13 +280,20 @@ counts are not counted again; a remote agent's (a CLIENT span) are the only reco
 _CLIENT_KINDS = (3, "3", "SPAN_KIND_CLIENT")
 
 
+_TOKEN_FIELDS = ("input_total", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+def _counts_tokens(attrs: Mapping[str, Any]) -> bool:
+    """Whether a span gives any token count."""
+    return any(_first(attrs, f) is not None for f in _TOKEN_FIELDS)
+
+
 def _is_usage(attrs: Mapping[str, Any]) -> bool:
     """Whether a GenAI span records usage: it names a model or counts tokens.
 
     Tool executions and agent steps carry ``gen_ai.*`` attributes but neither; they are not usage.
     """
-    fields = ("model", "input_total", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-    return any(_first(attrs, f) is not None for f in fields)
+    return _first(attrs, "model") is not None or _counts_tokens(attrs)
 
 
 _AGGREGATE_KINDS = ("AGENT", "CHAIN")
@@ -310,8 +317,7 @@ _ERROR_CODES = (2, "2", "STATUS_CODE_ERROR")
 def _failed_without_usage(span: Mapping[str, Any], attrs: Mapping[str, Any]) -> bool:
     """A model call that failed (an error status, or an ``error.type``) and counts no tokens: no
     usage was billed (a refused or rate-limited request), so it is not usage."""
-    token_fields = ("input_total", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-    if any(_first(attrs, f) is not None for f in token_fields):
+    if _counts_tokens(attrs):
         return False
     status = span.get("status")
     code = status.get("code") if isinstance(status, dict) else None
@@ -472,24 +478,21 @@ def spans_to_rows(documents: Iterable[tuple[int, Any]]) -> Iterator[StagedRow]:
             found.append((line, doc.staged()))
         else:
             found.extend((line, item) for item in _usage_spans(doc, line, parents))
-    agents = {
-        _hex_id(i[0], "spanId")
-        for _, i in found
-        if isinstance(i, tuple) and _is_aggregate(i[1]) and i[0].get("kind") in _CLIENT_KINDS
-    }
+    spans = {n: item for n, (_, item) in enumerate(found) if isinstance(item, tuple)}
+    agents = {n for n, (_, attrs) in spans.items() if _is_aggregate(attrs)}
+    remote = {_hex_id(spans[n][0], "spanId") for n in agents if spans[n][0].get("kind") in _CLIENT_KINDS}
+    # each model call's ancestors (None: its chain leaves the file), and, by trace, for the agents
+    chains = {n: _ancestors(span, parents) for n, (span, _) in spans.items() if n not in agents}
     blocking: dict[str, list[tuple[str, ...] | None]] = {}
-    outside: set[int] = set()  # model calls (ids of their spans) no remote agent made
-    for _, item in found:
-        if isinstance(item, tuple) and not _is_aggregate(item[1]) and (trace := _trace(item[0])):
-            chain = _ancestors(item[0], parents)
+    for n, chain in chains.items():
+        if trace := _trace(spans[n][0]):
             blocking.setdefault(trace, []).append(chain)
-            if chain is not None and not agents.intersection(chain):
-                outside.add(id(item[0]))
-    for line, item in found:
+    for n, (line, item) in enumerate(found):
         if isinstance(item, StagedRow):
             yield item
-        elif not _is_aggregate(item[1]):
-            yield _span_row(line, *item, outside_agents=id(item[0]) in outside)
+        elif n in chains:  # a model call: no remote agent made it where its whole chain passes none
+            chain = chains[n]
+            yield _span_row(line, *item, outside_agents=chain is not None and not remote.intersection(chain))
         elif _counts_itself(item[0], blocking):
             # counted unless the ledger already holds model calls of its trace (ingest looks)
             yield _span_row(line, *item, remote_agent=True)
@@ -529,8 +532,7 @@ def _span_row(
         return StagedRow(line=line, raw=raw, source_id=source_id, error=str(exc), error_field=exc.field)
     output = _first(attrs, "output_tokens")
     reasoning = _first(attrs, "reasoning_tokens")
-    token_fields = ("input_total", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-    if not any(_first(attrs, f) is not None for f in token_fields):
+    if not _counts_tokens(attrs):
         return StagedRow(
             line=line,
             raw=raw,
