@@ -29,6 +29,7 @@ __all__ = [
     "canonical_tier",
     "detect_format",
     "get_format",
+    "is_record_array",
     "json_array_hint",
     "register",
     "whole_count",
@@ -262,6 +263,14 @@ def _is_cost_report(head: str) -> bool:
     return bool(_COST_PAGE.search(head[:20_000]))
 
 
+_RECORD_ARRAY = re.compile(r"\s*\[\s*\{")
+
+
+def is_record_array(head: str) -> bool:
+    """Whether a file's head starts one JSON array of records (`jq -s`, an API's list)."""
+    return _RECORD_ARRAY.match(head) is not None
+
+
 def json_array_hint(path: Path) -> str:
     """What to say of a file that is one JSON array of records, read as a table."""
     lines = f"{path.stem}.jsonl" if path.suffix.lower() != ".jsonl" else f"{path.stem}-lines.jsonl"
@@ -296,7 +305,7 @@ def detect_format(path: Path) -> InputFormat:
         return matches[0]
     names = ", ".join(sorted(FORMATS))
     if not matches:
-        if re.match(r"\s*\[\s*\{", head):  # a JSON array of records (`jq -s`, an API's list)
+        if is_record_array(head):
             raise InputError(json_array_hint(path), path=str(path))
         raise InputError(
             f"cannot tell the format of this file; pass --format (one of: {names})", path=str(path)

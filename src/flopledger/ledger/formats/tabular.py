@@ -17,7 +17,13 @@ from pathlib import Path
 import duckdb
 
 from flopledger.errors import FlopledgerError, InputError
-from flopledger.ledger.formats.base import STAGE_COLUMNS, InputFormat, json_array_hint, register
+from flopledger.ledger.formats.base import (
+    STAGE_COLUMNS,
+    InputFormat,
+    is_record_array,
+    json_array_hint,
+    register,
+)
 from flopledger.ledger.schema import TOKEN_COLUMNS, WEB_SEARCH_CLASS
 
 __all__ = ["Csv", "Jsonl", "Parquet", "TableFormat", "TableSource"]
@@ -315,10 +321,9 @@ def case_blind_names(
     Only for a file whose columns under their exact names lack what a row needs (a time, a model, a
     token count): such a file was refused whole before, so no stored row of it has an id the other
     columns read now would change (a row without a source id is known by its content)."""
-    have = set(columns)
-    available = have | set(mapping) | set(fixed)
-    if {"ts", "model"} <= available and any(c in available for c in TOKEN_COLUMNS):
+    if not _missing_required(columns, mapping, fixed):
         return {}
+    have = set(columns)
     found: dict[str, str] = {}
     for canonical in STAGE_COLUMNS:
         if canonical in have or canonical in mapping or canonical in fixed:
@@ -329,15 +334,24 @@ def case_blind_names(
     return found
 
 
+def _missing_required(
+    columns: Sequence[str], mapping: Mapping[str, str], fixed: Mapping[str, str]
+) -> list[str]:
+    """What a row needs that the file has no column for, under its canonical name, ``--map``ped or
+    ``--set``: a time, a model, a token count."""
+    available = set(columns) | set(mapping) | set(fixed)
+    missing = [c for c in ("ts", "model") if c not in available]
+    if not any(c in available for c in TOKEN_COLUMNS):
+        missing.append("a token count (input_tokens, output_tokens, ...)")
+    return missing
+
+
 def _check_required(
     columns: list[str], mapping: Mapping[str, str], fixed: Mapping[str, str], path: Path
 ) -> None:
     """One clear error for a file none of whose rows could be stored: it has no column for ``ts``,
     for ``model`` or for any token count, under its canonical name, ``--map``ped or ``--set``."""
-    available = set(columns) | set(mapping) | set(fixed)
-    missing = [c for c in ("ts", "model") if c not in available]
-    if not any(c in available for c in TOKEN_COLUMNS):
-        missing.append("a token count (input_tokens, output_tokens, ...)")
+    missing = _missing_required(columns, mapping, fixed)
     if not missing:
         return
     known = ", ".join(columns[:30])
@@ -704,7 +718,7 @@ class Jsonl(TableFormat):
         if not rows:
             with path.open("rb") as fh:
                 head = fh.read(4096).decode("utf-8", errors="replace").removeprefix("\ufeff")
-            if head.lstrip().startswith("["):
+            if is_record_array(head):
                 raise InputError(json_array_hint(path), path=str(path))
         return [r[0] for r in rows]
 
