@@ -37,6 +37,7 @@ __all__ = [
     "CATALOG_VERSION",
     "FAR_FUTURE",
     "FAR_PAST",
+    "GATEWAY_VENDORS",
     "MAPPING_RULES",
     "PRICE_CLASSES",
     "PRICE_ROW_KEYS",
@@ -205,7 +206,7 @@ def _batch_discounts_data() -> bytes:
     return files("flopledger.catalog").joinpath("data/batch_discounts.yaml").read_bytes()
 
 
-_PREFIX_VENDORS: dict[str, str] = {
+GATEWAY_VENDORS: dict[str, str] = {
     "gemini": "google",
     "models": "google",  # the Gemini API's resource name: models/gemini-2.5-pro
     "vertex_ai": "google",
@@ -217,7 +218,13 @@ _PREFIX_VENDORS: dict[str, str] = {
     "mistralai": "mistral",
     "text-completion-openai": "openai",
 }
-"""A gateway's model-name prefix, as the vendor it names (the others name themselves)."""
+"""Gateways' names of vendors (LiteLLM's ``custom_llm_provider``, a model name's ``vendor/`` prefix)
+as the vendor ids the catalog and the ledger use; the other names are the vendors' own."""
+
+
+@functools.cache
+def _provider_ids() -> frozenset[str]:
+    return frozenset(p.id for p in _snapshot().providers)
 
 
 MAPPING_RULES = digest_of(
@@ -229,7 +236,7 @@ MAPPING_RULES = digest_of(
         b"tier prices applied before their listing|",
         b"reasoning priced apart where the catalog does|",
         b"a vendor/model name priced as the vendor's model, a host's listing first|",
-        "\n".join(f"{k}={v}" for k, v in sorted(_PREFIX_VENDORS.items())).encode(),
+        "\n".join(f"{k}={v}" for k, v in sorted(GATEWAY_VENDORS.items())).encode(),
         _batch_discounts_data(),
     ]
 )[:8]
@@ -256,8 +263,8 @@ def _resolve(provider: str | None, model: str) -> tuple[str, str] | None:
         return prov.id, info.id
     prefix, slash, rest = model.partition("/")
     if slash and prefix and rest:  # a gateway's "vendor/model" (LiteLLM's, Portkey's, Langfuse's)
-        vendor = _PREFIX_VENDORS.get(prefix.lower(), prefix.lower())
-        ids = {p.id for p in snap.providers}
+        vendor = GATEWAY_VENDORS.get(prefix.lower(), prefix.lower())
+        ids = _provider_ids()
         if vendor not in ids:  # not a vendor's name (a team's fine-tunes, a local server): unpriced
             return None
         if provider in SOLE_VENDORS and vendor != provider:  # a mislabelled row, as without the prefix

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from flopledger.catalog.prices import GATEWAY_VENDORS
 from flopledger.ledger.formats.base import (
     BadCount,
     JsonLineError,
@@ -32,17 +33,6 @@ from flopledger.ledger.formats.base import (
 __all__ = ["LiteLLMSpendLogs"]
 
 _MARKERS = ("request_id", "spend", "prompt_tokens", "completion_tokens", "startTime")
-# LiteLLM's ``custom_llm_provider`` names onto the vendor names the other formats store.
-_PROVIDERS = {
-    "gemini": "google",
-    "vertex_ai": "google",
-    "vertex_ai_beta": "google",
-    "bedrock": "aws",
-    "bedrock_converse": "aws",
-    "azure_ai": "azure",
-    "text-completion-openai": "openai",
-    "xai": "x-ai",
-}
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -121,7 +111,7 @@ def _provider(value: Any) -> str | None:
     if not value:
         return None
     name = str(value).strip().lower()
-    return _PROVIDERS.get(name, name)
+    return GATEWAY_VENDORS.get(name, name)  # LiteLLM's names onto those the other formats store
 
 
 def _tag_list(value: Any) -> Any:
