@@ -41,10 +41,6 @@ def _say(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
-def _is_duckdb(exc: BaseException, name: str) -> bool:
-    return type(exc).__module__ in ("duckdb", "_duckdb") and type(exc).__name__ == name
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; a :class:`FlopledgerError` prints one clear line and exits 1, as does a file the
     ledger cannot be written to (a full disk); a query Ctrl-C stopped exits 130."""
@@ -54,15 +50,17 @@ def main(argv: list[str] | None = None) -> None:
         _say(str(exc))
         sys.exit(1)
     except Exception as exc:
+        import duckdb  # (loaded by whatever command got this far)
+
         # DuckDB turns Ctrl-C into an interrupted query (click turns a KeyboardInterrupt elsewhere
         # into "Aborted!"); a transaction it cut short is rolled back
-        if _is_duckdb(exc, "InterruptException") or str(exc) == "Query interrupted":
+        if isinstance(exc, duckdb.InterruptException) or str(exc) == "Query interrupted":
             _say(
                 "interrupted: what a command had not committed is rolled back; `flopledger ingests list` "
                 "says whether an ingest's run committed"
             )
             sys.exit(EXIT_INTERRUPTED)
-        if _is_duckdb(exc, "IOException"):
+        if isinstance(exc, duckdb.IOException):
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             _say(
                 f"{first} (what was not committed is rolled back; free space or fix the path, then run again)"

@@ -226,7 +226,8 @@ def ingest(
         runs = ", ".join(result.changed_runs[:5])
         typer.echo(
             f"{result.rows_changed_in_place} row(s) of this run's files changed in place since run(s) "
-            f"{runs} stored them (the same time, model and user at the same line, with other counts): "
+            f"{runs} stored them (the same time, model and user at the same line with other counts, or "
+            "the same request at another time): "
             "both versions now count. If the file was rewritten with corrected rows, undo the earlier "
             f"run(s) (`flopledger ingests undo ID`) and this one ({result.ingest_id}), then ingest the "
             "file again.",

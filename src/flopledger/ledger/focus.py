@@ -8,10 +8,10 @@ are (a list or object value as its JSON text: FOCUS tag values are scalars), plu
 flopledger's own key prefix, ``flopledger:team`` (events with different tags make separate rows).
 A charge holds events of one price point (the rates they were priced at), so its unit prices are
 one price list's: a long-context tier, a price change or a discount starting within the day make
-rows of their own. ``SkuPriceId`` names the price point (model, class, tier, list unit price), the
-same across catalog and overrides versions. flopledger's own columns carry the ``x_`` prefix.
-Unpriced events are left out and counted: a FOCUS cost cannot be NULL and an unknown model is never
-silently free.
+rows of their own. ``SkuPriceId`` names the price point (model, class, service tier, and the list
+input and output rates per million tokens), the same across catalog and overrides versions.
+flopledger's own columns carry the ``x_`` prefix. Unpriced events are left out and counted: a FOCUS
+cost cannot be NULL and an unknown model is never silently free.
 
 The column list (feature level, type, null rules) is package data, ``data/focus_1_2_columns.csv``,
 transcribed from the FOCUS 1.2 specification (focus.finops.org); the tests check exports against it.

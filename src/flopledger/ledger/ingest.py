@@ -104,8 +104,8 @@ class IngestResult:
     overlapping_runs: tuple[str, ...] = ()
     overlaps_within_run: bool = False  # files of this run overlap each other too
     # Stored rows whose file an earlier run read held, at the same line, a stored event of the same
-    # time, model and user with other counts: the file was rewritten with changed rows (both count
-    # now); the runs that stored the earlier versions.
+    # time, model and user with other counts, or of the same request at another time: the file was
+    # rewritten with changed rows (both count now); the runs that stored the earlier versions.
     rows_changed_in_place: int = 0
     changed_runs: tuple[str, ...] = ()
 
