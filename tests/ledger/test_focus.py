@@ -408,15 +408,14 @@ def _focus_of(
     ]
 
 
+_SONNET = {"provider": "anthropic", "model": "claude-sonnet-4-5", "ts": "2026-11-10T10:00:00Z"}
+"""A line of usage of one model on one day, for the exports below to add counts to."""
+
+
 def test_each_row_is_one_price_point_so_its_unit_price_is_a_published_one(tmp_path: Path) -> None:
     """Two requests of one day, below and above the 200k long-context tier: two rows, $3 and $6 per
     million, each its own SkuPriceId (one row at a blended $5.25 is no price any list has)."""
-    base = {
-        "provider": "anthropic",
-        "model": "claude-sonnet-4-5",
-        "team": "web",
-        "ts": "2026-11-10T10:00:00Z",
-    }
+    base = {**_SONNET, "team": "web"}
     rows = _focus_of(tmp_path, [{**base, "input_tokens": 100_000}, {**base, "input_tokens": 300_000}])
     got = sorted((float(r["PricingQuantity"]), float(r["ListUnitPrice"]), r["SkuPriceId"]) for r in rows)
     assert [(q, round(p, 9)) for q, p, _ in got] == [(0.1, 3.0), (0.3, 6.0)]
@@ -429,12 +428,7 @@ def test_each_row_is_one_price_point_so_its_unit_price_is_a_published_one(tmp_pa
 
 
 def test_the_sku_price_id_stays_when_the_overrides_file_changes(tmp_path: Path) -> None:
-    line = {
-        "provider": "anthropic",
-        "model": "claude-sonnet-4-5",
-        "ts": "2026-11-10T10:00:00Z",
-        "input_tokens": 10,
-    }
+    line = {**_SONNET, "input_tokens": 10}
     plain = _focus_of(tmp_path / "a", [line], overrides="# no discounts yet\n")
     commented = _focus_of(tmp_path / "b", [line], overrides="# no discounts yet, said otherwise\n")
     assert plain[0]["x_PriceVersion"] != commented[0]["x_PriceVersion"]
@@ -457,9 +451,7 @@ def test_the_sku_price_id_stays_when_the_overrides_file_changes(tmp_path: Path) 
 
 def test_tags_keep_the_users_team_and_hold_scalar_values_only(tmp_path: Path) -> None:
     line = {
-        "provider": "anthropic",
-        "model": "claude-sonnet-4-5",
-        "ts": "2026-11-10T10:00:00Z",
+        **_SONNET,
         "input_tokens": 10,
         "team": "alpha",
         "tags": {"team": "marketing", "request_tags": ["coding-agent", "ci"], "meta": {"env": "prod"}},
