@@ -1171,29 +1171,27 @@ def _renamed_files_rows(con: duckdb.DuckDBPyConnection) -> None:
     """Add to ``_seen`` the stored bad rows of files whose path is gone that a batch's file holds
     again, unseen yet: the file was renamed or moved, and its bad rows are the same rows (at their
     new path). A path still there is another file (a rotated log's copy), and keeps its own."""
+    # the unseen stored rows of other files that rows of the batch have the content of
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _moved AS
+           SELECT q.rowid AS qrid, q.row_key AS old_key, q.file_key AS old_file, b._line, b.row_key, b._key,
+                  b._file, b.content_key
+           FROM quarantine AS q JOIN _bad AS b USING (content_key)
+           WHERE q.file_key <> b._key AND q.rowid NOT IN (SELECT qrid FROM _seen)
+             AND b.row_key NOT IN (SELECT row_key FROM _seen)"""
+    )
     keys = [
-        str(k)
-        for (k,) in con.execute(
-            """SELECT DISTINCT q.file_key FROM quarantine AS q JOIN _bad AS b USING (content_key)
-               WHERE q.file_key <> b._key AND q.rowid NOT IN (SELECT qrid FROM _seen)
-                 AND b.row_key NOT IN (SELECT row_key FROM _seen)"""
-        ).fetchall()
-        if k is not None
+        str(k) for (k,) in con.execute("SELECT DISTINCT old_file FROM _moved").fetchall() if k is not None
     ]
     gone = [k for k in keys if Path(k).is_absolute() and not Path(k).exists()]
-    if not gone:
-        return
-    con.execute(
-        f"""INSERT INTO _seen
-            SELECT min(qrid), arg_min(old_key, qrid), _line, row_key, _key, _file, content_key FROM (
-                SELECT q.rowid AS qrid, q.row_key AS old_key, b._line, b.row_key, b._key, b._file,
-                       b.content_key
-                FROM quarantine AS q JOIN _bad AS b USING (content_key)
-                WHERE q.file_key IN ({", ".join(sql_literal(k) for k in gone)})
-                  AND q.rowid NOT IN (SELECT qrid FROM _seen)
-                  AND b.row_key NOT IN (SELECT row_key FROM _seen))
-            GROUP BY _line, row_key, _key, _file, content_key"""
-    )
+    if gone:
+        con.execute(
+            f"""INSERT INTO _seen
+                SELECT min(qrid), arg_min(old_key, qrid), _line, row_key, _key, _file, content_key
+                FROM _moved WHERE old_file IN ({", ".join(sql_literal(k) for k in gone)})
+                GROUP BY _line, row_key, _key, _file, content_key"""
+        )
+    con.execute("DROP TABLE _moved")
 
 
 def _fingerprints(con: duckdb.DuckDBPyConnection, key: bytes) -> bool:
